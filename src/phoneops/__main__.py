@@ -1,0 +1,3 @@
+from phoneops.cli import main
+
+main()

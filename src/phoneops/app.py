@@ -1,0 +1,176 @@
+"""FastAPI factory: mounts the core, every domain's router and pages, errors, health and metrics."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from phoneops import __version__
+from phoneops.core import db
+from phoneops.core.deps import LoginRequired, viewer
+from phoneops.core.errors import AppError
+from phoneops.core.logging import configure_logging, register_secret, scrub
+from phoneops.core.security import Principal
+from phoneops.registry import domain_modules, load_domains
+from phoneops.settings import Settings, get_settings
+
+log = structlog.get_logger("phoneops.http")
+
+
+def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> Response:
+        if _wants_html(request) and exc.status_code in (403, 404, 409, 413, 422, 503):
+            from phoneops.ui.render import error_page
+
+            return error_page(request, exc.status_code, exc.message)
+        return _error(exc.status_code, exc.code, scrub(exc.message), exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        details = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        return _error(422, "validation_error", "request is not valid", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+        if _wants_html(request) and exc.status_code == 404:
+            from phoneops.ui.render import error_page
+
+            return error_page(request, 404, "page not found")
+        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("http.unhandled", path=request.url.path)
+        return _error(500, "internal_error", "internal error; it has been logged")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_json, settings.log_level)
+    register_secret(
+        settings.session_secret.get_secret_value(),
+        settings.blind_index_key.get_secret_value(),
+        settings.aes_keys.get_secret_value(),
+        *(s.get_secret_value() for s in (
+            settings.voluum_access_key, settings.ongage_password, settings.messagewhiz_api_key,
+            settings.hlr_api_key, settings.hlr_api_secret, settings.aws_secret_access_key,
+            settings.gsm_fusion_api_key, settings.aes_key_legacy,
+        ) if s is not None),
+    )
+    db.configure(settings.database_url)
+    load_domains()
+
+    app = FastAPI(
+        title="phoneops",
+        version=__version__,
+        description="Phone-number audience hygiene and IMEI device checks.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        response.headers["X-Request-ID"] = request_id
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        log.info(
+            "http.request", method=request.method, path=request.url.path, status=response.status_code,
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 1), request_id=request_id,
+        )
+        return response
+
+    @app.get("/health", tags=["core"])
+    def health() -> JSONResponse:
+        checks: dict[str, Any] = {}
+        try:
+            with db.get_engine().connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = {"ok": True, "backend": db.get_engine().dialect.name}
+        except Exception as exc:
+            checks["database"] = {"ok": False, "error": type(exc).__name__}
+        from phoneops.core.queue import describe
+
+        checks["jobs"] = describe()
+        providers = {name: ("configured" if ok else "not configured") for name, ok in settings.providers().items()}
+        ok = checks["database"]["ok"] and checks["jobs"]["ok"]
+        return JSONResponse(
+            {"status": "ok" if ok else "degraded", "version": __version__, **checks, "providers": providers},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["core"], include_in_schema=False)
+    def metrics(_: Principal = Depends(viewer)) -> Response:
+        from phoneops.core.metrics import render_metrics
+
+        body, content_type = render_metrics()
+        return Response(body, media_type=content_type)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(_: Principal = Depends(viewer)) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(_: Principal = Depends(viewer)) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="phoneops API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    from swagger_ui_bundle import swagger_ui_path
+
+    from phoneops.core.router import router as core_router
+    from phoneops.ui.render import STATIC_DIR
+    from phoneops.ui.views import router as ui_router
+
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(core_router)
+    for module in domain_modules("router"):
+        app.include_router(module.router)
+    app.include_router(ui_router)
+    for module in domain_modules("views"):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,321 @@
+"""The `phoneops` command: serve, worker, demo, migrate, user, token, jobs; domains add sub-commands."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from phoneops.core.errors import AppError
+from phoneops.settings import SettingsError
+
+app = typer.Typer(help="phoneops: phone-number audience hygiene and IMEI device checks.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Follow background jobs.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(jobs_app, name="jobs")
+
+console = Console()
+err = Console(stderr=True)
+
+CLI_ACTOR_NAME = "cli"
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from phoneops.settings import get_settings
+
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _bootstrap():  # type: ignore[no-untyped-def]
+    from phoneops.core import db
+    from phoneops.core.logging import configure_logging
+    from phoneops.registry import load_domains
+
+    settings = _settings()
+    configure_logging(settings.log_json, settings.log_level)
+    db.configure(settings.database_url)
+    load_domains()
+    return settings
+
+
+def cli_actor():  # type: ignore[no-untyped-def]
+    from phoneops.core.security import Principal, Role
+
+    return Principal(user_id=None, username=CLI_ACTOR_NAME, role=Role.admin, via="cli")
+
+
+def fail(exc: AppError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc.message}")
+    return typer.Exit(1)
+
+
+# --- database ----------------------------------------------------------------------------------
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to the latest version."""
+    from phoneops.core.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    console.print("[green]database is up to date[/green]")
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8800,
+    embedded_worker: Annotated[bool, typer.Option(help="Run a job consumer in this process")] = False,
+) -> None:
+    """Run the API and web UI (optionally with an embedded job worker)."""
+    import uvicorn
+
+    from phoneops.app import create_app
+
+    settings = _bootstrap()
+    consumer = None
+    reaper = None
+    if embedded_worker:
+        from phoneops.core.jobs import Reaper
+        from phoneops.core.queue import start_consumer
+
+        consumer = start_consumer(settings.worker_threads)
+        reaper = Reaper(interval=max(1.0, settings.job_lease_seconds / 2))
+        reaper.start()
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        if reaper is not None:
+            reaper.stop()
+        if consumer is not None:
+            consumer.stop(graceful=True)
+
+
+@app.command()
+def worker(threads: Annotated[int | None, typer.Option(help="Worker threads")] = None) -> None:
+    """Run a job consumer (any number of them, on any machine)."""
+    from phoneops.core.jobs import Reaper, reap_expired
+    from phoneops.core.queue import get_huey
+
+    settings = _bootstrap()
+    huey = get_huey()
+    reap_expired()
+    reaper = Reaper(interval=max(1.0, settings.job_lease_seconds / 2))
+    reaper.start()
+    consumer = huey.create_consumer(workers=threads or settings.worker_threads, worker_type="thread")
+    consumer.run()
+
+
+def _ensure_demo_secrets(data_dir: Path) -> None:
+    """Give a fresh machine working secrets: generated once into data/demo-secrets.env (mode 600)."""
+    import base64
+
+    path = data_dir / "demo-secrets.env"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        blind = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        path.write_text(
+            f"SESSION_SECRET={secrets.token_urlsafe(48)}\nAES_KEYS=k1:{key}\nBLIND_INDEX_KEY={blind}\n"
+        )
+        path.chmod(0o600)
+    for line in path.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name and value:
+            os.environ.setdefault(name, value)
+
+
+@app.command()
+def demo(port: int = 8800) -> None:
+    """Migrate, create the admin user, start the simulators and serve everything on 127.0.0.1."""
+    from phoneops.settings import reset_settings_cache
+
+    _ensure_demo_secrets(Path(os.environ.get("DATA_DIR", "./data")))
+    reset_settings_cache()
+    from phoneops.core.demo import prepare_demo
+
+    settings = _bootstrap()
+    prepare_demo(settings, console)
+    console.print(f"[bold]phoneops demo[/bold] on http://127.0.0.1:{port}  (Ctrl-C to stop)")
+    serve(host="127.0.0.1", port=port, embedded_worker=True)
+
+
+# --- users and tokens --------------------------------------------------------------------------
+
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    role: Annotated[str, typer.Option(help="viewer, operator or admin")] = "viewer",
+    password: Annotated[str | None, typer.Option(help="Prompted for when omitted")] = None,
+) -> None:
+    from phoneops.core.db import session_scope
+    from phoneops.core.security import create_user
+
+    _bootstrap()
+    if password is None:
+        password = getpass.getpass("password: ")
+    try:
+        with session_scope() as session:
+            user = create_user(session, cli_actor(), username, password, role)
+            console.print(f"created user [bold]{user.username}[/bold] ({user.role})")
+    except AppError as exc:
+        raise fail(exc) from None
+
+
+@user_app.command("list")
+def user_list() -> None:
+    from phoneops.core.db import session_scope
+    from phoneops.core.security import list_users
+
+    _bootstrap()
+    table = Table("username", "role", "active", "last login")
+    with session_scope() as session:
+        for u in list_users(session):
+            table.add_row(u.username, u.role, "yes" if u.is_active else "no",
+                          u.last_login_at.isoformat(timespec="seconds") if u.last_login_at else "-")
+    console.print(table)
+
+
+@user_app.command("disable")
+def user_disable(username: str) -> None:
+    from phoneops.core.db import session_scope
+    from phoneops.core.security import set_user_active
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            set_user_active(session, cli_actor(), username, False)
+    except AppError as exc:
+        raise fail(exc) from None
+    console.print(f"disabled {username}; their sessions and tokens no longer work")
+
+
+@token_app.command("create")
+def token_create(username: str, name: Annotated[str, typer.Option()] = "cli") -> None:
+    from phoneops.core.db import session_scope
+    from phoneops.core.security import create_token
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            token, plaintext = create_token(session, cli_actor(), username, name)
+            token_id = token.id
+    except AppError as exc:
+        raise fail(exc) from None
+    console.print(f"token id {token_id} for {username} (shown once):")
+    print(plaintext)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int) -> None:
+    from phoneops.core.db import session_scope
+    from phoneops.core.security import revoke_token
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            revoke_token(session, cli_actor(), token_id)
+    except AppError as exc:
+        raise fail(exc) from None
+    console.print(f"revoked token {token_id}")
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+
+def follow_job(job_id: str, timeout: float = 24 * 3600) -> str:
+    """Show a Rich progress bar for a job until it ends; returns its final status."""
+    from phoneops.core.db import session_scope
+    from phoneops.core.jobs import TERMINAL, get_job
+
+    deadline = time.monotonic() + timeout
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+        TextColumn("{task.completed:.0f}/{task.total}"), TimeElapsedColumn(), console=console,
+    ) as progress:
+        task = progress.add_task("job", total=None)
+        while True:
+            with session_scope() as session:
+                job = get_job(session, job_id)
+                progress.update(task, description=f"{job.kind} [{job.status}]",
+                                completed=job.progress_done, total=job.progress_total)
+                status, error, message = job.status, job.error, job.message
+            if status in TERMINAL or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    if error:
+        err.print(f"[red]{status}:[/red] {error}")
+    elif message:
+        console.print(message)
+    console.print(f"job {job_id}: [bold]{status}[/bold]")
+    return status
+
+
+@jobs_app.command("list")
+def jobs_list(status: str | None = None, kind: str | None = None, limit: int = 20) -> None:
+    from phoneops.core.db import session_scope
+    from phoneops.core.jobs import list_jobs
+
+    _bootstrap()
+    table = Table("id", "kind", "status", "progress", "created")
+    with session_scope() as session:
+        for j in list_jobs(session, kind=kind, status=status, limit=limit):
+            table.add_row(j.id, j.kind, j.status, f"{j.progress_done}/{j.progress_total or '?'}",
+                          j.created_at.isoformat(timespec="seconds"))
+    console.print(table)
+
+
+@jobs_app.command("follow")
+def jobs_follow(job_id: str) -> None:
+    _bootstrap()
+    status = follow_job(job_id)
+    raise typer.Exit(0 if status == "succeeded" else 1)
+
+
+@jobs_app.command("sample")
+def jobs_sample(steps: int = 20, delay: float = 0.05, wait: bool = True) -> None:
+    """Start the sample counting job (proves the worker setup end to end)."""
+    from phoneops.core.db import session_scope
+    from phoneops.core.sample import start_sample
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            job_id = start_sample(session, cli_actor(), steps, delay).id
+    except AppError as exc:
+        raise fail(exc) from None
+    console.print(f"job {job_id} queued")
+    if wait:
+        follow_job(job_id)
+
+
+def _mount_domains() -> None:
+    from phoneops.registry import domain_modules
+
+    for module in domain_modules("cli"):
+        app.add_typer(module.app, name=module.NAME)
+
+
+def main() -> None:
+    _mount_domains()
+    app()

@@ -1,0 +1,109 @@
+"""FastAPI dependencies: the request's session, who is calling, and what they may do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from phoneops.core.db import session_factory
+from phoneops.core.errors import Forbidden, Unauthorized
+from phoneops.core.security import (
+    SESSION_COOKIE,
+    Principal,
+    Role,
+    SessionCodec,
+    csrf_matches,
+    principal_for,
+    user_for_session,
+    user_for_token,
+)
+from phoneops.settings import get_settings
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class LoginRequired(Unauthorized):
+    """Raised for pages: the handler turns it into a redirect to /login."""
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """One transaction per request, committed at the boundary."""
+    session = session_factory()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def codec() -> SessionCodec:
+    settings = get_settings()
+    return SessionCodec(settings.session_secret.get_secret_value(), settings.session_max_age_seconds)
+
+
+async def _principal(request: Request, session: Session) -> Principal | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        user = user_for_token(session, auth[7:].strip())
+        if user is None:
+            raise Unauthorized("invalid or revoked API token")
+        return principal_for(user, "token", client_ip(request))
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    data = codec().read(cookie)
+    if data is None:
+        return None
+    user = user_for_session(session, data)
+    if user is None:
+        return None
+    principal = principal_for(user, "session", client_ip(request), csrf=str(data["csrf"]))
+    if request.method not in SAFE_METHODS:
+        given = request.headers.get("x-csrf-token")
+        if given is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            form = await request.form()
+            value = form.get("csrf_token")
+            given = value if isinstance(value, str) else None
+        if not csrf_matches(principal.csrf, given):
+            raise Forbidden("missing or invalid CSRF token", code="csrf")
+    return principal
+
+
+def require(role: Role, *, page: bool = False) -> Callable[..., object]:
+    async def dependency(request: Request, session: Session = Depends(get_db)) -> Principal:
+        principal = await _principal(request, session)
+        if principal is None:
+            raise (LoginRequired if page else Unauthorized)("authentication required")
+        if not principal.can(role):
+            raise Forbidden(f"this needs the {role.value} role")
+        request.state.principal = principal
+        return principal
+
+    dependency.__name__ = f"require_{role.value}{'_page' if page else ''}"
+    return dependency
+
+
+viewer = require(Role.viewer)
+operator = require(Role.operator)
+admin = require(Role.admin)
+page_viewer = require(Role.viewer, page=True)
+page_operator = require(Role.operator, page=True)
+page_admin = require(Role.admin, page=True)
+
+
+async def optional_principal(request: Request, session: Session = Depends(get_db)) -> Principal | None:
+    try:
+        return await _principal(request, session)
+    except (Unauthorized, Forbidden):
+        return None

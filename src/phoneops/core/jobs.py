@@ -1,0 +1,463 @@
+"""Background jobs: the `jobs` row is the truth; Huey only carries "run job X" messages.
+
+A job is created in the caller's transaction and enqueued after that transaction commits. A worker
+claims it with a conditional UPDATE (lease owner + heartbeat), runs its handler, and settles it.
+A worker that dies leaves a lease that stops beating; the reaper puts the job back on the queue and
+the handler resumes from the checkpoint it committed with its last effects.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from phoneops.core.db import after_commit, session_scope, utcnow
+from phoneops.core.errors import AppError, Conflict, NotFound
+from phoneops.core.models import Job, PeriodicRun
+from phoneops.core.security import Principal
+
+log = structlog.get_logger("phoneops.jobs")
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+
+
+class RetryLater(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a handler to park the job and resume it later (e.g. a provider is down)."""
+
+    def __init__(self, reason: str, delay_seconds: float = 60.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay_seconds = delay_seconds
+
+
+class LeaseLost(Exception):  # noqa: N818
+    """Another worker owns this job now; stop without touching it."""
+
+
+class JobCancelled(Exception):  # noqa: N818
+    """The job was cancelled by a user; the handler stops at its next step."""
+
+
+@dataclass
+class JobContext:
+    job_id: str
+    kind: str
+    params: dict[str, Any]
+    checkpoint: dict[str, Any]
+    worker: str
+    created_by: int | None
+    attempt: int
+    lease_seconds: int
+
+    def _guarded(self, session: Session, values: dict[str, Any]) -> None:
+        values = {**values, "heartbeat_at": utcnow()}
+        result = session.execute(
+            update(Job)
+            .where(Job.id == self.job_id, Job.lease_owner == self.worker, Job.status == "running")
+            .values(**values)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            current = session.get(Job, self.job_id)
+            if current is not None and current.status == "cancelled":
+                raise JobCancelled(self.job_id)
+            raise LeaseLost(self.job_id)
+
+    def step(
+        self,
+        session: Session,
+        *,
+        checkpoint: dict[str, Any] | None = None,
+        done: int | None = None,
+        total: int | None = None,
+        counters: dict[str, Any] | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Record progress in `session` — commit it together with the step's own effects."""
+        values: dict[str, Any] = {}
+        if checkpoint is not None:
+            self.checkpoint = checkpoint
+            values["checkpoint"] = checkpoint
+        if done is not None:
+            values["progress_done"] = done
+        if total is not None:
+            values["progress_total"] = total
+        if counters is not None:
+            values["counters"] = counters
+        if message is not None:
+            values["message"] = message
+        self._guarded(session, values)
+
+    def progress(self, **kwargs: Any) -> None:
+        """Record progress in its own short transaction."""
+        with session_scope() as session:
+            self.step(session, **kwargs)
+
+
+Handler = Callable[[JobContext], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    kind: str
+    handler: Handler
+    title: str
+    max_attempts: int = 10
+
+
+@dataclass(frozen=True)
+class PeriodicSpec:
+    name: str
+    handler: Callable[[], None]
+    minute: str = "*"
+    hour: str = "*"
+    slot_format: str = "%Y-%m-%dT%H:%M"
+
+
+_jobs: dict[str, JobSpec] = {}
+_periodic: dict[str, PeriodicSpec] = {}
+
+
+def job_handler(kind: str, *, title: str = "", max_attempts: int = 10) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        _jobs[kind] = JobSpec(kind=kind, handler=fn, title=title or kind, max_attempts=max_attempts)
+        return fn
+
+    return register
+
+
+def periodic(name: str, *, minute: str = "*", hour: str = "*") -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """Register a periodic task (cron fields); it runs once per schedule slot across all workers."""
+
+    def register(fn: Callable[[], None]) -> Callable[[], None]:
+        _periodic[name] = PeriodicSpec(name=name, handler=fn, minute=minute, hour=hour)
+        return fn
+
+    return register
+
+
+def registered_jobs() -> dict[str, JobSpec]:
+    return dict(_jobs)
+
+
+def registered_periodic() -> dict[str, PeriodicSpec]:
+    return dict(_periodic)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+# --- creating and reading jobs -----------------------------------------------------------------
+
+
+def create_job(
+    session: Session,
+    actor: Principal,
+    kind: str,
+    params: dict[str, Any] | None = None,
+    *,
+    title: str = "",
+    total: int | None = None,
+) -> Job:
+    """Create a job in the caller's transaction; it is enqueued once that transaction commits."""
+    if kind not in _jobs:
+        raise NotFound(f"unknown job kind {kind!r}")
+    job = Job(
+        id=str(uuid.uuid4()),
+        kind=kind,
+        title=(title or _jobs[kind].title)[:200],
+        params=params or {},
+        created_by=actor.user_id,
+        progress_total=total,
+        counters={},
+        checkpoint={},
+        result={},
+    )
+    session.add(job)
+    session.flush()
+    job_id = job.id
+    after_commit(session, lambda: enqueue(job_id))
+    return job
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def list_jobs(
+    session: Session, *, kind: str | None = None, status: str | None = None, limit: int = 50
+) -> list[Job]:
+    query = select(Job).order_by(Job.created_at.desc()).limit(max(1, min(limit, 500)))
+    if kind:
+        query = query.where(Job.kind == kind)
+    if status:
+        query = query.where(Job.status.in_(status.split(",")))
+    return list(session.scalars(query))
+
+
+def job_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Job.status, func.count(Job.id)).group_by(Job.status)).all()
+    return {status: count for status, count in rows}
+
+
+def cancel_job(session: Session, actor: Principal, job_id: str) -> Job:
+    from phoneops.core.audit import audit
+
+    job = get_job(session, job_id)
+    if job.status in TERMINAL:
+        raise Conflict(f"job {job_id} is already {job.status}")
+    job.status = "cancelled"
+    job.finished_at = utcnow()
+    job.lease_owner = None
+    audit(session, actor, "job.cancel", "job", job.id, {"kind": job.kind})
+    return job
+
+
+def active_job_for(session: Session, kind: str, key: str, value: Any) -> Job | None:
+    """A queued/running job of `kind` whose params[key] == value (one-run-at-a-time checks)."""
+    for job in session.scalars(select(Job).where(Job.kind == kind, Job.status.in_(ACTIVE))):
+        if job.params.get(key) == value:
+            return job
+    return None
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+def _claim(job_id: str, worker: str) -> JobContext | None:
+    now = utcnow()
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != "queued":
+            return None
+        if job.run_after is not None and job.run_after > now:
+            return None
+        spec = _jobs.get(job.kind)
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued")
+            .values(
+                status="running",
+                lease_owner=worker,
+                heartbeat_at=now,
+                attempts=Job.attempts + 1,
+                started_at=func.coalesce(Job.started_at, now),
+                run_after=None,
+            )
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        session.refresh(job)
+        if spec is None:
+            job.status, job.error, job.finished_at, job.lease_owner = "failed", f"unknown kind {job.kind}", now, None
+            return None
+        if job.attempts > spec.max_attempts:
+            job.status, job.finished_at, job.lease_owner = "failed", now, None
+            job.error = f"gave up after {spec.max_attempts} attempts (worker lost each time)"
+            return None
+        from phoneops.settings import get_settings
+
+        return JobContext(
+            job_id=job.id,
+            kind=job.kind,
+            params=dict(job.params),
+            checkpoint=dict(job.checkpoint or {}),
+            worker=worker,
+            created_by=job.created_by,
+            attempt=job.attempts,
+            lease_seconds=get_settings().job_lease_seconds,
+        )
+
+
+def _settle(ctx: JobContext, **values: Any) -> None:
+    with session_scope() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == ctx.job_id, Job.lease_owner == ctx.worker, Job.status == "running")
+            .values(lease_owner=None, **values)
+        )
+
+
+def _heartbeat(ctx: JobContext, stop: threading.Event) -> None:
+    interval = max(1.0, ctx.lease_seconds / 3)
+    while not stop.wait(interval):
+        try:
+            with session_scope() as session:
+                session.execute(
+                    update(Job)
+                    .where(Job.id == ctx.job_id, Job.lease_owner == ctx.worker, Job.status == "running")
+                    .values(heartbeat_at=utcnow())
+                )
+        except Exception:  # a missed beat is retried at the next interval
+            log.warning("jobs.heartbeat_failed", job_id=ctx.job_id, exc_info=True)
+
+
+def run_job(job_id: str, worker: str | None = None) -> str | None:
+    """Run one job to its end (or until it parks). Returns the final status, None if not claimed."""
+    worker = worker or worker_id()
+    ctx = _claim(job_id, worker)
+    if ctx is None:
+        return None
+    spec = _jobs[ctx.kind]
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(ctx, stop), daemon=True, name=f"heartbeat-{job_id[:8]}")
+    beat.start()
+    log.info("jobs.start", job_id=job_id, kind=ctx.kind, attempt=ctx.attempt, worker=worker)
+    try:
+        result = spec.handler(ctx)
+    except RetryLater as exc:
+        run_after = utcnow() + timedelta(seconds=exc.delay_seconds)
+        _settle(ctx, status="queued", run_after=run_after, message=exc.reason, attempts=Job.attempts - 1)
+        enqueue(job_id, delay=exc.delay_seconds)
+        log.info("jobs.parked", job_id=job_id, reason=exc.reason, delay=exc.delay_seconds)
+        return "queued"
+    except (LeaseLost, JobCancelled) as exc:
+        log.info("jobs.stopped", job_id=job_id, reason=type(exc).__name__)
+        return None
+    except AppError as exc:
+        _settle(ctx, status="failed", error=exc.message, finished_at=utcnow())
+        log.info("jobs.failed", job_id=job_id, error=exc.message)
+        return "failed"
+    except Exception as exc:
+        _settle(ctx, status="failed", error=f"internal error: {type(exc).__name__}: {exc}", finished_at=utcnow())
+        log.exception("jobs.crashed", job_id=job_id)
+        return "failed"
+    finally:
+        stop.set()
+    _settle(ctx, status="succeeded", result=result or {}, finished_at=utcnow(), message=None)
+    log.info("jobs.done", job_id=job_id, kind=ctx.kind)
+    return "succeeded"
+
+
+def reap_expired(now: datetime | None = None) -> list[str]:
+    """Requeue running jobs whose lease stopped beating, and queued jobs whose message was lost."""
+    from phoneops.settings import get_settings
+
+    now = now or utcnow()
+    lease = get_settings().job_lease_seconds
+    expired = now - timedelta(seconds=lease)
+    requeued: list[str] = []
+    with session_scope() as session:
+        stale = session.scalars(
+            select(Job.id).where(Job.status == "running", Job.heartbeat_at < expired)
+        ).all()
+        for job_id in stale:
+            result = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "running", Job.heartbeat_at < expired)
+                .values(status="queued", lease_owner=None, message="worker lost; resuming from checkpoint")
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                requeued.append(job_id)
+        lost = session.scalars(
+            select(Job.id).where(
+                Job.status == "queued",
+                Job.updated_at < expired,
+                (Job.run_after.is_(None)) | (Job.run_after <= now),
+            )
+        ).all()
+        for job_id in lost:
+            session.execute(update(Job).where(Job.id == job_id).values(updated_at=now))
+        requeued.extend(j for j in lost if j not in requeued)
+    for job_id in requeued:
+        enqueue(job_id)
+    if requeued:
+        log.info("jobs.reaped", count=len(requeued))
+    return requeued
+
+
+def run_periodic(name: str, when: datetime | None = None) -> bool:
+    """Run periodic task `name` for the current slot unless another worker already took it."""
+    spec = _periodic[name]
+    slot = (when or utcnow()).strftime(spec.slot_format)
+    me = worker_id()
+    try:
+        with session_scope() as session:
+            session.add(PeriodicRun(name=name, slot=slot, worker=me))
+    except IntegrityError:
+        return False
+    error: str | None = None
+    try:
+        spec.handler()
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        log.exception("jobs.periodic_failed", name=name)
+    with session_scope() as session:
+        session.execute(
+            update(PeriodicRun)
+            .where(PeriodicRun.name == name, PeriodicRun.slot == slot)
+            .values(finished_at=utcnow(), error=error)
+        )
+    return error is None
+
+
+# --- the queue ---------------------------------------------------------------------------------
+
+_enqueue_hook: Callable[[str, float | None], None] | None = None
+
+
+def set_enqueue_hook(hook: Callable[[str, float | None], None] | None) -> None:
+    """Replace how jobs reach workers (tests use it to run jobs inline)."""
+    global _enqueue_hook
+    _enqueue_hook = hook
+
+
+def enqueue(job_id: str, delay: float | None = None) -> None:
+    if _enqueue_hook is not None:
+        _enqueue_hook(job_id, delay)
+        return
+    from phoneops.core.queue import send
+
+    try:
+        send(job_id, delay)
+    except Exception:  # the reaper re-sends queued jobs whose message never arrived
+        log.warning("jobs.enqueue_failed", job_id=job_id, exc_info=True)
+
+
+@dataclass
+class Reaper:
+    """A thread in each worker process that requeues jobs of dead workers."""
+
+    interval: float
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop, daemon=True, name="job-reaper").start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                reap_expired()
+            except Exception:
+                log.warning("jobs.reaper_failed", exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def wait_for(job_id: str, timeout: float = 60.0, poll: float = 0.2) -> Job:
+    """Block until a job reaches a terminal state (CLI and tests)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with session_scope() as session:
+            job = get_job(session, job_id)
+            if job.status in TERMINAL or time.monotonic() > deadline:
+                session.expunge(job)
+                return job
+        time.sleep(poll)

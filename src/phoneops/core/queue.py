@@ -1,0 +1,93 @@
+"""The Huey side of jobs: SqliteHuey by default, RedisHuey when REDIS_URL is set.
+
+Built lazily (nothing at import time). It carries two kinds of message: "run job X" and the
+periodic ticks; everything a user sees lives in the `jobs` table (see `phoneops.core.jobs`).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import structlog
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+
+from phoneops.core import jobs
+
+log = structlog.get_logger("phoneops.queue")
+
+_lock = threading.Lock()
+_huey: Huey | None = None
+_run_task: Any = None
+
+
+def build_huey(redis_url: str | None, data_dir: Path, name: str = "phoneops") -> Huey:
+    if redis_url:
+        return RedisHuey(name=name, url=redis_url, results=False, utc=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey(name=name, filename=str(data_dir / "queue.db"), results=False, utc=True)
+
+
+def _register(huey: Huey) -> Any:
+    from phoneops.registry import load_domains
+
+    load_domains()
+
+    @huey.task(name="phoneops.run_job")  # type: ignore[untyped-decorator]
+    def run_job_task(job_id: str) -> None:
+        jobs.run_job(job_id)
+
+    for spec in jobs.registered_periodic().values():
+        def tick(name: str = spec.name) -> None:
+            jobs.run_periodic(name)
+
+        huey.periodic_task(crontab(minute=spec.minute, hour=spec.hour), name=f"periodic.{spec.name}")(tick)
+    return run_job_task
+
+
+def get_huey() -> Huey:
+    global _huey, _run_task
+    with _lock:
+        if _huey is None:
+            from phoneops.settings import get_settings
+
+            settings = get_settings()
+            huey = build_huey(settings.redis_url, settings.data_dir)
+            _run_task = _register(huey)
+            _huey = huey
+        return _huey
+
+
+def reset() -> None:
+    global _huey, _run_task
+    with _lock:
+        _huey, _run_task = None, None
+
+
+def send(job_id: str, delay: float | None = None) -> None:
+    get_huey()
+    assert _run_task is not None
+    if delay:
+        _run_task.schedule(args=(job_id,), delay=delay)
+    else:
+        _run_task(job_id)
+
+
+def describe() -> dict[str, Any]:
+    """For /health: which engine and whether it answers."""
+    huey = get_huey()
+    engine = type(huey).__name__
+    try:
+        pending = huey.pending_count()
+        return {"engine": engine, "ok": True, "pending": pending}
+    except Exception as exc:
+        return {"engine": engine, "ok": False, "error": type(exc).__name__}
+
+
+def start_consumer(workers: int, periodic: bool = True) -> Any:
+    """Start a consumer in this process without taking over signals (embedded/demo mode)."""
+    huey = get_huey()
+    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=periodic)
+    consumer.start()
+    return consumer

@@ -1,0 +1,182 @@
+"""Core API: who am I, jobs, users, tokens, files, audit."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from phoneops.core import audit as audit_service
+from phoneops.core import jobs, security, storage
+from phoneops.core.deps import admin, get_db, operator, viewer
+from phoneops.core.errors import NotFound
+from phoneops.core.sample import start_sample
+from phoneops.core.schemas import (
+    AuditOut,
+    FileOut,
+    JobOut,
+    SampleJobIn,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
+    UserCreate,
+    UserOut,
+)
+from phoneops.core.security import Principal, Role
+from phoneops.settings import get_settings
+
+router = APIRouter(prefix="/api", tags=["core"])
+
+
+@router.get("/me")
+def me(principal: Principal = Depends(viewer)) -> dict[str, object]:
+    return {"user_id": principal.user_id, "username": principal.username, "role": principal.role.value}
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+
+@router.get("/jobs", response_model=list[JobOut])
+def list_jobs(
+    kind: str | None = None,
+    status: str | None = Query(default=None, description="comma-separated statuses"),
+    limit: int = Query(default=50, ge=1, le=500),
+    session: Session = Depends(get_db),
+    _: Principal = Depends(viewer),
+) -> list[JobOut]:
+    return [JobOut.model_validate(j) for j in jobs.list_jobs(session, kind=kind, status=status, limit=limit)]
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+def get_job(job_id: str, session: Session = Depends(get_db), _: Principal = Depends(viewer)) -> JobOut:
+    return JobOut.model_validate(jobs.get_job(session, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+def cancel_job(job_id: str, session: Session = Depends(get_db), actor: Principal = Depends(operator)) -> JobOut:
+    return JobOut.model_validate(jobs.cancel_job(session, actor, job_id))
+
+
+@router.post("/jobs/sample", response_model=JobOut, status_code=202)
+def sample_job(
+    body: SampleJobIn, session: Session = Depends(get_db), actor: Principal = Depends(operator)
+) -> JobOut:
+    return JobOut.model_validate(start_sample(session, actor, body.steps, body.delay))
+
+
+# --- users and tokens --------------------------------------------------------------------------
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(session: Session = Depends(get_db), _: Principal = Depends(admin)) -> list[UserOut]:
+    return [UserOut.model_validate(u) for u in security.list_users(session)]
+
+
+@router.post("/users", response_model=UserOut, status_code=201)
+def create_user(body: UserCreate, session: Session = Depends(get_db), actor: Principal = Depends(admin)) -> UserOut:
+    return UserOut.model_validate(security.create_user(session, actor, body.username, body.password, body.role))
+
+
+@router.post("/users/{username}/disable", response_model=UserOut)
+def disable_user(username: str, session: Session = Depends(get_db), actor: Principal = Depends(admin)) -> UserOut:
+    return UserOut.model_validate(security.set_user_active(session, actor, username, False))
+
+
+@router.post("/users/{username}/enable", response_model=UserOut)
+def enable_user(username: str, session: Session = Depends(get_db), actor: Principal = Depends(admin)) -> UserOut:
+    return UserOut.model_validate(security.set_user_active(session, actor, username, True))
+
+
+def _token_out(token: object, username: str) -> TokenOut:
+    return TokenOut.model_validate({**vars(token), "username": username})
+
+
+@router.get("/tokens", response_model=list[TokenOut])
+def list_tokens(session: Session = Depends(get_db), principal: Principal = Depends(viewer)) -> list[TokenOut]:
+    user_id = None if principal.role is Role.admin else principal.user_id
+    return [_token_out(t, u) for t, u in security.list_tokens(session, user_id)]
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=201)
+def create_token(
+    body: TokenCreate, session: Session = Depends(get_db), principal: Principal = Depends(viewer)
+) -> TokenCreated:
+    username = body.username or principal.username
+    if username != principal.username and principal.role is not Role.admin:
+        raise NotFound(f"no user {username!r}")
+    token, plaintext = security.create_token(session, principal, username, body.name)
+    return TokenCreated.model_validate({**vars(token), "username": username, "token": plaintext})
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenOut)
+def revoke_token(token_id: int, session: Session = Depends(get_db), principal: Principal = Depends(viewer)) -> TokenOut:
+    token = security.revoke_token(session, principal, token_id)
+    owner = session.get(security.User, token.user_id)
+    return _token_out(token, owner.username if owner else "?")
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+@router.get("/files", response_model=list[FileOut])
+def list_files(
+    kind: str | None = None, session: Session = Depends(get_db), _: Principal = Depends(viewer)
+) -> list[FileOut]:
+    return [FileOut.model_validate(f) for f in storage.list_files(session, kind)]
+
+
+@router.post("/files", response_model=FileOut, status_code=201)
+async def upload_file(
+    file: UploadFile, session: Session = Depends(get_db), actor: Principal = Depends(operator)
+) -> FileOut:
+    async def chunks():  # type: ignore[no-untyped-def]
+        while block := await file.read(storage.CHUNK):
+            yield block
+
+    row = await storage.get_storage().save_stream(
+        session, actor, chunks(), kind="upload", original_name=file.filename,
+        content_type=file.content_type, max_bytes=get_settings().max_upload_bytes,
+    )
+    audit_service.audit(session, actor, "file.upload", "file", row.id, {"name": row.original_name, "size": row.size})
+    return FileOut.model_validate(row)
+
+
+@router.get("/files/{file_id}/download")
+def download_file(
+    file_id: str, request: Request, session: Session = Depends(get_db), actor: Principal = Depends(viewer)
+) -> StreamingResponse:
+    row = storage.get_file(session, file_id)
+    return file_response(session, actor, row)
+
+
+def file_response(session: Session, actor: Principal, row: storage.StoredFile) -> StreamingResponse:
+    """Stream a stored file with a safe Content-Disposition; the download is audited."""
+    from urllib.parse import quote
+
+    handle = storage.get_storage().open(row)  # fails now (404) rather than mid-stream
+
+    def body():  # type: ignore[no-untyped-def]
+        with handle:
+            yield from iter(lambda: handle.read(storage.CHUNK), b"")
+
+    name = storage.safe_name(row.original_name)
+    ascii_name = name.encode("ascii", "replace").decode().replace("?", "_")
+    audit_service.audit(session, actor, "file.download", "file", row.id, {"name": name})
+    return StreamingResponse(
+        body(),
+        media_type=row.content_type or "application/octet-stream",
+        headers={
+            "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@router.get("/audit", response_model=list[AuditOut])
+def audit_log(
+    limit: int = Query(default=100, ge=1, le=1000),
+    action: str | None = None,
+    session: Session = Depends(get_db),
+    _: Principal = Depends(admin),
+) -> list[AuditOut]:
+    return [AuditOut.model_validate(e) for e in audit_service.recent_events(session, limit, action)]

@@ -1,0 +1,106 @@
+"""API shapes of the core."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kind: str
+    title: str
+    status: str
+    params: dict[str, Any]
+    progress_done: int
+    progress_total: int | None
+    counters: dict[str, Any]
+    result: dict[str, Any]
+    message: str | None
+    error: str | None
+    created_by: int | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    role: str
+    is_active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class UserCreate(BaseModel):
+    username: str = Field(min_length=2, max_length=64)
+    password: str = Field(min_length=10, max_length=256)
+    role: str = "viewer"
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(default="token", max_length=100)
+    username: str | None = Field(default=None, description="Admins may create a token for another user")
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    username: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="Shown once; store it now")
+
+
+class FileOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kind: str
+    original_name: str
+    size: int
+    sha256: str | None
+    status: str
+    owner_id: int | None
+    created_at: datetime
+
+
+class SampleJobIn(BaseModel):
+    steps: int = Field(default=20, ge=1, le=100_000)
+    delay: float = Field(default=0.05, ge=0, le=10)
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    client_ip: str | None
+    detail: dict[str, Any]

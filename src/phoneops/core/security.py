@@ -1,0 +1,266 @@
+"""Users, roles, passwords, API tokens, session cookies, CSRF and login throttling."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from phoneops.core.audit import audit
+from phoneops.core.db import utcnow
+from phoneops.core.errors import Conflict, NotFound, TooManyRequests, Unauthorized, ValidationFailed
+from phoneops.core.models import ApiToken, LoginAttempt, User
+
+
+class Role(StrEnum):
+    viewer = "viewer"
+    operator = "operator"
+    admin = "admin"
+
+    @property
+    def rank(self) -> int:
+        return {"viewer": 0, "operator": 1, "admin": 2}[self.value]
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is acting: a user (through a session or a token) or the system (tasks, CLI)."""
+
+    user_id: int | None
+    username: str
+    role: Role
+    via: str = "system"  # session | token | system | cli
+    client_ip: str | None = None
+    csrf: str | None = None
+
+    def can(self, needed: Role) -> bool:
+        return self.role.allows(needed)
+
+
+SYSTEM = Principal(user_id=None, username="system", role=Role.admin, via="system")
+
+_hasher = PasswordHasher()
+_USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
+MIN_PASSWORD = 10
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def principal_for(user: User, via: str, client_ip: str | None = None, csrf: str | None = None) -> Principal:
+    return Principal(user.id, user.username, Role(user.role), via=via, client_ip=client_ip, csrf=csrf)
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+def create_user(session: Session, actor: Principal, username: str, password: str, role: str) -> User:
+    if not _USERNAME.match(username):
+        raise ValidationFailed("username must be 2-64 letters, digits or _ . @ -")
+    if len(password) < MIN_PASSWORD:
+        raise ValidationFailed(f"password must be at least {MIN_PASSWORD} characters")
+    try:
+        role_value = Role(role)
+    except ValueError:
+        raise ValidationFailed(f"role must be one of {', '.join(r.value for r in Role)}") from None
+    if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())) is not None:
+        raise Conflict(f"user {username!r} already exists")
+    user = User(username=username, password_hash=hash_password(password), role=role_value.value)
+    session.add(user)
+    session.flush()
+    audit(session, actor, "user.create", "user", user.id, {"username": username, "role": role_value.value})
+    return user
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def set_user_active(session: Session, actor: Principal, username: str, active: bool) -> User:
+    user = get_user(session, username)
+    user.is_active = active
+    user.session_version += 1
+    if not active:
+        for token in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)):
+            if token.revoked_at is None:
+                token.revoked_at = utcnow()
+    audit(session, actor, "user.enable" if active else "user.disable", "user", user.id, {"username": username})
+    return user
+
+
+def set_password(session: Session, actor: Principal, username: str, password: str) -> User:
+    if len(password) < MIN_PASSWORD:
+        raise ValidationFailed(f"password must be at least {MIN_PASSWORD} characters")
+    user = get_user(session, username)
+    user.password_hash = hash_password(password)
+    user.session_version += 1
+    audit(session, actor, "user.password", "user", user.id, {"username": username})
+    return user
+
+
+# --- login and throttling ----------------------------------------------------------------------
+
+
+def authenticate(
+    session: Session,
+    username: str,
+    password: str,
+    client_ip: str | None,
+    *,
+    max_failures: int,
+    lockout_seconds: int,
+) -> User:
+    """Check a username/password; too many recent failures lock the name out for a while."""
+    since = utcnow() - timedelta(seconds=lockout_seconds)
+    failures = session.scalar(
+        select(func.count(LoginAttempt.id)).where(
+            LoginAttempt.username == username, LoginAttempt.success.is_(False), LoginAttempt.at >= since
+        )
+    ) or 0
+    if failures >= max_failures:
+        raise TooManyRequests("too many failed logins; try again later")
+    user = session.scalar(select(User).where(User.username == username))
+    ok = user is not None and user.is_active and verify_password(user.password_hash, password)
+    session.add(LoginAttempt(username=username[:64], client_ip=client_ip, success=ok))
+    if not ok or user is None:
+        session.flush()
+        raise Unauthorized("invalid username or password")
+    session.execute(
+        delete(LoginAttempt).where(LoginAttempt.username == username, LoginAttempt.success.is_(False))
+    )
+    user.last_login_at = utcnow()
+    return user
+
+
+# --- API tokens --------------------------------------------------------------------------------
+
+TOKEN_PREFIX = "po_"
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, actor: Principal, username: str, name: str) -> tuple[ApiToken, str]:
+    """Create a token for `username`; the plaintext is returned once and never stored."""
+    user = get_user(session, username)
+    if not user.is_active:
+        raise Conflict(f"user {username!r} is disabled")
+    name = name.strip()[:100] or "token"
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, prefix=plaintext[:10], token_hash=_token_hash(plaintext))
+    session.add(token)
+    session.flush()
+    audit(session, actor, "token.create", "api_token", token.id, {"user": username, "name": name})
+    return token, plaintext
+
+
+def revoke_token(session: Session, actor: Principal, token_id: int) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"no token {token_id}")
+    if actor.role is not Role.admin and token.user_id != actor.user_id:
+        raise NotFound(f"no token {token_id}")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        audit(session, actor, "token.revoke", "api_token", token.id, {"name": token.name})
+    return token
+
+
+def list_tokens(session: Session, user_id: int | None = None) -> list[tuple[ApiToken, str]]:
+    query = select(ApiToken, User.username).join(User, User.id == ApiToken.user_id).order_by(ApiToken.id)
+    if user_id is not None:
+        query = query.where(ApiToken.user_id == user_id)
+    return [(t, u) for t, u in session.execute(query).all()]
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    row = session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == _token_hash(token))
+    ).first()
+    if row is None:
+        return None
+    api_token, user = row
+    if api_token.revoked_at is not None or not user.is_active:
+        return None
+    now = utcnow()
+    last = api_token.last_used_at
+    if last is None or (now - last).total_seconds() > 60:
+        api_token.last_used_at = now
+    return user
+
+
+# --- session cookies and CSRF ------------------------------------------------------------------
+
+SESSION_COOKIE = "phoneops_session"
+
+
+class SessionCodec:
+    """Signed session payloads: {"uid", "sv" (session version), "csrf"}."""
+
+    def __init__(self, secret: str, max_age: int) -> None:
+        self._s = URLSafeTimedSerializer(secret, salt="phoneops.session")
+        self.max_age = max_age
+
+    def issue(self, user: User) -> tuple[str, str]:
+        csrf = secrets.token_urlsafe(24)
+        return self._s.dumps({"uid": user.id, "sv": user.session_version, "csrf": csrf}), csrf
+
+    def read(self, cookie: str) -> dict[str, Any] | None:
+        try:
+            data = self._s.loads(cookie, max_age=self.max_age)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict) or not {"uid", "sv", "csrf"} <= data.keys():
+            return None
+        return data
+
+
+def user_for_session(session: Session, data: dict[str, Any]) -> User | None:
+    user = session.get(User, int(data["uid"]))
+    if user is None or not user.is_active or user.session_version != data["sv"]:
+        return None
+    return user
+
+
+def csrf_matches(expected: str | None, given: str | None) -> bool:
+    return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
+
+
+def recent_failures(session: Session, since: datetime) -> int:
+    return session.scalar(
+        select(func.count(LoginAttempt.id)).where(LoginAttempt.success.is_(False), LoginAttempt.at >= since)
+    ) or 0

@@ -1,0 +1,76 @@
+"""Template rendering shared by every domain's views.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from phoneops import __version__
+from phoneops.core.security import Principal
+from phoneops.ui.charts import bar_chart
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals["bar_chart"] = bar_chart
+templates.env.globals["version"] = __version__
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    path: str
+    area: str
+
+
+# Every area of the product, in menu order. An area without pages yet shows as "coming".
+NAV: tuple[NavItem, ...] = (
+    NavItem("Dashboard", "/", "core"),
+    NavItem("Numbers", "/numbers", "numbers"),
+    NavItem("Cleaning", "/cleaning", "cleaning"),
+    NavItem("Voluum", "/voluum", "voluum"),
+    NavItem("HLR", "/hlr", "hlr"),
+    NavItem("Broadcasts", "/broadcasts", "broadcasts"),
+    NavItem("Ongage", "/ongage", "ongage"),
+    NavItem("Devices", "/imei", "imei"),
+    NavItem("Jobs", "/jobs", "core"),
+)
+
+
+def _available_paths(request: Request) -> set[str]:
+    cached: set[str] | None = getattr(request.app.state, "page_paths", None)
+    if cached is None:
+        cached = {getattr(r, "path", "") for r in request.app.routes}
+        request.app.state.page_paths = cached
+    return cached
+
+
+def render(
+    request: Request,
+    template: str,
+    principal: Principal | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    paths = _available_paths(request)
+    nav = [
+        {"label": item.label, "path": item.path, "ready": item.path in paths,
+         "active": request.url.path == item.path or (item.path != "/" and request.url.path.startswith(item.path))}
+        for item in NAV
+    ]
+    return templates.TemplateResponse(
+        request,
+        template,
+        {"principal": principal, "nav": nav, "csrf": principal.csrf if principal else "", **context},
+        status_code=status_code,
+    )
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    principal = getattr(request.state, "principal", None)
+    return render(request, "error.html", principal, status_code=status, status=status, message=message)
