@@ -1,4 +1,4 @@
-"""Shared fixtures: a database on SQLite and PostgreSQL, the app, users, live processes.
+"""Shared fixtures: a database on SQLite and PostgreSQL, the app, users.
 
 PostgreSQL, Redis and the browser are optional on a laptop (tests skip with the reason) and
 mandatory in CI (`PHONEOPS_TEST_REQUIRE_SERVICES=1` turns those skips into failures).
@@ -6,56 +6,14 @@ mandatory in CI (`PHONEOPS_TEST_REQUIRE_SERVICES=1` turns those skips into failu
 
 from __future__ import annotations
 
-import base64
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-_TMP = Path(tempfile.mkdtemp(prefix="phoneops-tests-"))
-TEST_ENV = {
-    "SESSION_SECRET": "test-session-secret-" + "s" * 32,
-    "AES_KEYS": "k2:" + base64.urlsafe_b64encode(b"\x02" * 32).decode() + ",k1:"
-    + base64.urlsafe_b64encode(b"\x01" * 32).decode(),
-    "AES_KEY": base64.urlsafe_b64encode(b"\x09" * 32).decode(),
-    "BLIND_INDEX_KEY": base64.urlsafe_b64encode(b"\x03" * 32).decode(),
-    "DATA_DIR": str(_TMP / "data"),
-    "STORAGE_ROOT": str(_TMP / "files"),
-    "DATABASE_URL": f"sqlite:///{_TMP / 'default.db'}",
-    "LOG_JSON": "true",
-    "LOG_LEVEL": "WARNING",
-    "JOB_LEASE_SECONDS": "6",
-}
-for _name in ("REDIS_URL", "VOLUUM_ACCESS_ID", "VOLUUM_ACCESS_KEY", "GSM_FUSION_USERNAME", "GSM_FUSION_API_KEY",
-              "HLR_API_KEY", "HLR_API_SECRET", "MESSAGEWHIZ_API_KEY", "SQS_QUEUE_URL", "ONGAGE_PASSWORD"):
-    os.environ.pop(_name, None)
-os.environ.update(TEST_ENV)
+from support import POSTGRES_URL, TMP, unavailable
 
-REQUIRE_SERVICES = os.environ.get("PHONEOPS_TEST_REQUIRE_SERVICES") == "1"
-POSTGRES_URL = os.environ.get("PHONEOPS_TEST_POSTGRES_URL")
-REDIS_URL = os.environ.get("PHONEOPS_TEST_REDIS_URL")
-CHROMIUM = os.environ.get("PHONEOPS_TEST_CHROMIUM", "/usr/bin/chromium")
-
-
-def unavailable(reason: str) -> None:
-    """Skip on a laptop; fail in CI where the service is mandatory."""
-    if REQUIRE_SERVICES:
-        pytest.fail(f"required test service missing: {reason}")
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+_TMP = TMP
 
 # --- database ----------------------------------------------------------------------------------
 
@@ -206,54 +164,3 @@ def users(db_url: str) -> Users:
     return Users()
 
 
-def login(client: Any, username: str, password: str = "correct-horse-battery") -> str:
-    """Log in through the form; returns the CSRF token of the new session."""
-    import re
-
-    response = client.post("/login", data={"username": username, "password": password}, follow_redirects=False)
-    assert response.status_code == 303, response.text
-    page = client.get("/")
-    match = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
-    assert match
-    return match.group(1)
-
-
-# --- live processes ----------------------------------------------------------------------------
-
-
-def process_env(db_url: str, **extra: str) -> dict[str, str]:
-    env = {**os.environ, **TEST_ENV, "DATABASE_URL": db_url, "LOG_LEVEL": "WARNING"}
-    env.update(extra)
-    return env
-
-
-def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    return subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "phoneops", *args], env=env, stdout=handle, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def wait_http(url: str, timeout: float = 30.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)

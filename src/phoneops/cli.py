@@ -15,7 +15,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from phoneops.core.errors import AppError
-from phoneops.settings import SettingsError
+from phoneops.core.security import Principal
+from phoneops.settings import Settings, SettingsError
 
 app = typer.Typer(help="phoneops: phone-number audience hygiene and IMEI device checks.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -31,7 +32,7 @@ err = Console(stderr=True)
 CLI_ACTOR_NAME = "cli"
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from phoneops.settings import get_settings
 
     try:
@@ -41,7 +42,7 @@ def _settings():  # type: ignore[no-untyped-def]
         raise typer.Exit(2) from None
 
 
-def _bootstrap():  # type: ignore[no-untyped-def]
+def _bootstrap() -> Settings:
     from phoneops.core import db
     from phoneops.core.logging import configure_logging
     from phoneops.registry import load_domains
@@ -53,8 +54,8 @@ def _bootstrap():  # type: ignore[no-untyped-def]
     return settings
 
 
-def cli_actor():  # type: ignore[no-untyped-def]
-    from phoneops.core.security import Principal, Role
+def cli_actor() -> Principal:
+    from phoneops.core.security import Role
 
     return Principal(user_id=None, username=CLI_ACTOR_NAME, role=Role.admin, via="cli")
 

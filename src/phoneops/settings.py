@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -28,10 +29,8 @@ def decode_key(value: str, *, name: str, length: int = 32) -> bytes:
     text = value.strip()
     candidates: list[bytes] = []
     if len(text) == length * 2:
-        try:
+        with contextlib.suppress(ValueError):
             candidates.append(bytes.fromhex(text))
-        except ValueError:
-            pass
     padded = text + "=" * (-len(text) % 4)
     for decoder in (base64.urlsafe_b64decode, base64.b64decode):
         try:
@@ -47,7 +46,9 @@ def decode_key(value: str, *, name: str, length: int = 32) -> bytes:
 class Settings(BaseSettings):
     """phoneops configuration, read from the environment (and `.env` when present)."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     # --- core --------------------------------------------------------------------------------
     database_url: str = Field(default="sqlite:///./data/phoneops.db", alias="DATABASE_URL")

@@ -34,7 +34,7 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 
 
-class RetryLater(Exception):  # noqa: N818 - a signal, not an error
+class RetryLater(Exception):
     """Raised by a handler to park the job and resume it later (e.g. a provider is down)."""
 
     def __init__(self, reason: str, delay_seconds: float = 60.0) -> None:
@@ -43,11 +43,11 @@ class RetryLater(Exception):  # noqa: N818 - a signal, not an error
         self.delay_seconds = delay_seconds
 
 
-class LeaseLost(Exception):  # noqa: N818
+class LeaseLost(Exception):
     """Another worker owns this job now; stop without touching it."""
 
 
-class JobCancelled(Exception):  # noqa: N818
+class JobCancelled(Exception):
     """The job was cancelled by a user; the handler stops at its next step."""
 
 
@@ -213,7 +213,7 @@ def list_jobs(
 
 def job_counts(session: Session) -> dict[str, int]:
     rows = session.execute(select(Job.status, func.count(Job.id)).group_by(Job.status)).all()
-    return {status: count for status, count in rows}
+    return {str(status): int(count) for status, count in rows}
 
 
 def cancel_job(session: Session, actor: Principal, job_id: str) -> Job:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
@@ -10,6 +12,7 @@ from phoneops.core import audit as audit_service
 from phoneops.core import jobs, security, storage
 from phoneops.core.deps import admin, get_db, operator, viewer
 from phoneops.core.errors import NotFound
+from phoneops.core.models import ApiToken, StoredFile, User
 from phoneops.core.sample import start_sample
 from phoneops.core.schemas import (
     AuditOut,
@@ -87,8 +90,15 @@ def enable_user(username: str, session: Session = Depends(get_db), actor: Princi
     return UserOut.model_validate(security.set_user_active(session, actor, username, True))
 
 
-def _token_out(token: object, username: str) -> TokenOut:
-    return TokenOut.model_validate({**vars(token), "username": username})
+def _token_fields(token: ApiToken, username: str) -> dict[str, object]:
+    return {
+        "id": token.id, "name": token.name, "prefix": token.prefix, "username": username,
+        "created_at": token.created_at, "last_used_at": token.last_used_at, "revoked_at": token.revoked_at,
+    }
+
+
+def _token_out(token: ApiToken, username: str) -> TokenOut:
+    return TokenOut.model_validate(_token_fields(token, username))
 
 
 @router.get("/tokens", response_model=list[TokenOut])
@@ -105,13 +115,13 @@ def create_token(
     if username != principal.username and principal.role is not Role.admin:
         raise NotFound(f"no user {username!r}")
     token, plaintext = security.create_token(session, principal, username, body.name)
-    return TokenCreated.model_validate({**vars(token), "username": username, "token": plaintext})
+    return TokenCreated.model_validate({**_token_fields(token, username), "token": plaintext})
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
 def revoke_token(token_id: int, session: Session = Depends(get_db), principal: Principal = Depends(viewer)) -> TokenOut:
     token = security.revoke_token(session, principal, token_id)
-    owner = session.get(security.User, token.user_id)
+    owner = session.get(User, token.user_id)
     return _token_out(token, owner.username if owner else "?")
 
 
@@ -129,7 +139,7 @@ def list_files(
 async def upload_file(
     file: UploadFile, session: Session = Depends(get_db), actor: Principal = Depends(operator)
 ) -> FileOut:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         while block := await file.read(storage.CHUNK):
             yield block
 
@@ -149,13 +159,13 @@ def download_file(
     return file_response(session, actor, row)
 
 
-def file_response(session: Session, actor: Principal, row: storage.StoredFile) -> StreamingResponse:
+def file_response(session: Session, actor: Principal, row: StoredFile) -> StreamingResponse:
     """Stream a stored file with a safe Content-Disposition; the download is audited."""
     from urllib.parse import quote
 
     handle = storage.get_storage().open(row)  # fails now (404) rather than mid-stream
 
-    def body():  # type: ignore[no-untyped-def]
+    def body() -> Iterator[bytes]:
         with handle:
             yield from iter(lambda: handle.read(storage.CHUNK), b"")
 

@@ -163,7 +163,7 @@ def authenticate(
 
 # --- API tokens --------------------------------------------------------------------------------
 
-TOKEN_PREFIX = "po_"
+TOKEN_PREFIX = "po_"  # noqa: S105 - a public prefix, not a secret
 
 
 def _token_hash(token: str) -> str:

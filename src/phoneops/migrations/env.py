@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from phoneops.core.db import Base, make_engine
 from phoneops.registry import load_domains
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from phoneops import __version__
+from phoneops.core.routes import iter_routes
 from phoneops.core.security import Principal
 from phoneops.ui.charts import bar_chart
 
@@ -45,7 +46,7 @@ NAV: tuple[NavItem, ...] = (
 def _available_paths(request: Request) -> set[str]:
     cached: set[str] | None = getattr(request.app.state, "page_paths", None)
     if cached is None:
-        cached = {getattr(r, "path", "") for r in request.app.routes}
+        cached = {r.path for r in iter_routes(request.app)}
         request.app.state.page_paths = cached
     return cached
 

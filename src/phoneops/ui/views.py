@@ -45,7 +45,9 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str = "/", principal: Principal | None = Depends(optional_principal)) -> Response:
+def login_page(
+    request: Request, next: str = "/", principal: Principal | None = Depends(optional_principal)
+) -> Response:
     if principal is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
     return render(request, "login.html", None, next=_safe_next(next), error=None)
@@ -62,18 +64,28 @@ def login(
     settings = get_settings()
     try:
         user = security.authenticate(
-            session, username.strip(), password, client_ip(request),
-            max_failures=settings.login_max_failures, lockout_seconds=settings.login_lockout_seconds,
+            session,
+            username.strip(),
+            password,
+            client_ip(request),
+            max_failures=settings.login_max_failures,
+            lockout_seconds=settings.login_lockout_seconds,
         )
     except AppError as exc:
         session.commit()  # keep the failed attempt for throttling
-        return render(request, "login.html", None, status_code=exc.status_code, next=_safe_next(next),
-                      error=exc.message)
+        return render(
+            request, "login.html", None, status_code=exc.status_code, next=_safe_next(next), error=exc.message
+        )
     cookie, _csrf = codec().issue(user)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
-        SESSION_COOKIE, cookie, max_age=settings.session_max_age_seconds, httponly=True,
-        samesite="lax", secure=settings.secure_cookies, path="/",
+        SESSION_COOKIE,
+        cookie,
+        max_age=settings.session_max_age_seconds,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        path="/",
     )
     return response
 
@@ -86,13 +98,17 @@ def logout(principal: Principal = Depends(page_viewer)) -> Response:
 
 
 @router.get("/", response_class=HTMLResponse)
-def dashboard(request: Request, session: Session = Depends(get_db), principal: Principal = Depends(page_viewer)) -> Response:
+def dashboard(
+    request: Request, session: Session = Depends(get_db), principal: Principal = Depends(page_viewer)
+) -> Response:
     counts = jobs.job_counts(session)
     cards = [
         Card("Jobs running", str(counts.get("running", 0) + counts.get("queued", 0)), "/jobs"),
         Card("Jobs failed", str(counts.get("failed", 0)), "/jobs?status=failed"),
-        Card("Files stored", str(session.scalar(
-            select(func.count(StoredFile.id)).where(StoredFile.status != "deleted")) or 0)),
+        Card(
+            "Files stored",
+            str(session.scalar(select(func.count(StoredFile.id)).where(StoredFile.status != "deleted")) or 0),
+        ),
         Card("Active users", str(session.scalar(select(func.count(User.id)).where(User.is_active.is_(True))) or 0)),
     ]
     for module in domain_modules("views"):
@@ -105,22 +121,27 @@ def dashboard(request: Request, session: Session = Depends(get_db), principal: P
 
 @router.get("/jobs", response_class=HTMLResponse)
 def jobs_page(
-    request: Request, status: str | None = None, kind: str | None = None,
-    session: Session = Depends(get_db), principal: Principal = Depends(page_viewer),
+    request: Request,
+    status: str | None = None,
+    kind: str | None = None,
+    session: Session = Depends(get_db),
+    principal: Principal = Depends(page_viewer),
 ) -> Response:
     rows = jobs.list_jobs(session, kind=kind, status=status, limit=200)
     return render(request, "jobs.html", principal, jobs=rows, status=status or "", kind=kind or "")
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, job_id: str, session: Session = Depends(get_db),
-             principal: Principal = Depends(page_viewer)) -> Response:
+def job_page(
+    request: Request, job_id: str, session: Session = Depends(get_db), principal: Principal = Depends(page_viewer)
+) -> Response:
     return render(request, "job.html", principal, job=jobs.get_job(session, job_id))
 
 
 @router.post("/jobs/sample")
-def start_sample_page(steps: int = Form(20), session: Session = Depends(get_db),
-                      principal: Principal = Depends(page_viewer)) -> Response:
+def start_sample_page(
+    steps: int = Form(20), session: Session = Depends(get_db), principal: Principal = Depends(page_viewer)
+) -> Response:
     from phoneops.core.errors import Forbidden
     from phoneops.core.sample import start_sample
 
@@ -131,42 +152,66 @@ def start_sample_page(steps: int = Form(20), session: Session = Depends(get_db),
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
-def users_page(request: Request, session: Session = Depends(get_db), principal: Principal = Depends(page_admin),
-               error: str | None = None) -> Response:
-    return render(request, "users.html", principal, users=security.list_users(session), error=error,
-                  roles=[r.value for r in Role])
+def users_page(
+    request: Request,
+    session: Session = Depends(get_db),
+    principal: Principal = Depends(page_admin),
+    error: str | None = None,
+) -> Response:
+    return render(
+        request, "users.html", principal, users=security.list_users(session), error=error, roles=[r.value for r in Role]
+    )
 
 
 @router.post("/admin/users", response_class=HTMLResponse)
 def users_create(
-    request: Request, username: str = Form(...), password: str = Form(...), role: str = Form("viewer"),
-    session: Session = Depends(get_db), principal: Principal = Depends(page_admin),
+    request: Request,
+    username: str = Form(...),
+    password: str = Form(...),
+    role: str = Form("viewer"),
+    session: Session = Depends(get_db),
+    principal: Principal = Depends(page_admin),
 ) -> Response:
     try:
         security.create_user(session, principal, username.strip(), password, role)
     except AppError as exc:
         session.rollback()
-        return render(request, "users.html", principal, status_code=exc.status_code,
-                      users=security.list_users(session), error=exc.message, roles=[r.value for r in Role])
+        return render(
+            request,
+            "users.html",
+            principal,
+            status_code=exc.status_code,
+            users=security.list_users(session),
+            error=exc.message,
+            roles=[r.value for r in Role],
+        )
     return RedirectResponse("/admin/users", status_code=303)
 
 
 @router.post("/admin/users/{username}/toggle")
-def users_toggle(username: str, session: Session = Depends(get_db), principal: Principal = Depends(page_admin)) -> Response:
+def users_toggle(
+    username: str, session: Session = Depends(get_db), principal: Principal = Depends(page_admin)
+) -> Response:
     user = security.get_user(session, username)
     security.set_user_active(session, principal, username, not user.is_active)
     return RedirectResponse("/admin/users", status_code=303)
 
 
 @router.get("/account/tokens", response_class=HTMLResponse)
-def tokens_page(request: Request, session: Session = Depends(get_db), principal: Principal = Depends(page_viewer)) -> Response:
+def tokens_page(
+    request: Request, session: Session = Depends(get_db), principal: Principal = Depends(page_viewer)
+) -> Response:
     user_id = None if principal.role is Role.admin else principal.user_id
     return render(request, "tokens.html", principal, tokens=security.list_tokens(session, user_id), created=None)
 
 
 @router.post("/account/tokens", response_class=HTMLResponse)
-def tokens_create(request: Request, name: str = Form("token"), session: Session = Depends(get_db),
-                  principal: Principal = Depends(page_viewer)) -> Response:
+def tokens_create(
+    request: Request,
+    name: str = Form("token"),
+    session: Session = Depends(get_db),
+    principal: Principal = Depends(page_viewer),
+) -> Response:
     _token, plaintext = security.create_token(session, principal, principal.username, name)
     session.flush()
     user_id = None if principal.role is Role.admin else principal.user_id
@@ -174,20 +219,29 @@ def tokens_create(request: Request, name: str = Form("token"), session: Session 
 
 
 @router.post("/account/tokens/{token_id}/revoke")
-def tokens_revoke(token_id: int, session: Session = Depends(get_db), principal: Principal = Depends(page_viewer)) -> Response:
+def tokens_revoke(
+    token_id: int, session: Session = Depends(get_db), principal: Principal = Depends(page_viewer)
+) -> Response:
     security.revoke_token(session, principal, token_id)
     return RedirectResponse("/account/tokens", status_code=303)
 
 
 @router.get("/admin/audit", response_class=HTMLResponse)
-def audit_page(request: Request, action: str | None = None, session: Session = Depends(get_db),
-               principal: Principal = Depends(page_admin)) -> Response:
-    return render(request, "audit.html", principal, events=audit_service.recent_events(session, 200, action),
-                  action=action or "")
+def audit_page(
+    request: Request,
+    action: str | None = None,
+    session: Session = Depends(get_db),
+    principal: Principal = Depends(page_admin),
+) -> Response:
+    return render(
+        request, "audit.html", principal, events=audit_service.recent_events(session, 200, action), action=action or ""
+    )
 
 
 @router.get("/files/{file_id}/download")
-def download_page(file_id: str, session: Session = Depends(get_db), principal: Principal = Depends(page_viewer)) -> Response:
+def download_page(
+    file_id: str, session: Session = Depends(get_db), principal: Principal = Depends(page_viewer)
+) -> Response:
     from phoneops.core.router import file_response
 
     return file_response(session, principal, storage.get_file(session, file_id))

@@ -1,7 +1,7 @@
 """core tables
 
 Revision ID: 0001_core
-Revises: 
+Revises:
 Create Date: 2026-11-23 05:41:51.670094
 """
 
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import phoneops.core.db
-
 
 revision = '0001_core'
 down_revision = None
