@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\x00")
 
@@ -38,3 +40,124 @@ def csv_lines(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterat
         buffer.truncate()
         writer.writerow([neutralise(v) for v in row])
         yield buffer.getvalue()
+
+
+# --- reading uploaded tables -------------------------------------------------------------------
+
+DELIMITERS = (",", ";", "\t", "|")
+SNIFF_BYTES = 64 * 1024
+
+
+class TableError(ValueError):
+    """An uploaded table that cannot be read; the message says why."""
+
+
+def detect_encoding(sample: bytes) -> str:
+    """UTF-8 (with or without BOM), UTF-16 (BOM or NUL pattern), else Latin-1."""
+    if sample.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if len(sample) >= 4 and sample[1:4:2] == b"\x00\x00" and sample[0:4:2] != b"\x00\x00":
+        return "utf-16-le"
+    if len(sample) >= 4 and sample[0:4:2] == b"\x00\x00" and sample[1:4:2] != b"\x00\x00":
+        return "utf-16-be"
+    try:
+        sample.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(sample) - 3:  # a multi-byte character cut by the sample's end
+            return "utf-8"
+        return "latin-1"
+
+
+def looks_binary(text: str) -> bool:
+    if not text:
+        return False
+    controls = sum(1 for ch in text[:4096] if ord(ch) < 32 and ch not in "\r\n\t")
+    return controls > max(2, len(text[:4096]) // 100)
+
+
+def detect_delimiter(text: str) -> str:
+    """The delimiter giving the most consistent column count over the first lines."""
+    lines = [line for line in text.splitlines()[:50] if line.strip()]
+    if not lines:
+        return ","
+    best, best_score = ",", -1.0
+    for delim in DELIMITERS:
+        counts = [len(next(csv.reader([line], delimiter=delim))) for line in lines]
+        if max(counts) <= 1:
+            continue
+        most = max(set(counts), key=counts.count)
+        score = counts.count(most) / len(counts) + (0.01 * most)
+        if score > best_score:
+            best, best_score = delim, score
+    return best
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    encoding: str
+    delimiter: str
+    kind: str  # csv | xlsx
+
+
+def sniff_table(path: Path) -> TableInfo:
+    with path.open("rb") as f:
+        sample = f.read(SNIFF_BYTES)
+    if not sample.strip():
+        raise TableError("the file is empty")
+    if sample.startswith(b"PK\x03\x04"):
+        return TableInfo("binary", "", "xlsx")
+    encoding = detect_encoding(sample)
+    text = sample.decode(encoding, errors="replace")
+    if looks_binary(text):
+        raise TableError("the file is not a text table (binary content)")
+    return TableInfo(encoding, detect_delimiter(text), "csv")
+
+
+def iter_rows(path: Path, info: TableInfo | None = None) -> Iterator[list[str]]:
+    """Every row of a CSV/TSV/xlsx file as a list of strings (xlsx: the first sheet)."""
+    info = info or sniff_table(path)
+    if info.kind == "xlsx":
+        yield from _iter_xlsx(path)
+        return
+    with path.open("r", encoding=info.encoding, errors="replace", newline="") as handle:
+        for row in csv.reader(handle, delimiter=info.delimiter):
+            yield [cell.replace("\x00", "") for cell in row]
+
+
+def _iter_xlsx(path: Path, max_cells: int = 50_000_000) -> Iterator[list[str]]:
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > 2 * 1024 * 1024 * 1024 or unpacked > 200 * max(path.stat().st_size, 1):
+            raise TableError("the spreadsheet expands to an implausible size (refused)")
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise TableError(f"the spreadsheet cannot be opened: {type(exc).__name__}") from None
+    try:
+        sheet = workbook.worksheets[0]
+        cells = 0
+        for values in sheet.iter_rows(values_only=True):
+            cells += len(values)
+            if cells > max_cells:
+                raise TableError("the spreadsheet has too many cells")
+            yield ["" if v is None else _cell_text(v) for v in values]
+    finally:
+        workbook.close()
+
+
+def _cell_text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def normalise_header(name: str) -> str:
+    """Loose header matching as the original did: trim, lower-case, drop spaces and underscores."""
+    return name.strip().lstrip("\ufeff").lower().replace(" ", "").replace("_", "").replace("-", "")

@@ -1,0 +1,1 @@
+"""Device checks: GSM Fusion IMEI orders (client, result parsing, IMEI validation, services, batches)."""
