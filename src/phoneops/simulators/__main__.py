@@ -35,6 +35,7 @@ class Simulator:
 
 SIMULATORS: dict[str, Simulator] = {
     "gsm_fusion": Simulator("phoneops.simulators.gsm_fusion", "GsmFusionSimConfig", port=8901),
+    "hlr_lookup": Simulator("phoneops.simulators.hlr_lookup", "HlrSimConfig", port=8902),
 }
 
 
