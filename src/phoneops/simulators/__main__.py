@@ -36,6 +36,7 @@ class Simulator:
 SIMULATORS: dict[str, Simulator] = {
     "gsm_fusion": Simulator("phoneops.simulators.gsm_fusion", "GsmFusionSimConfig", port=8901),
     "hlr_lookup": Simulator("phoneops.simulators.hlr_lookup", "HlrSimConfig", port=8902),
+    "voluum": Simulator("phoneops.simulators.voluum", "VoluumSimConfig", port=8905),
 }
 
 
