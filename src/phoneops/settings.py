@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     ongage_countries: Annotated[list[str], NoDecode] = Field(default=["GB"], alias="ONGAGE_COUNTRIES")
 
     # --- MessageWhiz -------------------------------------------------------------------------
-    messagewhiz_base_url: str = Field(default="https://api.messagewhiz.com", alias="MESSAGEWHIZ_BASE_URL")
+    messagewhiz_base_url: str = Field(default="https://sms.messagewhiz.com", alias="MESSAGEWHIZ_BASE_URL")
     messagewhiz_api_key: SecretStr | None = Field(default=None, alias="MESSAGEWHIZ_API_KEY")
 
     # --- HLR lookup --------------------------------------------------------------------------

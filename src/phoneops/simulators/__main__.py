@@ -37,6 +37,8 @@ SIMULATORS: dict[str, Simulator] = {
     "gsm_fusion": Simulator("phoneops.simulators.gsm_fusion", "GsmFusionSimConfig", port=8901),
     "hlr_lookup": Simulator("phoneops.simulators.hlr_lookup", "HlrSimConfig", port=8902),
     "voluum": Simulator("phoneops.simulators.voluum", "VoluumSimConfig", port=8905),
+    "messagewhiz": Simulator("phoneops.simulators.messagewhiz", "MessageWhizSimConfig", port=8906),
+    "ongage": Simulator("phoneops.simulators.ongage", "OngageSimConfig", port=8907),
 }
 
 

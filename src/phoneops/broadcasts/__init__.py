@@ -1,0 +1,1 @@
+"""SMS broadcasts: MessageWhiz client, broadcast history, campaign stats and the cost push to Voluum."""

@@ -1,0 +1,1 @@
+"""Email list sync: Ongage client, conversion sync and paced CSV jobs."""
