@@ -6,12 +6,24 @@ mandatory in CI (`PHONEOPS_TEST_REQUIRE_SERVICES=1` turns those skips into failu
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support import POSTGRES_URL, TMP, unavailable
+from support import (
+    CHROMIUM,
+    POSTGRES_URL,
+    TMP,
+    free_port,
+    process_env,
+    start_process,
+    stop_process,
+    unavailable,
+    wait_http,
+)
 
 _TMP = TMP
 
@@ -69,7 +81,10 @@ def _wipe(url: str) -> None:
     import phoneops.core.models  # noqa: F401
 
     db.configure(url)
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    from sqlalchemy import inspect
+
+    existing = set(inspect(db.get_engine()).get_table_names())
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name in existing]
     with db.get_engine().begin() as conn:
         if url.startswith("postgresql"):
             conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
@@ -164,3 +179,42 @@ def users(db_url: str) -> Users:
     return Users()
 
 
+
+
+# --- browser ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        unavailable(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def live_env() -> dict[str, str]:
+    """Extra environment for `live_server` (override in a test module, e.g. provider URLs)."""
+    return {}
+
+
+@pytest.fixture
+def live_server(db_url: str, tmp_path: Path, live_env: dict[str, str]) -> Iterator[str]:
+    """The real `phoneops serve` with an embedded worker, on a free port."""
+    port = free_port()
+    env = process_env(db_url, DATA_DIR=str(tmp_path), JOB_LEASE_SECONDS="5", **live_env)
+    proc = start_process(["serve", "--port", str(port), "--embedded-worker"], env,
+                         TMP / f"serve-{os.getpid()}-{port}.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(proc)

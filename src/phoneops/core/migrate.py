@@ -17,7 +17,8 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Apply migrations. Domains may branch from a common parent; "heads" applies every branch."""
     command.upgrade(alembic_config(url), revision)
 
 
@@ -25,8 +26,8 @@ def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
-def revision(url: str, message: str) -> None:
-    command.revision(alembic_config(url), message=message, autogenerate=True)
+def revision(url: str, message: str, head: str = "head") -> None:
+    command.revision(alembic_config(url), message=message, autogenerate=True, head=head)
 
 
 def current_heads(url: str) -> tuple[str, ...]:
