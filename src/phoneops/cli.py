@@ -135,8 +135,11 @@ def _ensure_demo_secrets(data_dir: Path) -> None:
     if not path.exists():
         key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
         blind = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        # The demo's Voluum simulator writes link tokens in the original format under AES_KEY.
+        legacy = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
         path.write_text(
             f"SESSION_SECRET={secrets.token_urlsafe(48)}\nAES_KEYS=k1:{key}\nBLIND_INDEX_KEY={blind}\n"
+            f"AES_KEY={legacy}\n"
         )
         path.chmod(0o600)
     for line in path.read_text().splitlines():
@@ -148,16 +151,22 @@ def _ensure_demo_secrets(data_dir: Path) -> None:
 @app.command()
 def demo(port: int = 8800) -> None:
     """Migrate, create the admin user, start the simulators and serve everything on 127.0.0.1."""
+    import contextlib
+
     from phoneops.settings import reset_settings_cache
+    from phoneops.simulators.demo import start_demo_simulators
 
     _ensure_demo_secrets(Path(os.environ.get("DATA_DIR", "./data")))
-    reset_settings_cache()
-    from phoneops.core.demo import prepare_demo
+    with contextlib.ExitStack() as stack:
+        for name, url in start_demo_simulators(os.environ, stack):
+            console.print(f"{name}: no credentials set, using its simulator at {url}")
+        reset_settings_cache()
+        from phoneops.core.demo import prepare_demo
 
-    settings = _bootstrap()
-    prepare_demo(settings, console)
-    console.print(f"[bold]phoneops demo[/bold] on http://127.0.0.1:{port}  (Ctrl-C to stop)")
-    serve(host="127.0.0.1", port=port, embedded_worker=True)
+        settings = _bootstrap()
+        prepare_demo(settings, console)
+        console.print(f"[bold]phoneops demo[/bold] on http://127.0.0.1:{port}  (Ctrl-C to stop)")
+        serve(host="127.0.0.1", port=port, embedded_worker=True)
 
 
 # --- users and tokens --------------------------------------------------------------------------
