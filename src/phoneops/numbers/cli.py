@@ -1,0 +1,170 @@
+"""`phoneops numbers ...`: look up, set statuses, import, export, OS rules, link tokens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from phoneops.cli import _bootstrap, cli_actor, console, fail, follow_job
+from phoneops.core.errors import AppError
+
+NAME = "numbers"
+app = typer.Typer(help="Phone numbers: lists, imports, exports, OS rules, link tokens.", no_args_is_help=True)
+
+
+@app.command()
+def lookup(number: str, region: Annotated[str | None, typer.Option()] = None) -> None:
+    """Show a number's status and history."""
+    from phoneops.core.db import session_scope
+    from phoneops.numbers.lists import lookup as do_lookup
+    from phoneops.numbers.router import region_or_default
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            view = do_lookup(session, cli_actor(), number, region_or_default(region))
+    except AppError as exc:
+        raise fail(exc) from None
+    console.print(
+        f"[bold]{view.number}[/bold] ({view.country}) status: [bold]{view.status or 'on no list'}[/bold]"
+        f" reason: {view.reason or '-'} authority: {view.authority or '-'}"
+    )
+    table = Table("when", "status", "authority", "reason", "source", "actor")
+    for e in view.history:
+        table.add_row(
+            e["at"][:19], e["status"] or "none", e["authority"], e["reason"] or "", e["source"] or "", e["actor"]
+        )
+    console.print(table)
+
+
+@app.command("set")
+def set_status(
+    number: str,
+    status: Annotated[str, typer.Argument(help="blacklist, monitor, whitelist or none")],
+    reason: Annotated[str, typer.Option()],
+    region: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Set a number's status (a manual decision)."""
+    from phoneops.core.db import session_scope
+    from phoneops.numbers.lists import set_status as do_set
+    from phoneops.numbers.router import region_or_default
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            result = do_set(
+                session,
+                cli_actor(),
+                number,
+                None if status == "none" else status,
+                reason,
+                region=region_or_default(region),
+            )
+    except AppError as exc:
+        raise fail(exc) from None
+    console.print(f"changed: {result.changed}, overruled: {result.overruled}")
+
+
+@app.command("import")
+def import_file(
+    path: Path,
+    target: Annotated[str, typer.Option(help="blacklist or monitor")],
+    region: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Import a CSV (phone, reason, source, ...) into the blacklist or the monitor list."""
+    from phoneops.core.db import session_scope
+    from phoneops.core.storage import get_storage
+    from phoneops.numbers.imports import import_numbers
+    from phoneops.numbers.router import region_or_default
+
+    _bootstrap()
+    if not path.is_file():
+        console.print(f"[red]no such file: {path}[/red]")
+        raise typer.Exit(2)
+    try:
+        with session_scope() as session:
+            actor = cli_actor()
+            stored = get_storage().save_bytes(session, actor, path.read_bytes(), kind="import", original_name=path.name)
+            record = import_numbers(session, actor, stored, target, region=region_or_default(region))
+            summary = (record.rows, record.added, record.already_listed, record.rejected, record.result_file_id)
+    except AppError as exc:
+        raise fail(exc) from None
+    console.print(
+        f"rows {summary[0]}: added {summary[1]}, already listed {summary[2]}, rejected {summary[3]}"
+        f" (result file {summary[4]})"
+    )
+
+
+@app.command()
+def export(status: str, out: Annotated[Path | None, typer.Option(help="Copy the CSV here")] = None) -> None:
+    """Export a list to CSV (a background job; numbers in full since the CLI acts as admin)."""
+    from phoneops.core.db import session_scope
+    from phoneops.core.jobs import get_job, run_job
+    from phoneops.core.storage import get_file, get_storage
+    from phoneops.numbers.exports import start_export
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            job_id = start_export(session, cli_actor(), status).id
+    except AppError as exc:
+        raise fail(exc) from None
+    run_job(job_id)
+    follow_job(job_id)
+    with session_scope() as session:
+        job = get_job(session, job_id)
+        if job.status != "succeeded":
+            raise typer.Exit(1)
+        if out is not None:
+            get_storage().copy_to(get_file(session, str(job.result["file_id"])), out)
+            console.print(f"{job.result['rows']} rows written to {out}")
+
+
+@app.command()
+def rules(
+    set_from: Annotated[Path | None, typer.Option("--set", help="Replace the rules from a JSON file")] = None,
+) -> None:
+    """Show (or replace) the OS classification rules."""
+    from phoneops.core.db import session_scope
+    from phoneops.numbers.rules import replace_rules, rules_as_dicts
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            if set_from is not None:
+                replace_rules(session, cli_actor(), json.loads(set_from.read_text()), note=f"cli: {set_from.name}")
+            console.print_json(json.dumps(rules_as_dicts(session)))
+    except AppError as exc:
+        raise fail(exc) from None
+
+
+@app.command()
+def encrypt(values: list[str], region: Annotated[str | None, typer.Option()] = None) -> None:
+    """Turn numbers into link tokens."""
+    from phoneops.numbers.normalize import normalize
+    from phoneops.numbers.router import region_or_default
+    from phoneops.numbers.vault import get_vault
+
+    _bootstrap()
+    cipher = get_vault().cipher
+    for value in values:
+        result = normalize(value, region_or_default(region))
+        print(f"{value}\t{cipher.encrypt(result.e164) if result.e164 else 'invalid: ' + str(result.reason)}")
+
+
+@app.command()
+def decrypt(tokens: list[str]) -> None:
+    """Turn link tokens back into numbers."""
+    from phoneops.numbers.vault import get_vault
+
+    _bootstrap()
+    cipher = get_vault().cipher
+    for token in tokens:
+        try:
+            print(f"{token}\t{cipher.decrypt(token)}")
+        except AppError as exc:
+            print(f"{token}\terror: {exc.message}")

@@ -1,0 +1,374 @@
+"""Whitelist / monitor / blacklist: one status per number, decided by authority and severity.
+
+Rules (the original let the latest tracker sync lift a manual blacklisting; here it cannot):
+- authority ranks auto (tracker verdicts) < hlr < manual; a verdict from a lower authority never
+  replaces a status set by a higher one;
+- between automatic verdicts the more severe list wins (blacklist > monitor > whitelist), so a later
+  "whitelist" click never lifts an earlier automatic blacklisting;
+- an HLR or manual verdict replaces one of the same authority (the newest decision counts).
+Every applied change is a `NumberEvent` (status, reason, source, actor, time, evidence).
+Work is set-based: numbers are matched by blind index in batches, never one query per number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from phoneops.core.audit import audit
+from phoneops.core.db import utcnow
+from phoneops.core.errors import NotFound, ValidationFailed
+from phoneops.core.security import Principal, Role
+from phoneops.numbers.models import NumberEvent, PhoneNumber
+from phoneops.numbers.normalize import country_of, normalize
+from phoneops.numbers.vault import get_vault, mask
+
+LISTS = ("blacklist", "monitor", "whitelist")
+SEVERITY = {None: 0, "whitelist": 1, "monitor": 2, "blacklist": 3}
+BATCH = 5000
+
+
+class Authority(StrEnum):
+    auto = "auto"
+    hlr = "hlr"
+    manual = "manual"
+
+    @property
+    def rank(self) -> int:
+        return {"auto": 0, "hlr": 1, "manual": 2}[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A decision about one number (already in E.164)."""
+
+    e164: str
+    status: str | None
+    authority: Authority
+    reason: str | None = None
+    source: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ApplyResult:
+    numbers: int = 0
+    new_numbers: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    overruled: int = 0
+    per_status: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "numbers": self.numbers,
+            "new_numbers": self.new_numbers,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "overruled": self.overruled,
+            "per_status": dict(self.per_status),
+        }
+
+
+def wins(current_status: str | None, current_authority: str | None, new: Verdict) -> bool:
+    """Whether `new` may replace the current status (see the module docstring)."""
+    if current_authority is None:
+        return True
+    current = Authority(current_authority)
+    if new.authority.rank != current.rank:
+        return new.authority.rank > current.rank
+    if new.authority is Authority.auto:
+        return SEVERITY[new.status] >= SEVERITY[current_status]
+    return True
+
+
+def _check(verdict: Verdict) -> None:
+    if verdict.status is not None and verdict.status not in LISTS:
+        raise ValidationFailed(f"status must be one of {', '.join(LISTS)} (got {verdict.status!r})")
+    if not verdict.e164.startswith("+"):
+        raise ValidationFailed(f"not an E.164 number: {verdict.e164!r}")
+
+
+def apply_verdicts(session: Session, actor: Principal, verdicts: Iterable[Verdict]) -> ApplyResult:
+    """Apply many verdicts set-based (batches of 5,000 matched by blind index)."""
+    result = ApplyResult()
+    batch: list[Verdict] = []
+    for verdict in verdicts:
+        _check(verdict)
+        batch.append(verdict)
+        if len(batch) >= BATCH:
+            _apply_batch(session, actor, batch, result)
+            batch = []
+    if batch:
+        _apply_batch(session, actor, batch, result)
+    return result
+
+
+def _apply_batch(session: Session, actor: Principal, verdicts: list[Verdict], result: ApplyResult) -> None:
+    vault = get_vault()
+    indexes = vault.index_many([v.e164 for v in verdicts])
+    by_index: dict[bytes, tuple[int, str | None, str | None, str | None]] = {
+        row.blind_index: (row.id, row.status, row.authority, row.reason)
+        for row in session.execute(
+            select(
+                PhoneNumber.id, PhoneNumber.blind_index, PhoneNumber.status, PhoneNumber.authority, PhoneNumber.reason
+            ).where(PhoneNumber.blind_index.in_(set(indexes)))
+        )
+    }
+    now = utcnow()
+    fresh: dict[bytes, dict[str, Any]] = {}
+    for verdict, index in zip(verdicts, indexes, strict=True):
+        if index not in by_index and index not in fresh:
+            fresh[index] = {
+                "blind_index": index,
+                "sealed": vault.seal(verdict.e164, index),
+                "country": country_of(verdict.e164),
+                "first_seen_at": now,
+                "updated_at": now,
+            }
+    if fresh:
+        session.execute(insert(PhoneNumber), list(fresh.values()))
+        for row in session.execute(
+            select(PhoneNumber.id, PhoneNumber.blind_index).where(PhoneNumber.blind_index.in_(list(fresh)))
+        ):
+            by_index[row.blind_index] = (row.id, None, None, None)
+        result.new_numbers += len(fresh)
+    state = dict(by_index)
+    updates: dict[int, dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
+    for verdict, index in zip(verdicts, indexes, strict=True):
+        number_id, status, authority, reason = state[index]
+        result.numbers += 1
+        if not wins(status, authority, verdict):
+            result.overruled += 1
+            continue
+        if status == verdict.status and authority == verdict.authority.value and reason == verdict.reason:
+            result.unchanged += 1
+            continue
+        values = {
+            "id": number_id,
+            "status": verdict.status,
+            "authority": verdict.authority.value,
+            "reason": verdict.reason,
+            "source": verdict.source,
+            "updated_at": now,
+        }
+        if status != verdict.status:
+            values["listed_at"] = now if verdict.status else None
+        updates[number_id] = {**updates.get(number_id, {}), **values}
+        events.append(
+            {
+                "number_id": number_id,
+                "at": now,
+                "status": verdict.status,
+                "previous_status": status,
+                "authority": verdict.authority.value,
+                "reason": verdict.reason,
+                "source": verdict.source,
+                "actor": actor.username,
+                "evidence": verdict.evidence,
+            }
+        )
+        state[index] = (number_id, verdict.status, verdict.authority.value, verdict.reason)
+        result.changed += 1
+        key = verdict.status or "none"
+        result.per_status[key] = result.per_status.get(key, 0) + 1
+    if updates:
+        rows = list(updates.values())
+        for keys in {tuple(sorted(r)) for r in rows}:
+            same = [r for r in rows if tuple(sorted(r)) == keys]
+            session.execute(update(PhoneNumber), same)
+    if events:
+        session.execute(insert(NumberEvent), events)
+
+
+def set_status(
+    session: Session,
+    actor: Principal,
+    raw: str,
+    status: str | None,
+    reason: str,
+    *,
+    region: str,
+    source: str = "MANUAL",
+    evidence: dict[str, Any] | None = None,
+) -> ApplyResult:
+    """A manual decision about one number (status None takes it off every list)."""
+    if not reason or not reason.strip():
+        raise ValidationFailed("a reason is required")
+    e164 = to_e164(raw, region)
+    result = apply_verdicts(
+        session, actor, [Verdict(e164, status, Authority.manual, reason.strip()[:64], source[:32], evidence or {})]
+    )
+    audit(
+        session,
+        actor,
+        "numbers.set_status",
+        "number",
+        mask(e164),
+        {"status": status, "reason": reason, "source": source},
+    )
+    return result
+
+
+def bulk_set_status(
+    session: Session,
+    actor: Principal,
+    values: Sequence[str],
+    status: str | None,
+    reason: str,
+    *,
+    region: str,
+    source: str = "MANUAL",
+    authority: Authority = Authority.manual,
+) -> tuple[ApplyResult, list[tuple[str, str]]]:
+    """Set one status for a column of numbers; returns the result and the rejected inputs with reasons."""
+    from phoneops.numbers.normalize import normalize_column
+
+    frame = normalize_column(list(values), region)
+    rejected = [(str(v), str(r)) for v, r in zip(values, frame["reason"].to_list(), strict=True) if r is not None]
+    e164s = [e for e in frame["e164"].to_list() if e is not None]
+    result = apply_verdicts(session, actor, (Verdict(e, status, authority, reason, source) for e in e164s))
+    audit(
+        session,
+        actor,
+        "numbers.bulk_set_status",
+        "numbers",
+        None,
+        {"status": status, "reason": reason, "count": len(e164s), "rejected": len(rejected)},
+    )
+    return result, rejected
+
+
+def to_e164(raw: str, region: str) -> str:
+    normalized = normalize(raw, region)
+    if normalized.e164 is None:
+        raise ValidationFailed(
+            f"not a valid phone number ({normalized.reason})", details={"reason": str(normalized.reason)}
+        )
+    return normalized.e164
+
+
+@dataclass
+class NumberView:
+    number: str
+    country: str | None
+    status: str | None
+    authority: str | None
+    reason: str | None
+    source: str | None
+    listed_at: str | None
+    first_seen_at: str
+    history: list[dict[str, Any]]
+
+
+def lookup(session: Session, actor: Principal, raw: str, region: str) -> NumberView:
+    """A number's status and full history (the caller already knows the number)."""
+    e164 = to_e164(raw, region)
+    row = session.scalar(select(PhoneNumber).where(PhoneNumber.blind_index == get_vault().index(e164)))
+    if row is None:
+        raise NotFound(f"{e164} is not known", details={"number": e164})
+    events = session.scalars(
+        select(NumberEvent)
+        .where(NumberEvent.number_id == row.id)
+        .order_by(NumberEvent.at.desc(), NumberEvent.id.desc())
+    )
+    return NumberView(
+        number=e164,
+        country=row.country,
+        status=row.status,
+        authority=row.authority,
+        reason=row.reason,
+        source=row.source,
+        listed_at=row.listed_at.isoformat() if row.listed_at else None,
+        first_seen_at=row.first_seen_at.isoformat(),
+        history=[
+            {
+                "at": e.at.isoformat(),
+                "status": e.status,
+                "previous_status": e.previous_status,
+                "authority": e.authority,
+                "reason": e.reason,
+                "source": e.source,
+                "actor": e.actor,
+                "evidence": e.evidence,
+            }
+            for e in events
+        ],
+    )
+
+
+def list_numbers(
+    session: Session,
+    actor: Principal,
+    status: str,
+    *,
+    limit: int = 100,
+    after_id: int = 0,
+) -> list[dict[str, Any]]:
+    """A page of one list; plaintext only for admins, masked for everyone else."""
+    if status not in LISTS:
+        raise ValidationFailed(f"status must be one of {', '.join(LISTS)}")
+    rows = session.scalars(
+        select(PhoneNumber)
+        .where(PhoneNumber.status == status, PhoneNumber.id > after_id)
+        .order_by(PhoneNumber.id)
+        .limit(max(1, min(limit, 1000)))
+    )
+    vault = get_vault()
+    reveal = actor.can(Role.admin)
+    out = []
+    for row in rows:
+        e164 = vault.open(row.sealed, row.blind_index)
+        out.append(
+            {
+                "id": row.id,
+                "number": e164 if reveal else mask(e164),
+                "country": row.country,
+                "status": row.status,
+                "authority": row.authority,
+                "reason": row.reason,
+                "source": row.source,
+                "listed_at": row.listed_at.isoformat() if row.listed_at else None,
+            }
+        )
+    return out
+
+
+def list_counts(session: Session) -> dict[str, dict[str, int]]:
+    """Per list: total, added in the last 24 hours and in the last 7 days."""
+    now = utcnow()
+    day, week = now - timedelta(days=1), now - timedelta(days=7)
+    counts = {name: {"total": 0, "last_24h": 0, "last_7d": 0} for name in LISTS}
+    rows = session.execute(
+        select(
+            PhoneNumber.status,
+            func.count(PhoneNumber.id),
+            func.count(PhoneNumber.id).filter(PhoneNumber.listed_at >= day),
+            func.count(PhoneNumber.id).filter(PhoneNumber.listed_at >= week),
+        )
+        .where(PhoneNumber.status.is_not(None))
+        .group_by(PhoneNumber.status)
+    )
+    for status, total, last_day, last_week in rows:
+        counts[str(status)] = {"total": total, "last_24h": last_day, "last_7d": last_week}
+    return counts
+
+
+def status_of_indexes(session: Session, indexes: Sequence[bytes]) -> dict[bytes, str | None]:
+    """Statuses for many blind indexes (for cleaning and other domains), in batches."""
+    found: dict[bytes, str | None] = {}
+    unique = list(set(indexes))
+    for start in range(0, len(unique), BATCH):
+        chunk = unique[start : start + BATCH]
+        for index, status in session.execute(
+            select(PhoneNumber.blind_index, PhoneNumber.status).where(PhoneNumber.blind_index.in_(chunk))
+        ):
+            found[index] = status
+    return found

@@ -1,0 +1,19 @@
+"""Prometheus gauges for the lists: total and recent additions per list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy.orm import Session
+
+from phoneops.numbers.lists import list_counts
+
+
+def collect(session: Session) -> Iterator[GaugeMetricFamily]:
+    gauge = GaugeMetricFamily("phoneops_list_numbers", "Numbers per list and window", labels=["list", "window"])
+    for name, counts in list_counts(session).items():
+        gauge.add_metric([name, "total"], counts["total"])
+        gauge.add_metric([name, "24h"], counts["last_24h"])
+        gauge.add_metric([name, "7d"], counts["last_7d"])
+    yield gauge

@@ -1,0 +1,499 @@
+"""E.164 normalisation: `normalize` for one value, `normalize_column` for a column; both give the same answer.
+
+The rule
+--------
+1. Input: ``None`` (or NaN) is EMPTY; a non-negative ``int`` (or integral float) is its digits; any other
+   non-string is NOT_A_NUMBER.
+2. Cleaning: separators (whitespace, ``. - ( ) / [ ]``, no-break and zero-width spaces, Unicode dashes, BOM)
+   are removed wherever they are; nothing left is EMPTY. A ``tel:`` URI keeps what comes before its first
+   ``;``. A leading ``00`` becomes ``+``. What remains must be ``+digits`` or ``digits`` (ASCII), else
+   NOT_A_NUMBER: letters, vanity numbers and extensions are refused rather than guessed.
+3. ``+digits`` is read as international. Bare ``digits`` are first read as a national number of the default
+   region (phonenumbers strips a trunk prefix, the region's own IDD, or a leading copy of the region's
+   country code); if that reading is not a valid number, ``+digits`` is tried and kept when valid. National
+   wins when both readings are valid. So the int-converted tracker id ``447400123456`` meets
+   ``+447400123456`` whatever the default region.
+4. Valid means ``phonenumbers.is_valid_number`` (so fictional ranges such as Ofcom's 07700 900xxx are
+   rejected as INVALID_FOR_REGION). ``country`` is ``region_code_for_number`` (None for non-geographic
+   numbers such as +800). A rejection carries the first (national) reading's reason.
+
+The column path
+---------------
+Values are cleaned by polars with the very patterns of the per-row path (on ASCII values, where Python's
+``re`` and Rust's ``regex`` agree; other values are cleaned in Python). Distinct candidates then go through
+a vectorised replica of ``phonenumbers.parse`` + ``is_valid_number`` built from phonenumbers' own metadata:
+``_extract_country_code`` (first known 1-3 digit code), ``_maybe_extract_country_code`` for bare digits
+(a leading copy of the region's code, its viability and TOO_LONG tests), ``_maybe_strip_national_prefix_
+carrier_code`` and parse's length test, ``region_code_for_number``'s walk through the regions of a calling
+code (leading digits, else the full type test), ``_number_type_helper`` (general description and any type
+description, each with its possible lengths), and ``is_possible_number_with_reason`` for the reason.
+Regex semantics carry over: full-match existence is the same in both engines, and a prefix match's span is
+the same under Rust's leftmost-first semantics as under Python's backtracking.
+
+The replica only decides what it reproduces step for step. A region IDD to strip, a national-prefix
+transform rule that fires, a non-geographic or unknown calling code, a candidate over 250 characters, and
+a bare candidate whose ``+digits`` reading is itself undecided go to ``_resolve``, the per-row function,
+once per distinct candidate. tests/numbers/test_normalize.py checks column == per-row over every example
+number of every region in many writings, and with hypothesis.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache, lru_cache
+
+import phonenumbers
+import polars as pl
+from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat, ValidationResult
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, _test_number_length
+
+from phoneops.core.errors import ValidationFailed
+
+__all__ = ["Normalized", "Rejection", "country_of", "normalize", "normalize_column"]
+
+
+class Rejection(StrEnum):
+    EMPTY = "empty"
+    NOT_A_NUMBER = "not_a_number"
+    TOO_SHORT = "too_short"
+    TOO_LONG = "too_long"
+    INVALID_LENGTH = "invalid_length"  # between the shortest and longest length, but no such length
+    INVALID_COUNTRY_CODE = "invalid_country_code"
+    INVALID_FOR_REGION = "invalid_for_region"  # a possible length that matches no number range
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    e164: str | None
+    reason: Rejection | None
+    country: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.e164 is not None
+
+
+_PARSE_REASONS = {
+    NumberParseException.INVALID_COUNTRY_CODE: Rejection.INVALID_COUNTRY_CODE,
+    NumberParseException.NOT_A_NUMBER: Rejection.NOT_A_NUMBER,
+    NumberParseException.TOO_SHORT_AFTER_IDD: Rejection.TOO_SHORT,
+    NumberParseException.TOO_SHORT_NSN: Rejection.TOO_SHORT,
+    NumberParseException.TOO_LONG: Rejection.TOO_LONG,
+}
+_POSSIBLE_REASONS = {
+    ValidationResult.IS_POSSIBLE: Rejection.INVALID_FOR_REGION,
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: Rejection.TOO_SHORT,  # a local number without its area code
+    ValidationResult.INVALID_COUNTRY_CODE: Rejection.INVALID_COUNTRY_CODE,
+    ValidationResult.TOO_SHORT: Rejection.TOO_SHORT,
+    ValidationResult.INVALID_LENGTH: Rejection.INVALID_LENGTH,
+    ValidationResult.TOO_LONG: Rejection.TOO_LONG,
+}
+
+# Cleaning patterns, used verbatim by Python `re` (per row) and polars (columns, ASCII values only).
+_SEPARATORS = "[ \t\n\r\f\v.()/\\[\\]\\-\u00a0\u2007\u200b\u202f\u2010-\u2015\u2212\u3000\ufeff]"
+_TEL = "^[Tt][Ee][Ll]:([^;]*)"
+_CANDIDATE = "^\\+?[0-9]+$"
+_SEP_RE = re.compile(_SEPARATORS)
+_TEL_RE = re.compile(_TEL)
+_CANDIDATE_RE = re.compile(r"\+?[0-9]+")
+_MAX_INPUT = 250  # phonenumbers refuses longer input as TOO_LONG
+_MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' bounds on a national significant number
+
+
+def _check_region(region: str) -> str:
+    code = region.upper() if isinstance(region, str) else ""
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationFailed(
+            f"unknown default region {region!r}: use an ISO 3166 alpha-2 code such as 'GB'",
+            code="invalid_region",
+        )
+    return code
+
+
+def _to_text(raw: object) -> str | Rejection:
+    if raw is None:
+        return Rejection.EMPTY
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, bool):
+        return Rejection.NOT_A_NUMBER
+    if isinstance(raw, numbers.Integral):
+        whole = int(raw)
+        return str(whole) if whole >= 0 else Rejection.NOT_A_NUMBER
+    if isinstance(raw, numbers.Real):
+        real = float(raw)
+        if math.isnan(real):
+            return Rejection.EMPTY
+        return str(int(real)) if real.is_integer() and real >= 0 else Rejection.NOT_A_NUMBER
+    return Rejection.NOT_A_NUMBER
+
+
+def _candidate(text: str) -> str | Rejection:
+    """Steps 2 of the rule: the canonical ``+digits`` / ``digits`` string, or why there is none."""
+    cleaned = _SEP_RE.sub("", text)
+    if not cleaned:
+        return Rejection.EMPTY
+    tel = _TEL_RE.match(cleaned)
+    if tel:
+        cleaned = tel.group(1)
+    if cleaned.startswith("00"):
+        cleaned = "+" + cleaned[2:]
+    return cleaned if _CANDIDATE_RE.fullmatch(cleaned) else Rejection.NOT_A_NUMBER
+
+
+def _country(region: str | None) -> str | None:
+    return region if region and region not in ("001", "ZZ") else None
+
+
+def _attempt(text: str, region: str) -> Normalized:
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException as exc:
+        return Normalized(None, _PARSE_REASONS.get(exc.error_type, Rejection.NOT_A_NUMBER), None)
+    if phonenumbers.is_valid_number(number):
+        e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+        return Normalized(e164, None, _country(phonenumbers.region_code_for_number(number)))
+    why = phonenumbers.is_possible_number_with_reason(number)
+    return Normalized(None, _POSSIBLE_REASONS.get(why, Rejection.INVALID_FOR_REGION), None)
+
+
+@lru_cache(maxsize=1 << 16)
+def _resolve(candidate: str, region: str) -> Normalized:
+    """Step 3-4 of the rule for a cleaned candidate."""
+    first = _attempt(candidate, region)
+    if first.ok or candidate.startswith("+"):
+        return first
+    second = _attempt("+" + candidate, region)
+    return second if second.ok else first
+
+
+def normalize(raw: object, region: str) -> Normalized:
+    """One value to E.164 under the module's rule; `region` is the default region (ISO code)."""
+    region = _check_region(region)
+    text = _to_text(raw)
+    candidate = text if isinstance(text, Rejection) else _candidate(text)
+    if isinstance(candidate, Rejection):
+        return Normalized(None, candidate, None)
+    return _resolve(candidate, region)
+
+
+@lru_cache(maxsize=1 << 14)
+def country_of(e164: str) -> str | None:
+    """ISO region of a valid E.164 number (None when invalid or non-geographic)."""
+    if not e164.startswith("+"):
+        return None
+    try:
+        number = phonenumbers.parse(e164, None)
+    except NumberParseException:
+        return None
+    return _country(phonenumbers.region_code_for_number(number)) if phonenumbers.is_valid_number(number) else None
+
+
+# --- the vectorised replica -------------------------------------------------------------------------------
+# Metadata becomes columns (one row per region) and rows are sorted by region before every per-row-pattern
+# regex, so polars compiles each pattern once. Length conditions are folded into the patterns: a number is
+# matched as "LLL:digits" (LLL its zero-padded length) against "(?:LLL|...):(?:pattern)".
+
+_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail")
+_STRIP_REFUSED = {ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+                  ValidationResult.INVALID_LENGTH}
+_NEVER = "^x$"  # matches no digit string
+
+
+def _rx(pattern: str) -> str:
+    r"""A metadata pattern for polars. Metadata patterns use no escape but ``\d``, never inside a class
+    (a test pins this), and only meet ASCII digit strings here, where ``[0-9]`` is ``\d`` and compiles
+    several times faster than Rust's Unicode ``\d``."""
+    return pattern.replace("\\d", "[0-9]")
+
+
+def _keyed(lengths: Sequence[int], pattern: str) -> str | None:
+    """_is_number_matching_desc as a pattern over "LLL:digits"; None when no length can match."""
+    if not lengths:
+        return f"[0-9]{{3}}:(?:{_rx(pattern)})"
+    sizes = [f"{n:03d}" for n in lengths if n >= 0]
+    return f"(?:{'|'.join(sizes)}):(?:{_rx(pattern)})" if sizes else None
+
+
+@cache
+def _meta(region: str) -> dict[str, object] | None:
+    """One region's metadata as a row: what parse, is_valid_number and is_possible_number read."""
+    md = PhoneMetadata.metadata_for_region(region, None)
+    if md is None or md.general_desc is None:
+        return None
+    general = md.general_desc.national_number_pattern
+    names = [*_TYPES, "fixed_line"] + ([] if md.same_mobile_and_fixed_line_pattern else ["mobile"])
+    descs = [getattr(md, name) for name in names]
+    keyed = [_keyed(d.possible_length, d.national_number_pattern) for d in descs if d and d.national_number_pattern]
+    types = [t for t in keyed if t]
+    gen_k = _keyed(md.general_desc.possible_length, general) if general else None
+    try:
+        verdicts = "".join(str(_test_number_length("0" * n, md)) for n in range(_MAX_INPUT + 1))
+    except IndexError:  # no possible lengths in the general description
+        verdicts = None
+    npfp = md.national_prefix_for_parsing
+    return {
+        "region": region,
+        "cc": str(md.country_code),
+        "plain": f"^(?:{_rx(general)})$" if general else _NEVER,
+        "gen_k": f"^{gen_k}$" if gen_k else _NEVER,
+        "types_k": f"^(?:{'|'.join(types)})$" if types else _NEVER,
+        "prefix": f"^({_rx(npfp)})" if npfp else None,
+        "transform": bool(md.national_prefix_transform_rule),
+        "leading": f"^(?:{_rx(md.leading_digits)})" if md.leading_digits else None,
+        "idd": f"^(?:{_rx(md.international_prefix)})" if md.international_prefix else None,
+        "verdicts": verdicts,
+    }
+
+
+_REGION_SCHEMA = {"region": pl.String, "cc": pl.String, "plain": pl.String, "gen_k": pl.String,
+                  "types_k": pl.String, "prefix": pl.String, "transform": pl.Boolean, "leading": pl.String,
+                  "idd": pl.String, "verdicts": pl.String}
+_STRIP_COLS = ["region", "plain", "prefix", "transform", "verdicts"]
+
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple[dict[str, str | None], dict[str, str], pl.DataFrame, pl.DataFrame]:
+    """_extract_country_code by first three digits; the main region of each geographic code;
+    region_code_for_number's walk as rows (C, k, single, region, patterns); is_possible_number's length
+    verdicts by calling code."""
+    known = {str(code) for code in COUNTRY_CODE_TO_REGION_CODE}
+    codes = {f"{n:03d}": next((p[:k] for k in (1, 2, 3) if (p := f"{n:03d}")[:k] in known), None) for n in range(1000)}
+    main: dict[str, str] = {}
+    walk, why = [], []
+    for code, regions in COUNTRY_CODE_TO_REGION_CODE.items():
+        lead = phonenumbers.region_code_for_country_code(code)
+        row = _meta(lead) if lead in phonenumbers.SUPPORTED_REGIONS else None
+        if row is None or row["verdicts"] is None:
+            continue  # non-geographic codes stay with the per-row path
+        main[str(code)] = lead
+        why.append({"C": str(code), "why": row["verdicts"]})
+        rows = [m for r in regions if (m := _meta(r)) is not None]
+        walk += [{"C": str(code), "k": k, "single": len(regions) == 1, **m} for k, m in enumerate(rows)]
+    schema = {"C": pl.String, "k": pl.Int64, "single": pl.Boolean, **_REGION_SCHEMA}
+    plan = pl.DataFrame(walk, schema=schema).select("C", "k", "single", "region", "gen_k", "types_k", "leading")
+    return codes, main, plan.with_row_index("_pi"), pl.DataFrame(why, schema={"C": pl.String, "why": pl.String})
+
+
+def _regions(names: list[str]) -> pl.DataFrame:
+    rows = [row for name in names if (row := _meta(name)) is not None]
+    return pl.DataFrame(rows, schema=_REGION_SCHEMA).select(_STRIP_COLS)
+
+
+def _size(column: str) -> pl.Expr:
+    return pl.col(column).str.len_bytes().cast(pl.Int64)
+
+
+def _at(mask: str, size: pl.Expr) -> pl.Expr:
+    """The character of a per-length mask column at `size`."""
+    return pl.col(mask).str.slice(size, 1)
+
+
+def _stage(df: pl.DataFrame, region: str) -> pl.DataFrame:
+    """_maybe_extract_country_code: d -> C (calling code), n (national part), mreg (metadata region)."""
+    codes, main, _, _ = _tables()
+    d, own = pl.col("d"), _meta(region)
+    plus = df.filter(pl.col("plus") & (d.str.len_bytes() > _MIN_NSN))
+    plus = plus.with_columns(C=d.str.slice(0, 3).replace_strict(codes, default=None, return_dtype=pl.String))
+    plus = plus.filter(pl.col("C").is_in(list(main))).with_columns(
+        n=d.str.slice(pl.col("C").str.len_bytes()), mreg=pl.col("C").replace_strict(main, return_dtype=pl.String)
+    )
+    bare = df.filter(~pl.col("plus"))
+    if own is None or own["cc"] not in main or own["verdicts"] is None:
+        bare = bare.with_columns(C=pl.lit(""), n=d, mreg=pl.lit(region), und=pl.lit(True))
+    else:  # the region's IDD (left undecided), a leading copy of its calling code, or a national number
+        code, starts = str(own["cc"]), d.str.starts_with(str(own["cc"]))
+        bare = bare.with_columns(C=pl.lit(code), pot=pl.when(starts).then(d.str.slice(len(code))), _r=pl.lit(region))
+        bare = bare.join(_regions([region]), left_on="_r", right_on="region")  # views, not copies of patterns
+        if own["idd"]:
+            bare = bare.with_columns(und=d.str.contains(str(own["idd"])))
+        bare = _strip(bare, "pot", "pot2")
+        long_ = _at("verdicts", _size("d")) == str(ValidationResult.TOO_LONG)
+        moved = starts & ((~d.str.contains(pl.col("plain")) & pl.col("pot2").str.contains(pl.col("plain"))) | long_)
+        bare = bare.with_columns(
+            n=pl.when(moved).then(pl.col("pot2")).otherwise(d),
+            mreg=pl.when(moved).then(pl.lit(main[code])).otherwise(pl.lit(region)),
+        )
+    cols = ["i", "C", "n", "mreg", "und"]
+    return pl.concat([plus.select(cols), bare.select(cols)]).filter(~pl.col("und") & (_size("n") >= _MIN_NSN))
+
+
+def _strip(df: pl.DataFrame, src: str, dst: str) -> pl.DataFrame:
+    """_maybe_strip_national_prefix_carrier_code(src) into dst under the metadata columns of each row; a
+    transform rule that fires leaves the row undecided."""
+    parts = [  # polars does not cache per-row patterns in str.extract: one literal pattern per part
+        part.with_columns(
+            _hit=part[src].str.extract(key[0], 1).str.len_bytes().cast(pl.Int64).fill_null(0)
+            if key[0] else pl.lit(0, pl.Int64)
+        )
+        for key, part in df.partition_by("prefix", as_dict=True).items()
+    ]
+    if not parts:
+        return df.with_columns(pl.col(src).alias(dst))
+    number, hit = pl.col(src), pl.col("_hit")
+    rest = number.str.slice(hit)
+    keep = number.str.contains(pl.col("plain")) & ~rest.str.contains(pl.col("plain"))
+    return pl.concat(parts).with_columns(
+        pl.when((hit > 0) & ~keep).then(rest).otherwise(number).alias(dst),
+        und=pl.col("und") | (pl.col("transform") & (hit > 0)),
+    ).drop("_hit")
+
+
+def _replica(candidates: pl.Series, region: str) -> pl.DataFrame:
+    """cand, valid, e164, country, reason for each candidate whose reading parse(cand, region) the replica
+    reproduces exactly; the others are left out."""
+    _, _, plan, why = _tables()
+    df = pl.DataFrame({"cand": candidates}, schema={"cand": pl.String}).with_row_index("i")
+    df = df.filter(_size("cand") <= _MAX_INPUT).select(
+        "i", d=pl.col("cand").str.strip_prefix("+"), plus=pl.col("cand").str.starts_with("+"), und=pl.lit(False)
+    )
+    staged = _stage(df, region)
+    meta = _regions(staged["mreg"].unique().to_list()).with_row_index("_ri")
+    staged = staged.join(meta, left_on="mreg", right_on="region").sort("_ri")  # runs of one pattern
+    staged = _strip(staged, "n", "_s").filter(~pl.col("und"))
+    kept = _at("verdicts", _size("_s")).is_in([str(v) for v in _STRIP_REFUSED]).not_()
+    todo = staged.select("i", "C", nat=pl.when(kept).then(pl.col("_s")).otherwise(pl.col("n")), k=pl.lit(0))
+    todo = todo.with_columns(key=pl.concat_str(_size("nat").cast(pl.String).str.zfill(3), pl.lit(":"), "nat"))
+    done = [todo.head(0).select("i", "C", "nat", valid=pl.lit(False), region=pl.lit(None, pl.String))]
+    while todo.height:  # _region_code_for_number_from_list: region k of the calling code's list
+        step = todo.join(plan, on=["C", "k"], how="left").sort("_pi")
+        valid = pl.col("key").str.contains(pl.col("gen_k")) & pl.col("key").str.contains(pl.col("types_k"))
+        step = step.with_columns(valid=valid.fill_null(False))
+        lead = pl.col("nat").str.contains(pl.col("leading")).fill_null(False)
+        hit = pl.col("single") | pl.when(pl.col("leading").is_null()).then("valid").otherwise(lead)
+        step = step.with_columns(hit=hit)
+        done.append(step.filter(pl.col("hit") | pl.col("region").is_null()).select("i", "C", "nat", "valid", "region"))
+        todo = step.filter(~pl.col("hit") & pl.col("region").is_not_null()).select(
+            "i", "C", "nat", k=pl.col("k") + 1, key=pl.col("key")
+        )
+    found = pl.concat(done).join(why, on="C", how="left")
+    found = found.with_columns(cand=candidates.gather(found["i"]))
+    too_long, short = _size("nat") > _MAX_NSN, _size("nat") < _MIN_NSN
+    valid = pl.col("valid") & ~too_long & ~short
+    reason = _at("why", _size("nat")).replace_strict(
+        {str(k): v.value for k, v in _POSSIBLE_REASONS.items()}, default=None, return_dtype=pl.String
+    )
+    return found.select(
+        "cand",
+        valid=valid,
+        e164=pl.when(valid).then(pl.concat_str(pl.lit("+"), "C", "nat")),
+        country=pl.when(valid).then("region"),
+        reason=pl.when(valid).then(None).when(too_long).then(pl.lit(Rejection.TOO_LONG.value))
+        .when(short).then(pl.lit(Rejection.TOO_SHORT.value)).otherwise(reason),
+    )
+
+
+def _decide(candidates: pl.Series, region: str) -> pl.DataFrame:
+    """cand, e164, reason, country for the distinct candidates the replica settles under step 3: a bare
+    candidate proven invalid nationally takes its ``+digits`` reading when that one is proven either way."""
+    first = _replica(candidates, region)
+    retry = first.filter(~pl.col("valid") & ~pl.col("cand").str.starts_with("+")).select("cand")
+    # Without a known calling code, "+digits" fails as INVALID_COUNTRY_CODE, and so does parse's retry
+    # without the "+": the digits match neither the region's IDD (else undecided above) nor its own code.
+    coded = pl.col("cand").str.slice(0, 3).replace_strict(_tables()[0], default=None, return_dtype=pl.String)
+    dead = retry.filter(coded.is_null()).with_columns(valid2=pl.lit(False), e2=pl.lit(None, pl.String),
+                                                       c2=pl.lit(None, pl.String))
+    second = _replica("+" + retry.filter(coded.is_not_null())["cand"], region).select(
+        cand=pl.col("cand").str.strip_prefix("+"), valid2="valid", e2="e164", c2="country"
+    )
+    both = first.join(pl.concat([second, dead]), on="cand", how="left")
+    valid, valid2 = pl.col("valid"), pl.col("valid2")
+    return both.filter(valid | pl.col("cand").str.starts_with("+") | valid2.is_not_null()).select(
+        "cand",
+        e164=pl.when(valid).then("e164").when(valid2).then("e2"),
+        reason=pl.when(valid | valid2).then(None).otherwise("reason"),
+        country=pl.when(valid).then("country").when(valid2).then("c2"),
+    )
+
+
+def _resolve_many(candidates: pl.Series, region: str) -> pl.DataFrame:
+    fast = _decide(candidates, region)
+    rest = pl.DataFrame({"cand": candidates}).join(fast, on="cand", how="anti")["cand"]
+    results = [_resolve(c, region) for c in rest]
+    slow = pl.DataFrame(
+        {
+            "cand": rest,
+            "e164": [r.e164 for r in results],
+            "reason": [r.reason.value if r.reason else None for r in results],
+            "country": [r.country for r in results],
+        },
+        schema=dict.fromkeys(("cand", "e164", "reason", "country"), pl.String),
+    )
+    return pl.concat([fast, slow])
+
+
+def _clean(text: pl.Series) -> pl.DataFrame:
+    """cand, early for each row: step 2 of the rule (non-ASCII values are cleaned in Python)."""
+    raw, s = pl.col("raw"), pl.col("s")
+    df = pl.DataFrame({"raw": text}, schema={"raw": pl.String})
+    plain = raw.str.len_bytes() == raw.str.len_chars()
+    out = (
+        df.with_columns(s=raw.str.replace_all(_SEPARATORS, ""))
+        .with_columns(empty=s.str.len_bytes() == 0, s=pl.coalesce(s.str.extract(_TEL, 1), s))
+        .with_columns(s=pl.when(s.str.starts_with("00")).then(pl.concat_str(pl.lit("+"), s.str.slice(2))).otherwise(s))
+        .with_columns(cand=pl.when(~pl.col("empty") & s.str.contains(_CANDIDATE)).then(s))
+        .with_columns(
+            early=pl.when(raw.is_null() | pl.col("empty")).then(pl.lit(Rejection.EMPTY.value))
+            .when(pl.col("cand").is_null()).then(pl.lit(Rejection.NOT_A_NUMBER.value))
+        )
+    )
+    others = df.filter(~plain)["raw"].unique().to_list()
+    if not others:
+        return out.select("cand", "early")
+    cands = [_candidate(v) for v in others]
+    slow = pl.DataFrame(
+        {
+            "raw": others,
+            "cand2": [None if isinstance(c, Rejection) else c for c in cands],
+            "early2": [c.value if isinstance(c, Rejection) else None for c in cands],
+        },
+        schema={"raw": pl.String, "cand2": pl.String, "early2": pl.String},
+    )
+    out = out.join(slow, on="raw", how="left", maintain_order="left")
+    python = plain.not_().fill_null(False)
+    return out.select(
+        cand=pl.when(python).then("cand2").otherwise("cand"), early=pl.when(python).then("early2").otherwise("early")
+    )
+
+
+def _text_column(values: pl.Series | Sequence[object]) -> tuple[pl.Series, pl.Series | None]:
+    """Step 1 of the rule: (text or null, early reason or null)."""
+    if isinstance(values, pl.Series):
+        if values.dtype == pl.String:
+            return values, None
+        if values.dtype.is_integer():
+            negative = (values < 0).fill_null(False)
+            text = pl.select(pl.when(negative).then(None).otherwise(values.cast(pl.String))).to_series()
+            early = pl.select(pl.when(negative).then(pl.lit(Rejection.NOT_A_NUMBER.value))).to_series()
+            return text, early
+        items: Sequence[object] = values.to_list()
+    else:
+        items = values
+        try:
+            return pl.Series(items, dtype=pl.String, strict=True), None
+        except (TypeError, pl.exceptions.PolarsError):
+            pass
+    texts = [_to_text(v) for v in items]
+    return (
+        pl.Series([None if isinstance(t, Rejection) else t for t in texts], dtype=pl.String),
+        pl.Series([t.value if isinstance(t, Rejection) else None for t in texts], dtype=pl.String),
+    )
+
+
+def normalize_column(values: pl.Series | Sequence[object], region: str) -> pl.DataFrame:
+    """A column to E.164, row by row equal to `normalize`: columns e164, reason, country (Utf8)."""
+    region = _check_region(region)
+    text, early = _text_column(values)
+    cleaned = _clean(text)
+    resolved = _resolve_many(cleaned["cand"].drop_nulls().unique(), region)
+    out = cleaned.join(resolved, on="cand", how="left", maintain_order="left")
+    reasons = [pl.col("early"), pl.col("reason")]
+    if early is not None:
+        out = out.with_columns(early0=early)
+        reasons.insert(0, pl.col("early0"))
+    return out.select("e164", reason=pl.coalesce(reasons), country="country")

@@ -1,0 +1,242 @@
+"""Numbers API: lookup, statuses, lists, OS rules, imports, exports, link tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Query, UploadFile
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from phoneops.core import storage
+from phoneops.core.audit import audit
+from phoneops.core.deps import admin, get_db, operator, viewer
+from phoneops.core.errors import Forbidden, NotFound, ValidationFailed
+from phoneops.core.jobs import get_job
+from phoneops.core.router import file_response
+from phoneops.core.schemas import JobOut
+from phoneops.core.security import Principal, Role
+from phoneops.numbers import exports, imports, lists, rules
+from phoneops.numbers.normalize import normalize
+from phoneops.numbers.schemas import (
+    ApplyOut,
+    BulkStatusIn,
+    BulkStatusOut,
+    ExportIn,
+    ImportOut,
+    ListCounts,
+    NumberOut,
+    RuleSetIn,
+    StatusIn,
+    TokenResult,
+    TokensIn,
+)
+from phoneops.numbers.vault import get_vault
+from phoneops.settings import get_settings
+
+router = APIRouter(prefix="/api/numbers", tags=["numbers"])
+
+
+def region_or_default(region: str | None) -> str:
+    import phonenumbers
+
+    value = (region or get_settings().default_region).upper()
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationFailed(f"unknown region code {value!r} (use an ISO 3166 code such as GB or US)")
+    return value
+
+
+@router.get("/lookup", response_model=NumberOut)
+def lookup(
+    number: str = Query(max_length=64),
+    region: str | None = None,
+    session: Session = Depends(get_db),
+    actor: Principal = Depends(viewer),
+) -> NumberOut:
+    view = lists.lookup(session, actor, number, region_or_default(region))
+    return NumberOut.model_validate(view.__dict__)
+
+
+@router.post("/status", response_model=ApplyOut)
+def set_status(body: StatusIn, session: Session = Depends(get_db), actor: Principal = Depends(operator)) -> ApplyOut:
+    result = lists.set_status(
+        session, actor, body.number, body.status, body.reason, region=region_or_default(body.region)
+    )
+    return ApplyOut.model_validate(result.as_dict())
+
+
+@router.post("/bulk-status", response_model=BulkStatusOut)
+def bulk_status(
+    body: BulkStatusIn, session: Session = Depends(get_db), actor: Principal = Depends(operator)
+) -> BulkStatusOut:
+    result, rejected = lists.bulk_set_status(
+        session, actor, body.numbers, body.status, body.reason, region=region_or_default(body.region)
+    )
+    return BulkStatusOut.model_validate(
+        {**result.as_dict(), "rejected": [{"value": v, "reason": r} for v, r in rejected]}
+    )
+
+
+@router.get("/counts", response_model=dict[str, ListCounts])
+def counts(session: Session = Depends(get_db), _: Principal = Depends(viewer)) -> dict[str, ListCounts]:
+    return {k: ListCounts.model_validate(v) for k, v in lists.list_counts(session).items()}
+
+
+@router.get("/lists/{status}")
+def list_page(
+    status: str,
+    after_id: int = 0,
+    limit: int = Query(default=100, ge=1, le=1000),
+    session: Session = Depends(get_db),
+    actor: Principal = Depends(viewer),
+) -> list[dict[str, Any]]:
+    return lists.list_numbers(session, actor, status, limit=limit, after_id=after_id)
+
+
+# --- OS rules ----------------------------------------------------------------------------------
+
+
+@router.get("/os-rules")
+def get_rules(session: Session = Depends(get_db), _: Principal = Depends(viewer)) -> list[dict[str, Any]]:
+    return rules.rules_as_dicts(session)
+
+
+@router.put("/os-rules")
+def put_rules(
+    body: RuleSetIn, session: Session = Depends(get_db), actor: Principal = Depends(admin)
+) -> list[dict[str, Any]]:
+    rules.replace_rules(session, actor, body.rules, body.note)
+    return rules.rules_as_dicts(session)
+
+
+@router.post("/os-rules/reset")
+def reset_rules(session: Session = Depends(get_db), actor: Principal = Depends(admin)) -> list[dict[str, Any]]:
+    rules.reset_rules(session, actor)
+    return rules.rules_as_dicts(session)
+
+
+@router.get("/classify")
+def classify(
+    os: str | None = Query(default=None, max_length=200),
+    ua: str | None = Query(default=None, max_length=2000),
+    session: Session = Depends(get_db),
+    _: Principal = Depends(viewer),
+) -> dict[str, Any]:
+    if not os and not ua:
+        raise ValidationFailed("give an OS string (os=...) or a user agent (ua=...)")
+    return rules.classify_text(session, os, ua)
+
+
+# --- imports -----------------------------------------------------------------------------------
+
+
+@router.post("/imports", response_model=ImportOut, status_code=201)
+async def import_file(
+    file: UploadFile,
+    target: str = Form(...),
+    region: str | None = Form(default=None),
+    session: Session = Depends(get_db),
+    actor: Principal = Depends(operator),
+) -> ImportOut:
+    from collections.abc import AsyncIterator
+
+    region_value = region_or_default(region)
+    if target not in imports.TARGETS:
+        raise ValidationFailed(f"target must be one of {', '.join(imports.TARGETS)}")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while block := await file.read(storage.CHUNK):
+            yield block
+
+    stored = await storage.get_storage().save_stream(
+        session,
+        actor,
+        chunks(),
+        kind="import",
+        original_name=file.filename,
+        content_type=file.content_type,
+        max_bytes=get_settings().max_upload_bytes,
+    )
+    record = imports.import_numbers(session, actor, stored, target, region=region_value)
+    return ImportOut.model_validate(record)
+
+
+@router.get("/imports", response_model=list[ImportOut])
+def list_imports(session: Session = Depends(get_db), _: Principal = Depends(viewer)) -> list[ImportOut]:
+    return [ImportOut.model_validate(r) for r in imports.list_imports(session)]
+
+
+@router.get("/imports/{import_id}/result")
+def import_result(
+    import_id: int, session: Session = Depends(get_db), actor: Principal = Depends(viewer)
+) -> StreamingResponse:
+    record = imports.get_import(session, import_id)
+    if record.result_file_id is None:
+        raise NotFound("this import has no result file")
+    return file_response(session, actor, storage.get_file(session, record.result_file_id))
+
+
+# --- exports -----------------------------------------------------------------------------------
+
+
+@router.post("/exports", response_model=JobOut, status_code=202)
+def start_export(body: ExportIn, session: Session = Depends(get_db), actor: Principal = Depends(operator)) -> JobOut:
+    return JobOut.model_validate(exports.start_export(session, actor, body.status))
+
+
+@router.get("/exports", response_model=list[JobOut])
+def list_exports(session: Session = Depends(get_db), _: Principal = Depends(viewer)) -> list[JobOut]:
+    return [JobOut.model_validate(j) for j in exports.exports(session)]
+
+
+@router.get("/exports/{job_id}/download")
+def download_export(
+    job_id: str, session: Session = Depends(get_db), actor: Principal = Depends(viewer)
+) -> StreamingResponse:
+    job = get_job(session, job_id)
+    if job.kind != exports.KIND:
+        raise NotFound(f"no export {job_id}")
+    if job.status != "succeeded" or "file_id" not in job.result:
+        raise NotFound(
+            f"export {job_id} is {job.status}; nothing to download" + (f": {job.error}" if job.error else "")
+        )
+    if job.params.get("plaintext") and not actor.can(Role.admin):
+        raise Forbidden("this export holds plaintext numbers: admins only")
+    return file_response(session, actor, storage.get_file(session, str(job.result["file_id"])))
+
+
+# --- link tokens -------------------------------------------------------------------------------
+
+
+@router.post("/tokens/encrypt", response_model=list[TokenResult])
+def encrypt_tokens(
+    body: TokensIn, session: Session = Depends(get_db), actor: Principal = Depends(operator)
+) -> list[TokenResult]:
+    region = region_or_default(body.region)
+    cipher = get_vault().cipher
+    out = []
+    for value in body.values:
+        normalized = normalize(value, region)
+        if normalized.e164 is None:
+            out.append(TokenResult(value=value, result=None, error=str(normalized.reason)))
+        else:
+            out.append(TokenResult(value=value, result=cipher.encrypt(normalized.e164), error=None))
+    audit(session, actor, "numbers.tokens.encrypt", None, None, {"count": len(body.values)})
+    return out
+
+
+@router.post("/tokens/decrypt", response_model=list[TokenResult])
+def decrypt_tokens(
+    body: TokensIn, session: Session = Depends(get_db), actor: Principal = Depends(admin)
+) -> list[TokenResult]:
+    from phoneops.core.errors import AppError
+
+    cipher = get_vault().cipher
+    out = []
+    for value in body.values:
+        try:
+            out.append(TokenResult(value=value, result=cipher.decrypt(value), error=None))
+        except AppError as exc:
+            out.append(TokenResult(value=value, result=None, error=exc.message))
+    audit(session, actor, "numbers.tokens.decrypt", None, None, {"count": len(body.values)})
+    return out

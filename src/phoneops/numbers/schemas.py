@@ -1,0 +1,91 @@
+"""API shapes of the numbers domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ListName = Literal["blacklist", "monitor", "whitelist"]
+
+
+class StatusIn(BaseModel):
+    number: str = Field(max_length=64)
+    status: ListName | None = Field(description="null takes the number off every list")
+    reason: str = Field(min_length=1, max_length=64)
+    region: str | None = Field(default=None, min_length=2, max_length=2)
+
+
+class BulkStatusIn(BaseModel):
+    numbers: list[str] = Field(min_length=1, max_length=100_000)
+    status: ListName | None
+    reason: str = Field(min_length=1, max_length=64)
+    region: str | None = Field(default=None, min_length=2, max_length=2)
+
+
+class ApplyOut(BaseModel):
+    numbers: int
+    new_numbers: int
+    changed: int
+    unchanged: int
+    overruled: int
+    per_status: dict[str, int]
+
+
+class BulkStatusOut(ApplyOut):
+    rejected: list[dict[str, str]]
+
+
+class NumberOut(BaseModel):
+    number: str
+    country: str | None
+    status: str | None
+    authority: str | None
+    reason: str | None
+    source: str | None
+    listed_at: str | None
+    first_seen_at: str
+    history: list[dict[str, Any]]
+
+
+class ListCounts(BaseModel):
+    total: int
+    last_24h: int
+    last_7d: int
+
+
+class RuleSetIn(BaseModel):
+    rules: list[dict[str, Any]] = Field(min_length=1, max_length=200)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class ImportOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    target: str
+    original_name: str
+    status: str
+    rows: int
+    added: int
+    already_listed: int
+    rejected: int
+    result_file_id: str | None
+    created_by: str
+    created_at: datetime
+
+
+class ExportIn(BaseModel):
+    status: ListName
+
+
+class TokensIn(BaseModel):
+    values: list[str] = Field(min_length=1, max_length=10_000)
+    region: str | None = Field(default=None, min_length=2, max_length=2)
+
+
+class TokenResult(BaseModel):
+    value: str
+    result: str | None
+    error: str | None
