@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from support import TEST_ENV, free_port, stop_process, wait_http
 
 
@@ -19,7 +20,7 @@ def test_demo_serves_login_and_printed_admin_logs_in(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [sys.executable, "-m", "phoneops", "demo", "--port", str(port)], cwd=tmp_path, env=env,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )

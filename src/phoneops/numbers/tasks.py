@@ -1,0 +1,3 @@
+"""Background work of the numbers domain (imported by workers through phoneops.registry)."""
+
+from phoneops.numbers import exports  # noqa: F401  (registers the "numbers.export" job)
