@@ -156,3 +156,21 @@ def test_link_tokens(client: Any, users: Any) -> None:
     assert dec[0]["result"] == UK
     assert dec[1]["result"] is None
     assert dec[1]["error"]
+
+
+def test_import_from_xlsx(client: Any, users: Any) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["phone", "reason", "source"])
+    sheet.append(["07911123456", "FRAUD", "partner"])
+    sheet.append([447911123457, "FRAUD", "partner"])  # a number typed as a number in the spreadsheet
+    buffer = io.BytesIO()
+    book.save(buffer)
+    response = client.post("/api/numbers/imports", data={"target": "monitor", "region": "GB"},
+                           files={"file": ("list.xlsx", buffer.getvalue(), "application/octet-stream")},
+                           headers=users.headers("operator"))
+    assert response.status_code == 201, response.text
+    assert response.json()["added"] == 2

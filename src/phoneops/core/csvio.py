@@ -131,14 +131,16 @@ def _iter_xlsx(path: Path, max_cells: int = 50_000_000) -> Iterator[list[str]]:
     import zipfile
 
     from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         with zipfile.ZipFile(path) as archive:
             unpacked = sum(info.file_size for info in archive.infolist())
         if unpacked > 2 * 1024 * 1024 * 1024 or unpacked > 200 * max(path.stat().st_size, 1):
             raise TableError("the spreadsheet expands to an implausible size (refused)")
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+        # Stored uploads have no extension: hand openpyxl a file object, not the path.
+        workbook = load_workbook(path.open("rb"), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, InvalidFileException) as exc:
         raise TableError(f"the spreadsheet cannot be opened: {type(exc).__name__}") from None
     try:
         sheet = workbook.worksheets[0]

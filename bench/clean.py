@@ -1,0 +1,373 @@
+"""List cleaning end to end, against the physical floor and a naive per-row pipeline, in one run.
+
+    python bench/clean.py [--rows 5000000] [--blacklist N] [--naive-sample 200000] [--seed 7] [--workdir DIR]
+                          [--fresh]
+
+Data (seeded, cached in --workdir between runs; --fresh rebuilds it):
+- a CSV of `--rows` rows: name, phone, email, signup_date, source. Phones are drawn from ten countries
+  (half British) and written in mixed formats: E.164, national with trunk 0 and spaces, int-converted
+  (447...), 00-prefixed, "+44 (0)...", dashes, tel: URIs, spaced international. 5% of the rows repeat an
+  earlier number (often in another writing), 10% are invalid (junk text, placeholders, truncated numbers).
+  Some names and sources are spreadsheet formulas (the outputs must neutralise them).
+- a blacklist of `--blacklist` numbers (default 2 x rows: 10,000,000 for 5M rows) stored as the platform
+  stores numbers (phone_numbers: HMAC blind index + AES-GCM sealed number, status), 10% of the file's
+  numbers among them; 2% of the file's numbers on the monitor list and 1% in the main database.
+
+Measured (the same process, SQLite database, the machine's cores):
+- ours: the real job end to end — the stored upload becomes a cleaned file, a rejected file and the run's
+  stats (filters: blacklist, monitor, main database), through `cleaning.service.start_clean` and the
+  `cleaning.run` job handler run inline (a thread pool overlaps batches; see cleaning/pipeline.py).
+- floor: polars reading the same CSV with every cell a string (no cleaning at all).
+- naive: a per-row pipeline on the first `--naive-sample` rows: phonenumbers parse + is_valid + format,
+  a Python set for duplicates, the blind index per row and Python set lookups for the lists (sets held
+  in memory, their loading not timed), csv.writer for the outputs.
+Peak RSS is the process's high-water mark (VmHWM) read right after the job, before the floor and naive
+measurements run (the data is prepared in a separate process). CPU seconds are reported too: other
+processes on the machine slow the wall clock, not the CPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import io
+import json
+import multiprocessing
+import os
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH_ENV = {
+    "SESSION_SECRET": "bench-session-secret-" + "b" * 32,
+    "AES_KEYS": "b1:" + base64.urlsafe_b64encode(b"\x11" * 32).decode(),
+    "BLIND_INDEX_KEY": base64.urlsafe_b64encode(b"\x12" * 32).decode(),
+    "LOG_LEVEL": "WARNING",
+    "LOG_JSON": "true",
+}
+REGION = "GB"
+COUNTRIES = [  # calling code, leading digits of the national number, digits after them, weight
+    ("44", ["7400", "7825", "7956", "7533", "7722", "7496", "7412", "7851", "7903", "7575", "7312", "7888"], 6, 50),
+    ("1", ["4155", "2127", "3104", "6462", "9175", "3125", "6175"], 6, 12),
+    ("49", ["151", "160", "170", "176"], 8, 8),
+    ("33", ["61", "66", "67", "68"], 7, 8),
+    ("91", ["98", "99", "70", "81"], 8, 8),
+    ("55", ["119", "219"], 8, 5),
+    ("234", ["803", "806", "813"], 7, 4),
+    ("27", ["82", "83", "72"], 7, 3),
+    ("39", ["31", "33", "34"], 7, 1),
+    ("34", ["6"], 8, 1),
+]
+JUNK = ["", "n/a", "unknown", "call me", "{{phone}}", "+", "123", "0000", "tel:", "NULL"]
+NAMES = ["Olivia", "Liam", "Amelia", "Noah", "Isla", "Oliver", "Ava", "Elijah", "Mia", "James", "=1+2", "@SUM(A1)"]
+SOURCES = ["facebook", "google", "tiktok", "affiliate-12", '=HYPERLINK("http://x")', "organic"]
+
+
+def generate(rows: int, seed: int):  # type: ignore[no-untyped-def]
+    """The list as a polars frame, plus `e164` (the number behind each row, null for junk)."""
+    import polars as pl
+
+    i = pl.int_range(rows, dtype=pl.UInt64)
+
+    def h(k: int) -> pl.Expr:
+        return i.hash(seed * 1000 + k)
+
+    total = sum(c[3] for c in COUNTRIES)
+    bucket = h(1) % total
+    lo = 0
+    cc = pre = nd = None
+    for code, prefixes, digits, weight in COUNTRIES:
+        cond = (bucket >= lo) & (bucket < lo + weight)
+        lo += weight
+        pick = pl.lit(pl.Series(prefixes)).get(h(2) % len(prefixes))
+        cc = (pl.when(cond) if cc is None else cc.when(cond)).then(pl.lit(code))
+        pre = (pl.when(cond) if pre is None else pre.when(cond)).then(pick)
+        nd = (pl.when(cond) if nd is None else nd.when(cond)).then(pl.lit(digits))
+    df = pl.select(i=i, cc=cc, pre=pre, nd=nd, r=h(3), f=h(4) % 100, kind=h(5) % 1000, d=h(6) % 100)
+    df = df.with_columns(tail=(pl.col("r") % (10**8)).cast(pl.String).str.zfill(8).str.slice(pl.lit(8) - pl.col("nd")))
+    df = df.with_columns(nsn=pl.concat_str("pre", "tail"))
+    nsn, code, f = pl.col("nsn"), pl.col("cc"), pl.col("f")
+    gb = code == "44"
+    written = (
+        pl.when(f < 30).then(pl.concat_str(pl.lit("+"), code, nsn))
+        .when(gb & (f < 55)).then(pl.concat_str(pl.lit("0"), nsn.str.slice(0, 4), pl.lit(" "), nsn.str.slice(4)))
+        .when(f < 65).then(pl.concat_str(code, nsn))
+        .when(f < 75).then(pl.concat_str(pl.lit("00"), code, pl.lit(" "), nsn.str.slice(0, 3), pl.lit(" "),
+                                         nsn.str.slice(3)))
+        .when(gb & (f < 85)).then(pl.concat_str(pl.lit("+44 (0)"), nsn.str.slice(0, 4), pl.lit(" "),
+                                                nsn.str.slice(4, 3), pl.lit("-"), nsn.str.slice(7)))
+        .when(gb & (f < 92)).then(pl.concat_str(pl.lit("0"), nsn.str.slice(0, 4), pl.lit("-"), nsn.str.slice(4, 3),
+                                                pl.lit("-"), nsn.str.slice(7)))
+        .when(f < 96).then(pl.concat_str(pl.lit("tel:+"), code, nsn))
+        .otherwise(pl.concat_str(pl.lit("+"), code, pl.lit(" "), nsn.str.slice(0, 3), pl.lit(" "), nsn.str.slice(3)))
+    )
+    df = df.with_columns(written=written, e164=pl.concat_str(pl.lit("+"), code, nsn))
+    kind = pl.col("kind")  # 0-49: repeat of an earlier row (5%); 50-149: invalid (10%)
+    earlier = pl.col("r") % pl.max_horizontal(pl.col("i"), pl.lit(1, pl.UInt64))
+    df = df.with_columns(
+        phone=pl.when(kind < 50).then(pl.col("written").gather(earlier))
+        .when(kind < 100).then(pl.lit(pl.Series(JUNK)).get(pl.col("r") % len(JUNK)))
+        .when(kind < 150).then(pl.col("written").str.slice(0, 6))
+        .otherwise("written"),
+        e164=pl.when(kind < 50).then(pl.col("e164").gather(earlier)).when(kind < 150).then(None)
+        .otherwise("e164"),
+    )
+    return df.select(
+        name=pl.lit(pl.Series(NAMES)).get(h(7) % len(NAMES)),
+        phone="phone",
+        email=pl.concat_str(pl.lit("user"), pl.col("i").cast(pl.String), pl.lit("@example.com")),
+        signup_date=pl.concat_str(pl.lit("2024-"), ((pl.col("d") % 12) + 1).cast(pl.String).str.zfill(2),
+                                  pl.lit("-"), ((pl.col("d") % 28) + 1).cast(pl.String).str.zfill(2)),
+        source=pl.lit(pl.Series(SOURCES)).get(h(8) % len(SOURCES)),
+        e164="e164",
+    )
+
+
+def _seal_chunk(values: list[str]) -> list[tuple[bytes, bytes]]:
+    from phoneops.numbers.vault import get_vault
+
+    vault = get_vault()
+    indexes = vault.index_many(values)
+    return [(index, vault.seal(value, index)) for value, index in zip(values, indexes, strict=True)]
+
+
+def prepare(args: argparse.Namespace, csv_path: Path, db_path: Path, lists_path: Path) -> None:
+    """Write the CSV and a migrated SQLite database with the lists (run in a separate process)."""
+    import polars as pl
+
+    from phoneops.core.migrate import upgrade
+
+    started = time.perf_counter()
+    frame = generate(args.rows, args.seed)
+    frame.drop("e164").write_csv(csv_path)
+    numbers = frame["e164"].drop_nulls().unique().sort()
+    pick = numbers.to_frame().with_columns(k=pl.col("e164").hash(args.seed) % 100)
+    on_black = pick.filter(pl.col("k") < 10)["e164"]
+    on_monitor = pick.filter(pl.col("k").is_between(10, 11))["e164"]
+    used = pick.filter(pl.col("k") == 12)["e164"]
+    filler_n = max(0, args.blacklist - on_black.len())
+    filler = pl.select(e164=pl.concat_str(pl.lit("+447"), (pl.int_range(filler_n, dtype=pl.UInt64)
+                                                           .hash(args.seed + 99) % 10**9).cast(pl.String)
+                                          .str.zfill(9)))["e164"]
+    blacklist = pl.concat([on_black, filler]).unique().to_frame()
+    blacklist = blacklist.join(on_monitor.to_frame(), on="e164", how="anti")["e164"]
+    pl.DataFrame({"list": ["blacklist"] * on_black.len() + ["monitor"] * on_monitor.len() + ["used"] * used.len(),
+                  "e164": pl.concat([on_black, on_monitor, used])}).write_parquet(lists_path)
+    print(f"  generated {args.rows:,} rows and lists in {time.perf_counter() - started:.1f}s", flush=True)
+
+    building = db_path.with_suffix(".building")
+    building.unlink(missing_ok=True)
+    upgrade(f"sqlite:///{building}")
+    con = sqlite3.connect(building)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=OFF")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    ctx = multiprocessing.get_context("spawn")
+    todo = [("blacklist", blacklist), ("monitor", on_monitor)]
+    with ctx.Pool(max(1, os.cpu_count() or 1)) as pool:
+        for status, values in todo:
+            chunks = [values.slice(o, 250_000).to_list() for o in range(0, values.len(), 250_000)]
+            rows = []
+            for part in pool.imap(_seal_chunk, chunks):
+                rows.extend(part)
+            print(f"  sealed {len(rows):,} numbers ({time.perf_counter() - started:.0f}s)", flush=True)
+            rows.sort()
+            con.executemany(
+                "INSERT INTO phone_numbers (blind_index, sealed, country, status, authority, reason, source, "
+                "listed_at, first_seen_at, updated_at) VALUES (?, ?, ?, ?, 'manual', 'bench', 'BENCH', ?, ?, ?)",
+                ((bi, sealed, None, status, now, now, now) for bi, sealed in rows),
+            )
+            con.commit()
+            print(f"  stored {len(rows):,} numbers on the {status} list ({time.perf_counter() - started:.0f}s)",
+                  flush=True)
+        used_rows = sorted(index for index, _ in pool.apply(_seal_chunk, (used.to_list(),)))
+    con.executemany("INSERT INTO used_numbers (blind_index, added_at) VALUES (?, ?)", ((b, now) for b in used_rows))
+    con.commit()
+    con.execute("ANALYZE")
+    con.execute("PRAGMA journal_mode=DELETE")
+    con.close()
+    building.replace(db_path)  # complete data only: a cache interrupted half-way is rebuilt
+    print(f"  prepared in {time.perf_counter() - started:.0f}s", flush=True)
+
+
+def _hwm_mb(pid: int | str = "self") -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def run_ours(csv_path: Path, workers: str) -> tuple[float, float, dict[str, object], float, float]:
+    """(seconds for the job, seconds for the upload, stats, peak RSS MB, CPU seconds of the job)."""
+    from phoneops.cleaning import pipeline, service, upload
+    from phoneops.core import db, jobs
+    from phoneops.core.security import SYSTEM
+    from phoneops.registry import load_domains
+
+    if workers != "auto":
+        pipeline.POOL_MIN_ROWS = 0 if workers == "on" else 10**15
+    db.configure(os.environ["DATABASE_URL"])
+    load_domains()
+    jobs.set_enqueue_hook(lambda job_id, delay: None)
+    started = time.perf_counter()
+    with db.session_scope() as session:
+        record = upload.upload_path(session, SYSTEM, csv_path, region=REGION)
+        file_id = record.id
+    uploaded = time.perf_counter()
+    with db.session_scope() as session:
+        run = service.start_clean(session, SYSTEM, file_id, filters=["monitor", "used"])
+        job_id, run_id = run.job_id, run.id
+    assert job_id is not None
+    cpu = _cpu()
+    status = jobs.run_job(job_id)
+    finished = time.perf_counter()
+    with db.session_scope() as session:
+        done = service.get_run(session, run_id)
+        if status != "succeeded":
+            raise SystemExit(f"the cleaning job ended {status}: {done.error}")
+        stats = dict(done.stats)
+    peak = _hwm_mb()
+    return finished - uploaded, uploaded - started, stats, peak, _cpu() - cpu
+
+
+def run_floor(csv_path: Path) -> float:
+    import polars as pl
+
+    started = time.perf_counter()
+    frame = pl.read_csv(csv_path, infer_schema=False)
+    return frame.height / (time.perf_counter() - started)
+
+
+def run_naive(csv_path: Path, lists_path: Path, sample: int) -> float:
+    import hmac
+
+    import phonenumbers
+    import polars as pl
+    from phonenumbers import NumberParseException, PhoneNumberFormat
+
+    from phoneops.core.csvio import neutralise
+    from phoneops.settings import get_settings
+
+    key = get_settings().blind_key()
+    lists = pl.read_parquet(lists_path)
+
+    def indexes(name: str) -> set[bytes]:
+        values = lists.filter(pl.col("list") == name)["e164"].to_list()
+        return {hmac.digest(key, v.encode(), "sha256") for v in values}
+
+    black, monitor, used = indexes("blacklist"), indexes("monitor"), indexes("used")
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = [row for _, row in zip(range(sample), reader, strict=False)]
+    phone = header.index("phone")
+    clean, rejected = io.StringIO(), io.StringIO()
+    clean_writer, rejected_writer = csv.writer(clean), csv.writer(rejected)
+    seen: set[str] = set()
+    started = time.perf_counter()
+    for row in rows:
+        reason = None
+        try:
+            number = phonenumbers.parse(row[phone], REGION)
+            e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164) \
+                if phonenumbers.is_valid_number(number) else None
+        except NumberParseException:
+            e164 = None
+        if e164 is None:
+            reason = "invalid"
+        elif e164 in seen:
+            reason = "duplicate"
+        else:
+            seen.add(e164)
+            index = hmac.digest(key, e164.encode(), "sha256")
+            if index in black:
+                reason = "blacklisted"
+            elif index in monitor:
+                reason = "monitored"
+            elif index in used:
+                reason = "already_used"
+        if reason is None:
+            clean_writer.writerow([neutralise(v) for v in [*row[:phone], e164, *row[phone + 1:]]])
+        else:
+            rejected_writer.writerow([neutralise(v) for v in [*row, reason]])
+    return len(rows) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--blacklist", type=int, default=None, help="numbers on the blacklist (default 2 x rows)")
+    parser.add_argument("--naive-sample", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "phoneops-bench-clean")
+    parser.add_argument("--fresh", action="store_true", help="rebuild the cached data")
+    parser.add_argument("--workers", choices=["auto", "on", "off"], default="auto",
+                        help="thread pool for normalisation (auto: by file size)")
+    args = parser.parse_args()
+    args.blacklist = args.blacklist if args.blacklist is not None else 2 * args.rows
+    work: Path = args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    tag = f"{args.rows}-{args.blacklist}-{args.seed}"
+    csv_path, db_path, lists_path = work / f"list-{tag}.csv", work / f"db-{tag}.sqlite", work / f"lists-{tag}.parquet"
+    run_db = work / "run.sqlite"
+    os.environ.update(BENCH_ENV)
+    os.environ.update({"DATA_DIR": str(work / "data"), "STORAGE_ROOT": str(work / "files"),
+                       "DATABASE_URL": f"sqlite:///{run_db}", "MAX_UPLOAD_MB": "4096"})
+    if args.fresh or not (csv_path.exists() and db_path.exists() and lists_path.exists()):
+        print(f"preparing {args.rows:,} rows and a {args.blacklist:,}-number blacklist in {work} ...", flush=True)
+        process = multiprocessing.get_context("spawn").Process(target=prepare, args=(args, csv_path, db_path,
+                                                                                       lists_path))
+        process.start()
+        process.join()
+        if process.exitcode != 0:
+            raise SystemExit("preparing the data failed")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{run_db}{suffix}").unlink(missing_ok=True)
+    with sqlite3.connect(db_path) as src, sqlite3.connect(run_db) as dest:
+        src.backup(dest)  # every run starts from the same lists, with no earlier run's files
+    import shutil
+
+    shutil.rmtree(work / "files", ignore_errors=True)
+
+    load = os.getloadavg()[0]
+    seconds, upload_seconds, stats, peak, cpu = run_ours(csv_path, args.workers)
+    rows = int(stats["rows"])  # type: ignore[call-overload]
+    ours = rows / seconds
+    floor = run_floor(csv_path)
+    naive = run_naive(csv_path, lists_path, args.naive_sample)
+    print(f"rows {rows:,} (file {csv_path.stat().st_size / 1e6:,.0f} MB), blacklist {args.blacklist:,}")
+    print(f"outcomes {stats['outcomes']}")
+    print(f"timings {stats['timings']}, matching {stats['match_modes']}")
+    print(f"upload (copy into storage + inspection): {upload_seconds:.1f}s")
+    print(f"ours  : {seconds:8.1f}s {ours:>12,.0f} rows/s (end to end: stored upload -> files + stats)")
+    print(f"floor : {rows / floor:8.1f}s {floor:>12,.0f} rows/s (polars read_csv only)  ours/floor {ours / floor:.2f}")
+    print(f"naive : {rows / naive:8.1f}s {naive:>12,.0f} rows/s (per row, timed on {args.naive_sample:,} rows)"
+          f"  ours/naive {ours / naive:.1f}x")
+    print(f"peak RSS {peak:,.0f} MB")
+    print(f"CPU {cpu:.1f}s for the job ({rows / cpu:,.0f} rows per CPU-second); load average before: {load:.1f}"
+          f" on {os.cpu_count()} CPUs (other processes share them)")
+    print(json.dumps({
+        "bench": "clean", "rows": rows, "rows_per_s": round(ours), "peak_rss_mb": round(peak),
+        "ratio_vs_naive": round(ours / naive, 1), "ratio_vs_floor": round(ours / floor, 3),
+        "naive_rows_per_s": round(naive), "floor_rows_per_s": round(floor), "blacklist": args.blacklist,
+        "seconds": round(seconds, 2), "cpus": os.cpu_count(), "cpu_seconds": round(cpu, 1),
+        "rows_per_cpu_s": round(rows / cpu), "load_before": round(load, 1),
+        "self_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""List cleaning: uploaded CSV/TSV/xlsx files cleaned against the number lists, and encryption files."""

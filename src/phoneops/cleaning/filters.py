@@ -1,0 +1,259 @@
+"""Filters of a cleaning run: which valid, first-seen numbers to remove, and under which outcome.
+
+A filter is a name (the run option), a label (the UI), the outcome written in the rejected file, and the
+table keyed by blind index it matches against (`KeyedSource`), optionally narrowed to one value of a tag
+column (the list status). Filters apply in `order`; a number removed by one is not counted by the next.
+Matching is set-based: per source, one scan of the table (when the file holds many numbers) or chunked
+``IN`` probes (when it holds few), then a polars join on the blind indexes. Never one query per row.
+
+Registration point — a new filter is ONE call. The Voluum issue adds conversions like this, from its
+own module (imported by `phoneops.registry.load_domains`, e.g. ``voluum/tasks.py``)::
+
+    from phoneops.cleaning.filters import Filter, KeyedSource, register
+    register(Filter("converted", "Numbers that converted (Voluum)", "converted",
+                    KeyedSource("conversions", Conversion.__table__.c.blind_index), order=30))
+
+The outcome names below are fixed by the rejected file's format: blacklisted, monitored, converted,
+already_used (plus invalid and duplicate, decided before any filter).
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, func, literal_column, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from phoneops.core.errors import ValidationFailed
+from phoneops.numbers.models import PhoneNumber
+
+PROBE_CHUNK = 5000
+SCAN_CHUNK = 1_000_000  # SQLite rows aggregated per scan query
+SCAN_FACTOR = 4  # scan a source when it holds fewer than this many rows per number to match
+PROBE_ALWAYS = 50_000  # below this many numbers, probing is cheaper than even counting a big table
+
+
+@dataclass(frozen=True)
+class KeyedSource:
+    """A table holding blind indexes; `tag` (optional) is a column such as the list status."""
+
+    key: str
+    column: ColumnElement[Any]
+    tag: ColumnElement[Any] | None = None
+
+
+@dataclass(frozen=True)
+class Filter:
+    name: str
+    label: str
+    outcome: str
+    source: KeyedSource
+    tag: str | None = None  # remove the numbers whose tag column equals this
+    order: int = 50
+    required: bool = False  # always applied (the blacklist)
+    default: bool = False  # pre-ticked in the UI
+
+
+_filters: dict[str, Filter] = {}
+
+
+def register(flt: Filter) -> Filter:
+    """Add (or replace) a filter; the UI, the API, the CLI and the runs pick it up from here."""
+    _filters[flt.name] = flt
+    return flt
+
+
+def registered() -> list[Filter]:
+    _builtins()
+    return sorted(_filters.values(), key=lambda f: (f.order, f.name))
+
+
+def get_filter(name: str) -> Filter:
+    _builtins()
+    if name not in _filters:
+        raise ValidationFailed(
+            f"unknown filter {name!r}: choose from {', '.join(f.name for f in registered())}",
+            code="unknown_filter",
+        )
+    return _filters[name]
+
+
+def resolve(names: Sequence[str]) -> list[Filter]:
+    """The filters of a run: the requested ones plus the required ones, in order."""
+    chosen = {get_filter(n.strip()).name for n in names if n and n.strip()}
+    return [f for f in registered() if f.required or f.name in chosen]
+
+
+_LISTS = KeyedSource("phone_numbers", PhoneNumber.__table__.c.blind_index, PhoneNumber.__table__.c.status)
+
+
+def _builtins() -> None:
+    if "blacklist" in _filters:
+        return
+    from phoneops.cleaning.models import UsedNumber
+
+    register(Filter("blacklist", "Blacklisted numbers", "blacklisted", _LISTS, tag="blacklist", order=10,
+                    required=True, default=True))
+    register(Filter("monitor", "Numbers on the monitor list", "monitored", _LISTS, tag="monitor", order=20,
+                    default=True))
+    # order 30 is kept for "converted" (Voluum conversions), registered by the Voluum domain.
+    register(Filter("used", "Numbers already used (main database)", "already_used",
+                    KeyedSource("used_numbers", UsedNumber.__table__.c.blind_index), order=40))
+
+
+# --- matching ------------------------------------------------------------------------------------------------
+
+
+class SourceLookup:
+    """The numbers of one source that a run may remove: scanned in the background or probed later."""
+
+    def __init__(self, engine: Engine, source: KeyedSource, tags: Sequence[str], expected: int, key: bytes) -> None:
+        self.engine, self.source, self.tags, self.expected = engine, source, sorted(set(tags)), expected
+        self.key = key
+        self.mode = "probe"
+        self._loaded: pl.DataFrame | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._prefetch, daemon=True, name=f"scan-{source.key}")
+        self._thread.start()
+
+    def _where(self) -> list[ColumnElement[bool]]:
+        if self.source.tag is not None and self.tags:
+            return [self.source.tag.in_(self.tags)]
+        return []
+
+    def _prefetch(self) -> None:
+        if self.expected < PROBE_ALWAYS:
+            return
+        try:
+            with self.engine.connect() as conn:
+                size = conn.execute(select(func.count()).select_from(self.source.column.table)
+                                    .where(*self._where())).scalar_one()
+                if size == 0 or size > self.expected * SCAN_FACTOR:
+                    self._loaded = None if size else _empty()
+                    self.mode = "probe" if size else "empty"
+                    return
+                self.mode = "scan"
+                if self.engine.dialect.name == "postgresql":
+                    self._loaded = self._scan_postgres(conn)
+                else:
+                    self._loaded = self._scan_sqlite(conn)
+        except BaseException as exc:  # re-raised in the run's thread by find()
+            self._error = exc
+
+    def _scan_sqlite(self, conn: Any) -> pl.DataFrame:
+        table, column, tag = self.source.column.table, self.source.column, self.source.tag
+        value: ColumnElement[Any] = func.hex(func.substr(column, 1, 16))
+        if tag is not None:
+            value = value.concat(",").concat(func.coalesce(tag, ""))
+        rowid: ColumnElement[int] = literal_column("rowid")
+        top = conn.execute(select(func.max(rowid)).select_from(table)).scalar() or 0
+        frames = []
+        for lo in range(0, int(top), SCAN_CHUNK):
+            text = conn.execute(
+                select(func.group_concat(value, literal_column("char(10)"))).select_from(table)
+                .where(rowid > lo, rowid <= lo + SCAN_CHUNK, *self._where())
+            ).scalar()
+            if text:
+                frames.append(_parse(text.encode("ascii"), tag is not None))
+        return pl.concat(frames) if frames else _empty()
+
+    def _scan_postgres(self, conn: Any) -> pl.DataFrame:
+        table, column, tag = self.source.column.table, self.source.column, self.source.tag
+        cols: list[ColumnElement[Any]] = [func.encode(func.substring(column, 1, 16), "hex")]
+        if tag is not None:
+            cols.append(tag)
+        query = select(*cols).select_from(table).where(*self._where())
+        sql = str(query.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
+        raw = conn.connection.driver_connection
+        with tempfile.TemporaryFile() as spool:
+            with raw.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+                for block in copy:
+                    spool.write(block)
+            spool.seek(0)
+            data = spool.read()
+        return _parse(data, tag is not None) if data else _empty()
+
+    def find(self, numbers: pl.DataFrame) -> pl.DataFrame:
+        """(k1, k2, tag) of `numbers` (distinct numbers: e164 and match keys k1, k2) present in the source."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self.mode == "empty" or numbers.is_empty():
+            return _empty()
+        keys = numbers.select("k1", "k2")
+        if self._loaded is not None:
+            return keys.join(self._loaded, on=["k1", "k2"], how="inner")
+        return keys.join(self._probe(numbers["e164"]), on=["k1", "k2"], how="inner")
+
+    def _probe(self, numbers: pl.Series) -> pl.DataFrame:
+        from phoneops.numbers.crypto import blind_index_many
+
+        column, tag = self.source.column, self.source.tag
+        cols = [column] if tag is None else [column, tag]
+        found: list[bytes] = []
+        tags: list[str | None] = []
+        values = numbers.to_list()
+        with self.engine.connect() as conn:
+            for start in range(0, len(values), PROBE_CHUNK):
+                chunk = blind_index_many(values[start:start + PROBE_CHUNK], self.key)
+                for row in conn.execute(select(*cols).where(column.in_(chunk), *self._where())):
+                    found.append(bytes(row[0]))
+                    tags.append(row[1] if tag is not None else None)
+        from phoneops.cleaning.pipeline import match_keys
+
+        digests = pl.Series("bi", found, dtype=pl.Binary)
+        return pl.DataFrame({**match_keys(digests), "tag": pl.Series(tags, dtype=pl.String)})
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(schema={"k1": pl.UInt64, "k2": pl.UInt64, "tag": pl.String})
+
+
+def _parse(data: bytes, tagged: bool) -> pl.DataFrame:
+    """Lines of ``HEX32[,tag]`` (the first 16 bytes of each blind index) as (k1, k2, tag)."""
+    schema = {"hex": pl.String, "tag": pl.String} if tagged else {"hex": pl.String}
+    frame = pl.read_csv(io.BytesIO(data), has_header=False, schema=schema, infer_schema=False,
+                        empty_string_is_null=True)
+    hexed = pl.col("hex")
+    return frame.select(
+        k1=hexed.str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64),
+        k2=hexed.str.slice(16, 16).str.to_integer(base=16, dtype=pl.UInt64),
+        tag=pl.col("tag") if tagged else pl.lit(None, pl.String),
+    )
+
+
+class FilterSet:
+    """The filters of one run with their sources' lookups, started as soon as the run begins."""
+
+    def __init__(self, engine: Engine, filters: Sequence[Filter], expected: int, key: bytes) -> None:
+        self.filters = list(filters)
+        groups: dict[str, tuple[KeyedSource, list[str]]] = {}
+        for flt in self.filters:
+            _, tags = groups.setdefault(flt.source.key, (flt.source, []))
+            if flt.tag is not None:
+                tags.append(flt.tag)
+        self.lookups = {name: SourceLookup(engine, source, tags, expected, key)
+                        for name, (source, tags) in groups.items()}
+
+    def outcomes(self, numbers: pl.DataFrame) -> pl.DataFrame:
+        """(k1, k2, outcome) for the numbers (e164, k1, k2) some filter removes; the first filter wins."""
+        found = {key: lookup.find(numbers) for key, lookup in self.lookups.items()}
+        parts = []
+        for flt in self.filters:
+            hits = found[flt.source.key]
+            if flt.tag is not None:
+                hits = hits.filter(pl.col("tag") == flt.tag)
+            parts.append(hits.select("k1", "k2", outcome=pl.lit(flt.outcome)))
+        if not parts:
+            return pl.DataFrame(schema={"k1": pl.UInt64, "k2": pl.UInt64, "outcome": pl.String})
+        return pl.concat(parts).unique(subset=["k1", "k2"], keep="first", maintain_order=True)
+
+    @property
+    def modes(self) -> dict[str, str]:
+        return {key: lookup.mode for key, lookup in self.lookups.items()}

@@ -1,0 +1,262 @@
+"""The cleaning computation: a table in, a cleaned table, a rejected table and stats out. No ORM here.
+
+Three passes, memory bounded by the batch size plus a few small columns per row:
+
+1. Read the file in batches (polars, every cell a string). Each batch's phone column is normalised to
+   E.164 and the distinct valid numbers get their blind index (HMAC, as the lists store them). On a big
+   file two batches are in work at once on a thread pool: polars releases the GIL, so one batch's
+   normalisation (polars) overlaps another's HMAC (Python) and the background scan of the lists (SQLite
+   or PostgreSQL COPY, also outside the GIL). Threads rather than processes: nothing is copied between
+   processes and the memory stays shared (measured: processes cost about 35% more CPU for the same work).
+2. Over all rows at once (columns of a few bytes per row): in-file duplicates (first occurrence kept),
+   then the filters, matched on the distinct blind indexes with one join per source (`filters.FilterSet`).
+   Every row gets one outcome: kept, invalid, duplicate, or a filter's outcome.
+3. Read the file again in batches and write each row to the cleaned file (phone cell in E.164, every
+   other cell as it was) or to the rejected file (the original row + reason + detail), in input order,
+   every cell neutralised against spreadsheet formulas.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
+from sqlalchemy import Engine
+
+from phoneops.cleaning.filters import Filter, FilterSet
+from phoneops.cleaning.reading import Layout, column_names, iter_batches
+from phoneops.numbers.crypto import blind_index_many
+from phoneops.numbers.normalize import normalize_column
+
+KEPT = "kept"
+INVALID = "invalid"
+DUPLICATE = "duplicate"
+POOL_MIN_ROWS = 300_000  # below this, a thread pool costs more than it saves
+IN_FLIGHT = 2  # batches queued per thread
+
+
+def match_keys(digests: pl.Series) -> dict[str, pl.Series]:
+    """k1, k2: the first 128 bits of blind indexes as two integers, the key every match joins on.
+
+    Blind indexes are HMAC-SHA256 outputs (uniform); two different numbers share 128 bits with probability
+    2^-128 per pair, about 1e-25 for a 5M-row file against a 10M-number list. Integers join several times
+    faster than 32-byte strings and take a fifth of the memory."""
+    return {
+        "k1": digests.bin.slice(0, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big"),
+        "k2": digests.bin.slice(8, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big"),
+    }
+
+
+def blind_indexes(values: list[str], key: bytes) -> list[bytes]:
+    """`numbers.crypto.blind_index_many` (HMAC-SHA256, RFC 2104) with the keyed inner and outer SHA-256 states
+    prepared once: two compressions per number instead of four, about 40% less CPU on millions of numbers.
+    The first value is checked against the platform's own function, so a changed index definition falls
+    back to it rather than producing indexes that match nothing."""
+    if not values:
+        return []
+    block = key if len(key) <= 64 else hashlib.sha256(key).digest()
+    block = block.ljust(64, b"\0")
+    inner_copy = hashlib.sha256(bytes(b ^ 0x36 for b in block)).copy
+    outer_copy = hashlib.sha256(bytes(b ^ 0x5C for b in block)).copy
+    out: list[bytes] = []
+    append = out.append
+    for value in values:
+        inner = inner_copy()
+        inner.update(value.encode("ascii"))
+        outer = outer_copy()
+        outer.update(inner.digest())
+        append(outer.digest())
+    if out[0] != blind_index_many(values[:1], key)[0]:
+        return blind_index_many(values, key)
+    return out
+
+
+def prepare_numbers(phone: pl.Series, region: str, key: bytes, with_digest: bool = False) -> pl.DataFrame:
+    """e164, reason, country and the match keys k1, k2 (plus the blind index `bi` when asked) for every
+    value of a phone column. A plain module-level function so worker processes can run it."""
+    norm = normalize_column(phone, region)
+    distinct = norm["e164"].drop_nulls().unique()
+    digests = pl.Series("bi", blind_indexes(distinct.to_list(), key), dtype=pl.Binary)
+    keyed = pl.DataFrame({"e164": distinct, **match_keys(digests)})
+    if with_digest:
+        keyed = keyed.with_columns(bi=digests)
+    return norm.join(keyed, on="e164", how="left", maintain_order="left")
+
+
+def _workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def estimate_rows(path: Path) -> int:
+    """Rows of a text file from the line length of its first megabyte."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(1 << 20)
+    lines = head.count(b"\n") or 1
+    return max(1, int(size * lines / max(1, len(head))))
+
+
+@dataclass
+class CleanOptions:
+    phone_column: int
+    region: str
+    filters: list[Filter]
+    with_digest: bool = False  # keep the blind index of kept numbers (to add them to the main database)
+    workers: bool | None = None  # None: decided by the file's size
+
+
+@dataclass
+class CleanResult:
+    rows: int
+    outcomes: dict[str, int]
+    countries: dict[str, dict[str, int]]
+    invalid_reasons: dict[str, int]
+    kept: pl.DataFrame = field(repr=False)  # bi, country of the kept numbers (when with_digest)
+    timings: dict[str, float] = field(default_factory=dict)
+    match_modes: dict[str, str] = field(default_factory=dict)
+
+    def stats(self) -> dict[str, Any]:
+        return {"rows": self.rows, "kept": self.outcomes.get(KEPT, 0), "outcomes": self.outcomes,
+                "countries": self.countries, "invalid_reasons": self.invalid_reasons,
+                "timings": self.timings, "match_modes": self.match_modes}
+
+
+Progress = Callable[[int, str], None]
+
+
+def _outcomes(engine: Engine, rows: pl.DataFrame, filters: FilterSet) -> pl.DataFrame:
+    valid = pl.col("e164").is_not_null()
+    rows = rows.with_columns(first=valid & pl.col("e164").is_first_distinct())
+    numbers = rows.filter("first").select("k1", "k2", "e164")
+    removed = filters.outcomes(numbers).rename({"outcome": "hit"})
+    rows = rows.join(removed, on=["k1", "k2"], how="left", maintain_order="left")
+    return rows.select(
+        pl.exclude("first", "hit", "k1", "k2"),
+        outcome=pl.when(~valid).then(pl.lit(INVALID)).when(~pl.col("first")).then(pl.lit(DUPLICATE))
+        .when(pl.col("hit").is_not_null()).then("hit").otherwise(pl.lit(KEPT)),
+    )
+
+
+def _count(frame: pl.DataFrame, column: str) -> dict[str, int]:
+    counted = frame.group_by(column).len().sort("len", descending=True)
+    return {str(k): int(v) for k, v in counted.iter_rows()}
+
+
+_FORMULA = r"^[=+\-@\t\r\x00]"
+_SAFE_NUMBER = r"^(?:\+[0-9]+|-(?:[0-9]+\.?[0-9]*|\.[0-9]+))$"
+
+
+def neutralised(frame: pl.DataFrame) -> pl.DataFrame:
+    """`core.csvio.neutralise` on every cell, vectorised (it agrees with it on ASCII text). Columns with no
+    cell starting like a formula are left as they are without further work."""
+    risky = frame.select(pl.col(c).str.contains(_FORMULA).any() for c in frame.columns).row(0)
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(_FORMULA) & ~pl.col(c).str.contains(_SAFE_NUMBER))
+        .then(pl.concat_str(pl.lit("'"), pl.col(c))).otherwise(pl.col(c)).alias(c)
+        for c, flagged in zip(frame.columns, risky, strict=True) if flagged
+    )
+
+
+def header_line(names: list[str], delimiter: str) -> bytes:
+    from phoneops.core.csvio import neutralise
+
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="\n").writerow([neutralise(n) for n in names])
+    return buffer.getvalue().encode("utf-8")
+
+
+def write_rows(frame: pl.DataFrame, out: IO[bytes], delimiter: str) -> None:
+    neutralised(frame).write_csv(out, include_header=False, separator=delimiter, null_value="",
+                                 line_terminator="\n")
+
+
+def clean_table(
+    engine: Engine,
+    source: Path,
+    layout: Layout,
+    options: CleanOptions,
+    key: bytes,
+    clean_out: IO[bytes],
+    rejected_out: IO[bytes],
+    progress: Progress | None = None,
+) -> CleanResult:
+    started = time.perf_counter()
+    report = progress or (lambda done, message: None)
+    phone = column_names(layout.width)[options.phone_column]
+    expected = estimate_rows(source)
+    filters = FilterSet(engine, options.filters, expected, key)  # scans start now, in the background
+    use_pool = options.workers if options.workers is not None else (expected >= POOL_MIN_ROWS and _workers() > 1)
+
+    # 1. normalise + blind index, batch by batch
+    frames: list[pl.DataFrame] = []
+    pending: deque[Future[pl.DataFrame]] = deque()
+    read = done = 0
+    threads = _workers() if use_pool else 1
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clean") as pool:
+        try:
+            for batch in iter_batches(source, layout):
+                read += batch.height
+                pending.append(pool.submit(prepare_numbers, batch[phone], options.region, key, options.with_digest))
+                while len(pending) >= IN_FLIGHT * threads:
+                    frames.append(pending.popleft().result())
+                    done += frames[-1].height
+                    report(done, "normalising")
+            while pending:
+                frames.append(pending.popleft().result())
+        finally:
+            for future in pending:
+                future.cancel()
+    report(read, "matching")
+    if not frames:
+        from phoneops.core.errors import ValidationFailed
+
+        raise ValidationFailed("the file has no data rows", code="header_only")
+    normalised_at = time.perf_counter()
+
+    # 2. duplicates and filters over all rows
+    rows = _outcomes(engine, pl.concat(frames), filters)
+    del frames
+    matched_at = time.perf_counter()
+
+    # 3. write the results in input order
+    out_names = list(layout.columns)
+    if layout.has_header:
+        clean_out.write(header_line(out_names, layout.delimiter))
+        rejected_out.write(header_line([*out_names, "reason", "detail"], layout.delimiter))
+    offset = 0
+    for batch in iter_batches(source, layout):
+        part = rows.slice(offset, batch.height)
+        offset += batch.height
+        keep = part["outcome"] == KEPT
+        clean = batch.with_columns(part["e164"].alias(phone)).filter(keep)
+        write_rows(clean, clean_out, layout.delimiter)
+        rejected = batch.with_columns(reason=part["outcome"], detail=part["reason"]).filter(~keep)
+        write_rows(rejected, rejected_out, layout.delimiter)
+    written_at = time.perf_counter()
+
+    valid = rows.filter(pl.col("e164").is_not_null())
+    countries: dict[str, dict[str, int]] = {}
+    for country, outcome, count in valid.group_by("country", "outcome").len().iter_rows():
+        countries.setdefault(country or "other", {})[outcome] = int(count)
+    ordered = dict(sorted(countries.items(), key=lambda kv: -sum(kv[1].values())))
+    return CleanResult(
+        rows=rows.height,
+        outcomes=_count(rows, "outcome"),
+        countries=ordered,
+        invalid_reasons=_count(rows.filter(pl.col("e164").is_null()), "reason"),
+        kept=(rows.filter(pl.col("outcome") == KEPT).select("bi", "country") if options.with_digest
+              else pl.DataFrame(schema={"bi": pl.Binary, "country": pl.String})),
+        timings={"normalise": round(normalised_at - started, 3), "match": round(matched_at - normalised_at, 3),
+                 "write": round(written_at - matched_at, 3)},
+        match_modes=filters.modes,
+    )

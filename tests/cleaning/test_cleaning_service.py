@@ -1,0 +1,180 @@
+"""Cleaning through the service functions and the job handler: every outcome, order, columns, formats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import pytest
+from cleaning_kit import DE_1, FR_1, GB_1, GB_2, GB_3, SAMPLE, US_1, csv_bytes, read_csv, run_clean, stored_text, upload
+
+
+def _outcomes(run: Any) -> dict[str, int]:
+    return dict(run.stats["outcomes"])
+
+
+def test_every_outcome_in_input_order_with_other_columns_kept(lists: None) -> None:
+    file_id = upload(csv_bytes(SAMPLE))
+    run = run_clean(file_id, filters=["monitor", "used"])
+    assert run.status == "succeeded", run.error
+    assert _outcomes(run) == {"kept": 3, "invalid": 1, "duplicate": 1, "blacklisted": 1, "monitored": 1,
+                              "already_used": 1}
+    clean = read_csv(stored_text(run.output_file_id))
+    assert clean == [["name", "phone", "city"], ["ann", GB_1, "London"], ["bob", US_1, "San Francisco"],
+                     ["hal", FR_1, "Lyon"]]
+    rejected = read_csv(stored_text(run.rejected_file_id))
+    assert rejected[0] == ["name", "phone", "city", "reason", "detail"]
+    assert rejected[1:] == [
+        ["cat", "not a number", "Paris", "invalid", "not_a_number"],
+        ["dan", "'+44 7400 123456", "'=HYPERLINK(\"x\")", "duplicate", ""],  # formulas neutralised
+        ["eve", "0049 151 23456789", "Berlin", "blacklisted", ""],
+        ["fay", "07825-123-456", "Leeds", "monitored", ""],
+        ["gus", "447956123456", "York", "already_used", ""],
+    ]
+    stats = run.stats
+    assert stats["rows"] == 8 and stats["kept"] == 3
+    assert stats["countries"]["GB"] == {"kept": 1, "duplicate": 1, "monitored": 1, "already_used": 1}
+    assert stats["countries"]["US"] == {"kept": 1}
+    assert stats["countries"]["DE"] == {"blacklisted": 1}
+    assert stats["invalid_reasons"] == {"not_a_number": 1}
+    assert run.options["filters"] == ["blacklist", "monitor", "used"]
+    assert run.options["phone_column_name"] == "phone"
+
+
+def test_only_the_blacklist_by_default_when_no_filter_is_asked(lists: None) -> None:
+    file_id = upload(csv_bytes(SAMPLE))
+    run = run_clean(file_id, filters=[])
+    assert run.options["filters"] == ["blacklist"]
+    assert _outcomes(run) == {"kept": 5, "invalid": 1, "duplicate": 1, "blacklisted": 1}
+
+
+def test_survivors_go_to_the_main_database_and_are_removed_next_time(db_url: str) -> None:
+    from cleaning_kit import seed_lists
+
+    seed_lists()
+    first = run_clean(upload(csv_bytes(SAMPLE)), filters=["used"], add_to_used=True)
+    assert first.stats["added_to_used"] == 5  # ann, bob, fay (monitor filter off), gus, hal
+    second = run_clean(upload(csv_bytes(SAMPLE), name="again.csv"), filters=["used"], add_to_used=True)
+    assert _outcomes(second)["already_used"] == 5
+    assert second.stats["added_to_used"] == 0
+
+
+def test_header_is_detected_and_phone_column_found_anywhere(db_url: str) -> None:
+    rows = [["id", "city", "mobile"], ["1", "x", "07400123456"], ["2", "y", US_1], ["3", "z", "07825 123456"]]
+    no_header = rows[1:]
+    from phoneops.cleaning.upload import get_cleaning_file
+    from phoneops.core.db import session_scope
+
+    with_id, without_id = upload(csv_bytes(rows)), upload(csv_bytes(no_header), name="nohead.csv")
+    with session_scope() as session:
+        a, b = get_cleaning_file(session, with_id), get_cleaning_file(session, without_id)
+        assert (a.has_header, a.columns, a.phone_column) == (True, ["id", "city", "mobile"], 2)
+        assert (b.has_header, b.phone_column) == (False, 2)
+    run = run_clean(without_id)
+    assert read_csv(stored_text(run.output_file_id)) == [["1", "x", GB_1], ["2", "y", US_1], ["3", "z", GB_2]]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "delimiter", "bom"),
+    [("utf-8", ";", b"\xef\xbb\xbf"), ("utf-16", "\t", b""), ("latin-1", "|", b""), ("utf-8", ",", b"")],
+)
+def test_encodings_and_delimiters(db_url: str, encoding: str, delimiter: str, bom: bytes) -> None:
+    rows = [["nom", "téléphone"], ["Zoë", "07400 123456"], ["Ærø", "+33 6 12 34 56 78"]]
+    file_id = upload(bom + csv_bytes(rows, delimiter, encoding), name="accents.csv")
+    run = run_clean(file_id)
+    assert run.status == "succeeded", run.error
+    assert read_csv(stored_text(run.output_file_id), delimiter) == [["nom", "téléphone"], ["Zoë", GB_1],
+                                                                    ["Ærø", FR_1]]
+
+
+def test_xlsx_upload(db_url: str) -> None:
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in [["name", "phone"], ["a", "07400 123456"], ["b", 14155552671], ["c", "nope"]]:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    run = run_clean(upload(buffer.getvalue(), name="book.xlsx"))
+    assert run.status == "succeeded", run.error
+    assert read_csv(stored_text(run.output_file_id)) == [["name", "phone"], ["a", GB_1], ["b", US_1]]
+    assert _outcomes(run) == {"kept": 2, "invalid": 1}
+
+
+@pytest.mark.parametrize("mode", ["scan", "probe"])
+def test_scan_and_probe_matching_agree(lists: None, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    from phoneops.cleaning import filters
+
+    monkeypatch.setattr(filters, "PROBE_ALWAYS", 0)
+    monkeypatch.setattr(filters, "SCAN_FACTOR", 10**9 if mode == "scan" else 0)
+    run = run_clean(upload(csv_bytes(SAMPLE)), filters=["monitor", "used"])
+    assert set(run.stats["match_modes"].values()) == {mode}
+    assert _outcomes(run) == {"kept": 3, "invalid": 1, "duplicate": 1, "blacklisted": 1, "monitored": 1,
+                              "already_used": 1}
+
+
+def test_thread_pool_gives_the_same_result(lists: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoneops.cleaning import pipeline, reading
+
+    rows = [["name", "phone"]] + [[f"n{i}", number] for i in range(300)
+                                  for number in ("07400 123456", DE_1, f"+1415555{i % 10000:04d}", "x")]
+    monkeypatch.setattr(reading, "BATCH_ROWS", 100)
+    monkeypatch.setattr(pipeline, "POOL_MIN_ROWS", 0)
+    pooled = run_clean(upload(csv_bytes(rows), name="pooled.csv"))
+    monkeypatch.setattr(pipeline, "POOL_MIN_ROWS", 10**12)
+    local = run_clean(upload(csv_bytes(rows), name="local.csv"))
+    assert pooled.stats["outcomes"] == local.stats["outcomes"]
+    assert stored_text(pooled.output_file_id) == stored_text(local.output_file_id)
+    assert stored_text(pooled.rejected_file_id) == stored_text(local.rejected_file_id)
+    assert pooled.stats["outcomes"]["duplicate"] > 0
+
+
+def test_a_registered_filter_is_one_call(lists: None) -> None:
+    """The registration point the Voluum `converted` filter will use."""
+    from phoneops.cleaning import filters
+    from phoneops.cleaning.models import UsedNumber
+
+    flt = filters.register(filters.Filter("converted", "Converted numbers", "converted",
+                                          filters.KeyedSource("conv", UsedNumber.__table__.c.blind_index), order=30))
+    try:
+        run = run_clean(upload(csv_bytes(SAMPLE)), filters=["monitor", "converted", "used"])
+        assert _outcomes(run)["converted"] == 1  # GB_3 is found by "converted" (order 30) before "used" (40)
+        assert "already_used" not in _outcomes(run)
+    finally:
+        filters._filters.pop(flt.name)
+
+
+def test_neutralise_matches_csvio() -> None:
+    from phoneops.cleaning.pipeline import neutralised
+    from phoneops.core.csvio import neutralise
+
+    cells = ["=1+2", "+447400123456", "+44 7400", "-12.5", "-1.", "-.5", "-", "-x", "@SUM(A1)", "\tx", "\rx",
+             "plain", "", "+", "=", "'=", " =1", "-1-2"]
+    out = neutralised(pl.DataFrame({"c": cells}))["c"].to_list()
+    assert out == [neutralise(c) for c in cells]
+
+
+def test_duplicates_across_batches_keep_the_first(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoneops.cleaning import reading
+
+    monkeypatch.setattr(reading, "BATCH_ROWS", 2)
+    rows = [["phone", "n"], [GB_1, "1"], [US_1, "2"], ["x", "3"], ["07400123456", "4"], [US_1, "5"], [DE_1, "6"]]
+    run = run_clean(upload(csv_bytes(rows)))
+    assert read_csv(stored_text(run.output_file_id)) == [["phone", "n"], [GB_1, "1"], [US_1, "2"], [DE_1, "6"]]
+    assert [r[1] + ":" + r[2] for r in read_csv(stored_text(run.rejected_file_id))[1:]] == [
+        "3:invalid", "4:duplicate", "5:duplicate"]
+
+
+def test_used_number_helpers(db_url: str) -> None:
+    from cleaning_kit import seed_lists
+
+    from phoneops.cleaning.used import used_count
+    from phoneops.core.db import session_scope
+
+    seed_lists(blacklist=(), monitor=(), used=(GB_1, GB_3, GB_1))
+    with session_scope() as session:
+        assert used_count(session) == 2
