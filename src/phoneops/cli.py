@@ -169,6 +169,14 @@ def demo(port: int = 8800) -> None:
         serve(host="127.0.0.1", port=port, embedded_worker=True)
 
 
+@app.command("live-events")
+def live_events(drain: Annotated[bool, typer.Option(help="Stop once the queue is empty")] = False) -> None:
+    """Consume Voluum live events from AWS SQS (same as `phoneops voluum consume`)."""
+    from phoneops.voluum.cli import consume
+
+    consume(drain=drain, wait=20, visibility=60, max_batches=None)
+
+
 # --- users and tokens --------------------------------------------------------------------------
 
 

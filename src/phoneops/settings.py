@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     )
     voluum_currency: str = Field(default="EUR", alias="VOLUUM_CURRENCY", min_length=3, max_length=3)
     voluum_timezone: str = Field(default="Etc/GMT", alias="VOLUUM_TIMEZONE")
+    # How a campaign name gives its conversions' country: a regex with a group named `country` (ISO code or
+    # English name). Default: the second " - " segment, as the original did.
+    voluum_campaign_country_pattern: str = Field(
+        default=r"^.*? - (?P<country>.+?)(?: - |$)", alias="VOLUUM_CAMPAIGN_COUNTRY_PATTERN"
+    )
 
     # --- Ongage ------------------------------------------------------------------------------
     ongage_base_url: str = Field(default="https://api.ongage.net", alias="ONGAGE_BASE_URL")

@@ -12,9 +12,9 @@ Work is set-based: numbers are matched by blind index in batches, never one quer
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -372,3 +372,39 @@ def status_of_indexes(session: Session, indexes: Sequence[bytes]) -> dict[bytes,
         ):
             found[index] = status
     return found
+
+
+def iter_listed(
+    session: Session, status: str, country: str, since: datetime, until: datetime, *, page: int = BATCH
+) -> Iterator[tuple[bytes, str, datetime | None]]:
+    """(blind index, E.164, listed_at) of one list's numbers of a country listed in [since, until).
+
+    Plaintext: callers are provider syncs and admin-only outputs."""
+    vault = get_vault()
+    last_id = 0
+    while True:
+        rows = session.execute(
+            select(PhoneNumber.id, PhoneNumber.blind_index, PhoneNumber.sealed, PhoneNumber.listed_at)
+            .where(PhoneNumber.status == status, PhoneNumber.country == country, PhoneNumber.listed_at >= since,
+                   PhoneNumber.listed_at < until, PhoneNumber.id > last_id)
+            .order_by(PhoneNumber.id).limit(page)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield row.blind_index, vault.open(row.sealed, row.blind_index), row.listed_at
+        last_id = rows[-1].id
+
+
+def reveal(session: Session, indexes: Sequence[bytes]) -> dict[bytes, str]:
+    """Plaintext E.164 for known blind indexes (unknown ones are absent)."""
+    vault = get_vault()
+    out: dict[bytes, str] = {}
+    unique = list(set(indexes))
+    for start in range(0, len(unique), BATCH):
+        chunk = unique[start:start + BATCH]
+        for index, sealed in session.execute(
+            select(PhoneNumber.blind_index, PhoneNumber.sealed).where(PhoneNumber.blind_index.in_(chunk))
+        ):
+            out[index] = vault.open(sealed, index)
+    return out

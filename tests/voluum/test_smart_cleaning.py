@@ -1,0 +1,238 @@
+"""Smart cleaning and REG search: service jobs, the API (roles, uploads, downloads) and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from phoneops.core import jobs
+from phoneops.core.db import session_scope
+from phoneops.core.errors import ValidationFailed
+from phoneops.core.models import Job, StoredFile
+from phoneops.core.security import SYSTEM, Principal, Role
+from phoneops.core.storage import get_file, get_storage
+from phoneops.numbers.lists import Authority, Verdict, apply_verdicts
+from phoneops.voluum import conversions, live, smart
+from phoneops.voluum.wire import Conversion as WireConversion
+
+NOW = datetime.now(UTC)
+TODAY = NOW.date()
+REG_DAY = TODAY - timedelta(days=2)
+ADMIN = Principal(None, "amy", Role.admin, via="cli")
+OPERATOR = Principal(None, "otto", Role.operator, via="cli")
+GB = "Marketing Services 1 - United Kingdom - X"
+
+
+def phone(n: int) -> str:
+    return f"+4474001234{n:02d}"  # GB (07911 123xxx would be Guernsey)
+
+
+def conv(click: str, n: int, kind: str, offer: str, moment: datetime, campaign: str = GB) -> WireConversion:
+    return WireConversion.from_row({
+        "clickId": click, "transactionId": f"t-{click}", "conversionType": kind, "campaignId": "c-1",
+        "campaignName": campaign, "offerId": offer, "offerName": f"Offer {offer[-1].upper()}",
+        "customVariable1": phone(n)[1:], "postbackTimestamp": moment.isoformat(),
+    })  # fmt: skip
+
+
+def live_event(n: int, offer: str, moment: datetime) -> dict[str, Any]:
+    return {"clickId": f"live-{n}-{offer}", "offerId": offer, "campaignId": "c-1",
+            "timestamp": moment.isoformat(), "customVariables": [phone(n)]}  # fmt: skip
+
+
+@pytest.fixture
+def seeded(db_url: str) -> None:
+    """GB whitelist: numbers 1-8 (9 on monitor, a US number whitelisted). Conversions and live events below."""
+    reg_at = datetime.combine(REG_DAY, datetime.min.time(), tzinfo=UTC) + timedelta(hours=12)
+    later = NOW - timedelta(minutes=30)
+    with session_scope() as session:
+        verdicts = [Verdict(phone(n), "whitelist", Authority.auto, "OS_VERSION", "VOLUUM") for n in range(1, 9)]
+        verdicts += [Verdict(phone(9), "monitor", Authority.auto, "OS_VERSION", "VOLUUM"),
+                     Verdict("+14155552671", "whitelist", Authority.auto, "OS_VERSION", "VOLUUM")]
+        apply_verdicts(session, SYSTEM, verdicts)
+        conversions.store(session, SYSTEM, [
+            conv("k1", 1, "FTD", "offer-a", later),
+            conv("k2", 2, "REG", "offer-a", reg_at),
+            conv("k3", 3, "FTD", "offer-b", later),
+            conv("k4r", 4, "REG", "offer-a", reg_at), conv("k4f", 4, "FTD", "offer-a", later),  # deposited later
+            conv("k6", 6, "REG", "offer-a", reg_at),
+            conv("k7", 7, "REG", "offer-b", reg_at),
+            conv("k8", 8, "REG", "offer-a", reg_at, campaign="Promo - Germany"),
+            conv("k10", 10, "REG", "offer-a", reg_at, campaign="Legacy test campaign"),
+        ])  # fmt: skip
+        live.ingest(session, [("m-1", [live_event(5, "offer-a", NOW - timedelta(hours=1)),
+                                       live_event(3, "offer-b", NOW - timedelta(hours=1)),
+                                       live_event(7, "offer-a", NOW - timedelta(hours=30))])], source="sqs")  # fmt: skip
+
+
+def run(job_id: str) -> Job:
+    assert jobs.run_job(job_id) == "succeeded"
+    with session_scope() as session:
+        job = jobs.get_job(session, job_id)
+        session.expunge(job)
+    return job
+
+
+def output(job: Job) -> list[list[str]]:
+    with session_scope() as session:
+        data = b"".join(get_storage().iter_bytes(get_file(session, job.result["file_id"])))
+    return list(csv.reader(io.StringIO(data.decode())))
+
+
+def numbers_of(rows: list[list[str]]) -> list[str]:
+    return [r[0] for r in rows[1:]]
+
+
+# --- smart cleaning ------------------------------------------------------------------------------------
+
+
+def test_country_whitelist_minus_converted_and_live(seeded: None) -> None:
+    with session_scope() as session:
+        plain = smart.start_smart_clean(session, ADMIN, offers=["offer-a"], country="GB",
+                                        date_from=TODAY - timedelta(days=1), date_to=TODAY).id
+        regs = smart.start_smart_clean(session, ADMIN, offers=["Offer A"], country="gb", date_from=TODAY,
+                                       date_to=TODAY, filter_regs=True, filter_live=True).id  # fmt: skip
+    first = run(plain)
+    assert output(first)[0] == ["number", "country", "listed_at"]
+    assert numbers_of(output(first)) == [phone(n) for n in (2, 3, 5, 6, 7, 8)]  # FTD on offer A dropped, in order
+    assert (first.result["input"], first.result["converted"], first.result["kept"]) == (8, 2, 6)
+    second = run(regs)
+    assert numbers_of(output(second)) == [phone(3), phone(7)]  # REGs, FTDs, and 5 seen live on offer A
+    assert second.result["live_24h"] == 1 and second.result["converted"] == 5
+
+
+def test_non_admins_get_masked_numbers(seeded: None) -> None:
+    with session_scope() as session:
+        job_id = smart.start_smart_clean(session, OPERATOR, offers=["offer-a"], country="GB", date_from=TODAY,
+                                         date_to=TODAY).id  # fmt: skip
+    rows = numbers_of(output(run(job_id)))
+    assert len(rows) == 6 and all("*" in r and r.endswith(phone(2)[-2:]) for r in rows[:1])
+
+
+def test_uploaded_list_keeps_its_rows_and_order(seeded: None) -> None:
+    text = ("name,phone\nAnn,07400 123401\nBob,+44 7400 123403\nCid,not a number\nDee,447400123402\n"
+            "Eve,07400123403\nFay,07400 123405\n")
+    with session_scope() as session:
+        stored = get_storage().save_bytes(session, OPERATOR, text.encode(), kind="voluum-input", original_name="l.csv")
+        job_id = smart.start_smart_clean(session, OPERATOR, offers=["offer-a"], file_id=stored.id,
+                                         filter_live=True).id  # fmt: skip
+    job = run(job_id)
+    # rows as uploaded (a cell that could start a spreadsheet formula gets a leading quote, as in every export)
+    assert output(job) == [["name", "phone"], ["Bob", "'+44 7400 123403"], ["Dee", "447400123402"]]
+    assert {k: job.result[k] for k in ("input", "kept", "invalid", "duplicates", "converted", "live_24h")} == {
+        "input": 6, "kept": 2, "invalid": 1, "duplicates": 1, "converted": 1, "live_24h": 1}
+
+
+def test_bad_requests_create_nothing(seeded: None) -> None:
+    with session_scope() as session:
+        for kwargs, message in [
+            ({"offers": []}, "at least one offer"),
+            ({"offers": ["Offer Z"], "country": "GB", "date_from": TODAY, "date_to": TODAY}, "unknown offers"),
+            ({"offers": ["offer-a"], "country": "XX", "date_from": TODAY, "date_to": TODAY}, "ISO 3166"),
+            ({"offers": ["offer-a"], "country": "GB"}, "date range"),
+            ({"offers": ["offer-a"], "country": "GB", "date_from": TODAY, "date_to": TODAY - timedelta(days=1)},
+             "before it starts"),
+        ]:
+            with pytest.raises(ValidationFailed, match=message):
+                smart.start_smart_clean(session, ADMIN, **kwargs)
+        stored = get_storage().save_bytes(session, ADMIN, b"\x00\x01\x02" * 100, kind="x", original_name="b.bin")
+        with pytest.raises(ValidationFailed, match="cannot be read"):
+            smart.start_smart_clean(session, ADMIN, offers=["offer-a"], file_id=stored.id)
+        with pytest.raises(ValidationFailed, match="unknown"):
+            smart.start_reg_search(session, ADMIN, country="GB", date_from=TODAY, date_to=TODAY, offers=["nope"])
+        assert session.scalar(select(func.count(Job.id))) == 0
+
+
+# --- REG search ----------------------------------------------------------------------------------------
+
+
+def test_reg_search_excludes_numbers_that_deposited(seeded: None) -> None:
+    with session_scope() as session:
+        chosen = smart.start_reg_search(session, ADMIN, country="GB", date_from=REG_DAY, date_to=REG_DAY,
+                                        offers=["offer-a"]).id  # fmt: skip
+        every = smart.start_reg_search(session, ADMIN, country="GB", date_from=REG_DAY, date_to=REG_DAY).id
+        unknown = smart.start_reg_search(session, ADMIN, country="unknown", date_from=REG_DAY, date_to=REG_DAY).id
+        outside = smart.start_reg_search(session, ADMIN, country="GB", date_from=TODAY, date_to=TODAY).id
+    first = run(chosen)
+    assert output(first)[0] == ["number", "country", "first_reg_at", "regs", "offer"]
+    assert sorted(numbers_of(output(first))) == [phone(2), phone(6)]  # 4 deposited after the window: not REG-only
+    assert (first.result["regs"], first.result["with_ftd"], first.result["reg_only"]) == (3, 1, 2)
+    assert sorted(numbers_of(output(run(every)))) == [phone(2), phone(6), phone(7)]
+    assert numbers_of(output(run(unknown))) == [phone(10)]
+    assert run(outside).result["regs"] == 0
+
+
+# --- API and CLI ---------------------------------------------------------------------------------------
+
+
+def test_api_roles_uploads_and_downloads(seeded: None, client: Any, users: Any, inline_jobs: list[str]) -> None:
+    viewer, operator, admin = users.headers("viewer"), users.headers("operator"), users.headers("admin")
+    body = {"offers": ["offer-a"], "country": "GB", "from": str(TODAY), "to": str(TODAY)}
+    assert client.post("/api/voluum/smart-clean", json=body, headers=viewer).status_code == 403
+    by_admin = client.post("/api/voluum/smart-clean", json=body, headers=admin)
+    assert by_admin.status_code == 202, by_admin.text
+    job_id = by_admin.json()["id"]
+    assert client.get(f"/api/jobs/{job_id}", headers=admin).json()["status"] == "succeeded"
+    assert client.get(f"/api/voluum/runs/{job_id}/download", headers=operator).status_code == 403  # in full
+    download = client.get(f"/api/voluum/runs/{job_id}/download", headers=admin)
+    assert download.status_code == 200 and phone(2) in download.text
+
+    by_operator = client.post("/api/voluum/smart-clean", json=body, headers=operator).json()
+    masked = client.get(f"/api/voluum/runs/{by_operator['id']}/download", headers=viewer)
+    assert masked.status_code == 200 and phone(2) not in masked.text and "*" in masked.text
+
+    upload = client.post("/api/voluum/smart-clean/upload", headers=operator,
+                         files={"file": ("mine.csv", b"07400 123401\n07400 123403\n", "text/csv")},
+                         data={"offers": ["Offer A"], "filter_regs": "true"})  # fmt: skip
+    assert upload.status_code == 202, upload.text
+    result = client.get(f"/api/voluum/runs/{upload.json()['id']}/download", headers=viewer)
+    assert result.text.splitlines() == ["07400 123403"]
+
+    files_before = client.get("/api/files", headers=admin).json()
+    refused = client.post("/api/voluum/smart-clean/upload", headers=operator,
+                          files={"file": ("x.csv", b"07400 123401\n", "text/csv")}, data={"offers": ["Offer Q"]})
+    assert refused.status_code == 422 and "unknown offers" in refused.json()["error"]["message"]
+    assert client.get("/api/files", headers=admin).json() == files_before  # nothing stored
+
+    reg = client.post("/api/voluum/reg-search", headers=operator,
+                      json={"country": "GB", "from": str(REG_DAY), "to": str(REG_DAY), "offers": ["offer-a"]})
+    assert reg.status_code == 202
+    assert client.get(f"/api/jobs/{reg.json()['id']}", headers=operator).json()["result"]["reg_only"] == 2
+    runs = client.get("/api/voluum/runs", headers=viewer).json()
+    assert len(runs) == 4 and {r["kind"] for r in runs} == {"voluum.smart_clean", "voluum.reg_search"}
+    offers = client.get("/api/voluum/offers?country=GB", headers=viewer).json()
+    assert [o["id"] for o in offers] == ["offer-a", "offer-b"]
+    assert client.get("/api/voluum/offers?country=GBR", headers=viewer).status_code == 422
+    with session_scope() as session:
+        assert session.scalar(select(func.count(StoredFile.id)).where(StoredFile.kind == "voluum-input")) == 1
+
+
+def test_cli_smart_clean_and_reg_search(seeded: None, db_url: str, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from phoneops.settings import reset_settings_cache
+    from phoneops.voluum.cli import app
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    reset_settings_cache()
+    source = tmp_path / "list.csv"
+    source.write_text("phone\n07400 123401\n07400 123402\n07400 123403\n")
+    out = tmp_path / "clean.csv"
+    result = CliRunner().invoke(app, ["smart-clean", "--offer", "Offer A", "--regs", "--file", str(source),
+                                      "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert out.read_text().splitlines() == ["phone", "07400 123403"]
+    regs = tmp_path / "regs.csv"
+    result = CliRunner().invoke(app, ["reg-search", "--country", "GB", "--from", str(REG_DAY), "--to", str(REG_DAY),
+                                      "--offer", "offer-a", "--out", str(regs)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(line.split(",")[0] for line in regs.read_text().splitlines()[1:]) == [phone(2), phone(6)]
+    bad = CliRunner().invoke(app, ["reg-search", "--country", "GB", "--from", "x", "--to", str(REG_DAY)])
+    assert bad.exit_code == 1 and "date like" in bad.output
