@@ -1,0 +1,136 @@
+"""The services catalogue: GSM Fusion's `imeiservices` cached in our database with a TTL.
+
+All workers and web processes share the cache (it is a table). A refresh upserts every package and
+marks the ones that left the list inactive; when the provider cannot be reached the stale list is
+served with a warning instead of an empty page (the original showed "0 services").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from phoneops.core.db import utcnow
+from phoneops.core.errors import NotFound
+from phoneops.core.http import ProviderError
+from phoneops.imei.client import Service
+from phoneops.imei.models import ImeiService
+from phoneops.imei.service import as_app_error, describe, sync_client
+from phoneops.settings import get_settings
+
+log = structlog.get_logger("phoneops.imei.catalogue")
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The services (filtered), when they were fetched, and a warning when the list is stale."""
+
+    services: list[ImeiService]
+    categories: list[str]
+    fetched_at: datetime | None
+    stale: bool
+    warning: str | None
+
+
+def _last_fetch(session: Session) -> datetime | None:
+    return session.scalar(select(func.max(ImeiService.fetched_at)).where(ImeiService.active.is_(True)))
+
+
+def store_services(session: Session, services: Sequence[Service], kind: str = "imei") -> int:
+    """Upsert a fetched package list (one statement; safe with concurrent refreshes)."""
+    now = utcnow()
+    rows = [
+        {"package_id": s.package_id, "kind": kind, "category": s.category[:255], "title": s.title[:255],
+         "price": s.price, "delivery_time": s.delivery_time[:100], "details": s.details, "active": True,
+         "fetched_at": now}
+        for s in services
+    ]  # fmt: skip
+    if rows:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(ImeiService)
+        changing = {c: statement.excluded[c] for c in rows[0] if c != "package_id"}
+        session.execute(statement.on_conflict_do_update(index_elements=["package_id"], set_=changing), rows)
+    gone = update(ImeiService).where(ImeiService.kind == kind).values(active=False)
+    if rows:
+        gone = gone.where(ImeiService.package_id.not_in([s.package_id for s in services]))
+    session.execute(gone)
+    session.flush()
+    return len(rows)
+
+
+def refresh(session: Session) -> int:
+    """Fetch `imeiservices` now and store it; provider failures become clear AppErrors."""
+    with sync_client(timeout=15.0) as client:
+        try:
+            services = client.imei_services()
+        except ProviderError as exc:
+            raise as_app_error(exc) from None
+    count = store_services(session, services)
+    log.info("imei.services_refreshed", count=count)
+    return count
+
+
+def ensure_fresh(session: Session, *, force: bool = False) -> str | None:
+    """Refresh the cache when older than IMEI_SERVICES_TTL_SECONDS; returns a warning if it had to stay stale."""
+    settings = get_settings()
+    last = _last_fetch(session)
+    ttl = timedelta(seconds=settings.imei_services_ttl_seconds)
+    if not force and last is not None and utcnow() - last < ttl:
+        return None
+    try:
+        with session.begin_nested():
+            refresh(session)
+    except Exception as exc:
+        if last is None:
+            raise
+        message = describe(exc) if isinstance(exc, ProviderError) else getattr(exc, "message", str(exc))
+        log.warning("imei.services_stale", error=message)
+        return f"showing the list fetched at {last:%Y-%m-%d %H:%M} UTC: {message}"
+    return None
+
+
+def catalogue(
+    session: Session, *, search: str | None = None, category: str | None = None, refresh_now: bool = False
+) -> Catalogue:
+    """Active services, searched by title/category (case-insensitive) and filtered by exact category."""
+    warning = ensure_fresh(session, force=refresh_now)
+    query = select(ImeiService).where(ImeiService.active.is_(True), ImeiService.kind == "imei")
+    if search and search.strip():
+        like = f"%{search.strip().lower()}%"
+        query = query.where(or_(func.lower(ImeiService.title).like(like), func.lower(ImeiService.category).like(like)))
+    all_categories = sorted(
+        {c for c in session.scalars(select(ImeiService.category).where(ImeiService.active.is_(True))) if c}
+    )
+    if category:
+        query = query.where(ImeiService.category == category)
+    services = list(session.scalars(query.order_by(ImeiService.category, ImeiService.title)))
+    last = _last_fetch(session)
+    return Catalogue(services, all_categories, last, warning is not None, warning)
+
+
+def get_service(session: Session, package_id: str) -> ImeiService:
+    """One active service (refreshing the cache when stale); unknown → NotFound."""
+    ensure_fresh(session)
+    service = session.get(ImeiService, str(package_id).strip())
+    if service is None or not service.active:
+        raise NotFound(f"GSM Fusion has no service {package_id!r} (see the services list)")
+    return service
+
+
+def services_by_id(session: Session, package_ids: Sequence[str]) -> dict[str, ImeiService]:
+    """Active services among `package_ids` (cache refreshed when stale)."""
+    ensure_fresh(session)
+    ids = sorted({str(p).strip() for p in package_ids})
+    if not ids:
+        return {}
+    found = session.scalars(
+        select(ImeiService).where(ImeiService.package_id.in_(ids), ImeiService.active.is_(True))
+    )
+    return {s.package_id: s for s in found}

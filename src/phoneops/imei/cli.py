@@ -1,0 +1,404 @@
+"""`phoneops imei ...`: services, submit, batch, status, wait, sync, export, import.
+
+Submissions go through the same batch job as the API and the UI. By default the CLI runs that job in its
+own process (`--inline`) with a Rich progress bar; `--queue` leaves it to `phoneops worker` processes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import select
+
+from phoneops.core.errors import AppError
+
+NAME = "imei"
+app = typer.Typer(help="Device checks: GSM Fusion IMEI services, orders, batches, history.", no_args_is_help=True)
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def _console() -> Any:
+    from phoneops.cli import console
+
+    return console
+
+
+def _fail(exc: AppError) -> typer.Exit:
+    from phoneops.cli import fail
+
+    return fail(exc)
+
+
+def _boot() -> None:
+    from phoneops.cli import _bootstrap
+
+    _bootstrap()
+
+
+def _money(value: object) -> str:
+    from decimal import Decimal
+
+    return "-" if value is None else f"${Decimal(str(value)):,.2f}"
+
+
+# --- services -----------------------------------------------------------------------------------------
+
+
+@app.command("services")
+def services(
+    search: Annotated[str | None, typer.Option(help="Text in the title or category")] = None,
+    category: Annotated[str | None, typer.Option(help="Exact category")] = None,
+    refresh: Annotated[bool, typer.Option(help="Fetch the list from GSM Fusion now")] = False,
+) -> None:
+    """List GSM Fusion IMEI services (cached), with prices and delivery times."""
+    from phoneops.core.db import session_scope
+    from phoneops.imei import catalogue
+    from phoneops.imei.service import credentials
+
+    _boot()
+    try:
+        credentials()
+        with session_scope() as session:
+            found = catalogue.catalogue(session, search=search, category=category, refresh_now=refresh)
+            table = Table("id", "category", "service", "price", "delivery", "details")
+            for s in found.services:
+                table.add_row(s.package_id, s.category, s.title, _money(s.price), s.delivery_time,
+                              (s.details or "")[:50])  # fmt: skip
+    except AppError as exc:
+        raise _fail(exc) from None
+    if found.warning:
+        _console().print(f"[yellow]{found.warning}[/yellow]")
+    _console().print(table)
+
+
+# --- submitting ---------------------------------------------------------------------------------------
+
+
+def _follow(job_id: str, worker: threading.Thread | None) -> tuple[str, str | None, str | None]:
+    """A Rich bar until the job ends (or, inline, until our runner stops: a parked job)."""
+    from phoneops.core.db import session_scope
+    from phoneops.core.jobs import get_job
+
+    console = _console()
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+        TextColumn("{task.completed:.0f}/{task.total}"), TimeElapsedColumn(), console=console,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("imei.batch", total=None)
+        while True:
+            with session_scope() as session:
+                job = get_job(session, job_id)
+                counters = job.counters or {}
+                progress.update(
+                    task, completed=job.progress_done, total=job.progress_total,
+                    description=f"placed {counters.get('placed', 0)} · duplicates {counters.get('duplicates', 0)} "
+                    f"· failed {counters.get('failed', 0)} [{job.status}]",
+                )  # fmt: skip
+                status, error, message = job.status, job.error, job.message
+            if status in TERMINAL or (worker is not None and not worker.is_alive()):
+                return status, error, message
+            time.sleep(0.3)
+
+
+def _run(batch_id: int, job_id: str | None, inline: bool) -> dict[str, Any]:
+    """Run (or wait for) the batch job; print why it stopped when it did not succeed."""
+    from phoneops.core import jobs
+    from phoneops.core.db import session_scope
+    from phoneops.imei import submission
+
+    console = _console()
+    if job_id is not None:
+        worker = threading.Thread(target=jobs.run_job, args=(job_id,), daemon=True) if inline else None
+        if worker is not None:
+            worker.start()
+        status, error, message = _follow(job_id, worker)
+        if worker is not None:
+            worker.join()
+            with session_scope() as session:
+                job = jobs.get_job(session, job_id)
+                status, error, message = job.status, job.error, job.message
+        if error:
+            console.print(f"[red]error:[/red] {error}")
+        elif status not in TERMINAL:
+            console.print(f"[yellow]batch paused:[/yellow] {message or status} (a `phoneops worker` resumes it)")
+    with session_scope() as session:
+        return submission.batch_summary(session, submission.get_batch(session, batch_id))
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    title = f"batch #{summary['batch_id']}"
+    table = Table("placed", "duplicates", "invalid", "failed", "needs review", "spend", title=title)
+    table.add_row(str(summary["placed"]), str(summary["duplicates"]), str(summary["invalid"]), str(summary["failed"]),
+                  str(summary["needs_review"]), _money(summary["spend"]))  # fmt: skip
+    _console().print(table)
+
+
+def _exit_code(summary: dict[str, Any]) -> int:
+    if summary["status"] == "failed" or summary["error"]:
+        return 1
+    return 0 if summary["status"] == "done" else 3
+
+
+def _fields(values: list[str] | None) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}")
+        fields[name.strip()] = value.strip()
+    return fields
+
+
+@app.command("submit")
+def submit(
+    imei: str,
+    service: Annotated[str, typer.Option("--service", "-s", help="Service (package) id")],
+    field: Annotated[list[str] | None, typer.Option(help="Provider field NAME=VALUE (e.g. modelNo=A2482)")] = None,
+    force: Annotated[bool, typer.Option(help="Re-check an IMEI already ordered for this service")] = False,
+    confirm_over_budget: Annotated[bool, typer.Option(help="Send even if over the daily budget")] = False,
+    inline: Annotated[bool, typer.Option("--inline/--queue", help="Run here, or leave it to workers")] = True,
+) -> None:
+    """Order one IMEI and show the result (order id, duplicate, invalid or error)."""
+    from phoneops.cli import cli_actor
+    from phoneops.core.db import session_scope
+    from phoneops.imei import inputs, submission
+    from phoneops.imei.models import ImeiOrder
+    from phoneops.imei.service import credentials
+
+    _boot()
+    console = _console()
+    try:
+        credentials()
+        with session_scope() as session:
+            batch, plan = submission.create_batch(
+                session, cli_actor(), [inputs.InputRow(imei, fields=_fields(field))], service, source="cli",
+                force=force, confirm_over_budget=confirm_over_budget,
+            )  # fmt: skip
+            batch_id, job_id = batch.id, batch.job_id
+    except AppError as exc:
+        raise _fail(exc) from None
+    if job_id is None:
+        reason = plan.skipped[0]["reason"] if plan.skipped else "nothing to send"
+        label = "duplicate" if "already ordered" in reason or "duplicate" in reason else "not sent"
+        hint = " (use --force to re-check)" if "already ordered" in reason else ""
+        console.print(f"[yellow]{label}:[/yellow] {imei}: {reason}{hint}")
+        raise typer.Exit(1)
+    summary = _run(batch_id, job_id, inline)
+    with session_scope() as session:
+        order = session.scalar(select(ImeiOrder).where(ImeiOrder.batch_id == batch_id))
+        if order is not None:
+            if order.state == "placed":
+                console.print(f"[green]placed:[/green] order {order.order_id} for {order.imei} ({order.status}), "
+                              f"{_money(order.credits)}")  # fmt: skip
+            elif order.state == "duplicate":
+                console.print(f"[yellow]duplicate:[/yellow] {order.error}")
+            elif order.state in ("failed", "review"):
+                console.print(f"[red]{'needs review' if order.state == 'review' else 'failed'}:[/red] {order.error}")
+    raise typer.Exit(_exit_code(summary) if summary["placed"] else max(1, _exit_code(summary)))
+
+
+@app.command("batch")
+def batch(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or XLSX with a column 'imei'")],
+    service: Annotated[str | None, typer.Option("--service", "-s", help="Service id (unless the file has one)")] = None,
+    force: Annotated[bool, typer.Option(help="Re-check IMEIs already ordered for their service")] = False,
+    confirm_over_budget: Annotated[bool, typer.Option(help="Send even if over the daily budget")] = False,
+    inline: Annotated[bool, typer.Option("--inline/--queue", help="Run here, or leave it to workers")] = True,
+) -> None:
+    """Submit a file of IMEIs: validation, duplicates and the cost guard first, then a progress bar."""
+    from phoneops.cli import cli_actor
+    from phoneops.core.db import session_scope
+    from phoneops.imei import inputs, submission
+    from phoneops.imei.service import credentials
+
+    _boot()
+    console = _console()
+    try:
+        credentials()
+        rows = inputs.rows_from_table(file)
+        with session_scope() as session:
+            created, plan = submission.create_batch(
+                session, cli_actor(), rows, service, source="cli", file_name=file.name, force=force,
+                confirm_over_budget=confirm_over_budget,
+            )  # fmt: skip
+            batch_id, job_id = created.id, created.job_id
+    except AppError as exc:
+        raise _fail(exc) from None
+    q = plan.quote
+    console.print(f"batch #{batch_id}: {len(plan.rows)} to send, {plan.invalid} invalid, "
+                  f"{plan.duplicates_in_batch + plan.duplicates_in_history} duplicates skipped; cost {_money(q.cost)} "
+                  f"(today {_money(q.spent_today)} of {_money(q.budget)}; balance {q.balance})")  # fmt: skip
+    if not inline and job_id is not None:
+        console.print(f"queued as job {job_id}; follow it with `phoneops jobs follow {job_id}`")
+        raise typer.Exit(0)
+    summary = _run(batch_id, job_id, inline)
+    _print_summary(summary)
+    raise typer.Exit(_exit_code(summary))
+
+
+# --- following orders ---------------------------------------------------------------------------------
+
+
+def _print_orders(orders: list[Any]) -> None:
+    """One block per order (readable in any terminal width)."""
+    console = _console()
+    for o in orders:
+        when = (o.order_date or o.created_at).strftime("%Y-%m-%d %H:%M")
+        console.print(f"[bold]{o.order_id or '(no order id)'}[/bold]  {o.imei}  {o.state}  "
+                      f"{o.status or '-'}  {_money(o.credits)}  {when}", highlight=False)  # fmt: skip
+        console.print(f"  {o.service_title or o.service_id or ''}", highlight=False)
+        details = {"carrier": o.carrier, "simlock": o.simlock, "model": o.model, "fmi": o.fmi, "imei 2": o.imei2}
+        shown = "  ".join(f"{k}: {v}" for k, v in details.items() if v)
+        if shown:
+            console.print(f"  {shown}", highlight=False)
+        if o.error:
+            console.print(f"  [yellow]{o.error}[/yellow]", highlight=False)
+
+
+@app.command("status")
+def status(
+    reference: Annotated[str, typer.Argument(help="Provider order id or IMEI")],
+    refresh: Annotated[bool, typer.Option(help="Ask GSM Fusion for the latest status")] = False,
+) -> None:
+    """Show the orders for an order id or an IMEI (optionally refreshed from GSM Fusion)."""
+    from phoneops.core.db import session_scope
+    from phoneops.imei import history
+    from phoneops.imei.sync import refresh_order
+
+    _boot()
+    try:
+        with session_scope() as session:
+            orders = history.find_orders(session, reference)
+            if not orders:
+                _console().print(f"[yellow]no order for {reference}[/yellow]")
+                raise typer.Exit(1)
+            if refresh:
+                for order in orders:
+                    refresh_order(session, order)
+            _print_orders(orders)
+    except AppError as exc:
+        raise _fail(exc) from None
+
+
+@app.command("wait")
+def wait(
+    order_id: Annotated[str, typer.Argument(help="Provider order id")],
+    interval: Annotated[float, typer.Option(help="Seconds between checks")] = 30.0,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds")] = 3600.0,
+) -> None:
+    """Follow one order until it is Completed or Rejected (exit 0 completed, 1 rejected, 2 timeout)."""
+    from phoneops.core.db import session_scope
+    from phoneops.imei.models import ImeiOrder
+    from phoneops.imei.sync import is_final, refresh_order
+
+    _boot()
+    console = _console()
+    deadline = time.monotonic() + timeout
+    last = None
+    try:
+        while True:
+            with session_scope() as session:
+                order = session.scalar(select(ImeiOrder).where(ImeiOrder.order_id == order_id))
+                if order is None:
+                    console.print(f"[red]error:[/red] no order {order_id} in history")
+                    raise typer.Exit(1)
+                refresh_order(session, order)
+                current, final, display = order.status, is_final(order), order.code_display
+            if current != last:
+                console.print(f"{time.strftime('%H:%M:%S')} order {order_id}: [bold]{current}[/bold]")
+                last = current
+            if final:
+                if display:
+                    console.print(display)
+                raise typer.Exit(0 if current == "Completed" else 1)
+            if time.monotonic() + interval > deadline:
+                console.print(f"[yellow]still {current} after {timeout:.0f} s[/yellow]")
+                raise typer.Exit(2)
+            time.sleep(interval)
+    except AppError as exc:
+        raise _fail(exc) from None
+
+
+@app.command("sync")
+def sync() -> None:
+    """Refresh every Pending / In Process order now (many ids per call)."""
+    from phoneops.imei.service import credentials
+    from phoneops.imei.sync import sync_open_orders
+
+    _boot()
+    try:
+        credentials()
+        result = sync_open_orders(
+            progress=lambda done, counts: _console().print(f"checked {done} · {counts}", highlight=False)
+        )
+    except AppError as exc:
+        raise _fail(exc) from None
+    _console().print(f"[green]synced {result['checked']} open orders[/green]: {result['by_status']}")
+
+
+# --- export / import ----------------------------------------------------------------------------------
+
+
+@app.command("export")
+def export(
+    output: Annotated[Path, typer.Argument(help="File to write (.csv or .xlsx)")],
+    imeis: Annotated[str | None, typer.Option(help="IMEIs, comma separated")] = None,
+    status: Annotated[str | None, typer.Option(help="Provider statuses, comma separated")] = None,
+    service: Annotated[str | None, typer.Option(help="Service id")] = None,
+    since: Annotated[str | None, typer.Option("--from", help="From date (YYYY-MM-DD)")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="To date (YYYY-MM-DD, inclusive)")] = None,
+    text: Annotated[str | None, typer.Option("--q", help="Free text")] = None,
+) -> None:
+    """Export history with the original columns (SERVICE, IMEI NO., CREDITS, STATUS, CODE, ...)."""
+    from phoneops.cli import cli_actor
+    from phoneops.core.db import session_scope
+    from phoneops.imei import history
+
+    _boot()
+    filters = history.OrderFilters(
+        imeis=history.parse_imei_list(imeis), statuses=[s for s in (status or "").split(",") if s.strip()],
+        service_id=service, date_from=date.fromisoformat(since) if since else None,
+        date_to=date.fromisoformat(until) if until else None, text=text,
+    )  # fmt: skip
+    rows = 0
+    with session_scope() as session:
+        if output.suffix.lower() == ".xlsx":
+            with output.open("wb") as out:
+                rows = history.export_xlsx(session, cli_actor(), filters, out)
+        else:
+            lines = history.export_csv(session, cli_actor(), filters)
+            session.commit()
+            with output.open("w", encoding="utf-8", newline="") as out:
+                for line in lines:
+                    out.write(line)
+                    rows += 1
+            rows -= 1  # the header
+    _console().print(f"[green]exported {rows} orders to {output}[/green]")
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="GSM Fusion export (.xlsx)")],
+) -> None:
+    """Import a GSM Fusion export into history without duplicating orders."""
+    from phoneops.cli import cli_actor
+    from phoneops.core.db import session_scope
+    from phoneops.imei import imports
+
+    _boot()
+    try:
+        with session_scope() as session:
+            record = imports.import_provider_export(session, cli_actor(), file, file.name)
+            text = (f"{record.rows_total} rows: {record.rows_inserted} new, {record.rows_updated} updated, "
+                    f"{record.rows_skipped} skipped")  # fmt: skip
+    except AppError as exc:
+        raise _fail(exc) from None
+    _console().print(f"[green]imported {file.name}[/green]: {text}")

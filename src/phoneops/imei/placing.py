@@ -1,0 +1,391 @@
+"""The crash-safe batch engine behind the `imei.batch` job: place every queued order exactly once.
+
+The order rows are the intents (see `phoneops.imei.models`). For each chunk of rows:
+
+1. the rows go `queued → sending` with `attempts + 1`, committed together with a lease-guarded job step
+   (a worker that lost its lease cannot mark, hence cannot send);
+2. each IMEI is sent with one `placeorder` call, `IMEI_CONCURRENCY` calls in flight;
+3. answers are settled in small transactions as they arrive, each row updated only if it is still the
+   intent that was sent (`state = sending AND attempts = n`), so a stale worker cannot overwrite a newer
+   decision.
+
+On (re)start, rows left `sending` are reconciled before anything new is sent. GSM Fusion offers no
+lookup by IMEI, so reconciling means placing the same IMEI and service once more, at most once:
+
+- accepted → the first attempt never reached the provider: settle with the new order id;
+- "IMEI already exists!" → the first attempt was placed but its id is unknown: `review` (not resent);
+- any other answer, or none → `review`.
+
+A row that was already reconciled once (`attempts >= 2`) and is still unsettled goes to `review` without
+a call. Errors that prove the request never left (`maybe_sent=False`) put the row back as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypeVar, cast
+
+import structlog
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.orm import Session
+
+from phoneops.core.db import session_scope, utcnow
+from phoneops.core.errors import AppError
+from phoneops.core.http import ProviderAuthError, ProviderError, ProviderRateLimited
+from phoneops.core.jobs import JobCancelled, JobContext, LeaseLost, RetryLater
+from phoneops.imei.client import (
+    AsyncGsmFusionClient,
+    GsmFusionError,
+    GsmImeiAlreadyExists,
+    GsmInsufficientCredit,
+    PlacedOrder,
+)
+from phoneops.imei.models import DUPLICATE, FAILED, PLACED, QUEUED, REVIEW, SENDING, ImeiBatch, ImeiOrder
+from phoneops.imei.service import async_client, describe
+from phoneops.imei.submission import batch_counts, batch_spend, batch_summary, money_text
+from phoneops.settings import get_settings
+
+log = structlog.get_logger("phoneops.imei.placing")
+
+ORDERS = cast(Table, ImeiOrder.__table__)
+RECONCILE_DELAY_SECONDS = 60.0  # let the provider finish a request that timed out before placing it again
+UNREACHABLE_DELAY_SECONDS = 30.0
+SETTLE_EVERY_SECONDS = 0.1  # answers received but not yet settled when a worker dies end in `review`
+KEEP = "sending"  # outcome: no answer, the intent stays open for reconciliation
+REVERT = "revert"  # outcome: the call provably did not place anything; the row goes back as it was
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Work:
+    """One intent being sent; `attempts` is the value committed with it (1 = first send)."""
+
+    id: int
+    imei: str
+    service_id: str
+    fields: dict[str, str]
+    attempts: int
+    credits: Decimal | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    work: Work
+    state: str
+    order_id: str | None = None
+    status: str | None = None
+    error: str | None = None
+
+    def params(self, now: Any) -> dict[str, Any]:
+        w = self.work
+        state, attempts = self.state, w.attempts
+        if state == REVERT:
+            attempts = w.attempts - 1
+            state = QUEUED if attempts == 0 else SENDING
+        placed = state == PLACED
+        return {
+            "b_id": w.id, "b_expected": w.attempts, "b_state": state, "b_attempts": attempts,
+            "b_order_id": self.order_id, "b_status": self.status,
+            "b_credits": w.credits if state in (PLACED, REVIEW, QUEUED, SENDING) else None,
+            "b_error": self.error, "b_placed_at": now if placed else None, "b_order_date": now if placed else None,
+            "b_notes": "placed on reconciliation: the interrupted attempt never reached GSM Fusion"
+            if placed and w.attempts > 1 else None,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why the batch stops early: `fail` (clear error), `retry` (park the job), `lost`, `cancelled`."""
+
+    kind: str
+    message: str
+    delay: float = UNREACHABLE_DELAY_SECONDS
+
+
+_SETTLE = (
+    update(ORDERS)
+    .where(ORDERS.c.id == bindparam("b_id"), ORDERS.c.state == SENDING, ORDERS.c.attempts == bindparam("b_expected"))
+    .values(
+        state=bindparam("b_state"), attempts=bindparam("b_attempts"), order_id=bindparam("b_order_id"),
+        status=bindparam("b_status"), credits=bindparam("b_credits"), error=bindparam("b_error"),
+        placed_at=bindparam("b_placed_at"), order_date=bindparam("b_order_date"), notes=bindparam("b_notes"),
+    )
+)
+
+
+def classify(work: Work, answer: PlacedOrder | BaseException, *, reconciling: bool) -> tuple[Outcome, Stop | None]:
+    """What one placeorder answer means for its intent, and whether the whole batch must stop."""
+    if isinstance(answer, PlacedOrder):
+        return Outcome(work, PLACED, order_id=answer.order_id, status=answer.status or "Pending"), None
+    if isinstance(answer, GsmImeiAlreadyExists):
+        if reconciling:
+            text = "placed before the interruption (GSM Fusion: IMEI already exists); order id unknown — check it"
+            return Outcome(work, REVIEW, error=text), None
+        return Outcome(work, DUPLICATE, error=describe(answer)), None
+    if isinstance(answer, ProviderAuthError | GsmInsufficientCredit):
+        return Outcome(work, REVERT), Stop("fail", describe(answer))
+    if isinstance(answer, GsmFusionError):
+        return Outcome(work, REVIEW if reconciling else FAILED, error=describe(answer)), None
+    if isinstance(answer, ProviderError) and not answer.maybe_sent:
+        delay = answer.retry_after if isinstance(answer, ProviderRateLimited) and answer.retry_after else None
+        return Outcome(work, REVERT), Stop("retry", describe(answer), delay or UNREACHABLE_DELAY_SECONDS)
+    text = describe(answer) if isinstance(answer, ProviderError) else f"{type(answer).__name__}: {answer}"
+    if reconciling:
+        return Outcome(work, REVIEW, error=f"no answer while reconciling: {text}"), None
+    return Outcome(work, KEEP, error=f"no answer ({text}); will be reconciled"), None
+
+
+def _run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """asyncio.run, also when called from a thread that already runs a loop (inline test jobs)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(factory())).result()
+
+
+@dataclass
+class BatchRunner:
+    ctx: JobContext
+    batch_id: int
+    client: AsyncGsmFusionClient
+    concurrency: int
+    to_send: int = 0
+    invalid: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    spend: Decimal = Decimal(0)
+    stop: Stop | None = None
+    kept: int = 0
+    _pending: list[Outcome] = field(default_factory=list)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _closing: bool = False
+
+    # --- database steps (each one short transaction, run in a thread) -------------------------------
+
+    def _progress(self, session: Session, message: str | None = None) -> None:
+        done = sum(self.counts[s] for s in (PLACED, DUPLICATE, FAILED, REVIEW))
+        self.ctx.step(
+            session, done=done, total=self.to_send, message=message,
+            counters={"placed": self.counts[PLACED], "duplicates": self.counts[DUPLICATE],
+                      "failed": self.counts[FAILED], "needs_review": self.counts[REVIEW],
+                      "invalid": self.invalid, "spend": money_text(self.spend)},
+        )  # fmt: skip
+
+    def load(self) -> None:
+        with session_scope() as session:
+            batch = session.get(ImeiBatch, self.batch_id)
+            if batch is None:
+                raise AppError(f"IMEI batch {self.batch_id} is gone")
+            batch.status, batch.error = "running", None
+            self.to_send, self.invalid = batch.to_send, batch.invalid
+            self.counts.update(batch_counts(session, self.batch_id))
+            self.spend = batch_spend(session, self.batch_id)
+            self._progress(session, "reconciling unsettled orders" if self.counts[SENDING] else "sending")
+
+    def claim(self, limit: int) -> list[Work]:
+        """Commit the next `limit` intents (queued → sending) with a lease-guarded job step."""
+        with session_scope() as session:
+            rows = session.execute(
+                select(ImeiOrder.id, ImeiOrder.imei, ImeiOrder.service_id, ImeiOrder.fields, ImeiOrder.attempts,
+                       ImeiOrder.credits)
+                .where(ImeiOrder.batch_id == self.batch_id, ImeiOrder.state == QUEUED)
+                .order_by(ImeiOrder.id).limit(limit)
+            ).all()  # fmt: skip
+            if not rows:
+                return []
+            session.execute(
+                update(ImeiOrder).where(ImeiOrder.id.in_([r.id for r in rows]), ImeiOrder.state == QUEUED)
+                .values(state=SENDING, attempts=ImeiOrder.attempts + 1, sent_at=utcnow(), error=None)
+            )  # fmt: skip
+            self._progress(session)
+        return [Work(r.id, r.imei, r.service_id or "", dict(r.fields or {}), r.attempts + 1, r.credits) for r in rows]
+
+    def claim_unsettled(self) -> list[Work]:
+        """Rows left `sending` by an earlier run: commit their one reconciliation attempt (or review)."""
+        with session_scope() as session:
+            rows = session.execute(
+                select(ImeiOrder.id, ImeiOrder.imei, ImeiOrder.service_id, ImeiOrder.fields, ImeiOrder.attempts,
+                       ImeiOrder.credits)
+                .where(ImeiOrder.batch_id == self.batch_id, ImeiOrder.state == SENDING).order_by(ImeiOrder.id)
+            ).all()  # fmt: skip
+            if not rows:
+                return []
+            done = [r.id for r in rows if r.attempts >= 2]
+            retry = [r for r in rows if r.attempts < 2]
+            if done:
+                session.execute(
+                    update(ImeiOrder).where(ImeiOrder.id.in_(done), ImeiOrder.state == SENDING).values(
+                        state=REVIEW, error="interrupted again while reconciling; not resent — check it"
+                    )
+                )
+                self.counts[REVIEW] += len(done)
+            if retry:
+                session.execute(
+                    update(ImeiOrder).where(ImeiOrder.id.in_([r.id for r in retry]), ImeiOrder.state == SENDING)
+                    .values(attempts=2, sent_at=utcnow())
+                )  # fmt: skip
+            self.counts[SENDING] = 0
+            self._progress(session, f"reconciling {len(retry)} unsettled orders")
+        return [Work(r.id, r.imei, r.service_id or "", dict(r.fields or {}), 2, r.credits) for r in retry]
+
+    def settle(self, outcomes: list[Outcome]) -> None:
+        now = utcnow()
+        with session_scope() as session:
+            session.execute(_SETTLE, [o.params(now) for o in outcomes])
+            for o in outcomes:
+                if o.state in (PLACED, DUPLICATE, FAILED, REVIEW):
+                    self.counts[o.state] += 1
+                if o.state == PLACED and o.work.credits is not None:
+                    self.spend += o.work.credits
+            try:
+                self._progress(session)
+            except (LeaseLost, JobCancelled) as exc:  # keep the settlements: they are facts
+                self._set_stop(Stop("cancelled" if isinstance(exc, JobCancelled) else "lost", type(exc).__name__))
+
+    def finish(self, status: str, error: str | None = None) -> dict[str, Any]:
+        with session_scope() as session:
+            batch = session.get(ImeiBatch, self.batch_id)
+            assert batch is not None
+            batch.status, batch.error = status, error
+            if status in ("done", "failed", "cancelled"):
+                batch.finished_at = utcnow()
+            return batch_summary(session, batch)
+
+    # --- the async part ---------------------------------------------------------------------------------
+
+    def _set_stop(self, stop: Stop) -> None:
+        if self.stop is None or (self.stop.kind == "retry" and stop.kind != "retry"):
+            self.stop = stop
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+    def _record(self, outcome: Outcome, stop: Stop | None) -> None:
+        if stop is not None:
+            self._set_stop(stop)
+        if outcome.state == KEEP:
+            self.kept += 1
+        self._pending.append(outcome)
+        self._wake.set()
+
+    async def _settler(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                chunk, self._pending = self._pending, []
+                try:
+                    await self._db(self.settle, chunk)
+                except Exception as exc:  # unsettled rows stay `sending`: the next run reconciles them
+                    log.exception("imei.settle_failed", batch_id=self.batch_id)
+                    self._set_stop(Stop("fail", f"internal error while recording answers: {type(exc).__name__}"))
+                if not self._closing:  # gather answers for a moment: one transaction per ~30 answers
+                    await asyncio.sleep(SETTLE_EVERY_SECONDS)
+            if self._closing:
+                return
+
+    async def _place(self, work: Work, *, reconciling: bool) -> None:
+        answer: PlacedOrder | BaseException
+        try:
+            answer = await self.client.place_order(work.imei, work.service_id, **work.fields)
+        except Exception as exc:
+            answer = exc
+        outcome, stop = classify(work, answer, reconciling=reconciling)
+        if outcome.state not in (PLACED, DUPLICATE):
+            log.warning("imei.place_outcome", order_row=work.id, state=outcome.state, error=outcome.error)
+        self._record(outcome, stop)
+
+    async def _reconcile(self) -> None:
+        try:
+            works = await self._db(self.claim_unsettled)
+        except (LeaseLost, JobCancelled) as exc:
+            self._set_stop(Stop("cancelled" if isinstance(exc, JobCancelled) else "lost", type(exc).__name__))
+            return
+        await asyncio.gather(*(self._place(w, reconciling=True) for w in works))
+
+    async def _send_all(self) -> None:
+        queue: asyncio.Queue[Work | None] = asyncio.Queue(maxsize=self.concurrency * 2)
+
+        async def producer() -> None:
+            try:
+                while self.stop is None:
+                    works = await self._db(self.claim, self.concurrency * 2)
+                    if not works:
+                        break
+                    for work in works:
+                        await queue.put(work)
+            except (LeaseLost, JobCancelled) as exc:
+                self._set_stop(Stop("cancelled" if isinstance(exc, JobCancelled) else "lost", type(exc).__name__))
+            except Exception as exc:  # nothing of the failed chunk was committed, hence nothing sent
+                log.exception("imei.claim_failed", batch_id=self.batch_id)
+                self._set_stop(Stop("fail", f"internal error while recording intents: {type(exc).__name__}"))
+            finally:
+                for _ in range(self.concurrency):
+                    await queue.put(None)
+
+        async def sender() -> None:
+            while (work := await queue.get()) is not None:
+                if self.stop is not None:  # marked but never sent: put it back as it was
+                    self._record(Outcome(work, REVERT), None)
+                    continue
+                await self._place(work, reconciling=False)
+
+        await asyncio.gather(producer(), *(sender() for _ in range(self.concurrency)))
+
+    async def run(self) -> None:
+        settler = asyncio.create_task(self._settler())
+        try:
+            await self._reconcile()
+            if self.stop is None:
+                await self._send_all()
+        finally:
+            self._closing = True
+            self._wake.set()
+            await settler
+            await self.client.aclose()
+
+
+def run_batch(ctx: JobContext) -> dict[str, Any]:
+    """The `imei.batch` handler: reconcile, send, settle; stop clearly on auth/credit errors."""
+    settings = get_settings()
+    batch_id = int(ctx.params["batch_id"])
+    try:
+        client = async_client(settings)
+    except AppError as exc:
+        with session_scope() as session:
+            batch = session.get(ImeiBatch, batch_id)
+            if batch is not None:
+                batch.status, batch.error = "failed", exc.message
+        raise
+    runner = BatchRunner(ctx, batch_id, client, settings.imei_concurrency)
+    try:
+        runner.load()
+    except BaseException:
+        _run_async(client.aclose)
+        raise
+    _run_async(runner.run)
+    stop = runner.stop
+    if stop is not None:
+        if stop.kind == "lost":
+            raise LeaseLost(ctx.job_id)
+        if stop.kind == "cancelled":
+            runner.finish("cancelled", "cancelled by a user")
+            raise JobCancelled(ctx.job_id)
+        if stop.kind == "fail":
+            runner.finish("failed", stop.message)
+            raise AppError(stop.message, code="imei_batch_stopped")
+        runner.finish("waiting", stop.message)
+        raise RetryLater(f"{stop.message}; retrying in {stop.delay:.0f} s", stop.delay)
+    if runner.kept:
+        message = f"{runner.kept} orders got no answer; they are reconciled in {RECONCILE_DELAY_SECONDS:.0f} s"
+        runner.finish("waiting", message)
+        raise RetryLater(message, RECONCILE_DELAY_SECONDS)
+    summary = runner.finish("done")
+    log.info("imei.batch_done", batch_id=batch_id, placed=summary["placed"], review=summary["needs_review"])
+    return summary

@@ -1,0 +1,376 @@
+"""Submitting IMEIs: input parsing, validation, duplicates caught before spending, the cost guard, batches.
+
+A submission (one IMEI or 20,000) becomes an `ImeiBatch` with one `ImeiOrder` row per IMEI to send, in
+state `queued`, and an `imei.batch` job that places them (`phoneops.imei.placing`). Nothing is sent from
+here: every check that can save money happens first —
+
+- invalid IMEIs (python-stdnum: 15 digits with a valid Luhn digit, 14 digits completed) are reported;
+- an IMEI repeated in the batch is sent once;
+- an IMEI already ordered for the same service (our history) is skipped unless `force` (audited);
+- count x price + today's spend + what running batches will spend must fit the daily budget, unless an
+  admin confirms (audited).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from phoneops.core.audit import audit
+from phoneops.core.db import utcnow
+from phoneops.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from phoneops.core.jobs import create_job
+from phoneops.core.security import Principal, Role
+from phoneops.imei.catalogue import services_by_id
+from phoneops.imei.inputs import MAX_BATCH_ROWS, InputRow, provider_fields
+from phoneops.imei.models import (
+    DUPLICATE,
+    ORDER_LIKE_STATES,
+    PAID_STATES,
+    PLACED,
+    QUEUED,
+    SENDING,
+    ImeiBatch,
+    ImeiOrder,
+    ImeiService,
+)
+from phoneops.imei.service import BALANCE_NOT_AVAILABLE
+from phoneops.imei.validation import check_imei
+from phoneops.settings import get_settings
+
+MAX_SKIPPED_KEPT = 5_000  # skipped rows listed on the batch; counts are always complete
+_CHUNK = 500
+
+
+# --- money --------------------------------------------------------------------------------------------
+
+
+def today_start(now: datetime | None = None) -> datetime:
+    now = now or utcnow()
+    return datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
+
+
+def spend_today(session: Session) -> Decimal:
+    """Credits of the orders the provider accepted today (UTC)."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(ImeiOrder.credits), 0)).where(
+            ImeiOrder.state.in_(PAID_STATES), ImeiOrder.placed_at >= today_start()
+        )
+    )
+    return Decimal(str(total or 0))
+
+
+def reserved_spend(session: Session) -> Decimal:
+    """What queued or in-flight orders will cost if the provider accepts them."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(ImeiOrder.credits), 0)).where(ImeiOrder.state.in_((QUEUED, SENDING)))
+    )
+    return Decimal(str(total or 0))
+
+
+def money_text(value: Decimal) -> str:
+    """A credit amount as text: two decimals unless the amount needs more (0.085 stays 0.085)."""
+    cents = value.quantize(Decimal("0.01"))
+    return f"{cents:.2f}" if cents == value else format(value.normalize(), "f")
+
+
+@dataclass(frozen=True)
+class CostQuote:
+    count: int
+    cost: Decimal
+    spent_today: Decimal
+    reserved: Decimal
+    budget: Decimal
+    over_budget: bool
+    price: Decimal | None = None  # None when rows use several services
+    balance: str = BALANCE_NOT_AVAILABLE
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.budget - self.spent_today - self.reserved
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count, "price": None if self.price is None else money_text(self.price),
+            "cost": money_text(self.cost), "spent_today": money_text(self.spent_today),
+            "reserved": money_text(self.reserved), "budget": money_text(self.budget),
+            "remaining": money_text(self.remaining), "over_budget": self.over_budget, "balance": self.balance,
+        }  # fmt: skip
+
+
+def quote(session: Session, prices: Sequence[Decimal]) -> CostQuote:
+    budget = get_settings().imei_daily_budget
+    spent, reserved = spend_today(session), reserved_spend(session)
+    cost = sum(prices, Decimal(0))
+    distinct = set(prices)
+    return CostQuote(
+        count=len(prices), cost=cost, spent_today=spent, reserved=reserved, budget=budget,
+        over_budget=spent + reserved + cost > budget, price=distinct.pop() if len(distinct) == 1 else None,
+    )  # fmt: skip
+
+
+def quote_for(session: Session, service_id: str, count: int) -> CostQuote:
+    services = services_by_id(session, [service_id])
+    if service_id not in services:
+        raise NotFound(f"GSM Fusion has no service {service_id!r} (see the services list)")
+    if not 0 <= count <= MAX_BATCH_ROWS:
+        raise ValidationFailed(f"count must be between 0 and {MAX_BATCH_ROWS}")
+    return quote(session, [services[service_id].price] * count)
+
+
+# --- planning -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    imei: str
+    service: ImeiService
+    fields: dict[str, str]
+    forced: bool
+
+
+@dataclass
+class Plan:
+    """What a submission would send and what it skips, and what it would cost."""
+
+    rows: list[PlannedRow]
+    skipped: list[dict[str, Any]]
+    total_input: int
+    invalid: int
+    duplicates_in_batch: int
+    duplicates_in_history: int
+    forced: int
+    quote: CostQuote
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "total_input": self.total_input, "to_send": len(self.rows), "invalid": self.invalid,
+            "duplicates_in_batch": self.duplicates_in_batch, "duplicates_in_history": self.duplicates_in_history,
+            "forced": self.forced, "quote": self.quote.to_dict(), "skipped": self.skipped[:MAX_SKIPPED_KEPT],
+        }  # fmt: skip
+
+
+def history_duplicates(session: Session, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str | None]]:
+    """(imei, service) pairs that already have an order (or may have one) in our history."""
+    wanted = set(pairs)
+    found: set[tuple[str, str | None]] = set()
+    imeis = sorted({imei for imei, _ in wanted})
+    states = (*ORDER_LIKE_STATES, DUPLICATE)
+    for start in range(0, len(imeis), _CHUNK):
+        chunk = imeis[start : start + _CHUNK]
+        rows = session.execute(
+            select(ImeiOrder.imei, ImeiOrder.service_id).where(ImeiOrder.imei.in_(chunk), ImeiOrder.state.in_(states))
+        )
+        found.update((imei, service) for imei, service in rows if (imei, service) in wanted)
+    return found
+
+
+def plan(
+    session: Session,
+    rows: Sequence[InputRow],
+    service_id: str | None,
+    *,
+    force: bool = False,
+    fields: dict[str, Any] | None = None,
+) -> Plan:
+    """Validate and de-duplicate the input and price it; writes nothing."""
+    if len(rows) > MAX_BATCH_ROWS:
+        raise ValidationFailed(f"a batch holds at most {MAX_BATCH_ROWS} IMEIs")
+    common = provider_fields(fields)
+    default = (service_id or "").strip() or None
+    wanted_services = {r.service_id.strip() for r in rows if r.service_id} | ({default} if default else set())
+    services = services_by_id(session, sorted(wanted_services))
+    if default and default not in services:
+        raise NotFound(f"GSM Fusion has no service {default!r} (see the services list)")
+    skipped: list[dict[str, Any]] = []
+    invalid = in_batch = 0
+    seen: set[str] = set()
+    candidates: list[PlannedRow] = []
+    for row in rows:
+        chosen = (row.service_id or "").strip() or default
+        check = check_imei(row.value)
+        reason = None
+        if check.imei is None:
+            reason = f"invalid IMEI: {check.error}"
+        elif chosen is None:
+            reason = "no service given"
+        elif chosen not in services:
+            reason = f"unknown service {chosen}"
+        if reason is not None or check.imei is None or chosen is None:
+            invalid += 1
+            skipped.append({"value": row.value[:40], "line": row.line, "reason": reason})
+            continue
+        if check.imei in seen:
+            in_batch += 1
+            skipped.append({"value": check.imei, "line": row.line, "reason": "duplicate in this batch"})
+            continue
+        seen.add(check.imei)
+        try:
+            row_fields = {**common, **provider_fields(row.fields)}
+        except ValidationFailed as exc:
+            invalid += 1
+            skipped.append({"value": check.imei, "line": row.line, "reason": exc.message})
+            continue
+        candidates.append(PlannedRow(check.imei, services[chosen], row_fields, False))
+    known = history_duplicates(session, ((c.imei, c.service.package_id) for c in candidates))
+    planned: list[PlannedRow] = []
+    in_history = forced = 0
+    for candidate in candidates:
+        if (candidate.imei, candidate.service.package_id) in known:
+            if not force:
+                in_history += 1
+                skipped.append({"value": candidate.imei, "line": None,
+                                "reason": f"already ordered for service {candidate.service.package_id}"})
+                continue
+            forced += 1
+            candidate = PlannedRow(candidate.imei, candidate.service, candidate.fields, True)
+        planned.append(candidate)
+    return Plan(
+        rows=planned, skipped=skipped, total_input=len(rows), invalid=invalid, duplicates_in_batch=in_batch,
+        duplicates_in_history=in_history, forced=forced, quote=quote(session, [p.service.price for p in planned]),
+    )  # fmt: skip
+
+
+# --- creating a batch ---------------------------------------------------------------------------------
+
+
+def create_batch(
+    session: Session,
+    actor: Principal,
+    rows: Sequence[InputRow],
+    service_id: str | None,
+    *,
+    source: str = "text",
+    file_name: str | None = None,
+    force: bool = False,
+    confirm_over_budget: bool = False,
+    fields: dict[str, Any] | None = None,
+) -> tuple[ImeiBatch, Plan]:
+    """Check everything, store the batch and its queued orders, and start the `imei.batch` job."""
+    if not rows:
+        raise ValidationFailed("no IMEI given")
+    result = plan(session, rows, service_id, force=force, fields=fields)
+    if result.quote.over_budget and result.rows:
+        if not confirm_over_budget:
+            q = result.quote
+            raise Conflict(
+                f"over the daily budget: this batch costs {q.cost}, today's spend is {q.spent_today} "
+                f"(+{q.reserved} in running batches) of {q.budget}; an admin must confirm it",
+                code="over_budget", details=result.quote.to_dict(),
+            )  # fmt: skip
+        if not actor.can(Role.admin):
+            raise Forbidden("only an admin can confirm a batch over the daily budget")
+    first = result.rows[0].service if result.rows else None
+    default = (service_id or "").strip() or (first.package_id if first else "")
+    default_service = next((r.service for r in result.rows if r.service.package_id == default), first)
+    batch = ImeiBatch(
+        service_id=default,
+        service_title=default_service.title if default_service else "",
+        price=default_service.price if default_service else Decimal(0),
+        source=source,
+        file_name=file_name,
+        status="queued" if result.rows else "done",
+        force=force,
+        over_budget_confirmed=bool(confirm_over_budget and result.quote.over_budget),
+        fields=provider_fields(fields),
+        total_input=result.total_input,
+        to_send=len(result.rows),
+        invalid=result.invalid,
+        duplicates_in_batch=result.duplicates_in_batch,
+        duplicates_in_history=result.duplicates_in_history,
+        skipped=result.skipped[:MAX_SKIPPED_KEPT],
+        created_by=actor.user_id,
+        finished_at=None if result.rows else utcnow(),
+    )
+    session.add(batch)
+    session.flush()
+    now = utcnow()
+    values = [
+        {"batch_id": batch.id, "imei": r.imei, "service_id": r.service.package_id, "service_title": r.service.title,
+         "state": QUEUED, "credits": r.service.price, "fields": r.fields, "forced": r.forced, "attempts": 0,
+         "source": "batch", "created_at": now, "updated_at": now}
+        for r in result.rows
+    ]  # fmt: skip
+    for start in range(0, len(values), 5_000):
+        session.execute(insert(ImeiOrder), values[start : start + 5_000])
+    detail = {"source": source, "file_name": file_name, **{k: v for k, v in result.summary().items() if k != "skipped"}}
+    audit(session, actor, "imei.batch.create", "imei_batch", batch.id, detail)
+    if result.forced:
+        audit(session, actor, "imei.force_recheck", "imei_batch", batch.id,
+              {"count": result.forced, "imeis": [r.imei for r in result.rows if r.forced][:50]})
+    if batch.over_budget_confirmed:
+        audit(session, actor, "imei.budget_override", "imei_batch", batch.id, result.quote.to_dict())
+    if result.rows:
+        title = f"IMEI batch #{batch.id}: {len(result.rows)} x {batch.service_title or batch.service_id}"
+        job = create_job(session, actor, "imei.batch", {"batch_id": batch.id}, title=title, total=len(result.rows))
+        batch.job_id = job.id
+    session.flush()
+    return batch, result
+
+
+def resume_batch(session: Session, actor: Principal, batch_id: int) -> ImeiBatch:
+    """Start a new job for a stopped batch (e.g. after an invalid key or missing credit was fixed)."""
+    from phoneops.core.jobs import ACTIVE, get_job
+
+    batch = get_batch(session, batch_id)
+    if batch.job_id is not None and get_job(session, batch.job_id).status in ACTIVE:
+        raise Conflict(f"batch {batch_id} is already running")
+    left = session.scalar(
+        select(func.count(ImeiOrder.id)).where(ImeiOrder.batch_id == batch_id, ImeiOrder.state.in_((QUEUED, SENDING)))
+    )
+    if not left:
+        raise Conflict(f"batch {batch_id} has nothing left to send")
+    job = create_job(session, actor, "imei.batch", {"batch_id": batch.id},
+                     title=f"IMEI batch #{batch.id} (resumed)", total=batch.to_send)
+    batch.job_id, batch.status, batch.error, batch.finished_at = job.id, "queued", None, None
+    audit(session, actor, "imei.batch.resume", "imei_batch", batch.id, {"left": left})
+    return batch
+
+
+def get_batch(session: Session, batch_id: int) -> ImeiBatch:
+    batch = session.get(ImeiBatch, batch_id)
+    if batch is None:
+        raise NotFound(f"no IMEI batch {batch_id}")
+    return batch
+
+
+def list_batches(session: Session, limit: int = 50) -> list[ImeiBatch]:
+    return list(session.scalars(select(ImeiBatch).order_by(ImeiBatch.id.desc()).limit(max(1, min(limit, 500)))))
+
+
+def batch_counts(session: Session, batch_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(ImeiOrder.state, func.count(ImeiOrder.id))
+        .where(ImeiOrder.batch_id == batch_id)
+        .group_by(ImeiOrder.state)
+    )
+    return {str(state): int(count) for state, count in rows}
+
+
+def batch_spend(session: Session, batch_id: int) -> Decimal:
+    total = session.scalar(
+        select(func.coalesce(func.sum(ImeiOrder.credits), 0)).where(
+            ImeiOrder.batch_id == batch_id, ImeiOrder.state == PLACED
+        )
+    )
+    return Decimal(str(total or 0))
+
+
+def batch_summary(session: Session, batch: ImeiBatch) -> dict[str, Any]:
+    """The final (or running) summary: placed, duplicates, invalid, failed, needs review, spend."""
+    counts = batch_counts(session, batch.id)
+    return {
+        "batch_id": batch.id, "status": batch.status, "to_send": batch.to_send, "total_input": batch.total_input,
+        "placed": counts.get(PLACED, 0), "queued": counts.get(QUEUED, 0), "sending": counts.get(SENDING, 0),
+        "duplicates": batch.duplicates_in_batch + batch.duplicates_in_history + counts.get(DUPLICATE, 0),
+        "duplicates_in_batch": batch.duplicates_in_batch, "duplicates_in_history": batch.duplicates_in_history,
+        "duplicates_at_provider": counts.get(DUPLICATE, 0), "invalid": batch.invalid,
+        "failed": counts.get("failed", 0), "needs_review": counts.get("review", 0),
+        "spend": money_text(batch_spend(session, batch.id)), "error": batch.error,
+    }  # fmt: skip

@@ -1,0 +1,299 @@
+"""IMEI pages: overview, services, submit (with the cost guard), batch with live progress, history, order,
+statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+from urllib.parse import quote_plus
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from phoneops.core import storage
+from phoneops.core.db import utcnow
+from phoneops.core.deps import get_db, page_operator, page_viewer
+from phoneops.core.errors import AppError, ValidationFailed
+from phoneops.core.jobs import create_job, get_job
+from phoneops.core.security import Principal, Role
+from phoneops.imei import catalogue, history, imports, inputs, submission
+from phoneops.imei.router import export_response, filters_from, save_upload
+from phoneops.imei.schemas import OrderQuery
+from phoneops.imei.service import BALANCE_NOT_AVAILABLE, credentials, is_configured
+from phoneops.imei.sync import refresh_order
+from phoneops.imei.tasks import SYNC_KIND
+from phoneops.settings import get_settings
+from phoneops.ui.render import render
+from phoneops.ui.views import Card
+
+router = APIRouter(include_in_schema=False)
+
+
+# Badge colours of app.css for our states (succeeded = green, failed = red, queued = blue).
+BADGES = {"done": "succeeded", "placed": "succeeded", "imported": "succeeded", "failed": "failed",
+          "review": "failed", "cancelled": "failed", "queued": "queued", "sending": "queued", "running": "running",
+          "waiting": "queued", "duplicate": "monitor"}  # fmt: skip
+
+
+def money(value: Decimal | str | None) -> str:
+    if value is None:
+        return "—"
+    return f"${Decimal(str(value)):,.2f}"
+
+
+@dataclass(frozen=True)
+class SubmitForm:
+    """What the submit page shows back: the values typed, the quote, the plan, an error."""
+
+    text: str = ""
+    service_id: str = ""
+    force: bool = False
+    confirm_over_budget: bool = False
+    error: str | None = None
+    quote: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None
+
+
+def dashboard_cards(session: Session) -> list[Card]:
+    spent = submission.spend_today(session)
+    budget = get_settings().imei_daily_budget
+    by_day = history.spend_by_day(session, 7)
+    stats = history.statistics(session)
+    return [
+        Card("IMEI spend today", f"{money(spent)} / {money(budget)}", "/imei/stats",
+             chart={day[5:]: float(v) for day, v in by_day.items()}),
+        Card("IMEI orders open", str(stats["pending"]), "/imei/history?status=Pending,In+Process"),
+        Card("IMEI orders to review", str(stats["needs_review"]), "/imei/history?state=review"),
+    ]  # fmt: skip
+
+
+def _page(request: Request, template: str, principal: Principal, **context: Any) -> HTMLResponse:
+    status_code = int(context.pop("status_code", 200))
+    return render(request, template, principal, status_code=status_code, money=money, badges=BADGES,
+                  configured=is_configured(), **context)  # fmt: skip
+
+
+# --- overview, services -------------------------------------------------------------------------------
+
+
+@router.get("/imei", response_class=HTMLResponse)
+def overview(
+    request: Request, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_viewer)
+) -> Response:
+    return _page(
+        request, "imei/overview.html", principal, stats=history.statistics(session),
+        spend=history.spend_by_day(session, 14), batches=submission.list_batches(session, 15),
+        balance=BALANCE_NOT_AVAILABLE,
+    )  # fmt: skip
+
+
+@router.get("/imei/services", response_class=HTMLResponse)
+def services_page(
+    request: Request,
+    search: str = Query(default="", max_length=100),
+    category: str = Query(default="", max_length=255),
+    refresh: bool = False,
+    session: Session = Depends(get_db, scope="function"),
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    credentials()
+    found = catalogue.catalogue(session, search=search or None, category=category or None, refresh_now=refresh)
+    return _page(request, "imei/services.html", principal, catalogue=found, search=search, category=category)
+
+
+# --- submit -------------------------------------------------------------------------------------------
+
+
+def _submit_page(
+    request: Request, session: Session, principal: Principal, form: SubmitForm, status_code: int = 200
+) -> HTMLResponse:
+    credentials()
+    found = catalogue.catalogue(session)
+    return _page(
+        request, "imei/submit.html", principal, status_code=status_code, form=form, services=found.services,
+        warning=found.warning, spent=submission.spend_today(session), reserved=submission.reserved_spend(session),
+        budget=get_settings().imei_daily_budget, balance=BALANCE_NOT_AVAILABLE, is_admin=principal.can(Role.admin),
+    )  # fmt: skip
+
+
+@router.get("/imei/submit", response_class=HTMLResponse)
+def submit_page(
+    request: Request,
+    service_id: str = "",
+    session: Session = Depends(get_db, scope="function"),
+    principal: Principal = Depends(page_operator),
+) -> Response:
+    return _submit_page(request, session, principal, SubmitForm(service_id=service_id))
+
+
+@router.post("/imei/submit", response_class=HTMLResponse)
+async def submit(
+    request: Request,
+    text: str = Form(default=""),
+    service_id: str = Form(default=""),
+    force: bool = Form(default=False),
+    confirm_over_budget: bool = Form(default=False),
+    action: Literal["preview", "submit"] = Form(default="submit"),
+    file: UploadFile | None = File(default=None),
+    session: Session = Depends(get_db, scope="function"),
+    principal: Principal = Depends(page_operator),
+) -> Response:
+    """Textarea or CSV/XLSX file; `preview` shows the plan and the cost, `submit` starts the batch."""
+    form = SubmitForm(text=text, service_id=service_id, force=force, confirm_over_budget=confirm_over_budget)
+    try:
+        rows = inputs.rows_from_text(text)
+        file_name = None
+        if file is not None and file.filename:
+            path = await save_upload(session, principal, file, "imei-batch")
+            rows += inputs.rows_from_table(path)
+            file_name = storage.safe_name(file.filename)
+        if not rows:
+            raise ValidationFailed("type IMEIs (one per line) or choose a CSV/XLSX file with an 'imei' column")
+        if action == "preview":
+            plan = submission.plan(session, rows, service_id or None, force=force)
+            summary = plan.summary()
+            form = SubmitForm(**{**form.__dict__, "quote": summary["quote"], "plan": summary})
+            return _submit_page(request, session, principal, form)
+        batch, _plan = submission.create_batch(
+            session, principal, rows, service_id or None, source="file" if file_name else "text",
+            file_name=file_name, force=force, confirm_over_budget=confirm_over_budget,
+        )  # fmt: skip
+    except AppError as exc:
+        session.rollback()
+        quote = exc.details if isinstance(exc.details, dict) and "budget" in exc.details else None
+        form = SubmitForm(**{**form.__dict__, "error": exc.message, "quote": quote})
+        return _submit_page(request, session, principal, form, status_code=exc.status_code)
+    return RedirectResponse(f"/imei/batches/{batch.id}", status_code=303)
+
+
+# --- batches ------------------------------------------------------------------------------------------
+
+
+@router.get("/imei/batches/{batch_id}", response_class=HTMLResponse)
+def batch_page(
+    request: Request,
+    batch_id: int,
+    session: Session = Depends(get_db, scope="function"),
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    batch = submission.get_batch(session, batch_id)
+    job = get_job(session, batch.job_id) if batch.job_id else None
+    every_state = list(history.STATE_LABELS)  # queued rows too: the batch's own list
+    orders = history.search_orders(session, history.OrderFilters(batch_id=batch_id, states=every_state), per_page=200)
+    return _page(
+        request, "imei/batch.html", principal, batch=batch, job=job, summary=submission.batch_summary(session, batch),
+        orders=orders, state_labels=history.STATE_LABELS,
+    )  # fmt: skip
+
+
+@router.post("/imei/batches/{batch_id}/resume")
+def resume(
+    batch_id: int, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_operator)
+) -> Response:
+    credentials()
+    submission.resume_batch(session, principal, batch_id)
+    return RedirectResponse(f"/imei/batches/{batch_id}", status_code=303)
+
+
+# --- history, orders ----------------------------------------------------------------------------------
+
+
+@router.get("/imei/history", response_class=HTMLResponse)
+def history_page(
+    request: Request,
+    query: OrderQuery = Depends(),
+    page: int = Query(default=1, ge=1),
+    msg: str = Query(default="", max_length=300),
+    session: Session = Depends(get_db, scope="function"),
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    filters = filters_from(query)
+    found = history.search_orders(session, filters, page=page, per_page=100)
+    params = {k: v for k, v in query.model_dump().items() if v not in (None, "")}
+    qs = "&".join(f"{k}={quote_plus(str(v))}" for k, v in params.items())
+    return _page(
+        request, "imei/history.html", principal, found=found, query=query, qs=qs, msg=msg,
+        state_labels=history.STATE_LABELS, can_operate=principal.can(Role.operator),
+    )  # fmt: skip
+
+
+@router.get("/imei/history/export")
+def history_export(
+    query: OrderQuery = Depends(),
+    format: Literal["csv", "xlsx"] = "csv",
+    session: Session = Depends(get_db, scope="function"),
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    return export_response(session, principal, filters_from(query), format)
+
+
+@router.post("/imei/history/import")
+async def history_import(
+    file: UploadFile,
+    session: Session = Depends(get_db, scope="function"),
+    principal: Principal = Depends(page_operator),
+) -> Response:
+    try:
+        path = await save_upload(session, principal, file, "imei-import")
+        record = imports.import_provider_export(session, principal, path, storage.safe_name(file.filename))
+    except AppError as exc:
+        session.rollback()
+        return RedirectResponse(f"/imei/history?msg={quote_plus('Import failed: ' + exc.message)}", status_code=303)
+    text = (f"Imported {record.file_name}: {record.rows_inserted} new, {record.rows_updated} updated, "
+            f"{record.rows_skipped} skipped")  # fmt: skip
+    return RedirectResponse(f"/imei/history?msg={quote_plus(text)}", status_code=303)
+
+
+@router.get("/imei/orders/{row_id}", response_class=HTMLResponse)
+def order_page(
+    request: Request,
+    row_id: int,
+    msg: str = Query(default="", max_length=300),
+    session: Session = Depends(get_db, scope="function"),
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    order = history.get_order(session, row_id)
+    return _page(request, "imei/order.html", principal, order=order, msg=msg, state_labels=history.STATE_LABELS,
+                 can_operate=principal.can(Role.operator))  # fmt: skip
+
+
+@router.post("/imei/orders/{row_id}/refresh")
+def order_refresh(
+    row_id: int, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_operator)
+) -> Response:
+    order = history.get_order(session, row_id)
+    try:
+        refresh_order(session, order)
+        text = f"Status refreshed: {order.status or 'unknown'}"
+    except AppError as exc:
+        text = f"Refresh failed: {exc.message}"
+    return RedirectResponse(f"/imei/orders/{row_id}?msg={quote_plus(text)}", status_code=303)
+
+
+@router.post("/imei/sync")
+def sync_now(
+    session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_operator)
+) -> Response:
+    credentials()
+    job = create_job(session, principal, SYNC_KIND, {}, title="IMEI status sync")
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+# --- statistics ---------------------------------------------------------------------------------------
+
+
+@router.get("/imei/stats", response_class=HTMLResponse)
+def stats_page(
+    request: Request,
+    days: int = Query(default=30, ge=1, le=366),
+    session: Session = Depends(get_db, scope="function"),
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    spend = history.spend_by_day(session, days)
+    return _page(
+        request, "imei/stats.html", principal, stats=history.statistics(session), days=days,
+        spend={day: float(value) for day, value in spend.items()}, spend_total=sum(spend.values(), Decimal(0)),
+        today=utcnow().date().isoformat(),
+    )  # fmt: skip
