@@ -122,7 +122,8 @@ def worker(threads: Annotated[int | None, typer.Option(help="Worker threads")] =
     reap_expired()
     reaper = Reaper(interval=max(1.0, settings.job_lease_seconds / 2))
     reaper.start()
-    consumer = huey.create_consumer(workers=threads or settings.worker_threads, worker_type="thread")
+    # max_delay: an idle worker polls at least every second, so a requeued job is picked up quickly.
+    consumer = huey.create_consumer(workers=threads or settings.worker_threads, worker_type="thread", max_delay=1.0)
     consumer.run()
 
 

@@ -88,6 +88,6 @@ def describe() -> dict[str, Any]:
 def start_consumer(workers: int, periodic: bool = True) -> Any:
     """Start a consumer in this process without taking over signals (embedded/demo mode)."""
     huey = get_huey()
-    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=periodic)
+    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=periodic, max_delay=1.0)
     consumer.start()
     return consumer
