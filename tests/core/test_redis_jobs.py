@@ -37,8 +37,7 @@ def test_redis_worker_runs_jobs(db_url: str, redis_url: str, tmp_path: Path) -> 
 
     huey = queue.build_huey(redis_url, tmp_path)
     assert type(huey).__name__ == "RedisHuey"
-    task = huey.task(name="phoneops.run_job")(lambda job_id: None)
-    jobs.set_enqueue_hook(lambda job_id, delay: task(job_id))
+    jobs.set_enqueue_hook(queue.enqueuer(huey))
     with session_scope() as session:
         ids = [start_sample(session, SYSTEM, 5, 0.01).id for _ in range(3)]
     assert huey.pending_count() == 3

@@ -31,8 +31,7 @@ def test_sigkilled_worker_job_completes_exactly_once(db_url: str, tmp_path: Path
 
     # Enqueue into the same SqliteHuey file the worker processes read.
     huey = queue.build_huey(None, huey_dir)
-    task = huey.task(name="phoneops.run_job")(lambda job_id: None)
-    jobs.set_enqueue_hook(lambda job_id, delay: task(job_id))
+    jobs.set_enqueue_hook(queue.enqueuer(huey))
     assert load_settings(DATA_DIR=str(huey_dir)).data_dir == huey_dir
     with session_scope() as session:
         job_id = start_sample(session, SYSTEM, 40, 0.1).id

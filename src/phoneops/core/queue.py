@@ -29,21 +29,41 @@ def build_huey(redis_url: str | None, data_dir: Path, name: str = "phoneops") ->
     return SqliteHuey(name=name, filename=str(data_dir / "queue.db"), results=False, utc=True)
 
 
+def run_job_message(job_id: str) -> None:
+    """What a "run job X" message does in a worker."""
+    jobs.run_job(job_id)
+
+
+def run_job_task(huey: Huey) -> Any:
+    """The "run job X" task on `huey` (Huey keys tasks by module and name: one definition for all)."""
+    return huey.task(name="phoneops.run_job")(run_job_message)
+
+
+def enqueuer(huey: Huey) -> Any:
+    """An enqueue hook sending "run job X" messages to `huey` (tests point jobs at a worker's queue)."""
+    task = run_job_task(huey)
+
+    def send_to(job_id: str, delay: float | None) -> None:
+        if delay:
+            task.schedule(args=(job_id,), delay=delay)
+        else:
+            task(job_id)
+
+    return send_to
+
+
 def _register(huey: Huey) -> Any:
     from phoneops.registry import load_domains
 
     load_domains()
-
-    @huey.task(name="phoneops.run_job")  # type: ignore[untyped-decorator]
-    def run_job_task(job_id: str) -> None:
-        jobs.run_job(job_id)
+    task = run_job_task(huey)
 
     for spec in jobs.registered_periodic().values():
         def tick(name: str = spec.name) -> None:
             jobs.run_periodic(name)
 
         huey.periodic_task(crontab(minute=spec.minute, hour=spec.hour), name=f"periodic.{spec.name}")(tick)
-    return run_job_task
+    return task
 
 
 def get_huey() -> Huey:

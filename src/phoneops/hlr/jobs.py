@@ -1,0 +1,443 @@
+"""The `hlr.lookup` job: look every pending number up once, whatever kills the worker, and settle it.
+
+Every paid call has an intent row (`HlrCall`), committed — together with its numbers moving
+`pending -> sending` and a lease-guarded job step — BEFORE the call, and settled after it in one
+transaction with the results, the list verdicts and the job's progress. A worker that lost its lease
+cannot commit an intent, hence cannot pay. This module holds the runner (claim, settle, finish); the two
+ways of calling the provider are `phoneops.hlr.batches` and `phoneops.hlr.realtime`.
+
+Batch mode (the default, the original's flow) is reconciled with the provider, for free, at every point:
+
+| intent state | what the resumed job does                                                             |
+|--------------|---------------------------------------------------------------------------------------|
+| `new`        | create a batch (a batch created just before a kill stays empty, unstarted and free)     |
+| `created`    | GET the batch: 0 items -> upload; the expected count -> uploaded; else abandon it       |
+| `uploaded`   | commit `starting`, then start it (the paid call)                                        |
+| `starting`   | GET the batch: still `NEW` -> start it; anything else -> it started                     |
+| `started`    | poll every HLR_POLL_EVERY_SECONDS up to HLR_POLL_MAX_SECONDS, fetch the results, settle |
+
+Reading a batch's results is free and repeatable, so a kill between the results and the settle costs
+nothing: every number is looked up exactly once. A batch never completed within HLR_POLL_MAX_SECONDS
+fails the job with that reason and stays open: resuming polls it again.
+
+Real-time mode (<= 80 numbers per call) cannot ask the provider what an interrupted call did without
+paying again. An intent found still `sending` on resume (the worker died between committing it and
+settling it) is `in_doubt`: its numbers go to `review` — reported on the status page and in the raw file,
+never resent — so a kill leaves at most one call (<= 80 numbers) in doubt. A 5xx or timeout on a call
+does the same. Only an operator's explicit decision (`lookups.release_review`) sends them again. A 429
+and errors raised before the request left are not charged: the numbers go back to `pending` and the job
+backs off.
+
+`INSUFFICIENT_CREDIT` keeps every paid result, puts the numbers without one back to `pending` and stops
+the job with a clear message; resuming after a top-up looks up only those.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from phoneops.core.db import session_scope, utcnow
+from phoneops.core.errors import AppError
+from phoneops.core.jobs import JobCancelled, JobContext, RetryLater
+from phoneops.core.security import Principal, Role
+from phoneops.hlr import outputs
+from phoneops.hlr.client import (
+    INSUFFICIENT_CREDIT,
+    HlrAuthError,
+    HlrBadRequest,
+    HlrError,
+    HlrResult,
+)
+from phoneops.hlr.lookups import fresh_results, get_lookup, item_counts
+from phoneops.hlr.models import (
+    CACHED,
+    DONE,
+    FAILED,
+    LOOKUP_FAILED,
+    NEEDS_CREDIT,
+    PENDING,
+    REVIEW,
+    RUNNING,
+    SENDING,
+    SUCCEEDED,
+    HlrCall,
+    HlrLookup,
+    HlrLookupItem,
+)
+from phoneops.hlr.models import HlrResult as ResultRow
+from phoneops.hlr.outcomes import Decided, OutcomeMap, load_map, verdicts
+from phoneops.hlr.service import client as make_client
+from phoneops.hlr.service import credits_text, describe
+from phoneops.hlr.wire import e164
+from phoneops.numbers.lists import apply_verdicts
+from phoneops.numbers.vault import get_vault
+from phoneops.settings import get_settings
+
+log = structlog.get_logger("phoneops.hlr.jobs")
+
+RATE_LIMIT_TRIES = 6  # consecutive 429s backed off in the worker before the job is parked
+PARK_SECONDS = 30.0  # a provider failing or in doubt: the job waits this long before going on
+_NUMBER_FIELDS = ("detected_telephone_number", "formatted_telephone_number")
+
+
+class Stop(Exception):
+    """The run stops early: `no_credit` and `fail` end it with `message`, `park` retries it later."""
+
+    def __init__(self, kind: str, message: str, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.message = kind, message
+        self.delay = PARK_SECONDS if delay is None else delay
+
+
+@dataclass(frozen=True)
+class Work:
+    """The numbers of one intent: (item id, blind index, E.164)."""
+
+    call_id: int
+    items: list[tuple[int, bytes, str]]
+
+
+@dataclass
+class Settled:
+    done: int = 0
+    review: int = 0
+    failed: int = 0
+    unprocessed: int = 0
+    credits: Decimal = field(default_factory=lambda: Decimal(0))
+
+
+def _stored_raw(result: HlrResult) -> dict[str, Any]:
+    """The provider's record without the number itself (no plaintext at rest)."""
+    raw = {k: v for k, v in result.raw.items() if k not in _NUMBER_FIELDS}
+    params = raw.get("request_parameters")
+    if isinstance(params, dict):
+        raw["request_parameters"] = {k: v for k, v in params.items() if k != "telephone_number"}
+    return raw
+
+
+def backoff(attempt: int, retry_after: float | None) -> float:
+    """Seconds to wait after the `attempt`-th consecutive 429 (the provider's hint when it gives one)."""
+    if retry_after is not None:
+        return float(min(max(retry_after, 0.05), 60.0))
+    return float(min(0.25 * 2 ** (attempt - 1), 8.0))
+
+
+class LookupRunner:
+    def __init__(self, ctx: JobContext, lookup_id: int) -> None:
+        self.ctx = ctx
+        self.lookup_id = lookup_id
+        self.actor = Principal(user_id=ctx.created_by, username=f"hlr-lookup-{lookup_id}", role=Role.admin)
+        settings = get_settings()
+        self.poll_every = settings.hlr_poll_every_seconds
+        self.poll_max = settings.hlr_poll_max_seconds
+        self.mode = "batch"
+        self.batch_size = 10_000
+        self.ttl_days = settings.hlr_cache_ttl_days
+        self.outcomes: OutcomeMap | None = None
+        self.sleep: Callable[[float], None] = time.sleep
+
+    # --- progress --------------------------------------------------------------------------------------
+
+    def step(self, session: Session, message: str | None = None, extra_done: int = 0) -> None:
+        counts = item_counts(session, self.lookup_id)
+        lookup = session.get(HlrLookup, self.lookup_id)
+        spent = lookup.credits_spent if lookup is not None else Decimal(0)
+        settled = sum(n for state, n in counts.items() if state not in (PENDING, SENDING))
+        self.ctx.step(
+            session, done=settled + extra_done, total=sum(counts.values()), message=message,
+            counters={"cached": counts.get(CACHED, 0), "looked_up": counts.get(DONE, 0),
+                      "needs_review": counts.get(REVIEW, 0), "failed": counts.get(FAILED, 0),
+                      "pending": counts.get(PENDING, 0) + counts.get(SENDING, 0), "credits_spent": credits_text(spent)},
+        )  # fmt: skip
+
+    def _set_lookup(self, **values: Any) -> None:
+        with session_scope() as session:
+            session.execute(update(HlrLookup).where(HlrLookup.id == self.lookup_id).values(**values))
+
+    # --- the run ---------------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        with session_scope() as session:
+            lookup = get_lookup(session, self.lookup_id)
+            self.mode, self.batch_size, self.ttl_days = lookup.mode, lookup.batch_size, lookup.ttl_days
+            lookup.status, lookup.error = RUNNING, None
+            counts = item_counts(session, self.lookup_id)
+            open_work = counts.get(PENDING, 0) + counts.get(SENDING, 0)
+            self.step(session, message="looking numbers up" if open_work else "all numbers have fresh results")
+        try:
+            if open_work:
+                with make_client() as client:
+                    from phoneops.hlr.batches import BatchDriver
+                    from phoneops.hlr.realtime import RealtimeDriver
+
+                    (RealtimeDriver if self.mode == "realtime" else BatchDriver)(self, client).run()
+        except Stop as stop:
+            return self._stopped(stop)
+        except AppError as exc:
+            self._end(LOOKUP_FAILED, error=exc.message)
+            raise
+        return self.finish()
+
+    def _stopped(self, stop: Stop) -> dict[str, Any]:
+        if stop.kind == "park":
+            self._set_lookup(message=f"waiting: {stop.message}")
+            raise RetryLater(stop.message, stop.delay)
+        status = NEEDS_CREDIT if stop.kind == "no_credit" else LOOKUP_FAILED
+        self._end(status, error=stop.message)
+        raise AppError(stop.message)
+
+    def _end(self, status: str, *, error: str | None) -> None:
+        """Stop: keep every result, write the files of what was obtained."""
+        with session_scope() as session:
+            lookup = get_lookup(session, self.lookup_id)
+            self._apply_cached(session)
+            outputs.write_outputs(session, self.actor, lookup)
+            lookup.status, lookup.error, lookup.finished_at = status, error, utcnow()
+
+    def finish(self) -> dict[str, Any]:
+        with session_scope() as session:
+            lookup = get_lookup(session, self.lookup_id)
+            self._apply_cached(session)
+            outputs.write_outputs(session, self.actor, lookup)
+            lookup.status, lookup.finished_at, lookup.error = SUCCEEDED, utcnow(), None
+            counts = item_counts(session, self.lookup_id)
+            lookup.message = outputs.summary_line(lookup, counts)
+            self.step(session, message=lookup.message)
+            return {"lookup_id": lookup.id, "numbers": lookup.numbers, "cached": counts.get(CACHED, 0),
+                    "looked_up": counts.get(DONE, 0), "needs_review": counts.get(REVIEW, 0),
+                    "failed": counts.get(FAILED, 0), "credits_spent": credits_text(lookup.credits_spent),
+                    "clean_file_id": lookup.clean_file_id, "raw_file_id": lookup.raw_file_id}  # fmt: skip
+
+    # --- outcomes --------------------------------------------------------------------------------------
+
+    def _map(self, session: Session) -> OutcomeMap:
+        if self.outcomes is None:
+            self.outcomes = load_map(session)
+        return self.outcomes
+
+    def _apply_cached(self, session: Session) -> None:
+        """Numbers answered from a fresh earlier result: decide them with today's mapping and risky list."""
+        vault, mapping, after = get_vault(), self._map(session), 0
+        while True:
+            rows = session.execute(
+                select(HlrLookupItem.id, HlrLookupItem.blind_index, HlrLookupItem.sealed, ResultRow)
+                .join(ResultRow, ResultRow.id == HlrLookupItem.result_id)
+                .where(HlrLookupItem.lookup_id == self.lookup_id, HlrLookupItem.state == CACHED,
+                       HlrLookupItem.id > after)
+                .order_by(HlrLookupItem.id)
+                .limit(5000)
+            ).all()  # fmt: skip
+            if not rows:
+                return
+            decided, updates = [], []
+            for item_id, index, sealed, result in rows:
+                decision = mapping.decide(result.live_status, *outputs.serving_network(result))
+                evidence = {"lookup_id": self.lookup_id, "live_status": result.live_status, "cached": True,
+                            "looked_up_at": result.looked_up_at.isoformat()}  # fmt: skip
+                decided.append(Decided(vault.open(sealed, index), bytes(index), decision, evidence))
+                updates.append({"id": item_id, "outcome": decision.rule.action, "reason": decision.rule.reason})
+            session.execute(update(HlrLookupItem), updates)
+            apply_verdicts(session, self.actor, verdicts(session, decided))
+            after = rows[-1][0]
+
+    # --- claiming (the intents) ------------------------------------------------------------------------
+
+    def claim(self, kind: str, limit: int) -> Work | None:
+        """Commit the intent for the next `limit` pending numbers (None when none is left)."""
+        while True:
+            with session_scope() as session:
+                rows = session.execute(
+                    select(HlrLookupItem.id, HlrLookupItem.blind_index, HlrLookupItem.sealed)
+                    .where(HlrLookupItem.lookup_id == self.lookup_id, HlrLookupItem.state == PENDING)
+                    .order_by(HlrLookupItem.id)
+                    .limit(limit)
+                ).all()
+                if not rows:
+                    return None
+                # Looked up since the estimate (another lookup, a resumed one): not paid again.
+                fresh = fresh_results(session, [bytes(r.blind_index) for r in rows], self.ttl_days)
+                if fresh:
+                    session.execute(update(HlrLookupItem), [
+                        {"id": r.id, "state": CACHED, "result_id": fresh[bytes(r.blind_index)]}
+                        for r in rows if bytes(r.blind_index) in fresh
+                    ])  # fmt: skip
+                    rows = [r for r in rows if bytes(r.blind_index) not in fresh]
+                    if not rows:
+                        self.step(session)
+                        continue
+                call = HlrCall(lookup_id=self.lookup_id, kind=kind, state=SENDING if kind == "realtime" else "new",
+                               numbers=len(rows))  # fmt: skip
+                session.add(call)
+                session.flush()
+                session.execute(
+                    update(HlrLookupItem),
+                    [{"id": r.id, "state": SENDING, "call_id": call.id} for r in rows],
+                )
+                self.step(session, message=f"{kind} call {call.id}: {len(rows)} numbers")
+                call_id = call.id
+            vault = get_vault()
+            return Work(call_id, [(r.id, bytes(r.blind_index), vault.open(r.sealed, r.blind_index)) for r in rows])
+
+    def work_of(self, session: Session, call_id: int) -> Work:
+        rows = session.execute(
+            select(HlrLookupItem.id, HlrLookupItem.blind_index, HlrLookupItem.sealed)
+            .where(HlrLookupItem.call_id == call_id, HlrLookupItem.state == SENDING)
+            .order_by(HlrLookupItem.id)
+        ).all()
+        vault = get_vault()
+        return Work(call_id, [(r.id, bytes(r.blind_index), vault.open(r.sealed, r.blind_index)) for r in rows])
+
+    def revert(self, work: Work, error: str) -> None:
+        """The call provably did not happen: its numbers go back to pending."""
+        with session_scope() as session:
+            session.execute(
+                update(HlrLookupItem)
+                .where(HlrLookupItem.call_id == work.call_id, HlrLookupItem.state == SENDING)
+                .values(state=PENDING, call_id=None)
+            )
+            session.execute(
+                update(HlrCall).where(HlrCall.id == work.call_id).values(state="unsent", error=error[:500],
+                                                                         settled_at=utcnow())
+            )
+            self.step(session, message=error)
+
+    # --- settling --------------------------------------------------------------------------------------
+
+    def settle(
+        self,
+        work: Work,
+        results: Sequence[HlrResult],
+        *,
+        unprocessed: Sequence[str] = (),
+        in_doubt: str | None = None,
+        missing_state: str = REVIEW,
+        call_state: str = "settled",
+    ) -> Settled:
+        """Store the results of one call and everything that follows from them, in one transaction."""
+        try:
+            return self._settle_once(work, results, unprocessed, in_doubt, missing_state, call_state, guard=True)
+        except JobCancelled:
+            # Cancelled while the call was in flight: what was paid is still kept.
+            self._settle_once(work, results, unprocessed, in_doubt, missing_state, call_state, guard=False)
+            raise
+
+    def _settle_once(
+        self, work: Work, results: Sequence[HlrResult], unprocessed: Sequence[str], in_doubt: str | None,
+        missing_state: str, call_state: str, *, guard: bool,
+    ) -> Settled:  # fmt: skip
+        by_number = {number: (item_id, index) for item_id, index, number in work.items}
+        now = utcnow()
+        out = Settled()
+        with session_scope() as session:
+            mapping = self._map(session)
+            rows: list[tuple[int, dict[str, Any]]] = []
+            decided: list[Decided] = []
+            item_updates: list[dict[str, Any]] = []
+            seen: set[int] = set()
+            for result in results:
+                key = e164(result.submitted) if e164(result.submitted) in by_number else result.number
+                if key not in by_number or by_number[key][0] in seen:
+                    continue
+                item_id, index = by_number[key]
+                seen.add(item_id)
+                if result.error == INSUFFICIENT_CREDIT:
+                    item_updates.append({"id": item_id, "state": PENDING, "call_id": None})
+                    out.unprocessed += 1
+                    continue
+                if not result.ok:
+                    item_updates.append({"id": item_id, "state": FAILED,
+                                         "note": f"hlrlookup.com error {result.error} {result.detail}".strip()[:200]})
+                    out.failed += 1
+                    continue
+                network = result.network
+                name, mccmnc = (network.name, network.mccmnc) if network is not None else ("", "")
+                rows.append((item_id, {
+                    "blind_index": index, "lookup_id": self.lookup_id, "call_id": work.call_id, "looked_up_at": now,
+                    "live_status": result.live_status[:32], "number_type": result.number_type[:32],
+                    "original_network": result.original_network_name[:200],
+                    "original_mccmnc": result.original_mccmnc[:8], "current_network": result.current_network_name[:200],
+                    "current_mccmnc": result.current_mccmnc[:8],
+                    "country_iso3": (network.country_iso3 if network is not None else "")[:3],
+                    "ported": result.is_ported, "credits_spent": result.credits_spent,
+                    "provider_uuid": result.uuid[:64],
+                    "provider_time": result.timestamp if result.timestamp and result.timestamp.tzinfo else None,
+                    "raw": _stored_raw(result),
+                }))  # fmt: skip
+                out.done += 1
+                out.credits += result.credits_spent
+                decision = mapping.decide(result.live_status, name, mccmnc)
+                evidence = {"lookup_id": self.lookup_id, "live_status": result.live_status, "network": name,
+                            "mccmnc": mccmnc, "ported": result.is_ported}  # fmt: skip
+                decided.append(Decided(key, index, decision, evidence))
+                item_updates.append({"id": item_id, "state": DONE, "outcome": decision.rule.action,
+                                     "reason": decision.rule.reason})  # fmt: skip
+            unprocessed_keys = {e164(n) for n in unprocessed}
+            for item_id, _index, number in work.items:
+                if item_id in seen:
+                    continue
+                if number in unprocessed_keys:
+                    item_updates.append({"id": item_id, "state": PENDING, "call_id": None})
+                    out.unprocessed += 1
+                else:
+                    note = in_doubt or "sent, but no result came back for this number"
+                    item_updates.append({"id": item_id, "state": missing_state, "note": note[:200]})
+                    out.review += int(missing_state == REVIEW)
+                    out.failed += int(missing_state == FAILED)
+            result_ids: dict[int, int] = {}
+            if rows:  # a plain executemany, then the ids by blind index (unique within the call)
+                session.execute(insert(ResultRow), [row for _, row in rows])
+                ids: dict[bytes, int] = {
+                    bytes(index): int(rid) for index, rid in session.execute(
+                        select(ResultRow.blind_index, ResultRow.id).where(ResultRow.call_id == work.call_id))
+                }  # fmt: skip
+                result_ids = {item_id: ids[bytes(row["blind_index"])] for item_id, row in rows}
+            for change in item_updates:
+                if change["id"] in result_ids:
+                    change["result_id"] = result_ids[change["id"]]
+            _bulk_update(session, item_updates)
+            session.execute(
+                update(HlrCall).where(HlrCall.id == work.call_id).values(
+                    state=call_state, credits=out.credits, settled_at=now, error=in_doubt and in_doubt[:500])
+            )  # fmt: skip
+            session.execute(
+                update(HlrLookup).where(HlrLookup.id == self.lookup_id).values(
+                    looked_up=HlrLookup.looked_up + out.done, review=HlrLookup.review + out.review,
+                    failed=HlrLookup.failed + out.failed, credits_spent=HlrLookup.credits_spent + out.credits)
+            )  # fmt: skip
+            if decided:
+                apply_verdicts(session, self.actor, verdicts(session, decided))
+            if guard:
+                self.step(session, message=f"call {work.call_id}: {out.done} looked up"
+                           + (f", {out.review} in doubt" if out.review else ""))  # fmt: skip
+        log.info("hlr.settled", lookup_id=self.lookup_id, call_id=work.call_id, done=out.done, review=out.review,
+                 failed=out.failed, unprocessed=out.unprocessed, credits=str(out.credits))  # fmt: skip
+        return out
+
+    def provider_stop(self, exc: HlrError) -> Stop:
+        if isinstance(exc, HlrAuthError | HlrBadRequest):
+            return Stop("fail", describe(exc))
+        return Stop("park", describe(exc))
+
+    def no_credit(self) -> Stop:
+        with session_scope() as session:
+            counts = item_counts(session, self.lookup_id)
+        left = counts.get(PENDING, 0) + counts.get(SENDING, 0)
+        return Stop("no_credit", f"the hlrlookup.com account is out of credit: {left:,} numbers are not looked up "
+                    "yet (every result already paid for is kept); top up the account, then resume the lookup")
+
+
+def _bulk_update(session: Session, rows: list[dict[str, Any]]) -> None:
+    """UPDATE items by primary key; rows with the same keys go in one executemany."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    for same in groups.values():
+        session.execute(update(HlrLookupItem), same)

@@ -1,0 +1,394 @@
+"""Lookups: read the numbers of a source, estimate, ask for confirmation above the budget, start and resume.
+
+A lookup's source is a stored file (core `files`: a cleaned file, a direct upload...; its phone column and
+default region) or a list selection (a list status and, optionally, a country). Creating a lookup reads
+the source once, set-based: numbers are normalised to E.164 as a column, de-duplicated by blind index and
+stored as items (sealed at rest, as in the number core). The estimate counts the numbers, those with a
+result younger than `HLR_CACHE_TTL_DAYS` (not looked up again) and the credits the rest will cost.
+Above the confirmation budget nothing is paid until an operator confirms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import phonenumbers
+import polars as pl
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from phoneops.core import jobs, storage
+from phoneops.core.audit import audit
+from phoneops.core.csvio import TableError, iter_rows, normalise_header, sniff_table
+from phoneops.core.db import utcnow
+from phoneops.core.errors import Conflict, NotFound, ValidationFailed
+from phoneops.core.models import Job
+from phoneops.core.security import Principal
+from phoneops.hlr.models import (
+    AWAITING_CONFIRMATION,
+    CACHED,
+    CANCELLED,
+    PENDING,
+    READY,
+    RESUMABLE,
+    REVIEW,
+    RUNNING,
+    HlrCall,
+    HlrLookup,
+    HlrLookupItem,
+    HlrResult,
+)
+from phoneops.hlr.service import CREDITS_PER_LOOKUP, confirm_above_credits, credits_text, require_configured
+from phoneops.numbers.lists import LISTS
+from phoneops.numbers.models import PhoneNumber
+from phoneops.numbers.normalize import normalize_column
+from phoneops.numbers.vault import get_vault
+from phoneops.settings import get_settings
+
+KIND = "hlr.lookup"
+MODES = ("batch", "realtime")
+DEFAULT_BATCH_SIZE = 10_000
+MAX_BATCH_SIZE = 100_000
+CHUNK = 5000
+PHONE_HEADERS = {"phone", "phonenumber", "number", "msisdn", "mobile", "tel", "telephone", "e164",
+                 "customvariable1", "telephonenumber"}  # fmt: skip
+OPEN_BATCH_STATES = ("new", "created", "uploaded", "starting", "started")
+
+
+@dataclass(frozen=True)
+class FileSource:
+    file_id: str
+    phone_column: str | None = None  # a header name, or a 1-based column number; None: detected
+    region: str | None = None  # default region for national numbers; None: DEFAULT_REGION
+
+
+@dataclass(frozen=True)
+class ListSource:
+    status: str
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class Collected:
+    rows: int
+    invalid: int
+    duplicates: int
+    items: list[tuple[bytes, bytes, str | None]]  # blind index, sealed number, country
+    source: dict[str, Any]
+    title: str
+
+
+def check_region(region: str | None) -> str:
+    value = (region or get_settings().default_region).strip().upper()
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationFailed(f"unknown region code {value!r} (use an ISO 3166 code such as GB or US)")
+    return value
+
+
+# --- reading sources ---------------------------------------------------------------------------------
+
+
+def _column(first: list[str], wanted: str | None) -> tuple[int, bool]:
+    """(column index, first row is a header)."""
+    names = [normalise_header(cell) for cell in first]
+    if wanted:
+        key = normalise_header(wanted)
+        if key in names:
+            return names.index(key), True
+        if wanted.strip().isdigit() and 1 <= int(wanted) <= max(len(first), 1):
+            index = int(wanted) - 1
+            cell = first[index] if index < len(first) else ""
+            return index, not any(ch.isdigit() for ch in cell)
+        raise ValidationFailed(
+            f"no column {wanted!r} in the file (its first row: {', '.join(first[:20])})", details={"columns": first}
+        )
+    for index, name in enumerate(names):
+        if name in PHONE_HEADERS:
+            return index, True
+    cell = first[0] if first else ""
+    return 0, not any(ch.isdigit() for ch in cell)
+
+
+def _collect_numbers(values: Sequence[str], region: str) -> tuple[int, list[tuple[str, str | None]]]:
+    """(invalid count, distinct valid (E.164, country) in first-seen order)."""
+    frame = normalize_column(pl.Series(values, dtype=pl.String), region)
+    valid = frame.filter(pl.col("e164").is_not_null())
+    invalid = frame.height - valid.height
+    distinct = valid.unique(subset="e164", keep="first", maintain_order=True)
+    return invalid, list(zip(distinct["e164"].to_list(), distinct["country"].to_list(), strict=True))
+
+
+def collect_file(session: Session, source: FileSource) -> Collected:
+    row = storage.get_file(session, source.file_id)
+    if row.status == "deleted":
+        raise NotFound(f"file {row.id} was deleted")
+    region = check_region(source.region)
+    path = storage.get_storage().path_for(row.id)
+    if not path.exists():
+        raise NotFound(f"file {row.id} is missing from storage")
+    try:
+        table = [r for r in iter_rows(path, sniff_table(path)) if any(cell.strip() for cell in r)]
+    except TableError as exc:
+        raise ValidationFailed(f"cannot read {row.original_name}: {exc}") from None
+    if not table:
+        raise ValidationFailed(f"{row.original_name} has no rows")
+    index, header = _column(table[0], source.phone_column)
+    data = table[1:] if header else table
+    values = [r[index].strip() if index < len(r) else "" for r in data]
+    invalid, numbers = _collect_numbers(values, region)
+    vault = get_vault()
+    indexes = vault.index_many([e164 for e164, _ in numbers])
+    items = [(idx, vault.seal(e164, idx), country) for (e164, country), idx in zip(numbers, indexes, strict=True)]
+    column = table[0][index] if header and index < len(table[0]) else f"column {index + 1}"
+    return Collected(
+        rows=len(values), invalid=invalid, duplicates=len(values) - invalid - len(items), items=items,
+        source={"file_id": row.id, "file_name": row.original_name, "phone_column": column, "region": region},
+        title=f"HLR lookup of {row.original_name}",
+    )  # fmt: skip
+
+
+def collect_list(session: Session, source: ListSource) -> Collected:
+    if source.status not in LISTS:
+        raise ValidationFailed(f"status must be one of {', '.join(LISTS)}")
+    country = (source.country or "").strip().upper() or None
+    if country is not None and country not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationFailed(f"unknown country code {country!r}")
+    query = select(PhoneNumber.blind_index, PhoneNumber.sealed, PhoneNumber.country).where(
+        PhoneNumber.status == source.status
+    )
+    if country:
+        query = query.where(PhoneNumber.country == country)
+    items = [(bytes(idx), bytes(sealed), c) for idx, sealed, c in session.execute(query.order_by(PhoneNumber.id))]
+    return Collected(
+        rows=len(items), invalid=0, duplicates=0, items=items,
+        source={"status": source.status, "country": country},
+        title=f"HLR lookup of the {source.status}" + (f" ({country})" if country else ""),
+    )  # fmt: skip
+
+
+def fresh_results(session: Session, indexes: Sequence[bytes], ttl_days: int) -> dict[bytes, int]:
+    """The newest result id per blind index among results younger than `ttl_days`."""
+    if ttl_days <= 0:
+        return {}
+    cutoff = utcnow() - timedelta(days=ttl_days)
+    found: dict[bytes, int] = {}
+    unique = list(set(indexes))
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start : start + CHUNK]
+        rows = session.execute(
+            select(HlrResult.blind_index, func.max(HlrResult.id))
+            .where(HlrResult.blind_index.in_(chunk), HlrResult.looked_up_at >= cutoff)
+            .group_by(HlrResult.blind_index)
+        )
+        found.update({bytes(idx): int(rid) for idx, rid in rows})
+    return found
+
+
+# --- creating and starting ---------------------------------------------------------------------------
+
+
+def create_lookup(
+    session: Session,
+    actor: Principal,
+    source: FileSource | ListSource,
+    *,
+    mode: str = "batch",
+    batch_size: int | None = None,
+    confirm: bool = False,
+    start: bool = True,
+) -> HlrLookup:
+    """Read the source, store its numbers, estimate; start the job unless the estimate needs confirmation
+    (or `start` is False)."""
+    if mode not in MODES:
+        raise ValidationFailed(f"mode must be one of {', '.join(MODES)}")
+    size = batch_size or DEFAULT_BATCH_SIZE
+    if not 1 <= size <= MAX_BATCH_SIZE:
+        raise ValidationFailed(f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
+    collected = collect_file(session, source) if isinstance(source, FileSource) else collect_list(session, source)
+    if not collected.items:
+        raise ValidationFailed("no valid phone number in the source", details={"rows": collected.rows,
+                                                                               "invalid": collected.invalid})
+    ttl = get_settings().hlr_cache_ttl_days
+    lookup = HlrLookup(
+        title=collected.title[:200], mode=mode, batch_size=size,
+        source_kind="file" if isinstance(source, FileSource) else "list", source=collected.source,
+        rows=collected.rows, invalid=collected.invalid, duplicates=collected.duplicates,
+        numbers=len(collected.items), budget=confirm_above_credits(), ttl_days=ttl, created_by=actor.username,
+        breakdown={},
+    )  # fmt: skip
+    session.add(lookup)
+    session.flush()
+    fresh = fresh_results(session, [idx for idx, _, _ in collected.items], ttl)
+    rows = [
+        {"lookup_id": lookup.id, "blind_index": idx, "sealed": sealed, "country": country,
+         "state": CACHED if idx in fresh else PENDING, "result_id": fresh.get(idx)}
+        for idx, sealed, country in collected.items
+    ]  # fmt: skip
+    for begin in range(0, len(rows), CHUNK):
+        session.execute(insert(HlrLookupItem), rows[begin : begin + CHUNK])
+    lookup.fresh = sum(1 for idx, _, _ in collected.items if idx in fresh)
+    lookup.to_lookup = lookup.numbers - lookup.fresh
+    lookup.credits_estimate = Decimal(lookup.to_lookup * CREDITS_PER_LOOKUP)
+    audit(session, actor, "hlr.lookup_create", "hlr_lookup", lookup.id, {**estimate(lookup), "mode": mode,
+                                                                            "source": collected.source})
+    if not start:
+        lookup.status = AWAITING_CONFIRMATION if needs_confirmation(lookup) else READY
+    elif needs_confirmation(lookup) and not confirm:
+        lookup.status = AWAITING_CONFIRMATION
+        lookup.message = (f"{lookup.to_lookup:,} lookups cost about {lookup.credits_estimate:,.0f} credits, above "
+                          f"the confirmation budget of {lookup.budget:,}: confirm to start")  # fmt: skip
+    else:
+        _start(session, actor, lookup, confirmed=confirm)
+    return lookup
+
+
+def needs_confirmation(lookup: HlrLookup) -> bool:
+    return lookup.credits_estimate > lookup.budget
+
+
+def estimate(lookup: HlrLookup) -> dict[str, Any]:
+    return {
+        "rows": lookup.rows, "invalid": lookup.invalid, "duplicates": lookup.duplicates, "numbers": lookup.numbers,
+        "fresh": lookup.fresh, "to_lookup": lookup.to_lookup, "credits_estimate": credits_text(lookup.credits_estimate),
+        "budget": lookup.budget, "ttl_days": lookup.ttl_days, "needs_confirmation": needs_confirmation(lookup),
+    }  # fmt: skip
+
+
+def _start(session: Session, actor: Principal, lookup: HlrLookup, *, confirmed: bool) -> None:
+    remaining = session.scalar(
+        select(func.count(HlrLookupItem.id)).where(
+            HlrLookupItem.lookup_id == lookup.id, HlrLookupItem.state.in_((PENDING, "sending"))
+        )
+    )
+    if remaining:
+        require_configured()
+    if confirmed and lookup.confirmed_at is None:
+        lookup.confirmed_by, lookup.confirmed_at = actor.username, utcnow()
+    job = jobs.create_job(session, actor, KIND, {"lookup_id": lookup.id}, title=lookup.title, total=lookup.numbers)
+    lookup.job_id = job.id
+    lookup.status = RUNNING
+    lookup.error = None
+    lookup.message = None
+    lookup.started_at = lookup.started_at or utcnow()
+    lookup.finished_at = None
+
+
+def get_lookup(session: Session, lookup_id: int) -> HlrLookup:
+    lookup = session.get(HlrLookup, lookup_id)
+    if lookup is None:
+        raise NotFound(f"no HLR lookup {lookup_id}")
+    return lookup
+
+
+def lookup_job(session: Session, lookup: HlrLookup) -> Job | None:
+    return session.get(Job, lookup.job_id) if lookup.job_id else None
+
+
+def effective_status(lookup: HlrLookup, job: Job | None) -> str:
+    """The lookup's status, corrected by its job's when the job ended without telling the lookup
+    (cancelled from the jobs page, crashed, gave up)."""
+    if lookup.status == RUNNING and job is not None and job.status in ("failed", "cancelled"):
+        return "failed" if job.status == "failed" else CANCELLED
+    return lookup.status
+
+
+def list_lookups(session: Session, limit: int = 50, status: str | None = None) -> list[HlrLookup]:
+    query = select(HlrLookup).order_by(HlrLookup.id.desc()).limit(max(1, min(limit, 500)))
+    if status:
+        query = query.where(HlrLookup.status.in_(status.split(",")))
+    return list(session.scalars(query))
+
+
+def confirm_lookup(session: Session, actor: Principal, lookup_id: int) -> HlrLookup:
+    """Start a lookup that waits for confirmation (or was estimated only)."""
+    lookup = get_lookup(session, lookup_id)
+    if lookup.status not in (AWAITING_CONFIRMATION, READY):
+        raise Conflict(f"HLR lookup {lookup_id} is {lookup.status}; only a lookup waiting to start can be confirmed")
+    audit(session, actor, "hlr.lookup_confirm", "hlr_lookup", lookup.id, estimate(lookup))
+    _start(session, actor, lookup, confirmed=True)
+    return lookup
+
+
+def resume_lookup(session: Session, actor: Principal, lookup_id: int) -> HlrLookup:
+    """Continue a stopped lookup (out of credit, failed, cancelled): nothing settled is sent again; an open
+    batch is polled again for a new `HLR_POLL_MAX_SECONDS`."""
+    lookup = get_lookup(session, lookup_id)
+    job = lookup_job(session, lookup)
+    status = effective_status(lookup, job)
+    if job is not None and job.status in jobs.ACTIVE:
+        raise Conflict(f"HLR lookup {lookup_id} is already running")
+    if status not in RESUMABLE:
+        raise Conflict(f"HLR lookup {lookup_id} is {status}; only a stopped lookup can be resumed")
+    session.execute(
+        update(HlrCall)
+        .where(HlrCall.lookup_id == lookup.id, HlrCall.state == "started")
+        .values(poll_since=utcnow())
+    )
+    audit(session, actor, "hlr.lookup_resume", "hlr_lookup", lookup.id, {"from": status})
+    _start(session, actor, lookup, confirmed=lookup.confirmed_at is not None)
+    return lookup
+
+
+def release_review(session: Session, actor: Principal, lookup_id: int) -> HlrLookup:
+    """An operator's explicit decision to look the numbers in review up again, knowing that some of them may
+    have been paid already (their call's outcome is unknown); then the lookup runs again for them."""
+    lookup = get_lookup(session, lookup_id)
+    job = lookup_job(session, lookup)
+    if job is not None and job.status in jobs.ACTIVE:
+        raise Conflict(f"HLR lookup {lookup_id} is running; release its numbers in review once it has stopped")
+    if effective_status(lookup, job) in (AWAITING_CONFIRMATION, READY):
+        raise Conflict(f"HLR lookup {lookup_id} has not started")
+    released = session.execute(
+        update(HlrLookupItem)
+        .where(HlrLookupItem.lookup_id == lookup.id, HlrLookupItem.state == REVIEW)
+        .values(state=PENDING, call_id=None, note=f"in doubt; sent again by decision of {actor.username}"[:200])
+    ).rowcount  # type: ignore[attr-defined]
+    if not released:
+        raise Conflict(f"HLR lookup {lookup_id} has no number in review")
+    lookup.review = max(0, lookup.review - int(released))
+    audit(session, actor, "hlr.review_release", "hlr_lookup", lookup.id, {"numbers": int(released)})
+    _start(session, actor, lookup, confirmed=True)
+    return lookup
+
+
+def cancel_lookup(session: Session, actor: Principal, lookup_id: int) -> HlrLookup:
+    """Stop a lookup: its job stops at its next step; an open intent stays open for reconciliation."""
+    lookup = get_lookup(session, lookup_id)
+    job = lookup_job(session, lookup)
+    if job is not None and job.status in jobs.ACTIVE:
+        jobs.cancel_job(session, actor, job.id)
+    elif lookup.status not in (AWAITING_CONFIRMATION, READY, RUNNING):
+        raise Conflict(f"HLR lookup {lookup_id} is {lookup.status}")
+    lookup.status = CANCELLED
+    lookup.finished_at = utcnow()
+    audit(session, actor, "hlr.lookup_cancel", "hlr_lookup", lookup.id, {})
+    return lookup
+
+
+def item_counts(session: Session, lookup_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(HlrLookupItem.state, func.count(HlrLookupItem.id))
+        .where(HlrLookupItem.lookup_id == lookup_id)
+        .group_by(HlrLookupItem.state)
+    )
+    return {str(state): int(count) for state, count in rows}
+
+
+def describe_lookup(session: Session, lookup: HlrLookup) -> dict[str, Any]:
+    """Everything the API, the pages and the CLI show of a lookup (plain values)."""
+    job = lookup_job(session, lookup)
+    return {
+        "id": lookup.id, "title": lookup.title, "status": effective_status(lookup, job), "mode": lookup.mode,
+        "batch_size": lookup.batch_size, "source_kind": lookup.source_kind, "source": dict(lookup.source),
+        "estimate": estimate(lookup), "confirmed_by": lookup.confirmed_by, "confirmed_at": lookup.confirmed_at,
+        "looked_up": lookup.looked_up, "review": lookup.review, "failed": lookup.failed,
+        "credits_spent": credits_text(lookup.credits_spent), "counts": item_counts(session, lookup.id),
+        "breakdown": dict(lookup.breakdown or {}), "clean_file_id": lookup.clean_file_id,
+        "raw_file_id": lookup.raw_file_id, "message": lookup.message, "error": lookup.error,
+        "created_by": lookup.created_by, "created_at": lookup.created_at, "started_at": lookup.started_at,
+        "finished_at": lookup.finished_at, "job": job,
+    }  # fmt: skip

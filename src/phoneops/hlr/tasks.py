@@ -1,0 +1,14 @@
+"""Background work of the HLR domain: the lookup job (see `phoneops.hlr.jobs`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from phoneops.core.jobs import JobContext, job_handler
+from phoneops.hlr.jobs import LookupRunner
+from phoneops.hlr.lookups import KIND
+
+
+@job_handler(KIND, title="HLR lookup", max_attempts=25)
+def lookup_job(ctx: JobContext) -> dict[str, Any]:
+    return LookupRunner(ctx, int(ctx.params["lookup_id"])).run()

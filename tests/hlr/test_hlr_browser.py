@@ -1,0 +1,64 @@
+"""Browser: upload a list, watch the lookup's status page follow its job, see the breakdown, download the files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from phoneops.core.db import session_scope
+from phoneops.core.security import SYSTEM
+from phoneops.hlr import risky
+from phoneops.simulators._server import SimAdmin
+from phoneops.simulators.hlr_lookup import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def live_env(hlr_sim_url: str, hlr_sim: SimAdmin) -> dict[str, str]:
+    hlr_sim.configure(latency_ms=40)  # slow enough to see the job running
+    return {"HLR_BASE_URL": hlr_sim_url, "HLR_BATCH_BASE_URL": hlr_sim_url, "HLR_API_KEY": DEFAULT_API_KEY,
+            "HLR_API_SECRET": DEFAULT_API_SECRET, "HLR_POLL_EVERY_SECONDS": "0.2"}
+
+
+def test_lookup_from_upload_to_downloads(
+    browser: Any, live_server: str, users: Any, hlr_sim: SimAdmin, tmp_path: Path
+) -> None:
+    with session_scope() as session:
+        risky.restore_seed(session, SYSTEM)
+    users.create("admin", "amy")
+    numbers = [f"+447911{n:06d}" for n in range(5000, 5400)]
+    source = tmp_path / "campaign.csv"
+    source.write_text("phone,name\n" + "".join(f"{n},x\n" for n in numbers))
+
+    page = browser.new_page()
+    page.goto(live_server + "/login?next=/jobs")
+    page.fill("input[name=username]", "amy")
+    page.fill("input[name=password]", "correct-horse-battery")
+    page.click("button[type=submit]")
+    page.click("nav >> text=HLR")
+    page.set_input_files("form[data-hlr-start] input[name=file]", str(source))
+    page.select_option("form[data-hlr-start] select[name=mode]", "realtime")
+    page.click("form[data-hlr-start] button[type=submit]")
+    page.wait_for_selector("[data-hlr-lookup]")
+    assert "400" in page.inner_text("[data-counter=to_lookup]")
+    page.wait_for_selector("[data-field=lookup-status]:text('succeeded')", timeout=60_000)
+    assert page.inner_text("[data-counter=looked_up]") == "400"
+    assert page.locator("[data-breakdown] svg").count() >= 1
+    assert "clean" in page.inner_text("[data-breakdown]")
+    with page.expect_download() as clean:
+        page.click("[data-download=clean]")
+    lines = Path(clean.value.path()).read_text().splitlines()
+    assert lines[0] == "phone_number" and set(lines[1:]) <= set(numbers) and len(lines) > 100
+    with page.expect_download() as raw:
+        page.click("[data-download=raw]")
+    assert len(Path(raw.value.path()).read_text().splitlines()) == 401
+    assert hlr_sim.stats()["total_paid_lookups"] == 400
+
+    page.click("nav.tabs >> text=Risky operators")
+    page.wait_for_selector("form[data-risky-add]")
+    page.fill("form[data-risky-add] input[name=name]", "Brand New Mobile")
+    page.click("form[data-risky-add] button[type=submit]")
+    page.wait_for_selector("[data-risky] code:text-is('brandnewmobile')")

@@ -1,0 +1,399 @@
+"""HLR lookups through the service functions, against the simulator over real HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from phoneops.core import jobs, storage
+from phoneops.core.db import session_scope, utcnow
+from phoneops.core.errors import Conflict, ProviderNotConfigured, ValidationFailed
+from phoneops.core.models import Job
+from phoneops.core.security import SYSTEM
+from phoneops.hlr import lookups, risky
+from phoneops.hlr.lookups import FileSource, ListSource, create_lookup, get_lookup, item_counts
+from phoneops.hlr.models import HlrCall, HlrLookupItem, HlrResult
+from phoneops.numbers.lists import Authority, Verdict, apply_verdicts, lookup, set_status
+from phoneops.settings import reset_settings_cache
+from phoneops.simulators._server import SimAdmin
+from phoneops.simulators.hlr_lookup import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
+pytestmark = pytest.mark.usefixtures("db_url")
+
+
+def uk(count: int, start: int = 0) -> list[str]:
+    """Real, valid UK mobile numbers (+447911 000000 ...)."""
+    return [f"+447911{start + i:06d}" for i in range(count)]
+
+
+def digits(number: str) -> str:
+    return number.lstrip("+")
+
+
+@pytest.fixture
+def hlr_env(hlr_sim: SimAdmin, hlr_sim_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimAdmin]:
+    """Settings pointing at the simulator; the original's risky operators in the (wiped) table."""
+    from phoneops.settings import reset_settings_cache
+
+    for name, value in {"HLR_BASE_URL": hlr_sim_url, "HLR_BATCH_BASE_URL": hlr_sim_url,
+                        "HLR_API_KEY": DEFAULT_API_KEY, "HLR_API_SECRET": DEFAULT_API_SECRET,
+                        "HLR_POLL_EVERY_SECONDS": "0.02", "HLR_POLL_MAX_SECONDS": "20"}.items():
+        monkeypatch.setenv(name, value)
+    reset_settings_cache()
+    with session_scope() as session:
+        risky.restore_seed(session, SYSTEM)
+    yield hlr_sim
+    reset_settings_cache()
+
+
+def stored_csv(numbers: list[str], header: str | None = "phone", extra: list[str] | None = None) -> str:
+    lines = ([f"{header},name"] if header else []) + [f"{n},x" for n in numbers] + (extra or [])
+    with session_scope() as session:
+        return storage.get_storage().save_bytes(
+            session, SYSTEM, ("\n".join(lines) + "\n").encode(), kind="upload", original_name="list.csv"
+        ).id
+
+
+def start(numbers: list[str] | None = None, *, file_id: str | None = None, **options: Any) -> int:
+    """Create a lookup (confirmed) and run its job inline; returns the lookup id."""
+    file_id = file_id or stored_csv(numbers or [])
+    with session_scope() as session:
+        return create_lookup(session, SYSTEM, FileSource(file_id, "phone", "GB"), confirm=True, **options).id
+
+
+def run(lookup_id: int) -> Job:
+    with session_scope() as session:
+        job_id = get_lookup(session, lookup_id).job_id
+    assert job_id is not None
+    for _ in range(5):  # a parked job (RetryLater) is run again, as the queue would
+        jobs.run_job(job_id)
+        with session_scope() as session:
+            if session.get(Job, job_id).status != "queued":  # type: ignore[union-attr]
+                break
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        session.expunge(job)
+        return job
+
+
+def counts(lookup_id: int) -> dict[str, int]:
+    with session_scope() as session:
+        return item_counts(session, lookup_id)
+
+
+def paid(sim: SimAdmin) -> dict[str, int]:
+    return dict(sim.stats()["lookups_per_number"])
+
+
+# --- estimate and confirmation ---------------------------------------------------------------------------
+
+
+def test_estimate_counts_rows_invalid_duplicates_and_fresh_results(hlr_env: SimAdmin) -> None:
+    numbers = uk(6)
+    file_id = stored_csv([*numbers, numbers[0], "07911 000001"], extra=["not a number,x", "+44770090012,x"])
+    first = start(numbers[:2], mode="realtime")
+    assert run(first).status == "succeeded"
+    with session_scope() as session:
+        created = create_lookup(session, SYSTEM, FileSource(file_id, "phone", "GB"), start=False)
+        assert lookups.estimate(created) == {
+            "rows": 10, "invalid": 2, "duplicates": 2, "numbers": 6, "fresh": 2, "to_lookup": 4,
+            "credits_estimate": "4", "budget": 1000, "ttl_days": 30, "needs_confirmation": False,
+        }
+        assert created.status == "ready" and created.job_id is None
+    assert paid(hlr_env) == {digits(n): 1 for n in numbers[:2]}
+
+
+def test_above_the_budget_nothing_is_paid_until_confirmed(hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HLR_CONFIRM_ABOVE_CREDITS", "3")
+    reset_settings_cache()
+    file_id = stored_csv(uk(5))
+    with session_scope() as session:
+        created = create_lookup(session, SYSTEM, FileSource(file_id, None, "GB"))
+        lookup_id = created.id
+        assert created.status == "awaiting_confirmation" and created.job_id is None
+        assert "above the confirmation budget of 3" in (created.message or "")
+    assert hlr_env.stats()["total_paid_lookups"] == 0
+    with session_scope() as session:
+        lookups.confirm_lookup(session, SYSTEM, lookup_id)
+    assert run(lookup_id).status == "succeeded"
+    with session_scope() as session:
+        done = get_lookup(session, lookup_id)
+        assert done.confirmed_by == "system" and done.status == "succeeded"
+        with pytest.raises(Conflict):
+            lookups.confirm_lookup(session, SYSTEM, lookup_id)
+    assert hlr_env.stats()["total_paid_lookups"] == 5
+
+
+def test_sources_and_their_errors(hlr_env: SimAdmin) -> None:
+    with session_scope() as session:
+        with pytest.raises(ValidationFailed, match="no column 'msisdn'"):
+            create_lookup(session, SYSTEM, FileSource(stored_csv(uk(2)), "msisdn", "GB"))
+        with pytest.raises(ValidationFailed, match="no valid phone number"):
+            create_lookup(session, SYSTEM, FileSource(stored_csv(["hello"]), None, "GB"))
+        with pytest.raises(ValidationFailed, match="unknown region"):
+            create_lookup(session, SYSTEM, FileSource(stored_csv(uk(2)), None, "XX"))
+        with pytest.raises(ValidationFailed, match="mode must be"):
+            create_lookup(session, SYSTEM, FileSource(stored_csv(uk(2)), None, "GB"), mode="turbo")
+        # A headerless file, national numbers, the phone in the second column given by number.
+        no_header = storage.get_storage().save_bytes(
+            session, SYSTEM, b"a,07911000001\nb,07911000002\n", kind="upload", original_name="n.csv").id
+        created = create_lookup(session, SYSTEM, FileSource(no_header, "2", "GB"), start=False)
+        assert (created.rows, created.numbers) == (2, 2)
+        apply_verdicts(session, SYSTEM, [Verdict(n, "monitor", Authority.auto, "OS", "VOLUUM") for n in uk(3)])
+        apply_verdicts(session, SYSTEM, [Verdict("+4915112000000", "monitor", Authority.auto, "OS", "VOLUUM")])
+        from_list = create_lookup(session, SYSTEM, ListSource("monitor", "GB"), start=False)
+        assert (from_list.numbers, from_list.source, from_list.title) == (
+            3, {"status": "monitor", "country": "GB"}, "HLR lookup of the monitor (GB)")
+
+
+def test_without_credentials_the_provider_is_switched_off(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoneops.settings import reset_settings_cache
+
+    monkeypatch.delenv("HLR_API_KEY", raising=False)
+    reset_settings_cache()
+    with session_scope() as session, pytest.raises(ProviderNotConfigured, match="HLR_API_KEY, HLR_API_SECRET"):
+        create_lookup(session, SYSTEM, FileSource(stored_csv(uk(2)), None, "GB"))
+
+
+# --- paying once ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["batch", "realtime"])
+def test_10000_numbers_4000_fresh_make_exactly_6000_paid_lookups(hlr_env: SimAdmin, mode: str) -> None:
+    numbers = uk(10_000)
+    earlier = start(numbers[:4_500], mode=mode)
+    assert run(earlier).status == "succeeded"
+    with session_scope() as session:  # 500 of those results are older than the TTL: looked up again
+        stale = select(HlrResult.id).where(HlrResult.lookup_id == earlier).order_by(HlrResult.id).limit(500)
+        session.execute(update(HlrResult).where(HlrResult.id.in_(stale)).values(
+            looked_up_at=utcnow() - timedelta(days=31)))
+    hlr_env.reset()
+    lookup_id = start(numbers, mode=mode, batch_size=4_000)
+    with session_scope() as session:
+        created = get_lookup(session, lookup_id)
+        assert (created.numbers, created.fresh, created.to_lookup) == (10_000, 4_000, 6_000)
+    assert run(lookup_id).status == "succeeded"
+    stats = hlr_env.stats()
+    assert stats["total_paid_lookups"] == 6_000
+    assert stats["max_lookups_per_number"] == 1
+    fresh = {digits(n) for n in numbers[500:4_500]}
+    assert not fresh & set(stats["lookups_per_number"])
+    assert counts(lookup_id) == {"cached": 4_000, "done": 6_000}
+    with session_scope() as session:
+        done = get_lookup(session, lookup_id)
+        assert done.status == "succeeded" and done.looked_up == 6_000
+        assert done.credits_spent == int(stats["credits_spent"])
+        assert sum(done.breakdown["outcomes"].values()) == 10_000
+        assert done.clean_file_id and done.raw_file_id
+
+
+def test_outcomes_go_through_the_number_core(hlr_env: SimAdmin) -> None:
+    live, dead, absent, risky_live, kept = uk(5, 100)
+    hlr_env.configure(overrides={
+        digits(live): {"live_status": "LIVE", "current_network_details": {"name": "EE Limited", "mccmnc": "23430"}},
+        digits(dead): {"live_status": "DEAD"},
+        digits(absent): {"live_status": "ABSENT_SUBSCRIBER"},
+        digits(risky_live): {"live_status": "LIVE", "current_network": "AVAILABLE",
+                             "current_network_details": {"name": "Sky UK Limited", "mccmnc": "23457"}},
+        digits(kept): {"live_status": "DEAD"},
+    })
+    with session_scope() as session:
+        set_status(session, SYSTEM, kept, "whitelist", "VIP", region="GB")  # manual outranks HLR
+        apply_verdicts(session, SYSTEM, [Verdict(live, "blacklist", Authority.hlr, "HLR_FAILED", "HLR")])
+        apply_verdicts(session, SYSTEM, [Verdict(absent, "whitelist", Authority.auto, "OS", "VOLUUM")])
+    lookup_id = start([live, dead, absent, risky_live, kept], mode="realtime")
+    assert run(lookup_id).status == "succeeded"
+    with session_scope() as session:
+        status = {n: (v.status, v.reason, v.authority) for n in (live, dead, absent, risky_live, kept)
+                  for v in [lookup(session, SYSTEM, n, "GB")]}
+        assert status == {
+            live: (None, "HLR_LIVE", "hlr"),  # an earlier HLR decision is lifted by a LIVE result
+            dead: ("blacklist", "HLR_FAILED", "hlr"),
+            absent: ("monitor", "HLR_MONITORED", "hlr"),  # HLR outranks the tracker's verdict
+            risky_live: ("blacklist", "HLR_RISKY_NETWORK", "hlr"),
+            kept: ("whitelist", "VIP", "manual"),
+        }
+        history = lookup(session, SYSTEM, dead, "GB").history
+        assert history[0]["source"] == "HLR" and history[0]["evidence"]["live_status"] == "DEAD"
+        done = get_lookup(session, lookup_id)
+        clean = storage.get_storage().path_for(done.clean_file_id or "").read_text().split()
+        assert clean == ["phone_number", live]
+        raw = storage.get_storage().path_for(done.raw_file_id or "").read_text().splitlines()
+        assert raw[0].startswith("phone_number,state,looked_up_at,live_status")
+        assert any(line.startswith(risky_live) and ",YES,blacklist,HLR_RISKY_NETWORK," in line for line in raw)
+
+
+def test_risky_operator_by_mccmnc_and_rules_edited_by_admins(hlr_env: SimAdmin) -> None:
+    from phoneops.hlr import outcomes
+
+    a, b = uk(2, 200)
+    hlr_env.configure(overrides={
+        digits(a): {"live_status": "LIVE", "current_network_details": {"name": "Renamed Net", "mccmnc": "23499"}},
+        digits(b): {"live_status": "INCONCLUSIVE"},
+    })
+    with session_scope() as session:
+        risky.add_operator(session, SYSTEM, mccmnc="23499", note="test")
+        with pytest.raises(Conflict):
+            risky.add_operator(session, SYSTEM, mccmnc="23499")
+        outcomes.set_rules(session, SYSTEM, {"INCONCLUSIVE": {"action": "ignore"}})
+    lookup_id = start([a, b], mode="realtime")
+    assert run(lookup_id).status == "succeeded"
+    with session_scope() as session:
+        assert lookup(session, SYSTEM, a, "GB").reason == "HLR_RISKY_NETWORK"
+        from phoneops.core.errors import NotFound
+
+        with pytest.raises(NotFound):  # ignored: never entered the number core
+            lookup(session, SYSTEM, b, "GB")
+        assert get_lookup(session, lookup_id).breakdown["outcomes"] == {"blacklist HLR_RISKY_NETWORK": 1, "ignore": 1}
+        assert {r["live_status"]: r["overridden"] for r in outcomes.rules_table(session)}["INCONCLUSIVE"]
+        outcomes.reset_rules(session, SYSTEM)
+        assert outcomes.current_rules(session) == outcomes.DEFAULT_RULES
+
+
+# --- failures ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["batch", "realtime"])
+def test_out_of_credit_stops_keeps_results_and_resumes_after_top_up(hlr_env: SimAdmin, mode: str) -> None:
+    numbers = uk(200, 300)
+    hlr_env.configure(balance=130, overrides={digits(n): {"live_status": "LIVE"} for n in numbers})
+    lookup_id = start(numbers, mode=mode, batch_size=150)
+    job = run(lookup_id)
+    assert job.status == "failed"
+    assert job.error and "out of credit: 70 numbers are not looked up yet" in job.error and "top up" in job.error
+    assert counts(lookup_id) == {"done": 130, "pending": 70}
+    with session_scope() as session:
+        stopped = get_lookup(session, lookup_id)
+        assert stopped.status == "needs_credit" and stopped.looked_up == 130
+        assert stopped.raw_file_id  # what was obtained can be downloaded already
+        assert session.scalar(select(func.count(HlrResult.id)).where(HlrResult.lookup_id == lookup_id)) == 130
+    hlr_env.configure(balance=1000)
+    with session_scope() as session:
+        lookups.resume_lookup(session, SYSTEM, lookup_id)
+    assert run(lookup_id).status == "succeeded"
+    assert counts(lookup_id) == {"done": 200}
+    stats = hlr_env.stats()
+    assert stats["total_paid_lookups"] == 200 and stats["max_lookups_per_number"] == 1
+
+
+def test_429_backs_off_and_nothing_is_paid_twice(hlr_env: SimAdmin) -> None:
+    hlr_env.configure(throttle_next=3, retry_after_s=0.0)
+    lookup_id = start(uk(170, 500), mode="realtime")
+    assert run(lookup_id).status == "succeeded"
+    stats = hlr_env.stats()
+    assert stats["throttled"] == 3
+    assert stats["total_paid_lookups"] == 170 and stats["max_lookups_per_number"] == 1
+    hlr_env.reset()
+    hlr_env.configure(throttle_next=2, retry_after_s=0.0, fault_scope="batch")
+    lookup_id = start(uk(30, 700))
+    assert run(lookup_id).status == "succeeded"
+    assert hlr_env.stats()["total_paid_lookups"] == 30
+
+
+def test_a_5xx_after_paying_puts_the_call_in_review_never_resent(
+    hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("phoneops.hlr.jobs.PARK_SECONDS", 0.0)
+    hlr_env.configure(error_next=1, fault_after_commit=True)  # the first call is looked up, then answers 500
+    numbers = uk(100, 900)
+    lookup_id = start(numbers, mode="realtime")
+    job = run(lookup_id)  # parked once, then resumed at once (inline) to the end
+    assert job.status == "succeeded", job.error
+    assert counts(lookup_id) == {"review": 80, "done": 20}
+    stats = hlr_env.stats()
+    assert stats["total_paid_lookups"] == 100 and stats["max_lookups_per_number"] == 1
+    with session_scope() as session:
+        done = get_lookup(session, lookup_id)
+        assert done.review == 80 and "80 need review" in (done.message or "")
+        call = session.scalars(select(HlrCall).where(HlrCall.lookup_id == lookup_id).order_by(HlrCall.id)).first()
+        assert call is not None and call.state == "in_doubt"
+
+
+def test_an_interrupted_realtime_call_is_reported_not_resent(hlr_env: SimAdmin) -> None:
+    """A worker died between committing an intent and settling it: the numbers are in doubt."""
+    numbers = uk(90, 1200)
+    lookup_id = start(numbers, mode="realtime")
+    with session_scope() as session:  # what a dead worker leaves: an intent committed, no settlement
+        call = HlrCall(lookup_id=lookup_id, kind="realtime", state="sending", numbers=80)
+        session.add(call)
+        session.flush()
+        first = session.scalars(select(HlrLookupItem.id).where(HlrLookupItem.lookup_id == lookup_id)
+                                .order_by(HlrLookupItem.id).limit(80)).all()
+        session.execute(update(HlrLookupItem).where(HlrLookupItem.id.in_(first)).values(state="sending",
+                                                                                        call_id=call.id))
+    assert run(lookup_id).status == "succeeded"
+    assert counts(lookup_id) == {"review": 80, "done": 10}
+    assert set(paid(hlr_env)) == {digits(n) for n in numbers[80:]}
+    # Only an operator's explicit decision sends them again.
+    with session_scope() as session:
+        lookups.release_review(session, SYSTEM, lookup_id)
+        assert get_lookup(session, lookup_id).review == 0
+    assert run(lookup_id).status == "succeeded"
+    assert counts(lookup_id) == {"done": 90}
+    assert paid(hlr_env) == {digits(n): 1 for n in numbers}
+    with session_scope() as session, pytest.raises(Conflict, match="no number in review"):
+        lookups.release_review(session, SYSTEM, lookup_id)
+
+
+def test_every_batch_intent_state_is_reconciled_without_paying_twice(hlr_env: SimAdmin) -> None:
+    """Kill points of the batch flow, rebuilt by hand: each resumes to exactly one lookup per number."""
+    from phoneops.hlr.service import client
+
+    groups = [uk(10, 1400 + 20 * i) for i in range(4)]
+    with client() as hlr:
+        started = hlr.create_batch("started.csv")
+        hlr.upload_source(started.id, groups[2])
+        hlr.start_batch(started.id)  # the worker died after the paid start, before recording it
+        not_started = hlr.create_batch("not-started.csv")
+        hlr.upload_source(not_started.id, groups[1])  # died before the start left
+        uploaded = hlr.create_batch("uploaded.csv")  # died before recording the upload
+        hlr.upload_source(uploaded.id, groups[3])
+    states = [("new", None), ("starting", not_started.id), ("starting", started.id), ("created", uploaded.id)]
+    lookup_id = start([n for g in groups for n in g], batch_size=10)
+    with session_scope() as session:
+        for (state, batch_id), group in zip(states, groups, strict=True):
+            call = HlrCall(lookup_id=lookup_id, kind="batch", state=state, numbers=10, provider_batch_id=batch_id)
+            session.add(call)
+            session.flush()
+            indexes = list(session.scalars(select(HlrLookupItem.id).where(
+                HlrLookupItem.lookup_id == lookup_id).order_by(HlrLookupItem.id)))[groups.index(group) * 10:][:10]
+            session.execute(update(HlrLookupItem).where(HlrLookupItem.id.in_(indexes)).values(state="sending",
+                                                                                              call_id=call.id))
+    assert run(lookup_id).status == "succeeded"
+    assert counts(lookup_id) == {"done": 40}
+    stats = hlr_env.stats()
+    assert stats["total_paid_lookups"] == 40 and stats["max_lookups_per_number"] == 1
+
+
+def test_polling_gives_up_after_the_maximum_then_resumes(hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoneops.settings import reset_settings_cache
+
+    monkeypatch.setenv("HLR_POLL_MAX_SECONDS", "0.2")
+    reset_settings_cache()
+    hlr_env.configure(batch_items_per_second=1.0)
+    lookup_id = start(uk(50, 2000))
+    job = run(lookup_id)
+    assert job.status == "failed"
+    assert job.error and "is still PROCESSING" in job.error and "after 0.2 s of polling (HLR_POLL_MAX_SECONDS)" in job.error
+    with session_scope() as session:
+        assert get_lookup(session, lookup_id).status == "failed"
+    hlr_env.advance(3600)
+    with session_scope() as session:
+        lookups.resume_lookup(session, SYSTEM, lookup_id)
+    assert run(lookup_id).status == "succeeded"
+    assert counts(lookup_id) == {"done": 50}
+    assert hlr_env.stats()["total_paid_lookups"] == 50
+
+
+def test_a_failed_batch_keeps_its_results_and_reviews_the_rest(hlr_env: SimAdmin) -> None:
+    hlr_env.configure(fail_batches=True)
+    lookup_id = start(uk(20, 2100))
+    job = run(lookup_id)
+    assert job.status == "failed" and job.error and "ended FAILED" in job.error
+    assert counts(lookup_id) == {"review": 20}
+    assert hlr_env.stats()["total_paid_lookups"] == 0
