@@ -6,7 +6,10 @@ mandatory in CI (`PHONEOPS_TEST_REQUIRE_SERVICES=1` turns those skips into failu
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,34 +40,40 @@ def _postgres_url() -> str:
         unavailable("PostgreSQL tests need PHONEOPS_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1/test)")
     assert POSTGRES_URL
     import psycopg
+    from psycopg import sql
 
+    admin_url = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+    # Each test session gets its own database, so concurrent runs never wipe each other's tables.
+    name = f"phoneops_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
-        psycopg.connect(POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://"), connect_timeout=3).close()
+        with psycopg.connect(admin_url, connect_timeout=3, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except Exception as exc:
-        unavailable(f"PostgreSQL at PHONEOPS_TEST_POSTGRES_URL is not reachable: {exc}")
-    url = POSTGRES_URL
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
+        unavailable(f"PostgreSQL at PHONEOPS_TEST_POSTGRES_URL is not usable (need CREATE DATABASE): {exc}")
+    atexit.register(_drop_database, admin_url, name)
+    base, _, _ = admin_url.rpartition("/")
+    return "postgresql+psycopg://" + base.split("://", 1)[1] + "/" + name
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from phoneops.core import db
+
+    db.dispose_all()
+    with contextlib.suppress(Exception), psycopg.connect(admin_url, connect_timeout=3, autocommit=True) as conn:
+        # best effort: a leftover test database is harmless
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _migrate_once(backend: str) -> str:
     if backend in _migrated:
         return _migrated[backend]
-    from sqlalchemy import text
 
-    from phoneops.core import db
     from phoneops.core.migrate import upgrade
 
-    if backend == "sqlite":
-        url = f"sqlite:///{_TMP / 'test.db'}"
-    else:
-        url = _postgres_url()
-        engine = db.make_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+    url = f"sqlite:///{_TMP / 'test.db'}" if backend == "sqlite" else _postgres_url()
     upgrade(url)
     _migrated[backend] = url
     return url
