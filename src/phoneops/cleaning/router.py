@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.cleaning import filters, service, upload
 from phoneops.cleaning.schemas import CleanIn, EncryptIn, FileDetail, FileOut, FilterOut, RunOut
-from phoneops.core.deps import get_db, operator, viewer
+from phoneops.core.deps import DbSession, operator, viewer
 from phoneops.core.router import file_response
 from phoneops.core.security import Principal
 from phoneops.core.storage import CHUNK
@@ -56,7 +56,7 @@ async def upload_file(
     region: str | None = Form(None),
     phone_column: str | None = Form(None),
     header: str | None = Form(None, description="auto, yes or no"),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     actor: Principal = Depends(operator),
 ) -> FileDetail:
     """Upload a CSV, TSV or .xlsx (streamed to storage, size-limited); 422 when it cannot be read."""
@@ -72,20 +72,20 @@ async def upload_file(
 @router.get("/files", response_model=list[FileOut])
 def list_files(
     purpose: str = "clean", archived: bool = False, limit: int = Query(default=100, ge=1, le=1000),
-    session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer),
+    session: Session = DbSession, _: Principal = Depends(viewer),
 ) -> list[FileOut]:
     return [FileOut.model_validate(f) for f in upload.list_cleaning_files(session, purpose, archived=archived,
                                                                           limit=limit)]
 
 
 @router.get("/files/{file_id}", response_model=FileDetail)
-def get_file(file_id: int, session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)) -> FileDetail:
+def get_file(file_id: int, session: Session = DbSession, _: Principal = Depends(viewer)) -> FileDetail:
     return detail(session, upload.get_cleaning_file(session, file_id))
 
 
 @router.post("/files/{file_id}/runs", response_model=RunOut, status_code=202)
 def start_run(
-    file_id: int, body: CleanIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)
+    file_id: int, body: CleanIn, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> RunOut:
     """Start cleaning; 409 while another run of this file is in progress."""
     run = service.start_clean(session, actor, file_id, phone_column=body.phone_column, region=body.region,
@@ -94,7 +94,7 @@ def start_run(
 
 
 @router.post("/files/{file_id}/encrypt", response_model=RunOut, status_code=202)
-def encrypt(file_id: int, body: EncryptIn, session: Session = Depends(get_db, scope="function"),
+def encrypt(file_id: int, body: EncryptIn, session: Session = DbSession,
             actor: Principal = Depends(operator)) -> RunOut:
     """Turn the phone column into link tokens (other columns kept)."""
     return _commit(session, RunOut.model_validate(service.start_encryption(
@@ -102,7 +102,7 @@ def encrypt(file_id: int, body: EncryptIn, session: Session = Depends(get_db, sc
 
 
 @router.post("/files/{file_id}/decrypt", response_model=RunOut, status_code=202)
-def decrypt(file_id: int, body: EncryptIn, session: Session = Depends(get_db, scope="function"),
+def decrypt(file_id: int, body: EncryptIn, session: Session = DbSession,
             actor: Principal = Depends(operator)) -> RunOut:
     """Turn link tokens back into numbers (admin only: it reveals plaintext)."""
     return _commit(session, RunOut.model_validate(service.start_encryption(
@@ -110,40 +110,40 @@ def decrypt(file_id: int, body: EncryptIn, session: Session = Depends(get_db, sc
 
 
 @router.get("/files/{file_id}/runs", response_model=list[RunOut])
-def list_runs(file_id: int, session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)) -> list[RunOut]:
+def list_runs(file_id: int, session: Session = DbSession, _: Principal = Depends(viewer)) -> list[RunOut]:
     upload.get_cleaning_file(session, file_id)
     return [RunOut.model_validate(r) for r in service.list_runs(session, file_id)]
 
 
 @router.post("/files/{file_id}/archive", response_model=FileOut)
-def archive(file_id: int, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)) -> FileOut:
+def archive(file_id: int, session: Session = DbSession, actor: Principal = Depends(operator)) -> FileOut:
     return _commit(session, FileOut.model_validate(upload.archive_file(session, actor, file_id)))
 
 
 @router.post("/files/{file_id}/restore", response_model=FileOut)
-def restore(file_id: int, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)) -> FileOut:
+def restore(file_id: int, session: Session = DbSession, actor: Principal = Depends(operator)) -> FileOut:
     return _commit(session, FileOut.model_validate(upload.restore_file(session, actor, file_id)))
 
 
 @router.delete("/files/{file_id}", response_model=FileOut)
-def delete(file_id: int, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)) -> FileOut:
+def delete(file_id: int, session: Session = DbSession, actor: Principal = Depends(operator)) -> FileOut:
     """Delete the file, its upload and every result file (audited)."""
     return _commit(session, FileOut.model_validate(upload.delete_file(session, actor, file_id)))
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
-def get_run(run_id: int, session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)) -> RunOut:
+def get_run(run_id: int, session: Session = DbSession, _: Principal = Depends(viewer)) -> RunOut:
     return RunOut.model_validate(service.get_run(session, run_id))
 
 
 @router.get("/runs/{run_id}/stats")
-def run_stats(run_id: int, session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)) -> dict[str, object]:
+def run_stats(run_id: int, session: Session = DbSession, _: Principal = Depends(viewer)) -> dict[str, object]:
     run = service.get_run(session, run_id)
     return {"run_id": run.id, "status": run.status, **run.stats}
 
 
 @router.get("/runs/{run_id}/download/{which}")
-def download(run_id: int, which: str, session: Session = Depends(get_db, scope="function"),
+def download(run_id: int, which: str, session: Session = DbSession,
              actor: Principal = Depends(operator)) -> StreamingResponse:
     """which: clean | rejected (cleaning runs), output (encryption runs); named after the original file."""
     return file_response(session, actor, service.result_file(session, actor, run_id, which))

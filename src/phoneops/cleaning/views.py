@@ -14,7 +14,7 @@ from phoneops.cleaning import filters, service, upload
 from phoneops.cleaning.models import CleaningFile, CleaningRun
 from phoneops.cleaning.router import _chunks
 from phoneops.cleaning.used import used_count
-from phoneops.core.deps import get_db, page_operator, page_viewer
+from phoneops.core.deps import DbSession, page_operator, page_viewer
 from phoneops.core.errors import AppError
 from phoneops.core.jobs import get_job
 from phoneops.core.models import Job
@@ -81,13 +81,13 @@ def _list(request: Request, session: Session, principal: Principal, purpose: str
 
 
 @router.get("/cleaning")
-def index(request: Request, archived: bool = False, session: Session = Depends(get_db, scope="function"),
+def index(request: Request, archived: bool = False, session: Session = DbSession,
           principal: Principal = Depends(page_viewer)) -> Response:
     return _list(request, session, principal, "clean", archived=archived)
 
 
 @router.get("/cleaning/encryption")
-def encryption(request: Request, session: Session = Depends(get_db, scope="function"),
+def encryption(request: Request, session: Session = DbSession,
                principal: Principal = Depends(page_viewer)) -> Response:
     return _list(request, session, principal, "encrypt")
 
@@ -95,7 +95,7 @@ def encryption(request: Request, session: Session = Depends(get_db, scope="funct
 @router.post("/cleaning/upload")
 async def upload_page(
     request: Request, file: UploadFile, purpose: str = Form("clean"), region: str = Form(""),
-    phone_column: str = Form(""), header: str = Form("auto"), session: Session = Depends(get_db, scope="function"),
+    phone_column: str = Form(""), header: str = Form("auto"), session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     try:
@@ -112,13 +112,13 @@ async def upload_page(
 
 
 @router.get("/cleaning/files/{file_id}")
-def file_page(request: Request, file_id: int, session: Session = Depends(get_db, scope="function"),
+def file_page(request: Request, file_id: int, session: Session = DbSession,
               principal: Principal = Depends(page_viewer)) -> Response:
     return _render_file(request, session, principal, file_id)
 
 
 @router.post("/cleaning/files/{file_id}/run")
-async def run_page(request: Request, file_id: int, session: Session = Depends(get_db, scope="function"),
+async def run_page(request: Request, file_id: int, session: Session = DbSession,
                    principal: Principal = Depends(page_operator)) -> Response:
     form = await request.form()
     values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -140,27 +140,27 @@ async def run_page(request: Request, file_id: int, session: Session = Depends(ge
 
 
 @router.post("/cleaning/files/{file_id}/archive")
-def archive_page(file_id: int, session: Session = Depends(get_db, scope="function"),
+def archive_page(file_id: int, session: Session = DbSession,
                  principal: Principal = Depends(page_operator)) -> Response:
     upload.archive_file(session, principal, file_id)
     return _committed(session, "/cleaning")
 
 
 @router.post("/cleaning/files/{file_id}/restore")
-def restore_page(file_id: int, session: Session = Depends(get_db, scope="function"),
+def restore_page(file_id: int, session: Session = DbSession,
                  principal: Principal = Depends(page_operator)) -> Response:
     upload.restore_file(session, principal, file_id)
     return _committed(session, f"/cleaning/files/{file_id}")
 
 
 @router.post("/cleaning/files/{file_id}/delete")
-def delete_page(file_id: int, session: Session = Depends(get_db, scope="function"),
+def delete_page(file_id: int, session: Session = DbSession,
                 principal: Principal = Depends(page_operator)) -> Response:
     record = upload.delete_file(session, principal, file_id)
     return _committed(session, "/cleaning" if record.purpose == "clean" else "/cleaning/encryption")
 
 
 @router.get("/cleaning/runs/{run_id}/download/{which}")
-def download_page(run_id: int, which: str, session: Session = Depends(get_db, scope="function"),
+def download_page(run_id: int, which: str, session: Session = DbSession,
                   principal: Principal = Depends(page_operator)) -> Response:
     return file_response(session, principal, service.result_file(session, principal, run_id, which))

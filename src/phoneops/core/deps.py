@@ -31,7 +31,7 @@ class LoginRequired(Unauthorized):
 def get_db(request: Request) -> Iterator[Session]:
     """One transaction per request, committed at the boundary.
 
-    Use it as `Depends(get_db, scope="function")`: the commit then happens when the endpoint returns,
+    Use it through `DbSession` (`Depends(get_db, scope="function")`): the commit then happens when the endpoint returns,
     before the response is sent (FastAPI's default "request" scope commits after the client has the
     answer, so a client following a redirect could read before the write lands).
     """
@@ -44,6 +44,10 @@ def get_db(request: Request) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# The request's session, committed before the response is sent (see get_db).
+DbSession = Depends(get_db, scope="function")
 
 
 def client_ip(request: Request) -> str | None:
@@ -86,7 +90,7 @@ async def _principal(request: Request, session: Session) -> Principal | None:
 
 
 def require(role: Role, *, page: bool = False) -> Callable[..., object]:
-    async def dependency(request: Request, session: Session = Depends(get_db, scope="function")) -> Principal:
+    async def dependency(request: Request, session: Session = DbSession) -> Principal:
         principal = await _principal(request, session)
         if principal is None:
             raise (LoginRequired if page else Unauthorized)("authentication required")
@@ -107,7 +111,7 @@ page_operator = require(Role.operator, page=True)
 page_admin = require(Role.admin, page=True)
 
 
-async def optional_principal(request: Request, session: Session = Depends(get_db, scope="function")) -> Principal | None:
+async def optional_principal(request: Request, session: Session = DbSession) -> Principal | None:
     try:
         return await _principal(request, session)
     except (Unauthorized, Forbidden):

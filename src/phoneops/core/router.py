@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.core import audit as audit_service
 from phoneops.core import jobs, security, storage
-from phoneops.core.deps import admin, get_db, operator, viewer
+from phoneops.core.deps import DbSession, admin, operator, viewer
 from phoneops.core.errors import NotFound
 from phoneops.core.models import ApiToken, StoredFile, User
 from phoneops.core.sample import start_sample
@@ -44,25 +44,25 @@ def list_jobs(
     kind: str | None = None,
     status: str | None = Query(default=None, description="comma-separated statuses"),
     limit: int = Query(default=50, ge=1, le=500),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     _: Principal = Depends(viewer),
 ) -> list[JobOut]:
     return [JobOut.model_validate(j) for j in jobs.list_jobs(session, kind=kind, status=status, limit=limit)]
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: str, session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)) -> JobOut:
+def get_job(job_id: str, session: Session = DbSession, _: Principal = Depends(viewer)) -> JobOut:
     return JobOut.model_validate(jobs.get_job(session, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: str, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)) -> JobOut:
+def cancel_job(job_id: str, session: Session = DbSession, actor: Principal = Depends(operator)) -> JobOut:
     return JobOut.model_validate(jobs.cancel_job(session, actor, job_id))
 
 
 @router.post("/jobs/sample", response_model=JobOut, status_code=202)
 def sample_job(
-    body: SampleJobIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)
+    body: SampleJobIn, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> JobOut:
     return JobOut.model_validate(start_sample(session, actor, body.steps, body.delay))
 
@@ -71,22 +71,22 @@ def sample_job(
 
 
 @router.get("/users", response_model=list[UserOut])
-def list_users(session: Session = Depends(get_db, scope="function"), _: Principal = Depends(admin)) -> list[UserOut]:
+def list_users(session: Session = DbSession, _: Principal = Depends(admin)) -> list[UserOut]:
     return [UserOut.model_validate(u) for u in security.list_users(session)]
 
 
 @router.post("/users", response_model=UserOut, status_code=201)
-def create_user(body: UserCreate, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(admin)) -> UserOut:
+def create_user(body: UserCreate, session: Session = DbSession, actor: Principal = Depends(admin)) -> UserOut:
     return UserOut.model_validate(security.create_user(session, actor, body.username, body.password, body.role))
 
 
 @router.post("/users/{username}/disable", response_model=UserOut)
-def disable_user(username: str, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(admin)) -> UserOut:
+def disable_user(username: str, session: Session = DbSession, actor: Principal = Depends(admin)) -> UserOut:
     return UserOut.model_validate(security.set_user_active(session, actor, username, False))
 
 
 @router.post("/users/{username}/enable", response_model=UserOut)
-def enable_user(username: str, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(admin)) -> UserOut:
+def enable_user(username: str, session: Session = DbSession, actor: Principal = Depends(admin)) -> UserOut:
     return UserOut.model_validate(security.set_user_active(session, actor, username, True))
 
 
@@ -102,14 +102,14 @@ def _token_out(token: ApiToken, username: str) -> TokenOut:
 
 
 @router.get("/tokens", response_model=list[TokenOut])
-def list_tokens(session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(viewer)) -> list[TokenOut]:
+def list_tokens(session: Session = DbSession, principal: Principal = Depends(viewer)) -> list[TokenOut]:
     user_id = None if principal.role is Role.admin else principal.user_id
     return [_token_out(t, u) for t, u in security.list_tokens(session, user_id)]
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=201)
 def create_token(
-    body: TokenCreate, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(viewer)
+    body: TokenCreate, session: Session = DbSession, principal: Principal = Depends(viewer)
 ) -> TokenCreated:
     username = body.username or principal.username
     if username != principal.username and principal.role is not Role.admin:
@@ -119,7 +119,7 @@ def create_token(
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(token_id: int, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(viewer)) -> TokenOut:
+def revoke_token(token_id: int, session: Session = DbSession, principal: Principal = Depends(viewer)) -> TokenOut:
     token = security.revoke_token(session, principal, token_id)
     owner = session.get(User, token.user_id)
     return _token_out(token, owner.username if owner else "?")
@@ -130,14 +130,14 @@ def revoke_token(token_id: int, session: Session = Depends(get_db, scope="functi
 
 @router.get("/files", response_model=list[FileOut])
 def list_files(
-    kind: str | None = None, session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)
+    kind: str | None = None, session: Session = DbSession, _: Principal = Depends(viewer)
 ) -> list[FileOut]:
     return [FileOut.model_validate(f) for f in storage.list_files(session, kind)]
 
 
 @router.post("/files", response_model=FileOut, status_code=201)
 async def upload_file(
-    file: UploadFile, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)
+    file: UploadFile, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> FileOut:
     async def chunks() -> AsyncIterator[bytes]:
         while block := await file.read(storage.CHUNK):
@@ -153,7 +153,7 @@ async def upload_file(
 
 @router.get("/files/{file_id}/download")
 def download_file(
-    file_id: str, request: Request, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(viewer)
+    file_id: str, request: Request, session: Session = DbSession, actor: Principal = Depends(viewer)
 ) -> StreamingResponse:
     row = storage.get_file(session, file_id)
     return file_response(session, actor, row)
@@ -186,7 +186,7 @@ def file_response(session: Session, actor: Principal, row: StoredFile) -> Stream
 def audit_log(
     limit: int = Query(default=100, ge=1, le=1000),
     action: str | None = None,
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     _: Principal = Depends(admin),
 ) -> list[AuditOut]:
     return [AuditOut.model_validate(e) for e in audit_service.recent_events(session, limit, action)]

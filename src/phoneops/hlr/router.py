@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from phoneops.core import storage
-from phoneops.core.deps import admin, get_db, operator, viewer
+from phoneops.core.deps import DbSession, admin, operator, viewer
 from phoneops.core.errors import NotFound, ValidationFailed
 from phoneops.core.router import file_response
 from phoneops.core.schemas import JobOut
@@ -31,7 +31,7 @@ from phoneops.numbers.lists import to_e164
 router = APIRouter(prefix="/api/hlr", tags=["hlr"])
 # Committed before the response leaves (not after it, FastAPI's default): a redirect or a client reading right
 # after a change sees it, and a failed commit is an error rather than a success already sent.
-SESSION = Depends(get_db, scope="function")
+SESSION = DbSession
 
 
 def lookup_out(session: Session, lookup: HlrLookup) -> LookupOut:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from phoneops.core import storage
 from phoneops.core.audit import audit
 from phoneops.core.db import utcnow
-from phoneops.core.deps import get_db, page_admin, page_operator, page_viewer
+from phoneops.core.deps import DbSession, page_admin, page_operator, page_viewer
 from phoneops.core.errors import AppError, NotFound, ValidationFailed
 from phoneops.core.router import file_response
 from phoneops.core.security import Principal
@@ -28,7 +28,7 @@ from phoneops.ui.views import Card
 router = APIRouter(include_in_schema=False)
 # Committed before the response leaves (not after it, FastAPI's default): a redirect or a client reading right
 # after a change sees it, and a failed commit is an error rather than a success already sent.
-SESSION = Depends(get_db, scope="function")
+SESSION = DbSession
 
 
 def dashboard_cards(session: Session) -> list[Card]:

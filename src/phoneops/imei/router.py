@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.core import storage
 from phoneops.core.db import utcnow
-from phoneops.core.deps import get_db, operator, viewer
+from phoneops.core.deps import DbSession, operator, viewer
 from phoneops.core.jobs import create_job, get_job
 from phoneops.core.schemas import JobOut
 from phoneops.core.security import Principal
@@ -93,7 +93,7 @@ def list_services(
     search: str | None = Query(default=None, max_length=100),
     category: str | None = Query(default=None, max_length=255),
     refresh: bool = False,
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     _: Principal = Depends(viewer),
 ) -> ServicesOut:
     credentials()  # 503 provider_not_configured without GSM Fusion credentials
@@ -106,7 +106,7 @@ def list_services(
 
 @router.get("/services/{package_id}", response_model=ServiceOut)
 def get_service(
-    package_id: str, session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)
+    package_id: str, session: Session = DbSession, _: Principal = Depends(viewer)
 ) -> ServiceOut:
     credentials()  # 503 provider_not_configured without GSM Fusion credentials
     return ServiceOut.model_validate(catalogue.get_service(session, package_id))
@@ -122,7 +122,7 @@ def balance(_: Principal = Depends(viewer)) -> BalanceOut:
 def quote(
     service_id: str = Query(min_length=1, max_length=32),
     count: int = Query(ge=0, le=100_000),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     _: Principal = Depends(viewer),
 ) -> QuoteOut:
     """What `count` IMEIs of a service would cost against today's spend and the daily budget."""
@@ -133,14 +133,14 @@ def quote(
 @router.get("/spend")
 def spend(
     days: int = Query(default=14, ge=1, le=366),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     _: Principal = Depends(viewer),
 ) -> dict[str, str]:
     return {day: str(value) for day, value in history.spend_by_day(session, days).items()}
 
 
 @router.get("/stats")
-def stats(session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)) -> dict[str, object]:
+def stats(session: Session = DbSession, _: Principal = Depends(viewer)) -> dict[str, object]:
     return history.statistics(session)
 
 
@@ -149,7 +149,7 @@ def stats(session: Session = Depends(get_db, scope="function"), _: Principal = D
 
 @router.post("/batches", response_model=BatchDetail, status_code=202)
 def create_batch(
-    body: BatchIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)
+    body: BatchIn, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> BatchDetail:
     credentials()  # 503 provider_not_configured without GSM Fusion credentials
     rows = [inputs.InputRow(value) for value in body.imeis]
@@ -168,7 +168,7 @@ async def upload_batch(
     service_id: str | None = Form(default=None),
     force: bool = Form(default=False),
     confirm_over_budget: bool = Form(default=False),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     actor: Principal = Depends(operator),
 ) -> BatchDetail:
     """A CSV or XLSX file with a column `imei` (any case), optional `service` and provider field columns."""
@@ -184,7 +184,7 @@ async def upload_batch(
 
 @router.post("/orders", response_model=BatchDetail, status_code=202)
 def create_order(
-    body: OrderIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)
+    body: OrderIn, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> BatchDetail:
     """One IMEI: a batch of one, placed by the same crash-safe job."""
     credentials()  # 503 provider_not_configured without GSM Fusion credentials
@@ -198,7 +198,7 @@ def create_order(
 @router.get("/batches", response_model=list[BatchOut])
 def list_batches(
     limit: int = Query(default=50, ge=1, le=500),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     _: Principal = Depends(viewer),
 ) -> list[BatchOut]:
     return [BatchOut.model_validate(b) for b in submission.list_batches(session, limit)]
@@ -206,14 +206,14 @@ def list_batches(
 
 @router.get("/batches/{batch_id}", response_model=BatchDetail)
 def get_batch(
-    batch_id: int, session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)
+    batch_id: int, session: Session = DbSession, _: Principal = Depends(viewer)
 ) -> BatchDetail:
     return batch_detail(session, submission.get_batch(session, batch_id))
 
 
 @router.post("/batches/{batch_id}/resume", response_model=BatchDetail, status_code=202)
 def resume_batch(
-    batch_id: int, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)
+    batch_id: int, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> BatchDetail:
     credentials()  # 503 provider_not_configured without GSM Fusion credentials
     return batch_detail(session, submission.resume_batch(session, actor, batch_id))
@@ -227,7 +227,7 @@ def search_orders(
     query: OrderQuery = Depends(),
     page: int = Query(default=1, ge=1),
     per_page: int = Query(default=50, ge=1, le=500),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     _: Principal = Depends(viewer),
 ) -> OrderPageOut:
     found = history.search_orders(session, filters_from(query), page=page, per_page=per_page)
@@ -265,7 +265,7 @@ def export_response(
 def export_orders(
     query: OrderQuery = Depends(),
     format: Literal["csv", "xlsx"] = "csv",
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     actor: Principal = Depends(viewer),
 ) -> StreamingResponse:
     """SERVICE, IMEI NO., CREDITS, STATUS, CODE, IMEI 2, CARRIER, SIMLOCK, MODEL, FMI, ORDER DATE, NOTES."""
@@ -274,21 +274,21 @@ def export_orders(
 
 @router.get("/orders/{row_id}", response_model=OrderOut)
 def get_order(
-    row_id: int, session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)
+    row_id: int, session: Session = DbSession, _: Principal = Depends(viewer)
 ) -> OrderOut:
     return OrderOut.model_validate(history.get_order(session, row_id))
 
 
 @router.post("/orders/{row_id}/refresh", response_model=OrderOut)
 def refresh(
-    row_id: int, session: Session = Depends(get_db, scope="function"), _: Principal = Depends(operator)
+    row_id: int, session: Session = DbSession, _: Principal = Depends(operator)
 ) -> OrderOut:
     credentials()  # 503 provider_not_configured without GSM Fusion credentials
     return OrderOut.model_validate(refresh_order(session, history.get_order(session, row_id)))
 
 
 @router.post("/sync", response_model=JobOut, status_code=202)
-def sync(session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)) -> JobOut:
+def sync(session: Session = DbSession, actor: Principal = Depends(operator)) -> JobOut:
     """Refresh every Pending / In Process order now (a job; the periodic task does it every 5 minutes)."""
     credentials()  # 503 provider_not_configured without GSM Fusion credentials
     return JobOut.model_validate(create_job(session, actor, SYNC_KIND, {}, title="IMEI status sync"))
@@ -297,7 +297,7 @@ def sync(session: Session = Depends(get_db, scope="function"), actor: Principal 
 @router.post("/import", response_model=ImportOut, status_code=201)
 async def import_export(
     file: UploadFile = File(...),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     actor: Principal = Depends(operator),
 ) -> ImportOut:
     """Import a GSM Fusion export (XLSX or CSV with the export's columns) without duplicating orders."""

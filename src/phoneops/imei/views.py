@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.core import storage
 from phoneops.core.db import utcnow
-from phoneops.core.deps import get_db, page_operator, page_viewer
+from phoneops.core.deps import DbSession, page_operator, page_viewer
 from phoneops.core.errors import AppError, ValidationFailed
 from phoneops.core.jobs import create_job, get_job
 from phoneops.core.security import Principal, Role
@@ -80,7 +80,7 @@ def _page(request: Request, template: str, principal: Principal, **context: Any)
 
 @router.get("/imei", response_class=HTMLResponse)
 def overview(
-    request: Request, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_viewer)
+    request: Request, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
     return _page(
         request, "imei/overview.html", principal, stats=history.statistics(session),
@@ -95,7 +95,7 @@ def services_page(
     search: str = Query(default="", max_length=100),
     category: str = Query(default="", max_length=255),
     refresh: bool = False,
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     credentials()
@@ -122,7 +122,7 @@ def _submit_page(
 def submit_page(
     request: Request,
     service_id: str = "",
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     return _submit_page(request, session, principal, SubmitForm(service_id=service_id))
@@ -137,7 +137,7 @@ async def submit(
     confirm_over_budget: bool = Form(default=False),
     action: Literal["preview", "submit"] = Form(default="submit"),
     file: UploadFile | None = File(default=None),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     """Textarea or CSV/XLSX file; `preview` shows the plan and the cost, `submit` starts the batch."""
@@ -175,7 +175,7 @@ async def submit(
 def batch_page(
     request: Request,
     batch_id: int,
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     batch = submission.get_batch(session, batch_id)
@@ -190,7 +190,7 @@ def batch_page(
 
 @router.post("/imei/batches/{batch_id}/resume")
 def resume(
-    batch_id: int, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_operator)
+    batch_id: int, session: Session = DbSession, principal: Principal = Depends(page_operator)
 ) -> Response:
     credentials()
     submission.resume_batch(session, principal, batch_id)
@@ -206,7 +206,7 @@ def history_page(
     query: OrderQuery = Depends(),
     page: int = Query(default=1, ge=1),
     msg: str = Query(default="", max_length=300),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     filters = filters_from(query)
@@ -223,7 +223,7 @@ def history_page(
 def history_export(
     query: OrderQuery = Depends(),
     format: Literal["csv", "xlsx"] = "csv",
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     return export_response(session, principal, filters_from(query), format)
@@ -232,7 +232,7 @@ def history_export(
 @router.post("/imei/history/import")
 async def history_import(
     file: UploadFile,
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     try:
@@ -251,7 +251,7 @@ def order_page(
     request: Request,
     row_id: int,
     msg: str = Query(default="", max_length=300),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     order = history.get_order(session, row_id)
@@ -261,7 +261,7 @@ def order_page(
 
 @router.post("/imei/orders/{row_id}/refresh")
 def order_refresh(
-    row_id: int, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_operator)
+    row_id: int, session: Session = DbSession, principal: Principal = Depends(page_operator)
 ) -> Response:
     order = history.get_order(session, row_id)
     try:
@@ -274,7 +274,7 @@ def order_refresh(
 
 @router.post("/imei/sync")
 def sync_now(
-    session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_operator)
+    session: Session = DbSession, principal: Principal = Depends(page_operator)
 ) -> Response:
     credentials()
     job = create_job(session, principal, SYNC_KIND, {}, title="IMEI status sync")
@@ -288,7 +288,7 @@ def sync_now(
 def stats_page(
     request: Request,
     days: int = Query(default=30, ge=1, le=366),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     spend = history.spend_by_day(session, days)

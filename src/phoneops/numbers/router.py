@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.core import storage
 from phoneops.core.audit import audit
-from phoneops.core.deps import admin, get_db, operator, viewer
+from phoneops.core.deps import DbSession, admin, operator, viewer
 from phoneops.core.errors import Forbidden, NotFound, ValidationFailed
 from phoneops.core.jobs import get_job
 from phoneops.core.router import file_response
@@ -50,7 +50,7 @@ def region_or_default(region: str | None) -> str:
 def lookup(
     number: str = Query(max_length=64),
     region: str | None = None,
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     actor: Principal = Depends(viewer),
 ) -> NumberOut:
     view = lists.lookup(session, actor, number, region_or_default(region))
@@ -59,7 +59,7 @@ def lookup(
 
 @router.post("/status", response_model=ApplyOut)
 def set_status(
-    body: StatusIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)
+    body: StatusIn, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> ApplyOut:
     result = lists.set_status(
         session, actor, body.number, body.status, body.reason, region=region_or_default(body.region)
@@ -69,7 +69,7 @@ def set_status(
 
 @router.post("/bulk-status", response_model=BulkStatusOut)
 def bulk_status(
-    body: BulkStatusIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)
+    body: BulkStatusIn, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> BulkStatusOut:
     result, rejected = lists.bulk_set_status(
         session, actor, body.numbers, body.status, body.reason, region=region_or_default(body.region)
@@ -81,7 +81,7 @@ def bulk_status(
 
 @router.get("/counts", response_model=dict[str, ListCounts])
 def counts(
-    session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)
+    session: Session = DbSession, _: Principal = Depends(viewer)
 ) -> dict[str, ListCounts]:
     return {k: ListCounts.model_validate(v) for k, v in lists.list_counts(session).items()}
 
@@ -91,7 +91,7 @@ def list_page(
     status: str,
     after_id: int = 0,
     limit: int = Query(default=100, ge=1, le=1000),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     actor: Principal = Depends(viewer),
 ) -> list[dict[str, Any]]:
     return lists.list_numbers(session, actor, status, limit=limit, after_id=after_id)
@@ -102,14 +102,14 @@ def list_page(
 
 @router.get("/os-rules")
 def get_rules(
-    session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)
+    session: Session = DbSession, _: Principal = Depends(viewer)
 ) -> list[dict[str, Any]]:
     return rules.rules_as_dicts(session)
 
 
 @router.put("/os-rules")
 def put_rules(
-    body: RuleSetIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(admin)
+    body: RuleSetIn, session: Session = DbSession, actor: Principal = Depends(admin)
 ) -> list[dict[str, Any]]:
     rules.replace_rules(session, actor, body.rules, body.note)
     return rules.rules_as_dicts(session)
@@ -117,7 +117,7 @@ def put_rules(
 
 @router.post("/os-rules/reset")
 def reset_rules(
-    session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(admin)
+    session: Session = DbSession, actor: Principal = Depends(admin)
 ) -> list[dict[str, Any]]:
     rules.reset_rules(session, actor)
     return rules.rules_as_dicts(session)
@@ -127,7 +127,7 @@ def reset_rules(
 def classify(
     os: str | None = Query(default=None, max_length=200),
     ua: str | None = Query(default=None, max_length=2000),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     _: Principal = Depends(viewer),
 ) -> dict[str, Any]:
     if not os and not ua:
@@ -143,7 +143,7 @@ async def import_file(
     file: UploadFile,
     target: str = Form(...),
     region: str | None = Form(default=None),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     actor: Principal = Depends(operator),
 ) -> ImportOut:
     from collections.abc import AsyncIterator
@@ -171,14 +171,14 @@ async def import_file(
 
 @router.get("/imports", response_model=list[ImportOut])
 def list_imports(
-    session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)
+    session: Session = DbSession, _: Principal = Depends(viewer)
 ) -> list[ImportOut]:
     return [ImportOut.model_validate(r) for r in imports.list_imports(session)]
 
 
 @router.get("/imports/{import_id}/result")
 def import_result(
-    import_id: int, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(viewer)
+    import_id: int, session: Session = DbSession, actor: Principal = Depends(viewer)
 ) -> StreamingResponse:
     record = imports.get_import(session, import_id)
     if record.result_file_id is None:
@@ -191,19 +191,19 @@ def import_result(
 
 @router.post("/exports", response_model=JobOut, status_code=202)
 def start_export(
-    body: ExportIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)
+    body: ExportIn, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> JobOut:
     return JobOut.model_validate(exports.start_export(session, actor, body.status))
 
 
 @router.get("/exports", response_model=list[JobOut])
-def list_exports(session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)) -> list[JobOut]:
+def list_exports(session: Session = DbSession, _: Principal = Depends(viewer)) -> list[JobOut]:
     return [JobOut.model_validate(j) for j in exports.exports(session)]
 
 
 @router.get("/exports/{job_id}/download")
 def download_export(
-    job_id: str, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(viewer)
+    job_id: str, session: Session = DbSession, actor: Principal = Depends(viewer)
 ) -> StreamingResponse:
     job = get_job(session, job_id)
     if job.kind != exports.KIND:
@@ -222,7 +222,7 @@ def download_export(
 
 @router.post("/tokens/encrypt", response_model=list[TokenResult])
 def encrypt_tokens(
-    body: TokensIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)
+    body: TokensIn, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> list[TokenResult]:
     region = region_or_default(body.region)
     cipher = get_vault().cipher
@@ -239,7 +239,7 @@ def encrypt_tokens(
 
 @router.post("/tokens/decrypt", response_model=list[TokenResult])
 def decrypt_tokens(
-    body: TokensIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(admin)
+    body: TokensIn, session: Session = DbSession, actor: Principal = Depends(admin)
 ) -> list[TokenResult]:
     from phoneops.core.errors import AppError
 

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from phoneops.core import storage
-from phoneops.core.deps import get_db, page_admin, page_operator, page_viewer
+from phoneops.core.deps import DbSession, page_admin, page_operator, page_viewer
 from phoneops.core.errors import AppError
 from phoneops.core.security import Principal
 from phoneops.numbers import exports, imports, lists, rules
@@ -38,7 +38,7 @@ def overview(
     request: Request,
     number: str | None = None,
     region: str | None = None,
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     found, error = None, None
@@ -67,7 +67,7 @@ def set_status(
     status: str = Form(...),
     reason: str = Form(...),
     region: str = Form(""),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     try:
@@ -101,7 +101,7 @@ def list_page(
     request: Request,
     status: str,
     after_id: int = 0,
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     rows = lists.list_numbers(session, principal, status, limit=100, after_id=after_id)
@@ -117,7 +117,7 @@ def list_page(
 
 @router.get("/numbers/rules")
 def rules_page(
-    request: Request, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_viewer)
+    request: Request, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
     return render(
         request,
@@ -134,7 +134,7 @@ def rules_save(
     request: Request,
     rules_json: str = Form(...),
     note: str = Form(""),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_admin),
 ) -> Response:
     try:
@@ -159,7 +159,7 @@ def rules_save(
 
 @router.get("/numbers/imports")
 def imports_page(
-    request: Request, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_viewer)
+    request: Request, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
     return render(
         request,
@@ -177,7 +177,7 @@ async def imports_upload(
     file: UploadFile,
     target: str = Form(...),
     region: str = Form(""),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     from collections.abc import AsyncIterator
@@ -213,7 +213,7 @@ async def imports_upload(
 
 @router.get("/numbers/exports")
 def exports_page(
-    request: Request, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_viewer)
+    request: Request, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
     return render(request, "numbers/exports.html", principal, exports=exports.exports(session))
 
@@ -221,7 +221,7 @@ def exports_page(
 @router.post("/numbers/exports")
 def exports_start(
     status: str = Form(...),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     exports.start_export(session, principal, status)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.core import audit as audit_service
 from phoneops.core import jobs, security, storage
-from phoneops.core.deps import client_ip, codec, get_db, optional_principal, page_admin, page_viewer
+from phoneops.core.deps import DbSession, client_ip, codec, optional_principal, page_admin, page_viewer
 from phoneops.core.errors import AppError
 from phoneops.core.models import StoredFile, User
 from phoneops.core.security import SESSION_COOKIE, Principal, Role
@@ -59,7 +59,7 @@ def login(
     username: str = Form(...),
     password: str = Form(...),
     next: str = Form("/"),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
 ) -> Response:
     settings = get_settings()
     try:
@@ -99,7 +99,7 @@ def logout(principal: Principal = Depends(page_viewer)) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def dashboard(
-    request: Request, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_viewer)
+    request: Request, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
     counts = jobs.job_counts(session)
     cards = [
@@ -124,7 +124,7 @@ def jobs_page(
     request: Request,
     status: str | None = None,
     kind: str | None = None,
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     rows = jobs.list_jobs(session, kind=kind, status=status, limit=200)
@@ -133,14 +133,14 @@ def jobs_page(
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(
-    request: Request, job_id: str, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_viewer)
+    request: Request, job_id: str, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
     return render(request, "job.html", principal, job=jobs.get_job(session, job_id))
 
 
 @router.post("/jobs/sample")
 def start_sample_page(
-    steps: int = Form(20), session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_viewer)
+    steps: int = Form(20), session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
     from phoneops.core.errors import Forbidden
     from phoneops.core.sample import start_sample
@@ -154,7 +154,7 @@ def start_sample_page(
 @router.get("/admin/users", response_class=HTMLResponse)
 def users_page(
     request: Request,
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_admin),
     error: str | None = None,
 ) -> Response:
@@ -169,7 +169,7 @@ def users_create(
     username: str = Form(...),
     password: str = Form(...),
     role: str = Form("viewer"),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_admin),
 ) -> Response:
     try:
@@ -190,7 +190,7 @@ def users_create(
 
 @router.post("/admin/users/{username}/toggle")
 def users_toggle(
-    username: str, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_admin)
+    username: str, session: Session = DbSession, principal: Principal = Depends(page_admin)
 ) -> Response:
     user = security.get_user(session, username)
     security.set_user_active(session, principal, username, not user.is_active)
@@ -199,7 +199,7 @@ def users_toggle(
 
 @router.get("/account/tokens", response_class=HTMLResponse)
 def tokens_page(
-    request: Request, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_viewer)
+    request: Request, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
     user_id = None if principal.role is Role.admin else principal.user_id
     return render(request, "tokens.html", principal, tokens=security.list_tokens(session, user_id), created=None)
@@ -209,7 +209,7 @@ def tokens_page(
 def tokens_create(
     request: Request,
     name: str = Form("token"),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     _token, plaintext = security.create_token(session, principal, principal.username, name)
@@ -220,7 +220,7 @@ def tokens_create(
 
 @router.post("/account/tokens/{token_id}/revoke")
 def tokens_revoke(
-    token_id: int, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_viewer)
+    token_id: int, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
     security.revoke_token(session, principal, token_id)
     return RedirectResponse("/account/tokens", status_code=303)
@@ -230,7 +230,7 @@ def tokens_revoke(
 def audit_page(
     request: Request,
     action: str | None = None,
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_admin),
 ) -> Response:
     return render(
@@ -240,7 +240,7 @@ def audit_page(
 
 @router.get("/files/{file_id}/download")
 def download_page(
-    file_id: str, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_viewer)
+    file_id: str, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
     from phoneops.core.router import file_response
 

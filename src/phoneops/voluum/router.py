@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from phoneops.core import storage
-from phoneops.core.deps import get_db, operator, viewer
+from phoneops.core.deps import DbSession, operator, viewer
 from phoneops.core.errors import PayloadTooLarge
 from phoneops.core.jobs import get_job
 from phoneops.core.router import file_response
@@ -42,7 +42,7 @@ router = APIRouter(prefix="/api/voluum", tags=["voluum"])
 
 
 @router.get("/status", response_model=StatusOut)
-def status(session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)) -> StatusOut:
+def status(session: Session = DbSession, _: Principal = Depends(viewer)) -> StatusOut:
     settings = get_settings()
     days = traffic.recent_days(session, 1)
     syncs = conversions.recent_syncs(session, 1)
@@ -59,20 +59,20 @@ def status(session: Session = Depends(get_db, scope="function"), _: Principal = 
 
 
 @router.post("/traffic/sync", response_model=JobOut, status_code=202)
-def sync_traffic(body: RangeIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)) -> JobOut:
+def sync_traffic(body: RangeIn, session: Session = DbSession, actor: Principal = Depends(operator)) -> JobOut:
     """Queue a traffic sync of whole days (re-syncing a day replaces its rows)."""
     return JobOut.model_validate(traffic.start_sync(session, actor, body.from_, body.to))
 
 
 @router.get("/traffic/days", response_model=list[TrafficDayOut])
 def traffic_days(
-    limit: int = Query(default=60, ge=1, le=1000), session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)
+    limit: int = Query(default=60, ge=1, le=1000), session: Session = DbSession, _: Principal = Depends(viewer)
 ) -> list[TrafficDayOut]:
     return [TrafficDayOut.model_validate(d) for d in traffic.recent_days(session, limit)]
 
 
 @router.get("/traffic/days/{day}", response_model=TrafficDayOut)
-def traffic_day(day: str, session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)) -> TrafficDayOut:
+def traffic_day(day: str, session: Session = DbSession, _: Principal = Depends(viewer)) -> TrafficDayOut:
     from phoneops.core.errors import NotFound
 
     found = traffic.day_result(session, parse_day(day))
@@ -86,7 +86,7 @@ def traffic_day(day: str, session: Session = Depends(get_db, scope="function"), 
 
 @router.post("/conversions/sync", response_model=JobOut, status_code=202)
 def sync_conversions(
-    body: RangeIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)
+    body: RangeIn, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> JobOut:
     """Queue a conversions sync of whole days (the periodic sync covers the last hours every 5 minutes)."""
     return JobOut.model_validate(conversions.start_sync(session, actor, body.from_, body.to))
@@ -94,14 +94,14 @@ def sync_conversions(
 
 @router.get("/conversions/syncs", response_model=list[ConversionSyncOut])
 def conversion_syncs(
-    limit: int = Query(default=20, ge=1, le=500), session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)
+    limit: int = Query(default=20, ge=1, le=500), session: Session = DbSession, _: Principal = Depends(viewer)
 ) -> list[ConversionSyncOut]:
     return [ConversionSyncOut.model_validate(s) for s in conversions.recent_syncs(session, limit)]
 
 
 @router.get("/conversions/counts")
 def conversion_counts(
-    days: int = Query(default=30, ge=1, le=3660), session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)
+    days: int = Query(default=30, ge=1, le=3660), session: Session = DbSession, _: Principal = Depends(viewer)
 ) -> dict[str, dict[str, int]]:
     """REG and FTD per country over the last `days` days ("unknown": campaign names without a country)."""
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
@@ -113,19 +113,19 @@ def offers(
     country: str | None = Query(default=None, max_length=7),
     date_from: dt.date | None = Query(default=None, alias="from"),
     date_to: dt.date | None = Query(default=None, alias="to"),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     _: Principal = Depends(viewer),
 ) -> list[OfferOut]:
     return [OfferOut.model_validate(o) for o in smart.offers_for(session, country, date_from, date_to)]
 
 
 @router.get("/campaigns", response_model=list[CampaignOut])
-def campaigns(session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)) -> list[CampaignOut]:
+def campaigns(session: Session = DbSession, _: Principal = Depends(viewer)) -> list[CampaignOut]:
     return [CampaignOut.model_validate(c) for c in lookups.as_dicts(lookups.list_campaigns(session))]
 
 
 @router.post("/lookups/refresh", response_model=RefreshOut)
-def refresh_lookups(session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)) -> RefreshOut:
+def refresh_lookups(session: Session = DbSession, actor: Principal = Depends(operator)) -> RefreshOut:
     return RefreshOut.model_validate(lookups.refresh(session, actor).as_dict())
 
 
@@ -133,7 +133,7 @@ def refresh_lookups(session: Session = Depends(get_db, scope="function"), actor:
 
 
 @router.post("/costs", response_model=list[CostResultOut])
-def push_costs(body: CostIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)
+def push_costs(body: CostIn, session: Session = DbSession, actor: Principal = Depends(operator)
                ) -> list[CostResultOut]:  # fmt: skip
     """Push each campaign's cost for a day, in VOLUUM_CURRENCY; the outcome per campaign is stored."""
     results = costs.push_costs(session, actor, body.day, [(i.campaign_id, i.cost) for i in body.items],
@@ -143,7 +143,7 @@ def push_costs(body: CostIn, session: Session = Depends(get_db, scope="function"
 
 @router.get("/costs", response_model=list[CostPushOut])
 def cost_pushes(
-    day: dt.date | None = None, session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)
+    day: dt.date | None = None, session: Session = DbSession, _: Principal = Depends(viewer)
 ) -> list[CostPushOut]:
     return [CostPushOut.model_validate(p) for p in costs.recent_pushes(session, day)]
 
@@ -153,7 +153,7 @@ def cost_pushes(
 
 @router.post("/live-events", response_model=IngestOut)
 async def post_live_events(
-    request: Request, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)
+    request: Request, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> IngestOut:
     """The same event batches as the SQS queue carries (an SNS envelope, a list of events, `{"events": [...]}`
     or one event), for deployments without SQS. A batch that cannot be read is refused whole (422)."""
@@ -169,13 +169,13 @@ async def post_live_events(
 
 
 @router.get("/live-events/counts", response_model=LiveCountsOut)
-def live_counts(session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)) -> LiveCountsOut:
+def live_counts(session: Session = DbSession, _: Principal = Depends(viewer)) -> LiveCountsOut:
     return LiveCountsOut.model_validate(live.counts(session))
 
 
 @router.get("/live-events/dead-letters", response_model=list[DeadLetterOut])
 def dead_letters(
-    limit: int = Query(default=50, ge=1, le=500), session: Session = Depends(get_db, scope="function"), _: Principal = Depends(operator)
+    limit: int = Query(default=50, ge=1, le=500), session: Session = DbSession, _: Principal = Depends(operator)
 ) -> list[DeadLetterOut]:
     return [DeadLetterOut.model_validate(d) for d in live.dead_letters(session, limit)]
 
@@ -184,7 +184,7 @@ def dead_letters(
 
 
 @router.post("/smart-clean", response_model=JobOut, status_code=202)
-def smart_clean(body: SmartCleanIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)) -> JobOut:
+def smart_clean(body: SmartCleanIn, session: Session = DbSession, actor: Principal = Depends(operator)) -> JobOut:
     """Smart cleaning of a country's whitelist over a date range (numbers in full for admins only)."""
     job = smart.start_smart_clean(
         session, actor, offers=body.offers, country=body.country, date_from=body.from_, date_to=body.to,
@@ -200,7 +200,7 @@ async def smart_clean_upload(
     region: str | None = Form(default=None, max_length=2),
     filter_regs: bool = Form(default=False),
     filter_live: bool = Form(default=False),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     actor: Principal = Depends(operator),
 ) -> JobOut:
     """Smart cleaning of an uploaded list (CSV/TSV/xlsx); the result keeps its rows in input order."""
@@ -221,7 +221,7 @@ async def smart_clean_upload(
 
 
 @router.post("/reg-search", response_model=JobOut, status_code=202)
-def reg_search(body: RegSearchIn, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(operator)) -> JobOut:
+def reg_search(body: RegSearchIn, session: Session = DbSession, actor: Principal = Depends(operator)) -> JobOut:
     """Numbers with a REG but no FTD for a country and offers inside a window."""
     job = smart.start_reg_search(session, actor, country=body.country, date_from=body.from_, date_to=body.to,
                                  offers=body.offers)  # fmt: skip
@@ -229,13 +229,13 @@ def reg_search(body: RegSearchIn, session: Session = Depends(get_db, scope="func
 
 
 @router.get("/runs", response_model=list[JobOut])
-def runs(session: Session = Depends(get_db, scope="function"), _: Principal = Depends(viewer)) -> list[JobOut]:
+def runs(session: Session = DbSession, _: Principal = Depends(viewer)) -> list[JobOut]:
     """Recent smart cleanings and REG searches."""
     return [JobOut.model_validate(j) for j in smart.list_runs(session)]
 
 
 @router.get("/runs/{job_id}/download")
-def download_run(job_id: str, session: Session = Depends(get_db, scope="function"), actor: Principal = Depends(viewer)
+def download_run(job_id: str, session: Session = DbSession, actor: Principal = Depends(viewer)
                  ) -> StreamingResponse:  # fmt: skip
     file_id = smart.result_file(get_job(session, job_id), actor)
     return file_response(session, actor, storage.get_file(session, file_id))
@@ -248,7 +248,7 @@ def download_run(job_id: str, session: Session = Depends(get_db, scope="function
 def find_number(
     number: str = Query(min_length=1, max_length=64),
     region: str | None = Query(default=None, max_length=2),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     actor: Principal = Depends(viewer),
 ) -> NumberReportOut:
     """Everything known about a number: list status and history, traffic, conversions, live events, HLR."""

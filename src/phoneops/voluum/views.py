@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phoneops.core import storage
-from phoneops.core.deps import get_db, page_operator, page_viewer
+from phoneops.core.deps import DbSession, page_operator, page_viewer
 from phoneops.core.errors import AppError
 from phoneops.core.models import Job
 from phoneops.core.security import Principal
@@ -65,7 +65,7 @@ def _overview(request: Request, session: Session, principal: Principal, *, error
 
 
 @router.get("/voluum")
-def overview(request: Request, session: Session = Depends(get_db, scope="function"), principal: Principal = Depends(page_viewer)
+def overview(request: Request, session: Session = DbSession, principal: Principal = Depends(page_viewer)
              ) -> Response:  # fmt: skip
     return _overview(request, session, principal)
 
@@ -75,7 +75,7 @@ def start_traffic(
     request: Request,
     date_from: str = Form(..., alias="from"),
     date_to: str = Form("", alias="to"),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     try:
@@ -91,7 +91,7 @@ def start_conversions(
     request: Request,
     date_from: str = Form(..., alias="from"),
     date_to: str = Form("", alias="to"),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     try:
@@ -103,7 +103,7 @@ def start_conversions(
 
 
 @router.post("/voluum/lookups/refresh")
-def refresh_lookups(request: Request, session: Session = Depends(get_db, scope="function"),
+def refresh_lookups(request: Request, session: Session = DbSession,
                     principal: Principal = Depends(page_operator)) -> Response:  # fmt: skip
     try:
         lookups.refresh(session, principal)
@@ -121,7 +121,7 @@ def find_page(
     request: Request,
     number: str | None = None,
     region: str | None = None,
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     report, error = None, None
@@ -152,7 +152,7 @@ def _smart(request: Request, session: Session, principal: Principal, *, error: s
 def smart_page(
     request: Request,
     country: str = "",
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     try:
@@ -173,7 +173,7 @@ async def smart_start(
     filter_regs: bool = Form(False),
     filter_live: bool = Form(False),
     file: UploadFile | None = File(None),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     try:
@@ -213,7 +213,7 @@ def reg_search_start(
     date_from: str = Form(..., alias="from"),
     date_to: str = Form(..., alias="to"),
     offers: list[str] = Form([]),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     try:
@@ -237,7 +237,7 @@ def _costs(request: Request, session: Session, principal: Principal, *, error: s
 
 
 @router.get("/voluum/costs")
-def costs_page(request: Request, session: Session = Depends(get_db, scope="function"),
+def costs_page(request: Request, session: Session = DbSession,
                principal: Principal = Depends(page_viewer)) -> Response:  # fmt: skip
     return _costs(request, session, principal)
 
@@ -248,7 +248,7 @@ def costs_push(
     day: str = Form(...),
     lines: str = Form(...),
     force: bool = Form(False),
-    session: Session = Depends(get_db, scope="function"),
+    session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     from phoneops.core.errors import ValidationFailed
@@ -273,7 +273,7 @@ def costs_push(
 
 
 @router.get("/voluum/live")
-def live_page(request: Request, session: Session = Depends(get_db, scope="function"),
+def live_page(request: Request, session: Session = DbSession,
               principal: Principal = Depends(page_viewer)) -> Response:  # fmt: skip
     settings = get_settings()
     return render(request, "voluum/live.html", principal, counts=live.counts(session),

@@ -12,7 +12,6 @@ from alembic import op
 
 import phoneops.core.db
 
-
 revision = '0003_numbers'
 down_revision = '0001_core'
 branch_labels = None
