@@ -103,7 +103,8 @@ def serve(
         reaper = Reaper(interval=max(1.0, settings.job_lease_seconds / 2))
         reaper.start()
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False,
+                    timeout_graceful_shutdown=5)  # open live-view streams must not hold a shutdown
     finally:
         if reaper is not None:
             reaper.stop()

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     ongage_password: SecretStr | None = Field(default=None, alias="ONGAGE_PASSWORD")
     ongage_account_code: str | None = Field(default=None, alias="ONGAGE_ACCOUNT_CODE")
     ongage_countries: Annotated[list[str], NoDecode] = Field(default=["GB"], alias="ONGAGE_COUNTRIES")
+    ongage_email_pattern: str = Field(default="+{phone}@yourmobile.com", alias="ONGAGE_EMAIL_PATTERN")
+    ongage_batch_size: int = Field(default=500, ge=1, le=500, alias="ONGAGE_BATCH_SIZE")
+    ongage_retry_limit: int = Field(default=5, ge=1, alias="ONGAGE_RETRY_LIMIT")
 
     # --- MessageWhiz -------------------------------------------------------------------------
     messagewhiz_base_url: str = Field(default="https://sms.messagewhiz.com", alias="MESSAGEWHIZ_BASE_URL")

@@ -50,9 +50,13 @@ def _hlr_settings(url: str) -> dict[str, str]:
 
 
 def _voluum(env: MutableMapping[str, str]) -> Any:
+    from datetime import UTC, datetime, timedelta
+
     from phoneops.simulators.voluum import VoluumSimConfig, create_app
 
-    return create_app(VoluumSimConfig(days=7, visits_per_day=300, token_key=env.get("AES_KEY") or None))
+    first_day = (datetime.now(UTC) - timedelta(days=6)).date().isoformat()  # the last week, today included
+    return create_app(VoluumSimConfig(start_date=first_day, days=7, visits_per_day=300,
+                                      token_key=env.get("AES_KEY") or None))
 
 
 def _voluum_settings(url: str) -> dict[str, str]:

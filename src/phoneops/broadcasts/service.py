@@ -1,0 +1,129 @@
+"""MessageWhiz bound to our settings, and what every part of the broadcasts domain shares.
+
+The domain is split by meaning: `days` (a day's import: stats rows and history files), `costs` (the cost push
+to Voluum), `live` (today's broadcasts as server-sent events) and `analytics` (over time and per campaign).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+from phoneops.broadcasts.client import MessageWhizClient
+from phoneops.core.errors import AppError, ProviderNotConfigured, ValidationFailed
+from phoneops.core.http import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
+from phoneops.core.jobs import JobContext, RetryLater
+from phoneops.core.logging import register_secret
+from phoneops.core.security import Principal, Role
+from phoneops.settings import Settings, get_settings
+
+PROVIDER_NAME = "MessageWhiz"
+CREDENTIAL_VARIABLES = ["MESSAGEWHIZ_API_KEY"]
+MAX_RANGE_DAYS = 92
+
+
+def is_configured(settings: Settings | None = None) -> bool:
+    return (settings or get_settings()).providers().get("messagewhiz", False)
+
+
+def credentials(settings: Settings | None = None) -> tuple[str, str]:
+    """(base URL, API key), or `ProviderNotConfigured` (503) naming the missing variable."""
+    settings = settings or get_settings()
+    key = settings.messagewhiz_api_key.get_secret_value() if settings.messagewhiz_api_key else ""
+    if not key:
+        raise ProviderNotConfigured(PROVIDER_NAME, list(CREDENTIAL_VARIABLES))
+    register_secret(key)
+    return settings.messagewhiz_base_url, key
+
+
+_clients: dict[tuple[str, str], MessageWhizClient] = {}
+_lock = threading.Lock()
+
+
+def get_client(settings: Settings | None = None) -> MessageWhizClient:
+    """One client per process and credentials (thread-safe; its concurrency cap is shared)."""
+    creds = credentials(settings)
+    with _lock:
+        client = _clients.get(creds)
+        if client is None:
+            client = _clients[creds] = MessageWhizClient(*creds)
+        return client
+
+
+def reset_clients() -> None:
+    """Close and forget the cached clients (tests, or after credentials change)."""
+    with _lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()
+
+
+STATE_TEXT = {0: "draft", 1: "scheduled", 2: "cancelled", 4: "completed"}
+
+
+def state_text(state: int | None) -> str:
+    """What a broadcast's `state` means (4 completed; 0 and 2 are left out of the cost, as the original did)."""
+    return STATE_TEXT.get(state, f"state {state}") if state is not None else "unknown"
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def yesterday() -> date:
+    return today() - timedelta(days=1)
+
+
+def parse_day(value: str | date, field: str = "day") -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        raise ValidationFailed(f"{field} must be a date like 2025-12-31 (got {value!r})") from None
+
+
+def past_day(value: str | date, field: str = "day") -> date:
+    """A day that has begun (today included), as the import and cost push need."""
+    day = parse_day(value, field)
+    if day > today():
+        raise ValidationFailed(f"{day} is in the future; the last day possible is {today()}")
+    return day
+
+
+def day_span(start: date, end: date) -> list[date]:
+    if end < start:
+        raise ValidationFailed(f"the range ends ({end}) before it starts ({start})")
+    count = (end - start).days + 1
+    if count > MAX_RANGE_DAYS:
+        raise ValidationFailed(f"at most {MAX_RANGE_DAYS} days at once (asked for {count})")
+    return [start + timedelta(days=n) for n in range(count)]
+
+
+def job_actor(ctx: JobContext) -> Principal:
+    """Who a background job acts for (its creator's name, as written in the job's params)."""
+    return Principal(ctx.created_by, str(ctx.params.get("actor") or "system"), Role.operator, via="job")
+
+
+# --- jobs that meet a provider error --------------------------------------------------------------------
+
+MAX_PARKED = 30  # a job parks at most this many times while a provider is down, then fails
+
+
+def is_transient(exc: ProviderError) -> bool:
+    return isinstance(exc, ProviderUnavailable | ProviderRateLimited | ProviderTimeout)
+
+
+def park_or_fail(ctx: JobContext, exc: ProviderError) -> RetryLater:
+    """A `RetryLater` while the provider is down (at most `MAX_PARKED` times, counted in the checkpoint);
+    any other provider error is raised as is and fails the job with the provider's message."""
+    if not is_transient(exc):
+        raise exc
+    parked = int(ctx.checkpoint.get("parked", 0)) + 1
+    if parked > MAX_PARKED:
+        raise AppError(f"gave up: {exc.provider} stayed unavailable ({exc.message})") from exc
+    ctx.progress(checkpoint={**ctx.checkpoint, "parked": parked})
+    delay = max(5.0, min(600.0, exc.retry_after or 30.0 * parked))
+    return RetryLater(f"{exc.provider} unavailable, retrying in {delay:.0f} s: {exc.message}", delay)

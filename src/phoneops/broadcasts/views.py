@@ -1,0 +1,169 @@
+"""Broadcast pages: days (import, history files, cost pushes), a day's broadcasts, the live view, analytics."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from html import escape
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
+from sqlalchemy.orm import Session
+
+from phoneops.broadcasts import analytics, costs, days, live
+from phoneops.broadcasts.service import is_configured, parse_day, today, yesterday
+from phoneops.core.deps import DbSession, page_operator, page_viewer
+from phoneops.core.errors import AppError
+from phoneops.core.security import Principal
+from phoneops.settings import get_settings
+from phoneops.ui.render import render
+from phoneops.ui.views import Card
+
+router = APIRouter(include_in_schema=False)
+DB = DbSession  # commit before the response is sent
+
+
+def dashboard_cards(session: Session) -> list[Card]:
+    last = days.recent_days(session, 1)
+    if not last:
+        return [Card("Broadcasts", "no day imported yet", "/broadcasts")]
+    record = last[0]
+    return [Card(f"Broadcast cost on {record.day}", f"{record.cost:,.2f}", f"/broadcasts/days/{record.day}")]
+
+
+def column_chart(data: Mapping[str, float], *, height: int = 160, title: str = "", unit: str = "") -> Markup:
+    """A vertical bar chart over an ordered series (days), drawn on the server; labels and values escaped."""
+    items = list(data.items())
+    if not items or not any(v for _, v in items):
+        return Markup('<p class="muted">No data yet.</p>')
+    peak = max(float(v) for _, v in items) or 1.0
+    width, left, bottom = 640, 44, 22
+    step = (width - left) / len(items)
+    every = max(1, len(items) // 8)
+    parts = [f'<svg class="chart column-chart" role="img" viewBox="0 0 {width} {height + bottom}" width="100%" '
+             f'style="max-width:100%" '
+             f'aria-label="{escape(title or "chart")}">',
+             f'<text x="0" y="12" font-size="11">{escape(f"{peak:,.2f}".rstrip("0").rstrip("."))}{escape(unit)}</text>',
+             f'<line x1="{left}" y1="{height}" x2="{width}" y2="{height}" stroke="#cbd5e1"/>']  # fmt: skip
+    for i, (label, value) in enumerate(items):
+        h = max(0.0, (height - 16) * float(value) / peak)
+        x = left + i * step
+        shown = f"{float(value):,.2f}".rstrip("0").rstrip(".")
+        bar = min(step * 0.8, 48.0)
+        parts.append(f'<rect x="{x + (step - bar) / 2:.1f}" y="{height - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                     f'fill="#2563eb" rx="2"><title>{escape(str(label))}: {escape(shown)}{escape(unit)}</title></rect>')
+        if i % every == 0:
+            parts.append(f'<text x="{x:.1f}" y="{height + 15}" font-size="10">{escape(str(label)[5:])}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every label and value above is escaped
+
+
+def _overview(request: Request, session: Session, principal: Principal, *, error: str | None = None,
+              status_code: int = 200) -> Response:  # fmt: skip
+    from phoneops.voluum.service import is_configured as voluum_configured
+
+    recent = days.recent_days(session, 60)
+    return render(
+        request, "broadcasts/overview.html", principal, status_code=status_code, error=error,
+        configured=is_configured(), voluum_configured=voluum_configured(), days=recent,
+        jobs=days.import_jobs(session), yesterday=yesterday(), today=today(),
+        currency=get_settings().voluum_currency,
+        chart={str(d.day): float(d.cost) for d in reversed(recent[:30])}, column_chart=column_chart,
+    )  # fmt: skip
+
+
+@router.get("/broadcasts")
+def overview(request: Request, session: Session = DB, principal: Principal = Depends(page_viewer)
+             ) -> Response:  # fmt: skip
+    return _overview(request, session, principal)
+
+
+@router.post("/broadcasts/import")
+def start_import(
+    request: Request,
+    day: str = Form(...),
+    push_costs: bool = Form(False),
+    session: Session = DB,
+    principal: Principal = Depends(page_operator),
+) -> Response:
+    try:
+        days.start_import(session, principal, day, push_costs=push_costs)
+    except AppError as exc:
+        session.rollback()
+        return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
+    return RedirectResponse("/broadcasts", status_code=303)
+
+
+def _day_page(request: Request, session: Session, principal: Principal, day: dt.date, search: str, *,
+              error: str | None = None, pushed: bool = False, status_code: int = 200) -> Response:  # fmt: skip
+    from phoneops.voluum.service import is_configured as voluum_configured
+
+    record = days.get_day(session, day)
+    stats = days.day_stats(session, day, search)
+    groups: dict[str, list[object]] = {}
+    for row in stats:
+        groups.setdefault(row.group_name, []).append(row)
+    return render(
+        request, "broadcasts/day.html", principal, status_code=status_code, error=error, pushed=pushed,
+        record=record, stats=stats, groups=groups, search=search, campaigns=days.campaign_days(session, day),
+        pushes=costs.cost_pushes(session, day), voluum_configured=voluum_configured(),
+    )  # fmt: skip
+
+
+@router.get("/broadcasts/days/{day}")
+def day_page(request: Request, day: str, search: str = "", pushed: int = 0, session: Session = DB,
+             principal: Principal = Depends(page_viewer)) -> Response:  # fmt: skip
+    return _day_page(request, session, principal, parse_day(day), search.strip()[:200], pushed=bool(pushed))
+
+
+@router.post("/broadcasts/days/{day}/costs")
+def push_costs(
+    request: Request,
+    day: str,
+    force: bool = Form(False),
+    session: Session = DB,
+    principal: Principal = Depends(page_operator),
+) -> Response:
+    when = parse_day(day)
+    try:
+        costs.push_day_costs(session, principal, when, force=force)
+    except AppError as exc:
+        session.rollback()
+        return _day_page(request, session, principal, when, "", error=exc.message, status_code=exc.status_code)
+    return RedirectResponse(f"/broadcasts/days/{when}?pushed=1#costs", status_code=303)
+
+
+@router.get("/broadcasts/live")
+def live_page(request: Request, search: str = "", every: float = live.DEFAULT_EVERY,
+              principal: Principal = Depends(page_viewer)) -> Response:  # fmt: skip
+    return render(request, "broadcasts/live.html", principal, configured=is_configured(), search=search[:200],
+                  today=today(), every=max(live.MIN_EVERY, min(every, 3600.0)))  # fmt: skip
+
+
+@router.get("/broadcasts/analytics")
+def analytics_page(
+    request: Request,
+    date_from: str = "",
+    date_to: str = "",
+    campaign: str = "",
+    session: Session = DB,
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    error = None
+    try:
+        result = analytics.analytics(session, date_from or None, date_to or None, campaign or None)
+    except AppError as exc:
+        error = exc.message
+        result = analytics.analytics(session)
+    params = {"from": str(result.start), "to": str(result.end)}
+    if result.campaign:
+        params["campaign"] = result.campaign
+    query = urlencode(params)
+    return render(
+        request, "broadcasts/analytics.html", principal, error=error, result=result, query=query,
+        column_chart=column_chart, campaign=result.campaign or "", no_campaign=analytics.NO_CAMPAIGN,
+        cost_by_campaign={p.label[:18]: float(p.cost) for p in result.campaigns[:12]},
+        ftds_by_campaign={p.label[:18]: float(p.ftds) for p in result.campaigns[:12]},
+    )  # fmt: skip
