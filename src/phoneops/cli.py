@@ -291,6 +291,23 @@ def follow_job(job_id: str, timeout: float = 24 * 3600) -> str:
     return status
 
 
+def run_here_or_queue(job_id: str, queue: bool) -> str:
+    """Run a job in this process with a progress bar, or leave it to workers; returns its final status
+    ("queued" when left to workers)."""
+    import threading
+
+    from phoneops.core.jobs import run_job
+
+    if queue:
+        console.print(f"job {job_id} queued; follow it with `phoneops jobs follow {job_id}`")
+        return "queued"
+    worker = threading.Thread(target=run_job, args=(job_id,), daemon=True, name="cli-job")
+    worker.start()
+    status = follow_job(job_id)
+    worker.join(timeout=5)
+    return status
+
+
 @jobs_app.command("list")
 def jobs_list(status: str | None = None, kind: str | None = None, limit: int = 20) -> None:
     from phoneops.core.db import session_scope

@@ -6,7 +6,6 @@ process with a Rich progress bar, `--queue` leaves it to `phoneops worker`.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,17 +46,9 @@ def _actor() -> Any:
 
 
 def _run(job_id: str, queue: bool) -> str:
-    from phoneops.cli import follow_job
-    from phoneops.core.jobs import run_job
+    from phoneops.cli import run_here_or_queue
 
-    if queue:
-        _console().print(f"job {job_id} queued; follow it with `phoneops jobs follow {job_id}`")
-        return "queued"
-    worker = threading.Thread(target=run_job, args=(job_id,), daemon=True, name="cli-job")
-    worker.start()
-    status = follow_job(job_id)
-    worker.join(timeout=5)
-    return status
+    return run_here_or_queue(job_id, queue)
 
 
 @app.command("import")

@@ -6,7 +6,6 @@ worker). CSV jobs run in `phoneops worker` processes; `csv follow` shows one's p
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,9 +53,7 @@ def _actor() -> Any:
 @app.command("sync")
 def sync(queue: Queue = False) -> None:
     """Send the converted numbers that are new or due for a retry now."""
-    from phoneops.cli import follow_job
     from phoneops.core.db import session_scope
-    from phoneops.core.jobs import run_job
     from phoneops.ongage.service_sync import start_sync
 
     _boot()
@@ -65,13 +62,11 @@ def sync(queue: Queue = False) -> None:
             job_id = start_sync(session, _actor()).id
     except AppError as exc:
         raise _fail(exc) from None
-    if queue:
-        _console().print(f"job {job_id} queued; follow it with `phoneops jobs follow {job_id}`")
+    from phoneops.cli import run_here_or_queue
+
+    status = run_here_or_queue(job_id, queue)
+    if status == "queued":
         return
-    worker = threading.Thread(target=run_job, args=(job_id,), daemon=True, name="cli-job")
-    worker.start()
-    status = follow_job(job_id)
-    worker.join(timeout=5)
     _status()
     if status != "succeeded":
         raise typer.Exit(1)

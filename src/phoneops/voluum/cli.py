@@ -49,18 +49,9 @@ def _actor() -> Any:
 
 
 def _run(job_id: str, queue: bool) -> str:
-    """Run a job here (progress bar) or leave it queued; returns its final status ("queued" when left)."""
-    from phoneops.cli import follow_job
-    from phoneops.core.jobs import run_job
+    from phoneops.cli import run_here_or_queue
 
-    if queue:
-        _console().print(f"job {job_id} queued; follow it with `phoneops jobs follow {job_id}`")
-        return "queued"
-    worker = threading.Thread(target=run_job, args=(job_id,), daemon=True, name="cli-job")
-    worker.start()
-    status = follow_job(job_id)
-    worker.join(timeout=5)
-    return status
+    return run_here_or_queue(job_id, queue)
 
 
 def _copy_result(job_id: str, out: Path | None) -> None:
