@@ -8,9 +8,9 @@ import contextlib
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./data"), alias="DATA_DIR")
     storage_root: Path = Field(default=Path("./data/files"), alias="STORAGE_ROOT")
     max_upload_mb: int = Field(default=512, ge=1, alias="MAX_UPLOAD_MB")
+    # Where stored files live: "local" (STORAGE_ROOT on this machine) or "s3" (shared by every machine).
+    storage_backend: Literal["local", "s3"] = Field(default="local", alias="STORAGE_BACKEND")
+    s3_bucket: str | None = Field(default=None, alias="S3_BUCKET")
+    s3_prefix: str = Field(default="phoneops/", alias="S3_PREFIX")
+    # Only for S3-compatible services (MinIO, Ceph, moto in tests); falls back to AWS_ENDPOINT_URL.
+    s3_endpoint_url: str | None = Field(default=None, alias="S3_ENDPOINT_URL")
     session_secret: SecretStr = Field(alias="SESSION_SECRET", min_length=32)
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60, alias="SESSION_MAX_AGE_SECONDS")
     secure_cookies: bool = Field(default=False, alias="SECURE_COOKIES")
@@ -65,6 +71,10 @@ class Settings(BaseSettings):
     login_lockout_seconds: int = Field(default=300, ge=1, alias="LOGIN_LOCKOUT_SECONDS")
     job_lease_seconds: int = Field(default=60, ge=5, alias="JOB_LEASE_SECONDS")
     worker_threads: int = Field(default=4, ge=1, alias="WORKER_THREADS")
+
+    # --- privacy: retention (0 keeps forever) --------------------------------------------------
+    retention_tracker_events_days: int = Field(default=0, ge=0, alias="RETENTION_TRACKER_EVENTS_DAYS")
+    retention_hlr_raw_days: int = Field(default=0, ge=0, alias="RETENTION_HLR_RAW_DAYS")
 
     # --- numbers: encryption -----------------------------------------------------------------
     # Key ring "kid:base64key,kid:base64key"; the first entry is the current key, the rest are retired.
@@ -173,6 +183,12 @@ class Settings(BaseSettings):
         if value is not None and value.get_secret_value():
             decode_key(value.get_secret_value(), name="AES_KEY")
         return value
+
+    @model_validator(mode="after")
+    def _check_storage(self) -> Settings:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("STORAGE_BACKEND=s3 needs S3_BUCKET")
+        return self
 
     # --- derived -----------------------------------------------------------------------------
     @property
