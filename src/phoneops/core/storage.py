@@ -136,6 +136,27 @@ class Storage:
             raise NotFound(f"file {row.id} is missing from storage")
         return path.open("rb")
 
+    @contextmanager
+    def local_path(self, row: StoredFile) -> Iterator[Path]:
+        """A readable local path to the file's bytes for the duration of the block (readers that need a path)."""
+        with self.open(row):
+            pass  # raises NotFound for deleted or missing files
+        yield self.path_for(row.id)
+
+    def replace_content(self, session: Session, row: StoredFile, source: Path) -> None:
+        """Swap the file's bytes for `source` (moved in), keeping its id; size and checksum follow. Caller audits."""
+        if row.status == "deleted":
+            raise NotFound(f"file {row.id} was deleted")
+        digest = hashlib.sha256()
+        with source.open("rb") as f:
+            for block in iter(lambda: f.read(CHUNK), b""):
+                digest.update(block)
+        dest = self.path_for(row.id)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, dest)
+        row.size, row.sha256, row.updated_at = dest.stat().st_size, digest.hexdigest(), utcnow()
+        session.flush()
+
     def iter_bytes(self, row: StoredFile) -> Iterable[bytes]:
         with self.open(row) as f:
             yield from iter(lambda: f.read(CHUNK), b"")
