@@ -52,10 +52,10 @@ def _save(run_id: int, which: str, out_dir: Path) -> Path:
 
     with session_scope() as session:
         stored = result_file(session, cli_actor(), run_id, which)
-        name, source = safe_name(stored.original_name), get_storage().path_for(stored.id)
+        name = safe_name(stored.original_name)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / name
-    target.write_bytes(source.read_bytes())
+    get_storage().copy_to(stored, target)
     return target
 
 

@@ -27,7 +27,7 @@ from phoneops.core.errors import AppError, NotFound
 from phoneops.core.jobs import JobCancelled, JobContext, LeaseLost, job_handler
 from phoneops.core.models import StoredFile
 from phoneops.core.security import Principal, Role
-from phoneops.core.storage import get_storage
+from phoneops.core.storage import get_file, get_storage
 from phoneops.settings import get_settings
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes
@@ -97,11 +97,11 @@ def _execute(ctx: JobContext, work: Callable[[JobContext, RunSpec, Path], dict[s
     spec = loaded
     storage = get_storage()
     try:
-        path = storage.path_for(spec.upload_id)
-        if not path.exists():
-            raise NotFound("the uploaded file is missing from storage")
-        (storage.root / "tmp").mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=storage.root / "tmp", prefix="run-") as workdir:
+        with session_scope() as session:
+            upload = get_file(session, spec.upload_id)
+        storage.scratch_dir().mkdir(parents=True, exist_ok=True)
+        with storage.local_path(upload) as path, \
+                tempfile.TemporaryDirectory(dir=storage.scratch_dir(), prefix="run-") as workdir:
             return work(ctx, spec, utf8_source(path, spec.layout, Path(workdir)))
     except LeaseLost:
         raise
@@ -132,7 +132,7 @@ def _forget(created: list[list[StoredFile]]) -> None:
     storage = get_storage()
     for rows in created:
         for row in rows:
-            storage.path_for(row.id).unlink(missing_ok=True)
+            storage.discard(row)
 
 
 def _clean(ctx: JobContext, spec: RunSpec, source: Path) -> dict[str, Any]:

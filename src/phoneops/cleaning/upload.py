@@ -78,11 +78,11 @@ def register_upload(
     phone_column: str | None, header: bool | None,
 ) -> CleaningFile:
     storage = get_storage()
-    path = storage.path_for(stored.id)
     try:
-        found = inspect_table(path, region=region, header=header, phone_column=phone_column)
+        with storage.local_path(stored) as path:
+            found = inspect_table(path, region=region, header=header, phone_column=phone_column)
     except AppError as exc:
-        path.unlink(missing_ok=True)  # the row goes with the rolled-back transaction
+        storage.discard(stored)  # the row goes with the rolled-back transaction
         exc.message = f"{stored.original_name}: {exc.message}"
         raise
     layout = found.layout

@@ -1,4 +1,10 @@
-"""Files: uploads streamed to disk under a size limit, stored under their id, never a user's name."""
+"""Files: uploads streamed to a local temp file under a size limit, then stored under their id, never a user's name.
+
+Two backends share one API (`get_storage()` picks the configured one): `LocalStorage` keeps files under
+STORAGE_ROOT on this machine; `phoneops.core.storage_s3.S3Storage` keeps them in an S3-compatible bucket so
+API processes and workers on different machines see the same files. Callers never see where bytes live: they
+read through `open` / `iter_bytes` / `copy_to`, or `local_path` when a reader needs a path.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,14 @@ import re
 import shutil
 import unicodedata
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from phoneops.core.audit import audit
 from phoneops.core.db import utcnow
@@ -33,18 +40,54 @@ def safe_name(name: str | None, default: str = "file") -> str:
     return base[:200] or default
 
 
-class Storage:
-    """Local-disk storage rooted at `root`; files live at root/<id[:2]>/<id>."""
+def checked_id(file_id: str) -> str:
+    """File ids are UUIDs: nothing user-supplied reaches a path or an object key."""
+    return str(uuid.UUID(file_id))
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
 
-    def path_for(self, file_id: str) -> Path:
-        uuid.UUID(file_id)  # ids are UUIDs: nothing user-supplied reaches the path
-        return self.root / file_id[:2] / file_id
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _readable(row: StoredFile) -> None:
+    if row.status == "deleted":
+        raise NotFound(f"file {row.id} was deleted")
+
+
+class Storage(ABC):
+    """Stored files: bytes in a backend, one `StoredFile` row each. Writes go through a local temp file."""
+
+    # --- what a backend provides ----------------------------------------------------------------
+
+    @abstractmethod
+    def scratch_dir(self) -> Path:
+        """A local directory for temporary files (created on demand)."""
+
+    @abstractmethod
+    def _put(self, tmp: Path, file_id: str, content_type: str | None) -> None:
+        """Store the bytes of the local file `tmp` under `file_id` (tmp may be moved or left for the caller)."""
+
+    @abstractmethod
+    def _open(self, row: StoredFile) -> BinaryIO:
+        """The file's bytes, readable; NotFound when they are missing."""
+
+    @abstractmethod
+    def _remove(self, file_id: str) -> None:
+        """Remove the bytes stored under `file_id` (no error when there are none)."""
+
+    @abstractmethod
+    @contextmanager
+    def _local_copy(self, row: StoredFile) -> Iterator[Path]:
+        """A local path holding the file's bytes for the block."""
+
+    # --- writing -------------------------------------------------------------------------------
 
     def _tmp(self) -> Path:
-        tmp = self.root / "tmp"
+        tmp = self.scratch_dir()
         tmp.mkdir(parents=True, exist_ok=True)
         return tmp / uuid.uuid4().hex
 
@@ -100,13 +143,9 @@ class Storage:
         try:
             with tmp.open("w+b") as out:
                 yield out, created
-            digest = hashlib.sha256()
-            with tmp.open("rb") as f:
-                for block in iter(lambda: f.read(CHUNK), b""):
-                    digest.update(block)
             created.append(
                 self._register(
-                    session, actor, tmp, kind, original_name, content_type, tmp.stat().st_size, digest.hexdigest()
+                    session, actor, tmp, kind, original_name, content_type, tmp.stat().st_size, file_digest(tmp)
                 )
             )
         finally:
@@ -116,60 +155,122 @@ class Storage:
         self, session: Session, actor: Principal, tmp: Path, kind: str, original_name: str | None,
         content_type: str | None, size: int, sha: str,
     ) -> StoredFile:
+        """Store the bytes first: a failed store leaves no row; a failed insert leaves no bytes."""
         file_id = str(uuid.uuid4())
-        dest = self.path_for(file_id)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, dest)
-        row = StoredFile(
-            id=file_id, kind=kind, original_name=safe_name(original_name), content_type=content_type,
-            size=size, sha256=sha, status="stored", owner_id=actor.user_id,
-        )
-        session.add(row)
-        session.flush()
+        self._put(tmp, file_id, content_type)
+        try:
+            row = StoredFile(
+                id=file_id, kind=kind, original_name=safe_name(original_name), content_type=content_type,
+                size=size, sha256=sha, status="stored", owner_id=actor.user_id,
+            )
+            session.add(row)
+            session.flush()
+        except BaseException:
+            with suppress(Exception):  # the insert's error is the one to report
+                self._remove(file_id)
+            raise
         return row
-
-    def open(self, row: StoredFile) -> BinaryIO:
-        if row.status == "deleted":
-            raise NotFound(f"file {row.id} was deleted")
-        path = self.path_for(row.id)
-        if not path.exists():
-            raise NotFound(f"file {row.id} is missing from storage")
-        return path.open("rb")
-
-    @contextmanager
-    def local_path(self, row: StoredFile) -> Iterator[Path]:
-        """A readable local path to the file's bytes for the duration of the block (readers that need a path)."""
-        with self.open(row):
-            pass  # raises NotFound for deleted or missing files
-        yield self.path_for(row.id)
 
     def replace_content(self, session: Session, row: StoredFile, source: Path) -> None:
         """Swap the file's bytes for `source` (moved in), keeping its id; size and checksum follow. Caller audits."""
-        if row.status == "deleted":
-            raise NotFound(f"file {row.id} was deleted")
-        digest = hashlib.sha256()
-        with source.open("rb") as f:
-            for block in iter(lambda: f.read(CHUNK), b""):
-                digest.update(block)
-        dest = self.path_for(row.id)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, dest)
-        row.size, row.sha256, row.updated_at = dest.stat().st_size, digest.hexdigest(), utcnow()
+        _readable(row)
+        checked_id(row.id)
+        size, sha = source.stat().st_size, file_digest(source)
+        try:
+            self._put(source, row.id, row.content_type)
+        finally:
+            source.unlink(missing_ok=True)
+        row.size, row.sha256, row.updated_at = size, sha, utcnow()
         session.flush()
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def open(self, row: StoredFile) -> BinaryIO:
+        """The file's bytes as a binary stream (close it); NotFound when deleted or missing."""
+        _readable(row)
+        checked_id(row.id)
+        return self._open(row)
 
     def iter_bytes(self, row: StoredFile) -> Iterable[bytes]:
         with self.open(row) as f:
             yield from iter(lambda: f.read(CHUNK), b"")
 
+    def copy_to(self, row: StoredFile, dest: Path) -> None:
+        with self.open(row) as src, dest.open("wb") as out:
+            shutil.copyfileobj(src, out, CHUNK)
+
+    @contextmanager
+    def local_path(self, row: StoredFile) -> Iterator[Path]:
+        """A readable local path to the file's bytes for the duration of the block (readers that need a path).
+
+        Treat it as read-only: on local disk it is the stored file itself; elsewhere a temp copy removed after.
+        """
+        _readable(row)
+        checked_id(row.id)
+        with self._local_copy(row) as path:
+            yield path
+
+    def session_local_path(self, session: Session, row: StoredFile) -> Path:
+        """`local_path` for code that hands the path on: it stays readable until `session`'s transaction ends."""
+        if not session.in_transaction():
+            session.begin()  # so there is a transaction whose end releases the path
+        stack = ExitStack()
+        path = stack.enter_context(self.local_path(row))
+
+        def release(_session: Session, transaction: SessionTransaction) -> None:
+            if transaction.parent is None:
+                stack.close()  # closing twice does nothing
+
+        event.listen(session, "after_transaction_end", release)
+        return path
+
+    # --- removing ------------------------------------------------------------------------------
+
     def delete(self, session: Session, actor: Principal, row: StoredFile) -> None:
-        self.path_for(row.id).unlink(missing_ok=True)
+        self._remove(checked_id(row.id))
         row.status = "deleted"
         row.updated_at = utcnow()
         audit(session, actor, "file.delete", "file", row.id, {"name": row.original_name, "kind": row.kind})
 
-    def copy_to(self, row: StoredFile, dest: Path) -> None:
-        with self.open(row) as src, dest.open("wb") as out:
-            shutil.copyfileobj(src, out, CHUNK)
+    def discard(self, row: StoredFile) -> None:
+        """Remove the bytes of a file whose row is being rolled back (a refused upload, a failed run): no audit."""
+        self._remove(checked_id(row.id))
+
+
+class LocalStorage(Storage):
+    """Local-disk storage rooted at `root`; files live at root/<id[:2]>/<id>."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, file_id: str) -> Path:
+        file_id = checked_id(file_id)
+        return self.root / file_id[:2] / file_id
+
+    def scratch_dir(self) -> Path:
+        return self.root / "tmp"  # same file system as the files: a stored file is moved in atomically
+
+    def _put(self, tmp: Path, file_id: str, content_type: str | None) -> None:
+        dest = self.path_for(file_id)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staged = self._tmp()
+        shutil.move(tmp, staged)  # a rename unless `tmp` lives on another file system
+        os.replace(staged, dest)
+
+    def _open(self, row: StoredFile) -> BinaryIO:
+        path = self.path_for(row.id)
+        if not path.exists():
+            raise NotFound(f"file {row.id} is missing from storage")
+        return path.open("rb")
+
+    def _remove(self, file_id: str) -> None:
+        self.path_for(file_id).unlink(missing_ok=True)
+
+    @contextmanager
+    def _local_copy(self, row: StoredFile) -> Iterator[Path]:
+        with self._open(row):
+            pass  # raises NotFound for a missing file
+        yield self.path_for(row.id)
 
 
 def get_file(session: Session, file_id: str) -> StoredFile:
@@ -191,6 +292,12 @@ def list_files(session: Session, kind: str | None = None, limit: int = 100) -> l
 
 
 def get_storage() -> Storage:
+    """The configured backend (STORAGE_BACKEND): files on this machine or in a shared S3 bucket."""
     from phoneops.settings import get_settings
 
-    return Storage(get_settings().storage_root)
+    settings = get_settings()
+    if settings.storage_backend == "s3":
+        from phoneops.core.storage_s3 import S3Storage
+
+        return S3Storage.from_settings(settings)
+    return LocalStorage(settings.storage_root)

@@ -127,11 +127,9 @@ def collect_file(session: Session, source: FileSource) -> Collected:
     if row.status == "deleted":
         raise NotFound(f"file {row.id} was deleted")
     region = check_region(source.region)
-    path = storage.get_storage().path_for(row.id)
-    if not path.exists():
-        raise NotFound(f"file {row.id} is missing from storage")
     try:
-        table = [r for r in iter_rows(path, sniff_table(path)) if any(cell.strip() for cell in r)]
+        with storage.get_storage().local_path(row) as path:  # NotFound when the file is missing from storage
+            table = [r for r in iter_rows(path, sniff_table(path)) if any(cell.strip() for cell in r)]
     except TableError as exc:
         raise ValidationFailed(f"cannot read {row.original_name}: {exc}") from None
     if not table:

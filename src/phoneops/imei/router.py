@@ -71,7 +71,8 @@ def filters_from(query: OrderQuery) -> history.OrderFilters:
 
 
 async def save_upload(session: Session, actor: Principal, file: UploadFile, kind: str) -> Path:
-    """Stream an upload into storage (size-limited, stored under its id); returns its path."""
+    """Stream an upload into storage (size-limited, stored under its id); returns a local path to it that stays
+    readable until the request's transaction ends."""
 
     async def chunks() -> AsyncIterator[bytes]:
         while chunk := await file.read(1024 * 1024):
@@ -82,7 +83,7 @@ async def save_upload(session: Session, actor: Principal, file: UploadFile, kind
         session, actor, chunks(), kind=kind, original_name=file.filename, content_type=file.content_type,
         max_bytes=get_settings().max_upload_bytes,
     )  # fmt: skip
-    return store.path_for(row.id)
+    return store.session_local_path(session, row)
 
 
 # --- services and money -------------------------------------------------------------------------------

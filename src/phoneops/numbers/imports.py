@@ -59,10 +59,7 @@ def import_numbers(
 ) -> ManualImport:
     if target not in TARGETS:
         raise ValidationFailed(f"target must be one of {', '.join(TARGETS)}")
-    storage = get_storage()
-    path = storage.path_for(stored.id)
-    if not path.exists():
-        raise NotFound(f"file {stored.id} is missing from storage")
+    path = get_storage().session_local_path(session, stored)  # NotFound when deleted or missing
     try:
         info = sniff_table(path)
         rows = iter_rows(path, info)
@@ -130,7 +127,7 @@ def import_numbers(
     writer.writerow([neutralise(h) for h in [*header, "e164", "result"]])
     for (row, number, _, _), outcome in zip(parsed, outcomes, strict=True):
         writer.writerow([neutralise(v) for v in [*row, number or "", outcome]])
-    result_file = storage.save_bytes(
+    result_file = get_storage().save_bytes(
         session,
         actor,
         buffer.getvalue().encode("utf-8"),

@@ -19,6 +19,7 @@ list's own rows, which belong to whoever uploaded them. Offers are given by id o
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -186,7 +187,8 @@ def start_smart_clean(
             raise ValidationFailed("give either an uploaded list or a country and dates, not both")
         stored = storage.get_file(session, file_id)
         try:
-            sniff_table(storage.get_storage().path_for(stored.id))
+            with storage.get_storage().local_path(stored) as path:
+                sniff_table(path)
         except (TableError, OSError) as exc:
             raise ValidationFailed(f"the uploaded list cannot be read: {exc}") from None
         params.update(mode="file", file_id=stored.id, file_name=stored.original_name, region=region_or_default(region),
@@ -291,10 +293,10 @@ def run_smart_clean(ctx: JobContext) -> dict[str, Any]:
     seen: set[bytes] = set()
     actor = job_actor(ctx)
     reader = PhoneReader(params.get("region") or get_settings().default_region)
-    with session_scope() as session:
+    with session_scope() as session, ExitStack() as files:
         if params["mode"] == "file":
             stored = storage.get_file(session, params["file_id"])
-            entries = _file_entries(storage.get_storage().path_for(stored.id), reader)
+            entries = _file_entries(files.enter_context(storage.get_storage().local_path(stored)), reader)
             header: list[str] | None = None
             name = f"smart_{Path(stored.original_name).stem}.csv"
         else:
