@@ -39,6 +39,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Broadcasts", "/broadcasts", "broadcasts"),
     NavItem("Ongage", "/ongage", "ongage"),
     NavItem("Devices", "/imei", "imei"),
+    NavItem("Privacy", "/privacy", "privacy"),
     NavItem("Jobs", "/jobs", "core"),
 )
 

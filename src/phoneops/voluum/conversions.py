@@ -192,6 +192,7 @@ def store(
         )
     rule = rule or country_rule()
     reader = phone_reader()
+    reader.exclude_erased(session)
     reader.prime(item.custom_variable_1 for key, item in unique.items() if key not in existing)
     numbers: dict[bytes, str] = {}
     fresh: list[dict[str, Any]] = []

@@ -37,7 +37,7 @@ from phoneops.core.security import SYSTEM, Principal
 from phoneops.settings import Settings, get_settings
 from phoneops.voluum import lookups
 from phoneops.voluum.models import DeadLetter, LiveEvent, LiveRawEvent
-from phoneops.voluum.service import PhoneReader, chunks, phone_reader, text
+from phoneops.voluum.service import ERASED, PhoneReader, chunks, phone_reader, text
 from phoneops.voluum.wire import parse_time
 
 if TYPE_CHECKING:
@@ -176,6 +176,7 @@ def ingest(
 ) -> IngestResult:
     """Store (message id, events) pairs: raw rows, then the latest event per number (set-based upsert)."""
     reader = reader or phone_reader()
+    reader.exclude_erased(session)
     reader.prime((e.get("customVariables") or [None])[0] for _, events in messages for e in events)
     result = IngestResult(messages=len(messages))
     now = utcnow()
@@ -187,7 +188,7 @@ def ingest(
             variables = event.get("customVariables") or []
             value = reader.read(variables[0] if variables else None)
             moment = parse_time(event.get("timestamp"))
-            payload = _redacted(event)
+            payload = {} if value.kind == ERASED else _redacted(event)  # an erased number's event keeps no trace
             row = {
                 "source": source, "message_id": text(message_id, 128), "position": position,
                 "click_id": text(event.get("clickId"), 64), "campaign_id": text(event.get("campaignId"), 64),

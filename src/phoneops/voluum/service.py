@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from phoneops.core.errors import AppError, ProviderNotConfigured, ValidationFailed
+from phoneops.core.errors import ProviderNotConfigured, ValidationFailed
 from phoneops.core.http import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
 from phoneops.core.jobs import JobContext, RetryLater
 from phoneops.core.logging import register_secret
@@ -31,7 +31,6 @@ from phoneops.voluum.client import VoluumClient
 PROVIDER_NAME = "Voluum"
 CREDENTIAL_VARIABLES = ["VOLUUM_ACCESS_ID", "VOLUUM_ACCESS_KEY"]
 MAX_RANGE_DAYS = 366
-MAX_PARKED = 30  # a job parks at most this many times while Voluum is down, then fails
 
 
 # --- the client ---------------------------------------------------------------------------------------
@@ -78,16 +77,11 @@ def is_transient(exc: ProviderError) -> bool:
 
 
 def park_or_fail(ctx: JobContext, exc: ProviderError) -> RetryLater:
-    """For a job that met a provider error: a `RetryLater` while Voluum is down (at most `MAX_PARKED`
-    times, counted in the checkpoint), else the error itself to fail the job with Voluum's message."""
+    """For a job that met a provider error: a `RetryLater` while Voluum is down (the job waits, with a
+    growing delay, as long as the outage lasts), else the error itself to fail the job with Voluum's message."""
     if not is_transient(exc):
         raise exc
-    parked = int(ctx.checkpoint.get("parked", 0)) + 1
-    if parked > MAX_PARKED:
-        raise AppError(f"gave up: Voluum stayed unavailable ({exc.message})") from exc
-    ctx.progress(checkpoint={**ctx.checkpoint, "parked": parked})
-    delay = max(5.0, min(600.0, exc.retry_after or 30.0 * parked))
-    return RetryLater(f"Voluum unavailable, retrying in {delay:.0f} s: {exc.message}", delay)
+    return RetryLater.outage(ctx, "Voluum", exc.message, exc.retry_after)
 
 
 def job_actor(ctx: JobContext) -> Principal:
@@ -98,7 +92,8 @@ def job_actor(ctx: JobContext) -> Principal:
 # --- what a tracker value holds ------------------------------------------------------------------------
 
 PHONE, TOKEN, PLACEHOLDER, EMPTY, INVALID, BAD_TOKEN = "phone", "token", "placeholder", "empty", "invalid", "bad_token"
-NUMBER_KINDS = (PHONE, TOKEN, PLACEHOLDER, EMPTY, INVALID, BAD_TOKEN)
+ERASED = "erased"  # a number erased on request (privacy ledger): stored without it, never brought back
+NUMBER_KINDS = (PHONE, TOKEN, PLACEHOLDER, EMPTY, INVALID, BAD_TOKEN, ERASED)
 _PLACEHOLDER = re.compile(r"\{\{.*\}\}|^\{.*\}$|^\[.*\]$|^<.*>$")
 
 
@@ -126,6 +121,16 @@ class PhoneReader:
         self.region = region
         self._vault = get_vault()
         self._seen: dict[str, PhoneValue] = {}
+        self._erased: frozenset[bytes] = frozenset()
+
+    def exclude_erased(self, session: Session) -> None:
+        """Read numbers erased on request (the privacy ledger) as `erased`: a re-sync must not bring them back."""
+        from phoneops.privacy.erase import erased_blind_indexes
+
+        erased = erased_blind_indexes(session)
+        if erased != self._erased:
+            self._erased = erased
+            self._seen.clear()
 
     def read(self, value: Any) -> PhoneValue:
         text = _text_of(value)
@@ -185,7 +190,10 @@ class PhoneReader:
     def _finish(self, e164: str | None, country: str | None, kind: str, index: bytes | None = None) -> PhoneValue:
         if e164 is None:
             return PhoneValue(None, None, None, INVALID)
-        return PhoneValue(e164, index or self._vault.index(e164), country, kind)
+        index = index or self._vault.index(e164)
+        if index in self._erased:
+            return PhoneValue(None, None, None, ERASED)
+        return PhoneValue(e164, index, country, kind)
 
 
 def _text_of(value: Any) -> str:

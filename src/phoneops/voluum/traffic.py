@@ -44,6 +44,7 @@ from phoneops.settings import get_settings
 from phoneops.voluum.client import VoluumClient
 from phoneops.voluum.models import TrafficDay, TrafficRow
 from phoneops.voluum.service import (
+    ERASED,
     PhoneReader,
     chunks,
     credentials,
@@ -151,6 +152,7 @@ def store_day(
     """Replace a day's raw rows, classify its numbers, apply the verdicts, record the day's result."""
     rules = list(rules) if rules is not None else current_rules(session)
     reader = reader or phone_reader()
+    reader.exclude_erased(session)
     rows = list(rows)
     reader.prime(row.get("customVariable1") for _, row in rows)
     summary = DaySummary(day=day.isoformat())
@@ -181,12 +183,13 @@ def store_day(
                     best[value.index] = (rank, category, evidence, value.e164)
             yield {
                 "day": day, "traffic_source_id": text(source, 64), "blind_index": value.index,
-                "number_kind": value.kind, "country": value.country, "ip": text(row.get("ip"), 64),
+                "number_kind": value.kind, "country": value.country,
+                "ip": "" if value.kind == ERASED else text(row.get("ip"), 64),
                 "os_version": os_text, "browser_version": text(row.get("browserVersion"), 120),
                 "visits": to_int(row.get("visits")), "unique_visits": to_int(row.get("uniqueVisits")),
                 "clicks": to_int(row.get("clicks")), "conversions": to_int(row.get("conversions")),
                 "revenue": _money(row.get("revenue")), "cost": _money(row.get("cost")), "category": category,
-                "metrics": {k: v for k, v in row.items() if k not in _COLUMNS},
+                "metrics": {} if value.kind == ERASED else {k: v for k, v in row.items() if k not in _COLUMNS},
             }  # fmt: skip
 
     for batch in chunks(prepared(), INSERT_BATCH):

@@ -1,0 +1,1 @@
+"""Privacy and data care: erasing one number everywhere, retention of raw events, backups."""

@@ -1,0 +1,139 @@
+"""Removing one number from stored files: uploads and produced CSV / XLSX, rewritten in place (same file id).
+
+A CSV (any encoding and delimiter `core.csvio` detects) keeps its encoding and delimiter; every row with a cell
+that is the number is dropped, the others are written back unchanged (quoting may differ). An XLSX keeps its
+sheets; rows holding the number are dropped from every sheet (values are kept, formatting is not). Files that are
+neither (binary, empty) are left alone and counted as skipped. A file is only rewritten when it held the number.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from phoneops.core.csvio import TableError, sniff_table
+from phoneops.core.models import StoredFile
+from phoneops.core.storage import Storage
+from phoneops.privacy.matching import Matcher
+
+BATCH_ROWS = 50_000
+MAX_UNPACKED = 2 * 1024 * 1024 * 1024
+
+
+@dataclass
+class FileOutcome:
+    kind: str  # csv | xlsx | skipped
+    rows_removed: int = 0
+    reason: str | None = None
+
+
+def _batches(rows: Iterator[list[Any]], size: int = BATCH_ROWS) -> Iterator[list[list[Any]]]:
+    batch: list[list[Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _csv_pass(path: Path, encoding: str, delimiter: str, matcher: Matcher, out: Path | None) -> int:
+    """Count (and with `out`, write without) the rows holding the number."""
+    removed = 0
+    with path.open("r", encoding=encoding, errors="strict", newline="") as handle:
+        sample = handle.read(64 * 1024)
+        terminator = "\r\n" if "\r\n" in sample else "\n"
+        handle.seek(0)
+        writer_file = out.open("w", encoding=encoding, newline="") if out else None
+        try:
+            writer = csv.writer(writer_file, delimiter=delimiter, lineterminator=terminator) if writer_file else None
+            for batch in _batches(iter(csv.reader(handle, delimiter=delimiter))):
+                hits = matcher.rows([[cell.replace("\x00", "") for cell in row] for row in batch])
+                removed += sum(hits)
+                if writer is not None:
+                    writer.writerows(row for row, hit in zip(batch, hits, strict=True) if not hit)
+        finally:
+            if writer_file is not None:
+                writer_file.close()
+    return removed
+
+
+def _check_zip(path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        unpacked = sum(info.file_size for info in archive.infolist())
+    if unpacked > MAX_UNPACKED or unpacked > 200 * max(path.stat().st_size, 1):
+        raise TableError("the spreadsheet expands to an implausible size")
+
+
+def _xlsx_pass(path: Path, matcher: Matcher, out: Path | None) -> int:
+    from openpyxl import Workbook, load_workbook
+
+    _check_zip(path)
+    with path.open("rb") as handle:
+        book = load_workbook(handle, read_only=True, data_only=False)
+        try:
+            target = Workbook(write_only=True) if out else None
+            removed = 0
+            for sheet in book.worksheets:
+                written = target.create_sheet(sheet.title) if target else None
+                rows = (list(values) for values in sheet.iter_rows(values_only=True))
+                for batch in _batches(rows):
+                    hits = matcher.rows([[_text(v) for v in row] for row in batch])
+                    removed += sum(hits)
+                    if written is not None:
+                        for row, hit in zip(batch, hits, strict=True):
+                            if not hit:
+                                written.append(row)
+            if target is not None and out is not None:
+                target.save(out)
+            return removed
+        finally:
+            book.close()
+
+
+def erase_from_file(session: Session, storage: Storage, row: StoredFile, matcher: Matcher) -> FileOutcome:
+    """Drop the rows holding the number from one stored file; the caller audits and counts."""
+    with storage.local_path(row) as path:
+        try:
+            info = sniff_table(path)
+        except TableError as exc:
+            return FileOutcome("skipped", reason=str(exc))
+        try:
+            if info.kind == "xlsx":
+                removed = _xlsx_pass(path, matcher, None)
+            else:
+                removed = _csv_pass(path, info.encoding, info.delimiter, matcher, None)
+        except (TableError, zipfile.BadZipFile, UnicodeDecodeError, csv.Error, OSError, KeyError, ValueError) as exc:
+            return FileOutcome("skipped", reason=f"not readable as a table: {type(exc).__name__}")
+        if not removed:
+            return FileOutcome(info.kind)
+        tmp_dir = storage.scratch_dir()
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="erase-", delete=False) as handle:
+            out = Path(handle.name)
+        try:
+            if info.kind == "xlsx":
+                _xlsx_pass(path, matcher, out)
+            else:
+                _csv_pass(path, info.encoding, info.delimiter, matcher, out)
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+    storage.replace_content(session, row, out)
+    return FileOutcome(info.kind, rows_removed=removed)
