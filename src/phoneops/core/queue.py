@@ -1,25 +1,68 @@
 """The Huey side of jobs: SqliteHuey by default, RedisHuey when REDIS_URL is set.
 
-Built lazily (nothing at import time). It carries two kinds of message: "run job X" and the
-periodic ticks; everything a user sees lives in the `jobs` table (see `phoneops.core.jobs`).
+Built lazily (nothing at import time). It carries "run job X" messages; everything a user sees lives in
+the `jobs` table (see `phoneops.core.jobs`). Periodic tasks do not travel as messages: each worker's scheduler
+runs a due task at once in a thread of its own, for the minute it checked (`TickScheduler`), so a tick never
+waits behind long jobs holding every worker thread, and the `periodic_runs` slot is the one it was due for.
 """
 
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import huey as huey_api
 import structlog
-from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, crontab
+from huey.consumer import Consumer, Scheduler
 
 from phoneops.core import jobs
+from phoneops.core.db import utcnow
 
 log = structlog.get_logger("phoneops.queue")
 
 _lock = threading.Lock()
 _huey: Huey | None = None
 _run_task: Any = None
+
+
+def _run_tick(task: Any) -> None:
+    try:
+        task.execute()
+    except Exception:  # run_periodic records the handler's own errors; this is the slot bookkeeping failing
+        log.exception("queue.tick_failed", task=task.name)
+
+
+class TickScheduler(Scheduler):  # type: ignore[misc]  # huey is untyped
+    """Huey's scheduler, except that due periodic tasks run here and now, each in a thread of its own, with the
+    minute checked (instead of being queued behind jobs and filed under whatever minute they finally run in).
+    Every worker's scheduler does this; `periodic_runs` lets one run per slot through."""
+
+    def enqueue_periodic_tasks(self, now: datetime | None) -> None:
+        moment = now or utcnow()
+        for task in self.huey.read_periodic(moment):
+            task.kwargs = {**task.kwargs, "when": moment}
+            threading.Thread(target=_run_tick, args=(task,), daemon=True, name=f"tick-{task.name}").start()
+
+
+class TickConsumer(Consumer):  # type: ignore[misc]  # huey is untyped
+    scheduler_class = TickScheduler
+
+
+class _TickingHuey:
+    def create_consumer(self, **options: Any) -> Consumer:
+        return TickConsumer(self, **options)
+
+
+# Same names as Huey's (they show in /health): Huey's engines with the ticking consumer.
+class RedisHuey(_TickingHuey, huey_api.RedisHuey):  # type: ignore[misc]  # huey is untyped
+    pass
+
+
+class SqliteHuey(_TickingHuey, huey_api.SqliteHuey):  # type: ignore[misc]  # huey is untyped
+    pass
 
 
 def build_huey(redis_url: str | None, data_dir: Path, name: str = "phoneops") -> Huey:
@@ -59,8 +102,8 @@ def _register(huey: Huey) -> Any:
     task = run_job_task(huey)
 
     for spec in jobs.registered_periodic().values():
-        def tick(name: str = spec.name) -> None:
-            jobs.run_periodic(name)
+        def tick(name: str = spec.name, when: datetime | None = None) -> None:
+            jobs.run_periodic(name, when)
 
         huey.periodic_task(crontab(minute=spec.minute, hour=spec.hour), name=f"periodic.{spec.name}")(tick)
     return task
