@@ -154,23 +154,26 @@ def test_failures_back_off_then_give_up_then_requeue(ongage: SimAdmin) -> None:
     assert statuses()["c3:REG"][0] == "sent"
 
 
-def test_a_failed_call_fails_its_contacts_and_a_refused_login_counts_nothing(ongage: SimAdmin,
-                                                                             ongage_sim_url: str) -> None:
+def test_an_outage_is_not_an_attempt_and_a_refused_login_counts_nothing(ongage: SimAdmin,
+                                                                       ongage_sim_url: str) -> None:
+    from phoneops.core.http import ProviderUnavailable
+
     seed([convert("c1", phone(1)), convert("c2", phone(2))])
     client = OngageClient(ongage_sim_url, DEFAULT_LIST_ID, DEFAULT_USERNAME, DEFAULT_PASSWORD, DEFAULT_ACCOUNT_CODE,
                           retry=FAST)  # fmt: skip
     ongage.configure(fail_next=10, fail_status=503)
-    run = service_sync.run_sync("manual", client=client)
-    assert run.failed == 2 and run.status == "succeeded"
-    assert {s for s, _, _ in statuses().values()} == {"failed"}
-    assert all("the call failed" in (e or "") for _, _, e in statuses().values())
+    with pytest.raises(ProviderUnavailable):  # Ongage down: the caller waits (a job parks), nothing counted
+        service_sync.run_sync("manual", client=client)
+    assert {(s, a) for s, a, _ in statuses().values()} == {("pending", 0)}
+    with session_scope() as session:
+        assert session.scalar(select(OngageConversion.id).where(OngageConversion.claimed_by.is_not(None))) is None
 
     wrong = OngageClient(ongage_sim_url, DEFAULT_LIST_ID, DEFAULT_USERNAME, "wrong-password-123", DEFAULT_ACCOUNT_CODE,
                          retry=FAST)  # fmt: skip
     ongage.configure(fail_next=0)
     refused = service_sync.run_sync("manual", client=wrong, now=datetime.now(UTC) + timedelta(minutes=5))
     assert refused.status == "failed" and refused.error and "wrong-password" not in refused.error
-    assert {a for _, a, _ in statuses().values()} == {1}  # no attempt counted for a refused login
+    assert {a for _, a, _ in statuses().values()} == {0}  # no attempt counted for a refused login
     with session_scope() as session:
         assert session.scalar(select(OngageConversion.id).where(OngageConversion.claimed_by.is_not(None))) is None
     client.close()

@@ -10,7 +10,7 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 
 from phoneops.broadcasts.client import MessageWhizClient
-from phoneops.core.errors import AppError, ProviderNotConfigured, ValidationFailed
+from phoneops.core.errors import ProviderNotConfigured, ValidationFailed
 from phoneops.core.http import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
 from phoneops.core.jobs import JobContext, RetryLater
 from phoneops.core.logging import register_secret
@@ -109,21 +109,13 @@ def job_actor(ctx: JobContext) -> Principal:
 
 # --- jobs that meet a provider error --------------------------------------------------------------------
 
-MAX_PARKED = 30  # a job parks at most this many times while a provider is down, then fails
-
-
 def is_transient(exc: ProviderError) -> bool:
     return isinstance(exc, ProviderUnavailable | ProviderRateLimited | ProviderTimeout)
 
 
 def park_or_fail(ctx: JobContext, exc: ProviderError) -> RetryLater:
-    """A `RetryLater` while the provider is down (at most `MAX_PARKED` times, counted in the checkpoint);
-    any other provider error is raised as is and fails the job with the provider's message."""
+    """A `RetryLater` while the provider is down (the job waits, with a growing delay, as long as the outage
+    lasts); any other provider error is raised as is and fails the job with the provider's message."""
     if not is_transient(exc):
         raise exc
-    parked = int(ctx.checkpoint.get("parked", 0)) + 1
-    if parked > MAX_PARKED:
-        raise AppError(f"gave up: {exc.provider} stayed unavailable ({exc.message})") from exc
-    ctx.progress(checkpoint={**ctx.checkpoint, "parked": parked})
-    delay = max(5.0, min(600.0, exc.retry_after or 30.0 * parked))
-    return RetryLater(f"{exc.provider} unavailable, retrying in {delay:.0f} s: {exc.message}", delay)
+    return RetryLater.outage(ctx, exc.provider, exc.message, exc.retry_after)

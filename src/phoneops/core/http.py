@@ -39,6 +39,10 @@ from phoneops.core.errors import UpstreamError
 
 log = structlog.get_logger("phoneops.provider")
 
+# An upper bound on every provider call's timeout, applied when a client is built (None: each client's own).
+# Fault-injection tests lower it so that a simulator holding an answer makes the call really time out.
+TIMEOUT_CAP_SECONDS: float | None = None
+
 REDACTED = "***"
 MIN_SECRET_LENGTH = 4  # shorter values are only scrubbed by field name, never by value
 
@@ -229,7 +233,8 @@ class ProviderConfig:
     def httpx_timeout(self) -> httpx.Timeout:
         if isinstance(self.timeout, httpx.Timeout):
             return self.timeout
-        return httpx.Timeout(self.timeout, connect=min(self.timeout, self.connect_timeout))
+        seconds = self.timeout if TIMEOUT_CAP_SECONDS is None else min(self.timeout, TIMEOUT_CAP_SECONDS)
+        return httpx.Timeout(seconds, connect=min(seconds, self.connect_timeout))
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.core.db import after_commit, session_scope, utcnow
 from phoneops.core.errors import AppError, Conflict, NotFound
+from phoneops.core.http import ProviderRateLimited, ProviderTimeout, ProviderUnavailable
 from phoneops.core.models import Job, PeriodicRun
 from phoneops.core.security import Principal
 
@@ -34,13 +35,56 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 
 
+# A provider that stays down parks its jobs with a growing delay: FIRST, 2 x FIRST, ... up to MAX seconds
+# (read at each park, so tests may lower them). A provider's Retry-After is honoured within MAX.
+OUTAGE_FIRST_DELAY_SECONDS = 5.0
+OUTAGE_MAX_DELAY_SECONDS = 60.0
+OUTAGE_WAITS_KEY = "parked"  # consecutive parks and when the last one was, in the job's checkpoint
+OUTAGE_SINCE_KEY = "parked_at"
+
+
+def outage_delay(waits: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before the `waits`-th consecutive try of a job whose provider is unavailable."""
+    grown = OUTAGE_FIRST_DELAY_SECONDS * 2 ** min(max(waits - 1, 0), 16)
+    return float(min(OUTAGE_MAX_DELAY_SECONDS, max(grown, retry_after or 0.0)))
+
+
+def _next_wait(checkpoint: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The number of this park (1 again when the last park is long past: a new outage) and the checkpoint
+    recording it."""
+    waits = int(checkpoint.get(OUTAGE_WAITS_KEY, 0) or 0)
+    last = checkpoint.get(OUTAGE_SINCE_KEY)
+    now = utcnow()
+    try:
+        stale = last is None or (now - datetime.fromisoformat(str(last))).total_seconds() > 3 * OUTAGE_MAX_DELAY_SECONDS
+    except ValueError:
+        stale = True
+    waits = 1 if stale and waits else waits + 1
+    return waits, {**checkpoint, OUTAGE_WAITS_KEY: waits, OUTAGE_SINCE_KEY: now.isoformat()}
+
+
 class RetryLater(Exception):
-    """Raised by a handler to park the job and resume it later (e.g. a provider is down)."""
+    """Raised by a handler to park the job and resume it later (e.g. a provider is down).
+
+    `reason` is shown to users (job message, JSON and pages) as "waiting — <reason>, next try at HH:MM:SS".
+    The park does not count as an attempt.
+    """
 
     def __init__(self, reason: str, delay_seconds: float = 60.0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.delay_seconds = delay_seconds
+
+    @classmethod
+    def outage(cls, ctx: JobContext, provider: str, detail: str, retry_after: float | None = None) -> RetryLater:
+        """Park `ctx`'s job while `provider` is unavailable, with the growing delay (`outage_delay`)."""
+        waits, checkpoint = _next_wait(ctx.checkpoint)
+        ctx.progress(checkpoint=checkpoint)
+        return cls(f"{provider} unavailable: {detail}", outage_delay(waits, retry_after))
+
+
+def waiting_message(reason: str, run_after: datetime) -> str:
+    return f"waiting — {reason}, next try at {run_after:%H:%M:%S} UTC"
 
 
 class LeaseLost(Exception):
@@ -322,11 +366,13 @@ def run_job(job_id: str, worker: str | None = None) -> str | None:
     try:
         result = spec.handler(ctx)
     except RetryLater as exc:
-        run_after = utcnow() + timedelta(seconds=exc.delay_seconds)
-        _settle(ctx, status="queued", run_after=run_after, message=exc.reason, attempts=Job.attempts - 1)
-        enqueue(job_id, delay=exc.delay_seconds)
-        log.info("jobs.parked", job_id=job_id, reason=exc.reason, delay=exc.delay_seconds)
-        return "queued"
+        return _park(ctx, exc.reason, exc.delay_seconds)
+    except (ProviderUnavailable, ProviderTimeout, ProviderRateLimited) as exc:
+        # A temporary outage that escaped the handler: wait and resume from the last checkpoint (handlers
+        # are crash-safe, so this is a resume like any other), never a failure.
+        waits, checkpoint = _next_wait(ctx.checkpoint)
+        delay = outage_delay(waits, exc.retry_after)
+        return _park(ctx, f"{exc.provider} unavailable: {exc.message}", delay, checkpoint=checkpoint)
     except (LeaseLost, JobCancelled) as exc:
         log.info("jobs.stopped", job_id=job_id, reason=type(exc).__name__)
         return None
@@ -343,6 +389,16 @@ def run_job(job_id: str, worker: str | None = None) -> str | None:
     _settle(ctx, status="succeeded", result=result or {}, finished_at=utcnow(), message=None)
     log.info("jobs.done", job_id=job_id, kind=ctx.kind)
     return "succeeded"
+
+
+def _park(ctx: JobContext, reason: str, delay: float, **values: Any) -> str:
+    """Back to `queued` until `delay` seconds from now, with the reason; the run is not an attempt."""
+    run_after = utcnow() + timedelta(seconds=delay)
+    message = waiting_message(reason, run_after)
+    _settle(ctx, status="queued", run_after=run_after, message=message, attempts=Job.attempts - 1, **values)
+    enqueue(ctx.job_id, delay=delay)
+    log.info("jobs.parked", job_id=ctx.job_id, reason=reason, delay=delay)
+    return "queued"
 
 
 def reap_expired(now: datetime | None = None) -> list[str]:

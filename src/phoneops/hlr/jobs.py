@@ -84,17 +84,18 @@ from phoneops.settings import get_settings
 log = structlog.get_logger("phoneops.hlr.jobs")
 
 RATE_LIMIT_TRIES = 6  # consecutive 429s backed off in the worker before the job is parked
-PARK_SECONDS = 30.0  # a provider failing or in doubt: the job waits this long before going on
+PARK_SECONDS = 30.0  # the longest a failing provider makes the job wait (and the least, for repeated 429s)
 _NUMBER_FIELDS = ("detected_telephone_number", "formatted_telephone_number")
 
 
 class Stop(Exception):
-    """The run stops early: `no_credit` and `fail` end it with `message`, `park` retries it later."""
+    """The run stops early: `no_credit` and `fail` end it with `message`, `park` retries it later (after
+    `delay` seconds at least, the growing outage delay of `phoneops.core.jobs` otherwise)."""
 
     def __init__(self, kind: str, message: str, delay: float | None = None) -> None:
         super().__init__(message)
         self.kind, self.message = kind, message
-        self.delay = PARK_SECONDS if delay is None else delay
+        self.delay = delay
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,10 @@ class LookupRunner:
     def _stopped(self, stop: Stop) -> dict[str, Any]:
         if stop.kind == "park":
             self._set_lookup(message=f"waiting: {stop.message}")
-            raise RetryLater(stop.message, stop.delay)
+            later = RetryLater.outage(self.ctx, "hlrlookup.com", stop.message, stop.delay)
+            if stop.delay is None:  # failing or in doubt: the growing delay, at most PARK_SECONDS
+                later.delay_seconds = min(later.delay_seconds, PARK_SECONDS)
+            raise later
         status = NEEDS_CREDIT if stop.kind == "no_credit" else LOOKUP_FAILED
         self._end(status, error=stop.message)
         raise AppError(stop.message)

@@ -54,7 +54,10 @@ class RealtimeDriver:
         self.reconcile()
         throttled = 0
         options = self.options()
-        while (work := runner.claim("realtime", MAX_NUMBERS_PER_REQUEST)) is not None:
+        # After a call in doubt (the provider failing, or down), one number goes first: an outage costs
+        # one number in review per try, not a full call's worth; a call that comes back restores the size.
+        size = 1 if self._last_call_in_doubt() else MAX_NUMBERS_PER_REQUEST
+        while (work := runner.claim("realtime", size)) is not None:
             try:
                 results = self.client.lookup_call([number for _, _, number in work.items], **options)
             except HlrInsufficientCredit as exc:  # what was paid is kept; the rest goes back to pending
@@ -76,3 +79,15 @@ class RealtimeDriver:
                 raise runner.provider_stop(exc) from None
             throttled = 0
             runner.settle(work, results)
+            size = MAX_NUMBERS_PER_REQUEST
+
+    def _last_call_in_doubt(self) -> bool:
+        with session_scope() as session:
+            state = session.scalar(
+                select(HlrCall.state)
+                .where(HlrCall.lookup_id == self.runner.lookup_id, HlrCall.kind == "realtime",
+                       HlrCall.state != "unsent")
+                .order_by(HlrCall.id.desc())
+                .limit(1)
+            )
+        return state == "in_doubt"

@@ -14,7 +14,13 @@ lookup by IMEI, so reconciling means placing the same IMEI and service once more
 
 - accepted → the first attempt never reached the provider: settle with the new order id;
 - "IMEI already exists!" → the first attempt was placed but its id is unknown: `review` (not resent);
-- any other answer, or none → `review`.
+- no answer again (5xx, timeout: GSM Fusion failing or down) → the row stays open (`attempts` back to 1)
+  and the job waits; the next run reconciles it again, which is as safe as the first time: a placement is
+  only accepted when no earlier attempt was placed;
+- any other answer → `review`.
+
+While GSM Fusion looks down (`NO_ANSWER_STOP` orders in a row without an answer, or the first
+reconciliation without one), nothing more is sent: the job waits with a growing delay and resumes.
 
 A row that was already reconciled once (`attempts >= 2`) and is still unsettled goes to `review` without
 a call. Errors that prove the request never left (`maybe_sent=False`) put the row back as it was.
@@ -36,7 +42,13 @@ from sqlalchemy.orm import Session
 
 from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import AppError
-from phoneops.core.http import ProviderAuthError, ProviderError, ProviderRateLimited
+from phoneops.core.http import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 from phoneops.core.jobs import JobCancelled, JobContext, LeaseLost, RetryLater
 from phoneops.imei.client import (
     AsyncGsmFusionClient,
@@ -54,7 +66,7 @@ log = structlog.get_logger("phoneops.imei.placing")
 
 ORDERS = cast(Table, ImeiOrder.__table__)
 RECONCILE_DELAY_SECONDS = 60.0  # let the provider finish a request that timed out before placing it again
-UNREACHABLE_DELAY_SECONDS = 30.0
+NO_ANSWER_STOP = 3  # this many orders in a row without an answer: GSM Fusion looks down, stop sending
 SETTLE_EVERY_SECONDS = 0.1  # answers received but not yet settled when a worker dies end in `review`
 KEEP = "sending"  # outcome: no answer, the intent stays open for reconciliation
 REVERT = "revert"  # outcome: the call provably did not place anything; the row goes back as it was
@@ -100,11 +112,12 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Stop:
-    """Why the batch stops early: `fail` (clear error), `retry` (park the job), `lost`, `cancelled`."""
+    """Why the batch stops early: `fail` (clear error), `retry` (park the job while GSM Fusion is unavailable,
+    at least `delay` seconds), `lost`, `cancelled`."""
 
     kind: str
     message: str
-    delay: float = UNREACHABLE_DELAY_SECONDS
+    delay: float | None = None
 
 
 _SETTLE = (
@@ -133,8 +146,12 @@ def classify(work: Work, answer: PlacedOrder | BaseException, *, reconciling: bo
         return Outcome(work, REVIEW if reconciling else FAILED, error=describe(answer)), None
     if isinstance(answer, ProviderError) and not answer.maybe_sent:
         delay = answer.retry_after if isinstance(answer, ProviderRateLimited) and answer.retry_after else None
-        return Outcome(work, REVERT), Stop("retry", describe(answer), delay or UNREACHABLE_DELAY_SECONDS)
+        return Outcome(work, REVERT), Stop("retry", describe(answer), delay)
     text = describe(answer) if isinstance(answer, ProviderError) else f"{type(answer).__name__}: {answer}"
+    if reconciling and isinstance(answer, ProviderUnavailable | ProviderTimeout):
+        # No answer again (GSM Fusion failing or down): the intent stays open, reconciled once more later.
+        # Safe: placing the same IMEI again can only be accepted if no earlier attempt was placed.
+        return Outcome(work, REVERT), Stop("retry", text)
     if reconciling:
         return Outcome(work, REVIEW, error=f"no answer while reconciling: {text}"), None
     return Outcome(work, KEEP, error=f"no answer ({text}); will be reconciled"), None
@@ -162,6 +179,7 @@ class BatchRunner:
     spend: Decimal = Decimal(0)
     stop: Stop | None = None
     kept: int = 0
+    no_answer: int = 0  # orders in a row without an answer
     _pending: list[Outcome] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _closing: bool = False
@@ -299,6 +317,9 @@ class BatchRunner:
         outcome, stop = classify(work, answer, reconciling=reconciling)
         if outcome.state not in (PLACED, DUPLICATE):
             log.warning("imei.place_outcome", order_row=work.id, state=outcome.state, error=outcome.error)
+        self.no_answer = self.no_answer + 1 if outcome.state == KEEP else 0
+        if stop is None and self.no_answer >= NO_ANSWER_STOP:  # looks down: send nothing more for now
+            stop = Stop("retry", f"{self.no_answer} orders in a row got no answer ({outcome.error})")
         self._record(outcome, stop)
 
     async def _reconcile(self) -> None:
@@ -307,7 +328,12 @@ class BatchRunner:
         except (LeaseLost, JobCancelled) as exc:
             self._set_stop(Stop("cancelled" if isinstance(exc, JobCancelled) else "lost", type(exc).__name__))
             return
-        await asyncio.gather(*(self._place(w, reconciling=True) for w in works))
+        if works:  # one first: while GSM Fusion is down, the others are not sent at all
+            await self._place(works[0], reconciling=True)
+        for work in works[1:] if self.stop is not None else ():
+            self._record(Outcome(work, REVERT), None)
+        if self.stop is None:
+            await asyncio.gather(*(self._place(w, reconciling=True) for w in works[1:]))
 
     async def _send_all(self) -> None:
         queue: asyncio.Queue[Work | None] = asyncio.Queue(maxsize=self.concurrency * 2)
@@ -381,7 +407,7 @@ def run_batch(ctx: JobContext) -> dict[str, Any]:
             runner.finish("failed", stop.message)
             raise AppError(stop.message, code="imei_batch_stopped")
         runner.finish("waiting", stop.message)
-        raise RetryLater(f"{stop.message}; retrying in {stop.delay:.0f} s", stop.delay)
+        raise RetryLater.outage(ctx, "GSM Fusion", stop.message, stop.delay)
     if runner.kept:
         message = f"{runner.kept} orders got no answer; they are reconciled in {RECONCILE_DELAY_SECONDS:.0f} s"
         runner.finish("waiting", message)

@@ -9,8 +9,8 @@ import structlog
 from sqlalchemy import func, select
 
 from phoneops.core.db import session_scope, utcnow
-from phoneops.core.http import ProviderError
-from phoneops.core.jobs import JobContext, job_handler, periodic
+from phoneops.core.http import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
+from phoneops.core.jobs import JobContext, RetryLater, job_handler, periodic
 from phoneops.imei.models import ImeiOrder
 from phoneops.imei.placing import run_batch
 from phoneops.imei.service import as_app_error, is_configured
@@ -35,6 +35,8 @@ def sync_job(ctx: JobContext) -> dict[str, Any]:
         ctx.step(session, total=total, done=0, message=f"refreshing {total} open orders")
     try:
         return sync_open_orders(progress=lambda done, counts: ctx.progress(done=done, counters=counts))
+    except (ProviderUnavailable, ProviderTimeout, ProviderRateLimited) as exc:  # down: wait, then sync again
+        raise RetryLater.outage(ctx, "GSM Fusion", exc.message, exc.retry_after) from None
     except ProviderError as exc:
         raise as_app_error(exc) from None
 

@@ -58,7 +58,6 @@ MAX_ROWS = 1_000_000
 INSERT_CHUNK = 5000
 MIN_INTERVAL, MAX_INTERVAL = 1.0, 86_400.0
 MAX_PER_SEND = 100_000
-MAX_PARKED = 30
 STATUSES = ("draft", "running", "paused", "done", "cancelled", "failed")
 ROW_STATUSES = ("pending", "sending", "sent", "failed")
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
@@ -130,7 +129,6 @@ def create_csv_job(session: Session, actor: Principal, upload: StoredFile, pace:
     """A draft job from an uploaded file (stored as `upload`); a refused file is deleted with nothing left."""
     pace = (pace or Pace()).checked()
     storage = get_storage()
-    path = storage.path_for(upload.id)
     try:
         job = OngageCsvJob(
             name=upload.original_name[:255], file_id=upload.id, status="draft", created_by=actor.username[:64],
@@ -141,16 +139,17 @@ def create_csv_job(session: Session, actor: Principal, upload: StoredFile, pace:
         session.flush()
         total = failed = 0
         chunk: list[dict[str, Any]] = []
-        for row in read_rows(path):
-            row["csv_job_id"] = job.id
-            if not row["email"]:
-                row["status"], row["error"] = "failed", NO_EMAIL
-                failed += 1
-            chunk.append(row)
-            total += 1
-            if len(chunk) >= INSERT_CHUNK:
-                session.execute(insert(OngageCsvRow), chunk)
-                chunk = []
+        with storage.local_path(upload) as path:
+            for row in read_rows(path):
+                row["csv_job_id"] = job.id
+                if not row["email"]:
+                    row["status"], row["error"] = "failed", NO_EMAIL
+                    failed += 1
+                chunk.append(row)
+                total += 1
+                if len(chunk) >= INSERT_CHUNK:
+                    session.execute(insert(OngageCsvRow), chunk)
+                    chunk = []
         if chunk:
             session.execute(insert(OngageCsvRow), chunk)
         if total == 0:
@@ -159,7 +158,7 @@ def create_csv_job(session: Session, actor: Principal, upload: StoredFile, pace:
         upload.kind = FILE_KIND
         session.flush()
     except BaseException:
-        path.unlink(missing_ok=True)
+        storage.discard(upload)
         raise
     audit(session, actor, "ongage.csv.create", "ongage_csv_job", job.id,
           {"name": job.name, "rows": total, "file_id": upload.id})  # fmt: skip
@@ -505,12 +504,5 @@ def run_worker(ctx: JobContext, *, rng: random.Random | None = None) -> dict[str
 
 
 def _park(ctx: JobContext, exc: ProviderError) -> RetryLater:
-    parked = int(ctx.checkpoint.get("parked", 0)) + 1
-    if parked > MAX_PARKED:
-        _fail_job(int(ctx.params["csv_job_id"]), f"Ongage stayed unavailable: {exc.message}")
-        from phoneops.core.errors import UpstreamError
-
-        raise UpstreamError(f"gave up: Ongage stayed unavailable ({exc.message})") from exc
-    ctx.progress(checkpoint={**ctx.checkpoint, "parked": parked})
-    delay = max(5.0, min(900.0, exc.retry_after or 15.0 * parked))
-    return RetryLater(f"Ongage unavailable, retrying in {delay:.0f} s: {exc.message}", delay)
+    """Ongage is unavailable: the worker waits (growing delay, as long as the outage lasts) and comes back."""
+    return RetryLater.outage(ctx, "Ongage", exc.message, exc.retry_after)

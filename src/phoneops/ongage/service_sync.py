@@ -36,8 +36,14 @@ from sqlalchemy.orm import Session
 from phoneops.core.audit import audit
 from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import Conflict, ValidationFailed
-from phoneops.core.http import ProviderAuthError, ProviderError
-from phoneops.core.jobs import JobContext, active_job_for, create_job
+from phoneops.core.http import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from phoneops.core.jobs import JobContext, RetryLater, active_job_for, create_job
 from phoneops.core.models import Job
 from phoneops.core.security import Principal
 from phoneops.numbers.models import PhoneNumber
@@ -290,14 +296,20 @@ def run_sync(
     if progress is not None:
         progress(result, len(batches))
     lock = threading.Lock()
+    outage: list[ProviderError] = []
 
     def send(batch: list[Contact]) -> None:
-        if result.error is not None:
+        if result.error is not None or outage:
             return
         try:
             answers: list[ContactResult | str] = list(client.upsert_contacts([c.body() for c in batch]))
         except ProviderAuthError as exc:
             result.error = exc.message
+            return
+        except (ProviderUnavailable, ProviderTimeout, ProviderRateLimited) as exc:
+            # Ongage failing or down (after the kit's retries): not an attempt of these contacts, which stay
+            # due (released below); the run stops sending and the caller waits for Ongage.
+            outage.append(exc)
             return
         except ProviderError as exc:
             answers = [f"the call failed: {exc.message}"] * len(batch)
@@ -320,10 +332,14 @@ def run_sync(
             run = stored
             for key in ("enrolled", "contacts", "calls", "sent", "failed", "gave_up", "invalid", "error"):
                 setattr(run, key, getattr(result, key))
-            run.status, run.finished_at = ("failed" if result.error else "succeeded"), utcnow()
+            run.status, run.finished_at = ("failed" if result.error or outage else "succeeded"), utcnow()
+            if outage and not result.error:
+                run.error = f"Ongage unavailable: {outage[0].message}"[:2000]
             session.flush()
             session.expunge(run)
     log.info("ongage.sync.done", trigger=trigger, **result.as_dict())
+    if outage:
+        raise outage[0]
     return run
 
 
@@ -359,13 +375,21 @@ def run_job(ctx: JobContext) -> dict[str, Any]:
         ctx.progress(done=result.calls, total=batches, counters=result.as_dict(),
                      message=f"{result.sent} sent, {result.failed + result.gave_up} failed")  # fmt: skip
 
-    run = run_sync("manual", job_id=ctx.job_id, progress=progress)
+    try:
+        run = run_sync("manual", job_id=ctx.job_id, progress=progress)
+    except (ProviderUnavailable, ProviderTimeout, ProviderRateLimited) as exc:
+        raise RetryLater.outage(ctx, "Ongage", exc.message, exc.retry_after) from None
     if run.error:
         from phoneops.core.errors import UpstreamError
 
         raise UpstreamError(f"Ongage refused the call: {run.error}")
-    return {"run_id": run.id, "enrolled": run.enrolled, "contacts": run.contacts, "sent": run.sent,
-            "failed": run.failed, "gave_up": run.gave_up, "invalid": run.invalid}  # fmt: skip
+    summary: dict[str, Any] = {"run_id": run.id, "contacts": run.contacts}
+    with session_scope() as session:  # a job that waited for Ongage made several runs: their totals
+        runs = list(session.scalars(select(OngageSyncRun).where(OngageSyncRun.job_id == ctx.job_id)))
+    for key in ("enrolled", "sent", "failed", "gave_up", "invalid"):
+        summary[key] = sum(getattr(r, key) for r in runs)
+    summary["runs"] = len(runs)
+    return summary
 
 
 # --- reading and fixing -----------------------------------------------------------------------------------
