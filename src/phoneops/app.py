@@ -14,13 +14,14 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from phoneops import __version__
 from phoneops.core import db
 from phoneops.core.deps import LoginRequired, viewer
-from phoneops.core.errors import AppError
-from phoneops.core.logging import configure_logging, register_secret, scrub
+from phoneops.core.errors import AppError, ValidationFailed
+from phoneops.core.logging import configure_logging, register_settings_secrets, scrub, scrub_value
 from phoneops.core.security import Principal
 from phoneops.registry import domain_modules, load_domains
 from phoneops.settings import Settings, get_settings
@@ -50,7 +51,15 @@ def install_error_handlers(app: FastAPI) -> None:
             from phoneops.ui.render import error_page
 
             return error_page(request, exc.status_code, exc.message)
-        return _error(exc.status_code, exc.code, scrub(exc.message), exc.details)
+        return _error(exc.status_code, exc.code, scrub(exc.message), scrub_value(exc.details))
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def out_of_range(request: Request, exc: Exception) -> Response:
+        # A value the database cannot hold (an id beyond its integer range, a NUL in text on PostgreSQL ...):
+        # bad input, refused like any other; the request's transaction is rolled back by get_db.
+        log.warning("http.out_of_range", path=request.url.path, error=type(exc).__name__)
+        return await app_error(request, ValidationFailed("a value is out of range or cannot be stored"))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -78,16 +87,7 @@ def install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_json, settings.log_level)
-    register_secret(
-        settings.session_secret.get_secret_value(),
-        settings.blind_index_key.get_secret_value(),
-        settings.aes_keys.get_secret_value(),
-        *(s.get_secret_value() for s in (
-            settings.voluum_access_key, settings.ongage_password, settings.messagewhiz_api_key,
-            settings.hlr_api_key, settings.hlr_api_secret, settings.aws_secret_access_key,
-            settings.gsm_fusion_api_key, settings.aes_key_legacy,
-        ) if s is not None),
-    )
+    register_settings_secrets(settings)
     db.configure(settings.database_url)
     load_domains()
 

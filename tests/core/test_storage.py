@@ -19,7 +19,7 @@ def test_upload_and_download(client: Any, users: Any, session: Any) -> None:
     path = get_storage().path_for(body["id"])
     assert path.read_bytes() == b"a,b\n1,2\n"
     assert body["id"] in str(path)
-    down = client.get(f"/api/files/{body['id']}/download", headers=users.headers("viewer"))
+    down = client.get(f"/api/files/{body['id']}/download", headers=users.headers("operator"))
     assert down.status_code == 200
     assert down.content == b"a,b\n1,2\n"
     assert 'filename="passwd"' in down.headers["content-disposition"]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from phoneops.core import audit as audit_service
 from phoneops.core import jobs, security, storage
 from phoneops.core.deps import DbSession, admin, operator, viewer
-from phoneops.core.errors import NotFound
+from phoneops.core.errors import Forbidden, NotFound
 from phoneops.core.models import ApiToken, StoredFile, User
 from phoneops.core.sample import start_sample
 from phoneops.core.schemas import (
@@ -128,11 +128,42 @@ def revoke_token(token_id: int, session: Session = DbSession, principal: Princip
 # --- files -------------------------------------------------------------------------------------
 
 
+# Who may fetch a stored file through the generic routes (/api/files/{id}/download, /files/{id}/download).
+# Its owner always may; anyone else needs the role below. Raw uploads, imported lists and produced lists
+# hold phone numbers, so they are for operators and up (DEFAULT_FILE_ROLE); exports and smart-cleaning
+# results may hold plaintext numbers that only admins see, so admins; broadcast history holds no numbers.
+# Kinds not listed get the default.
+# Domain routes (numbers exports, Voluum runs, HLR and cleaning results, broadcast history) apply their own,
+# masking-aware rules: they are how a viewer gets a masked copy.
+DEFAULT_FILE_ROLE = Role.operator
+FILE_ROLES: dict[str, Role] = {
+    "export": Role.admin,
+    "voluum-result": Role.admin,
+    "broadcast_history": Role.viewer,  # per-campaign totals and message texts, no phone numbers
+}
+
+
+def may_download(principal: Principal, row: StoredFile) -> bool:
+    if row.owner_id is not None and row.owner_id == principal.user_id:
+        return True
+    return principal.can(FILE_ROLES.get(row.kind, DEFAULT_FILE_ROLE))
+
+
+def downloadable(session: Session, principal: Principal, file_id: str) -> StoredFile:
+    """The file, if `principal` may fetch it through the generic routes (else 403; unknown ids 404)."""
+    row = storage.get_file(session, file_id)
+    if not may_download(principal, row):
+        role = FILE_ROLES.get(row.kind, DEFAULT_FILE_ROLE)
+        raise Forbidden(f"this file holds phone numbers: only its owner or the {role.value} role may download it")
+    return row
+
+
 @router.get("/files", response_model=list[FileOut])
 def list_files(
-    kind: str | None = None, session: Session = DbSession, _: Principal = Depends(viewer)
+    kind: str | None = None, session: Session = DbSession, principal: Principal = Depends(viewer)
 ) -> list[FileOut]:
-    return [FileOut.model_validate(f) for f in storage.list_files(session, kind)]
+    """Stored files the caller may download."""
+    return [FileOut.model_validate(f) for f in storage.list_files(session, kind) if may_download(principal, f)]
 
 
 @router.post("/files", response_model=FileOut, status_code=201)
@@ -155,8 +186,7 @@ async def upload_file(
 def download_file(
     file_id: str, request: Request, session: Session = DbSession, actor: Principal = Depends(viewer)
 ) -> StreamingResponse:
-    row = storage.get_file(session, file_id)
-    return file_response(session, actor, row)
+    return file_response(session, actor, downloadable(session, actor, file_id))
 
 
 def file_response(session: Session, actor: Principal, row: StoredFile) -> StreamingResponse:

@@ -13,7 +13,7 @@ from phoneops.core.audit import audit
 from phoneops.core.deps import DbSession, admin, operator, viewer
 from phoneops.core.errors import Forbidden, NotFound, ValidationFailed
 from phoneops.core.jobs import get_job
-from phoneops.core.router import file_response
+from phoneops.core.router import downloadable, file_response
 from phoneops.core.schemas import JobOut
 from phoneops.core.security import Principal, Role
 from phoneops.numbers import exports, imports, lists, rules
@@ -183,7 +183,8 @@ def import_result(
     record = imports.get_import(session, import_id)
     if record.result_file_id is None:
         raise NotFound("this import has no result file")
-    return file_response(session, actor, storage.get_file(session, record.result_file_id))
+    # the result lists every uploaded number in plaintext: the generic per-kind file rule applies
+    return file_response(session, actor, downloadable(session, actor, record.result_file_id))
 
 
 # --- exports -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from phoneops.core import audit as audit_service
-from phoneops.core import jobs, security, storage
+from phoneops.core import jobs, security
 from phoneops.core.deps import DbSession, client_ip, codec, optional_principal, page_admin, page_viewer
 from phoneops.core.errors import AppError
 from phoneops.core.models import StoredFile, User
@@ -242,6 +242,6 @@ def audit_page(
 def download_page(
     file_id: str, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
-    from phoneops.core.router import file_response
+    from phoneops.core.router import downloadable, file_response
 
-    return file_response(session, principal, storage.get_file(session, file_id))
+    return file_response(session, principal, downloadable(session, principal, file_id))
