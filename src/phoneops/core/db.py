@@ -70,7 +70,9 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # as many connections as the request threadpool (40) has threads: none waits on the pool for long
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10,
+                               max_overflow=30)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

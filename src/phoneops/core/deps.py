@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from phoneops.core.db import session_factory
 from phoneops.core.errors import Forbidden, Unauthorized
@@ -62,7 +63,9 @@ def codec() -> SessionCodec:
 async def _principal(request: Request, session: Session) -> Principal | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        user = user_for_token(session, auth[7:].strip())
+        # blocking database work runs in the threadpool: on the event loop, a request waiting for a pooled
+        # connection would stall the very loop the requests holding connections need to finish
+        user = await run_in_threadpool(user_for_token, session, auth[7:].strip())
         if user is None:
             raise Unauthorized("invalid or revoked API token")
         return principal_for(user, "token", client_ip(request))
@@ -72,7 +75,7 @@ async def _principal(request: Request, session: Session) -> Principal | None:
     data = codec().read(cookie)
     if data is None:
         return None
-    user = user_for_session(session, data)
+    user = await run_in_threadpool(user_for_session, session, data)
     if user is None:
         return None
     principal = principal_for(user, "session", client_ip(request), csrf=str(data["csrf"]))

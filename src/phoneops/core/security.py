@@ -14,7 +14,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -219,8 +219,22 @@ def user_for_token(session: Session, token: str) -> User | None:
     now = utcnow()
     last = api_token.last_used_at
     if last is None or (now - last).total_seconds() > 60:
-        api_token.last_used_at = now
+        _touch_token(api_token.id, now)
     return user
+
+
+def _touch_token(token_id: int, now: datetime) -> None:
+    """Record a token's use in its own short transaction, at most once a minute: a burst of requests on one
+    token must not each hold that row's write lock for the length of the request (SQLite serialises them)."""
+    from phoneops.core.db import session_scope
+
+    stale = now - timedelta(seconds=60)
+    with session_scope() as session:
+        session.execute(
+            update(ApiToken)
+            .where(ApiToken.id == token_id, or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < stale))
+            .values(last_used_at=now)
+        )
 
 
 # --- session cookies and CSRF ------------------------------------------------------------------
