@@ -86,13 +86,29 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8800,
     embedded_worker: Annotated[bool, typer.Option(help="Run a job consumer in this process")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API processes sharing the port")] = 1,
+    proxy_headers: Annotated[bool, typer.Option(
+        help="Take the client address and scheme from X-Forwarded-For / X-Forwarded-Proto sent by a trusted proxy"
+    )] = True,
+    forwarded_allow_ips: Annotated[str, typer.Option(
+        help="Comma-separated addresses or networks of trusted proxies ('*' = any: only when the port is "
+             "reachable from the proxy alone)"
+    )] = "127.0.0.1",
 ) -> None:
-    """Run the API and web UI (optionally with an embedded job worker)."""
+    """Run the API and web UI (optionally with an embedded job worker, or as several processes)."""
     import uvicorn
+
+    if embedded_worker and workers > 1:
+        err.print("[red]error:[/red] --embedded-worker runs in a single API process; use --workers 1 with it, "
+                  "or run `phoneops worker` processes next to `phoneops serve --workers N`")
+        raise typer.Exit(2)
+    settings = _bootstrap()  # a bad configuration stops here, before any process starts
+    from fastapi import FastAPI
 
     from phoneops.app import create_app
 
-    settings = _bootstrap()
+    # Several processes: each imports the app and builds it from the same environment.
+    target: str | FastAPI = "phoneops.app:create_app" if workers > 1 else create_app(settings)
     consumer = None
     reaper = None
     if embedded_worker:
@@ -103,8 +119,11 @@ def serve(
         reaper = Reaper(interval=max(1.0, settings.job_lease_seconds / 2))
         reaper.start()
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=5)  # open live-view streams must not hold a shutdown
+        uvicorn.run(
+            target, factory=workers > 1, workers=workers, host=host, port=port, log_level="warning",
+            access_log=False, proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips,
+            timeout_graceful_shutdown=5,  # open live-view streams must not hold a shutdown
+        )  # fmt: skip
     finally:
         if reaper is not None:
             reaper.stop()
@@ -344,6 +363,61 @@ def jobs_sample(steps: int = 20, delay: float = 0.05, wait: bool = True) -> None
     console.print(f"job {job_id} queued")
     if wait:
         follow_job(job_id)
+
+
+# --- backup and restore ------------------------------------------------------------------------
+
+
+def _files_note(settings: Settings) -> str:
+    from phoneops.privacy.backup import files_note
+
+    return files_note(settings.storage_backend, settings.storage_root, settings.s3_bucket, settings.s3_prefix)
+
+
+@app.command()
+def backup(path: Annotated[Path, typer.Argument(help="Where to write the backup")]) -> None:
+    """Back up the database (SQLite: online backup API; PostgreSQL: pg_dump --format=custom)."""
+    from phoneops.privacy.backup import backup as do_backup
+
+    settings = _settings()
+    try:
+        result = do_backup(settings.database_url, path)
+    except AppError as exc:
+        raise fail(exc) from None
+    table = Table("table", "rows")
+    for name, count in result.counts.items():
+        table.add_row(name, str(count))
+    console.print(table)
+    console.print(f"backup written to {result.path} ({result.size:,} bytes, {result.backend}, "
+                  f"{sum(result.counts.values()):,} rows)")
+    console.print(f"[yellow]{_files_note(settings)}[/yellow]")
+
+
+@app.command()
+def restore(
+    path: Annotated[Path, typer.Argument(help="A backup made by `phoneops backup`")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: the current database is replaced")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="SQLite: restore although -wal/-shm files exist (only after a crash: a running process "
+        "would keep writing to the replaced file)")] = False,
+) -> None:
+    """Replace the database with a backup (the current SQLite file is kept aside), then migrate to the heads."""
+    from phoneops.privacy.backup import check_sqlite_backup, is_sqlite
+    from phoneops.privacy.backup import restore as do_restore
+
+    settings = _settings()
+    try:
+        if is_sqlite(settings.database_url):
+            check_sqlite_backup(path)  # refuse a wrong file before asking anything
+        if not yes:
+            raise AppError("restoring replaces the current database: run again with --yes to confirm")
+        result = do_restore(settings.database_url, path, force=force)
+    except AppError as exc:
+        raise fail(exc) from None
+    if result.previous_copy is not None:
+        console.print(f"the previous database was kept at {result.previous_copy}")
+    console.print(f"restored {result.target} from {path} ({sum(result.counts.values()):,} rows); migrated to heads")
+    console.print(f"[yellow]{_files_note(settings)}[/yellow]")
 
 
 def _mount_domains() -> None:
