@@ -179,3 +179,15 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, poll: float
             alive()
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
         time.sleep(poll)
+
+
+def product_schedules() -> dict[str, tuple[str, str]]:
+    """Every periodic task a worker process registers, name -> (minute, hour) crontab fields. Asked of a fresh
+    process: this test process's registry may hold tasks that other tests registered for themselves."""
+    import json
+
+    code = ("import json; from phoneops.core import jobs; from phoneops.registry import load_domains; "
+            "load_domains(); print(json.dumps({n: [s.minute, s.hour] for n, s in jobs.registered_periodic().items()}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         env=process_env("sqlite:///" + str(TMP / "schedules.db"))).stdout  # fmt: skip
+    return {name: (minute, hour) for name, (minute, hour) in json.loads(out.strip().splitlines()[-1]).items()}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster import Api, Cluster, Proc, fresh_redis, run_cli, scratch_postgres, wait_until
+from cluster import Api, Cluster, Proc, fresh_redis, product_schedules, run_cli, scratch_postgres, wait_until
 from sqlalchemy import Engine, create_engine, text
 from stdnum import luhn
 
@@ -146,13 +146,9 @@ def due_slots(first: datetime, last: datetime) -> dict[str, set[str]]:
     """The slots of every registered periodic task's schedule from minute `first` to minute `last`."""
     from huey import crontab
 
-    from phoneops.core import jobs
-    from phoneops.registry import load_domains
-
-    load_domains()
     due: dict[str, set[str]] = {}
-    for name, spec in jobs.registered_periodic().items():
-        on_schedule = crontab(minute=spec.minute, hour=spec.hour)
+    for name, (minute, hour) in product_schedules().items():
+        on_schedule = crontab(minute=minute, hour=hour)
         due[name] = {m.strftime(SLOT) for m in minutes(first, last) if on_schedule(m)}
     return due
 

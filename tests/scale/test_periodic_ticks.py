@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cluster import Cluster, fresh_redis, run_cli, scratch_postgres, wait_until
+from cluster import Cluster, fresh_redis, product_schedules, run_cli, scratch_postgres, wait_until
 from sqlalchemy import create_engine, text
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -20,11 +20,7 @@ SLOT = "%Y-%m-%dT%H:%M"
 
 
 def test_ticks_run_in_their_minute_while_a_long_job_holds_the_only_thread(tmp_path: Path) -> None:
-    from phoneops.core import jobs
-    from phoneops.registry import load_domains
-
-    load_domains()
-    every_minute = sorted(n for n, s in jobs.registered_periodic().items() if (s.minute, s.hour) == ("*", "*"))
+    every_minute = sorted(n for n, when in product_schedules().items() if when == ("*", "*"))
     assert every_minute, "no every-minute periodic task is registered"
     redis_url = fresh_redis()
     with scratch_postgres() as db_url:
