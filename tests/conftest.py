@@ -7,9 +7,7 @@ mandatory in CI (`PHONEOPS_TEST_REQUIRE_SERVICES=1` turns those skips into failu
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +16,9 @@ import pytest
 
 from support import (
     CHROMIUM,
-    POSTGRES_URL,
     TMP,
+    create_scratch_database,
+    drop_scratch_database,
     free_port,
     process_env,
     start_process,
@@ -36,35 +35,17 @@ _migrated: dict[str, str] = {}
 
 
 def _postgres_url() -> str:
-    if not POSTGRES_URL:
-        unavailable("PostgreSQL tests need PHONEOPS_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1/test)")
-    assert POSTGRES_URL
-    import psycopg
-    from psycopg import sql
-
-    admin_url = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
     # Each test session gets its own database, so concurrent runs never wipe each other's tables.
-    name = f"phoneops_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    try:
-        with psycopg.connect(admin_url, connect_timeout=3, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    except Exception as exc:
-        unavailable(f"PostgreSQL at PHONEOPS_TEST_POSTGRES_URL is not usable (need CREATE DATABASE): {exc}")
+    admin_url, name, url = create_scratch_database("phoneops_test")
     atexit.register(_drop_database, admin_url, name)
-    base, _, _ = admin_url.rpartition("/")
-    return "postgresql+psycopg://" + base.split("://", 1)[1] + "/" + name
+    return url
 
 
 def _drop_database(admin_url: str, name: str) -> None:
-    import psycopg
-    from psycopg import sql
-
     from phoneops.core import db
 
     db.dispose_all()
-    with contextlib.suppress(Exception), psycopg.connect(admin_url, connect_timeout=3, autocommit=True) as conn:
-        # best effort: a leftover test database is harmless
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    drop_scratch_database(admin_url, name)
 
 
 def _migrate_once(backend: str) -> str:

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,51 @@ def login(client: Any, username: str, password: str = "correct-horse-battery") -
     return match.group(1)
 
 
+
+
+# --- scratch PostgreSQL databases ---------------------------------------------------------------
+
+
+def create_scratch_database(prefix: str) -> tuple[str, str, str]:
+    """A new database on PHONEOPS_TEST_POSTGRES_URL's server: (admin URL, its name, its SQLAlchemy URL)."""
+    if not POSTGRES_URL:
+        unavailable("PostgreSQL tests need PHONEOPS_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1/test)")
+    assert POSTGRES_URL
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    admin_url = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        with psycopg.connect(admin_url, connect_timeout=3, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except Exception as exc:
+        unavailable(f"PostgreSQL at PHONEOPS_TEST_POSTGRES_URL is not usable (need CREATE DATABASE): {exc}")
+    base, _, _ = admin_url.rpartition("/")
+    return admin_url, name, "postgresql+psycopg://" + base.split("://", 1)[1] + "/" + name
+
+
+def drop_scratch_database(admin_url: str, name: str) -> None:
+    """Best effort: a leftover test database is harmless."""
+    import contextlib
+
+    import psycopg
+    from psycopg import sql
+
+    with contextlib.suppress(Exception), psycopg.connect(admin_url, connect_timeout=3, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """A database of its own for the block (dropped afterwards); yields its SQLAlchemy URL."""
+    admin_url, name, url = create_scratch_database(prefix)
+    try:
+        yield url
+    finally:
+        drop_scratch_database(admin_url, name)
 
 
 # --- live processes ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from phoneops.cli import app
 from phoneops.core import db
 from phoneops.core.models import AuditEvent
-from support import unavailable
+from support import scratch_database, unavailable
 
 runner = CliRunner()
 
@@ -161,39 +161,28 @@ def test_backup_through_the_cli_on_each_backend(db_url: str, tmp_path: Path, mon
 
 def _pg_restore_round_trip(db_url: str, dump: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`phoneops restore` into a scratch database: the users come back and migrations are at the heads."""
-    import uuid
-
-    import psycopg
-    from psycopg import sql
     from sqlalchemy import create_engine, text
 
     from phoneops.settings import reset_settings_cache
 
-    base, _, _ = db_url.rpartition("/")
-    admin = base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    name = f"phoneops_restore_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    scratch = f"{base}/{name}"
-    try:
-        not_a_dump = dump.with_name("plain.sql")
-        not_a_dump.write_text("DROP TABLE users;\n")
-        monkeypatch.setenv("DATABASE_URL", scratch)
-        reset_settings_cache()
-        refused = runner.invoke(app, ["restore", str(not_a_dump), "--yes"])
-        assert refused.exit_code == 1 and "not a pg_dump custom-format archive" in refused.output
-        restored = runner.invoke(app, ["restore", str(dump), "--yes"])
-        assert restored.exit_code == 0, restored.output
-        engine = create_engine(scratch)
-        with engine.connect() as conn:
-            assert conn.execute(text("SELECT username FROM users")).scalars().all() == ["backed-up"]
-            assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() >= 1
-        engine.dispose()
-    finally:
-        reset_settings_cache()
-        db.dispose_all()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database("phoneops_restore") as scratch:
+        try:
+            not_a_dump = dump.with_name("plain.sql")
+            not_a_dump.write_text("DROP TABLE users;\n")
+            monkeypatch.setenv("DATABASE_URL", scratch)
+            reset_settings_cache()
+            refused = runner.invoke(app, ["restore", str(not_a_dump), "--yes"])
+            assert refused.exit_code == 1 and "not a pg_dump custom-format archive" in refused.output
+            restored = runner.invoke(app, ["restore", str(dump), "--yes"])
+            assert restored.exit_code == 0, restored.output
+            engine = create_engine(scratch)
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT username FROM users")).scalars().all() == ["backed-up"]
+                assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() >= 1
+            engine.dispose()
+        finally:
+            reset_settings_cache()
+            db.dispose_all()
 
 
 def test_missing_pg_dump_gives_the_exact_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

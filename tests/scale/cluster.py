@@ -21,32 +21,15 @@ from typing import Any
 
 import httpx
 
-from support import POSTGRES_URL, REDIS_URL, TMP, free_port, process_env, start_process, stop_process, unavailable
+from support import REDIS_URL, TMP, free_port, process_env, scratch_database, start_process, stop_process, unavailable
 from support import wait_http as _wait_http
 
 
 @contextlib.contextmanager
 def scratch_postgres() -> Iterator[str]:
     """A database of its own on PHONEOPS_TEST_POSTGRES_URL's server (dropped afterwards); yields its URL."""
-    if not POSTGRES_URL:
-        unavailable("the multi-process test needs PHONEOPS_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1/test)")
-    assert POSTGRES_URL
-    import psycopg
-    from psycopg import sql
-
-    admin_url = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
-    name = f"phoneops_scale_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    try:
-        with psycopg.connect(admin_url, connect_timeout=3, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    except Exception as exc:
-        unavailable(f"PostgreSQL at PHONEOPS_TEST_POSTGRES_URL is not usable (need CREATE DATABASE): {exc}")
-    base = admin_url.rpartition("/")[0]
-    try:
-        yield "postgresql+psycopg://" + base.split("://", 1)[1] + "/" + name
-    finally:
-        with contextlib.suppress(Exception), psycopg.connect(admin_url, connect_timeout=3, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database("phoneops_scale") as url:
+        yield url
 
 
 def fresh_redis() -> str:
