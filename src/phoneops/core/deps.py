@@ -102,6 +102,7 @@ def require(role: Role, *, page: bool = False) -> Callable[..., object]:
         if principal is None:
             raise (LoginRequired if page else Unauthorized)("authentication required")
         if not principal.can(role):
+            request.state.principal = principal  # the 403 page keeps the signed-in navigation
             raise Forbidden(f"this needs the {role.value} role")
         missing = principal.missing_scope(scopes_for(role, request.method, request.url.path))
         if missing is not None:
