@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.core import storage
 from phoneops.core.audit import audit
-from phoneops.core.csvio import TableError, csv_lines, iter_rows, sniff_table
+from phoneops.core.csvio import TableError, check_table, csv_lines, iter_rows, sniff_table
 from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import ValidationFailed
 from phoneops.core.jobs import JobContext, create_job
@@ -188,7 +188,7 @@ def start_smart_clean(
         stored = storage.get_file(session, file_id)
         try:
             with storage.get_storage().local_path(stored) as path:
-                sniff_table(path)
+                check_table(path)  # an empty, binary, encrypted or damaged file: 422 now, not a failed job
         except (TableError, OSError) as exc:
             raise ValidationFailed(f"the uploaded list cannot be read: {exc}") from None
         params.update(mode="file", file_id=stored.id, file_name=stored.original_name, region=region_or_default(region),
