@@ -85,6 +85,8 @@ def prepare_numbers(phone: pl.Series, region: str, key: bytes, with_digest: bool
     """e164, reason, country and the match keys k1, k2 (plus the blind index `bi` when asked) for every
     value of a phone column. A plain module-level function so worker processes can run it."""
     norm = normalize_column(phone, region)
+    if norm["extension"].null_count() == norm.height:
+        norm = norm.drop("extension")  # the usual case: the column comes back (all null) when batches meet
     distinct = norm["e164"].drop_nulls().unique()
     digests = pl.Series("bi", blind_indexes(distinct.to_list(), key), dtype=pl.Binary)
     keyed = pl.DataFrame({"e164": distinct, **match_keys(digests)})
@@ -167,6 +169,15 @@ def neutralised(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def extension_name(names: list[str]) -> str:
+    """The cleaned file's extension column: "extension", or a free variant when the file has one."""
+    name, n = "extension", 1
+    while name in names:
+        n += 1
+        name = f"extension_{n}"
+    return name
+
+
 def header_line(names: list[str], delimiter: str) -> bytes:
     from phoneops.core.csvio import neutralise
 
@@ -224,12 +235,17 @@ def clean_table(
     normalised_at = time.perf_counter()
 
     # 2. duplicates and filters over all rows
-    rows = _outcomes(engine, pl.concat(frames), filters)
+    rows = _outcomes(engine, pl.concat(frames, how="diagonal_relaxed"), filters)
     del frames
     matched_at = time.perf_counter()
 
-    # 3. write the results in input order
+    # 3. write the results in input order; an extension read from a kept number gets its own column, after
+    # the phone column (the phone cell holds the E.164 number alone)
     out_names = list(layout.columns)
+    with_extension = "extension" in rows.columns and bool(
+        rows.select((pl.col("extension").is_not_null() & (pl.col("outcome") == KEPT)).any()).item())
+    if with_extension:
+        out_names.insert(options.phone_column + 1, extension_name(out_names))
     if layout.has_header:
         clean_out.write(header_line(out_names, layout.delimiter))
         rejected_out.write(header_line([*out_names, "reason", "detail"], layout.delimiter))
@@ -238,7 +254,12 @@ def clean_table(
         part = rows.slice(offset, batch.height)
         offset += batch.height
         keep = part["outcome"] == KEPT
-        clean = batch.with_columns(part["e164"].alias(phone)).filter(keep)
+        clean = batch.with_columns(part["e164"].alias(phone))
+        if with_extension:
+            names = clean.columns
+            clean = clean.with_columns(part["extension"].alias("_extension")).select(
+                *names[: options.phone_column + 1], "_extension", *names[options.phone_column + 1 :])
+        clean = clean.filter(keep)
         write_rows(clean, clean_out, layout.delimiter)
         rejected = batch.with_columns(reason=part["outcome"], detail=part["reason"]).filter(~keep)
         write_rows(rejected, rejected_out, layout.delimiter)
