@@ -18,9 +18,10 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from phoneops import __version__
-from phoneops.core import db
+from phoneops.core import db, idempotency
 from phoneops.core.deps import LoginRequired, viewer
 from phoneops.core.errors import AppError, ValidationFailed
+from phoneops.core.idempotency import IdempotencyMiddleware
 from phoneops.core.logging import configure_logging, register_settings_secrets, scrub, scrub_value
 from phoneops.core.security import Principal
 from phoneops.registry import domain_modules, load_domains
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)
 
     @app.middleware("http")
     async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -148,6 +150,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/openapi.json", include_in_schema=False)
     def openapi(_: Principal = Depends(viewer)) -> JSONResponse:
         return JSONResponse(app.openapi())
+
+    plain_openapi = app.openapi
+
+    def openapi_with_idempotency() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = idempotency.document(plain_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi_with_idempotency  # type: ignore[method-assign]
 
     @app.get("/docs", include_in_schema=False)
     def docs(_: Principal = Depends(viewer)) -> HTMLResponse:

@@ -212,9 +212,9 @@ def test_outcomes_go_through_the_number_core(hlr_env: SimAdmin) -> None:
         status = {n: (v.status, v.reason, v.authority) for n in (live, dead, absent, risky_live, kept)
                   for v in [lookup(session, SYSTEM, n, "GB")]}
         assert status == {
-            live: (None, "HLR_LIVE", "hlr"),  # an earlier HLR decision is lifted by a LIVE result
+            live: (None, None, None),  # an earlier HLR decision is lifted by a LIVE result (docs/lists.md)
             dead: ("blacklist", "HLR_FAILED", "hlr"),
-            absent: ("monitor", "HLR_MONITORED", "hlr"),  # HLR outranks the tracker's verdict
+            absent: ("monitor", "HLR_MONITORED", "hlr"),  # HLR tightens the tracker's whitelist
             risky_live: ("blacklist", "HLR_RISKY_NETWORK", "hlr"),
             kept: ("whitelist", "VIP", "manual"),
         }

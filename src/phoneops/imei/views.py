@@ -19,6 +19,7 @@ from phoneops.core.errors import AppError, ValidationFailed
 from phoneops.core.jobs import create_job, get_job
 from phoneops.core.security import Principal, Role
 from phoneops.imei import catalogue, history, imports, inputs, submission
+from phoneops.imei.results import result_table
 from phoneops.imei.router import export_response, filters_from, save_upload
 from phoneops.imei.schemas import OrderQuery
 from phoneops.imei.service import BALANCE_NOT_AVAILABLE, credentials, is_configured
@@ -256,7 +257,7 @@ def order_page(
 ) -> Response:
     order = history.get_order(session, row_id)
     return _page(request, "imei/order.html", principal, order=order, msg=msg, state_labels=history.STATE_LABELS,
-                 can_operate=principal.can(Role.operator))  # fmt: skip
+                 can_operate=principal.can(Role.operator), result_rows=result_table(order))  # fmt: skip
 
 
 @router.post("/imei/orders/{row_id}/refresh")
