@@ -436,6 +436,7 @@ WRITE_SCOPE: list[tuple[str, set[str]]] = [
     ("/api/cleaning", {"cleaning"}),
     ("/api/files", {"cleaning"}),
     ("/api/tokens", {"read"}),
+    ("/api/me", {"read"}),
     ("/api/jobs", {"numbers:write", "cleaning", "hlr:spend", "imei:spend"}),
 ]
 ROLE_SCOPES = {

@@ -303,7 +303,8 @@ _WRITE_SCOPE_BY_PREFIX: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("/cleaning", ("cleaning",)),
     ("/files", ("cleaning",)),
     ("/tokens", ("read",)),  # one's own tokens; a token never creates one with more than it holds
-    ("/account", ("read",)),
+    ("/account", ("read",)),  # one's own account (password, sessions): self-service, like the pages
+    ("/me", ("read",)),
     ("/logout", ("read",)),
     ("/jobs", WRITE_SCOPES),  # cancelling a job: whoever may start work may stop it
 )
