@@ -61,11 +61,11 @@ def services(
     """List GSM Fusion IMEI services (cached), with prices and delivery times."""
     from phoneops.core.db import session_scope
     from phoneops.imei import catalogue
-    from phoneops.imei.service import credentials
+    from phoneops.imei.service import require_configured
 
     _boot()
     try:
-        credentials()
+        require_configured()
         with session_scope() as session:
             found = catalogue.catalogue(session, search=search, category=category, refresh_now=refresh)
             table = Table("id", "category", "service", "price", "delivery", "details")
@@ -171,12 +171,12 @@ def submit(
     from phoneops.core.db import session_scope
     from phoneops.imei import inputs, submission
     from phoneops.imei.models import ImeiOrder
-    from phoneops.imei.service import credentials
+    from phoneops.imei.service import require_configured
 
     _boot()
     console = _console()
     try:
-        credentials()
+        require_configured()
         with session_scope() as session:
             batch, plan = submission.create_batch(
                 session, cli_actor(), [inputs.InputRow(imei, fields=_fields(field))], service, source="cli",
@@ -217,12 +217,12 @@ def batch(
     from phoneops.cli import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import inputs, submission
-    from phoneops.imei.service import credentials
+    from phoneops.imei.service import require_configured
 
     _boot()
     console = _console()
     try:
-        credentials()
+        require_configured()
         rows = inputs.rows_from_table(file)
         with session_scope() as session:
             created, plan = submission.create_batch(
@@ -332,12 +332,12 @@ def wait(
 @app.command("sync")
 def sync() -> None:
     """Refresh every Pending / In Process order now (many ids per call)."""
-    from phoneops.imei.service import credentials
+    from phoneops.imei.service import require_configured
     from phoneops.imei.sync import sync_open_orders
 
     _boot()
     try:
-        credentials()
+        require_configured()
         result = sync_open_orders(
             progress=lambda done, counts: _console().print(f"checked {done} · {counts}", highlight=False)
         )

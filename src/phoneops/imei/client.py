@@ -61,7 +61,28 @@ _PROLOG = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<\?(?:php)?xml\b[^>]*\?>", re.IGNOR
 # --- errors -------------------------------------------------------------------------------------------
 
 
-class GsmFusionError(ProviderError):
+class DeviceCheckRefused(ProviderError):
+    """A device-check provider (GSM Fusion, a DHRU account) answered with an error text; `provider_message`
+    is that (scrubbed) text. Subclasses below say what the placement engine must do with it."""
+
+    code = "device_check_refused"
+    provider_message: str
+    action: str
+
+
+class ImeiAlreadyExists(DeviceCheckRefused):
+    """The IMEI was already ordered for this service at the provider (not charged again)."""
+
+    status_code = 409
+    code = "imei_already_exists"
+
+
+class InsufficientCredit(DeviceCheckRefused):
+    status_code = 402
+    code = "insufficient_credit"
+
+
+class GsmFusionError(DeviceCheckRefused):
     """The provider answered with an `<error>`; `provider_message` is its (scrubbed) text."""
 
     code = "gsm_fusion_error"
@@ -84,14 +105,14 @@ class GsmInvalidApiKey(GsmFusionError, ProviderAuthError):
     code = "gsm_invalid_api_key"
 
 
-class GsmImeiAlreadyExists(GsmFusionError):
+class GsmImeiAlreadyExists(GsmFusionError, ImeiAlreadyExists):
     """The IMEI was already ordered for this service: a duplicate, not a failure (it was not charged)."""
 
     status_code = 409
     code = "gsm_imei_already_exists"
 
 
-class GsmInsufficientCredit(GsmFusionError):
+class GsmInsufficientCredit(GsmFusionError, InsufficientCredit):
     status_code = 402
     code = "gsm_insufficient_credit"
 

@@ -50,15 +50,11 @@ from phoneops.core.http import (
     ProviderUnavailable,
 )
 from phoneops.core.jobs import JobCancelled, JobContext, LeaseLost, RetryLater
-from phoneops.imei.client import (
-    AsyncGsmFusionClient,
-    GsmFusionError,
-    GsmImeiAlreadyExists,
-    GsmInsufficientCredit,
-    PlacedOrder,
-)
+from phoneops.imei.balance import BalanceGuard, guard_for
+from phoneops.imei.balance import close as close_balance
+from phoneops.imei.client import DeviceCheckRefused, ImeiAlreadyExists, InsufficientCredit, PlacedOrder
 from phoneops.imei.models import DUPLICATE, FAILED, PLACED, QUEUED, REVIEW, SENDING, ImeiBatch, ImeiOrder
-from phoneops.imei.service import async_client, describe
+from phoneops.imei.service import AsyncPool, async_pool, describe, split_id
 from phoneops.imei.submission import batch_counts, batch_spend, batch_summary, money_text
 from phoneops.settings import get_settings
 
@@ -135,14 +131,14 @@ def classify(work: Work, answer: PlacedOrder | BaseException, *, reconciling: bo
     """What one placeorder answer means for its intent, and whether the whole batch must stop."""
     if isinstance(answer, PlacedOrder):
         return Outcome(work, PLACED, order_id=answer.order_id, status=answer.status or "Pending"), None
-    if isinstance(answer, GsmImeiAlreadyExists):
+    if isinstance(answer, ImeiAlreadyExists):
         if reconciling:
-            text = "placed before the interruption (GSM Fusion: IMEI already exists); order id unknown — check it"
+            text = "placed before the interruption (the provider: IMEI already exists); order id unknown — check it"
             return Outcome(work, REVIEW, error=text), None
         return Outcome(work, DUPLICATE, error=describe(answer)), None
-    if isinstance(answer, ProviderAuthError | GsmInsufficientCredit):
+    if isinstance(answer, ProviderAuthError | InsufficientCredit):
         return Outcome(work, REVERT), Stop("fail", describe(answer))
-    if isinstance(answer, GsmFusionError):
+    if isinstance(answer, DeviceCheckRefused):
         return Outcome(work, REVIEW if reconciling else FAILED, error=describe(answer)), None
     if isinstance(answer, ProviderError) and not answer.maybe_sent:
         delay = answer.retry_after if isinstance(answer, ProviderRateLimited) and answer.retry_after else None
@@ -171,8 +167,9 @@ def _run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 class BatchRunner:
     ctx: JobContext
     batch_id: int
-    client: AsyncGsmFusionClient
+    client: AsyncPool
     concurrency: int
+    guard: BalanceGuard | None = None
     to_send: int = 0
     invalid: int = 0
     counts: Counter[str] = field(default_factory=Counter)
@@ -204,6 +201,14 @@ class BatchRunner:
             self.to_send, self.invalid = batch.to_send, batch.invalid
             self.counts.update(batch_counts(session, self.batch_id))
             self.spend = batch_spend(session, self.batch_id)
+            if self.guard is not None:  # read guarded balances before anything is sent
+                left = session.scalars(
+                    select(ImeiOrder.service_id).where(ImeiOrder.batch_id == self.batch_id,
+                                                       ImeiOrder.state.in_((QUEUED, SENDING))).distinct()
+                )  # fmt: skip
+                read = self.guard.start(split_id(s or "")[0] for s in left)
+                if batch.balance_start is None and read:  # the first run's reading is the batch's start
+                    batch.balance_account, batch.balance_start = sorted(read.items())[0]
             self._progress(session, "reconciling unsettled orders" if self.counts[SENDING] else "sending")
 
     def claim(self, limit: int) -> list[Work]:
@@ -217,6 +222,12 @@ class BatchRunner:
             ).all()  # fmt: skip
             if not rows:
                 return []
+            if self.guard is not None:  # nothing that would cross an account's minimum balance is sent
+                rows = rows[: self.guard.admit([(r.service_id or "", r.credits) for r in rows])]
+                if not rows:  # the admitted rows before the pause are still sent
+                    if self.guard.paused:
+                        self._set_stop(Stop("paused", self.guard.paused))
+                    return []
             session.execute(
                 update(ImeiOrder).where(ImeiOrder.id.in_([r.id for r in rows]), ImeiOrder.state == QUEUED)
                 .values(state=SENDING, attempts=ImeiOrder.attempts + 1, sent_at=utcnow(), error=None)
@@ -257,6 +268,8 @@ class BatchRunner:
         with session_scope() as session:
             session.execute(_SETTLE, [o.params(now) for o in outcomes])
             for o in outcomes:
+                if self.guard is not None:
+                    self.guard.release(o.work.service_id, o.work.credits, o.state in (PLACED, REVIEW, KEEP))
                 if o.state in (PLACED, DUPLICATE, FAILED, REVIEW):
                     self.counts[o.state] += 1
                 if o.state == PLACED and o.work.credits is not None:
@@ -273,6 +286,8 @@ class BatchRunner:
             batch.status, batch.error = status, error
             if status in ("done", "failed", "cancelled"):
                 batch.finished_at = utcnow()
+            if status in ("done", "paused") and self.guard is not None:  # balance change vs recorded spend
+                close_balance(session, None, batch, self.guard.pool)
             return batch_summary(session, batch)
 
     # --- the async part ---------------------------------------------------------------------------------
@@ -357,7 +372,7 @@ class BatchRunner:
 
         async def sender() -> None:
             while (work := await queue.get()) is not None:
-                if self.stop is not None:  # marked but never sent: put it back as it was
+                if self.stop is not None and self.stop.kind != "paused":  # marked, never sent: put it back
                     self._record(Outcome(work, REVERT), None)
                     continue
                 await self._place(work, reconciling=False)
@@ -382,18 +397,29 @@ def run_batch(ctx: JobContext) -> dict[str, Any]:
     settings = get_settings()
     batch_id = int(ctx.params["batch_id"])
     try:
-        client = async_client(settings)
+        client = async_pool(settings)
     except AppError as exc:
         with session_scope() as session:
             batch = session.get(ImeiBatch, batch_id)
             if batch is not None:
                 batch.status, batch.error = "failed", exc.message
         raise
-    runner = BatchRunner(ctx, batch_id, client, settings.imei_concurrency)
+    guard = guard_for(settings)
+    try:
+        return _run_guarded(ctx, BatchRunner(ctx, batch_id, client, settings.imei_concurrency, guard=guard))
+    finally:
+        guard.pool.close()
+
+
+def _run_guarded(ctx: JobContext, runner: BatchRunner) -> dict[str, Any]:
+    batch_id, client = runner.batch_id, runner.client
     try:
         runner.load()
-    except BaseException:
+    except BaseException as exc:
         _run_async(client.aclose)
+        if isinstance(exc, ProviderError):  # a guarded balance could not be read: nothing was sent
+            runner.finish("waiting", describe(exc))
+            raise RetryLater.outage(ctx, "the provider", describe(exc), exc.retry_after) from None
         raise
     _run_async(runner.run)
     stop = runner.stop
@@ -406,6 +432,9 @@ def run_batch(ctx: JobContext) -> dict[str, Any]:
         if stop.kind == "fail":
             runner.finish("failed", stop.message)
             raise AppError(stop.message, code="imei_batch_stopped")
+        if stop.kind == "paused":
+            runner.finish("paused", stop.message)
+            raise AppError(stop.message, code="imei_batch_paused")
         runner.finish("waiting", stop.message)
         raise RetryLater.outage(ctx, "GSM Fusion", stop.message, stop.delay)
     if runner.kept:

@@ -33,7 +33,7 @@ from phoneops.imei.schemas import (
     ServiceOut,
     ServicesOut,
 )
-from phoneops.imei.service import BALANCE_NOT_AVAILABLE, credentials
+from phoneops.imei.service import BALANCE_NOT_AVAILABLE, require_configured
 from phoneops.imei.sync import refresh_order
 from phoneops.imei.tasks import SYNC_KIND
 from phoneops.settings import get_settings
@@ -98,7 +98,7 @@ def list_services(
     session: Session = DbSession,
     _: Principal = Depends(viewer),
 ) -> ServicesOut:
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     found = catalogue.catalogue(session, search=search, category=category, refresh_now=refresh)
     return ServicesOut(
         services=[ServiceOut.model_validate(s) for s in found.services], categories=found.categories,
@@ -110,7 +110,7 @@ def list_services(
 def get_service(
     package_id: str, session: Session = DbSession, _: Principal = Depends(viewer)
 ) -> ServiceOut:
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     return ServiceOut.model_validate(catalogue.get_service(session, package_id))
 
 
@@ -128,7 +128,7 @@ def quote(
     _: Principal = Depends(viewer),
 ) -> QuoteOut:
     """What `count` IMEIs of a service would cost against today's spend and the daily budget."""
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     return QuoteOut(**submission.quote_for(session, service_id, count).to_dict())
 
 
@@ -153,7 +153,7 @@ def stats(session: Session = DbSession, _: Principal = Depends(viewer)) -> dict[
 def create_batch(
     body: BatchIn, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> BatchDetail:
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     rows = [inputs.InputRow(value) for value in body.imeis]
     rows += inputs.rows_from_text(body.text or "")
     rows += [inputs.InputRow(r.imei, r.service_id, dict(r.fields)) for r in body.rows]
@@ -174,7 +174,7 @@ async def upload_batch(
     actor: Principal = Depends(operator),
 ) -> BatchDetail:
     """A CSV or XLSX file with a column `imei` (any case), optional `service` and provider field columns."""
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     path = await save_upload(session, actor, file, "imei-batch")
     rows = inputs.rows_from_table(path)
     batch, plan = submission.create_batch(
@@ -189,7 +189,7 @@ def create_order(
     body: OrderIn, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> BatchDetail:
     """One IMEI: a batch of one, placed by the same crash-safe job."""
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     batch, plan = submission.create_batch(
         session, actor, [inputs.InputRow(body.imei, fields=dict(body.fields))], body.service_id,
         source="single", force=body.force, confirm_over_budget=body.confirm_over_budget,
@@ -217,7 +217,7 @@ def get_batch(
 def resume_batch(
     batch_id: int, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> BatchDetail:
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     return batch_detail(session, submission.resume_batch(session, actor, batch_id))
 
 
@@ -285,14 +285,14 @@ def get_order(
 def refresh(
     row_id: int, session: Session = DbSession, _: Principal = Depends(operator)
 ) -> OrderOut:
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     return OrderOut.model_validate(refresh_order(session, history.get_order(session, row_id)))
 
 
 @router.post("/sync", response_model=JobOut, status_code=202)
 def sync(session: Session = DbSession, actor: Principal = Depends(operator)) -> JobOut:
     """Refresh every Pending / In Process order now (a job; the periodic task does it every 5 minutes)."""
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     return JobOut.model_validate(create_job(session, actor, SYNC_KIND, {}, title="IMEI status sync"))
 
 

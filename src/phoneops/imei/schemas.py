@@ -38,6 +38,8 @@ class QuoteOut(BaseModel):
     remaining: Decimal
     over_budget: bool
     balance: str
+    balances: list[dict[str, Any]] = Field(default_factory=list)
+    balance_ok: bool = True
 
 
 class OrderRowIn(BaseModel):
@@ -91,6 +93,10 @@ class BatchOut(BaseModel):
     duplicates_in_batch: int
     duplicates_in_history: int
     error: str | None
+    balance_account: str | None = None
+    balance_start: Decimal | None = None
+    balance_end: Decimal | None = None
+    balance_difference: Decimal | None = None
     created_at: datetime
     finished_at: datetime | None
 

@@ -22,7 +22,7 @@ from phoneops.imei import catalogue, history, imports, inputs, submission
 from phoneops.imei.results import result_table
 from phoneops.imei.router import export_response, filters_from, save_upload
 from phoneops.imei.schemas import OrderQuery
-from phoneops.imei.service import BALANCE_NOT_AVAILABLE, credentials, is_configured
+from phoneops.imei.service import BALANCE_NOT_AVAILABLE, is_configured, require_configured
 from phoneops.imei.sync import refresh_order
 from phoneops.imei.tasks import SYNC_KIND
 from phoneops.settings import get_settings
@@ -67,6 +67,7 @@ def dashboard_cards(session: Session) -> list[Card]:
              chart={day[5:]: float(v) for day, v in by_day.items()}),
         Card("IMEI orders open", str(stats["pending"]), "/imei/history?status=Pending,In+Process"),
         Card("IMEI orders to review", str(stats["needs_review"]), "/imei/history?state=review"),
+        Card("IMEI balance differences", str(submission.balance_differences(session)), "/imei"),
     ]  # fmt: skip
 
 
@@ -99,7 +100,7 @@ def services_page(
     session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
-    credentials()
+    require_configured()
     found = catalogue.catalogue(session, search=search or None, category=category or None, refresh_now=refresh)
     return _page(request, "imei/services.html", principal, catalogue=found, search=search, category=category)
 
@@ -110,7 +111,7 @@ def services_page(
 def _submit_page(
     request: Request, session: Session, principal: Principal, form: SubmitForm, status_code: int = 200
 ) -> HTMLResponse:
-    credentials()
+    require_configured()
     found = catalogue.catalogue(session)
     return _page(
         request, "imei/submit.html", principal, status_code=status_code, form=form, services=found.services,
@@ -193,7 +194,7 @@ def batch_page(
 def resume(
     batch_id: int, session: Session = DbSession, principal: Principal = Depends(page_operator)
 ) -> Response:
-    credentials()
+    require_configured()
     submission.resume_batch(session, principal, batch_id)
     return RedirectResponse(f"/imei/batches/{batch_id}", status_code=303)
 
@@ -277,7 +278,7 @@ def order_refresh(
 def sync_now(
     session: Session = DbSession, principal: Principal = Depends(page_operator)
 ) -> Response:
-    credentials()
+    require_configured()
     job = create_job(session, principal, SYNC_KIND, {}, title="IMEI status sync")
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
