@@ -21,7 +21,7 @@ from phoneops.core.errors import NotFound, ValidationFailed
 from phoneops.core.models import StoredFile
 from phoneops.core.security import Principal
 from phoneops.core.storage import get_storage
-from phoneops.numbers.lists import SEVERITY, Authority, Verdict, apply_verdicts, status_of_indexes
+from phoneops.numbers.lists import SEVERITY, Authority, Verdict, apply_verdicts, states_of_indexes
 from phoneops.numbers.models import ManualImport
 from phoneops.numbers.normalize import normalize
 from phoneops.numbers.vault import get_vault
@@ -100,7 +100,7 @@ def import_numbers(
 
     vault = get_vault()
     valid = [(i, e164) for i, (_, e164, problem, _) in enumerate(parsed) if e164 and not problem]
-    current = status_of_indexes(session, vault.index_many([e for _, e in valid]))
+    current = states_of_indexes(session, vault.index_many([e for _, e in valid]))
     outcomes: list[str] = [problem or "" for _, _, problem, _ in parsed]
     seen: set[str] = set()
     verdicts: list[Verdict] = []
@@ -109,14 +109,19 @@ def import_numbers(
             outcomes[i] = "duplicate in file"
             continue
         seen.add(e164)
-        status = current.get(vault.index(e164))
-        if SEVERITY[status] >= SEVERITY[target]:
+        status, authority = current.get(vault.index(e164), (None, None))
+        listed = SEVERITY[status] >= SEVERITY[target]
+        if listed and authority == Authority.manual.value:
             outcomes[i] = f"already listed ({status})"
             continue
         fields = parsed[i][3]
         evidence = {k: fields[k] for k in ("os_version", "user_agent", "ip") if fields.get(k)}
-        verdicts.append(Verdict(e164, target, Authority.manual, fields["reason"][:64], fields["source"][:32], evidence))
-        outcomes[i] = f"added to {target}"
+        # An automatically listed number becomes a manual decision (never loosened: the stronger list stays).
+        decided = status if listed else target
+        verdicts.append(
+            Verdict(e164, decided, Authority.manual, fields["reason"][:64], fields["source"][:32], evidence)
+        )
+        outcomes[i] = f"already listed ({status}), now a manual decision" if listed else f"added to {target}"
     apply_verdicts(session, actor, verdicts)
 
     added = sum(1 for o in outcomes if o.startswith("added"))
