@@ -137,6 +137,7 @@ def test_each_service_belongs_to_one_account_and_orders_go_there(
         assert users_of[row["imei"]] == (DEFAULT_USER if row["service_id"].startswith("alpha") else OTHER_USER)
     history = client.get("/api/imei/orders", params={"batch_id": batch["id"]}, headers=op).json()["items"]
     assert {o["order_id"].split(":")[0] for o in history} == {"alpha", "beta"}  # ids namespaced per account
+    assert all('"REFERENCEID"' in o["raw_response"] for o in history)  # the placement answer, kept
     dhru_env.advance(500)
     assert client.post("/api/imei/sync", headers=op).status_code == 202
     synced = client.get("/api/imei/orders", params={"batch_id": batch["id"]}, headers=op).json()["items"]

@@ -31,6 +31,7 @@ from phoneops.core.http import ProviderError
 from phoneops.core.security import SYSTEM, Principal
 from phoneops.imei.models import PLACED, ImeiBatch, ImeiOrder
 from phoneops.imei.service import (
+    BALANCE_NOT_AVAILABLE,
     SyncPool,
     account_title,
     as_app_error,
@@ -107,6 +108,22 @@ def quote_balances(costs: dict[str, Decimal], settings: Settings | None = None) 
             quotes.append(AccountQuote(account, account_title(account, settings), cost, balance,
                                        settings.imei_min_balance, error))  # fmt: skip
     return quotes
+
+
+def balances_text(settings: Settings | None = None) -> str:
+    """Every guarded account's balance now, as one line for pages (read with a short timeout)."""
+    settings = settings or get_settings()
+    if not settings.dhru_accounts:
+        return BALANCE_NOT_AVAILABLE
+    parts = []
+    with SyncPool(settings, timeout=5.0) as pool:
+        for account in settings.dhru_accounts:
+            try:
+                info = pool.balance(account.name)
+                parts.append(f"{account.title}: {money(info.credit)} {info.currency}".strip() if info else "")
+            except ProviderError as exc:
+                parts.append(f"{account.title}: unavailable ({describe(exc)})")
+    return "; ".join(p for p in parts if p) + f" (minimum kept: {money(settings.imei_min_balance)})"
 
 
 def check_quote(quotes: Sequence[AccountQuote]) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from phoneops.core.db import utcnow
-from phoneops.core.errors import NotFound
+from phoneops.core.errors import NotFound, ValidationFailed
 from phoneops.core.http import ProviderError
 from phoneops.imei.client import Service
 from phoneops.imei.models import ImeiService
@@ -25,6 +25,7 @@ from phoneops.imei.service import GSM, accounts, as_app_error, describe, join_id
 from phoneops.settings import get_settings
 
 log = structlog.get_logger("phoneops.imei.catalogue")
+SERVICE_KINDS = ("imei", "file")
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,14 @@ def refresh(session: Session) -> int:
         for account in accounts():
             try:
                 services = pool.imei_services(account)
+                files = pool.file_services(account)
             except ProviderError as exc:
                 log.warning("imei.services_refresh_failed", account=account, error=exc.message)
                 failure = failure or exc
                 continue
             count += store_services(session, services, account=account)
+            if files is not None:
+                count += store_services(session, files, kind="file", account=account)
     if failure is not None:
         raise as_app_error(failure)
     log.info("imei.services_refreshed", count=count)
@@ -111,11 +115,13 @@ def ensure_fresh(session: Session, *, force: bool = False) -> str | None:
 
 def catalogue(
     session: Session, *, search: str | None = None, category: str | None = None, refresh_now: bool = False,
-    account: str | None = None,
+    account: str | None = None, kind: str = "imei",
 ) -> Catalogue:
     """Active services, searched by title/category (case-insensitive), filtered by exact category and account."""
     warning = ensure_fresh(session, force=refresh_now)
-    query = select(ImeiService).where(ImeiService.active.is_(True), ImeiService.kind == "imei")
+    if kind not in SERVICE_KINDS:
+        raise ValidationFailed(f"service type must be one of {', '.join(SERVICE_KINDS)} (got {kind!r})")
+    query = select(ImeiService).where(ImeiService.active.is_(True), ImeiService.kind == kind)
     if account:
         query = query.where(ImeiService.account == account)
     if search and search.strip():
@@ -135,7 +141,7 @@ def get_service(session: Session, package_id: str) -> ImeiService:
     """One active service (refreshing the cache when stale); unknown → NotFound."""
     ensure_fresh(session)
     service = session.get(ImeiService, str(package_id).strip())
-    if service is None or not service.active:
+    if service is None or not service.active or service.kind != "imei":
         raise NotFound(f"no device-check service {package_id!r} (see the services list)")
     return service
 
@@ -147,6 +153,8 @@ def services_by_id(session: Session, package_ids: Sequence[str]) -> dict[str, Im
     if not ids:
         return {}
     found = session.scalars(
-        select(ImeiService).where(ImeiService.package_id.in_(ids), ImeiService.active.is_(True))
+        select(ImeiService).where(
+            ImeiService.package_id.in_(ids), ImeiService.active.is_(True), ImeiService.kind == "imei"
+        )
     )
     return {s.package_id: s for s in found}

@@ -154,6 +154,7 @@ class PlacedOrder:
     order_id: str
     imei: str
     status: str
+    raw: str = ""  # the provider's answer, as received
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,8 @@ def parse_placed(root: Element, imei: str) -> PlacedOrder:
     if not order_id:
         raise ProviderResponseError("GSM Fusion placeorder: order without id", provider=PROVIDER, maybe_sent=True)
     status = normalize_status(_child(placed[0], "status")) or "Pending"
-    return PlacedOrder(order_id=order_id, imei=_child(placed[0], "imei") or imei, status=status)
+    return PlacedOrder(order_id=order_id, imei=_child(placed[0], "imei") or imei, status=status,
+                       raw=ET.tostring(root, encoding="unicode")[:20_000])
 
 
 def _parse_datetime(text: str) -> datetime | None:

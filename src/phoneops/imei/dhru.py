@@ -219,13 +219,13 @@ def parse_services(entries: list[dict[str, Any]]) -> list[Service]:
     return services
 
 
-def parse_placed(entries: list[dict[str, Any]], imei: str, *, account: str) -> PlacedOrder:
+def parse_placed(entries: list[dict[str, Any]], imei: str, *, account: str, raw: str = "") -> PlacedOrder:
     reference = str(_get(entries[0], "REFERENCEID") or "").strip() if entries else ""
     if not reference:
         raise ProviderResponseError(
             f"DHRU {account} placeimeiorder: answer without REFERENCEID", provider=f"dhru:{account}", maybe_sent=True
         )
-    return PlacedOrder(order_id=reference, imei=imei, status=PENDING)
+    return PlacedOrder(order_id=reference, imei=imei, status=PENDING, raw=raw[:20_000])
 
 
 def parse_order(data: dict[str, Any], entries: list[dict[str, Any]], reference: str) -> OrderStatus:
@@ -305,8 +305,8 @@ class DhruClient(_DhruBase):
 
     def place_order(self, imei: str, service_id: str | int, **fields: Any) -> PlacedOrder:
         params = self._order_params(imei, service_id, fields)
-        return parse_placed(self._call("placeimeiorder", params, idempotent=False)[1], params["IMEI"],
-                            account=self.account)  # fmt: skip
+        data, entries = self._call("placeimeiorder", params, idempotent=False)
+        return parse_placed(entries, params["IMEI"], account=self.account, raw=json.dumps(data, ensure_ascii=False))
 
     def get_order(self, reference: str) -> OrderStatus | None:
         """One order's status; None when the server does not know it ("No IMEI Found")."""
@@ -358,8 +358,8 @@ class AsyncDhruClient(_DhruBase):
 
     async def place_order(self, imei: str, service_id: str | int, **fields: Any) -> PlacedOrder:
         params = self._order_params(imei, service_id, fields)
-        entries = (await self._call("placeimeiorder", params, idempotent=False))[1]
-        return parse_placed(entries, params["IMEI"], account=self.account)
+        data, entries = await self._call("placeimeiorder", params, idempotent=False)
+        return parse_placed(entries, params["IMEI"], account=self.account, raw=json.dumps(data, ensure_ascii=False))
 
     async def aclose(self) -> None:
         await self._http.aclose()

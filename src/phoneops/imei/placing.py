@@ -88,6 +88,7 @@ class Outcome:
     order_id: str | None = None
     status: str | None = None
     error: str | None = None
+    raw: str | None = None  # the provider's answer (or refusal), kept on the order
 
     def params(self, now: Any) -> dict[str, Any]:
         w = self.work
@@ -101,8 +102,9 @@ class Outcome:
             "b_order_id": self.order_id, "b_status": self.status,
             "b_credits": w.credits if state in (PLACED, REVIEW, QUEUED, SENDING) else None,
             "b_error": self.error, "b_placed_at": now if placed else None, "b_order_date": now if placed else None,
-            "b_notes": "placed on reconciliation: the interrupted attempt never reached GSM Fusion"
+            "b_notes": "placed on reconciliation: the interrupted attempt never reached the provider"
             if placed and w.attempts > 1 else None,
+            "b_raw": self.raw,
         }  # fmt: skip
 
 
@@ -123,6 +125,7 @@ _SETTLE = (
         state=bindparam("b_state"), attempts=bindparam("b_attempts"), order_id=bindparam("b_order_id"),
         status=bindparam("b_status"), credits=bindparam("b_credits"), error=bindparam("b_error"),
         placed_at=bindparam("b_placed_at"), order_date=bindparam("b_order_date"), notes=bindparam("b_notes"),
+        raw_response=bindparam("b_raw"),
     )
 )
 
@@ -130,7 +133,8 @@ _SETTLE = (
 def classify(work: Work, answer: PlacedOrder | BaseException, *, reconciling: bool) -> tuple[Outcome, Stop | None]:
     """What one placeorder answer means for its intent, and whether the whole batch must stop."""
     if isinstance(answer, PlacedOrder):
-        return Outcome(work, PLACED, order_id=answer.order_id, status=answer.status or "Pending"), None
+        return Outcome(work, PLACED, order_id=answer.order_id, status=answer.status or "Pending",
+                       raw=answer.raw or None), None
     if isinstance(answer, ImeiAlreadyExists):
         if reconciling:
             text = "placed before the interruption (the provider: IMEI already exists); order id unknown — check it"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,7 @@ from phoneops.core.jobs import create_job, get_job
 from phoneops.core.schemas import JobOut
 from phoneops.core.security import Principal
 from phoneops.imei import catalogue, history, imports, inputs, submission
+from phoneops.imei.balance import quote_balances
 from phoneops.imei.models import ImeiBatch
 from phoneops.imei.schemas import (
     BalanceOut,
@@ -95,11 +97,14 @@ def list_services(
     search: str | None = Query(default=None, max_length=100),
     category: str | None = Query(default=None, max_length=255),
     refresh: bool = False,
+    type: Literal["imei", "file"] = Query(default="imei", description="imei or file services"),
+    account: str | None = Query(default=None, max_length=32, description="one provider account"),
     session: Session = DbSession,
     _: Principal = Depends(viewer),
 ) -> ServicesOut:
     require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
-    found = catalogue.catalogue(session, search=search, category=category, refresh_now=refresh)
+    found = catalogue.catalogue(session, search=search, category=category, refresh_now=refresh, kind=type,
+                                account=account or None)  # fmt: skip
     return ServicesOut(
         services=[ServiceOut.model_validate(s) for s in found.services], categories=found.categories,
         fetched_at=found.fetched_at, stale=found.stale, warning=found.warning,
@@ -116,8 +121,14 @@ def get_service(
 
 @router.get("/balance", response_model=BalanceOut)
 def balance(_: Principal = Depends(viewer)) -> BalanceOut:
-    """GSM Fusion's API has no balance action: the balance is not available from the provider."""
-    return BalanceOut(available=False, balance=None, message=BALANCE_NOT_AVAILABLE)
+    """Balances of the DHRU accounts (`accountinfo`); GSM Fusion's API has no balance action."""
+    settings = get_settings()
+    quotes = quote_balances({a.name: Decimal(0) for a in settings.dhru_accounts}, settings)
+    if not quotes:
+        return BalanceOut(available=False, balance=None, message=BALANCE_NOT_AVAILABLE)
+    first = next((q.balance for q in quotes if q.balance is not None), None)
+    return BalanceOut(available=first is not None, balance=first, message="; ".join(q.text() for q in quotes),
+                      accounts=[q.to_dict() for q in quotes])  # fmt: skip
 
 
 @router.get("/quote", response_model=QuoteOut)

@@ -13,6 +13,8 @@ class ServiceOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     package_id: str
+    kind: str = "imei"
+    account: str = "gsm_fusion"
     category: str
     title: str
     price: Decimal
@@ -199,3 +201,4 @@ class BalanceOut(BaseModel):
     available: bool
     balance: Decimal | None
     message: str
+    accounts: list[dict[str, Any]] = Field(default_factory=list)

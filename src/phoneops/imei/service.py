@@ -165,6 +165,11 @@ class SyncPool:
     def imei_services(self, account: str) -> list[Service]:
         return self.client(account).imei_services()
 
+    def file_services(self, account: str) -> list[Service] | None:
+        """GSM Fusion's `fileservices`; None for DHRU accounts (their file services are not used here)."""
+        client = self.client(account)
+        return client.file_services() if isinstance(client, GsmFusionClient) else None
+
     def balance(self, account: str) -> AccountInfo | None:
         client = self.client(account)
         return client.account_info() if isinstance(client, DhruClient) else None

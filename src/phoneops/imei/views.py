@@ -22,10 +22,11 @@ from phoneops.core.jobs import create_job, get_job
 from phoneops.core.models import StoredFile
 from phoneops.core.security import Principal, Role
 from phoneops.imei import catalogue, history, imports, inputs, submission
+from phoneops.imei.balance import balances_text
 from phoneops.imei.results import result_table
 from phoneops.imei.router import export_response, filters_from, save_upload
 from phoneops.imei.schemas import OrderQuery
-from phoneops.imei.service import BALANCE_NOT_AVAILABLE, is_configured, require_configured
+from phoneops.imei.service import is_configured, require_configured
 from phoneops.imei.sync import refresh_order
 from phoneops.imei.tasks import SYNC_KIND
 from phoneops.settings import get_settings
@@ -92,7 +93,7 @@ def overview(
     return _page(
         request, "imei/overview.html", principal, stats=history.statistics(session),
         spend=history.spend_by_day(session, 14), batches=submission.list_batches(session, 15),
-        balance=BALANCE_NOT_AVAILABLE,
+        balance=balances_text(),
     )  # fmt: skip
 
 
@@ -121,7 +122,7 @@ def _submit_page(
     return _page(
         request, "imei/submit.html", principal, status_code=status_code, form=form, services=found.services,
         warning=found.warning, spent=submission.spend_today(session), reserved=submission.reserved_spend(session),
-        budget=get_settings().imei_daily_budget, balance=BALANCE_NOT_AVAILABLE, is_admin=principal.can(Role.admin),
+        budget=get_settings().imei_daily_budget, balance=balances_text(), is_admin=principal.can(Role.admin),
     )  # fmt: skip
 
 
