@@ -201,7 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def metrics(_: Principal = Depends(viewer)) -> Response:
         from phoneops.core.metrics import render_metrics
 
-        body, content_type = render_metrics()
+        body, content_type = render_metrics([module.collect for module in domain_modules("metrics")])
         return Response(body, media_type=content_type)
 
     @app.get("/openapi.json", include_in_schema=False)
