@@ -70,7 +70,8 @@ def _render_file(request: Request, session: Session, principal: Principal, file_
     from phoneops.numbers.normalize import LINE_TYPES, SMS_CAPABLE
 
     return render(request, "cleaning/file.html", principal, status_code=status_code, page=page, error=error,
-                  filters=filters.registered(), line_types=list(LINE_TYPES.values()), sms_default=SMS_CAPABLE)
+                  filters=filters.registered(), sample=upload.shown_sample(page.file, principal),
+                  line_types=list(LINE_TYPES.values()), sms_default=SMS_CAPABLE)
 
 
 def _list(request: Request, session: Session, principal: Principal, purpose: str, *, archived: bool = False,
