@@ -84,11 +84,25 @@ def free_port() -> int:
     raise RuntimeError("no free test port left")
 
 
+def login_form(client: Any) -> dict[str, str]:
+    """Open the login page as a browser does (its CSRF cookie lands in the client); the form's hidden fields."""
+    import re
+
+    page = client.get("/login", follow_redirects=False)
+    if page.status_code == 303:  # logged in already: a browser logging in as someone else drops the old cookie
+        client.cookies.delete("phoneops_session")
+        page = client.get("/login", follow_redirects=False)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, page.text[:500]
+    return {"csrf_token": match.group(1)}
+
+
 def login(client: Any, username: str, password: str = "correct-horse-battery") -> str:
     """Log in through the form; returns the CSRF token of the new session."""
     import re
 
-    response = client.post("/login", data={"username": username, "password": password}, follow_redirects=False)
+    response = client.post("/login", data={"username": username, "password": password, **login_form(client)},
+                           follow_redirects=False)
     assert response.status_code == 303, response.text
     page = client.get("/")
     match = re.search(r'name="csrf-token" content="([^"]+)"', page.text)

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from phoneops.core.routes import iter_routes
+from support import login_form
 
 PUBLIC, VIEWER, OPERATOR, ADMIN = "public", "viewer", "operator", "admin"
 RANK = {VIEWER: 0, OPERATOR: 1, ADMIN: 2}
@@ -39,6 +40,9 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/users"): ADMIN,
     ("POST", "/api/users/{username}/disable"): ADMIN,
     ("POST", "/api/users/{username}/enable"): ADMIN,
+    ("PATCH", "/api/users/{username}"): ADMIN,
+    ("POST", "/api/users/{username}/password"): ADMIN,
+    ("POST", "/api/me/password"): VIEWER,  # one's own, with the current password
     ("GET", "/api/tokens"): VIEWER,  # own tokens; admins see all
     ("POST", "/api/tokens"): VIEWER,  # for oneself; admins for anyone
     ("DELETE", "/api/tokens/{token_id}"): VIEWER,  # own tokens; admins any
@@ -266,6 +270,10 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/admin/users"): ADMIN,
     ("POST", "/admin/users"): ADMIN,
     ("POST", "/admin/users/{username}/toggle"): ADMIN,
+    ("POST", "/admin/users/{username}/role"): ADMIN,
+    ("POST", "/admin/users/{username}/password"): ADMIN,
+    ("GET", "/account/password"): VIEWER,
+    ("POST", "/account/password"): VIEWER,
     ("GET", "/account/tokens"): VIEWER,
     ("POST", "/account/tokens"): VIEWER,
     ("POST", "/account/tokens/{token_id}/revoke"): VIEWER,
@@ -350,7 +358,9 @@ def test_every_route_has_a_decision(app: Any) -> None:
 
 def _call(client: Any, method: str, path: str, headers: dict[str, str]) -> Any:
     kwargs: dict[str, Any] = {}
-    if method != "GET":
+    if (method, path) == ("POST", "/login"):
+        kwargs["data"] = login_form(client)  # the form's own CSRF token (without it: 403, see test_auth)
+    elif method != "GET":
         kwargs["json"] = INVALID_BODIES.get((method, path), {})
     if not is_api(path):
         headers = {**headers, "Accept": "text/html"}

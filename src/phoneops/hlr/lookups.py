@@ -382,6 +382,7 @@ def release_review(session: Session, actor: Principal, lookup_id: int) -> HlrLoo
     """An operator's explicit decision to look the numbers in review up again, knowing that some of them may
     have been paid already (their call's outcome is unknown); then the lookup runs again for them."""
     lookup = get_lookup(session, lookup_id)
+    jobs.check_cancel(actor, lookup.created_by, "hlr.lookup")  # who started it, or an admin
     job = lookup_job(session, lookup)
     if job is not None and job.status in jobs.ACTIVE:
         raise Conflict(f"HLR lookup {lookup_id} is running; release its numbers in review once it has stopped")
@@ -441,6 +442,7 @@ def write_off_review(session: Session, actor: Principal, lookup_id: int, reason:
 def cancel_lookup(session: Session, actor: Principal, lookup_id: int) -> HlrLookup:
     """Stop a lookup: its job stops at its next step; an open intent stays open for reconciliation."""
     lookup = get_lookup(session, lookup_id)
+    jobs.check_cancel(actor, lookup.created_by, "hlr.lookup")  # who started it, or an admin
     job = lookup_job(session, lookup)
     if job is not None and job.status in jobs.ACTIVE:
         jobs.cancel_job(session, actor, job.id)
