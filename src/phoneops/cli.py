@@ -323,13 +323,14 @@ def token_create(username: str, name: Annotated[str, typer.Option()] = "cli") ->
 
 @token_app.command("revoke")
 def token_revoke(token_id: int) -> None:
+    from phoneops.core.access import token_for
     from phoneops.core.db import session_scope
     from phoneops.core.security import revoke_token
 
     _bootstrap()
     try:
         with session_scope() as session:
-            revoke_token(session, cli_actor(), token_id)
+            revoke_token(session, cli_actor(), token_for(session, cli_actor(), token_id))
     except AppError as exc:
         raise fail(exc) from None
     console.print(f"revoked token {token_id}")

@@ -21,7 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from phoneops.core.errors import Forbidden
+from sqlalchemy.orm import Session
+
+from phoneops.core.errors import Forbidden, NotFound
+from phoneops.core.models import ApiToken
 from phoneops.core.security import Principal, Role
 
 
@@ -135,6 +138,14 @@ def reveals(principal: Principal, obj: Obj, owner: int | str | None = None) -> b
     if r.owner_plaintext and owns(principal, owner):
         return True
     return principal.can(r.plaintext)
+
+
+def token_for(session: Session, principal: Principal, token_id: int, act: Act = Act.delete) -> ApiToken:
+    """An API token `principal` may `act` on; someone else's token is a 404, as if it did not exist."""
+    token = session.get(ApiToken, token_id)
+    if token is None or not allowed(principal, Obj.token, act, token.user_id):
+        raise NotFound(f"no token {token_id}")
+    return token
 
 
 def mask_number(value: str) -> str:

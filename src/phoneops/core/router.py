@@ -157,7 +157,7 @@ def create_token(
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
 def revoke_token(token_id: int, session: Session = DbSession, principal: Principal = Depends(viewer)) -> TokenOut:
-    token = security.revoke_token(session, principal, token_id)
+    token = security.revoke_token(session, principal, access.token_for(session, principal, token_id))
     owner = session.get(User, token.user_id)
     return _token_out(token, owner.username if owner else "?")
 

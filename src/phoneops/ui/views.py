@@ -14,8 +14,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from phoneops.core import access, jobs, security
 from phoneops.core import audit as audit_service
-from phoneops.core import jobs, security
 from phoneops.core.deps import DbSession, client_ip, codec, optional_principal, page_admin, page_viewer
 from phoneops.core.errors import AppError, ValidationFailed
 from phoneops.core.models import StoredFile, User
@@ -322,7 +322,7 @@ def tokens_create(
 def tokens_revoke(
     token_id: int, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
-    security.revoke_token(session, principal, token_id)
+    security.revoke_token(session, principal, access.token_for(session, principal, token_id))
     return RedirectResponse("/account/tokens", status_code=303)
 
 
