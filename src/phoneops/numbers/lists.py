@@ -384,6 +384,7 @@ def list_numbers(
         out.append(
             {
                 "id": row.id,
+                "key": row.blind_index.hex(),  # the number page's address (numbers/story.py)
                 "number": e164 if reveal else mask(e164),
                 "country": row.country,
                 "status": row.status,
@@ -441,6 +442,19 @@ def states_of_indexes(session: Session, indexes: Sequence[bytes]) -> dict[bytes,
             )
         ):
             found[index] = (status, authority)
+    return found
+
+
+def list_states(session: Session, indexes: Sequence[bytes]) -> dict[bytes, ListState]:
+    """The stored list state (status in force and each automatic source's verdict) of many numbers."""
+    found: dict[bytes, ListState] = {}
+    columns = [getattr(PhoneNumber, name) for name in STATE_FIELDS]
+    unique = list(set(indexes))
+    for start in range(0, len(unique), BATCH):
+        for row in session.execute(
+            select(PhoneNumber.blind_index, *columns).where(PhoneNumber.blind_index.in_(unique[start : start + BATCH]))
+        ):
+            found[row[0]] = ListState(*row[1:])
     return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
@@ -14,6 +15,7 @@ from phoneops.core.errors import AppError
 from phoneops.core.security import Principal
 from phoneops.numbers import exports, imports, lists, rules
 from phoneops.numbers.router import region_or_default
+from phoneops.numbers.story import key_of, story_for_key
 from phoneops.settings import get_settings
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
@@ -53,11 +55,39 @@ def overview(
         principal,
         counts=lists.list_counts(session),
         found=found,
+        found_key=key_of(found.number) if found else "",
         error=error,
         number=number or "",
         region=region or get_settings().default_region,
         message=None,
     )
+
+
+@router.get("/numbers/n/{key}")
+def number_page(
+    request: Request,
+    key: str,
+    session: Session = DbSession,
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    """A number's whole story; the address is its blind index, so no number is ever in a URL."""
+    story = story_for_key(session, principal, key, get_settings().default_region)
+    return render(request, "numbers/story.html", principal, story=story)
+
+
+@router.get("/numbers/find")
+def find_page(
+    number: str = "",
+    region: str = "",
+    session: Session = DbSession,
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    """The lookup form's target: on to the number's page (an unreadable number back to the form)."""
+    try:
+        e164 = lists.to_e164(number, region_or_default(region or None))
+    except AppError:
+        return RedirectResponse(f"/numbers?{urlencode({'number': number, 'region': region})}", status_code=303)
+    return RedirectResponse(f"/numbers/n/{key_of(e164)}", status_code=303)
 
 
 @router.post("/numbers/status")
@@ -134,17 +164,31 @@ def rules_save(
     request: Request,
     rules_json: str = Form(...),
     note: str = Form(""),
+    action: str = Form("apply"),
     session: Session = DbSession,
     principal: Principal = Depends(page_admin),
 ) -> Response:
+    """`action=preview`: how many numbers the edited rules would move (nothing saved); `apply`: save them and
+    re-evaluate the numbers as a background job (its page shows the progress)."""
+    from phoneops.numbers.osrules import rules_from_dicts
+    from phoneops.voluum import reclassify
+
     try:
         data = json.loads(rules_json)
         if not isinstance(data, list):
             raise ValueError("the rules must be a JSON list")
+        if action == "preview":
+            preview = reclassify.preview(session, rules_from_dicts(data))
+            return render(request, "numbers/rules.html", principal, rules=rules.rules_as_dicts(session),
+                          rules_json=rules_json, note=note, error=None, preview=preview)  # fmt: skip
         rules.replace_rules(session, principal, data, note or None)
+        job = reclassify.start(session, principal, note=note)
     except (ValueError, AppError) as exc:
         session.rollback()
         message = exc.message if isinstance(exc, AppError) else f"not valid JSON: {exc}"
+        details = getattr(exc, "details", None)
+        if details:
+            message += " — " + "; ".join(f"{k}: {v}" for k, v in details.items())
         return render(
             request,
             "numbers/rules.html",
@@ -152,9 +196,10 @@ def rules_save(
             status_code=422,
             rules=rules.rules_as_dicts(session),
             rules_json=rules_json,
+            note=note,
             error=message,
         )
-    return RedirectResponse("/numbers/rules", status_code=303)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 @router.get("/numbers/imports")
