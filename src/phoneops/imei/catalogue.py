@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from phoneops.core.db import utcnow
-from phoneops.core.errors import NotFound
+from phoneops.core.errors import NotFound, UpstreamError
 from phoneops.core.http import ProviderError
 from phoneops.imei.client import Service
 from phoneops.imei.models import ImeiService
@@ -72,6 +72,9 @@ def refresh(session: Session) -> int:
             services = client.imei_services()
         except ProviderError as exc:
             raise as_app_error(exc) from None
+    if not services:  # an empty list is a provider hiccup, not "every service is gone": keep the catalogue
+        log.warning("imei.services_empty_kept_catalogue")
+        raise UpstreamError("GSM Fusion answered an empty service list; the cached catalogue is kept")
     count = store_services(session, services)
     log.info("imei.services_refreshed", count=count)
     return count
