@@ -261,8 +261,6 @@ KNOWN_CYCLES: dict[str, str] = {
     "below the domains, issue 17 item 2)",
     "phoneops.cleaning.filters": "filters and the pipeline call each other (issue 20 reworks the pipeline)",
     "phoneops.hlr.batches": "the lookup job and its batch/real-time engines call each other (issue 14 reworks them)",
-    "phoneops.core.access": "revoke_token (security) asks access.allowed, access uses security's Principal/Role; "
-    "the object rules are new (issue 21): Principal and Role to move to a module of their own",
 }
 
 

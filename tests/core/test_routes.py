@@ -59,6 +59,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/numbers/os-rules"): VIEWER,
     ("PUT", "/api/numbers/os-rules"): ADMIN,
     ("POST", "/api/numbers/os-rules/reset"): ADMIN,
+    ("POST", "/api/numbers/os-rules/preview"): ADMIN,
     ("GET", "/api/numbers/classify"): VIEWER,
     ("POST", "/api/numbers/imports"): OPERATOR,
     ("GET", "/api/numbers/imports"): VIEWER,

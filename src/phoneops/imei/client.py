@@ -62,7 +62,28 @@ _PROLOG = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<\?(?:php)?xml\b[^>]*\?>", re.IGNOR
 # --- errors -------------------------------------------------------------------------------------------
 
 
-class GsmFusionError(ProviderError):
+class DeviceCheckRefused(ProviderError):
+    """A device-check provider (GSM Fusion, a DHRU account) answered with an error text; `provider_message`
+    is that (scrubbed) text. Subclasses below say what the placement engine must do with it."""
+
+    code = "device_check_refused"
+    provider_message: str
+    action: str
+
+
+class ImeiAlreadyExists(DeviceCheckRefused):
+    """The IMEI was already ordered for this service at the provider (not charged again)."""
+
+    status_code = 409
+    code = "imei_already_exists"
+
+
+class InsufficientCredit(DeviceCheckRefused):
+    status_code = 402
+    code = "insufficient_credit"
+
+
+class GsmFusionError(DeviceCheckRefused):
     """The provider answered with an `<error>`; `provider_message` is its (scrubbed) text."""
 
     code = "gsm_fusion_error"
@@ -85,14 +106,14 @@ class GsmInvalidApiKey(GsmFusionError, ProviderAuthError):
     code = "gsm_invalid_api_key"
 
 
-class GsmImeiAlreadyExists(GsmFusionError):
+class GsmImeiAlreadyExists(GsmFusionError, ImeiAlreadyExists):
     """The IMEI was already ordered for this service: a duplicate, not a failure (it was not charged)."""
 
     status_code = 409
     code = "gsm_imei_already_exists"
 
 
-class GsmInsufficientCredit(GsmFusionError):
+class GsmInsufficientCredit(GsmFusionError, InsufficientCredit):
     status_code = 402
     code = "gsm_insufficient_credit"
 
@@ -134,6 +155,7 @@ class PlacedOrder:
     order_id: str
     imei: str
     status: str
+    raw: str = ""  # the provider's answer, as received
 
 
 @dataclass(frozen=True)
@@ -265,7 +287,8 @@ def parse_placed(root: Element, imei: str) -> PlacedOrder:
     if not order_id:
         raise ProviderResponseError("GSM Fusion placeorder: order without id", provider=PROVIDER, maybe_sent=True)
     status = normalize_status(_child(placed[0], "status")) or "Pending"
-    return PlacedOrder(order_id=order_id, imei=_child(placed[0], "imei") or imei, status=status)
+    return PlacedOrder(order_id=order_id, imei=_child(placed[0], "imei") or imei, status=status,
+                       raw=ET.tostring(root, encoding="unicode")[:20_000])
 
 
 def _parse_datetime(text: str) -> datetime | None:
