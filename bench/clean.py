@@ -21,9 +21,31 @@ Measured (the same process, SQLite database, the machine's cores):
 - naive: a per-row pipeline on the first `--naive-sample` rows: phonenumbers parse + is_valid + format,
   a Python set for duplicates, the blind index per row and Python set lookups for the lists (sets held
   in memory, their loading not timed), csv.writer for the outputs.
-Peak RSS is the process's high-water mark (VmHWM) read right after the job, before the floor and naive
-measurements run (the data is prepared in a separate process). CPU seconds are reported too: other
-processes on the machine slow the wall clock, not the CPU time.
+Each measured job runs in a fresh process on a fresh copy of the lists (so its peak RSS, the process's
+VmHWM, is its own; the hashing worker processes hold a key and one batch's numbers, not counted). The job
+runs `--repeat` times (default 2) and the better is reported, with every run's rate and the load average
+before and after each, so a noisy neighbour shows. CPU seconds and rows per CPU-second are printed too:
+other processes slow the wall clock, not the CPU time. `--peak-rows` (default 1M) runs the job on the
+file's first rows too and prints that peak, to show how memory grows with rows. The sha256 of the cleaned
+and rejected files is kept per data set (outputs-<tag>.json in the work folder): the first run records it
+(run the previous implementation first, e.g. with PYTHONPATH pointing at its src/), later runs print
+"identical" or "DIFFERENT". A last run adds the line_type column; `line_type_overhead` is the fraction of
+end-to-end time it adds.
+
+Profile (py-spy record --subprocesses, 300,000 rows against 600,000, this machine with a load average of
+~25 on 2 cores, so shares, not times, are what to read; busy samples of the job, its threads and its
+hashing workers):
+
+    53.6%  normalize_column: _lookup -> _resolve_many -> _decide -> _replica, mostly the validity regexes
+           over "LLL:nsn" keys (str.contains with per-row patterns, normalize.py _replica's region walk)
+     9.4%  blind indexes in the hashing worker processes (numbers.crypto.blind_index_block)
+     8.5%  matching (_outcomes: joins on k1, k2; FilterSet.outcomes)
+     5.7%  list scans (filters.SourceLookup)
+     5.0%  storage: sha256 of the stored outputs (core/storage.file_digest) and their rows
+     3.1%  writing (neutralise + write_csv);  1.8% reading batches;  11.7% other (imports, session)
+
+So the next step is the replica's validity test (one regex per region over each distinct candidate), not
+the HMAC, which the worker processes now take off the job's GIL.
 """
 
 from __future__ import annotations
@@ -250,7 +272,6 @@ def run_ours(csv_path: Path, workers: str, line_type: bool = False) -> dict[str,
     finished = time.perf_counter()
     cpu = _cpu() - cpu
     peak = _hwm_mb()
-    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest hashing worker
     with db.session_scope() as session:
         done = service.get_run(session, run_id)
         if status != "succeeded":
@@ -260,7 +281,7 @@ def run_ours(csv_path: Path, workers: str, line_type: bool = False) -> dict[str,
         hashes = {name: _sha256(storage.path_for(stored)) for name, stored in
                   (("cleaned", done.output_file_id), ("rejected", done.rejected_file_id)) if stored}
     return {"seconds": finished - uploaded, "upload_seconds": uploaded - started, "stats": stats, "peak": peak,
-            "workers_peak": workers_peak, "cpu": cpu, "hashes": hashes}
+            "cpu": cpu, "hashes": hashes}
 
 
 def _measure(csv_path: Path, workers: str, line_type: bool, result: Any) -> None:
@@ -394,8 +415,8 @@ def main() -> None:
     def line(name: str, run: dict[str, Any]) -> str:
         rows = int(run["stats"]["rows"])
         return (f"{name}: {run['seconds']:7.1f}s {rows / run['seconds']:>10,.0f} rows/s, CPU {run['cpu']:.1f}s "
-                f"({rows / run['cpu']:,.0f} rows per CPU-second), peak RSS {run['peak']:,.0f} MB (+ hashing workers "
-                f"{run['workers_peak']:,.0f} MB each), load average {run['load_before']:.1f} -> "
+                f"({rows / run['cpu']:,.0f} rows per CPU-second), peak RSS {run['peak']:,.0f} MB, load average "
+                f"{run['load_before']:.1f} -> "
                 f"{run['load_after']:.1f}")
 
     peak_small = None
@@ -449,7 +470,6 @@ def main() -> None:
     print(json.dumps({
         "bench": "clean", "rows": rows, "rows_per_s": round(ours), "peak_rss_mb": round(peak),
         "peak_rss_mb_small": round(peak_small) if peak_small else None, "small_rows": args.peak_rows,
-        "hashing_worker_peak_mb": round(best["workers_peak"]),
         "ratio_vs_naive": round(ours / naive, 1), "ratio_vs_floor": round(ours / floor, 3),
         "naive_rows_per_s": round(naive), "floor_rows_per_s": round(floor), "blacklist": args.blacklist,
         "seconds": round(seconds, 2), "runs_rows_per_s": [round(rows / r["seconds"]) for r in runs],
