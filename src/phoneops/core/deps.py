@@ -101,6 +101,10 @@ def require(role: Role, *, page: bool = False) -> Callable[..., object]:
             request.state.principal = principal  # the 403 page keeps the signed-in navigation
             raise Forbidden(f"this needs the {role.value} role")
         request.state.principal = principal
+        if session.in_transaction():
+            # hand the connection back before the handler runs: one that then waits on a provider, a file or
+            # the client does not hold a pooled connection meanwhile (it takes one again when it queries)
+            await run_in_threadpool(session.commit)
         return principal
 
     dependency.__name__ = f"require_{role.value}{'_page' if page else ''}"
