@@ -68,7 +68,10 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/numbers/exports/{job_id}/download"): VIEWER,  # masked; plaintext exports admins only
     ("POST", "/api/numbers/tokens/encrypt"): OPERATOR,
     ("POST", "/api/numbers/tokens/decrypt"): ADMIN,
+    ("GET", "/api/numbers/{number}"): VIEWER,  # the caller gives the number; the story shows it back
     ("GET", "/numbers"): VIEWER,
+    ("GET", "/numbers/n/{key}"): VIEWER,  # masked for all but admins; the address is a blind index
+    ("GET", "/numbers/find"): VIEWER,
     ("POST", "/numbers/status"): OPERATOR,
     ("GET", "/numbers/lists/{status}"): VIEWER,
     ("GET", "/numbers/rules"): VIEWER,

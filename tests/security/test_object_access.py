@@ -63,6 +63,8 @@ _SHARED_PATTERNS = (
     (r"/(api/)?(broadcasts|voluum/traffic)/days/\{day\}", "a day of shared totals"),
     (r"/api/broadcasts/days/\{day\}/history\.\{fmt\}", "a day of shared totals (no numbers)"),
     (r"/(api/)?numbers/lists/\{status\}", "a list name; numbers masked below admin by the numbers domain"),
+    (r"/api/numbers/\{number\}", "a number the caller already knows; its story is shared reference data"),
+    (r"/numbers/n/\{key\}", "a number's page (blind index); the number masked below admin by the numbers domain"),
     (r"/(api/)?hlr/risky(-operators)?/\{operator_id\}(/delete)?", "shared reference data (admins edit)"),
     (r"/(api/)?imei/services/\{package_id\}", "the provider's catalogue"),
     (r"/(api|admin)/users/\{username\}(/(disable|enable|toggle|role|password))?", "user administration (admins)"),
