@@ -259,9 +259,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ui_router)
     for module in domain_modules("views"):
         app.include_router(module.router)
-    from phoneops.core.load import InflightLimit
+    from phoneops.core.load import InflightLimit, default_limit
 
     # outermost: a request refused for load costs nothing but this answer
-    app.add_middleware(InflightLimit, limit=settings.api_max_inflight or db.pool_capacity(settings.database_url),
+    app.add_middleware(InflightLimit,
+                       limit=settings.api_max_inflight or default_limit(db.pool_capacity(settings.database_url)),
                        wait=settings.api_queue_seconds)
     return app

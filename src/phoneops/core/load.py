@@ -1,7 +1,7 @@
 """Bursts degrade gracefully: a bound on requests in flight, sized with the database pool and the threads.
 
-- `InflightLimit` (ASGI middleware): at most `limit` requests are worked on at once (the database pool's
-  connections: pool_size + max_overflow); a request arriving when all are taken waits up to `wait` seconds
+- `InflightLimit` (ASGI middleware): at most `limit` requests are worked on at once (`default_limit`: the
+  database pool's connections, at most four per core); a request arriving when all are taken waits up to `wait` seconds
   for one, then gets `503 {"error": {"code": "busy"}}` with `Retry-After` at once instead of queueing into
   pool timeouts. `/health`, `/static` and `/metrics` are never held back.
 - The request threadpool gets `limit + spare` threads, so every admitted request has a thread and a
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,6 +26,12 @@ log = structlog.get_logger("phoneops.load")
 
 EXEMPT_PREFIXES = ("/health", "/static", "/metrics")
 SPARE_THREADS = 8
+
+
+def default_limit(pool_capacity: int) -> int:
+    """Requests in flight per process: no more than the pool's connections, and no more than four per core
+    (past that, threads only fight over the GIL and the event loop, which answers /health, starves)."""
+    return max(4, min(pool_capacity, 4 * (os.cpu_count() or 1)))
 
 
 class InflightLimit:
