@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from phoneops.core import access
-from phoneops.core.db import after_commit, session_scope, utcnow
+from phoneops.core.db import after_commit, rowcount, session_scope, utcnow
 from phoneops.core.errors import AppError, Conflict, NotFound
 from phoneops.core.http import ProviderRateLimited, ProviderTimeout, ProviderUnavailable
 from phoneops.core.models import Job, PeriodicRun
@@ -114,7 +114,7 @@ class JobContext:
             .where(Job.id == self.job_id, Job.lease_owner == self.worker, Job.status == "running")
             .values(**values)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(result) != 1:
             current = session.get(Job, self.job_id)
             if current is not None and current.status == "cancelled":
                 raise JobCancelled(self.job_id)
@@ -322,7 +322,7 @@ def _claim(job_id: str, worker: str) -> JobContext | None:
                 run_after=None,
             )
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(result) != 1:
             return None
         session.refresh(job)
         if spec is None:
@@ -463,7 +463,7 @@ def reap_expired(now: datetime | None = None) -> list[str]:
                 .where(Job.id == job_id, Job.status == "running", Job.heartbeat_at < expired)
                 .values(status="queued", lease_owner=None, message="worker lost; resuming from checkpoint")
             )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
+            if rowcount(result) == 1:
                 requeued.append(job_id)
         lost = session.scalars(
             select(Job.id).where(
@@ -510,6 +510,7 @@ def run_periodic(name: str, when: datetime | None = None) -> bool:
 # --- the queue ---------------------------------------------------------------------------------
 
 _enqueue_hook: Callable[[str, float | None], None] | None = None
+_sender: Callable[[str, float | None], None] | None = None
 
 
 def set_enqueue_hook(hook: Callable[[str, float | None], None] | None) -> None:
@@ -518,14 +519,22 @@ def set_enqueue_hook(hook: Callable[[str, float | None], None] | None) -> None:
     _enqueue_hook = hook
 
 
+def set_sender(send: Callable[[str, float | None], None]) -> None:
+    """The queue's "run job X" sender (`phoneops.core.queue.send`), installed by the entry points through
+    `phoneops.registry.load_domains()`: the queue runs jobs, so jobs must not import the queue."""
+    global _sender
+    _sender = send
+
+
 def enqueue(job_id: str, delay: float | None = None) -> None:
     if _enqueue_hook is not None:
         _enqueue_hook(job_id, delay)
         return
-    from phoneops.core.queue import send
-
+    if _sender is None:  # a process that never loaded the domains: the reaper sends the job later
+        log.error("jobs.no_queue", job_id=job_id, hint="call phoneops.registry.load_domains() at start-up")
+        return
     try:
-        send(job_id, delay)
+        _sender(job_id, delay)
     except Exception:  # the reaper re-sends queued jobs whose message never arrived
         log.warning("jobs.enqueue_failed", job_id=job_id, exc_info=True)
 
