@@ -50,6 +50,20 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/files"): OPERATOR,
     ("GET", "/api/files/{file_id}/download"): VIEWER,  # then per-kind rules (core.router.FILE_ROLES)
     ("GET", "/api/audit"): ADMIN,
+    # --- webhooks (admin only) ---
+    ("GET", "/api/webhooks"): ADMIN,
+    ("POST", "/api/webhooks"): ADMIN,
+    ("POST", "/api/webhooks/{endpoint_id}/disable"): ADMIN,
+    ("POST", "/api/webhooks/{endpoint_id}/enable"): ADMIN,
+    ("POST", "/api/webhooks/{endpoint_id}/test"): ADMIN,
+    ("GET", "/api/webhooks/deliveries"): ADMIN,
+    ("GET", "/api/webhooks/deliveries/{delivery_id}"): ADMIN,
+    ("POST", "/api/webhooks/deliveries/{delivery_id}/resend"): ADMIN,
+    ("GET", "/admin/webhooks"): ADMIN,
+    ("POST", "/admin/webhooks"): ADMIN,
+    ("POST", "/admin/webhooks/{endpoint_id}/test"): ADMIN,
+    ("POST", "/admin/webhooks/{endpoint_id}/toggle"): ADMIN,
+    ("POST", "/admin/webhooks/deliveries/{delivery_id}/resend"): ADMIN,
     # --- numbers ---
     ("GET", "/api/numbers/lookup"): VIEWER,
     ("POST", "/api/numbers/status"): OPERATOR,

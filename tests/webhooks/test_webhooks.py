@@ -35,7 +35,7 @@ class Receiver:
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 time.sleep(receiver.delay)

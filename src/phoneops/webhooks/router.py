@@ -12,6 +12,7 @@ from phoneops.webhooks.models import WebhookDelivery
 from phoneops.webhooks.schemas import AttemptOut, DeliveryDetail, DeliveryOut, EndpointIn, EndpointOut
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
+MAX_ID = 2**31 - 1
 
 
 def _detail(session: Session, delivery: WebhookDelivery) -> DeliveryDetail:
@@ -30,17 +31,20 @@ def register(body: EndpointIn, session: Session = DbSession, actor: Principal = 
 
 
 @router.post("/{endpoint_id}/disable", response_model=EndpointOut)
-def disable(endpoint_id: int = Path(ge=1, le=2**31 - 1), session: Session = DbSession, actor: Principal = Depends(admin)) -> EndpointOut:
+def disable(endpoint_id: int = Path(ge=1, le=MAX_ID),
+    session: Session = DbSession, actor: Principal = Depends(admin)) -> EndpointOut:
     return EndpointOut.model_validate(service.set_active(session, actor, endpoint_id, False))
 
 
 @router.post("/{endpoint_id}/enable", response_model=EndpointOut)
-def enable(endpoint_id: int = Path(ge=1, le=2**31 - 1), session: Session = DbSession, actor: Principal = Depends(admin)) -> EndpointOut:
+def enable(endpoint_id: int = Path(ge=1, le=MAX_ID),
+    session: Session = DbSession, actor: Principal = Depends(admin)) -> EndpointOut:
     return EndpointOut.model_validate(service.set_active(session, actor, endpoint_id, True))
 
 
 @router.post("/{endpoint_id}/test", response_model=DeliveryOut, status_code=202)
-def send_test(endpoint_id: int = Path(ge=1, le=2**31 - 1), session: Session = DbSession, actor: Principal = Depends(admin)) -> DeliveryOut:
+def send_test(endpoint_id: int = Path(ge=1, le=MAX_ID),
+    session: Session = DbSession, actor: Principal = Depends(admin)) -> DeliveryOut:
     return DeliveryOut.model_validate(service.send_test(session, actor, endpoint_id))
 
 
@@ -55,10 +59,12 @@ def deliveries(
 
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryDetail)
-def delivery(delivery_id: int = Path(ge=1, le=2**31 - 1), session: Session = DbSession, _: Principal = Depends(admin)) -> DeliveryDetail:
+def delivery(delivery_id: int = Path(ge=1, le=MAX_ID),
+    session: Session = DbSession, _: Principal = Depends(admin)) -> DeliveryDetail:
     return _detail(session, service.get_delivery(session, delivery_id))
 
 
 @router.post("/deliveries/{delivery_id}/resend", response_model=DeliveryOut, status_code=202)
-def resend(delivery_id: int = Path(ge=1, le=2**31 - 1), session: Session = DbSession, actor: Principal = Depends(admin)) -> DeliveryOut:
+def resend(delivery_id: int = Path(ge=1, le=MAX_ID),
+    session: Session = DbSession, actor: Principal = Depends(admin)) -> DeliveryOut:
     return DeliveryOut.model_validate(service.resend(session, actor, delivery_id))
