@@ -59,6 +59,14 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/numbers/imports"): OPERATOR,
     ("GET", "/api/numbers/imports"): VIEWER,
     ("GET", "/api/numbers/imports/{import_id}/result"): VIEWER,
+    ("GET", "/api/numbers/imports/{import_id}"): VIEWER,
+    ("POST", "/api/numbers/imports/{import_id}/apply"): OPERATOR,  # then: an admin or who ran it
+    ("POST", "/api/numbers/imports/{import_id}/discard"): OPERATOR,  # then: an admin or who ran it
+    ("POST", "/api/numbers/imports/{import_id}/undo"): OPERATOR,  # then: an admin or who ran it; opt-outs admin
+    ("GET", "/api/numbers/optouts"): VIEWER,  # masked unless admin
+    ("GET", "/api/numbers/optouts/counts"): VIEWER,
+    ("POST", "/api/numbers/optouts"): OPERATOR,
+    ("POST", "/api/numbers/optouts/lift"): ADMIN,
     ("POST", "/api/numbers/exports"): OPERATOR,
     ("GET", "/api/numbers/exports"): VIEWER,
     ("GET", "/api/numbers/exports/{job_id}/download"): VIEWER,  # masked; plaintext exports admins only
@@ -71,6 +79,11 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/numbers/rules"): ADMIN,
     ("GET", "/numbers/imports"): VIEWER,
     ("POST", "/numbers/imports"): OPERATOR,
+    ("GET", "/numbers/imports/{import_id}"): VIEWER,
+    ("POST", "/numbers/imports/{import_id}/{action}"): OPERATOR,  # then: an admin or who ran it
+    ("GET", "/numbers/optouts"): VIEWER,
+    ("POST", "/numbers/optouts"): OPERATOR,
+    ("POST", "/numbers/optouts/lift"): ADMIN,
     ("GET", "/numbers/exports"): VIEWER,
     ("POST", "/numbers/exports"): OPERATOR,
     # --- cleaning ---

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from typing import Any
 
 import pytest
@@ -214,10 +215,11 @@ def test_bulk_set_is_previewed_then_applied(client: Any, users: Any, inline_jobs
     assert (found["reason"], found["source"]) == ("BUY", "API")
 
 
-def test_undo_of_a_100k_import_restores_every_row_exactly(session: Any, inline_jobs: list[str]) -> None:
-    """100,000 numbers: 40,000 known before (on three lists, from three authorities), 60,000 new."""
-    numbers = [f"+4479{i:08d}" for i in range(100_000)]
-    known = numbers[:40_000]
+def test_undo_of_a_large_import_restores_every_row_exactly(session: Any, inline_jobs: list[str]) -> None:
+    """20,000 numbers (100,000 in bench/import_undo.py): 2/5 known before (three lists, three authorities)."""
+    size = int(os.environ.get("PHONEOPS_UNDO_TEST_SIZE", "20000"))  # bench/import_undo.py: 100,000
+    numbers = [f"+4479{i:08d}" for i in range(size)]
+    known = numbers[: size * 2 // 5]
     apply_verdicts(session, SYSTEM, (Verdict(n, ("blacklist", "monitor", "whitelist")[i % 3],
                                              (Authority.auto, Authority.hlr, Authority.manual)[i % 3], f"R{i % 5}",
                                              "seed") for i, n in enumerate(known)))  # fmt: skip
@@ -225,7 +227,7 @@ def test_undo_of_a_100k_import_restores_every_row_exactly(session: Any, inline_j
     before = _state()
     import_id = _import(numbers, "whitelist")
     with session_scope() as s:
-        assert imports.get_import(s, import_id).changed > 90_000
+        assert imports.get_import(s, import_id).changed == size - len(known) // 3  # manual whitelisted: unchanged
     assert _state() != before
     with session_scope() as s:
         job_id = imports.undo(s, SYSTEM, import_id).job_id
@@ -239,4 +241,4 @@ def test_undo_of_a_100k_import_restores_every_row_exactly(session: Any, inline_j
     for number_id, state in before.items():
         assert after[number_id] == state, number_id
     assert all(state[:4] == (None, None, None, None) for number_id, state in after.items() if number_id not in before)
-    assert len(after) == 100_000
+    assert len(after) == size

@@ -28,7 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -43,6 +43,7 @@ from phoneops.numbers import optouts
 from phoneops.numbers.lists import SEVERITY, Authority, Verdict, apply_verdicts
 from phoneops.numbers.models import ImportChange, ManualImport, NumberEvent, NumberOptOut, PhoneNumber
 from phoneops.numbers.normalize import normalize_column
+from phoneops.numbers.optouts import core_table
 from phoneops.numbers.vault import get_vault, mask
 from phoneops.settings import get_settings
 
@@ -608,7 +609,7 @@ def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row
         })  # fmt: skip
         created += was is None
     if changes:
-        session.execute(insert(ImportChange), changes)
+        session.execute(insert(core_table(ImportChange)), changes)
     return len(changes), created
 
 
@@ -628,7 +629,7 @@ def _apply_optouts(session: Session, actor: Principal, spec: _Spec, chunk: list[
         for number_id, existed, prev in result.touched
     ]  # fmt: skip
     if changes:
-        session.execute(insert(ImportChange), changes)
+        session.execute(insert(core_table(ImportChange)), changes)
     return len(changes), result.new_numbers
 
 
@@ -649,8 +650,8 @@ def _run_undo(ctx: JobContext) -> dict[str, Any]:
     refused_sample: list[dict[str, Any]] = list(ctx.checkpoint.get("refused_sample") or [])
     while True:
         with session_scope() as session:
-            changes = session.scalars(
-                select(ImportChange).where(ImportChange.import_id == import_id, ImportChange.id > after)
+            changes = session.execute(
+                select(ImportChange.__table__).where(ImportChange.import_id == import_id, ImportChange.id > after)
                 .order_by(ImportChange.id).limit(BATCH)
             ).all()  # fmt: skip
             if not changes:
@@ -673,7 +674,7 @@ def _run_undo(ctx: JobContext) -> dict[str, Any]:
 
 
 def _undo_batch(
-    session: Session, actor: Principal, import_id: int, changes: list[ImportChange], watermark: int
+    session: Session, actor: Principal, import_id: int, changes: list[Any], watermark: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """Restore one batch; numbers a later change touched are left alone and returned (masked, with why)."""
     ids = [c.number_id for c in changes]
@@ -715,7 +716,7 @@ def _undo_batch(
             })  # fmt: skip
             continue
         updates.append({
-            "id": change.number_id, "status": change.before_status, "authority": change.before_authority,
+            "number_id": change.number_id, "status": change.before_status, "authority": change.before_authority,
             "reason": change.before_reason, "source": change.before_source, "listed_at": change.before_listed_at,
             "updated_at": now,
         })  # fmt: skip
@@ -725,14 +726,21 @@ def _undo_batch(
             "reason": label[:64], "source": "UNDO", "actor": actor.username[:64], "evidence": {"undo_of": import_id},
         })  # fmt: skip
     if updates:
-        session.execute(update(PhoneNumber), updates)
+        table = core_table(PhoneNumber)
+        session.execute(
+            update(table).where(table.c.id == bindparam("number_id")).values(
+                status=bindparam("status"), authority=bindparam("authority"), reason=bindparam("reason"),
+                source=bindparam("source"), listed_at=bindparam("listed_at"), updated_at=bindparam("updated_at"),
+            ),
+            updates,
+        )  # fmt: skip
     if lifts:
         session.execute(
-            update(NumberOptOut).where(NumberOptOut.number_id.in_(lifts), NumberOptOut.active.is_(True))
-            .values(active=False, lifted_at=now, lifted_by=actor.username[:64], lift_reason=label)
+            update(NumberOptOut).where(NumberOptOut.number_id.in_(lifts), NumberOptOut.state == "active")
+            .values(state="lifted", lifted_at=now, lifted_by=actor.username[:64], lift_reason=label)
         )  # fmt: skip
     if events:
-        session.execute(insert(NumberEvent), events)
+        session.execute(insert(core_table(NumberEvent)), events)
     return len(updates) + len(lifts), refused
 
 

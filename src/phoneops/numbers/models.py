@@ -118,10 +118,11 @@ class ImportChange(Base):
 
 
 class NumberOptOut(Base):
-    """A suppression kept per number (one row per number): while `active`, nothing is sent to it.
+    """A suppression kept per number (one row per number): while `state` is `active`, nothing is sent to it.
 
-    Only `numbers.optouts.lift` (an admin, with a reason, audited) or the undo of the import that recorded
-    it clears `active`; list statuses, imports, syncs and tracker verdicts never touch this table."""
+    Keyed by the number's blind index (as `phone_numbers`), so cleaning matches it like the lists. Only
+    `numbers.optouts.lift` (an admin, with a reason, audited) or the undo of the import that recorded it sets
+    `lifted`; list statuses, imports, syncs and tracker verdicts never touch this table."""
 
     __tablename__ = "number_optouts"
 
@@ -129,7 +130,8 @@ class NumberOptOut(Base):
     number_id: Mapped[int] = mapped_column(
         ForeignKey("phone_numbers.id", ondelete="CASCADE"), unique=True
     )
-    active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    blind_index: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    state: Mapped[str] = mapped_column(String(8), default="active")  # active | lifted
     reason: Mapped[str] = mapped_column(String(24))  # sms_stop | email_unsubscribe | complaint | manual
     source: Mapped[str] = mapped_column(String(32))  # messagewhiz | ongage | inbound_csv | import | api | ui ...
     detail: Mapped[str | None] = mapped_column(String(200), default=None)

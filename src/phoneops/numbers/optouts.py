@@ -19,9 +19,9 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -55,6 +55,11 @@ STOP_KEYWORDS = frozenset({
     "arret", "arreter", "desabonner", "desabonnement", "desinscrire", "desinscription", "stop pub",
 })  # fmt: skip
 _MAX_WORDS = 4
+
+
+def core_table(model: type[Any]) -> Table:
+    """A model's Core table (Core inserts/updates skip the ORM's per-row work on large batches)."""
+    return cast(Table, model.__table__)
 
 
 def _fold(text: str) -> str:
@@ -128,7 +133,7 @@ def ensure_numbers(session: Session, e164s: Sequence[str]) -> tuple[dict[str, in
         missing = [(index, e164) for index, e164 in by_index.items() if e164 not in ids]
         if missing:
             now = utcnow()
-            session.execute(insert(PhoneNumber), [
+            session.execute(insert(core_table(PhoneNumber)), [
                 {"blind_index": index, "sealed": vault.seal(e164, index), "country": country_of(e164),
                  "first_seen_at": now, "updated_at": now}
                 for index, e164 in missing
@@ -180,7 +185,7 @@ def _record_batch(
     current = {
         row.number_id: row
         for row in session.execute(
-            select(NumberOptOut.id, NumberOptOut.number_id, NumberOptOut.active, NumberOptOut.lifted_at).where(
+            select(NumberOptOut.id, NumberOptOut.number_id, NumberOptOut.state, NumberOptOut.lifted_at).where(
                 NumberOptOut.number_id.in_(list(ids.values()))
             )
         )
@@ -194,21 +199,22 @@ def _record_batch(
         )
     }
     now = utcnow()
+    vault = get_vault()
     inserts: list[dict[str, Any]] = []
     revives: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for entry in unique:
         number_id = ids[entry.e164]
         values = {
-            "active": True, "reason": entry.reason, "source": entry.source[:32],
+            "state": "active", "reason": entry.reason, "source": entry.source[:32],
             "detail": (entry.detail or None) and str(entry.detail)[:200], "opted_out_at": entry.at or now,
             "recorded_by": actor.username[:64], "import_id": import_id,
         }  # fmt: skip
         existing = current.get(number_id)
         if existing is None:
-            inserts.append({"number_id": number_id, **values})
+            inserts.append({"number_id": number_id, "blind_index": vault.index(entry.e164), **values})
             result.touched.append((number_id, entry.e164 not in created, None))
-        elif existing.active:
+        elif existing.state == "active":
             result.already += 1
             continue
         elif direct or (entry.at is not None and existing.lifted_at is not None and entry.at > existing.lifted_at):
@@ -227,11 +233,11 @@ def _record_batch(
                          else {}), **({"import_id": import_id} if import_id else {})},
         })  # fmt: skip
     if inserts:
-        session.execute(insert(NumberOptOut), inserts)
+        session.execute(insert(core_table(NumberOptOut)), inserts)
     if revives:
         session.execute(update(NumberOptOut), revives)
     if events:
-        session.execute(insert(NumberEvent), events)
+        session.execute(insert(core_table(NumberEvent)), events)
 
 
 def opted_out(session: Session, indexes: Sequence[bytes]) -> dict[bytes, str]:
@@ -241,12 +247,26 @@ def opted_out(session: Session, indexes: Sequence[bytes]) -> dict[bytes, str]:
     for start in range(0, len(unique), BATCH):
         chunk = unique[start : start + BATCH]
         for index, reason in session.execute(
-            select(PhoneNumber.blind_index, NumberOptOut.reason)
-            .join(NumberOptOut, NumberOptOut.number_id == PhoneNumber.id)
-            .where(PhoneNumber.blind_index.in_(chunk), NumberOptOut.active.is_(True))
+            select(NumberOptOut.blind_index, NumberOptOut.reason).where(
+                NumberOptOut.blind_index.in_(chunk), NumberOptOut.state == "active"
+            )
         ):
             found[index] = reason
     return found
+
+
+def opted_out_raw(session: Session, values: Sequence[str], region: str) -> dict[str, str]:
+    """Raw phone values (as a file or a provider gives them) -> opt-out reason, for those opted out."""
+    from phoneops.numbers.normalize import normalize_column
+
+    raws = [v for v in dict.fromkeys(values) if v]
+    if not raws:
+        return {}
+    e164s = normalize_column(raws, region)["e164"].to_list()
+    pairs = [(raw, e164) for raw, e164 in zip(raws, e164s, strict=True) if e164]
+    indexes = get_vault().index_many([e164 for _, e164 in pairs])
+    found = opted_out(session, indexes)
+    return {raw: found[index] for (raw, _), index in zip(pairs, indexes, strict=True) if index in found}
 
 
 def _row_for(session: Session, e164: str) -> tuple[PhoneNumber, NumberOptOut | None]:
@@ -287,10 +307,10 @@ def lift(session: Session, actor: Principal, raw: str, reason: str, *, region: s
         raise ValidationFailed("a reason is required to lift an opt-out")
     e164 = to_e164(raw, region)
     number, row = _row_for(session, e164)
-    if row is None or not row.active:
+    if row is None or row.state != "active":
         raise ValidationFailed(f"{mask(e164)} is not opted out")
     now = utcnow()
-    row.active, row.lifted_at, row.lifted_by, row.lift_reason = False, now, actor.username, reason.strip()[:200]
+    row.state, row.lifted_at, row.lifted_by, row.lift_reason = "lifted", now, actor.username, reason.strip()[:200]
     session.add(NumberEvent(
         number_id=number.id, at=now, status=number.status, previous_status=number.status,
         authority=number.authority or "manual", reason="lifted", source=EVENT_SOURCE, actor=actor.username,
@@ -308,7 +328,7 @@ def state_of(session: Session, number_id: int) -> dict[str, Any] | None:
     if row is None:
         return None
     return {
-        "active": row.active, "reason": row.reason, "source": row.source, "detail": row.detail,
+        "active": row.state == "active", "reason": row.reason, "source": row.source, "detail": row.detail,
         "opted_out_at": row.opted_out_at.isoformat(), "recorded_by": row.recorded_by, "import_id": row.import_id,
         "lifted_at": row.lifted_at.isoformat() if row.lifted_at else None, "lifted_by": row.lifted_by,
         "lift_reason": row.lift_reason,
@@ -327,7 +347,7 @@ def list_optouts(
     rows = session.execute(
         select(NumberOptOut, PhoneNumber.sealed, PhoneNumber.blind_index, PhoneNumber.country)
         .join(PhoneNumber, PhoneNumber.id == NumberOptOut.number_id)
-        .where(NumberOptOut.active.is_(active), NumberOptOut.id > after_id)
+        .where(NumberOptOut.state == ("active" if active else "lifted"), NumberOptOut.id > after_id)
         .order_by(NumberOptOut.id)
         .limit(max(1, min(limit, 1000)))
     ).all()
@@ -350,11 +370,11 @@ def counts(session: Session) -> dict[str, int]:
     """Active opt-outs per reason, plus `total` and `lifted`."""
     out = dict.fromkeys(REASONS, 0)
     for reason, count in session.execute(
-        select(NumberOptOut.reason, func.count()).where(NumberOptOut.active.is_(True)).group_by(NumberOptOut.reason)
+        select(NumberOptOut.reason, func.count()).where(NumberOptOut.state == "active").group_by(NumberOptOut.reason)
     ):
         out[str(reason)] = int(count)
     out["total"] = sum(out[r] for r in REASONS)
     out["lifted"] = int(
-        session.scalar(select(func.count()).select_from(NumberOptOut).where(NumberOptOut.active.is_(False))) or 0
+        session.scalar(select(func.count()).select_from(NumberOptOut).where(NumberOptOut.state == "lifted")) or 0
     )
     return out

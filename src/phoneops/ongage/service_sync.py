@@ -47,6 +47,7 @@ from phoneops.core.jobs import JobContext, RetryLater, active_job_for, create_jo
 from phoneops.core.models import Job
 from phoneops.core.security import Principal
 from phoneops.numbers.models import PhoneNumber
+from phoneops.numbers.optouts import opted_out as _opted_out
 from phoneops.numbers.vault import get_vault, mask
 from phoneops.ongage.client import MAX_PARALLEL, ContactResult, OngageClient
 from phoneops.ongage.models import OngageConversion, OngageSyncRun
@@ -210,8 +211,15 @@ def build_contacts(session: Session, ids: Sequence[int], config: SyncConfig, now
             .where(OngageConversion.id.in_(batch))
         ).all())  # fmt: skip
     found.sort(key=lambda item: (item[1].postback_at or item[1].synced_at, item[1].id))
+    suppressed = _opted_out(session, [c.blind_index for _, c, _ in found if c.blind_index is not None])
     contacts: dict[str, Contact] = {}
     for sync, conversion, sealed in found:
+        if conversion.blind_index is not None and conversion.blind_index in suppressed:
+            # an opted-out number is never (re-)added to Ongage: shown as invalid, never retried
+            sync.status, sync.last_error = "invalid", f"opted out ({suppressed[conversion.blind_index]}): not sent"
+            sync.claimed_by, sync.claimed_at, sync.attempts = None, None, sync.attempts + 1
+            result.invalid += 1
+            continue
         if conversion.blind_index is None or sealed is None:
             sync.status, sync.last_error = "invalid", NO_NUMBER if conversion.blind_index is None else NOT_STORED
             sync.claimed_by, sync.claimed_at, sync.attempts = None, None, sync.attempts + 1

@@ -60,7 +60,8 @@ def upgrade() -> None:
         "number_optouts",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("number_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("blind_index", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("state", sa.String(length=8), nullable=False),
         sa.Column("reason", sa.String(length=24), nullable=False),
         sa.Column("source", sa.String(length=32), nullable=False),
         sa.Column("detail", sa.String(length=200), nullable=True),
@@ -77,11 +78,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_number_optouts")),
         sa.UniqueConstraint("number_id", name=op.f("uq_number_optouts_number_id")),
     )
-    op.create_index(op.f("ix_number_optouts_active"), "number_optouts", ["active"], unique=False)
+    op.create_index(op.f("ix_number_optouts_blind_index"), "number_optouts", ["blind_index"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_number_optouts_active"), table_name="number_optouts")
+    op.drop_index(op.f("ix_number_optouts_blind_index"), table_name="number_optouts")
     op.drop_table("number_optouts")
     op.drop_index(op.f("ix_import_changes_number_id"), table_name="import_changes")
     op.drop_index(op.f("ix_import_changes_import_id"), table_name="import_changes")
