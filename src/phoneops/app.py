@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,11 +17,13 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from phoneops import __version__
-from phoneops.core import db
-from phoneops.core.deps import LoginRequired, viewer
+from phoneops.core import db, idempotency
+from phoneops.core.deps import LoginRequired, page_viewer, viewer
 from phoneops.core.errors import AppError, ValidationFailed
+from phoneops.core.idempotency import IdempotencyMiddleware
 from phoneops.core.logging import configure_logging, register_settings_secrets, scrub, scrub_value
 from phoneops.core.security import Principal
 from phoneops.registry import domain_modules, load_domains
@@ -38,6 +41,58 @@ def _error(status: int, code: str, message: str, details: Any = None) -> JSONRes
 
 def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+
+
+class EmptyQueryIsUnset:
+    """ASGI middleware: a query parameter sent empty (`?date_from=`, what a browser sends for an empty form
+    field) is treated as not sent, on every page and API route, so it takes its default instead of failing
+    validation."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            raw: bytes = scope["query_string"]
+            kept = b"&".join(p for p in raw.split(b"&") if p and not (p.endswith(b"=") and p.count(b"=") == 1))
+            if kept != raw:
+                scope = {**scope, "query_string": kept}
+        await self.app(scope, receive, send)
+
+
+def _describe(details: list[dict[str, Any]]) -> str:
+    parts = []
+    for d in details:
+        loc = [str(part) for part in d["loc"] if part not in ("query", "body", "path", "form")]
+        parts.append(f"{'.'.join(loc) or 'request'}: {d['msg']}")
+    return "; ".join(parts)
+
+
+def html_validation_error(request: Request, details: list[dict[str, Any]]) -> Response:
+    """A page never answers raw JSON for a bad value: the form is shown again with the message.
+
+    GET: back to the same page without the fields that were not valid (the others kept), the message as a
+    flash. POST: back to the page the form was on (same site only), with the message. Otherwise (a bad path
+    value) the error page, with the navigation.
+    """
+    from urllib.parse import urlencode, urlparse
+
+    from phoneops.ui.flash import flash
+    from phoneops.ui.render import error_page
+
+    message = "Not a valid value — " + _describe(details)
+    if request.method == "GET" and all(d["loc"] and d["loc"][0] == "query" for d in details):
+        bad = {str(d["loc"][1]) for d in details if len(d["loc"]) > 1}
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k not in bad]
+        if len(kept) < len(request.query_params.multi_items()):
+            target = request.url.path + (f"?{urlencode(kept)}" if kept else "")
+            return flash(RedirectResponse(target, status_code=303), message, "error")
+    if request.method == "POST":
+        referer = urlparse(request.headers.get("referer", ""))
+        if referer.netloc == request.url.netloc and referer.path and referer.path != request.url.path:
+            target = referer.path + (f"?{referer.query}" if referer.query else "")
+            return flash(RedirectResponse(target, status_code=303), message, "error")
+    return error_page(request, 422, message)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -67,6 +122,8 @@ def install_error_handlers(app: FastAPI) -> None:
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
             for e in exc.errors()
         ]
+        if _wants_html(request):
+            return html_validation_error(request, details)
         return _error(422, "validation_error", "request is not valid", details)
 
     @app.exception_handler(StarletteHTTPException)
@@ -100,6 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     install_error_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(EmptyQueryIsUnset)
 
     @app.middleware("http")
     async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -149,17 +208,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def openapi(_: Principal = Depends(viewer)) -> JSONResponse:
         return JSONResponse(app.openapi())
 
+    plain_openapi = app.openapi
+
+    def openapi_with_idempotency() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = idempotency.document(plain_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi_with_idempotency  # type: ignore[method-assign]
+
     @app.get("/docs", include_in_schema=False)
-    def docs(_: Principal = Depends(viewer)) -> HTMLResponse:
+    def docs(_: Principal = Depends(page_viewer)) -> HTMLResponse:
+        # Swagger UI 5 (renders OpenAPI 3.1) from the fastapi-offline package: no CDN, nothing vendored here.
         return get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="phoneops API",
             swagger_js_url="/static/swagger/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger/swagger-ui.css",
             swagger_favicon_url="/static/favicon.svg",
+            swagger_ui_parameters={"persistAuthorization": False, "tryItOutEnabled": False},
         )
 
-    from swagger_ui_bundle import swagger_ui_path
+    swagger_ui_path = str(importlib.resources.files("fastapi_offline") / "static")
 
     from phoneops.core.router import router as core_router
     from phoneops.ui.render import STATIC_DIR

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     login_lockout_seconds: int = Field(default=300, ge=1, alias="LOGIN_LOCKOUT_SECONDS")
     job_lease_seconds: int = Field(default=60, ge=5, alias="JOB_LEASE_SECONDS")
     worker_threads: int = Field(default=4, ge=1, alias="WORKER_THREADS")
+    # How long an API `Idempotency-Key` and the answer kept for it live (core/idempotency.py).
+    idempotency_key_hours: int = Field(default=24, ge=1, le=24 * 30, alias="IDEMPOTENCY_KEY_HOURS")
 
     # --- privacy: retention (0 keeps forever) --------------------------------------------------
     retention_tracker_events_days: int = Field(default=0, ge=0, alias="RETENTION_TRACKER_EVENTS_DAYS")

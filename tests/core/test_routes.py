@@ -278,7 +278,7 @@ DECISIONS: dict[tuple[str, str], str] = {
 }
 
 # Answered like the API (401 JSON) although outside /api.
-API_LIKE = {"/metrics", "/openapi.json", "/docs"}
+API_LIKE = {"/metrics", "/openapi.json"}  # /docs is a page: anonymous visitors go to the login
 
 # Harmless path values: nothing with these ids exists, so an allowed call answers 404 (or 422).
 PATH_VALUES = {

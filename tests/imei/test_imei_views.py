@@ -133,3 +133,42 @@ def test_viewer_cannot_submit_and_unconfigured_provider_is_explained(client: Any
     assert client.post("/imei/submit", data={"csrf_token": csrf, "text": imei(1)}).status_code == 403
     page = client.get("/imei/services", headers={"Accept": "text/html"})
     assert page.status_code == 503 and "GSM_FUSION_API_KEY" in page.text
+
+
+def test_preview_keeps_the_chosen_file_for_the_submit(
+    client: Any, users: Any, gsm_env: SimAdmin, inline_jobs: list[str]
+) -> None:
+    """A browser cannot re-send a file input: the preview keeps the file, the submit after it uses it."""
+    csrf = as_user(client, users, "operator")
+    upload = f"imei\n{imei(21)}\n{imei(22)}\n{imei(23)}\n".encode()
+    preview = client.post("/imei/submit", data={"csrf_token": csrf, "service_id": SERVICE, "action": "preview"},
+                          files={"file": ("phones.csv", upload, "text/csv")})  # fmt: skip
+    assert preview.status_code == 200 and "3 to send" in preview.text
+    kept = re.search(r'name="file_id" value="([0-9a-f-]{36})"', preview.text)
+    assert kept and "phones.csv" in preview.text
+    # Preview and Submit are told apart (different look and words)
+    assert 'value="preview" class="secondary"' in preview.text and "Submit and pay" in preview.text
+    assert gsm_env.stats()["calls"].get("placeorder", 0) == 0
+    # another user cannot use someone else's kept file
+    from fastapi.testclient import TestClient
+
+    other = TestClient(client.app)  # a second browser, its own cookies
+    users.create("operator", "other-op")
+    other_csrf = login(other, "other-op")
+    refused = other.post("/imei/submit", data={"csrf_token": other_csrf, "service_id": SERVICE,
+                                                     "file_id": kept.group(1), "action": "preview"})  # fmt: skip
+    assert refused.status_code == 422 and "no longer available" in refused.text
+    # the submit sends no file field at all (the browser dropped it), only the kept id
+    empty_file = ("", b"", "application/octet-stream")
+    sent = client.post("/imei/submit", data={"csrf_token": csrf, "service_id": SERVICE, "file_id": kept.group(1),
+                                             "action": "submit"}, files={"file": empty_file},
+                       follow_redirects=False)  # fmt: skip
+    assert sent.status_code == 303, sent.text[:400]
+    page = client.get(sent.headers["location"])
+    assert 'data-counter="placed">3<' in page.text and "phones.csv" in page.text
+    assert gsm_env.stats()["calls"].get("placeorder", 0) == 3
+    # "don't use this file": only the typed IMEIs count
+    dropped = client.post("/imei/submit", data={"csrf_token": csrf, "service_id": SERVICE, "file_id": kept.group(1),
+                                                "drop_file": "true", "text": imei(30), "action": "preview"})  # fmt: skip
+    assert "1 to send" in dropped.text and 'name="file_id"' not in dropped.text
+

@@ -15,11 +15,9 @@ def test_full_result_with_tags_and_entities() -> None:
         "Find My iPhone: <b>ON</b>"
     )
     assert parse_code(code) == ParsedResult(
-        carrier="AT&T USA",
-        simlock="Locked",
-        model="iPhone 13 Pro",
-        fmi="ON",
-        imei2="356938035643817",
+        columns={"model": "iPhone 13 Pro", "imei2": "356938035643817", "carrier": "AT&T USA", "simlock": "Locked",
+                 "fmi": "ON", "brand": "Apple"},
+        extra={"IMEI": "356938035643809"},
         display=(
             "Model: iPhone 13 Pro\nIMEI: 356938035643809\nIMEI2 Number: 356938035643817\n"
             "Carrier: AT&T USA\nSimLock: Locked\nFind My iPhone: ON"
@@ -43,7 +41,7 @@ def test_blank_lines_collapse_and_text_is_trimmed() -> None:
 
 @pytest.mark.parametrize("code", [None, "", "<br><br>"])
 def test_empty_codes(code: str | None) -> None:
-    assert parse_code(code) == ParsedResult(None, None, None, None, None, "")
+    assert parse_code(code) == ParsedResult({}, {}, "")
 
 
 def test_missing_fields_are_none_and_imei_is_not_imei2() -> None:

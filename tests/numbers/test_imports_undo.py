@@ -28,9 +28,11 @@ def _csv(rows: list[list[str]]) -> bytes:
 
 def _state() -> dict[int, tuple[Any, ...]]:
     with session_scope() as s:
-        return {r.id: (r.status, r.authority, r.reason, r.source, r.listed_at)
+        return {r.id: (r.status, r.authority, r.reason, r.source, r.listed_at, r.last_verdict, r.auto_status,
+                       r.hlr_status)
                 for r in s.execute(select(PhoneNumber.id, PhoneNumber.status, PhoneNumber.authority, PhoneNumber.reason,
-                                          PhoneNumber.source, PhoneNumber.listed_at))}  # fmt: skip
+                                          PhoneNumber.source, PhoneNumber.listed_at, PhoneNumber.last_verdict,
+                                          PhoneNumber.auto_status, PhoneNumber.hlr_status))}  # fmt: skip
 
 
 def _upload(client: Any, headers: dict[str, str], data: bytes, name: str = "l.csv", **form: str) -> Any:
@@ -86,7 +88,7 @@ def test_preview_changes_nothing_then_apply_then_undo_restores(client: Any, user
     restored = _state()
     assert {k: v for k, v in restored.items() if k in before} == before
     new_ids = set(restored) - set(before)
-    assert len(new_ids) == 1 and restored[new_ids.pop()][:4] == (None, None, None, None)
+    assert len(new_ids) == 1 and restored[new_ids.pop()][:6] == (None, None, None, None, None, None)
     history = client.get("/api/numbers/lookup", params={"number": "+447911123457"}, headers=op).json()["history"]
     assert history[0]["reason"] == f"undone: import {import_id}"
     assert (history[0]["status"], history[0]["previous_status"]) == ("blacklist", "whitelist")
@@ -240,5 +242,5 @@ def test_undo_of_a_large_import_restores_every_row_exactly(session: Any, inline_
     after = _state()
     for number_id, state in before.items():
         assert after[number_id] == state, number_id
-    assert all(state[:4] == (None, None, None, None) for number_id, state in after.items() if number_id not in before)
+    assert all(state[:6] == (None,) * 6 for number_id, state in after.items() if number_id not in before)
     assert len(after) == size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,13 +12,14 @@ from phoneops.core.errors import NotFound, ValidationFailed
 from phoneops.core.security import SYSTEM
 from phoneops.numbers.lists import (
     Authority,
+    ListState,
     Verdict,
     apply_verdicts,
     bulk_set_status,
     list_counts,
     lookup,
+    precedence,
     set_status,
-    wins,
 )
 from phoneops.numbers.models import NumberEvent, PhoneNumber
 
@@ -36,7 +38,8 @@ def test_manual_blacklisting_survives_automatic_whitelist(session: Any) -> None:
     view = lookup(session, SYSTEM, UK, "GB")
     assert view.status == "blacklist"
     assert view.authority == "manual"
-    assert [e["status"] for e in view.history] == ["blacklist"]
+    assert [(e["verdict"], e["status"]) for e in view.history] == [("whitelist", "blacklist"), ("blacklist", "blacklist")]
+    assert "a manual decision outranks auto" in view.history[0]["note"]
 
 
 def test_automatic_verdicts_keep_the_most_severe(session: Any) -> None:
@@ -45,14 +48,19 @@ def test_automatic_verdicts_keep_the_most_severe(session: Any) -> None:
     apply_verdicts(session, SYSTEM, [auto(UK, "monitor")])
     view = lookup(session, SYSTEM, UK, "GB")
     assert view.status == "blacklist"
-    assert view.history[0]["evidence"] == {"os": "Android", "version": "6"}
-    assert [e["status"] for e in view.history] == ["blacklist", "whitelist"]
+    assert view.history[1]["evidence"] == {"os": "Android", "version": "6"}
+    assert [(e["verdict"], e["status"]) for e in view.history] == [
+        ("monitor", "blacklist"), ("blacklist", "blacklist"), ("whitelist", "whitelist")]
+    assert "never loosens" in view.history[0]["note"]
 
 
-def test_hlr_outranks_auto_and_manual_outranks_hlr(session: Any) -> None:
+def test_hlr_tightens_but_never_loosens_the_tracker_and_manual_outranks_both(session: Any) -> None:
     apply_verdicts(session, SYSTEM, [auto(UK, "blacklist")])
     apply_verdicts(session, SYSTEM, [Verdict(UK, "monitor", Authority.hlr, "HLR_MONITORED", "HLR")])
-    assert lookup(session, SYSTEM, UK, "GB").status == "monitor"
+    assert lookup(session, SYSTEM, UK, "GB").status == "blacklist"
+    apply_verdicts(session, SYSTEM, [auto(US, "whitelist")])
+    apply_verdicts(session, SYSTEM, [Verdict(US, "monitor", Authority.hlr, "HLR_MONITORED", "HLR")])
+    assert lookup(session, SYSTEM, US, "US").status == "monitor"
     set_status(session, SYSTEM, UK, "whitelist", "VERIFIED", region="GB")
     apply_verdicts(session, SYSTEM, [Verdict(UK, "blacklist", Authority.hlr, "HLR_FAILED", "HLR")])
     assert lookup(session, SYSTEM, UK, "GB").status == "whitelist"
@@ -100,15 +108,74 @@ def test_bad_input_changes_nothing(session: Any) -> None:
         lookup(session, SYSTEM, US, "US")
 
 
-@pytest.mark.parametrize(("current", "authority", "new", "new_authority", "expected"), [
-    (None, None, "whitelist", Authority.auto, True),
-    ("blacklist", "auto", "whitelist", Authority.auto, False),
-    ("whitelist", "auto", "monitor", Authority.auto, True),
-    ("blacklist", "manual", "blacklist", Authority.auto, False),
-    ("blacklist", "hlr", "whitelist", Authority.manual, True),
-    ("whitelist", "manual", "blacklist", Authority.hlr, False),
-    ("monitor", "hlr", "blacklist", Authority.hlr, True),
-])
-def test_wins_table(current: str | None, authority: str | None, new: str, new_authority: Authority,
-                    expected: bool) -> None:
-    assert wins(current, authority, Verdict(UK, new, new_authority)) is expected
+def _table() -> list[tuple[str, str, str]]:
+    """(verdict row, current column, expected cell) of the table in docs/lists.md."""
+    text = (Path(__file__).parents[2] / "docs" / "lists.md").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.startswith("| ") and "→" not in line]
+    header = next(line for line in text.splitlines() if line.startswith("| verdict"))
+    columns = [c.strip() for c in header.strip("|").split("|")][1:]
+    cells = []
+    for line in lines:
+        parts = [c.strip() for c in line.strip("|").split("|")]
+        if len(parts) == len(columns) + 1 and parts[0] in ROWS:
+            cells.extend((parts[0], column, cell) for column, cell in zip(columns, parts[1:], strict=True))
+    return cells
+
+
+ROWS = {
+    "tracker whitelist": Verdict(UK, "whitelist", Authority.auto, "OS_VERSION", "VOLUUM"),
+    "tracker monitor": Verdict(UK, "monitor", Authority.auto, "OS_VERSION", "VOLUUM"),
+    "tracker blacklist": Verdict(UK, "blacklist", Authority.auto, "OS_VERSION", "VOLUUM"),
+    "tracker, no opinion (conversion)": Verdict(UK, None, Authority.auto, "CONVERSION", "VOLUUM"),
+    "HLR monitor (absent, no coverage)": Verdict(UK, "monitor", Authority.hlr, "HLR_MONITORED", "HLR"),
+    "HLR blacklist (dead, risky network)": Verdict(UK, "blacklist", Authority.hlr, "HLR_FAILED", "HLR"),
+    "HLR reachable (live)": Verdict(UK, None, Authority.hlr, "HLR_LIVE", "HLR"),
+    "manual x (UI, API, CLI)": Verdict(UK, "blacklist", Authority.manual, "FRAUD", "UI"),
+}
+
+
+def _state(cell: str) -> ListState:
+    if cell == "—":
+        return ListState()
+    if cell == "M:any":
+        return ListState("whitelist", "manual", "OK", "UI")
+    kind, status = cell.split(":")
+    if kind == "T":
+        return ListState(status, "auto", "OS_VERSION", "VOLUUM", auto_status=status, auto_reason="OS_VERSION",
+                         auto_source="VOLUUM")
+    return ListState(status, "hlr", "HLR_FAILED", "HLR", hlr_status=status, hlr_reason="HLR_FAILED")
+
+
+def _expected(cell: str, verdict: Verdict) -> tuple[str | None, str | None]:
+    cell = cell.split(" ¹")[0]
+    if cell == "M (kept)":
+        return "whitelist", "manual"
+    if cell == "—":
+        return None, None
+    kind, status = cell.split(":")
+    status = verdict.status if status == "x" else status
+    return status, {"T": "auto", "H": "hlr", "M": "manual"}[kind]
+
+
+@pytest.mark.parametrize(("row", "column", "cell"), _table())
+def test_precedence_is_the_documented_table(row: str, column: str, cell: str) -> None:
+    verdict = ROWS[row]
+    after, note = precedence(_state(column), verdict)
+    assert (after.status, after.authority) == _expected(cell, verdict)
+    assert (note is not None) == (cell == "M (kept)" or (after.status != verdict.status and (
+        verdict.status is not None or verdict.authority is Authority.hlr)))
+
+
+def test_the_table_is_read_whole() -> None:
+    assert len(_table()) == len(ROWS) * 7
+
+
+def test_reevaluation_may_loosen_the_trackers_verdict_only(session: Any) -> None:
+    apply_verdicts(session, SYSTEM, [auto(UK, "blacklist"), auto(US, "blacklist")])
+    apply_verdicts(session, SYSTEM, [Verdict(US, "monitor", Authority.hlr, "HLR_MONITORED", "HLR")])
+    again = [Verdict(e, "whitelist", Authority.auto, "OS_VERSION", "OS_RULES", reevaluate=True) for e in (UK, US)]
+    apply_verdicts(session, SYSTEM, again)
+    assert lookup(session, SYSTEM, UK, "GB").status == "whitelist"
+    assert lookup(session, SYSTEM, US, "US").status == "monitor"  # HLR's own verdict stays
+    with pytest.raises(ValidationFailed, match="re-evaluation"):
+        apply_verdicts(session, SYSTEM, [Verdict(UK, None, Authority.hlr, reevaluate=True)])

@@ -162,12 +162,12 @@ def analytics(session: Session, start: date | str | None = None, end: date | str
         .where(*camp_where).group_by(BroadcastCampaignDay.campaign_id)
     ).all())  # fmt: skip
     campaigns: dict[str, Point] = {}
-    for campaign_id, cost, *counts in session.execute(
-        select(BroadcastStat.campaign_id, _cost_sum(), *_STAT_SUMS).where(*stat_where)
-        .group_by(BroadcastStat.campaign_id)
+    for campaign_id, stat_name, cost, *counts in session.execute(
+        select(BroadcastStat.campaign_id, func.max(BroadcastStat.campaign_name), _cost_sum(), *_STAT_SUMS)
+        .where(*stat_where).group_by(BroadcastStat.campaign_id)
     ):  # fmt: skip
         key = campaign_id or ""
-        label = (names.get(key) or key) if key else NO_CAMPAIGN
+        label = (names.get(key) or stat_name or key) if key else NO_CAMPAIGN
         point = campaigns[key] = Point(key=key, label=label)
         point.cost = Decimal(str(cost))
         _fill(point, counts)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from html import escape
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from phoneops.broadcasts import analytics, costs, days, live
@@ -33,33 +30,6 @@ def dashboard_cards(session: Session) -> list[Card]:
     return [Card(f"Broadcast cost on {record.day}", f"{record.cost:,.2f}", f"/broadcasts/days/{record.day}")]
 
 
-def column_chart(data: Mapping[str, float], *, height: int = 160, title: str = "", unit: str = "") -> Markup:
-    """A vertical bar chart over an ordered series (days), drawn on the server; labels and values escaped."""
-    items = list(data.items())
-    if not items or not any(v for _, v in items):
-        return Markup('<p class="muted">No data yet.</p>')
-    peak = max(float(v) for _, v in items) or 1.0
-    width, left, bottom = 640, 44, 22
-    step = (width - left) / len(items)
-    every = max(1, len(items) // 8)
-    parts = [f'<svg class="chart column-chart" role="img" viewBox="0 0 {width} {height + bottom}" width="100%" '
-             f'style="max-width:100%" '
-             f'aria-label="{escape(title or "chart")}">',
-             f'<text x="0" y="12" font-size="11">{escape(f"{peak:,.2f}".rstrip("0").rstrip("."))}{escape(unit)}</text>',
-             f'<line x1="{left}" y1="{height}" x2="{width}" y2="{height}" stroke="#cbd5e1"/>']  # fmt: skip
-    for i, (label, value) in enumerate(items):
-        h = max(0.0, (height - 16) * float(value) / peak)
-        x = left + i * step
-        shown = f"{float(value):,.2f}".rstrip("0").rstrip(".")
-        bar = min(step * 0.8, 48.0)
-        parts.append(f'<rect x="{x + (step - bar) / 2:.1f}" y="{height - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                     f'fill="#2563eb" rx="2"><title>{escape(str(label))}: {escape(shown)}{escape(unit)}</title></rect>')
-        if i % every == 0:
-            parts.append(f'<text x="{x:.1f}" y="{height + 15}" font-size="10">{escape(str(label)[5:])}</text>')
-    parts.append("</svg>")
-    return Markup("".join(parts))  # noqa: S704 - every label and value above is escaped
-
-
 def _overview(request: Request, session: Session, principal: Principal, *, error: str | None = None,
               status_code: int = 200) -> Response:  # fmt: skip
     from phoneops.voluum.service import is_configured as voluum_configured
@@ -70,7 +40,7 @@ def _overview(request: Request, session: Session, principal: Principal, *, error
         configured=is_configured(), voluum_configured=voluum_configured(), days=recent,
         jobs=days.import_jobs(session), yesterday=yesterday(), today=today(),
         currency=get_settings().voluum_currency,
-        chart={str(d.day): float(d.cost) for d in reversed(recent[:30])}, column_chart=column_chart,
+        chart={str(d.day): float(d.cost) for d in reversed(recent[:30])},
     )  # fmt: skip
 
 
@@ -142,6 +112,19 @@ def live_page(request: Request, search: str = "", every: float = live.DEFAULT_EV
                   today=today(), every=max(live.MIN_EVERY, min(every, 3600.0)))  # fmt: skip
 
 
+def _campaign_key(point: analytics.Point) -> str:
+    return point.key or analytics.NO_CAMPAIGN
+
+
+def _campaign_label(point: analytics.Point, every: list[analytics.Point]) -> str:
+    """The campaign's name; with its id when another campaign in the range has the same name."""
+    if not point.key or point.label == point.key:
+        return point.label
+    if sum(1 for p in every if p.label == point.label) > 1:
+        return f"{point.label} ({point.key[:8]})"
+    return point.label
+
+
 @router.get("/broadcasts/analytics")
 def analytics_page(
     request: Request,
@@ -161,9 +144,13 @@ def analytics_page(
     if result.campaign:
         params["campaign"] = result.campaign
     query = urlencode(params)
+    top_cost = sorted(result.campaigns, key=lambda p: p.cost, reverse=True)[:12]
+    top_ftds = sorted(result.campaigns, key=lambda p: p.ftds, reverse=True)[:12]
     return render(
         request, "broadcasts/analytics.html", principal, error=error, result=result, query=query,
-        column_chart=column_chart, campaign=result.campaign or "", no_campaign=analytics.NO_CAMPAIGN,
-        cost_by_campaign={p.label[:18]: float(p.cost) for p in result.campaigns[:12]},
-        ftds_by_campaign={p.label[:18]: float(p.ftds) for p in result.campaigns[:12]},
+        campaign=result.campaign or "", no_campaign=analytics.NO_CAMPAIGN,
+        # keyed by campaign id (names repeat and share prefixes), labelled by name
+        cost_by_campaign={_campaign_key(p): float(p.cost) for p in top_cost},
+        ftds_by_campaign={_campaign_key(p): float(p.ftds) for p in top_ftds},
+        campaign_labels={_campaign_key(p): _campaign_label(p, result.campaigns) for p in result.campaigns},
     )  # fmt: skip

@@ -98,6 +98,7 @@ def require(role: Role, *, page: bool = False) -> Callable[..., object]:
         if principal is None:
             raise (LoginRequired if page else Unauthorized)("authentication required")
         if not principal.can(role):
+            request.state.principal = principal  # the 403 page keeps the signed-in navigation
             raise Forbidden(f"this needs the {role.value} role")
         request.state.principal = principal
         return principal

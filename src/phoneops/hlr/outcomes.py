@@ -9,9 +9,10 @@
 | anything else (`OTHER`; the original dropped these silently)         | ignore    |                     |
 
 Admins may override a row (`HlrOutcomeRule`); `reset_rules` returns to the defaults. Status changes go
-through the number core as `Authority.hlr` verdicts (HLR outranks automatic tracker verdicts, manual
-decisions outrank HLR). A `clean` outcome changes no list, except that it lifts an earlier HLR decision
-(a number found DEAD last month and LIVE now leaves the blacklist), never an automatic or manual one.
+through the number core as `Authority.hlr` verdicts, applied by its one precedence table (docs/lists.md):
+an HLR result may add or tighten a status and lift only what HLR itself set; it never lifts a tracker's
+(OS rules) verdict nor a manual decision. A `clean` outcome is sent as a lift for every listed number, so
+the history shows that HLR found it reachable even where the status stays.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -175,14 +176,13 @@ def verdicts(session: Session, decided: Sequence[Decided]) -> list[Verdict]:
     keys = list(clean)
     for start in range(0, len(keys), 5000):
         chunk = keys[start : start + 5000]
-        lifted = session.scalars(
+        listed = session.scalars(
             select(PhoneNumber.blind_index).where(
                 PhoneNumber.blind_index.in_(chunk),
-                PhoneNumber.authority == Authority.hlr.value,
-                PhoneNumber.status.is_not(None),
+                or_(PhoneNumber.status.is_not(None), PhoneNumber.hlr_status.is_not(None)),
             )
         )
-        for index in lifted:
+        for index in listed:
             item = clean[index]
             out.append(Verdict(item.e164, None, Authority.hlr, LIFT_REASON, SOURCE, item.evidence))
     return out

@@ -255,7 +255,9 @@ def _print_orders(orders: list[Any]) -> None:
         console.print(f"[bold]{o.order_id or '(no order id)'}[/bold]  {o.imei}  {o.state}  "
                       f"{o.status or '-'}  {_money(o.credits)}  {when}", highlight=False)  # fmt: skip
         console.print(f"  {o.service_title or o.service_id or ''}", highlight=False)
-        details = {"carrier": o.carrier, "simlock": o.simlock, "model": o.model, "fmi": o.fmi, "imei 2": o.imei2}
+        details = {"model": o.model, "brand": o.brand, "carrier": o.carrier, "simlock": o.simlock, "fmi": o.fmi,
+                   "icloud": o.icloud, "blacklist": o.blacklist, "imei 2": o.imei2, "serial": o.serial,
+                   "country": o.country}  # fmt: skip
         shown = "  ".join(f"{k}: {v}" for k, v in details.items() if v)
         if shown:
             console.print(f"  {shown}", highlight=False)
@@ -344,6 +346,18 @@ def sync() -> None:
     _console().print(f"[green]synced {result['checked']} open orders[/green]: {result['by_status']}")
 
 
+@app.command("reparse")
+def reparse() -> None:
+    """Parse every stored result text again into the result columns (after a parser change); audited."""
+    from phoneops.cli import cli_actor
+    from phoneops.imei.results import reparse_all
+
+    _boot()
+    result = reparse_all(cli_actor(), progress=lambda done, changed: _console().print(
+        f"checked {done} · changed {changed}", highlight=False))  # fmt: skip
+    _console().print(f"[green]re-parsed {result['checked']} result texts[/green]: {result['changed']} orders changed")
+
+
 # --- export / import ----------------------------------------------------------------------------------
 
 
@@ -356,6 +370,11 @@ def export(
     since: Annotated[str | None, typer.Option("--from", help="From date (YYYY-MM-DD)")] = None,
     until: Annotated[str | None, typer.Option("--to", help="To date (YYYY-MM-DD, inclusive)")] = None,
     text: Annotated[str | None, typer.Option("--q", help="Free text")] = None,
+    fmi: Annotated[str | None, typer.Option(help="Find My iPhone: on | off")] = None,
+    blacklist: Annotated[str | None, typer.Option(help="GSMA blacklist: clean | blacklisted")] = None,
+    simlock: Annotated[str | None, typer.Option(help="SIM lock: locked | unlocked")] = None,
+    carrier: Annotated[str | None, typer.Option(help="Carrier contains")] = None,
+    model: Annotated[str | None, typer.Option(help="Model contains")] = None,
 ) -> None:
     """Export history with the original columns (SERVICE, IMEI NO., CREDITS, STATUS, CODE, ...)."""
     from phoneops.cli import cli_actor
@@ -363,11 +382,15 @@ def export(
     from phoneops.imei import history
 
     _boot()
-    filters = history.OrderFilters(
-        imeis=history.parse_imei_list(imeis), statuses=[s for s in (status or "").split(",") if s.strip()],
-        service_id=service, date_from=date.fromisoformat(since) if since else None,
-        date_to=date.fromisoformat(until) if until else None, text=text,
-    )  # fmt: skip
+    try:
+        filters = history.OrderFilters(
+            imeis=history.parse_imei_list(imeis), statuses=[s for s in (status or "").split(",") if s.strip()],
+            service_id=service, date_from=date.fromisoformat(since) if since else None,
+            date_to=date.fromisoformat(until) if until else None, text=text, fmi=fmi, blacklist=blacklist,
+            simlock=simlock, carrier=carrier, model=model,
+        )  # fmt: skip
+    except AppError as exc:
+        raise _fail(exc) from None
     rows = 0
     with session_scope() as session:
         if output.suffix.lower() == ".xlsx":

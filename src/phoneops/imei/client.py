@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -144,6 +145,7 @@ class OrderStatus:
     status: str
     code: str
     requested_at: datetime | None
+    raw: str = ""  # the provider's answer for this order, as received
 
     @property
     def result(self) -> ParsedResult:
@@ -260,6 +262,7 @@ def parse_statuses(root: Element) -> list[OrderStatus]:
             status=normalize_status(_child(el, "status")),
             code=_child(el, "code"),
             requested_at=_parse_datetime(_child(el, "requestedat")),
+            raw=ET.tostring(el, encoding="unicode")[:20_000],
         )
         for el in root.iter()
         if _tag(el) == "imeis" and _child(el, "id")

@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from phoneops.core.audit import audit
 from phoneops.core.csvio import csv_lines
 from phoneops.core.db import session_scope, utcnow
-from phoneops.core.errors import NotFound
+from phoneops.core.errors import NotFound, ValidationFailed
 from phoneops.core.security import Principal
 from phoneops.imei.inputs import MAX_BATCH_ROWS
 from phoneops.imei.models import (
@@ -41,7 +41,16 @@ from phoneops.imei.validation import check_imei
 from phoneops.settings import get_settings
 
 EXPORT_HEADER = ("SERVICE", "IMEI NO.", "CREDITS", "STATUS", "CODE", "IMEI 2", "CARRIER", "SIMLOCK", "MODEL", "FMI",
-                 "ORDER DATE", "NOTES")  # fmt: skip
+                 "ORDER DATE", "NOTES", "BRAND", "SERIAL", "MEID", "ICLOUD", "BLACKLIST", "WARRANTY", "PURCHASE DATE",
+                 "ACTIVATION", "COUNTRY", "OTHER RESULT FIELDS")  # fmt: skip
+TEXT_COLUMNS = frozenset(i for i, h in enumerate(EXPORT_HEADER) if h in ("IMEI NO.", "IMEI 2", "MEID", "SERIAL"))
+# Result filters: the value asked → the flag column's value.
+FLAG_FILTERS: dict[str, dict[str, bool]] = {
+    "fmi": {"on": True, "off": False},
+    "blacklist": {"blacklisted": True, "clean": False},
+    "simlock": {"locked": True, "unlocked": False},
+}
+TEXT_FILTERS = ("carrier", "model", "brand", "country")
 STATE_LABELS = {QUEUED: "Queued", SENDING: "Sending", DUPLICATE: "Duplicate", FAILED: "Failed",
                 REVIEW: "Needs review", IMPORTED: "Imported", PLACED: "Placed"}  # fmt: skip
 ORDER_STATES = (PLACED, IMPORTED, REVIEW)  # rows that are (or may be) orders at the provider
@@ -77,10 +86,27 @@ class OrderFilters:
     date_to: date | None = None
     text: str | None = None
     batch_id: int | None = None
+    fmi: str | None = None  # on | off
+    blacklist: str | None = None  # clean | blacklisted
+    simlock: str | None = None  # locked | unlocked
+    carrier: str | None = None  # the rest: text contained, any case
+    model: str | None = None
+    brand: str | None = None
+    country: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, allowed in FLAG_FILTERS.items():
+            value = (getattr(self, name) or "").strip().lower() or None
+            if value is not None and value not in allowed:
+                raise ValidationFailed(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
+            setattr(self, name, value)
+        for name in TEXT_FILTERS:
+            setattr(self, name, (getattr(self, name) or "").strip()[:100] or None)
 
     def is_empty(self) -> bool:
         return not any((self.imeis, self.order_id, self.statuses, self.states, self.service_id, self.date_from,
-                        self.date_to, self.text, self.batch_id))  # fmt: skip
+                        self.date_to, self.text, self.batch_id, *(getattr(self, n) for n in FLAG_FILTERS),
+                        *(getattr(self, n) for n in TEXT_FILTERS)))  # fmt: skip
 
 
 def _like(value: str) -> str:
@@ -112,10 +138,20 @@ def _filtered(query: Select[Any], filters: OrderFilters) -> Select[Any]:
     if filters.date_to:
         end = datetime.combine(filters.date_to + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
         query = query.where(_when() < end)
+    for name, allowed in FLAG_FILTERS.items():
+        wanted = getattr(filters, name)
+        if wanted:
+            column = {"fmi": ImeiOrder.fmi_on, "blacklist": ImeiOrder.blacklisted, "simlock": ImeiOrder.sim_locked}
+            query = query.where(column[name].is_(allowed[wanted]))
+    for name in TEXT_FILTERS:
+        wanted = getattr(filters, name)
+        if wanted:
+            query = query.where(func.lower(getattr(ImeiOrder, name)).like(_like(wanted), escape="\\"))
     if filters.text and filters.text.strip():
         pattern = _like(filters.text)
         columns = (ImeiOrder.imei, ImeiOrder.order_id, ImeiOrder.model, ImeiOrder.carrier, ImeiOrder.service_title,
-                   ImeiOrder.code_display, ImeiOrder.notes, ImeiOrder.error, ImeiOrder.imei2)  # fmt: skip
+                   ImeiOrder.code_display, ImeiOrder.notes, ImeiOrder.error, ImeiOrder.imei2, ImeiOrder.serial,
+                   ImeiOrder.meid, ImeiOrder.country)  # fmt: skip
         query = query.where(or_(*(func.lower(c).like(pattern, escape="\\") for c in columns)))
     return query
 
@@ -244,6 +280,9 @@ def export_row(order: ImeiOrder) -> list[object]:
         None if order.credits is None or order.state not in (*PAID_STATES, REVIEW) else order.credits,
         status or "", _code_text(order), order.imei2 or "", order.carrier or "", order.simlock or "",
         order.model or "", order.fmi or "", when.strftime("%Y-%m-%d %H:%M:%S") if when else "", notes,
+        order.brand or "", order.serial or "", order.meid or "", order.icloud or "", order.blacklist or "",
+        order.warranty or "", order.purchase_date or "", order.activation or "", order.country or "",
+        "; ".join(f"{k}: {v}" for k, v in (order.result_extra or {}).items()),
     ]  # fmt: skip
 
 
@@ -285,6 +324,10 @@ def export_xlsx(session: Session, actor: Principal, filters: OrderFilters, out: 
             if index == 2 and isinstance(value, Decimal):
                 cell = WriteOnlyCell(sheet, value=float(value))
                 cell.number_format = '"$"#,##0.00'
+                cells.append(cell)
+            elif index in TEXT_COLUMNS and value:  # a text cell: never 3.5E+14
+                cell = WriteOnlyCell(sheet, value=str(value))
+                cell.number_format = "@"
                 cells.append(cell)
             else:
                 cells.append(value)

@@ -23,7 +23,8 @@ from phoneops.core.errors import ValidationFailed
 from phoneops.core.security import Principal
 from phoneops.imei.inputs import MAX_BATCH_ROWS, readable_table
 from phoneops.imei.models import IMPORTED, ORDER_LIKE_STATES, REVIEW, ImeiImport, ImeiOrder, ImeiService
-from phoneops.imei.parsing import normalize_status, parse_code
+from phoneops.imei.parsing import fmi_flag, normalize_status, simlock_flag
+from phoneops.imei.results import store_result
 from phoneops.imei.validation import check_imei
 
 MATCH_WINDOW = timedelta(hours=36)
@@ -133,16 +134,18 @@ def _match(candidates: list[ImeiOrder], row: _ImportRow, used: set[int]) -> Imei
 
 
 def _apply(order: ImeiOrder, row: _ImportRow) -> None:
-    parsed = parse_code(row.code) if row.code else None
     if row.status:
         order.status = row.status[:16]
     if row.code:
-        order.code = row.code
-        order.code_display = parsed.display if parsed else row.code
+        store_result(order, row.code)
     for attr, size in (("carrier", 255), ("simlock", 255), ("model", 255), ("fmi", 64), ("imei2", 32)):
-        value = row.values.get(attr) or (getattr(parsed, attr) if parsed else None)
+        value = row.values.get(attr)
         if value:
             setattr(order, attr, str(value)[:size])
+    if row.values.get("fmi"):
+        order.fmi_on = fmi_flag(order.fmi)
+    if row.values.get("simlock"):
+        order.sim_locked = simlock_flag(order.simlock)
     if row.credits is not None and order.credits is None:
         order.credits = row.credits
     if row.values.get("notes") and not order.notes:

@@ -15,7 +15,7 @@ restarted worker knows which rows may have reached the provider.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -108,6 +109,7 @@ class ImeiOrder(Base):
         Index("ix_imei_orders_service_imei", "service_id", "imei"),
         Index("ix_imei_orders_batch_state", "batch_id", "state"),
         Index("ix_imei_orders_state_status", "state", "status"),
+        Index("ix_imei_orders_result_flags", "fmi_on", "blacklisted", "sim_locked"),
     )
 
     id: Mapped[int] = mapped_column(_BIGINT, primary_key=True)
@@ -130,6 +132,22 @@ class ImeiOrder(Base):
     model: Mapped[str | None] = mapped_column(String(255), default=None)
     fmi: Mapped[str | None] = mapped_column(String(64), default=None)
     imei2: Mapped[str | None] = mapped_column(String(32), default=None)
+    # Result columns (phoneops.imei.parsing): texts as the provider wrote them, flags and date for filtering.
+    brand: Mapped[str | None] = mapped_column(String(255), default=None)
+    serial: Mapped[str | None] = mapped_column(String(64), default=None)
+    meid: Mapped[str | None] = mapped_column(String(32), default=None)
+    icloud: Mapped[str | None] = mapped_column(String(255), default=None)
+    blacklist: Mapped[str | None] = mapped_column(String(255), default=None)
+    warranty: Mapped[str | None] = mapped_column(String(255), default=None)
+    purchase_date: Mapped[str | None] = mapped_column(String(255), default=None)
+    purchased_on: Mapped[date | None] = mapped_column(Date, default=None)
+    activation: Mapped[str | None] = mapped_column(String(255), default=None)
+    country: Mapped[str | None] = mapped_column(String(255), default=None)
+    fmi_on: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    blacklisted: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    sim_locked: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    result_extra: Mapped[dict[str, str] | None] = mapped_column(JSON, default=dict)  # labels we have no column for
+    raw_response: Mapped[str | None] = mapped_column(Text, default=None)  # the provider's last answer for it
     notes: Mapped[str | None] = mapped_column(Text, default=None)
     source: Mapped[str] = mapped_column(String(16), default="batch")
     sent_at: Mapped[datetime | None] = mapped_column(default=None)

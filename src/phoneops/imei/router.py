@@ -66,7 +66,8 @@ def filters_from(query: OrderQuery) -> history.OrderFilters:
     return history.OrderFilters(
         imeis=imeis, order_id=query.order_id or None, statuses=split(query.status), states=split(query.state),
         service_id=query.service_id or None, date_from=query.date_from, date_to=query.date_to, text=query.q,
-        batch_id=query.batch_id,
+        batch_id=query.batch_id, fmi=query.fmi, blacklist=query.blacklist, simlock=query.simlock,
+        carrier=query.carrier, model=query.model, brand=query.brand, country=query.country,
     )  # fmt: skip
 
 

@@ -126,6 +126,21 @@ class OrderOut(BaseModel):
     model: str | None
     fmi: str | None
     imei2: str | None
+    brand: str | None = None
+    serial: str | None = None
+    meid: str | None = None
+    icloud: str | None = None
+    blacklist: str | None = None
+    warranty: str | None = None
+    purchase_date: str | None = None
+    purchased_on: date | None = None
+    activation: str | None = None
+    country: str | None = None
+    fmi_on: bool | None = None
+    blacklisted: bool | None = None
+    sim_locked: bool | None = None
+    result_extra: dict[str, str] | None = None
+    raw_response: str | None = None
     notes: str | None
     source: str
     placed_at: datetime | None
@@ -153,6 +168,13 @@ class OrderQuery(BaseModel):
     date_to: date | None = None
     q: str | None = Field(default=None, max_length=200, description="free text")
     batch_id: int | None = None
+    fmi: str | None = Field(default=None, max_length=10, description="Find My iPhone: on | off")
+    blacklist: str | None = Field(default=None, max_length=12, description="GSMA blacklist: clean | blacklisted")
+    simlock: str | None = Field(default=None, max_length=10, description="SIM lock: locked | unlocked")
+    carrier: str | None = Field(default=None, max_length=100, description="carrier contains (any case)")
+    model: str | None = Field(default=None, max_length=100, description="model contains (any case)")
+    brand: str | None = Field(default=None, max_length=100, description="brand contains (any case)")
+    country: str | None = Field(default=None, max_length=100, description="country contains (any case)")
 
 
 class ImportOut(BaseModel):

@@ -2,7 +2,7 @@
 
 Runs every 5 minutes (`imei.status_sync` periodic task), on demand (`imei.sync` job, `phoneops imei sync`)
 and for one order (`refresh_order`, used by the order page and `phoneops imei wait`). The result `code`
-is stored raw, as clean display text, and parsed into carrier, SIM lock, model, FMI and IMEI 2.
+is stored raw, as clean display text, and parsed into result columns (`phoneops.imei.results`).
 """
 
 from __future__ import annotations
@@ -19,16 +19,13 @@ from phoneops.core.http import ProviderError
 from phoneops.imei.client import GsmFusionClient, OrderStatus
 from phoneops.imei.models import PLACED, ImeiOrder
 from phoneops.imei.parsing import FINAL_STATUSES, OPEN_STATUSES
+from phoneops.imei.results import store_result
 from phoneops.imei.service import as_app_error, sync_client
 
 log = structlog.get_logger("phoneops.imei.sync")
 
 IDS_PER_CALL = 100
 ROWS_PER_STEP = 500
-
-
-def _clip(value: str | None, size: int) -> str | None:
-    return value[:size] if value else None
 
 
 def apply_statuses(session: Session, statuses: Sequence[OrderStatus]) -> dict[str, int]:
@@ -46,15 +43,10 @@ def apply_statuses(session: Session, statuses: Sequence[OrderStatus]) -> dict[st
         order.synced_at = now
         if answer.package and not order.service_title:
             order.service_title = answer.package[:255]
+        if answer.raw:
+            order.raw_response = answer.raw
         if answer.code:
-            parsed = answer.result
-            order.code = answer.code
-            order.code_display = parsed.display
-            order.carrier = _clip(parsed.carrier, 255)
-            order.simlock = _clip(parsed.simlock, 255)
-            order.model = _clip(parsed.model, 255)
-            order.fmi = _clip(parsed.fmi, 64)
-            order.imei2 = _clip(parsed.imei2, 32)
+            store_result(order, answer.code)
         key = order.status or "unknown"
         counts[key] = counts.get(key, 0) + 1
     session.flush()

@@ -3,6 +3,8 @@ statistics."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -17,8 +19,10 @@ from phoneops.core.db import utcnow
 from phoneops.core.deps import DbSession, page_operator, page_viewer
 from phoneops.core.errors import AppError, ValidationFailed
 from phoneops.core.jobs import create_job, get_job
+from phoneops.core.models import StoredFile
 from phoneops.core.security import Principal, Role
 from phoneops.imei import catalogue, history, imports, inputs, submission
+from phoneops.imei.results import result_table
 from phoneops.imei.router import export_response, filters_from, save_upload
 from phoneops.imei.schemas import OrderQuery
 from phoneops.imei.service import BALANCE_NOT_AVAILABLE, credentials, is_configured
@@ -51,6 +55,8 @@ class SubmitForm:
     service_id: str = ""
     force: bool = False
     confirm_over_budget: bool = False
+    file_id: str = ""  # the file chosen for the preview, kept for the submit (a browser cannot re-send it)
+    file_name: str = ""
     error: str | None = None
     quote: dict[str, Any] | None = None
     plan: dict[str, Any] | None = None
@@ -118,6 +124,43 @@ def _submit_page(
     )  # fmt: skip
 
 
+UPLOAD_KIND = "imei-batch"
+
+
+async def _store_upload(session: Session, principal: Principal, file: UploadFile) -> StoredFile:
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await file.read(1024 * 1024):
+            yield chunk
+
+    row = await storage.get_storage().save_stream(
+        session, principal, chunks(), kind=UPLOAD_KIND, original_name=file.filename,
+        content_type=file.content_type, max_bytes=get_settings().max_upload_bytes,
+    )  # fmt: skip
+    session.commit()  # kept for the submit that follows a preview, whatever this request ends with
+    return row
+
+
+def _kept_upload(session: Session, principal: Principal, file_id: str) -> StoredFile:
+    """The file this user chose for the preview (nobody else's, and only an IMEI batch upload)."""
+    row = session.get(StoredFile, file_id) if _is_uuid(file_id) else None
+    if row is None or row.kind != UPLOAD_KIND or row.owner_id != principal.user_id or row.status != "stored":
+        raise ValidationFailed("the file chosen for the preview is no longer available: choose it again")
+    return row
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _still_stored(session: Session, file_id: str) -> bool:
+    row = session.get(StoredFile, file_id) if _is_uuid(file_id) else None
+    return row is not None and row.status == "stored"
+
+
 @router.get("/imei/submit", response_class=HTMLResponse)
 def submit_page(
     request: Request,
@@ -137,18 +180,26 @@ async def submit(
     confirm_over_budget: bool = Form(default=False),
     action: Literal["preview", "submit"] = Form(default="submit"),
     file: UploadFile | None = File(default=None),
+    file_id: str = Form(default="", max_length=36),
+    drop_file: bool = Form(default=False),
     session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
-    """Textarea or CSV/XLSX file; `preview` shows the plan and the cost, `submit` starts the batch."""
+    """Textarea or CSV/XLSX file; `preview` shows the plan and the cost, `submit` starts the batch. The file
+    chosen for a preview is kept (by its stored id) so the submit after it sends the same rows."""
     form = SubmitForm(text=text, service_id=service_id, force=force, confirm_over_budget=confirm_over_budget)
     try:
         rows = inputs.rows_from_text(text)
-        file_name = None
+        stored = None
         if file is not None and file.filename:
-            path = await save_upload(session, principal, file, "imei-batch")
-            rows += inputs.rows_from_table(path)
-            file_name = storage.safe_name(file.filename)
+            stored = await _store_upload(session, principal, file)
+        elif file_id and not drop_file:
+            stored = _kept_upload(session, principal, file_id)
+        file_name = None
+        if stored is not None:
+            rows += inputs.rows_from_table(storage.get_storage().session_local_path(session, stored))
+            file_name = storage.safe_name(stored.original_name)
+            form = SubmitForm(**{**form.__dict__, "file_id": stored.id, "file_name": file_name})
         if not rows:
             raise ValidationFailed("type IMEIs (one per line) or choose a CSV/XLSX file with an 'imei' column")
         if action == "preview":
@@ -163,7 +214,9 @@ async def submit(
     except AppError as exc:
         session.rollback()
         quote = exc.details if isinstance(exc.details, dict) and "budget" in exc.details else None
-        form = SubmitForm(**{**form.__dict__, "error": exc.message, "quote": quote})
+        kept = form.file_id if form.file_id and _still_stored(session, form.file_id) else ""
+        form = SubmitForm(**{**form.__dict__, "error": exc.message, "quote": quote, "file_id": kept,
+                             "file_name": form.file_name if kept else ""})  # fmt: skip
         return _submit_page(request, session, principal, form, status_code=exc.status_code)
     return RedirectResponse(f"/imei/batches/{batch.id}", status_code=303)
 
@@ -256,7 +309,7 @@ def order_page(
 ) -> Response:
     order = history.get_order(session, row_id)
     return _page(request, "imei/order.html", principal, order=order, msg=msg, state_labels=history.STATE_LABELS,
-                 can_operate=principal.can(Role.operator))  # fmt: skip
+                 can_operate=principal.can(Role.operator), result_rows=result_table(order))  # fmt: skip
 
 
 @router.post("/imei/orders/{row_id}/refresh")

@@ -272,7 +272,12 @@ def plan(session: Session, record: ManualImport, path: Path) -> Plan:
                 else:
                     row.category, row.outcome = "new", f"new: added to {target}"
             elif record.kind == "list" and target != "whitelist" and SEVERITY[status] >= SEVERITY[target]:
-                row.category, row.outcome = "unchanged", f"already listed ({status})"
+                if state[index][1] == Authority.manual.value:
+                    row.category, row.outcome = "unchanged", f"already listed ({status})"
+                else:  # docs/lists.md: an automatic listing becomes a manual decision; the stronger list stays
+                    row.after = status
+                    row.category = "change"
+                    row.outcome = f"already listed ({status}), now a manual decision"
             elif status == target:
                 row.category, row.outcome = "unchanged", f"already {status or 'on no list'}"
             else:
@@ -568,7 +573,7 @@ def _run_apply(ctx: JobContext) -> dict[str, Any]:
 
 
 _STATE = (PhoneNumber.id, PhoneNumber.blind_index, PhoneNumber.status, PhoneNumber.authority, PhoneNumber.reason,
-          PhoneNumber.source, PhoneNumber.listed_at)  # fmt: skip
+          PhoneNumber.source, PhoneNumber.listed_at, PhoneNumber.last_verdict)  # fmt: skip
 
 
 def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row]) -> tuple[int, int]:
@@ -586,7 +591,8 @@ def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row
             reason, source = row.fields["reason"][:64], row.fields["source"][:32]
             evidence = {k: row.fields[k] for k in ("os_version", "user_agent", "ip") if row.fields.get(k)}
         evidence["import_id"] = spec.id
-        verdicts.append(Verdict(row.e164, spec.target, Authority.manual, reason, source, evidence))
+        status = row.after if spec.kind == "list" else spec.target
+        verdicts.append(Verdict(row.e164, status, Authority.manual, reason, source, evidence))
     apply_verdicts(session, actor, verdicts)
     after = {row.blind_index: row for row in session.execute(select(*_STATE).where(
         PhoneNumber.blind_index.in_(indexes)))}  # fmt: skip
@@ -604,7 +610,8 @@ def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row
             "import_id": spec.id, "number_id": now_.id, "what": "list", "existed": was is not None,
             "before_status": was.status if was else None, "before_authority": was.authority if was else None,
             "before_reason": was.reason if was else None, "before_source": was.source if was else None,
-            "before_listed_at": was.listed_at if was else None, "after_status": now_.status,
+            "before_listed_at": was.listed_at if was else None,
+            "before_last_verdict": was.last_verdict if was else None, "after_status": now_.status,
             "after_authority": now_.authority,
         })  # fmt: skip
         created += was is None
@@ -718,10 +725,10 @@ def _undo_batch(
         updates.append({
             "number_id": change.number_id, "status": change.before_status, "authority": change.before_authority,
             "reason": change.before_reason, "source": change.before_source, "listed_at": change.before_listed_at,
-            "updated_at": now,
+            "last_verdict": change.before_last_verdict, "updated_at": now,
         })  # fmt: skip
         events.append({
-            "number_id": change.number_id, "at": now, "status": change.before_status,
+            "number_id": change.number_id, "at": now, "status": change.before_status, "verdict": change.before_status,
             "previous_status": number.status, "authority": change.before_authority or "manual",
             "reason": label[:64], "source": "UNDO", "actor": actor.username[:64], "evidence": {"undo_of": import_id},
         })  # fmt: skip
@@ -730,7 +737,8 @@ def _undo_batch(
         session.execute(
             update(table).where(table.c.id == bindparam("number_id")).values(
                 status=bindparam("status"), authority=bindparam("authority"), reason=bindparam("reason"),
-                source=bindparam("source"), listed_at=bindparam("listed_at"), updated_at=bindparam("updated_at"),
+                source=bindparam("source"), listed_at=bindparam("listed_at"), last_verdict=bindparam("last_verdict"),
+                updated_at=bindparam("updated_at"),
             ),
             updates,
         )  # fmt: skip

@@ -1,19 +1,22 @@
-"""Whitelist / monitor / blacklist: one status per number, decided by authority and severity.
+"""Whitelist / monitor / blacklist: one status per number, decided by one precedence table.
 
-Rules (the original let the latest tracker sync lift a manual blacklisting; here it cannot):
-- authority ranks auto (tracker verdicts) < hlr < manual; a verdict from a lower authority never
-  replaces a status set by a higher one;
-- between automatic verdicts the more severe list wins (blacklist > monitor > whitelist), so a later
-  "whitelist" click never lifts an earlier automatic blacklisting;
-- an HLR or manual verdict replaces one of the same authority (the newest decision counts).
-Every applied change is a `NumberEvent` (status, reason, source, actor, time, evidence).
+The table is `docs/lists.md`; `precedence()` is its only implementation and `apply_verdicts()` the only
+writer of list statuses (tracker syncs, live events, OS rule re-evaluation, HLR results, imports, UI, API,
+CLI all call it). In short:
+- a manual decision (UI, API, CLI, import) outranks every automatic one and stays until a manual change;
+- the automatic sources are kept apart: the tracker's verdict (OS rules; the most severe one counts, only an
+  OS rule re-evaluation may loosen it) and the newest HLR decision; the number's status is the more severe
+  of the two, so an HLR result may add or tighten a status and lift only what HLR itself set, and "reachable"
+  never lifts a tracker's blacklist;
+- every verdict that is not a repeat of the number's previous one is a `NumberEvent`: what the source said,
+  the resulting status, who (actor), what (authority, source), why (reason, evidence, note).
 Work is set-based: numbers are matched by blind index in batches, never one query per number.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -39,14 +42,14 @@ class Authority(StrEnum):
     hlr = "hlr"
     manual = "manual"
 
-    @property
-    def rank(self) -> int:
-        return {"auto": 0, "hlr": 1, "manual": 2}[self.value]
-
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A decision about one number (already in E.164)."""
+    """A decision about one number (already in E.164).
+
+    `status` None means: from the tracker, no opinion (the number is only registered); from HLR, "reachable"
+    (lift what HLR set); from a manual source, "on no list". `reevaluate` marks an OS rule re-evaluation,
+    the one automatic verdict that replaces (and so may loosen) the tracker's earlier verdict."""
 
     e164: str
     status: str | None
@@ -54,6 +57,58 @@ class Verdict:
     reason: str | None = None
     source: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    reevaluate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListState:
+    """What is stored about a number's lists: the status in force and each automatic source's own verdict."""
+
+    status: str | None = None
+    authority: str | None = None
+    reason: str | None = None
+    source: str | None = None
+    auto_status: str | None = None
+    auto_reason: str | None = None
+    auto_source: str | None = None
+    hlr_status: str | None = None
+    hlr_reason: str | None = None
+
+
+LAYER_FIELDS = ("auto_status", "auto_reason", "auto_source", "hlr_status", "hlr_reason")
+STATE_FIELDS = ("status", "authority", "reason", "source", *LAYER_FIELDS)
+
+
+def precedence(state: ListState, verdict: Verdict) -> tuple[ListState, str | None]:
+    """The new state after `verdict` (docs/lists.md), and a note when the verdict did not prevail."""
+    new = state
+    if verdict.authority is Authority.manual:
+        return replace(new, status=verdict.status, authority=Authority.manual.value, reason=verdict.reason,
+                       source=verdict.source), None  # fmt: skip
+    if verdict.authority is Authority.auto:
+        if verdict.reevaluate or SEVERITY[verdict.status] > SEVERITY[state.auto_status]:
+            new = replace(new, auto_status=verdict.status, auto_reason=verdict.reason, auto_source=verdict.source)
+    else:
+        new = replace(new, hlr_status=verdict.status, hlr_reason=verdict.reason)
+    if state.authority == Authority.manual.value:
+        return new, f"kept {state.status or 'no list'}: a manual decision outranks {verdict.authority.value}"
+    auto, hlr = SEVERITY[new.auto_status], SEVERITY[new.hlr_status]
+    if auto and auto >= hlr:
+        new = replace(new, status=new.auto_status, authority=Authority.auto.value, reason=new.auto_reason,
+                      source=new.auto_source)  # fmt: skip
+    elif hlr:
+        new = replace(new, status=new.hlr_status, authority=Authority.hlr.value, reason=new.hlr_reason,
+                      source="HLR")  # fmt: skip
+    else:
+        new = replace(new, status=None, authority=None, reason=None, source=None)
+    note = None
+    if verdict.status != new.status and (verdict.status is not None or verdict.authority is Authority.hlr):
+        holder = "the tracker" if new.authority == Authority.auto.value else "HLR"
+        if verdict.authority is Authority.hlr:
+            note = f"kept {new.status}: set by {holder}; HLR may add or tighten and lift only what HLR set"
+        else:
+            note = f"kept {new.status}: set by {holder}; a tracker verdict never loosens a status"
+    return new, note
 
 
 @dataclass
@@ -63,6 +118,7 @@ class ApplyResult:
     changed: int = 0
     unchanged: int = 0
     overruled: int = 0
+    events: int = 0
     per_status: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,20 +128,9 @@ class ApplyResult:
             "changed": self.changed,
             "unchanged": self.unchanged,
             "overruled": self.overruled,
+            "events": self.events,
             "per_status": dict(self.per_status),
         }
-
-
-def wins(current_status: str | None, current_authority: str | None, new: Verdict) -> bool:
-    """Whether `new` may replace the current status (see the module docstring)."""
-    if current_authority is None:
-        return True
-    current = Authority(current_authority)
-    if new.authority.rank != current.rank:
-        return new.authority.rank > current.rank
-    if new.authority is Authority.auto:
-        return SEVERITY[new.status] >= SEVERITY[current_status]
-    return True
 
 
 def _check(verdict: Verdict) -> None:
@@ -93,10 +138,12 @@ def _check(verdict: Verdict) -> None:
         raise ValidationFailed(f"status must be one of {', '.join(LISTS)} (got {verdict.status!r})")
     if not verdict.e164.startswith("+"):
         raise ValidationFailed(f"not an E.164 number: {verdict.e164!r}")
+    if verdict.reevaluate and verdict.authority is not Authority.auto:
+        raise ValidationFailed("only an automatic verdict can be a re-evaluation")
 
 
 def apply_verdicts(session: Session, actor: Principal, verdicts: Iterable[Verdict]) -> ApplyResult:
-    """Apply many verdicts set-based (batches of 5,000 matched by blind index)."""
+    """Apply many verdicts set-based (batches of 5,000 matched by blind index), in order."""
     result = ApplyResult()
     batch: list[Verdict] = []
     for verdict in verdicts:
@@ -110,21 +157,27 @@ def apply_verdicts(session: Session, actor: Principal, verdicts: Iterable[Verdic
     return result
 
 
+def _signature(verdict: Verdict) -> str:
+    parts = [verdict.authority.value, verdict.status or "-", verdict.reason or "", "R" * verdict.reevaluate]
+    return "|".join(parts)[:160]
+
+
 def _apply_batch(session: Session, actor: Principal, verdicts: list[Verdict], result: ApplyResult) -> None:
     vault = get_vault()
     indexes = vault.index_many([v.e164 for v in verdicts])
-    by_index: dict[bytes, tuple[int, str | None, str | None, str | None]] = {
-        row.blind_index: (row.id, row.status, row.authority, row.reason)
+    columns = [getattr(PhoneNumber, name) for name in STATE_FIELDS]
+    state: dict[bytes, tuple[int, ListState, str | None]] = {
+        row.blind_index: (row.id, ListState(*row[2:-1]), row.last_verdict)
         for row in session.execute(
-            select(
-                PhoneNumber.id, PhoneNumber.blind_index, PhoneNumber.status, PhoneNumber.authority, PhoneNumber.reason
-            ).where(PhoneNumber.blind_index.in_(set(indexes)))
+            select(PhoneNumber.id, PhoneNumber.blind_index, *columns, PhoneNumber.last_verdict).where(
+                PhoneNumber.blind_index.in_(set(indexes))
+            )
         )
     }
     now = utcnow()
     fresh: dict[bytes, dict[str, Any]] = {}
     for verdict, index in zip(verdicts, indexes, strict=True):
-        if index not in by_index and index not in fresh:
+        if index not in state and index not in fresh:
             fresh[index] = {
                 "blind_index": index,
                 "sealed": vault.seal(verdict.e164, index),
@@ -137,48 +190,48 @@ def _apply_batch(session: Session, actor: Principal, verdicts: list[Verdict], re
         for row in session.execute(
             select(PhoneNumber.id, PhoneNumber.blind_index).where(PhoneNumber.blind_index.in_(list(fresh)))
         ):
-            by_index[row.blind_index] = (row.id, None, None, None)
+            state[row.blind_index] = (row.id, ListState(), None)
         result.new_numbers += len(fresh)
-    state = dict(by_index)
     updates: dict[int, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
     for verdict, index in zip(verdicts, indexes, strict=True):
-        number_id, status, authority, reason = state[index]
+        number_id, before, last = state[index]
         result.numbers += 1
-        if not wins(status, authority, verdict):
+        after, note = precedence(before, verdict)
+        signature = _signature(verdict)
+        if after.status != before.status:
+            result.changed += 1
+            key = after.status or "none"
+            result.per_status[key] = result.per_status.get(key, 0) + 1
+        elif note is not None:
             result.overruled += 1
-            continue
-        if status == verdict.status and authority == verdict.authority.value and reason == verdict.reason:
+        else:
             result.unchanged += 1
-            continue
-        values = {
-            "id": number_id,
-            "status": verdict.status,
-            "authority": verdict.authority.value,
-            "reason": verdict.reason,
-            "source": verdict.source,
-            "updated_at": now,
-        }
-        if status != verdict.status:
-            values["listed_at"] = now if verdict.status else None
+        no_opinion = verdict.authority is Authority.auto and verdict.status is None and not verdict.reevaluate
+        if after == before and (signature == last or (no_opinion and last is not None)):
+            continue  # a repeat of the previous verdict, or a known number's "no opinion": nothing to record
+        values: dict[str, Any] = {"id": number_id, "last_verdict": signature, "updated_at": now}
+        values.update({name: getattr(after, name) for name in STATE_FIELDS})
+        if after.status != before.status:
+            values["listed_at"] = now if after.status else None
         updates[number_id] = {**updates.get(number_id, {}), **values}
         events.append(
             {
                 "number_id": number_id,
                 "at": now,
-                "status": verdict.status,
-                "previous_status": status,
+                "status": after.status,
+                "verdict": verdict.status,
+                "previous_status": before.status,
                 "authority": verdict.authority.value,
                 "reason": verdict.reason,
                 "source": verdict.source,
-                "actor": actor.username,
+                "actor": actor.username[:64],
                 "evidence": verdict.evidence,
+                "note": note[:200] if note else None,
             }
         )
-        state[index] = (number_id, verdict.status, verdict.authority.value, verdict.reason)
-        result.changed += 1
-        key = verdict.status or "none"
-        result.per_status[key] = result.per_status.get(key, 0) + 1
+        state[index] = (number_id, after, signature)
+    result.events += len(events)
     if updates:
         rows = list(updates.values())
         for keys in {tuple(sorted(r)) for r in rows}:
@@ -292,12 +345,14 @@ def lookup(session: Session, actor: Principal, raw: str, region: str) -> NumberV
             {
                 "at": e.at.isoformat(),
                 "status": e.status,
+                "verdict": e.verdict,
                 "previous_status": e.previous_status,
                 "authority": e.authority,
                 "reason": e.reason,
                 "source": e.source,
                 "actor": e.actor,
                 "evidence": e.evidence,
+                "note": e.note,
             }
             for e in events
         ],
@@ -371,6 +426,21 @@ def status_of_indexes(session: Session, indexes: Sequence[bytes]) -> dict[bytes,
             select(PhoneNumber.blind_index, PhoneNumber.status).where(PhoneNumber.blind_index.in_(chunk))
         ):
             found[index] = status
+    return found
+
+
+def states_of_indexes(session: Session, indexes: Sequence[bytes]) -> dict[bytes, tuple[str | None, str | None]]:
+    """(status, authority) for many blind indexes, in batches."""
+    found: dict[bytes, tuple[str | None, str | None]] = {}
+    unique = list(set(indexes))
+    for start in range(0, len(unique), BATCH):
+        chunk = unique[start : start + BATCH]
+        for index, status, authority in session.execute(
+            select(PhoneNumber.blind_index, PhoneNumber.status, PhoneNumber.authority).where(
+                PhoneNumber.blind_index.in_(chunk)
+            )
+        ):
+            found[index] = (status, authority)
     return found
 
 

@@ -28,6 +28,15 @@ class PhoneNumber(Base):
     reason: Mapped[str | None] = mapped_column(String(64), default=None)
     source: Mapped[str | None] = mapped_column(String(32), default=None)
     listed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # What the automatic sources said, kept apart so that none can launder another (docs/lists.md):
+    # the tracker's strongest verdict (OS rules) and the newest HLR decision; a manual status masks both.
+    auto_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    auto_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    auto_source: Mapped[str | None] = mapped_column(String(32), default=None)
+    hlr_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    hlr_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The newest verdict applied ("authority|verdict|source|reason"): a repeat of it writes no event.
+    last_verdict: Mapped[str | None] = mapped_column(String(160), default=None)
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -40,7 +49,10 @@ class NumberEvent(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     number_id: Mapped[int] = mapped_column(ForeignKey("phone_numbers.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    status: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str | None] = mapped_column(String(16))  # the number's status after this event
+    # What the source said (it may differ from `status`: a lower authority is recorded but kept out).
+    verdict: Mapped[str | None] = mapped_column(String(16), default=None)
+    note: Mapped[str | None] = mapped_column(String(200), default=None)
     previous_status: Mapped[str | None] = mapped_column(String(16), default=None)
     authority: Mapped[str] = mapped_column(String(8))
     reason: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -113,6 +125,7 @@ class ImportChange(Base):
     before_reason: Mapped[str | None] = mapped_column(String(64), default=None)
     before_source: Mapped[str | None] = mapped_column(String(32), default=None)
     before_listed_at: Mapped[datetime | None] = mapped_column(default=None)
+    before_last_verdict: Mapped[str | None] = mapped_column(String(160), default=None)
     after_status: Mapped[str | None] = mapped_column(String(16), default=None)
     after_authority: Mapped[str | None] = mapped_column(String(8), default=None)
 

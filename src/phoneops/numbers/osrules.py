@@ -35,6 +35,7 @@ __all__ = [
     "OsRule",
     "Verdict",
     "classify",
+    "classify_click",
     "classify_os",
     "classify_user_agent",
     "parse_os",
@@ -191,6 +192,14 @@ def _ua_os(user_agent: str) -> OsInfo:
 def classify_user_agent(user_agent: str | None, rules: Sequence[OsRule] = DEFAULT_RULES) -> Verdict:
     """Classify a raw User-Agent header through ua-parser's OS detection."""
     return classify_os(*(_ua_os(user_agent) if user_agent else OsInfo(None, None)), rules)
+
+
+def classify_click(os_text: str | None, user_agent: str | None, rules: Sequence[OsRule] = DEFAULT_RULES) -> Verdict:
+    """What the syncs use: the tracker's OS field, and the raw User-Agent when that field names no OS."""
+    verdict = classify(os_text, rules)
+    if verdict.family is None and user_agent and user_agent.strip():
+        return classify_user_agent(user_agent, rules)
+    return verdict
 
 
 # --- rules as plain dicts (API, database) ---------------------------------------------------------------

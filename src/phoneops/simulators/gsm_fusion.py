@@ -102,6 +102,7 @@ class GsmFusionSimConfig:
     in_process_seconds: float = 90.0
     reject_ratio: float = 0.1  # share of IMEIs (by hash, so deterministic) whose orders end Rejected
     insufficient_credit_text: str = "Insufficient Credit!"
+    results: dict[str, tuple[str, str]] = field(default_factory=dict)  # IMEI → (final status, result text)
     first_order_id: int = 900001
     seed: int = 0
 
@@ -348,6 +349,8 @@ class GsmFusionSim:
             return "Pending"
         if age < self.config.pending_seconds + self.config.in_process_seconds:
             return "In Process"
+        if order.imei in self.config.results:
+            return self.config.results[order.imei][0]
         rejected = int.from_bytes(_digest(order.imei)[5:9], "big") / 2**32 < self.config.reject_ratio
         return "Rejected" if rejected else "Completed"
 
@@ -359,6 +362,8 @@ class GsmFusionSim:
                 continue
             status = self._status(order, now)
             code = {"Completed": result_code(order.imei), "Rejected": _REJECT_TEXT}.get(status, "")
+            if order.imei in self.config.results and status not in ("Pending", "In Process"):
+                code = self.config.results[order.imei][1]
             parts.append(
                 "<imeis>" + _leaf("id", order.order_id) + _leaf("package", order.service.title)
                 + _leaf("imei", order.imei) + _leaf("status", status) + _leaf("code", code)

@@ -13,12 +13,14 @@ from fastapi.templating import Jinja2Templates
 from phoneops import __version__
 from phoneops.core.routes import iter_routes
 from phoneops.core.security import Principal
-from phoneops.ui.charts import bar_chart
+from phoneops.ui.charts import bar_chart, column_chart
+from phoneops.ui.flash import clear_flash, read_flash
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["bar_chart"] = bar_chart
+templates.env.globals["column_chart"] = column_chart
 templates.env.globals["version"] = __version__
 
 
@@ -65,12 +67,17 @@ def render(
          "active": request.url.path == item.path or (item.path != "/" and request.url.path.startswith(item.path))}
         for item in NAV
     ]
-    return templates.TemplateResponse(
+    flash = read_flash(request)
+    response = templates.TemplateResponse(
         request,
         template,
-        {"principal": principal, "nav": nav, "csrf": principal.csrf if principal else "", **context},
+        {"principal": principal, "nav": nav, "csrf": principal.csrf if principal else "", "flash": flash,
+         **context},
         status_code=status_code,
     )
+    if flash is not None:
+        clear_flash(response)  # shown once
+    return response
 
 
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:

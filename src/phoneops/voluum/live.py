@@ -7,7 +7,8 @@ is tolerated; a bare list or event without the envelope is accepted too). The co
 2. reads every message; one that cannot be read is a dead letter;
 3. in ONE transaction stores every event raw (its phone value removed from the payload; unique on message id
    and position, so a redelivered message is stored once), upserts the latest event per number (link tokens
-   decrypted; several events of one number in a batch are fine: the latest wins), and stores dead letters;
+   decrypted; several events of one number in a batch are fine: the latest wins), applies the OS rules to
+   each number's latest event as tracker verdicts (docs/lists.md), and stores dead letters;
 4. deletes the messages only after that commit (the original never deleted them: the queue never drained);
 5. backs off when the queue is empty (1 s doubling to 60 s on top of the long poll).
 
@@ -34,6 +35,9 @@ from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import ProviderNotConfigured, ValidationFailed
 from phoneops.core.logging import register_secret
 from phoneops.core.security import SYSTEM, Principal
+from phoneops.numbers.lists import Authority, Verdict, apply_verdicts
+from phoneops.numbers.osrules import classify_click
+from phoneops.numbers.rules import current_rules
 from phoneops.settings import Settings, get_settings
 from phoneops.voluum import lookups
 from phoneops.voluum.models import DeadLetter, LiveEvent, LiveRawEvent
@@ -47,6 +51,7 @@ log = structlog.get_logger("phoneops.voluum.live")
 
 MAX_BODY = 256 * 1024  # SQS's own limit on a message
 MAX_EVENTS_PER_BATCH = 10_000
+LIVE_REASON, LIVE_SOURCE = "OS_VERSION", "VOLUUM_LIVE"
 SQS_BATCH = 10
 
 
@@ -147,6 +152,7 @@ class IngestResult:
     numbers: int = 0  # distinct numbers whose latest event was upserted
     skipped: int = 0  # events without a readable number (kept raw, no latest-event row)
     dead_letters: int = 0
+    list_changes: int = 0  # numbers whose list status the events' OS changed
     offer_ids: dict[str, str] = field(default_factory=dict)
     campaign_ids: dict[str, str] = field(default_factory=dict)
 
@@ -182,6 +188,7 @@ def ingest(
     now = utcnow()
     raw: list[dict[str, Any]] = []
     latest: dict[bytes, dict[str, Any]] = {}
+    numbers: dict[bytes, tuple[str, str]] = {}  # index -> (E.164, user agent) of the latest event
     for message_id, events in messages:
         for position, event in enumerate(events):
             result.events += 1
@@ -202,6 +209,7 @@ def ingest(
             result.with_number += 1
             current = latest.get(value.index)
             if current is None or moment >= current["event_at"]:
+                numbers[value.index] = (value.e164 or "", text(event.get("userAgent"), 1000))
                 latest[value.index] = {
                     "blind_index": value.index, "click_id": row["click_id"], "campaign_id": row["campaign_id"],
                     "offer_id": row["offer_id"], "event_at": moment,
@@ -223,12 +231,35 @@ def ingest(
             batch,
         )  # fmt: skip
     result.numbers = len(latest)
+    result.list_changes = _apply_os_verdicts(session, latest, numbers)
     for row in raw:
         if row["offer_id"]:
             result.offer_ids.setdefault(str(row["offer_id"]), "")
         if row["campaign_id"]:
             result.campaign_ids.setdefault(str(row["campaign_id"]), "")
     return result
+
+
+def _apply_os_verdicts(
+    session: Session, latest: dict[bytes, dict[str, Any]], numbers: dict[bytes, tuple[str, str]]
+) -> int:
+    """The OS rules on each number's latest event, as tracker verdicts through the number core's precedence
+    (docs/lists.md): a live click lists a number as the daily sync would, without waiting for it."""
+    rules = current_rules(session)
+    verdicts: list[Verdict] = []
+    for index, row in latest.items():
+        e164, user_agent = numbers.get(index, ("", ""))
+        if not e164:
+            continue
+        os_text = " ".join(part for part in (row["os"], row["os_version"]) if part)
+        found = classify_click(os_text, user_agent, rules)
+        if found.status is None:
+            continue
+        evidence = {"os": found.family, "version": found.version, "os_text": os_text,
+                    "browser": row["browser"], "ip": row["ip"], "click_id": row["click_id"],
+                    "at": row["event_at"].isoformat()}  # fmt: skip
+        verdicts.append(Verdict(e164, found.status.value, Authority.auto, LIVE_REASON, LIVE_SOURCE, evidence))
+    return apply_verdicts(session, SYSTEM, verdicts).changed if verdicts else 0
 
 
 def insert_raw(session: Session) -> Any:

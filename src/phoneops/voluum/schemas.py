@@ -116,6 +116,7 @@ class IngestOut(BaseModel):
     numbers: int
     skipped: int
     dead_letters: int
+    list_changes: int = 0
 
 
 class LiveCountsOut(BaseModel):

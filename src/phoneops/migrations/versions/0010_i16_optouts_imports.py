@@ -1,7 +1,7 @@
 """numbers: opt-outs that stick; list imports with a preview and an undo
 
 Revision ID: 0010_i16_optouts_imports
-Revises: 0003_numbers
+Revises: 0010_i13_list_layers
 Create Date: 2026-12-06 04:10:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import phoneops.core.db
 
 revision = "0010_i16_optouts_imports"
-down_revision = "0003_numbers"
+down_revision = "0010_i13_list_layers"  # phone_numbers.last_verdict, restored by an undo
 branch_labels = None
 depends_on = None
 
@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("before_reason", sa.String(length=64), nullable=True),
         sa.Column("before_source", sa.String(length=32), nullable=True),
         sa.Column("before_listed_at", phoneops.core.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("before_last_verdict", sa.String(length=160), nullable=True),
         sa.Column("after_status", sa.String(length=16), nullable=True),
         sa.Column("after_authority", sa.String(length=8), nullable=True),
         sa.ForeignKeyConstraint(["import_id"], ["manual_imports.id"],
