@@ -201,7 +201,7 @@ def test_opted_out_numbers_are_always_removed(lists: None) -> None:
     assert _outcomes(run) == {"kept": 4, "invalid": 1, "duplicate": 1, "blacklisted": 1, "opted_out": 1}
     rejected = read_csv(stored_text(run.rejected_file_id))
     assert ["bob", US_1, "San Francisco", "opted_out", ""] in rejected
-    assert [FR_1] == [row[1] for row in read_csv(stored_text(run.output_file_id)) if row[1] == FR_1]
+    assert [row[1] for row in read_csv(stored_text(run.output_file_id)) if row[1] == FR_1] == [FR_1]
 
 
 def test_extensions_get_their_own_column_and_a_formatted_number_is_never_guessed(lists: None) -> None:

@@ -84,6 +84,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/numbers/optouts"): VIEWER,
     ("POST", "/numbers/optouts"): OPERATOR,
     ("POST", "/numbers/optouts/lift"): ADMIN,
+    ("POST", "/numbers/optouts/feeds/{feed}"): OPERATOR,
     ("GET", "/numbers/exports"): VIEWER,
     ("POST", "/numbers/exports"): OPERATOR,
     # --- cleaning ---
@@ -180,6 +181,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     # --- broadcasts ---
     ("GET", "/api/broadcasts/status"): VIEWER,
     ("POST", "/api/broadcasts/days"): OPERATOR,
+    ("POST", "/api/broadcasts/unsubscribers/sync"): OPERATOR,
     ("GET", "/api/broadcasts/days"): VIEWER,
     ("GET", "/api/broadcasts/days/{day}"): VIEWER,
     ("GET", "/api/broadcasts/days/{day}/history.{fmt}"): VIEWER,
@@ -197,6 +199,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     # --- ongage ---
     ("GET", "/api/ongage/status"): VIEWER,
     ("POST", "/api/ongage/sync"): OPERATOR,
+    ("POST", "/api/ongage/unsubscribes/check"): OPERATOR,
     ("GET", "/api/ongage/sync/runs"): VIEWER,
     ("GET", "/api/ongage/contacts"): VIEWER,
     ("POST", "/api/ongage/contacts/requeue"): OPERATOR,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from phoneops.core.db import session_scope
 from phoneops.core.models import AuditEvent
-from phoneops.core.security import SYSTEM, Principal, Role
+from phoneops.core.security import SYSTEM, Principal
 from phoneops.numbers import imports
 from phoneops.numbers.lists import Authority, Verdict, apply_verdicts, set_status
 from phoneops.numbers.models import ManualImport, NumberEvent, PhoneNumber

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -96,3 +97,21 @@ def test_a_csv_job_drops_opted_out_mobiles_before_sending(ongage: SimAdmin, db_u
         found = {r.email: (r.status, r.error) for r in service_csv.list_rows(session, csv_id)}
     assert found == {"a@example.com": ("failed", "opted out (sms_stop): not sent"), "b@example.com": ("sent", None)}
     assert not ongage.orders(email="a@example.com")
+
+
+def test_contacts_ongage_shows_unsubscribed_become_opt_outs(ongage: SimAdmin, client: Any, users: Any,
+                                                            inline_jobs: list[str]) -> None:  # fmt: skip
+    with session_scope() as session:
+        store(session, SYSTEM, [convert("c1", OPTED), convert("c2", OTHER)])
+    assert service_sync.run_sync("manual").sent == 2
+    ongage.configure(unsubscribed_emails=[f"{OPTED}@yourmobile.com"])
+    op = users.headers("operator")
+    started = client.post("/api/ongage/unsubscribes/check", headers=op)
+    assert started.status_code == 202, started.text
+    job = client.get(f"/api/jobs/{started.json()['id']}", headers=op).json()
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"checked": 2, "unsubscribed": 1, "recorded": 1, "not_found": 0}
+    found = client.get("/api/numbers/lookup", params={"number": OPTED}, headers=op).json()
+    assert (found["opt_out"]["reason"], found["opt_out"]["source"]) == ("email_unsubscribe", "ongage")
+    again = client.post("/api/ongage/unsubscribes/check", headers=op)
+    assert client.get(f"/api/jobs/{again.json()['id']}", headers=op).json()["result"]["recorded"] == 0

@@ -321,6 +321,25 @@ def optouts_add(
     return _optouts_page(request, session, principal, message=message, region=region)
 
 
+@router.post("/numbers/optouts/feeds/{feed}")
+def optouts_feed(
+    request: Request, feed: str, session: Session = DbSession, principal: Principal = Depends(page_operator)
+) -> Response:
+    """Fetch opt-outs from a provider now: MessageWhiz unsubscribe lists or Ongage unsubscribes (a job)."""
+    from phoneops.broadcasts.unsubscribers import start_sync
+    from phoneops.ongage.unsubscribes import start_check
+
+    starters = {"messagewhiz": start_sync, "ongage": start_check}
+    try:
+        if feed not in starters:
+            raise NotFound(f"no opt-out feed {feed!r}")
+        job = starters[feed](session, principal)
+    except AppError as exc:
+        session.rollback()
+        return _optouts_page(request, session, principal, error=exc.message, status_code=exc.status_code)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
 @router.post("/numbers/optouts/lift")
 def optouts_lift(
     request: Request,
