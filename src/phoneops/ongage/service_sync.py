@@ -461,3 +461,25 @@ def requeue(session: Session, actor: Principal, ids: Sequence[int] | None = None
     audit(session, actor, "ongage.sync.requeue", "ongage_conversions", None,
           {"count": count, "ids": list(ids or [])[:50]})
     return count
+
+
+# --- numbers we sent (the unsubscribe check asks Ongage about them) ---------------------------------------
+
+
+def _sent() -> Any:
+    return PhoneNumber.blind_index.in_(
+        select(Conversion.blind_index).join(OngageConversion, OngageConversion.conversion_id == Conversion.id)
+        .where(OngageConversion.status == "sent"))  # fmt: skip
+
+
+def sent_numbers(session: Session, after: int, limit: int) -> list[tuple[int, bytes, bytes]]:
+    """(phone number id, blind index, sealed) of the numbers with a conversion sent to Ongage, by number id."""
+    rows = session.execute(
+        select(PhoneNumber.id, PhoneNumber.blind_index, PhoneNumber.sealed)
+        .where(PhoneNumber.id > after, _sent()).order_by(PhoneNumber.id).limit(limit)
+    ).all()  # fmt: skip
+    return [(r.id, r.blind_index, r.sealed) for r in rows]
+
+
+def sent_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(PhoneNumber).where(_sent())) or 0)

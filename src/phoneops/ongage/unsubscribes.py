@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -23,11 +22,10 @@ from phoneops.core.http import ProviderError, ProviderRateLimited, ProviderTimeo
 from phoneops.core.jobs import JobContext, RetryLater, active_job_for, create_job, job_handler
 from phoneops.core.models import Job
 from phoneops.core.security import Principal
-from phoneops.numbers.models import PhoneNumber
 from phoneops.numbers.optouts import OptOutEntry, record_optouts
 from phoneops.numbers.vault import get_vault
-from phoneops.ongage.models import OngageConversion
 from phoneops.ongage.service import credentials, email_for, get_client, job_actor, sync_config
+from phoneops.ongage.service_sync import sent_count, sent_numbers
 
 KIND = "ongage.unsubscribes"
 STEP = 200
@@ -43,23 +41,6 @@ def start_check(session: Session, actor: Principal) -> Job:
                      title="Ongage unsubscribes -> opt-outs")  # fmt: skip
     audit(session, actor, "ongage.unsubscribes.check", "job", job.id, {})
     return job
-
-
-def _sent() -> Any:
-    from phoneops.voluum.models import Conversion
-
-    return PhoneNumber.blind_index.in_(
-        select(Conversion.blind_index).join(OngageConversion, OngageConversion.conversion_id == Conversion.id)
-        .where(OngageConversion.status == "sent"))  # fmt: skip
-
-
-def _sent_numbers(session: Session, after: int, limit: int) -> list[tuple[int, bytes, bytes]]:
-    """(phone number id, blind index, sealed) of numbers with a conversion sent to Ongage, by number id."""
-    rows = session.execute(
-        select(PhoneNumber.id, PhoneNumber.blind_index, PhoneNumber.sealed)
-        .where(PhoneNumber.id > after, _sent()).order_by(PhoneNumber.id).limit(limit)
-    ).all()  # fmt: skip
-    return [(r.id, r.blind_index, r.sealed) for r in rows]
 
 
 def _unsubscribed_at(payload: dict[str, Any] | None) -> datetime | None:
@@ -81,11 +62,11 @@ def check_job(ctx: JobContext) -> dict[str, Any]:
     counters: dict[str, int] = dict(ctx.checkpoint.get("counters") or {"checked": 0, "unsubscribed": 0,
                                                                          "recorded": 0, "not_found": 0})
     with session_scope() as session:
-        total = session.scalar(select(func.count()).select_from(PhoneNumber).where(_sent())) or 0
+        total = sent_count(session)
     client = get_client()
     while True:
         with session_scope() as session:
-            numbers = _sent_numbers(session, after, STEP)
+            numbers = sent_numbers(session, after, STEP)
         if not numbers:
             break
         entries = []
