@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from support import TEST_ENV, free_port, stop_process, wait_http
+from support import TEST_ENV, free_port, login_form, stop_process, wait_http
 
 
 def test_demo_serves_login_and_printed_admin_logs_in(tmp_path: Path) -> None:
@@ -38,10 +38,10 @@ def test_demo_serves_login_and_printed_admin_logs_in(tmp_path: Path) -> None:
         health = httpx.get(f"http://127.0.0.1:{port}/health").json()
         assert health["providers"]["gsm_fusion"] == "configured"  # served by its simulator
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            assert "Log in" in client.get("/login").text
-            bad = client.post("/login", data={"username": "admin", "password": "wrong"})
+            form = login_form(client)
+            bad = client.post("/login", data={"username": "admin", "password": "wrong", **form})
             assert bad.status_code == 401
-            ok = client.post("/login", data={"username": "admin", "password": password})
+            ok = client.post("/login", data={"username": "admin", "password": password, **form})
             assert ok.status_code == 303
             assert "Dashboard" in client.get("/").text
     finally:

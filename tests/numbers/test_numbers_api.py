@@ -83,7 +83,9 @@ def test_import_adds_good_rows_and_reports_bad_ones(client: Any, users: Any, inl
     assert (body["rows"], body["added"], body["already_listed"], body["rejected"]) == (6, 1, 1, 4)
     found = client.get("/api/numbers/lookup", params={"number": UK}, headers=op).json()
     assert found["status"] == "blacklist"
-    assert found["history"][0]["evidence"] == {"os_version": "iOS 9", "ip": "1.2.3.4", "import_id": import_id}
+    evidence = found["history"][0]["evidence"]
+    assert (evidence["os_version"], evidence["ip"], evidence["import_id"], evidence["import_file"]) == (
+        "iOS 9", "1.2.3.4", import_id, "bl.csv")
     result = client.get(f"/api/numbers/imports/{import_id}/result", headers=op)
     assert result.status_code == 200
     lines = list(csv.reader(io.StringIO(result.text)))

@@ -382,6 +382,7 @@ def release_review(session: Session, actor: Principal, lookup_id: int) -> HlrLoo
     """An operator's explicit decision to look the numbers in review up again, knowing that some of them may
     have been paid already (their call's outcome is unknown); then the lookup runs again for them."""
     lookup = get_lookup(session, lookup_id)
+    jobs.check_cancel(actor, lookup.created_by, "hlr.lookup")  # who started it, or an admin
     job = lookup_job(session, lookup)
     if job is not None and job.status in jobs.ACTIVE:
         raise Conflict(f"HLR lookup {lookup_id} is running; release its numbers in review once it has stopped")
@@ -400,9 +401,48 @@ def release_review(session: Session, actor: Principal, lookup_id: int) -> HlrLoo
     return lookup
 
 
+def lookups_in_review(session: Session, limit: int = 200) -> list[dict[str, Any]]:
+    """Lookups with numbers in review (their call's outcome is unknown), newest first."""
+    rows = session.execute(
+        select(HlrLookup.id, HlrLookup.title, HlrLookup.status, func.count(HlrLookupItem.id))
+        .join(HlrLookupItem, HlrLookupItem.lookup_id == HlrLookup.id)
+        .where(HlrLookupItem.state == REVIEW)
+        .group_by(HlrLookup.id, HlrLookup.title, HlrLookup.status)
+        .order_by(HlrLookup.id.desc())
+        .limit(max(1, min(limit, 1000)))
+    )
+    return [{"lookup_id": i, "title": t, "status": s, "numbers": int(n)} for i, t, s, n in rows]
+
+
+def write_off_review(session: Session, actor: Principal, lookup_id: int, reason: str) -> HlrLookup:
+    """Close a lookup's numbers in review without looking them up again, with the reason (audited): they
+    end `failed` with that note; nothing is paid."""
+    text = (reason or "").strip()
+    if not text:
+        raise ValidationFailed("say why the numbers are written off (a reason is required)")
+    if len(text) > 500:
+        raise ValidationFailed("the reason is at most 500 characters")
+    lookup = get_lookup(session, lookup_id)
+    job = lookup_job(session, lookup)
+    if job is not None and job.status in jobs.ACTIVE:
+        raise Conflict(f"HLR lookup {lookup_id} is running; write its numbers in review off once it has stopped")
+    closed = session.execute(
+        update(HlrLookupItem)
+        .where(HlrLookupItem.lookup_id == lookup.id, HlrLookupItem.state == REVIEW)
+        .values(state="failed", note=f"written off by {actor.username}: {text}"[:200])
+    ).rowcount  # type: ignore[attr-defined]
+    if not closed:
+        raise Conflict(f"HLR lookup {lookup_id} has no number in review")
+    lookup.review = max(0, lookup.review - int(closed))
+    lookup.failed = lookup.failed + int(closed)
+    audit(session, actor, "hlr.review_write_off", "hlr_lookup", lookup.id, {"numbers": int(closed), "reason": text})
+    return lookup
+
+
 def cancel_lookup(session: Session, actor: Principal, lookup_id: int) -> HlrLookup:
     """Stop a lookup: its job stops at its next step; an open intent stays open for reconciliation."""
     lookup = get_lookup(session, lookup_id)
+    jobs.check_cancel(actor, lookup.created_by, "hlr.lookup")  # who started it, or an admin
     job = lookup_job(session, lookup)
     if job is not None and job.status in jobs.ACTIVE:
         jobs.cancel_job(session, actor, job.id)

@@ -520,6 +520,8 @@ class _Spec:
     kind: str
     target: str | None
     params: dict[str, Any]
+    name: str
+    file_id: str | None
 
 
 @job_handler(APPLY_KIND, title="Import apply", max_attempts=3)
@@ -537,7 +539,8 @@ def _run_apply(ctx: JobContext) -> dict[str, Any]:
             if stored is None:
                 raise NotFound(f"the file of import {import_id} is gone")
             plan_ = plan(session, record, get_storage().session_local_path(session, stored))
-            spec = _Spec(record.id, record.kind, _target(record), dict(record.params or {}))
+            spec = _Spec(record.id, record.kind, _target(record), dict(record.params or {}), record.original_name,
+                         record.file_id)
     except AppError as exc:
         _fail(import_id, exc.message)
         raise
@@ -590,7 +593,7 @@ def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row
         else:
             reason, source = row.fields["reason"][:64], row.fields["source"][:32]
             evidence = {k: row.fields[k] for k in ("os_version", "user_agent", "ip") if row.fields.get(k)}
-        evidence["import_id"] = spec.id
+        evidence.update(import_id=spec.id, import_file=spec.name[:255], file_id=spec.file_id)
         status = row.after if spec.kind == "list" else spec.target
         verdicts.append(Verdict(row.e164, status, Authority.manual, reason, source, evidence))
     apply_verdicts(session, actor, verdicts)

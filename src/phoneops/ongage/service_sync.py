@@ -483,3 +483,16 @@ def sent_numbers(session: Session, after: int, limit: int) -> list[tuple[int, by
 
 def sent_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(PhoneNumber).where(_sent())) or 0)
+
+
+def states_for_conversions(session: Session, conversion_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Where each of these tracker conversions stands at Ongage (for a number's story page)."""
+    if not conversion_ids:
+        return []
+    rows = session.scalars(
+        select(OngageConversion).where(OngageConversion.conversion_id.in_(list(conversion_ids)))
+        .order_by(OngageConversion.id)
+    )  # fmt: skip
+    return [{"conversion_id": r.conversion_id, "country": r.country, "kind": r.kind, "status": r.status,
+             "attempts": r.attempts, "outcome": r.outcome, "last_error": r.last_error,
+             "sent_at": r.sent_at.isoformat() if r.sent_at else None} for r in rows]  # fmt: skip

@@ -42,6 +42,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Ongage", "/ongage", "ongage"),
     NavItem("Devices", "/imei", "imei"),
     NavItem("Privacy", "/privacy", "privacy"),
+    NavItem("Review", "/review", "imei"),
     NavItem("Jobs", "/jobs", "core"),
 )
 
