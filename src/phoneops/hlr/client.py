@@ -1,6 +1,6 @@
 """hlrlookup.com API v2 client (wire protocol only; it knows nothing of our tables or settings).
 
-Two hosts (shared/providers/hlr_lookup.md):
+Two hosts (docs/providers/hlr_lookup.md):
 
 - real-time `POST {api}/apiv2/hlr`, credentials `api_key` / `api_secret` in the JSON body, up to 80 numbers
   per call. Every call is PAID: it is sent exactly once (`idempotent=False`), never retried, and a 429, 5xx

@@ -56,18 +56,19 @@ def _money(value: object) -> str:
 def services(
     search: Annotated[str | None, typer.Option(help="Text in the title or category")] = None,
     category: Annotated[str | None, typer.Option(help="Exact category")] = None,
-    refresh: Annotated[bool, typer.Option(help="Fetch the list from GSM Fusion now")] = False,
+    refresh: Annotated[bool, typer.Option(help="Fetch the list from the providers now")] = False,
+    kind: Annotated[str, typer.Option("--type", help="imei or file services")] = "imei",
 ) -> None:
     """List GSM Fusion IMEI services (cached), with prices and delivery times."""
     from phoneops.core.db import session_scope
     from phoneops.imei import catalogue
-    from phoneops.imei.service import credentials
+    from phoneops.imei.service import require_configured
 
     _boot()
     try:
-        credentials()
+        require_configured()
         with session_scope() as session:
-            found = catalogue.catalogue(session, search=search, category=category, refresh_now=refresh)
+            found = catalogue.catalogue(session, search=search, category=category, refresh_now=refresh, kind=kind)
             table = Table("id", "category", "service", "price", "delivery", "details")
             for s in found.services:
                 table.add_row(s.package_id, s.category, s.title, _money(s.price), s.delivery_time,
@@ -171,12 +172,12 @@ def submit(
     from phoneops.core.db import session_scope
     from phoneops.imei import inputs, submission
     from phoneops.imei.models import ImeiOrder
-    from phoneops.imei.service import credentials
+    from phoneops.imei.service import require_configured
 
     _boot()
     console = _console()
     try:
-        credentials()
+        require_configured()
         with session_scope() as session:
             batch, plan = submission.create_batch(
                 session, cli_actor(), [inputs.InputRow(imei, fields=_fields(field))], service, source="cli",
@@ -212,17 +213,18 @@ def batch(
     force: Annotated[bool, typer.Option(help="Re-check IMEIs already ordered for their service")] = False,
     confirm_over_budget: Annotated[bool, typer.Option(help="Send even if over the daily budget")] = False,
     inline: Annotated[bool, typer.Option("--inline/--queue", help="Run here, or leave it to workers")] = True,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write every row's result as JSON here")] = None,
 ) -> None:
     """Submit a file of IMEIs: validation, duplicates and the cost guard first, then a progress bar."""
     from phoneops.cli import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import inputs, submission
-    from phoneops.imei.service import credentials
+    from phoneops.imei.service import require_configured
 
     _boot()
     console = _console()
     try:
-        credentials()
+        require_configured()
         rows = inputs.rows_from_table(file)
         with session_scope() as session:
             created, plan = submission.create_batch(
@@ -241,7 +243,34 @@ def batch(
         raise typer.Exit(0)
     summary = _run(batch_id, job_id, inline)
     _print_summary(summary)
+    if output is not None:
+        written = _write_results(batch_id, output)
+        console.print(f"results of {written} rows written to {output}")
     raise typer.Exit(_exit_code(summary))
+
+
+def _write_results(batch_id: int, output: Path) -> int:
+    """`[{imei, order_id, service_id, state, status, success, error, credits}]` for every row of the batch,
+    the rows skipped before sending included (invalid, duplicates)."""
+    import json
+
+    from phoneops.core.db import session_scope
+    from phoneops.imei import submission
+    from phoneops.imei.models import ImeiOrder
+
+    with session_scope() as session:
+        batch = submission.get_batch(session, batch_id)
+        rows = session.scalars(select(ImeiOrder).where(ImeiOrder.batch_id == batch_id).order_by(ImeiOrder.id))
+        results: list[dict[str, Any]] = [
+            {"imei": o.imei, "order_id": o.order_id, "service_id": o.service_id, "state": o.state, "status": o.status,
+             "success": o.state == "placed", "error": o.error,
+             "credits": None if o.credits is None or o.state != "placed" else str(o.credits)}
+            for o in rows
+        ]  # fmt: skip
+        results += [{"imei": s.get("value"), "order_id": None, "service_id": None, "state": "skipped", "status": None,
+                     "success": False, "error": s.get("reason"), "credits": None} for s in batch.skipped]  # fmt: skip
+    output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return len(results)
 
 
 # --- following orders ---------------------------------------------------------------------------------
@@ -267,27 +296,33 @@ def _print_orders(orders: list[Any]) -> None:
 
 @app.command("status")
 def status(
-    reference: Annotated[str, typer.Argument(help="Provider order id or IMEI")],
-    refresh: Annotated[bool, typer.Option(help="Ask GSM Fusion for the latest status")] = False,
+    references: Annotated[list[str], typer.Argument(help="Order ids or IMEIs (several, or comma separated)")],
+    refresh: Annotated[bool, typer.Option(help="Ask the provider for the latest status")] = False,
 ) -> None:
-    """Show the orders for an order id or an IMEI (optionally refreshed from GSM Fusion)."""
+    """Show the orders for order ids or IMEIs (optionally refreshed from the provider); exit 1 if one is unknown."""
     from phoneops.core.db import session_scope
     from phoneops.imei import history
     from phoneops.imei.sync import refresh_order
 
     _boot()
+    wanted = list(dict.fromkeys(p.strip() for r in references for p in r.split(",") if p.strip()))
+    missing: list[str] = []
     try:
         with session_scope() as session:
-            orders = history.find_orders(session, reference)
-            if not orders:
-                _console().print(f"[yellow]no order for {reference}[/yellow]")
-                raise typer.Exit(1)
-            if refresh:
-                for order in orders:
-                    refresh_order(session, order)
-            _print_orders(orders)
+            for reference in wanted:
+                orders = history.find_orders(session, reference)
+                if not orders:
+                    missing.append(reference)
+                    continue
+                if refresh:
+                    for order in orders:
+                        refresh_order(session, order)
+                _print_orders(orders)
     except AppError as exc:
         raise _fail(exc) from None
+    if missing:
+        _console().print(f"[yellow]no order for {', '.join(missing)}[/yellow]")
+        raise typer.Exit(1)
 
 
 @app.command("wait")
@@ -332,12 +367,12 @@ def wait(
 @app.command("sync")
 def sync() -> None:
     """Refresh every Pending / In Process order now (many ids per call)."""
-    from phoneops.imei.service import credentials
+    from phoneops.imei.service import require_configured
     from phoneops.imei.sync import sync_open_orders
 
     _boot()
     try:
-        credentials()
+        require_configured()
         result = sync_open_orders(
             progress=lambda done, counts: _console().print(f"checked {done} · {counts}", highlight=False)
         )

@@ -1,7 +1,7 @@
 """GSM Fusion XML API client (wire protocol only; it knows nothing of our tables).
 
 One endpoint, `POST {base}/gsmfusion_api/index.php`, form fields `apiKey`, `userId`, `action` plus the
-action's parameters; the answer is XML with HTTP 200 even for errors (shared/providers/gsm_fusion.md).
+action's parameters; the answer is XML with HTTP 200 even for errors (docs/providers/gsm_fusion.md).
 
 - Reads (`imeiservices`, `fileservices`, `getimeis`) are idempotent and retried by the provider kit.
 - `placeorder` costs money: it carries ONE IMEI, is sent exactly once, and a timeout or transport error
@@ -61,7 +61,28 @@ _PROLOG = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<\?(?:php)?xml\b[^>]*\?>", re.IGNOR
 # --- errors -------------------------------------------------------------------------------------------
 
 
-class GsmFusionError(ProviderError):
+class DeviceCheckRefused(ProviderError):
+    """A device-check provider (GSM Fusion, a DHRU account) answered with an error text; `provider_message`
+    is that (scrubbed) text. Subclasses below say what the placement engine must do with it."""
+
+    code = "device_check_refused"
+    provider_message: str
+    action: str
+
+
+class ImeiAlreadyExists(DeviceCheckRefused):
+    """The IMEI was already ordered for this service at the provider (not charged again)."""
+
+    status_code = 409
+    code = "imei_already_exists"
+
+
+class InsufficientCredit(DeviceCheckRefused):
+    status_code = 402
+    code = "insufficient_credit"
+
+
+class GsmFusionError(DeviceCheckRefused):
     """The provider answered with an `<error>`; `provider_message` is its (scrubbed) text."""
 
     code = "gsm_fusion_error"
@@ -84,14 +105,14 @@ class GsmInvalidApiKey(GsmFusionError, ProviderAuthError):
     code = "gsm_invalid_api_key"
 
 
-class GsmImeiAlreadyExists(GsmFusionError):
+class GsmImeiAlreadyExists(GsmFusionError, ImeiAlreadyExists):
     """The IMEI was already ordered for this service: a duplicate, not a failure (it was not charged)."""
 
     status_code = 409
     code = "gsm_imei_already_exists"
 
 
-class GsmInsufficientCredit(GsmFusionError):
+class GsmInsufficientCredit(GsmFusionError, InsufficientCredit):
     status_code = 402
     code = "gsm_insufficient_credit"
 
@@ -133,6 +154,7 @@ class PlacedOrder:
     order_id: str
     imei: str
     status: str
+    raw: str = ""  # the provider's answer, as received
 
 
 @dataclass(frozen=True)
@@ -241,7 +263,8 @@ def parse_placed(root: Element, imei: str) -> PlacedOrder:
     if not order_id:
         raise ProviderResponseError("GSM Fusion placeorder: order without id", provider=PROVIDER, maybe_sent=True)
     status = normalize_status(_child(placed[0], "status")) or "Pending"
-    return PlacedOrder(order_id=order_id, imei=_child(placed[0], "imei") or imei, status=status)
+    return PlacedOrder(order_id=order_id, imei=_child(placed[0], "imei") or imei, status=status,
+                       raw=ET.tostring(root, encoding="unicode")[:20_000])
 
 
 def _parse_datetime(text: str) -> datetime | None:

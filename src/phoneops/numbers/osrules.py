@@ -111,7 +111,7 @@ class Verdict:
 
 _B, _M, _W = ListStatus.BLACKLIST, ListStatus.MONITOR, ListStatus.WHITELIST
 
-# The original optimizer's table (shared/reference/optimizer-original.md, section 1).
+# The original optimizer's default OS table, kept as it was (how the statuses it gives combine: docs/lists.md).
 DEFAULT_RULES: tuple[OsRule, ...] = (
     OsRule("ios", None, 10, _B, "iOS 10 and older"),
     OsRule("android", None, 7, _B, "Android 7 and older"),
@@ -124,6 +124,7 @@ DEFAULT_RULES: tuple[OsRule, ...] = (
     OsRule("windows", 10, 11, _M, "Windows 10 / 11"),
     OsRule("linux", None, None, _M, "Linux, any version"),
     OsRule("ios", 11, None, _W, "iOS 11 and newer"),
+    OsRule("ios", None, None, _W, "iOS without a version (the original whitelisted it)", missing_version=True),
     OsRule("macos", None, None, _W, "macOS / Mac OS X, any version"),
     OsRule("android", 10, 16, _W, "Android 10-16"),
 )

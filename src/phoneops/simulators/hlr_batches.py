@@ -1,4 +1,4 @@
-"""The batch host of the hlrlookup.com simulator (shared/providers/hlr_lookup.md §2).
+"""The batch host of the hlrlookup.com simulator (docs/providers/hlr_lookup.md, batch host).
 
 create (`NEW`) -> upload the CSV source (replaces it while `NEW`) -> `PUT {"status": "PROCESSING"}` ->
 items are looked up and paid as the simulated clock runs (`numComplete` grows) -> `COMPLETE`, or `FAILED`

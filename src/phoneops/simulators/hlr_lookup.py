@@ -1,4 +1,4 @@
-"""hlrlookup.com API v2 simulator (shared/providers/hlr_lookup.md, "A faithful simulator must reproduce").
+"""hlrlookup.com API v2 simulator (docs/providers/hlr_lookup.md).
 
 One app serves both hosts: real-time `POST /apiv2/hlr` (JSON body auth `api_key` / `api_secret`, up to 80
 numbers, `results` in request order) and the batch host `/batches/...` (query auth `apikey` / `secret`:
