@@ -254,8 +254,6 @@ def import_cycles(modules: set[str], imports: list[Import]) -> list[list[str]]:
 
 KNOWN_CYCLES: dict[str, str] = {
     # the cycle's first module (alphabetically) -> why it is still there
-    "phoneops.core.jobs": "jobs.enqueue imports queue.send, the queue runs jobs; the sender is to be installed by "
-    "the entry points (issue 17 item 2)",
     "phoneops.core.storage": "get_storage() builds S3Storage, which subclasses Storage; the factory is to move up",
     "phoneops.cli": "the root CLI mounts voluum's commands, which use the root CLI's helpers (CLI kit to move "
     "below the domains, issue 17 item 2)",

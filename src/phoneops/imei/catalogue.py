@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from phoneops.core.db import utcnow
-from phoneops.core.errors import NotFound, ValidationFailed
+from phoneops.core.errors import NotFound, UpstreamError, ValidationFailed
 from phoneops.core.http import ProviderError
 from phoneops.imei.client import Service
 from phoneops.imei.models import ImeiService
@@ -76,6 +76,7 @@ def refresh(session: Session) -> int:
     stored, then its failure is raised as a clear AppError."""
     count = 0
     failure: ProviderError | None = None
+    empty: list[str] = []
     with sync_pool(timeout=15.0) as pool:
         for account in accounts():
             try:
@@ -85,11 +86,17 @@ def refresh(session: Session) -> int:
                 log.warning("imei.services_refresh_failed", account=account, error=exc.message)
                 failure = failure or exc
                 continue
+            if not services:  # an empty list is a provider hiccup, not "every service is gone": keep them
+                log.warning("imei.services_empty_kept_catalogue", account=account)
+                empty.append(account)
+                continue
             count += store_services(session, services, account=account)
             if files is not None:
                 count += store_services(session, files, kind="file", account=account)
     if failure is not None:
         raise as_app_error(failure)
+    if empty:
+        raise UpstreamError(f"{', '.join(empty)} answered an empty service list; the cached catalogue is kept")
     log.info("imei.services_refreshed", count=count)
     return count
 

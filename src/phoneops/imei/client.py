@@ -13,6 +13,7 @@ action's parameters; the answer is XML with HTTP 200 even for errors (docs/provi
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
@@ -192,6 +193,29 @@ def parse_xml(content: bytes, *, action: str, maybe_sent: bool = False) -> Eleme
         ) from None
 
 
+def json_error_message(content: bytes) -> str | None:
+    """The error text of a JSON answer — `{"ERROR": [{"MESSAGE": "Invalid User!"}]}` (DHRU style) or
+    `{"error": "..."}` — or None when the answer is not a JSON error. The Content-Type is not trusted."""
+    body = content.strip().lstrip(b"\xef\xbb\xbf").strip()
+    if not body.startswith(b"{"):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    found = next((data[k] for k in data if str(k).lower() == "error"), None)
+    if isinstance(found, list) and found:
+        found = found[0]
+    if isinstance(found, dict):
+        found = next((v for k, v in found.items() if str(k).lower() in ("message", "msg", "full_description")), None)
+    if found is None or isinstance(found, dict | list):
+        return None
+    text = " ".join(str(found).split())
+    return text or None
+
+
 def _tag(element: Element) -> str:
     return element.tag.lower() if isinstance(element.tag, str) else ""
 
@@ -338,6 +362,12 @@ class _GsmFusionBase:
         return {"apiKey": self._api_key, "userId": self.user_id, "action": action, **(params or {})}
 
     def _root(self, response: httpx.Response, action: str, idempotent: bool) -> Element:
+        json_error = json_error_message(response.content)
+        if json_error is not None:  # a JSON error (DHRU style), whatever its Content-Type (the live one: text/html)
+            text = self.redactor.redact(json_error)
+            error = error_for_message(text, action=action)
+            log.warning("gsm_fusion.error", action=action, error=error.code, message=text, format="json")
+            raise error
         root = parse_xml(response.content, action=action, maybe_sent=not idempotent)
         raise_for_error(root, action=action, redactor=self.redactor)
         return root

@@ -342,7 +342,13 @@ class BatchRunner:
                 batch.finished_at = utcnow()
             if status in ("done", "paused") and self.guard is not None:  # balance change vs recorded spend
                 close_balance(session, None, batch, self.guard.pool)
-            return batch_summary(session, batch)
+            summary = batch_summary(session, batch)
+            # The paid calls of this run, one audit line per job step (run): what was placed and spent.
+            audit(session, SYSTEM, "imei.batch.run", "imei_batch", self.batch_id,
+                  {"job_id": self.ctx.job_id, "status": status, "error": error,
+                   **{k: summary[k] for k in ("placed", "placed_without_order_id", "duplicates_at_provider",
+                                              "failed", "needs_review", "spend")}})  # fmt: skip
+            return summary
 
     # --- the async part ---------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from phoneops.core import storage
+from phoneops.core.audit import audit
 from phoneops.core.db import utcnow
 from phoneops.core.deps import DbSession, operator, viewer
 from phoneops.core.jobs import create_job, get_job
@@ -296,10 +297,13 @@ def get_order(
 
 @router.post("/orders/{row_id}/refresh", response_model=OrderOut)
 def refresh(
-    row_id: int, session: Session = DbSession, _: Principal = Depends(operator)
+    row_id: int, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> OrderOut:
     require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
-    return OrderOut.model_validate(refresh_order(session, history.get_order(session, row_id)))
+    order = refresh_order(session, history.get_order(session, row_id))
+    audit(session, actor, "imei.order.refresh", "imei_order", order.id, {"order_id": order.order_id,
+                                                                          "status": order.status})  # fmt: skip
+    return OrderOut.model_validate(order)
 
 
 class AttachIn(BaseModel):
@@ -338,7 +342,9 @@ def write_off(
 def sync(session: Session = DbSession, actor: Principal = Depends(operator)) -> JobOut:
     """Refresh every Pending / In Process order now (a job; the periodic task does it every 5 minutes)."""
     require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
-    return JobOut.model_validate(create_job(session, actor, SYNC_KIND, {}, title="IMEI status sync"))
+    job = create_job(session, actor, SYNC_KIND, {}, title="IMEI status sync")
+    audit(session, actor, "imei.sync", "job", job.id, {"via": "api"})
+    return JobOut.model_validate(job)
 
 
 @router.post("/import", response_model=ImportOut, status_code=201)

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from phoneops.core import storage
+from phoneops.core.audit import audit
 from phoneops.core.db import utcnow
 from phoneops.core.deps import DbSession, page_operator, page_viewer
 from phoneops.core.errors import AppError, ValidationFailed
@@ -323,6 +324,8 @@ def order_refresh(
     order = history.get_order(session, row_id)
     try:
         refresh_order(session, order)
+        audit(session, principal, "imei.order.refresh", "imei_order", order.id, {"order_id": order.order_id,
+                                                                                 "status": order.status})  # fmt: skip
         text = f"Status refreshed: {order.status or 'unknown'}"
     except AppError as exc:
         text = f"Refresh failed: {exc.message}"
@@ -335,6 +338,7 @@ def sync_now(
 ) -> Response:
     require_configured()
     job = create_job(session, principal, SYNC_KIND, {}, title="IMEI status sync")
+    audit(session, principal, "imei.sync", "job", job.id, {"via": "page"})
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 

@@ -105,13 +105,19 @@ def login(
     try:
         user = security.authenticate(session, username.strip(), password, client_ip(request), policy)
     except AppError as exc:
-        session.commit()  # keep the failed attempt for throttling
+        who = Principal(user_id=None, username=username.strip()[:64], role=Role.viewer, via="login",
+                        client_ip=client_ip(request))  # fmt: skip
+        audit_service.audit(session, who, "login.failure", "user", None, {"reason": exc.code, "ip": client_ip(request)})
+        session.commit()  # keep the failed attempt for throttling (and its audit line)
         response = _login_form(request, next, error=exc.message, status_code=exc.status_code)
         if exc.retry_after:
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
     response = RedirectResponse(_safe_next(next), status_code=303)
     issue_session(session, response, user, client_ip(request))
+    audit_service.audit(session, Principal(user_id=user.id, username=user.username, role=Role(user.role),
+                                              via="session", client_ip=client_ip(request)),
+          "login.success", "user", user.id, {"ip": client_ip(request)})  # fmt: skip
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -121,6 +127,7 @@ def logout(session: Session = DbSession, principal: Principal = Depends(page_vie
     """End the session server-side (the cookie stops working even if someone kept a copy)."""
     if principal.sid:
         security.end_session(session, principal.sid)
+    audit_service.audit(session, principal, "logout", "user", principal.user_id, {})
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
