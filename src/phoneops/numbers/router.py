@@ -172,7 +172,6 @@ async def import_file(
     phone + reason; kind inbound: phone + message). Nothing changes until .../apply."""
     from collections.abc import AsyncIterator
 
-    from starlette.concurrency import run_in_threadpool
 
     region_value = region_or_default(region or None)
     if kind not in imports.KINDS or kind == "bulk":

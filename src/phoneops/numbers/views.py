@@ -239,7 +239,6 @@ async def imports_upload(
 ) -> Response:
     from collections.abc import AsyncIterator
 
-    from starlette.concurrency import run_in_threadpool
 
     async def chunks() -> AsyncIterator[bytes]:
         while block := await file.read(storage.CHUNK):
