@@ -139,7 +139,7 @@ def _bootstrap(*, service: bool = False, need_database: bool = True) -> Settings
             logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     path = _sqlite_path(settings.database_url)
     if need_database and path is not None and not path.exists():
-        err.print(f"[red]error:[/red] no database at {path}.")
+        err.print(f"[red]error:[/red] no database at {path}.", soft_wrap=True)
         err.print("Start the demo first (`make demo` in the phoneops folder), run `phoneops migrate` to create "
                   "an empty one, or point DATA_DIR (or DATABASE_URL) at an existing one. "
                   f"DATA_DIR is now {settings.data_dir}.")
@@ -276,6 +276,9 @@ def demo(port: int = 8800) -> None:
     global _env_loaded
     data_dir = find_data_dir()
     os.environ["DATA_DIR"] = str(data_dir)
+    # a console for people: warnings in plain text (LOG_LEVEL / LOG_JSON still choose otherwise)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("LOG_JSON", "false")
     _ensure_demo_secrets(data_dir)
     _env_loaded = True  # the demo starts its own simulators: last run's addresses are not read
     with contextlib.ExitStack() as stack:
@@ -289,9 +292,10 @@ def demo(port: int = 8800) -> None:
         settings = _bootstrap(service=True, need_database=False)
         prepare_demo(settings, console)
         console.print(f"[bold]phoneops demo[/bold] on http://127.0.0.1:{port}  (Ctrl-C to stop) · "
-                      f"API docs: http://127.0.0.1:{port}/docs")
+                      f"API docs: http://127.0.0.1:{port}/docs", soft_wrap=True)
         console.print(f"The CLI uses this demo from this folder as is; from any other folder: "
-                      f"[bold]export DATA_DIR={data_dir}[/bold] (database, secrets and simulators are found there)")
+                      f"[bold]export DATA_DIR={data_dir}[/bold] (database, secrets and simulators are found there)",
+                      soft_wrap=True)  # a path to copy: never broken across lines
         serve(host="127.0.0.1", port=port, embedded_worker=True)
 
 
