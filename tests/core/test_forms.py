@@ -146,3 +146,21 @@ def test_jobs_table_pages_filters_and_exports_what_it_shows(client: Any, users: 
     assert all(f",{SYNC_KIND}," in line for line in lines[1:])
     nobody = client.get("/jobs?user=nobody-at-all", headers=HTML)
     assert "0 jobs matching" in nobody.text
+
+
+def test_audit_log_filters_and_pages(client: Any, users: Any, session: Any) -> None:
+    from phoneops.core.audit import audit
+    from phoneops.core.security import SYSTEM
+
+    for i in range(130):
+        audit(session, SYSTEM, "walk.test" if i % 2 else "walk.other", "thing", str(i), {"i": i})
+    session.commit()
+    users.create("admin", "ada")
+    login(client, "ada")
+    page = client.get("/admin/audit?action=&user=&date_from=&date_to=", headers=HTML)  # the form, left empty
+    assert page.status_code == 200 and "page 1 of 2" in page.text
+    test_only = client.get("/admin/audit?action=walk.test&user=system", headers=HTML)
+    assert "65 events matching" in test_only.text and "page 1 of 1" in test_only.text
+    assert "walk.other" not in test_only.text.split("<tbody>", 1)[1]
+    last = client.get("/admin/audit?page=2", headers=HTML)
+    assert last.status_code == 200 and "← newer" in last.text

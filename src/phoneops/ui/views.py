@@ -296,13 +296,27 @@ def tokens_revoke(
 @router.get("/admin/audit", response_class=HTMLResponse)
 def audit_page(
     request: Request,
-    action: str | None = None,
+    filters: JobFilter = Depends(_job_filter),
+    action: str = Query(default="", max_length=64),
+    page: int = Query(default=1, ge=1, le=100_000),
     session: Session = DbSession,
     principal: Principal = Depends(page_admin),
 ) -> Response:
-    return render(
-        request, "audit.html", principal, events=audit_service.recent_events(session, 200, action), action=action or ""
-    )
+    """The audit log, newest first: filters by action, user and dates; real pages with the total."""
+    where = filters.query(session)
+    query = {"action": action or None, "actor": filters.user or None, "since": where["since"], "until": where["until"]}
+    total = audit_service.count_events(session, **query)
+    pages = max(1, -(-total // AUDIT_PER_PAGE))
+    page = min(page, pages)
+    events = audit_service.search_events(session, **query, limit=AUDIT_PER_PAGE, offset=(page - 1) * AUDIT_PER_PAGE)
+    qs = "&".join(part for part in (filters.qs(), urlencode({"action": action}) if action else "") if part)
+    usernames = list(session.scalars(select(User.username).order_by(User.username)))
+    return render(request, "audit.html", principal, events=events, action=action, filters=filters, total=total,
+                  page=page, pages=pages, qs=qs, actions=audit_service.event_actions(session),
+                  usernames=[*usernames, "cli", "system"])  # fmt: skip
+
+
+AUDIT_PER_PAGE = 100
 
 
 @router.get("/files/{file_id}/download")
