@@ -130,6 +130,8 @@ class Walk:
                 self.forms.add(key)
                 if form.evaluate("f => !!f.querySelector('input[type=file][required]')"):
                     break  # needs a file the walk has not got
+                if not form.evaluate("f => !!f.querySelector('button:not([type=button]):not([type=reset]), input[type=submit]')"):
+                    break  # no submit button: a person cannot send it
                 if empty_optional:
                     form.evaluate("""f => { for (const el of f.elements) {
                         if (el.required || el.type === 'hidden' || el.type === 'submit' || el.type === 'button') continue;
