@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/phoneops demo --port $(PORT)
 
+# The suite runs on TEST_WORKERS pytest-xdist processes (3 suits 2 cores: many tests wait on subprocesses and
+# HTTP); tests that cannot share the machine form one xdist group (tests/conftest.py). TEST_WORKERS=0 runs
+# everything in this one process.
+TEST_WORKERS ?= 3
+
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench) $(wildcard deploy)

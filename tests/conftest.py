@@ -29,16 +29,92 @@ from support import (
 
 _TMP = TMP
 
+# --- parallel runs (pytest-xdist) -------------------------------------------------------------------
+
+# `make test` runs the suite on several xdist workers. Every worker has its own SQLite files, PostgreSQL
+# databases, temp dir and ports (tests/support.py), so most tests run anywhere, in any order. The tests below
+# cannot share the machine: they SIGKILL workers at timed points, run clusters of processes, or share the one
+# Redis database (PHONEOPS_TEST_REDIS_URL, flushed by each). They form one group, "processes": the scheduler
+# hands the whole group to one worker, which runs them one after another while the other workers share out
+# everything else. A new test of that kind joins by path here or with `@pytest.mark.xdist_group("processes")`.
+EXCLUSIVE = (
+    "tests/scale/",
+    "tests/crash/",
+    "tests/core/test_redis_jobs.py",
+    "tests/core/test_worker_kill.py",
+    "tests/core/test_serve_workers.py",
+    "tests/hlr/test_hlr_kill.py",
+    "tests/imei/test_batch_crash.py",
+    "tests/ongage/test_og_csv_crash.py",
+    "tests/voluum/test_traffic_sync.py::test_sigkilled_worker_mid_sync_resumes_to_the_clean_state",
+    "tests/faults/test_outage.py::test_every_provider_down_for_minutes_jobs_wait_visibly_then_finish",
+)
+GROUP = "processes"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None and (
+            item.nodeid.startswith(EXCLUSIVE) or item.get_closest_marker("redis") is not None
+        ):
+            item.add_marker(pytest.mark.xdist_group(GROUP))
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist (the dev extra installs it)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist load`/`loadgroup` with the group above by path. xdist's own loadgroup reads the marks through a
+    node id suffix, which pytest >= 9.2 drops (pytest-dev/pytest-xdist#1386); the paths keep working."""
+    if config.getoption("dist") not in ("load", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ExclusiveGroup(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return GROUP if nodeid.startswith(EXCLUSIVE) else str(super()._split_scope(nodeid))
+
+    return ExclusiveGroup(config, log)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """The guarantee whatever the scheduler does (`--dist worksteal`, a marked test outside the paths): a test
+    of a group holds that group's lock, shared by the workers of this run, from its setup to its teardown."""
+    mark = item.get_closest_marker("xdist_group")
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if mark is None or not run:
+        yield
+        return
+    import fcntl
+    import tempfile
+
+    name = str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+    with open(Path(tempfile.gettempdir()) / f"phoneops-tests-{run}-{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 # --- database ----------------------------------------------------------------------------------
 
 _migrated: dict[str, str] = {}
+_scratch: list[tuple[str, str]] = []
 
 
 def _postgres_url() -> str:
-    # Each test session gets its own database, so concurrent runs never wipe each other's tables.
+    # Each test session (each xdist worker) gets its own database, so concurrent runs never wipe each other's tables.
     admin_url, name, url = create_scratch_database("phoneops_test")
+    _scratch.append((admin_url, name))
     atexit.register(_drop_database, admin_url, name)
     return url
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop this process's scratch databases (atexit stays as the fallback: xdist workers may end abruptly)."""
+    while _scratch:
+        _drop_database(*_scratch.pop())
 
 
 def _drop_database(admin_url: str, name: str) -> None:
@@ -60,21 +136,27 @@ def _migrate_once(backend: str) -> str:
     return url
 
 
+_tables: dict[str, list[str]] = {}  # per database URL: its tables, children first (the schema never changes)
+
+
 def _wipe(url: str) -> None:
     from sqlalchemy import text
 
     from phoneops.core import db
-    from phoneops.core.db import Base
-    from phoneops.registry import load_domains
-
-    load_domains()
-    import phoneops.core.models  # noqa: F401
 
     db.configure(url)
-    from sqlalchemy import inspect
+    if url not in _tables:
+        from sqlalchemy import inspect
 
-    existing = set(inspect(db.get_engine()).get_table_names())
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name in existing]
+        from phoneops.core.db import Base
+        from phoneops.registry import load_domains
+
+        load_domains()
+        import phoneops.core.models  # noqa: F401
+
+        existing = set(inspect(db.get_engine()).get_table_names())
+        _tables[url] = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name in existing]
+    tables = _tables[url]
     with db.get_engine().begin() as conn:
         if url.startswith("postgresql"):
             conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))

@@ -20,7 +20,12 @@ from typing import Any
 
 import pytest
 
-TMP = _TMP = Path(tempfile.mkdtemp(prefix="phoneops-tests-"))
+# Under pytest-xdist every worker is a process of its own ("gw0", "gw1", ...): its own temp dir (so its own
+# SQLite files, data dir and storage root), its own scratch PostgreSQL databases (named after its pid) and its
+# own block of ports. Tests that cannot share the machine with others run in one xdist group (tests/conftest.py).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+WORKER_INDEX = int(WORKER[2:]) if WORKER[2:].isdigit() else 0
+TMP = _TMP = Path(tempfile.mkdtemp(prefix=f"phoneops-tests-{WORKER or 'main'}-"))
 TEST_ENV = {
     "SESSION_SECRET": "test-session-secret-" + "s" * 32,
     "AES_KEYS": "k2:" + base64.urlsafe_b64encode(b"\x02" * 32).decode() + ",k1:"
@@ -52,17 +57,52 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+# Ports for servers the tests start come from 20000-32767, below Linux's ephemeral range (32768-60999), so an
+# outgoing connection can never take a port between `free_port()` and the server binding it; each xdist worker
+# draws from its own residue class (port % 8), so two workers of a run never hand out the same port.
+_PORT_LOW, _PORT_HIGH, _PORT_STRIDE = 20000, 32768, 8
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, not handed out before in this process."""
+    import random
+
+    stride = _PORT_STRIDE if WORKER else 1
+    candidates = list(range(_PORT_LOW + WORKER_INDEX % stride, _PORT_HIGH, stride))
+    random.shuffle(candidates)
+    for port in candidates:
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free test port left")
+
+
+def login_form(client: Any) -> dict[str, str]:
+    """Open the login page as a browser does (its CSRF cookie lands in the client); the form's hidden fields."""
+    import re
+
+    page = client.get("/login", follow_redirects=False)
+    if page.status_code == 303:  # logged in already: a browser logging in as someone else drops the old cookie
+        client.cookies.delete("phoneops_session")
+        page = client.get("/login", follow_redirects=False)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, page.text[:500]
+    return {"csrf_token": match.group(1)}
 
 
 def login(client: Any, username: str, password: str = "correct-horse-battery") -> str:
     """Log in through the form; returns the CSRF token of the new session."""
     import re
 
-    response = client.post("/login", data={"username": username, "password": password}, follow_redirects=False)
+    response = client.post("/login", data={"username": username, "password": password, **login_form(client)},
+                           follow_redirects=False)
     assert response.status_code == 303, response.text
     page = client.get("/")
     match = re.search(r'name="csrf-token" content="([^"]+)"', page.text)

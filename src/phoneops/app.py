@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -102,11 +103,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
-        if _wants_html(request) and exc.status_code in (403, 404, 409, 413, 422, 503):
+        response: Response
+        if _wants_html(request) and exc.status_code in (403, 404, 409, 413, 422, 429, 503):
             from phoneops.ui.render import error_page
 
-            return error_page(request, exc.status_code, exc.message)
-        return _error(exc.status_code, exc.code, scrub(exc.message), scrub_value(exc.details))
+            response = error_page(request, exc.status_code, exc.message)
+        else:
+            response = _error(exc.status_code, exc.code, scrub(exc.message), scrub_value(exc.details))
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return response
 
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)
@@ -201,7 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def metrics(_: Principal = Depends(viewer)) -> Response:
         from phoneops.core.metrics import render_metrics
 
-        body, content_type = render_metrics()
+        body, content_type = render_metrics([module.collect for module in domain_modules("metrics")])
         return Response(body, media_type=content_type)
 
     @app.get("/openapi.json", include_in_schema=False)

@@ -359,17 +359,73 @@ def user_list() -> None:
 
 
 @user_app.command("disable")
-def user_disable(username: str) -> None:
+def user_disable(
+    username: str,
+    keep_tokens: Annotated[bool, typer.Option("--keep-tokens", help="Keep the API tokens (they work again on enable)")]
+    = False,
+) -> None:
+    """Disable a user: their sessions end at once; their API tokens are revoked unless --keep-tokens."""
     from phoneops.core.db import session_scope
     from phoneops.core.security import set_user_active
 
     _bootstrap()
     try:
         with session_scope() as session:
-            set_user_active(session, cli_actor(), username, False)
+            set_user_active(session, cli_actor(), username, False, revoke_tokens=not keep_tokens)
     except AppError as exc:
         raise fail(exc) from None
     console.print(f"disabled {username}; their sessions and tokens no longer work")
+
+
+@user_app.command("enable")
+def user_enable(username: str) -> None:
+    """Enable a disabled user (they log in again; revoked tokens stay revoked)."""
+    from phoneops.core.db import session_scope
+    from phoneops.core.security import set_user_active
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            set_user_active(session, cli_actor(), username, True)
+    except AppError as exc:
+        raise fail(exc) from None
+    console.print(f"enabled {username}")
+
+
+@user_app.command("role")
+def user_role(username: str, role: Annotated[str, typer.Argument(help="viewer, operator or admin")]) -> None:
+    """Change a user's role (takes effect on their next request)."""
+    from phoneops.core.db import session_scope
+    from phoneops.core.security import set_role
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            set_role(session, cli_actor(), username, role)
+    except AppError as exc:
+        raise fail(exc) from None
+    console.print(f"{username} is now {role}")
+
+
+@user_app.command("password")
+def user_password(
+    username: str,
+    password: Annotated[str | None, typer.Option(help="Prompted for when omitted")] = None,
+    revoke_tokens: Annotated[bool, typer.Option("--revoke-tokens", help="Also revoke the user's API tokens")] = False,
+) -> None:
+    """Set a user's password (a reset): every session of the user ends at once."""
+    from phoneops.core.db import session_scope
+    from phoneops.core.security import set_password
+
+    _bootstrap()
+    if password is None:
+        password = getpass.getpass("new password: ")
+    try:
+        with session_scope() as session:
+            set_password(session, cli_actor(), username, password, revoke_tokens=revoke_tokens)
+    except AppError as exc:
+        raise fail(exc) from None
+    console.print(f"password of {username} set; their sessions ended" + ("; tokens revoked" if revoke_tokens else ""))
 
 
 @token_app.command("create")
@@ -390,13 +446,14 @@ def token_create(username: str, name: Annotated[str, typer.Option()] = "cli") ->
 
 @token_app.command("revoke")
 def token_revoke(token_id: int) -> None:
+    from phoneops.core.access import token_for
     from phoneops.core.db import session_scope
     from phoneops.core.security import revoke_token
 
     _bootstrap()
     try:
         with session_scope() as session:
-            revoke_token(session, cli_actor(), token_id)
+            revoke_token(session, cli_actor(), token_for(session, cli_actor(), token_id))
     except AppError as exc:
         raise fail(exc) from None
     console.print(f"revoked token {token_id}")

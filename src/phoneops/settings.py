@@ -69,8 +69,13 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(default=False, alias="SECURE_COOKIES")
     log_json: bool = Field(default=True, alias="LOG_JSON")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # Login throttling (phoneops.core.security.login_wait): after LOGIN_MAX_FAILURES failures of one user name
+    # from one address, each further try waits 1, 2, 4 ... s (at most LOGIN_LOCKOUT_SECONDS); one address
+    # gets LOGIN_ADDRESS_MAX_FAILURES failures across all names per LOGIN_LOCKOUT_SECONDS. Other addresses,
+    # the real owner's included, are not slowed down by someone else's guesses.
     login_max_failures: int = Field(default=5, ge=1, alias="LOGIN_MAX_FAILURES")
     login_lockout_seconds: int = Field(default=300, ge=1, alias="LOGIN_LOCKOUT_SECONDS")
+    login_address_max_failures: int = Field(default=20, ge=1, alias="LOGIN_ADDRESS_MAX_FAILURES")
     job_lease_seconds: int = Field(default=60, ge=5, alias="JOB_LEASE_SECONDS")
     worker_threads: int = Field(default=4, ge=1, alias="WORKER_THREADS")
     # How long an API `Idempotency-Key` and the answer kept for it live (core/idempotency.py).

@@ -178,3 +178,18 @@ def test_used_number_helpers(db_url: str) -> None:
     seed_lists(blacklist=(), monitor=(), used=(GB_1, GB_3, GB_1))
     with session_scope() as session:
         assert used_count(session) == 2
+
+
+def test_extensions_get_their_own_column_and_a_formatted_number_is_never_guessed(lists: None) -> None:
+    rows = [["name", "phone", "extension"], ["ann", "07400 123456 ext. 12", "a"], ["bob", f"{US_1} x5", "b"],
+            ["cat", "(670) 234-5251", "c"], ["dan", FR_1, "d"]]
+    run = run_clean(upload(csv_bytes(rows)))
+    assert run.status == "succeeded", run.error
+    clean = read_csv(stored_text(run.output_file_id))
+    # the file already has an "extension" column: ours takes a free name, right after the phone column
+    assert clean == [["name", "phone", "extension_2", "extension"], ["ann", GB_1, "12", "a"], ["bob", US_1, "5", "b"],
+                     ["dan", FR_1, "", "d"]]
+    rejected = read_csv(stored_text(run.rejected_file_id))
+    assert rejected[1:] == [["cat", "(670) 234-5251", "c", "invalid", "invalid_for_region"]]
+    plain = run_clean(upload(csv_bytes(SAMPLE), name="plain.csv"))
+    assert read_csv(stored_text(plain.output_file_id))[0] == ["name", "phone", "city"]  # no extension, no column

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from phoneops.core.models import AuditEvent, User
-from support import login
+from support import login, login_form
 
 
 def test_login_page_and_dashboard(client: Any, users: Any) -> None:
@@ -21,26 +21,95 @@ def test_login_page_and_dashboard(client: Any, users: Any) -> None:
 
 def test_session_cookie_flags(client: Any, users: Any) -> None:
     users.create("viewer", "vera")
-    response = client.post("/login", data={"username": "vera", "password": "correct-horse-battery"},
-                           follow_redirects=False)
+    response = client.post("/login", data={"username": "vera", "password": "correct-horse-battery",
+                                           **login_form(client)}, follow_redirects=False)
     header = response.headers["set-cookie"].lower()
     assert "httponly" in header and "samesite=lax" in header
 
 
-def test_wrong_password_and_throttling(client: Any, users: Any) -> None:
+def test_login_form_needs_its_csrf_token(client: Any, users: Any) -> None:
     users.create("viewer", "vera")
+    good = {"username": "vera", "password": "correct-horse-battery"}
+    forged = client.post("/login", data=good, follow_redirects=False)  # a page of another site posting the form
+    assert forged.status_code == 403 and "phoneops_session" not in forged.headers.get("set-cookie", "")
+    form = login_form(client)
+    client.cookies.delete("phoneops_login_csrf")  # the token without its cookie (another browser) is refused too
+    assert client.post("/login", data={**good, **form}, follow_redirects=False).status_code == 403
+    assert client.post("/login", data={**good, **login_form(client)}, follow_redirects=False).status_code == 303
+
+
+def test_empty_login_fields_re_render_the_form(client: Any) -> None:
+    response = client.post("/login", data={"username": "", "password": "", **login_form(client)})
+    assert response.status_code == 422 and "Enter your user name and password" in response.text
+
+
+def _other_address(app: Any) -> Any:
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url="http://127.0.0.1", client=("203.0.113.9", 40000))
+
+
+def test_wrong_password_slows_that_address_not_the_owner(client: Any, app: Any, users: Any) -> None:
+    users.create("viewer", "vera")
+    form = login_form(client)
     for _ in range(5):
-        bad = client.post("/login", data={"username": "vera", "password": "nope-nope-nope"})
-        assert bad.status_code == 401
-        assert "invalid username or password" in bad.text
-    locked = client.post("/login", data={"username": "vera", "password": "correct-horse-battery"})
-    assert locked.status_code == 429
+        bad = client.post("/login", data={"username": "vera", "password": "nope-nope-nope", **form})
+        assert bad.status_code == 401 and "invalid username or password" in bad.text
+    slowed = client.post("/login", data={"username": "vera", "password": "correct-horse-battery", **form})
+    assert slowed.status_code == 429 and int(slowed.headers["retry-after"]) >= 1
+    with _other_address(app) as owner:  # the owner, from their own address, is not locked out
+        ok = owner.post("/login", data={"username": "vera", "password": "correct-horse-battery",
+                                        **login_form(owner)}, follow_redirects=False)
+        assert ok.status_code == 303
+
+
+def test_one_address_guessing_many_names_is_limited(client: Any, app: Any, users: Any,
+                                                    monkeypatch: Any) -> None:
+    monkeypatch.setenv("LOGIN_ADDRESS_MAX_FAILURES", "6")
+    from phoneops.settings import reset_settings_cache
+
+    reset_settings_cache()
+    users.create("viewer", "vera")
+    form = login_form(client)
+    statuses = [client.post("/login", data={"username": f"name{n}", "password": "guess-guess-1", **form}).status_code
+                for n in range(8)]
+    assert statuses[:6] == [401] * 6 and statuses[6:] == [429, 429]
+    with _other_address(app) as owner:
+        ok = owner.post("/login", data={"username": "vera", "password": "correct-horse-battery",
+                                        **login_form(owner)}, follow_redirects=False)
+        assert ok.status_code == 303
+    reset_settings_cache()
+
+
+def test_unknown_names_cost_the_same_work(client: Any, users: Any, monkeypatch: Any) -> None:
+    """No timing oracle: a password hash is verified for unknown, disabled and known names alike."""
+    from phoneops.core import security
+
+    users.create("viewer", "vera")
+    calls: list[str] = []
+    real = security.verify_password
+    monkeypatch.setattr(security, "verify_password", lambda h, p: calls.append(h[:9]) or real(h, p))
+    form = login_form(client)
+    for name in ("vera", "nobody-here", "vera"):
+        assert client.post("/login", data={"username": name, "password": "wrong-wrong-1", **form}).status_code == 401
+    assert len(calls) == 3 and all(c.startswith("$argon2") for c in calls)
+
+
+def test_logout_ends_the_session_server_side(client: Any, users: Any) -> None:
+    users.create("viewer", "vera")
+    csrf = login(client, "vera")
+    kept = client.cookies.get("phoneops_session")
+    assert client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+    client.cookies.set("phoneops_session", kept)  # someone kept a copy of the cookie
+    again = client.get("/", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"].startswith("/login")
 
 
 def test_open_redirect_refused(client: Any, users: Any) -> None:
     users.create("viewer", "vera")
     response = client.post(
-        "/login", data={"username": "vera", "password": "correct-horse-battery", "next": "https://evil.example/"},
+        "/login", data={"username": "vera", "password": "correct-horse-battery", "next": "https://evil.example/",
+                        **login_form(client)},
         follow_redirects=False,
     )
     assert response.headers["location"] == "/"

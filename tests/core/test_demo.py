@@ -16,7 +16,7 @@ import httpx
 import pytest
 from openpyxl import Workbook
 
-from support import TEST_ENV, free_port, stop_process, wait_http
+from support import TEST_ENV, free_port, login_form, stop_process, wait_http
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -94,10 +94,10 @@ def test_demo_seeds_every_page_and_the_readme_cli_runs_against_it(tmp_path: Path
         health = httpx.get(f"http://127.0.0.1:{port}/health").json()
         assert health["providers"]["gsm_fusion"] == "configured"  # served by its simulator
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            assert "Log in" in client.get("/login").text
-            bad = client.post("/login", data={"username": "admin", "password": "wrong"})
+            form = login_form(client)
+            bad = client.post("/login", data={"username": "admin", "password": "wrong", **form})
             assert bad.status_code == 401
-            ok = client.post("/login", data={"username": "admin", "password": password})
+            ok = client.post("/login", data={"username": "admin", "password": password, **form})
             assert ok.status_code == 303
             dashboard = client.get("/").text
             assert "Dashboard" in dashboard

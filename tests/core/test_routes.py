@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from phoneops.core.routes import iter_routes
+from support import login_form
 
 PUBLIC, VIEWER, OPERATOR, ADMIN = "public", "viewer", "operator", "admin"
 RANK = {VIEWER: 0, OPERATOR: 1, ADMIN: 2}
@@ -39,6 +40,9 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/users"): ADMIN,
     ("POST", "/api/users/{username}/disable"): ADMIN,
     ("POST", "/api/users/{username}/enable"): ADMIN,
+    ("PATCH", "/api/users/{username}"): ADMIN,
+    ("POST", "/api/users/{username}/password"): ADMIN,
+    ("POST", "/api/me/password"): VIEWER,  # one's own, with the current password
     ("GET", "/api/tokens"): VIEWER,  # own tokens; admins see all
     ("POST", "/api/tokens"): VIEWER,  # for oneself; admins for anyone
     ("DELETE", "/api/tokens/{token_id}"): VIEWER,  # own tokens; admins any
@@ -64,7 +68,10 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/numbers/exports/{job_id}/download"): VIEWER,  # masked; plaintext exports admins only
     ("POST", "/api/numbers/tokens/encrypt"): OPERATOR,
     ("POST", "/api/numbers/tokens/decrypt"): ADMIN,
+    ("GET", "/api/numbers/{number}"): VIEWER,  # the caller gives the number; the story shows it back
     ("GET", "/numbers"): VIEWER,
+    ("GET", "/numbers/n/{key}"): VIEWER,  # masked for all but admins; the address is a blind index
+    ("GET", "/numbers/find"): VIEWER,
     ("POST", "/numbers/status"): OPERATOR,
     ("GET", "/numbers/lists/{status}"): VIEWER,
     ("GET", "/numbers/rules"): VIEWER,
@@ -137,6 +144,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/hlr/lookups/{lookup_id}/confirm"): OPERATOR,
     ("POST", "/api/hlr/lookups/{lookup_id}/resume"): OPERATOR,
     ("POST", "/api/hlr/lookups/{lookup_id}/release-review"): OPERATOR,
+    ("POST", "/api/hlr/lookups/{lookup_id}/write-off-review"): OPERATOR,
     ("POST", "/api/hlr/lookups/{lookup_id}/cancel"): OPERATOR,
     ("GET", "/api/hlr/lookups/{lookup_id}/results"): VIEWER,
     ("GET", "/api/hlr/lookups/{lookup_id}/clean.csv"): OPERATOR,
@@ -222,6 +230,9 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/imei/orders/export"): VIEWER,
     ("GET", "/api/imei/orders/{row_id}"): VIEWER,
     ("POST", "/api/imei/orders/{row_id}/refresh"): OPERATOR,
+    ("GET", "/api/imei/review"): VIEWER,
+    ("POST", "/api/imei/orders/{row_id}/attach-order"): OPERATOR,
+    ("POST", "/api/imei/orders/{row_id}/write-off"): OPERATOR,
     ("POST", "/api/imei/sync"): OPERATOR,
     ("POST", "/api/imei/import"): OPERATOR,
     ("GET", "/imei"): VIEWER,
@@ -235,6 +246,11 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/imei/history/import"): OPERATOR,
     ("GET", "/imei/orders/{row_id}"): VIEWER,
     ("POST", "/imei/orders/{row_id}/refresh"): OPERATOR,
+    ("GET", "/review"): VIEWER,
+    ("POST", "/review/imei/{row_id}/attach"): OPERATOR,
+    ("POST", "/review/imei/{row_id}/write-off"): OPERATOR,
+    ("POST", "/review/hlr/{lookup_id}/write-off"): OPERATOR,
+    ("POST", "/review/hlr/{lookup_id}/release"): OPERATOR,
     ("POST", "/imei/sync"): OPERATOR,
     ("GET", "/imei/stats"): VIEWER,
     # --- privacy (issue #9 item 8, landing in parallel: check these when it does) ---
@@ -258,6 +274,10 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/admin/users"): ADMIN,
     ("POST", "/admin/users"): ADMIN,
     ("POST", "/admin/users/{username}/toggle"): ADMIN,
+    ("POST", "/admin/users/{username}/role"): ADMIN,
+    ("POST", "/admin/users/{username}/password"): ADMIN,
+    ("GET", "/account/password"): VIEWER,
+    ("POST", "/account/password"): VIEWER,
     ("GET", "/account/tokens"): VIEWER,
     ("POST", "/account/tokens"): VIEWER,
     ("POST", "/account/tokens/{token_id}/revoke"): VIEWER,
@@ -342,7 +362,9 @@ def test_every_route_has_a_decision(app: Any) -> None:
 
 def _call(client: Any, method: str, path: str, headers: dict[str, str]) -> Any:
     kwargs: dict[str, Any] = {}
-    if method != "GET":
+    if (method, path) == ("POST", "/login"):
+        kwargs["data"] = login_form(client)  # the form's own CSRF token (without it: 403, see test_auth)
+    elif method != "GET":
         kwargs["json"] = INVALID_BODIES.get((method, path), {})
     if not is_api(path):
         headers = {**headers, "Accept": "text/html"}

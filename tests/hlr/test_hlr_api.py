@@ -53,6 +53,7 @@ def test_a_lookup_through_the_api(client: Any, users: Any, hlr_env: SimAdmin, in
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["estimate"] == {"rows": 12, "invalid": 0, "duplicates": 0, "numbers": 12, "fresh": 0, "to_lookup": 12,
+                                "in_review": 0, "recently_paid": 0,
                                 "credits_estimate": "12", "budget": 1000, "ttl_days": 30, "needs_confirmation": False}
     lookup_id = body["id"]
     done = client.get(f"/api/hlr/lookups/{lookup_id}", headers=viewer).json()

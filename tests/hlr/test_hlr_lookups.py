@@ -39,9 +39,14 @@ def hlr_env(hlr_sim: SimAdmin, hlr_sim_url: str, monkeypatch: pytest.MonkeyPatch
     """Settings pointing at the simulator; the original's risky operators in the (wiped) table."""
     from phoneops.settings import reset_settings_cache
 
-    for name, value in {"HLR_BASE_URL": hlr_sim_url, "HLR_BATCH_BASE_URL": hlr_sim_url,
-                        "HLR_API_KEY": DEFAULT_API_KEY, "HLR_API_SECRET": DEFAULT_API_SECRET,
-                        "HLR_POLL_EVERY_SECONDS": "0.02", "HLR_POLL_MAX_SECONDS": "20"}.items():
+    for name, value in {
+        "HLR_BASE_URL": hlr_sim_url,
+        "HLR_BATCH_BASE_URL": hlr_sim_url,
+        "HLR_API_KEY": DEFAULT_API_KEY,
+        "HLR_API_SECRET": DEFAULT_API_SECRET,
+        "HLR_POLL_EVERY_SECONDS": "0.02",
+        "HLR_POLL_MAX_SECONDS": "20",
+    }.items():
         monkeypatch.setenv(name, value)
     reset_settings_cache()
     with session_scope() as session:
@@ -53,9 +58,11 @@ def hlr_env(hlr_sim: SimAdmin, hlr_sim_url: str, monkeypatch: pytest.MonkeyPatch
 def stored_csv(numbers: list[str], header: str | None = "phone", extra: list[str] | None = None) -> str:
     lines = ([f"{header},name"] if header else []) + [f"{n},x" for n in numbers] + (extra or [])
     with session_scope() as session:
-        return storage.get_storage().save_bytes(
-            session, SYSTEM, ("\n".join(lines) + "\n").encode(), kind="upload", original_name="list.csv"
-        ).id
+        return (
+            storage.get_storage()
+            .save_bytes(session, SYSTEM, ("\n".join(lines) + "\n").encode(), kind="upload", original_name="list.csv")
+            .id
+        )
 
 
 def start(numbers: list[str] | None = None, *, file_id: str | None = None, **options: Any) -> int:
@@ -101,8 +108,18 @@ def test_estimate_counts_rows_invalid_duplicates_and_fresh_results(hlr_env: SimA
     with session_scope() as session:
         created = create_lookup(session, SYSTEM, FileSource(file_id, "phone", "GB"), start=False)
         assert lookups.estimate(created) == {
-            "rows": 10, "invalid": 2, "duplicates": 2, "numbers": 6, "fresh": 2, "to_lookup": 4,
-            "credits_estimate": "4", "budget": 1000, "ttl_days": 30, "needs_confirmation": False,
+            "rows": 10,
+            "invalid": 2,
+            "duplicates": 2,
+            "numbers": 6,
+            "fresh": 2,
+            "to_lookup": 4,
+            "in_review": 0,
+            "recently_paid": 0,
+            "credits_estimate": "4",
+            "budget": 1000,
+            "ttl_days": 30,
+            "needs_confirmation": False,
         }
         assert created.status == "ready" and created.job_id is None
     assert paid(hlr_env) == {digits(n): 1 for n in numbers[:2]}
@@ -140,15 +157,21 @@ def test_sources_and_their_errors(hlr_env: SimAdmin) -> None:
         with pytest.raises(ValidationFailed, match="mode must be"):
             create_lookup(session, SYSTEM, FileSource(stored_csv(uk(2)), None, "GB"), mode="turbo")
         # A headerless file, national numbers, the phone in the second column given by number.
-        no_header = storage.get_storage().save_bytes(
-            session, SYSTEM, b"a,07911000001\nb,07911000002\n", kind="upload", original_name="n.csv").id
+        no_header = (
+            storage.get_storage()
+            .save_bytes(session, SYSTEM, b"a,07911000001\nb,07911000002\n", kind="upload", original_name="n.csv")
+            .id
+        )
         created = create_lookup(session, SYSTEM, FileSource(no_header, "2", "GB"), start=False)
         assert (created.rows, created.numbers) == (2, 2)
         apply_verdicts(session, SYSTEM, [Verdict(n, "monitor", Authority.auto, "OS", "VOLUUM") for n in uk(3)])
         apply_verdicts(session, SYSTEM, [Verdict("+4915112000000", "monitor", Authority.auto, "OS", "VOLUUM")])
         from_list = create_lookup(session, SYSTEM, ListSource("monitor", "GB"), start=False)
         assert (from_list.numbers, from_list.source, from_list.title) == (
-            3, {"status": "monitor", "country": "GB"}, "HLR lookup of the monitor (GB)")
+            3,
+            {"status": "monitor", "country": "GB"},
+            "HLR lookup of the monitor (GB)",
+        )
 
 
 def test_without_credentials_the_provider_is_switched_off(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,8 +193,9 @@ def test_10000_numbers_4000_fresh_make_exactly_6000_paid_lookups(hlr_env: SimAdm
     assert run(earlier).status == "succeeded"
     with session_scope() as session:  # 500 of those results are older than the TTL: looked up again
         stale = select(HlrResult.id).where(HlrResult.lookup_id == earlier).order_by(HlrResult.id).limit(500)
-        session.execute(update(HlrResult).where(HlrResult.id.in_(stale)).values(
-            looked_up_at=utcnow() - timedelta(days=31)))
+        session.execute(
+            update(HlrResult).where(HlrResult.id.in_(stale)).values(looked_up_at=utcnow() - timedelta(days=31))
+        )
     hlr_env.reset()
     lookup_id = start(numbers, mode=mode, batch_size=4_000)
     with session_scope() as session:
@@ -194,14 +218,19 @@ def test_10000_numbers_4000_fresh_make_exactly_6000_paid_lookups(hlr_env: SimAdm
 
 def test_outcomes_go_through_the_number_core(hlr_env: SimAdmin) -> None:
     live, dead, absent, risky_live, kept = uk(5, 100)
-    hlr_env.configure(overrides={
-        digits(live): {"live_status": "LIVE", "current_network_details": {"name": "EE Limited", "mccmnc": "23430"}},
-        digits(dead): {"live_status": "DEAD"},
-        digits(absent): {"live_status": "ABSENT_SUBSCRIBER"},
-        digits(risky_live): {"live_status": "LIVE", "current_network": "AVAILABLE",
-                             "current_network_details": {"name": "Sky UK Limited", "mccmnc": "23457"}},
-        digits(kept): {"live_status": "DEAD"},
-    })
+    hlr_env.configure(
+        overrides={
+            digits(live): {"live_status": "LIVE", "current_network_details": {"name": "EE Limited", "mccmnc": "23430"}},
+            digits(dead): {"live_status": "DEAD"},
+            digits(absent): {"live_status": "ABSENT_SUBSCRIBER"},
+            digits(risky_live): {
+                "live_status": "LIVE",
+                "current_network": "AVAILABLE",
+                "current_network_details": {"name": "Sky UK Limited", "mccmnc": "23457"},
+            },
+            digits(kept): {"live_status": "DEAD"},
+        }
+    )
     with session_scope() as session:
         set_status(session, SYSTEM, kept, "whitelist", "VIP", region="GB")  # manual outranks HLR
         apply_verdicts(session, SYSTEM, [Verdict(live, "blacklist", Authority.hlr, "HLR_FAILED", "HLR")])
@@ -209,8 +238,11 @@ def test_outcomes_go_through_the_number_core(hlr_env: SimAdmin) -> None:
     lookup_id = start([live, dead, absent, risky_live, kept], mode="realtime")
     assert run(lookup_id).status == "succeeded"
     with session_scope() as session:
-        status = {n: (v.status, v.reason, v.authority) for n in (live, dead, absent, risky_live, kept)
-                  for v in [lookup(session, SYSTEM, n, "GB")]}
+        status = {
+            n: (v.status, v.reason, v.authority)
+            for n in (live, dead, absent, risky_live, kept)
+            for v in [lookup(session, SYSTEM, n, "GB")]
+        }
         assert status == {
             live: (None, None, None),  # an earlier HLR decision is lifted by a LIVE result (docs/lists.md)
             dead: ("blacklist", "HLR_FAILED", "hlr"),
@@ -232,10 +264,12 @@ def test_risky_operator_by_mccmnc_and_rules_edited_by_admins(hlr_env: SimAdmin) 
     from phoneops.hlr import outcomes
 
     a, b = uk(2, 200)
-    hlr_env.configure(overrides={
-        digits(a): {"live_status": "LIVE", "current_network_details": {"name": "Renamed Net", "mccmnc": "23499"}},
-        digits(b): {"live_status": "INCONCLUSIVE"},
-    })
+    hlr_env.configure(
+        overrides={
+            digits(a): {"live_status": "LIVE", "current_network_details": {"name": "Renamed Net", "mccmnc": "23499"}},
+            digits(b): {"live_status": "INCONCLUSIVE"},
+        }
+    )
     with session_scope() as session:
         risky.add_operator(session, SYSTEM, mccmnc="23499", note="test")
         with pytest.raises(Conflict):
@@ -295,49 +329,80 @@ def test_429_backs_off_and_nothing_is_paid_twice(hlr_env: SimAdmin) -> None:
     assert hlr_env.stats()["total_paid_lookups"] == 30
 
 
-def test_a_5xx_after_paying_puts_the_call_in_review_never_resent(
+def test_a_5xx_after_paying_is_settled_through_the_private_cache(
     hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The provider looked 80 numbers up (and charged them), then answered 500: asked again with the private
+    cache on, they come back free; every number is charged exactly once and the spend counts all of them."""
     monkeypatch.setattr("phoneops.hlr.jobs.PARK_SECONDS", 0.0)
     hlr_env.configure(error_next=1, fault_after_commit=True)  # the first call is looked up, then answers 500
     numbers = uk(100, 900)
     lookup_id = start(numbers, mode="realtime")
     job = run(lookup_id)  # parked once, then resumed at once (inline) to the end
     assert job.status == "succeeded", job.error
-    assert counts(lookup_id) == {"review": 80, "done": 20}
+    assert counts(lookup_id) == {"done": 100}
     stats = hlr_env.stats()
-    assert stats["total_paid_lookups"] == 100 and stats["max_lookups_per_number"] == 1
+    assert stats["lookups_per_number"] == {digits(n): 1 for n in numbers} and stats["max_charges_per_number"] == 1
+    assert len(stats["private_cache_hits"]) == 80
     with session_scope() as session:
         done = get_lookup(session, lookup_id)
-        assert done.review == 80 and "80 need review" in (done.message or "")
+        assert done.review == 0 and float(done.credits_spent) == stats["credits_spent"] > 90  # NO_COVERAGE is free
         call = session.scalars(select(HlrCall).where(HlrCall.lookup_id == lookup_id).order_by(HlrCall.id)).first()
-        assert call is not None and call.state == "in_doubt"
+        assert call is not None and call.state == "settled" and float(call.credits) > 70
 
 
-def test_an_interrupted_realtime_call_is_reported_not_resent(hlr_env: SimAdmin) -> None:
-    """A worker died between committing an intent and settling it: the numbers are in doubt."""
-    numbers = uk(90, 1200)
-    lookup_id = start(numbers, mode="realtime")
-    with session_scope() as session:  # what a dead worker leaves: an intent committed, no settlement
-        call = HlrCall(lookup_id=lookup_id, kind="realtime", state="sending", numbers=80)
+def _lost_call(lookup_id: int, size: int) -> None:
+    """What a worker killed mid-call leaves: an intent committed `sending`, never settled."""
+    with session_scope() as session:
+        call = HlrCall(lookup_id=lookup_id, kind="realtime", state="sending", numbers=size)
         session.add(call)
         session.flush()
-        first = session.scalars(select(HlrLookupItem.id).where(HlrLookupItem.lookup_id == lookup_id)
-                                .order_by(HlrLookupItem.id).limit(80)).all()
-        session.execute(update(HlrLookupItem).where(HlrLookupItem.id.in_(first)).values(state="sending",
-                                                                                        call_id=call.id))
-    assert run(lookup_id).status == "succeeded"
-    assert counts(lookup_id) == {"review": 80, "done": 10}
-    assert set(paid(hlr_env)) == {digits(n) for n in numbers[80:]}
-    # Only an operator's explicit decision sends them again.
+        first = session.scalars(
+            select(HlrLookupItem.id).where(HlrLookupItem.lookup_id == lookup_id).order_by(HlrLookupItem.id).limit(size)
+        ).all()
+        session.execute(
+            update(HlrLookupItem).where(HlrLookupItem.id.in_(first)).values(state="sending", call_id=call.id)
+        )
+
+
+@pytest.mark.parametrize("reached", [False, True], ids=["never-reached", "reached"])
+def test_an_interrupted_realtime_call_is_charged_exactly_once(hlr_env: SimAdmin, reached: bool) -> None:
+    """Whether or not the lost call reached the provider, each of its numbers is charged once, and the
+    lookup's spend equals what the provider charged."""
+    from phoneops.hlr.service import client
+
+    numbers = uk(90, 1200)
     with session_scope() as session:
-        lookups.release_review(session, SYSTEM, lookup_id)
-        assert get_lookup(session, lookup_id).review == 0
+        lookup_id = create_lookup(session, SYSTEM, FileSource(stored_csv(numbers), "phone", "GB"), mode="realtime",
+                                  start=False).id  # fmt: skip
+    if reached:  # the lost call went through: the provider charged it and kept the results in our cache
+        with client() as hlr:
+            hlr.lookup_call(numbers[:80], cache_days_private=30, cache_days_global=30, save_to_cache="YES")
+    _lost_call(lookup_id, 80)
+    with session_scope() as session:
+        lookups.confirm_lookup(session, SYSTEM, lookup_id)
     assert run(lookup_id).status == "succeeded"
     assert counts(lookup_id) == {"done": 90}
-    assert paid(hlr_env) == {digits(n): 1 for n in numbers}
+    stats = hlr_env.stats()
+    assert stats["lookups_per_number"] == {digits(n): 1 for n in numbers} and stats["max_charges_per_number"] == 1
+    assert len(stats["private_cache_hits"]) == (80 if reached else 0)
+    with session_scope() as session:
+        assert float(get_lookup(session, lookup_id).credits_spent) == stats["credits_spent"] > 80
     with session_scope() as session, pytest.raises(Conflict, match="no number in review"):
         lookups.release_review(session, SYSTEM, lookup_id)
+
+
+def test_a_call_in_doubt_while_the_provider_is_down_stays_open_then_settles(
+    hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("phoneops.hlr.jobs.PARK_SECONDS", 0.0)
+    numbers = uk(30, 1300)
+    lookup_id = start(numbers, mode="realtime")
+    _lost_call(lookup_id, 30)
+    hlr_env.configure(error_next=1)  # the settling call fails before reaching: still in doubt, parked
+    assert run(lookup_id).status == "succeeded"
+    assert counts(lookup_id) == {"done": 30}
+    assert hlr_env.stats()["lookups_per_number"] == {digits(n): 1 for n in numbers}
 
 
 def test_every_batch_intent_state_is_reconciled_without_paying_twice(hlr_env: SimAdmin) -> None:
@@ -360,14 +425,110 @@ def test_every_batch_intent_state_is_reconciled_without_paying_twice(hlr_env: Si
             call = HlrCall(lookup_id=lookup_id, kind="batch", state=state, numbers=10, provider_batch_id=batch_id)
             session.add(call)
             session.flush()
-            indexes = list(session.scalars(select(HlrLookupItem.id).where(
-                HlrLookupItem.lookup_id == lookup_id).order_by(HlrLookupItem.id)))[groups.index(group) * 10:][:10]
-            session.execute(update(HlrLookupItem).where(HlrLookupItem.id.in_(indexes)).values(state="sending",
-                                                                                              call_id=call.id))
+            indexes = list(
+                session.scalars(
+                    select(HlrLookupItem.id).where(HlrLookupItem.lookup_id == lookup_id).order_by(HlrLookupItem.id)
+                )
+            )[groups.index(group) * 10 :][:10]
+            session.execute(
+                update(HlrLookupItem).where(HlrLookupItem.id.in_(indexes)).values(state="sending", call_id=call.id)
+            )
     assert run(lookup_id).status == "succeeded"
     assert counts(lookup_id) == {"done": 40}
     stats = hlr_env.stats()
     assert stats["total_paid_lookups"] == 40 and stats["max_lookups_per_number"] == 1
+
+
+@pytest.mark.parametrize("unstarted", ["NEW", "CREATED"])
+def test_a_start_in_doubt_is_sent_again_whatever_the_status_names(hlr_env: SimAdmin, unstarted: str) -> None:
+    """Killed around the paid start: the start is re-issued; the provider's answer (started now, or refused as
+    already started) decides — never a status name we guess. Both batches end looked up once."""
+    from phoneops.hlr.service import client
+
+    hlr_env.configure(unstarted_status=unstarted, restart_answer="already_started")
+    groups = [uk(10, 3000), uk(10, 3020)]
+    with client() as hlr:
+        started = hlr.create_batch("started.csv")
+        hlr.upload_source(started.id, groups[0])
+        assert hlr.start_batch(started.id) is True  # the start reached the provider, then the worker died
+        assert hlr.start_batch(started.id) is False  # the provider refuses a second start: proof it runs
+        not_started = hlr.create_batch("not-started.csv")
+        hlr.upload_source(not_started.id, groups[1])  # the worker died before the start left
+        assert hlr.get_batch(not_started.id).status == unstarted
+    lookup_id = start([n for g in groups for n in g], batch_size=10)
+    with session_scope() as session:
+        items = list(session.scalars(select(HlrLookupItem.id).where(HlrLookupItem.lookup_id == lookup_id)
+                                     .order_by(HlrLookupItem.id)))  # fmt: skip
+        for index, batch_id in enumerate((started.id, not_started.id)):
+            call = HlrCall(lookup_id=lookup_id, kind="batch", state="starting", numbers=10, provider_batch_id=batch_id)
+            session.add(call)
+            session.flush()
+            session.execute(update(HlrLookupItem).where(HlrLookupItem.id.in_(items[index * 10:][:10]))
+                            .values(state="sending", call_id=call.id))  # fmt: skip
+    assert run(lookup_id).status == "succeeded"
+    assert counts(lookup_id) == {"done": 20}
+    assert hlr_env.stats()["lookups_per_number"] == {digits(n): 1 for g in groups for n in g}
+
+
+def test_a_started_batch_that_never_moves_is_started_again_on_resume(hlr_env: SimAdmin) -> None:
+    """An intent recorded `started` whose batch never started at the provider (as a provider losing the start
+    would leave it): the resumed job sends the start again instead of waiting forever."""
+    from phoneops.hlr.service import client
+
+    hlr_env.configure(unstarted_status="QUEUED")
+    numbers = uk(10, 3100)
+    with client() as hlr:
+        batch = hlr.create_batch("lost-start.csv")
+        hlr.upload_source(batch.id, numbers)
+    lookup_id = start(numbers, batch_size=10)
+    with session_scope() as session:
+        call = HlrCall(lookup_id=lookup_id, kind="batch", state="started", numbers=10, provider_batch_id=batch.id,
+                       started_at=utcnow(), poll_since=utcnow())  # fmt: skip
+        session.add(call)
+        session.flush()
+        session.execute(update(HlrLookupItem).where(HlrLookupItem.lookup_id == lookup_id)
+                        .values(state="sending", call_id=call.id))  # fmt: skip
+    assert run(lookup_id).status == "succeeded"
+    assert counts(lookup_id) == {"done": 10}
+    assert hlr_env.stats()["lookups_per_number"] == {digits(n): 1 for n in numbers}
+
+
+def test_the_estimate_counts_numbers_in_review_and_recently_paid_apart(
+    hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hlr_env.configure(fail_batches=True)
+    in_review = uk(5, 3200)
+    failed = start(in_review)
+    assert run(failed).status == "failed" and counts(failed) == {"review": 5}
+    hlr_env.configure(fail_batches=False)
+    paid_before = uk(4, 3300)
+    assert run(start(paid_before)).status == "succeeded"
+    # 10 days later, with a freshness limit of 5 days: the 4 are older than the TTL, within the 30-day window
+    with session_scope() as session:
+        for result in session.scalars(select(HlrResult)):
+            result.looked_up_at = result.looked_up_at - timedelta(days=10)
+    hlr_env.advance(10 * 86_400)
+    monkeypatch.setenv("HLR_CACHE_TTL_DAYS", "5")
+    reset_settings_cache()
+    new = uk(3, 3400)
+    file_id = stored_csv([*in_review, *paid_before, *new])
+    with session_scope() as session:
+        lookup = create_lookup(session, SYSTEM, FileSource(file_id, "phone", "GB"))
+        estimate = lookups.estimate(lookup)
+        assert (estimate["to_lookup"], estimate["in_review"], estimate["recently_paid"]) == (12, 5, 4)
+        assert estimate["needs_confirmation"] and lookup.status == "awaiting_confirmation" and lookup.job_id is None
+        assert "5 numbers are in review" in (lookup.message or "") and "4 numbers were paid" in (lookup.message or "")
+        lookup_id = lookup.id
+    before = hlr_env.stats()["credits_spent"]
+    with session_scope() as session:
+        lookups.confirm_lookup(session, SYSTEM, lookup_id)
+    assert run(lookup_id).status == "succeeded"
+    # The 5 in review were never looked up (the batch failed before): looked up now, once; the 4 again.
+    stats = hlr_env.stats()
+    assert all(stats["lookups_per_number"][digits(n)] == 1 for n in [*in_review, *new])
+    assert all(stats["lookups_per_number"][digits(n)] == 2 for n in paid_before)
+    with session_scope() as session:
+        assert float(get_lookup(session, lookup_id).credits_spent) == stats["credits_spent"] - before
 
 
 def test_polling_gives_up_after_the_maximum_then_resumes(hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -379,7 +540,10 @@ def test_polling_gives_up_after_the_maximum_then_resumes(hlr_env: SimAdmin, monk
     lookup_id = start(uk(50, 2000))
     job = run(lookup_id)
     assert job.status == "failed"
-    assert job.error and "is still PROCESSING" in job.error and "after 0.2 s of polling (HLR_POLL_MAX_SECONDS)" in job.error
+    assert (
+        job.error and "is still PROCESSING" in job.error and "after 0.2 s of polling (HLR_POLL_MAX_SECONDS" in job.error
+    )
+    assert f"phoneops hlr resume {lookup_id}" in job.error  # says what to do
     with session_scope() as session:
         assert get_lookup(session, lookup_id).status == "failed"
     hlr_env.advance(3600)

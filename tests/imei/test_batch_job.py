@@ -172,23 +172,25 @@ def test_unsettled_intents_are_reconciled_before_anything_else_and_at_most_once(
     batch_id, job_id = start([imei(1), imei(2), imei(3), imei(4)])  # no worker: the job stays queued
     assert job_id is not None
     gsm_client.place_order(imei(1), SERVICE)  # the first attempt for imei 1 reached the provider
-    _intents(batch_id, {imei(1): 1, imei(2): 1, imei(3): 2})  # imei 2's never left; imei 3 reconciled once
+    # imei 2's never left; imei 3's reconciliation was interrupted too (it never reached the provider either)
+    _intents(batch_id, {imei(1): 1, imei(2): 1, imei(3): 2})
     before = gsm_env.stats()["calls"].get("placeorder", 0)
     assert jobs.run_job(job_id) == "succeeded"
     rows = orders(batch_id)
-    assert rows[imei(1)].state == "review"
-    assert "already exists" in (rows[imei(1)].error or "")
+    assert rows[imei(1)].state == "review" and rows[imei(1)].review_reason == "no_order_id"
+    assert "already exists" in (rows[imei(1)].error or "") and rows[imei(1)].placed_at is not None  # paid
     assert rows[imei(1)].attempts == 2
     assert rows[imei(2)].state == "placed"
     assert rows[imei(2)].notes and "reconciliation" in rows[imei(2)].notes
-    assert rows[imei(3)].state == "review"  # never sent a third time
-    assert rows[imei(3)].attempts == 2
+    assert rows[imei(3)].state == "placed" and rows[imei(3)].attempts == 3  # re-sent: never ordered before
     assert rows[imei(4)].state == "placed"
     calls = gsm_env.stats()["calls"]["placeorder"] - before
-    assert calls == 3  # imei 1 and 2 reconciled, imei 4 sent; imei 3 not at all
+    assert calls == 4  # imei 1, 2 and 3 reconciled, imei 4 sent
     per_imei = gsm_env.stats()["orders_per_imei"]
-    assert per_imei.get(imei(1)) == 1 and per_imei.get(imei(2)) == 1 and imei(3) not in per_imei
-    assert summary(batch_id)["needs_review"] == 2
+    assert per_imei == {imei(i): 1 for i in range(1, 5)}
+    result = summary(batch_id)
+    assert result["needs_review"] == 1 and result["placed_without_order_id"] == 1 and result["placed"] == 3
+    assert result["spend"] == "0.32"  # the order without an id is paid: counted
 
 
 def test_lost_answer_is_kept_open_and_reconciled_later_not_resent(gsm_env: SimAdmin, db_url: str) -> None:

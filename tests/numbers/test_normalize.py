@@ -38,8 +38,8 @@ EXAMPLES = _examples()
 
 def rows(frame: pl.DataFrame) -> list[Normalized]:
     return [
-        Normalized(e164, Rejection(reason) if reason else None, country)
-        for e164, reason, country in frame.select("e164", "reason", "country").iter_rows()
+        Normalized(e164, Rejection(reason) if reason else None, country, extension)
+        for e164, reason, country, extension in frame.select("e164", "reason", "country", "extension").iter_rows()
     ]
 
 
@@ -91,10 +91,11 @@ def test_bare_digits_read_nationally_first_then_international() -> None:
         ("abc", Rejection.NOT_A_NUMBER),
         ("{{phoneNumber}}", Rejection.NOT_A_NUMBER),
         ("1-800-FLOWERS", Rejection.NOT_A_NUMBER),
-        ("+44 7400 123456 ext 12", Rejection.NOT_A_NUMBER),
         ("44+7400123456", Rejection.NOT_A_NUMBER),
         ("tel:", Rejection.NOT_A_NUMBER),
-        ("\uff10\uff17\uff14\uff10\uff10", Rejection.NOT_A_NUMBER),  # full-width digits are not accepted
+        ("\uff10\uff17\uff14\uff10\uff10", Rejection.TOO_SHORT),  # full-width digits read as phonenumbers does
+        ("(670) 234-5251 ext. 5", Rejection.INVALID_FOR_REGION),  # a formatted national number is never re-read with a +
+        ("07400 123456 (home)", Rejection.NOT_A_NUMBER),  # letters that phonenumbers would turn into digits
         (-447400123456, Rejection.NOT_A_NUMBER),
         (True, Rejection.NOT_A_NUMBER),
         (b"07400123456", Rejection.NOT_A_NUMBER),
@@ -112,6 +113,75 @@ def test_rejection_reasons(raw: object, reason: Rejection) -> None:
     result = normalize(raw, "GB")
     assert result == Normalized(None, reason, None)
     assert rows(normalize_column([raw], "GB")) == [result]
+
+
+# --- never a guess (issue 13 item 5) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "region"),
+    [("(670) 234-5251", "MG"), ("670 234 5251", "MG"), ("670-234-5251", "MG"), ("(44) 7400 123456", "US"),
+     ("44 7400 123456", "US"), ("1 212 555 0101 x5", "GB")],
+)
+def test_a_formatted_national_number_is_never_read_as_another_country(raw: str, region: str) -> None:
+    result = normalize(raw, region)
+    assert result.e164 is None and result.reason is not None
+    assert rows(normalize_column([raw], region)) == [result]
+    assert not phonenumbers.is_valid_number(phonenumbers.parse(raw, region))  # what phonenumbers says too
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164", "extension"),
+    [
+        ("+44 7400 123456 ext 12", "+447400123456", "12"),
+        ("07400 123456 x123", "+447400123456", "123"),
+        ("07400123456 ext. 5", "+447400123456", "5"),
+        ("tel:+44-7400-123456;ext=12", "+447400123456", "12"),
+        ("TEL:+447400123456;ext=7", "+447400123456", "7"),
+        ("+44 7400 123456;ext=99", "+447400123456", "99"),
+        ("07400 123456 #12", "+447400123456", "12"),
+        ("Mobile: 07400 123456", "+447400123456", None),
+        ("tel:+44-7400-123456;phone-context=example.com", "+447400123456", None),
+        ("\uff10\uff17\uff14\uff10\uff10\uff11\uff12\uff13\uff14\uff15\uff16", "+447400123456", None),
+    ],
+)
+def test_extensions_and_text_around_are_read_as_phonenumbers_reads_them(raw: str, e164: str,
+                                                                        extension: str | None) -> None:
+    result = normalize(raw, "GB")
+    assert result == Normalized(e164, None, "GB", extension)
+    assert rows(normalize_column(["junk", raw, None], "GB"))[1] == result
+    parsed = phonenumbers.parse(raw, "GB")
+    assert phonenumbers.format_number(parsed, PhoneNumberFormat.E164) == e164
+    assert (parsed.extension or None) == extension
+
+
+def test_only_a_value_written_as_digits_alone_is_read_again_with_a_plus() -> None:
+    # A spreadsheet turns +447400123456 into 447400123456: nothing written says "national" there.
+    assert normalize("447400123456", "MG").e164 == "+447400123456"
+    assert normalize(" 447400123456 ", "MG").e164 == "+447400123456"
+    assert normalize(447400123456, "MG").e164 == "+447400123456"
+    assert normalize("447400123456\n", "MG").e164 is None  # a line break is not "digits alone"
+    assert_agrees(["447400123456", " 447400123456 ", 447400123456, "447400123456\n", "(44) 7400123456"], "MG")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.lists(st.one_of(st.from_regex(r"[ (]?\+?[0-9]{2,4}[) -]?[0-9]{3}[ .-]?[0-9]{3,5}", fullmatch=True),
+                                 st.from_regex(r"[0-9]{6,13}( ?(x|ext\.?|#|;ext=) ?[0-9]{1,4})?", fullmatch=True)),
+                       min_size=1, max_size=20),
+       region=st.sampled_from(REGIONS))
+def test_every_answer_is_valid_and_of_the_written_country(values: list[str], region: str) -> None:
+    """Invariant: whatever the writing, a result is a number phonenumbers calls valid; unless the value is
+    digits alone, it is exactly what phonenumbers.parse makes of the text with the default region."""
+    for value, got in zip(values, rows(normalize_column(values, region)), strict=True):
+        assert got == normalize(value, region)
+        if got.e164 is None:
+            continue
+        number = phonenumbers.parse(got.e164, None)
+        assert phonenumbers.is_valid_number(number)
+        if not value.strip().isdigit():
+            written = phonenumbers.parse(value, region)
+            assert phonenumbers.format_number(written, PhoneNumberFormat.E164) == got.e164
+            assert (written.extension or None) == got.extension
 
 
 def test_country_comes_from_phonenumbers() -> None:
@@ -135,8 +205,8 @@ def test_unknown_region_is_refused() -> None:
 def test_column_shapes() -> None:
     values = ["+447400123456", None, "junk", "07400 123456", "", "+12125550101"]
     frame = normalize_column(values, "GB")
-    assert frame.columns == ["e164", "reason", "country"]
-    assert frame.schema == {"e164": pl.String, "reason": pl.String, "country": pl.String}
+    assert frame.columns == ["e164", "reason", "country", "extension"]
+    assert frame.schema == {"e164": pl.String, "reason": pl.String, "country": pl.String, "extension": pl.String}
     assert frame.height == len(values)
     assert frame["e164"].to_list() == ["+447400123456", None, None, "+447400123456", None, "+12125550101"]
     assert frame["reason"].to_list() == [None, "empty", "not_a_number", None, "empty", None]

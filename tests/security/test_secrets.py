@@ -19,6 +19,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from phoneops.simulators._server import serve_in_thread
+from support import login_form
 
 KEY_BYTES = {name: bytes([i]) * 6 + uuid.uuid4().bytes + bytes([i]) * 10
              for i, name in enumerate(("AES_KEYS", "AES_KEY", "BLIND_INDEX_KEY"), start=0x41)}  # fmt: skip
@@ -120,7 +121,7 @@ def test_secrets_stay_out_of_logs_and_bodies(secret_app: Any, inline_jobs: list[
         # bad input, bad credentials, a forged session cookie
         call("POST", "/api/users", headers=admin, content=b"{not json")
         call("GET", "/api/me", headers={"Authorization": "Bearer po_" + "x" * 40})
-        call("POST", "/login", data={"username": "admin-user", "password": "wrong password"})
+        call("POST", "/login", data={"username": "admin-user", "password": "wrong password", **login_form(client)})
         call("GET", "/", cookies={"phoneops_session": "forged." + SECRETS["SESSION_SECRET"]})
         # an unexpected exception whose message carries a secret (a driver echoing its configuration)
         monkeypatch.setattr(jobs, "list_jobs", _explode)

@@ -256,3 +256,77 @@ def test_xlsx_bomb_is_refused_with_bounded_memory(client: Any, users: Any, inlin
             assert job.get("status") in (None, "failed"), (path, job)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
     assert grown_mb < 150, f"memory grew by {grown_mb:.0f} MB reading the bomb ({outcomes})"
+
+
+def _bad_files() -> dict[str, tuple[str, bytes]]:
+    """Files people do upload by mistake: name, bytes."""
+    good_xlsx = io.BytesIO()
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["phone"])  # type: ignore[union-attr]
+    book.active.append(["+447911123456"])  # type: ignore[union-attr]
+    book.save(good_xlsx)
+    xlsx = good_xlsx.getvalue()
+    return {
+        "empty csv": ("empty.csv", b""),
+        "empty xlsx": ("empty.xlsx", b""),
+        "binary": ("photo.csv", bytes(range(256)) * 64),
+        "nul bytes": ("nul.csv", b"phone\n+4479\x00111\x0023456\n"),
+        "truncated xlsx": ("cut.xlsx", xlsx[: len(xlsx) // 2]),
+        "zip not a workbook": ("other.xlsx", _zip_of({"hello.txt": b"hi"})),
+        "encrypted xlsx": ("secret.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 2048),
+        "malformed csv": ("quotes.csv", b'phone,name\n"+447911123456,"unclosed\n+447911123457,x"y"z\n'),
+        "csv named xlsx": ("wrong.xlsx", NUMBERS_CSV),  # read by content: accepted
+        "workbook named csv": ("wrong.csv", xlsx),
+    }
+
+
+def _zip_of(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_bad_files_get_a_clear_422_never_a_500(app: Any, users: Any, session: Any) -> None:
+    """Empty, binary, NUL, truncated, encrypted or malformed CSV/XLSX on every upload path: a 4xx with a
+    message (a page shows the form again), never a 5xx, and nothing stored for a refused file."""
+    from phoneops.voluum.models import Offer
+
+    session.add(Offer(offer_id="offer-a", name="Offer A"))
+    session.commit()
+    from fastapi.testclient import TestClient
+
+    admin = users.headers("admin")
+    wrong = []
+    client = TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False)
+    for label, (name, data) in _bad_files().items():
+        for path, fields in UPLOADS.items():
+            if path == "/api/files":
+                continue  # stores any bytes as they are (nothing reads them)
+            before = table_counts()
+            response = client.post(path, headers={**admin, "Accept": "text/html" if not path.startswith("/api")
+                                                   else "application/json"},
+                                   data=fields, files={"file": (name, data, "application/octet-stream")},
+                                   follow_redirects=False)  # fmt: skip
+            status = response.status_code
+            where = f"{label} -> {path}: {status} {response.text[:160]!r}"
+            if status == 503 and ("not configured" in response.text or "not_configured" in response.text):
+                continue  # the provider check comes first: nothing is read
+            if status >= 500:
+                wrong.append(f"5xx: {where}")
+            elif status < 400 and label not in ("malformed csv", "csv named xlsx", "workbook named csv"):
+                if path.startswith("/api") or status != 303:
+                    wrong.append(f"accepted: {where}")
+            elif status >= 400 and path.startswith("/api"):
+                message = assert_error_shape(response, path)["message"]
+                if not message or "internal" in message:
+                    wrong.append(f"no clear message: {where}")
+            if status >= 400:
+                after = table_counts()
+                grown = {t for t in after if after[t] > before.get(t, 0) and t not in ("audit_log", "login_attempts")}
+                if grown:
+                    wrong.append(f"refused but stored rows in {sorted(grown)}: {where}")
+    assert not wrong, "\n".join(wrong)

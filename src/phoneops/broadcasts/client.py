@@ -1,4 +1,4 @@
-"""MessageWhiz (MMD Smart) SMS API client (wire protocol only; shared/providers/messagewhiz.md).
+"""MessageWhiz (MMD Smart) SMS API client (wire protocol only; docs/providers/messagewhiz.md).
 
 - Auth: the `apikey` header, from the constructor only (the original had a key hard-coded in its source).
   The key is scrubbed from every log line and error message by the provider kit.

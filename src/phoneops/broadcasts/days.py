@@ -529,3 +529,19 @@ def _like(text: str) -> str:
 
 def import_jobs(session: Session, limit: int = 10) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.kind == KIND).order_by(Job.created_at.desc()).limit(limit)))
+
+
+def broadcasts_for(session: Session, campaign_days: Iterable[tuple[str, date]]) -> list[dict[str, Any]]:
+    """Broadcasts whose link led to a campaign on a day a number clicked or converted there: the broadcasts
+    that (as far as is known) reached the number. Newest first."""
+    wanted = {(campaign, day) for campaign, day in campaign_days if campaign}
+    if not wanted:
+        return []
+    rows = session.scalars(
+        select(BroadcastStat).where(BroadcastStat.campaign_id.in_({c for c, _ in wanted}),
+                                    BroadcastStat.day.in_({d for _, d in wanted}))
+        .order_by(BroadcastStat.day.desc(), BroadcastStat.broadcast_id)
+    )  # fmt: skip
+    return [{"broadcast_id": r.broadcast_id, "day": r.day.isoformat(), "name": r.name, "group_name": r.group_name,
+             "campaign_id": r.campaign_id, "campaign_name": r.campaign_name, "status": r.status,
+             "recipients": r.recipients} for r in rows if (r.campaign_id, r.day) in wanted]  # fmt: skip

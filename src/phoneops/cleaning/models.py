@@ -33,7 +33,10 @@ class CleaningFile(Base):
     columns: Mapped[list[str]] = mapped_column(JSON, default=list)
     phone_column: Mapped[int | None] = mapped_column(Integer, default=None)  # 0-based, detected or chosen
     region: Mapped[str] = mapped_column(String(2), default="GB")
-    sample: Mapped[list[list[str]]] = mapped_column(JSON, default=list)  # first rows, shown on the file page
+    # first rows, shown on the file page: sealed with the numbers vault (cleaning.upload.sample_rows opens
+    # them); `sample` is the plaintext of files uploaded before, cleared by migration 0009_i21
+    sample: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    sample_sealed: Mapped[str | None] = mapped_column(Text, default=None)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     active_run_id: Mapped[int | None] = mapped_column(Integer, default=None)
     last_run_id: Mapped[int | None] = mapped_column(Integer, default=None)

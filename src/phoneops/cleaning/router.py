@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from phoneops.cleaning import filters, service, upload
+from phoneops.cleaning.models import CleaningFile
 from phoneops.cleaning.schemas import CleanIn, EncryptIn, FileDetail, FileOut, FilterOut, RunOut
 from phoneops.core.deps import DbSession, operator, viewer
 from phoneops.core.router import file_response
@@ -37,8 +38,9 @@ def _commit(session: Session, value: Out) -> Out:
     return value
 
 
-def detail(session: Session, record: object) -> FileDetail:
+def detail(session: Session, record: CleaningFile, actor: Principal) -> FileDetail:
     out = FileDetail.model_validate(record)
+    out.sample = upload.shown_sample(record, actor)  # masked for viewers (phoneops.core.access)
     out.runs = [RunOut.model_validate(r) for r in service.list_runs(session, out.id)]
     return out
 
@@ -64,7 +66,7 @@ async def upload_file(
         session, actor, _chunks(file), filename=file.filename, content_type=file.content_type, purpose=purpose,
         region=region, phone_column=phone_column, header=header,
     )
-    out = detail(session, record)
+    out = detail(session, record, actor)
     session.commit()  # before answering (get_db commits after the response is sent)
     return out
 
@@ -79,8 +81,8 @@ def list_files(
 
 
 @router.get("/files/{file_id}", response_model=FileDetail)
-def get_file(file_id: int, session: Session = DbSession, _: Principal = Depends(viewer)) -> FileDetail:
-    return detail(session, upload.get_cleaning_file(session, file_id))
+def get_file(file_id: int, session: Session = DbSession, actor: Principal = Depends(viewer)) -> FileDetail:
+    return detail(session, upload.get_cleaning_file(session, file_id), actor)
 
 
 @router.post("/files/{file_id}/runs", response_model=RunOut, status_code=202)

@@ -123,9 +123,10 @@ def start_encryption(
 
 def _token_column(record: CleaningFile) -> int:
     """The column holding link tokens, from the rows seen at upload; 422 when none does."""
+    from phoneops.cleaning.upload import sample_rows
     from phoneops.numbers.crypto import looks_like_token
 
-    shares = [sum(1 for row in record.sample if j < len(row) and looks_like_token(row[j]))
+    shares = [sum(1 for row in sample_rows(record) if j < len(row) and looks_like_token(row[j]))
               for j in range(len(record.columns))]
     if not shares or max(shares) == 0:
         return resolve_column(record.columns, None)

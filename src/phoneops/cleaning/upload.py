@@ -8,6 +8,7 @@ that says why, and nothing is kept — the user fixes the file or the options an
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,11 +17,13 @@ from sqlalchemy.orm import Session
 
 from phoneops.cleaning.models import CleaningFile, CleaningRun
 from phoneops.cleaning.reading import check_region, inspect_table
+from phoneops.core import access
 from phoneops.core.audit import audit
 from phoneops.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from phoneops.core.models import StoredFile
 from phoneops.core.security import Principal
 from phoneops.core.storage import CHUNK, get_file, get_storage
+from phoneops.numbers.vault import get_vault
 from phoneops.settings import get_settings
 
 PURPOSES = ("clean", "encrypt")
@@ -90,13 +93,41 @@ def register_upload(
         purpose=purpose, upload_id=stored.id, original_name=stored.original_name, status="ready",
         table_kind=layout.table_kind, encoding=layout.encoding, delimiter=layout.delimiter,
         has_header=layout.has_header, columns=layout.columns, phone_column=found.phone_column, region=region,
-        sample=found.sample, size=stored.size, created_by=actor.username,
+        sample=[], size=stored.size, created_by=actor.username,
     )
     session.add(record)
     session.flush()
+    record.sample_sealed = seal_sample(record, found.sample)
     audit(session, actor, "cleaning.upload", "cleaning_file", record.id,
           {"name": stored.original_name, "size": stored.size, "purpose": purpose, "file": stored.id})
     return record
+
+
+def _sample_context(record: CleaningFile) -> str:
+    return f"cleaning_file:{record.id}"
+
+
+def seal_sample(record: CleaningFile, rows: list[list[str]]) -> str | None:
+    """The first rows of an upload sealed like every other number at rest (numbers vault)."""
+    if not rows:
+        return None
+    return get_vault().seal_text(json.dumps(rows), _sample_context(record))
+
+
+def sample_rows(record: CleaningFile) -> list[list[str]]:
+    """The first rows in full (for the code; what a person sees goes through `shown_sample`)."""
+    if record.sample_sealed:
+        rows = json.loads(get_vault().open_text(record.sample_sealed, _sample_context(record)))
+        return [[str(cell) for cell in row] for row in rows]
+    return [list(row) for row in record.sample or []]
+
+
+def shown_sample(record: CleaningFile, actor: Principal) -> list[list[str]]:
+    """The first rows as `actor` may see them (phoneops.core.access, samples: masked for viewers)."""
+    rows = sample_rows(record)
+    if access.reveals(actor, access.Obj.sample, record.created_by):
+        return rows
+    return [[access.mask_cell(cell) for cell in row] for row in rows]
 
 
 def get_cleaning_file(session: Session, file_id: int, purpose: str | None = None) -> CleaningFile:
@@ -152,7 +183,7 @@ def delete_file(session: Session, actor: Principal, file_id: int) -> CleaningFil
         if stored.status != "deleted":
             storage.delete(session, actor, stored)
             removed += 1
-    record.status, record.sample = "deleted", []  # the sample rows hold plaintext numbers
+    record.status, record.sample, record.sample_sealed = "deleted", [], None  # the sample rows hold numbers
     audit(session, actor, "cleaning.delete", "cleaning_file", record.id,
           {"name": record.original_name, "files_removed": removed})
     return record

@@ -37,3 +37,21 @@ def add_used(session: Session, kept: pl.DataFrame, run_id: int | None) -> int:
         ]
         session.execute(statement, values)
     return used_count(session) - before
+
+
+def used_entry(session: Session, blind_index: bytes) -> dict[str, Any] | None:
+    """Whether one number is in the main database, since when, and the cleaning run (and file) that put it
+    there (for a number's story page)."""
+    from phoneops.cleaning.models import CleaningFile, CleaningRun
+
+    row = session.execute(
+        select(UsedNumber.added_at, UsedNumber.run_id, CleaningRun.status, CleaningRun.file_id,
+               CleaningFile.original_name)
+        .outerjoin(CleaningRun, CleaningRun.id == UsedNumber.run_id)
+        .outerjoin(CleaningFile, CleaningFile.id == CleaningRun.file_id)
+        .where(UsedNumber.blind_index == blind_index)
+    ).first()  # fmt: skip
+    if row is None:
+        return None
+    return {"added_at": row.added_at.isoformat(), "run_id": row.run_id, "run_status": row.status,
+            "file_id": row.file_id, "file_name": row.original_name}  # fmt: skip

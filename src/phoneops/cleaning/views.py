@@ -68,7 +68,7 @@ def _render_file(request: Request, session: Session, principal: Principal, file_
                  error: str | None = None, status_code: int = 200) -> Response:
     page = _file_page(session, file_id)
     return render(request, "cleaning/file.html", principal, status_code=status_code, page=page, error=error,
-                  filters=filters.registered())
+                  filters=filters.registered(), sample=upload.shown_sample(page.file, principal))
 
 
 def _list(request: Request, session: Session, principal: Principal, purpose: str, *, archived: bool = False,

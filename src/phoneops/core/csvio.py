@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from phoneops.core.errors import ValidationFailed
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\x00")
 
 
@@ -48,8 +50,13 @@ DELIMITERS = (",", ";", "\t", "|")
 SNIFF_BYTES = 64 * 1024
 
 
-class TableError(ValueError):
-    """An uploaded table that cannot be read; the message says why."""
+class TableError(ValidationFailed, ValueError):
+    """An uploaded table that cannot be read; the message says why. A 422 wherever it surfaces."""
+
+    code = "unreadable_table"
+
+
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a compound file: an encrypted .xlsx or a legacy .xls
 
 
 def detect_encoding(sample: bytes) -> str:
@@ -109,7 +116,12 @@ def sniff_table(path: Path) -> TableInfo:
         raise TableError("the file is empty")
     if sample.startswith(b"PK\x03\x04"):
         return TableInfo("binary", "", "xlsx")
+    if sample.startswith(OLE_MAGIC):
+        raise TableError("the file is a password-protected workbook or an old .xls: save it as .xlsx without a "
+                         "password, or as CSV")
     encoding = detect_encoding(sample)
+    if not encoding.startswith("utf-16") and b"\x00" in sample:
+        raise TableError("the file contains NUL bytes, so it is not a text table: save it as CSV (UTF-8)")
     text = sample.decode(encoding, errors="replace")
     if looks_binary(text):
         raise TableError("the file is not a text table (binary content)")
@@ -129,6 +141,7 @@ def iter_rows(path: Path, info: TableInfo | None = None) -> Iterator[list[str]]:
 
 def _iter_xlsx(path: Path, max_cells: int = 50_000_000) -> Iterator[list[str]]:
     import zipfile
+    import zlib
 
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
@@ -143,6 +156,8 @@ def _iter_xlsx(path: Path, max_cells: int = 50_000_000) -> Iterator[list[str]]:
     except (zipfile.BadZipFile, KeyError, OSError, InvalidFileException) as exc:
         raise TableError(f"the spreadsheet cannot be opened: {type(exc).__name__}") from None
     try:
+        if not workbook.worksheets:
+            raise TableError("the spreadsheet has no sheet")
         sheet = workbook.worksheets[0]
         cells = 0
         for values in sheet.iter_rows(values_only=True):
@@ -150,8 +165,27 @@ def _iter_xlsx(path: Path, max_cells: int = 50_000_000) -> Iterator[list[str]]:
             if cells > max_cells:
                 raise TableError("the spreadsheet has too many cells")
             yield ["" if v is None else _cell_text(v) for v in values]
+    except TableError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, OSError, ValueError, SyntaxError) as exc:
+        # a truncated or damaged workbook fails while its sheet is read (ParseError is a SyntaxError)
+        raise TableError(f"the spreadsheet is damaged or truncated ({type(exc).__name__}): save it again") from None
     finally:
         workbook.close()
+
+
+def check_table(path: Path, info: TableInfo | None = None, rows: int = 5) -> TableInfo:
+    """Sniff a file and read its first rows: a TableError (422) now for an empty, binary, encrypted, truncated
+    or damaged file, rather than a job failing later."""
+    info = info or sniff_table(path)
+    seen = 0
+    for _row in iter_rows(path, info):
+        seen += 1
+        if seen >= rows:
+            break
+    if seen == 0:
+        raise TableError("the file has no rows")
+    return info
 
 
 def _cell_text(value: object) -> str:

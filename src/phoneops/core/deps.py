@@ -78,7 +78,7 @@ async def _principal(request: Request, session: Session) -> Principal | None:
     user = await run_in_threadpool(user_for_session, session, data)
     if user is None:
         return None
-    principal = principal_for(user, "session", client_ip(request), csrf=str(data["csrf"]))
+    principal = principal_for(user, "session", client_ip(request), csrf=str(data["csrf"]), sid=str(data["sid"]))
     if request.method not in SAFE_METHODS:
         given = request.headers.get("x-csrf-token")
         if given is None and request.headers.get("content-type", "").startswith(

@@ -11,12 +11,14 @@ class AppError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.details = details
+        self.retry_after = retry_after  # seconds; sent as the Retry-After header
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -63,6 +65,13 @@ class PayloadTooLarge(AppError):
 class TooManyRequests(AppError):
     status_code = 429
     code = "too_many_requests"
+
+
+class ServiceBusy(AppError):
+    """The server is saturated (no database connection free in time, SQLite locked): try again shortly."""
+
+    status_code = 503
+    code = "busy"
 
 
 class ProviderNotConfigured(AppError):

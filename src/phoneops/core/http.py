@@ -11,7 +11,7 @@ whether the provider may have received, and acted on, the request:
 - `maybe_sent=False`: the request never left (connection refused, connect/pool timeout) or the provider
   refused it outright (429, 401/403, other 4xx). Sending it again cannot pay twice.
 - `maybe_sent=True`: the request may have been processed (read/write timeout, connection dropped mid-way,
-  5xx, unreadable answer). Do not resend: reconcile with the provider first (DESIGN.md, "Background work").
+  5xx, unreadable answer). Do not resend: reconcile with the provider first (docs/paid-calls.md).
 
 This module knows nothing of settings: domains build a `ProviderConfig` from theirs.
 """

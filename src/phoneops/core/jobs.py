@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from phoneops.core import access
 from phoneops.core.db import after_commit, session_scope, utcnow
 from phoneops.core.errors import AppError, Conflict, NotFound
 from phoneops.core.http import ProviderRateLimited, ProviderTimeout, ProviderUnavailable
@@ -159,6 +160,9 @@ class JobSpec:
     handler: Handler
     title: str
     max_attempts: int = 10
+    # False for work that must never stop half-way (a privacy erasure): cancelling it is refused; a
+    # crashed or parked run resumes to completion instead
+    cancellable: bool = True
 
 
 @dataclass(frozen=True)
@@ -174,9 +178,11 @@ _jobs: dict[str, JobSpec] = {}
 _periodic: dict[str, PeriodicSpec] = {}
 
 
-def job_handler(kind: str, *, title: str = "", max_attempts: int = 10) -> Callable[[Handler], Handler]:
+def job_handler(kind: str, *, title: str = "", max_attempts: int = 10,
+                cancellable: bool = True) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        _jobs[kind] = JobSpec(kind=kind, handler=fn, title=title or kind, max_attempts=max_attempts)
+        _jobs[kind] = JobSpec(kind=kind, handler=fn, title=title or kind, max_attempts=max_attempts,
+                              cancellable=cancellable)
         return fn
 
     return register
@@ -290,6 +296,7 @@ def cancel_job(session: Session, actor: Principal, job_id: str) -> Job:
     from phoneops.core.audit import audit
 
     job = get_job(session, job_id)
+    check_cancel(actor, job.created_by, job.kind)
     if job.status in TERMINAL:
         raise Conflict(f"job {job_id} is already {job.status}")
     job.status = "cancelled"
@@ -297,6 +304,16 @@ def cancel_job(session: Session, actor: Principal, job_id: str) -> Job:
     job.lease_owner = None
     audit(session, actor, "job.cancel", "job", job.id, {"kind": job.kind})
     return job
+
+
+def check_cancel(actor: Principal, created_by: int | str | None, kind: str) -> None:
+    """Only the user who started a job or an admin may cancel it (phoneops.core.access); kinds registered
+    with cancellable=False (a privacy erasure) are never cancelled."""
+    access.check(actor, access.Obj.job, access.Act.cancel, created_by)
+    spec = _jobs.get(kind)
+    if spec is not None and not spec.cancellable:
+        raise Conflict(f"{spec.title!r} runs to completion (stopping half-way would leave it partly done); "
+                       "it cannot be cancelled")
 
 
 def active_job_for(session: Session, kind: str, key: str, value: Any) -> Job | None:

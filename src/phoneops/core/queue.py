@@ -96,9 +96,8 @@ def enqueuer(huey: Huey) -> Any:
 
 
 def _register(huey: Huey) -> Any:
-    from phoneops.registry import load_domains
-
-    load_domains()
+    # The periodic tasks are those registered when the queue is first used: the entry points (`phoneops.app`,
+    # `phoneops.cli`) load every domain's tasks first (core knows no domain, see docs/architecture.md).
     task = run_job_task(huey)
 
     for spec in jobs.registered_periodic().values():

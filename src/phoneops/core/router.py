@@ -8,22 +8,26 @@ from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
+from phoneops.core import access, jobs, security, storage
 from phoneops.core import audit as audit_service
-from phoneops.core import jobs, security, storage
+from phoneops.core.access import Act, Obj
 from phoneops.core.deps import DbSession, admin, operator, viewer
-from phoneops.core.errors import Forbidden, NotFound
+from phoneops.core.errors import NotFound
 from phoneops.core.models import ApiToken, StoredFile, User
 from phoneops.core.sample import start_sample
 from phoneops.core.schemas import (
     AuditOut,
     FileOut,
     JobOut,
+    PasswordChange,
+    PasswordReset,
     SampleJobIn,
     TokenCreate,
     TokenCreated,
     TokenOut,
     UserCreate,
     UserOut,
+    UserUpdate,
 )
 from phoneops.core.security import Principal, Role
 from phoneops.settings import get_settings
@@ -81,8 +85,40 @@ def create_user(body: UserCreate, session: Session = DbSession, actor: Principal
 
 
 @router.post("/users/{username}/disable", response_model=UserOut)
-def disable_user(username: str, session: Session = DbSession, actor: Principal = Depends(admin)) -> UserOut:
-    return UserOut.model_validate(security.set_user_active(session, actor, username, False))
+def disable_user(username: str, revoke_tokens: bool = True, session: Session = DbSession,
+                 actor: Principal = Depends(admin)) -> UserOut:
+    """Disable a user: their sessions end at once; their API tokens are revoked unless revoke_tokens=false."""
+    return UserOut.model_validate(security.set_user_active(session, actor, username, False,
+                                                           revoke_tokens=revoke_tokens))
+
+
+@router.patch("/users/{username}", response_model=UserOut)
+def update_user(username: str, body: UserUpdate, session: Session = DbSession,
+                actor: Principal = Depends(admin)) -> UserOut:
+    """Change a user's role and/or disable or enable them (audited); 409 for the last active admin."""
+    user = security.get_user(session, username)
+    if body.role is not None:
+        user = security.set_role(session, actor, username, body.role)
+    if body.is_active is not None:
+        user = security.set_user_active(session, actor, username, body.is_active, revoke_tokens=body.revoke_tokens)
+    return UserOut.model_validate(user)
+
+
+@router.post("/users/{username}/password", response_model=UserOut)
+def reset_password(username: str, body: PasswordReset, session: Session = DbSession,
+                   actor: Principal = Depends(admin)) -> UserOut:
+    """An admin sets a user's password: every session of the user ends at once (tokens when asked)."""
+    return UserOut.model_validate(security.set_password(session, actor, username, body.password,
+                                                        revoke_tokens=body.revoke_tokens))
+
+
+@router.post("/me/password", response_model=UserOut)
+def change_own_password(body: PasswordChange, session: Session = DbSession,
+                        principal: Principal = Depends(viewer)) -> UserOut:
+    """Change your own password (the current one is checked): every session of yours ends, and your API
+    tokens too when revoke_tokens is true (else the token making this call keeps working)."""
+    return UserOut.model_validate(security.change_password(session, principal, body.current_password,
+                                                           body.new_password, revoke_tokens=body.revoke_tokens))
 
 
 @router.post("/users/{username}/enable", response_model=UserOut)
@@ -104,7 +140,8 @@ def _token_out(token: ApiToken, username: str) -> TokenOut:
 @router.get("/tokens", response_model=list[TokenOut])
 def list_tokens(session: Session = DbSession, principal: Principal = Depends(viewer)) -> list[TokenOut]:
     user_id = None if principal.role is Role.admin else principal.user_id
-    return [_token_out(t, u) for t, u in security.list_tokens(session, user_id)]
+    return [_token_out(t, u) for t, u in security.list_tokens(session, user_id)
+            if access.allowed(principal, Obj.token, Act.read, t.user_id)]
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=201)
@@ -120,7 +157,7 @@ def create_token(
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
 def revoke_token(token_id: int, session: Session = DbSession, principal: Principal = Depends(viewer)) -> TokenOut:
-    token = security.revoke_token(session, principal, token_id)
+    token = security.revoke_token(session, principal, access.token_for(session, principal, token_id))
     owner = session.get(User, token.user_id)
     return _token_out(token, owner.username if owner else "?")
 
@@ -128,33 +165,19 @@ def revoke_token(token_id: int, session: Session = DbSession, principal: Princip
 # --- files -------------------------------------------------------------------------------------
 
 
-# Who may fetch a stored file through the generic routes (/api/files/{id}/download, /files/{id}/download).
-# Its owner always may; anyone else needs the role below. Raw uploads, imported lists and produced lists
-# hold phone numbers, so they are for operators and up (DEFAULT_FILE_ROLE); exports and smart-cleaning
-# results may hold plaintext numbers that only admins see, so admins; broadcast history holds no numbers.
-# Kinds not listed get the default.
-# Domain routes (numbers exports, Voluum runs, HLR and cleaning results, broadcast history) apply their own,
-# masking-aware rules: they are how a viewer gets a masked copy.
-DEFAULT_FILE_ROLE = Role.operator
-FILE_ROLES: dict[str, Role] = {
-    "export": Role.admin,
-    "voluum-result": Role.admin,
-    "broadcast_history": Role.viewer,  # per-campaign totals and message texts, no phone numbers
-}
+# Who may fetch a stored file is decided by phoneops.core.access (FILE_ROLES there, re-exported here).
+DEFAULT_FILE_ROLE = access.DEFAULT_FILE_ROLE
+FILE_ROLES = access.FILE_ROLES
 
 
 def may_download(principal: Principal, row: StoredFile) -> bool:
-    if row.owner_id is not None and row.owner_id == principal.user_id:
-        return True
-    return principal.can(FILE_ROLES.get(row.kind, DEFAULT_FILE_ROLE))
+    return access.allowed(principal, Obj.file, Act.download, row.owner_id, file_kind=row.kind)
 
 
 def downloadable(session: Session, principal: Principal, file_id: str) -> StoredFile:
     """The file, if `principal` may fetch it through the generic routes (else 403; unknown ids 404)."""
     row = storage.get_file(session, file_id)
-    if not may_download(principal, row):
-        role = FILE_ROLES.get(row.kind, DEFAULT_FILE_ROLE)
-        raise Forbidden(f"this file holds phone numbers: only its owner or the {role.value} role may download it")
+    access.check(principal, Obj.file, Act.download, row.owner_id, file_kind=row.kind)
     return row
 
 

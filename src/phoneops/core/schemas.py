@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +54,23 @@ class UserCreate(BaseModel):
     username: str = Field(min_length=2, max_length=64)
     password: str = Field(min_length=10, max_length=256)
     role: str = "viewer"
+
+
+class UserUpdate(BaseModel):
+    role: Literal["viewer", "operator", "admin"] | None = Field(default=None, description="the new role")
+    is_active: bool | None = Field(default=None, description="false disables (sessions end at once)")
+    revoke_tokens: bool = Field(default=True, description="when disabling: also revoke the user's API tokens")
+
+
+class PasswordReset(BaseModel):
+    password: str = Field(min_length=10, max_length=256)
+    revoke_tokens: bool = Field(default=False, description="also revoke the user's API tokens")
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=10, max_length=256)
+    revoke_tokens: bool = Field(default=False, description="also revoke your API tokens")
 
 
 class TokenCreate(BaseModel):

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from phoneops.core.audit import audit
 from phoneops.core.db import utcnow
 from phoneops.core.errors import Conflict, NotFound, TooManyRequests, Unauthorized, ValidationFailed
-from phoneops.core.models import ApiToken, LoginAttempt, User
+from phoneops.core.models import ApiToken, LoginAttempt, User, UserSession
 
 
 class Role(StrEnum):
@@ -46,6 +46,7 @@ class Principal:
     via: str = "system"  # session | token | system | cli
     client_ip: str | None = None
     csrf: str | None = None
+    sid: str | None = None  # the browser session's id (via="session"): logout ends it
 
     def can(self, needed: Role) -> bool:
         return self.role.allows(needed)
@@ -69,8 +70,9 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-def principal_for(user: User, via: str, client_ip: str | None = None, csrf: str | None = None) -> Principal:
-    return Principal(user.id, user.username, Role(user.role), via=via, client_ip=client_ip, csrf=csrf)
+def principal_for(user: User, via: str, client_ip: str | None = None, csrf: str | None = None,
+                  sid: str | None = None) -> Principal:
+    return Principal(user.id, user.username, Role(user.role), via=via, client_ip=client_ip, csrf=csrf, sid=sid)
 
 
 # --- users -------------------------------------------------------------------------------------
@@ -105,58 +107,169 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 
 
-def set_user_active(session: Session, actor: Principal, username: str, active: bool) -> User:
+def _revoke_tokens(session: Session, user: User) -> int:
+    revoked = 0
+    for token in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))):
+        token.revoked_at = utcnow()
+        revoked += 1
+    return revoked
+
+
+def _other_active_admins(session: Session, user: User) -> int:
+    return session.scalar(select(func.count(User.id)).where(
+        User.role == Role.admin.value, User.is_active.is_(True), User.id != user.id)) or 0
+
+
+def set_user_active(session: Session, actor: Principal, username: str, active: bool, *,
+                    revoke_tokens: bool = True) -> User:
+    """Disable (every session ends at once; API tokens revoked unless `revoke_tokens` is False: a disabled
+    user's tokens are refused anyway, kept ones work again on enable) or enable a user. Audited."""
     user = get_user(session, username)
+    if not active and user.role == Role.admin.value and user.is_active and not _other_active_admins(session, user):
+        raise Conflict(f"{username!r} is the last active admin; make another admin first")
+    changed = user.is_active != active
     user.is_active = active
-    user.session_version += 1
+    detail: dict[str, Any] = {"username": username}
     if not active:
-        for token in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)):
-            if token.revoked_at is None:
-                token.revoked_at = utcnow()
-    audit(session, actor, "user.enable" if active else "user.disable", "user", user.id, {"username": username})
+        user.session_version += 1
+        detail["sessions_ended"] = end_sessions(session, user.id)
+        if revoke_tokens:
+            detail["tokens_revoked"] = _revoke_tokens(session, user)
+    if changed or not active:
+        audit(session, actor, "user.enable" if active else "user.disable", "user", user.id, detail)
     return user
 
 
-def set_password(session: Session, actor: Principal, username: str, password: str) -> User:
+def set_role(session: Session, actor: Principal, username: str, role: str) -> User:
+    """Change a user's role (takes effect on their next request). Audited."""
+    try:
+        role_value = Role(role)
+    except ValueError:
+        raise ValidationFailed(f"role must be one of {', '.join(r.value for r in Role)}") from None
+    user = get_user(session, username)
+    if (user.role == Role.admin.value and role_value is not Role.admin and user.is_active
+            and not _other_active_admins(session, user)):
+        raise Conflict(f"{username!r} is the last active admin; make another admin first")
+    before = user.role
+    if before != role_value.value:
+        user.role = role_value.value
+        audit(session, actor, "user.role", "user", user.id, {"username": username, "from": before,
+                                                             "to": role_value.value})
+    return user
+
+
+def set_password(session: Session, actor: Principal, username: str, password: str, *,
+                 revoke_tokens: bool = False, keep_session: str | None = None) -> User:
+    """Set a password (an admin's reset, or the user's own change through `change_password`): every session
+    of the user ends at once but `keep_session` (the one making the change); API tokens are revoked when
+    asked. Audited."""
     if len(password) < MIN_PASSWORD:
         raise ValidationFailed(f"password must be at least {MIN_PASSWORD} characters")
     user = get_user(session, username)
     user.password_hash = hash_password(password)
-    user.session_version += 1
-    audit(session, actor, "user.password", "user", user.id, {"username": username})
+    detail: dict[str, Any] = {"username": username, "by": "self" if actor.user_id == user.id else "admin"}
+    detail["sessions_ended"] = end_sessions(session, user.id, keep=keep_session)
+    if keep_session is None:
+        user.session_version += 1
+    if revoke_tokens:
+        detail["tokens_revoked"] = _revoke_tokens(session, user)
+    audit(session, actor, "user.password", "user", user.id, detail)
     return user
+
+
+def change_password(session: Session, actor: Principal, current: str, new: str, *, revoke_tokens: bool = False,
+                    keep_session: str | None = None) -> User:
+    """A user changes their own password: the current one is checked first (422 when wrong)."""
+    if actor.user_id is None:
+        raise ValidationFailed("only a user can change their own password")
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise NotFound("no such user")
+    if not verify_password(user.password_hash, current):
+        raise ValidationFailed("the current password is not correct", code="wrong_password")
+    if current == new:
+        raise ValidationFailed("the new password must differ from the current one")
+    return set_password(session, actor, user.username, new, revoke_tokens=revoke_tokens, keep_session=keep_session)
 
 
 # --- login and throttling ----------------------------------------------------------------------
 
 
-def authenticate(
-    session: Session,
-    username: str,
-    password: str,
-    client_ip: str | None,
-    *,
-    max_failures: int,
-    lockout_seconds: int,
-) -> User:
-    """Check a username/password; too many recent failures lock the name out for a while."""
-    since = utcnow() - timedelta(seconds=lockout_seconds)
-    failures = session.scalar(
-        select(func.count(LoginAttempt.id)).where(
-            LoginAttempt.username == username, LoginAttempt.success.is_(False), LoginAttempt.at >= since
+@dataclass(frozen=True, slots=True)
+class LoginPolicy:
+    free_failures: int = 5  # failures of one name from one address before delays start
+    max_delay: int = 300  # the longest wait between two tries (also the window failures are counted in)
+    address_failures: int = 20  # failures from one address across all names per window
+
+
+_dummy_hash: str | None = None
+
+
+def _dummy() -> str:
+    """A real hash to verify against for unknown names: the same work (and time) as for a known one."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = hash_password(secrets.token_urlsafe(24))
+    return _dummy_hash
+
+
+def _throttle_name(username: str) -> str:
+    return username.strip().lower()[:64]
+
+
+def login_wait(session: Session, username: str, client_ip: str | None, policy: LoginPolicy) -> int:
+    """Seconds the caller must wait before trying this name from this address (0: may try now).
+
+    Per (name, address): after `free_failures` failures, each next try waits 1, 2, 4 ... s after the last
+    failure (capped at `max_delay`). Per address: `address_failures` failures across names per window.
+    Guesses from one address never slow down another: the owner logs in from theirs."""
+    now = utcnow()
+    since = now - timedelta(seconds=policy.max_delay)
+    name = _throttle_name(username)
+    ip = client_ip or ""
+    count, last = session.execute(
+        select(func.count(LoginAttempt.id), func.max(LoginAttempt.at)).where(
+            LoginAttempt.username == name, LoginAttempt.client_ip == ip,
+            LoginAttempt.success.is_(False), LoginAttempt.at >= since,
         )
-    ) or 0
-    if failures >= max_failures:
-        raise TooManyRequests("too many failed logins; try again later")
+    ).one()
+    wait = 0.0
+    if count and count >= policy.free_failures and last is not None:
+        delay = min(2 ** (count - policy.free_failures), policy.max_delay)
+        last = last if last.tzinfo else last.replace(tzinfo=now.tzinfo)
+        wait = max(wait, (last + timedelta(seconds=delay) - now).total_seconds())
+    by_address, oldest = session.execute(
+        select(func.count(LoginAttempt.id), func.min(LoginAttempt.at)).where(
+            LoginAttempt.client_ip == ip, LoginAttempt.success.is_(False), LoginAttempt.at >= since,
+        )
+    ).one()
+    if by_address and by_address >= policy.address_failures and oldest is not None:
+        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=now.tzinfo)
+        wait = max(wait, (oldest + timedelta(seconds=policy.max_delay) - now).total_seconds())
+    return int(wait) + (1 if wait > int(wait) else 0)
+
+
+def authenticate(session: Session, username: str, password: str, client_ip: str | None,
+                 policy: LoginPolicy | None = None) -> User:
+    """Check a user name and password, throttled per (name, address) and per address (`login_wait`).
+
+    Unknown, disabled and known names cost the same work (a password hash is always verified), so the
+    answer's timing does not tell which names exist. Failures are recorded (the caller commits them)."""
+    policy = policy or LoginPolicy()
+    wait = login_wait(session, username, client_ip, policy)
+    if wait > 0:
+        raise TooManyRequests(f"too many failed logins from this address; try again in {wait} s",
+                              retry_after=wait)
     user = session.scalar(select(User).where(User.username == username))
-    ok = user is not None and user.is_active and verify_password(user.password_hash, password)
-    session.add(LoginAttempt(username=username[:64], client_ip=client_ip, success=ok))
+    verified = verify_password(user.password_hash if user is not None else _dummy(), password)
+    ok = verified and user is not None and user.is_active
+    name, ip = _throttle_name(username), client_ip or ""
+    session.add(LoginAttempt(username=name, client_ip=ip, success=ok))
     if not ok or user is None:
         session.flush()
         raise Unauthorized("invalid username or password")
-    session.execute(
-        delete(LoginAttempt).where(LoginAttempt.username == username, LoginAttempt.success.is_(False))
-    )
+    session.execute(delete(LoginAttempt).where(  # this address's failures on this name only
+        LoginAttempt.username == name, LoginAttempt.client_ip == ip, LoginAttempt.success.is_(False)))
     user.last_login_at = utcnow()
     return user
 
@@ -184,12 +297,8 @@ def create_token(session: Session, actor: Principal, username: str, name: str) -
     return token, plaintext
 
 
-def revoke_token(session: Session, actor: Principal, token_id: int) -> ApiToken:
-    token = session.get(ApiToken, token_id)
-    if token is None:
-        raise NotFound(f"no token {token_id}")
-    if actor.role is not Role.admin and token.user_id != actor.user_id:
-        raise NotFound(f"no token {token_id}")
+def revoke_token(session: Session, actor: Principal, token: ApiToken) -> ApiToken:
+    """Revoke a token; who may is checked by the caller with phoneops.core.access.token_for."""
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         audit(session, actor, "token.revoke", "api_token", token.id, {"name": token.name})
@@ -243,29 +352,63 @@ SESSION_COOKIE = "phoneops_session"
 
 
 class SessionCodec:
-    """Signed session payloads: {"uid", "sv" (session version), "csrf"}."""
+    """Signed session payloads: {"uid", "sv" (session version), "sid" (server-side session), "csrf"}."""
 
     def __init__(self, secret: str, max_age: int) -> None:
         self._s = URLSafeTimedSerializer(secret, salt="phoneops.session")
         self.max_age = max_age
 
-    def issue(self, user: User) -> tuple[str, str]:
+    def issue(self, user: User, sid: str) -> tuple[str, str]:
         csrf = secrets.token_urlsafe(24)
-        return self._s.dumps({"uid": user.id, "sv": user.session_version, "csrf": csrf}), csrf
+        return self._s.dumps({"uid": user.id, "sv": user.session_version, "sid": sid, "csrf": csrf}), csrf
 
     def read(self, cookie: str) -> dict[str, Any] | None:
         try:
             data = self._s.loads(cookie, max_age=self.max_age)
         except BadSignature:
             return None
-        if not isinstance(data, dict) or not {"uid", "sv", "csrf"} <= data.keys():
+        if not isinstance(data, dict) or not {"uid", "sv", "sid", "csrf"} <= data.keys():
             return None
         return data
 
 
+def _sid_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def start_session(session: Session, user: User, client_ip: str | None, max_age: int) -> str:
+    """A new server-side session for `user`; returns its id (for the signed cookie)."""
+    sid = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(UserSession(id=_sid_hash(sid), user_id=user.id, client_ip=client_ip, created_at=now,
+                            expires_at=now + timedelta(seconds=max_age)))
+    session.flush()
+    return sid
+
+
+def end_session(session: Session, sid: str) -> None:
+    session.execute(update(UserSession).where(UserSession.id == _sid_hash(sid), UserSession.ended_at.is_(None))
+                    .values(ended_at=utcnow()))
+
+
+def end_sessions(session: Session, user_id: int, keep: str | None = None) -> int:
+    """End every open session of a user (but `keep`, a session id); returns how many ended."""
+    query = update(UserSession).where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
+    if keep is not None:
+        query = query.where(UserSession.id != _sid_hash(keep))
+    return int(session.execute(query.values(ended_at=utcnow())).rowcount or 0)  # type: ignore[attr-defined]
+
+
 def user_for_session(session: Session, data: dict[str, Any]) -> User | None:
-    user = session.get(User, int(data["uid"]))
-    if user is None or not user.is_active or user.session_version != data["sv"]:
+    row = session.execute(
+        select(User, UserSession.expires_at).join(UserSession, UserSession.user_id == User.id)
+        .where(UserSession.id == _sid_hash(str(data["sid"])), UserSession.ended_at.is_(None),
+               User.id == int(data["uid"]))
+    ).first()
+    if row is None:
+        return None
+    user, expires_at = row
+    if not user.is_active or user.session_version != data["sv"] or expires_at <= utcnow():
         return None
     return user
 

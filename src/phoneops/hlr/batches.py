@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import structlog
 from sqlalchemy import select, update
 
 from phoneops.core.db import session_scope, utcnow
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from phoneops.hlr.jobs import LookupRunner
 
 T = TypeVar("T")
-NOT_STARTED = "NEW"  # the batch host's status before `PUT {"status": "PROCESSING"}` (inferred name)
+log = structlog.get_logger("phoneops.hlr.batches")
 
 
 class BatchDriver:
@@ -86,10 +87,14 @@ class BatchDriver:
     def drive(self, call_id: int) -> None:
         call = self._call(call_id)
         client = self.client
+        resumed_started = call.state == "started"  # started by an earlier run: re-check that it moves
         if call.state == "new":
             days = max(0, min(self.runner.ttl_days, 30))
-            batch = self._patiently(lambda: client.create_batch(
-                f"phoneops-hlr-{self.lookup_id}-{call_id}.csv", cache_days_private=days, cache_days_global=days))
+            batch = self._patiently(
+                lambda: client.create_batch(
+                    f"phoneops-hlr-{self.lookup_id}-{call_id}.csv", cache_days_private=days, cache_days_global=days
+                )
+            )
             self._mark(call_id, f"batch {batch.id} created", provider_batch_id=batch.id, state="created")
             call.state, call.provider_batch_id = "created", batch.id
         assert call.provider_batch_id is not None
@@ -105,20 +110,21 @@ class BatchDriver:
                 return
             self._mark(call_id, f"batch {bid}: {len(numbers):,} numbers uploaded", state="uploaded")
             call.state = "uploaded"
-        if call.state == "starting":  # interrupted around the paid call: ask the provider whether it started
-            found = self._patiently(lambda: client.get_batch(bid))
-            if found.status.upper() == NOT_STARTED:
-                call.state = "uploaded"
-            else:
-                self._mark(call_id, f"batch {bid} had started", state="started", started_at=utcnow(),
-                           poll_since=call.poll_since or utcnow())  # fmt: skip
-                call.state = "started"
+        if call.state == "starting":
+            # Interrupted around the paid start: we cannot tell from a status name whether it reached the
+            # provider, so the start is sent again. A batch is processed (and paid) once: the provider either
+            # starts it now or refuses a batch already started — both prove it runs.
+            fresh = self._patiently(lambda: client.start_batch(bid))
+            now = utcnow()
+            self._mark(call_id, f"batch {bid} " + ("started" if fresh else "had started (the provider says so)"),
+                       state="started", started_at=call.started_at or now, poll_since=now)  # fmt: skip
+            call.state = "started"
         if call.state == "uploaded":
             self._mark(call_id, f"starting batch {bid}", state="starting")
             self._patiently(lambda: client.start_batch(bid))
             now = utcnow()
             self._mark(call_id, f"batch {bid} started", state="started", started_at=now, poll_since=now)
-        self._poll_and_settle(call_id, bid)
+        self._poll_and_settle(call_id, bid, confirm_start=resumed_started)
 
     def _abandon(self, call_id: int, reason: str) -> None:
         """A batch we cannot trust is never started: its numbers go back to pending for a new batch."""
@@ -131,7 +137,7 @@ class BatchDriver:
             session.execute(update(HlrCall).where(HlrCall.id == call_id).values(state="abandoned", error=reason))
             self.runner.step(session, message=reason)
 
-    def _poll_and_settle(self, call_id: int, bid: str) -> None:
+    def _poll_and_settle(self, call_id: int, bid: str, *, confirm_start: bool = False) -> None:
         from phoneops.hlr.jobs import Stop
 
         runner, client = self.runner, self.client
@@ -139,6 +145,12 @@ class BatchDriver:
         deadline = (call.poll_since or utcnow()) + timedelta(seconds=runner.poll_max)
         while True:
             batch = self._patiently(lambda: client.get_batch(bid))
+            if confirm_start and batch.num_complete == 0 and not batch.is_finished:
+                # Resumed, nothing looked up yet: send the start again (free when it had started; see `drive`).
+                confirm_start = False
+                self._patiently(lambda: client.start_batch(bid))
+                log.info("hlr.batch_start_resent", lookup_id=self.lookup_id, batch_id=bid)
+                batch = self._patiently(lambda: client.get_batch(bid))
             with session_scope() as session:
                 session.execute(update(HlrCall).where(HlrCall.id == call_id).values(num_complete=batch.num_complete))
                 runner.step(session, message=f"batch {bid}: {batch.num_complete:,} of {batch.num_items:,} looked up "
@@ -146,9 +158,17 @@ class BatchDriver:
             if batch.is_finished:
                 break
             if utcnow() + timedelta(seconds=runner.poll_every) > deadline:
-                raise Stop("fail", f"hlrlookup.com batch {bid} is still {batch.status or 'running'} "
-                           f"({batch.num_complete:,} of {batch.num_items:,} done) after {runner.poll_max:g} s of "
-                           "polling (HLR_POLL_MAX_SECONDS); its numbers stay open: resume the lookup to poll it again")
+                with session_scope() as session:
+                    session.execute(update(HlrCall).where(HlrCall.id == call_id).values(
+                        error=f"not complete after {runner.poll_max:g} s of polling"))  # fmt: skip
+                raise Stop(
+                    "fail",
+                    f"hlrlookup.com batch {bid} is still {batch.status or 'running'} "
+                    f"({batch.num_complete:,} of {batch.num_items:,} done) after {runner.poll_max:g} s of "
+                    "polling (HLR_POLL_MAX_SECONDS; its start was confirmed with the provider); its numbers "
+                    f"stay open and are not paid again: resume the lookup (`phoneops hlr resume "
+                    f"{self.lookup_id}` or Resume on its page) to poll it again, or cancel it",
+                )
             runner.sleep(runner.poll_every)
         results = self._patiently(lambda: client.fetch_results(bid))
         with session_scope() as session:
@@ -156,7 +176,10 @@ class BatchDriver:
         if batch.is_failed:
             runner.settle(work, results, in_doubt=f"hlrlookup.com batch {bid} ended {batch.status}: this number may "
                           "have been looked up; not sent again", call_state="failed")  # fmt: skip
-            raise Stop("fail", f"hlrlookup.com batch {bid} ended {batch.status}; the results it returned are kept, "
-                       "its other numbers are marked for review")
+            raise Stop(
+                "fail",
+                f"hlrlookup.com batch {bid} ended {batch.status}; the results it returned are kept, "
+                "its other numbers are marked for review",
+            )
         if runner.settle(work, results).unprocessed:
             raise runner.no_credit()

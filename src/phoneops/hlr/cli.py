@@ -25,6 +25,11 @@ def _print(lookup: dict[str, Any]) -> None:
                   f"{e['numbers']:,} numbers; {e['fresh']:,} with a result younger than {e['ttl_days']} days; "
                   f"{e['to_lookup']:,} to look up ≈ {e['credits_estimate']} credits "
                   f"(budget {e['budget']:,})")  # fmt: skip
+    if e["in_review"] or e["recently_paid"]:
+        console.print(
+            f"  of those, {e['in_review']:,} in review or in flight in another lookup (free if they were "
+            f"paid), {e['recently_paid']:,} paid within 30 days but older than the TTL (paid again)"
+        )
     console.print(f"  looked up {lookup['looked_up']:,}, needs review {lookup['review']:,}, failed "
                   f"{lookup['failed']:,}, credits spent {lookup['credits_spent']}")  # fmt: skip
     if lookup["error"]:

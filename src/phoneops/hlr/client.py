@@ -1,6 +1,6 @@
 """hlrlookup.com API v2 client (wire protocol only; it knows nothing of our tables or settings).
 
-Two hosts (shared/providers/hlr_lookup.md):
+Two hosts (docs/providers/hlr_lookup.md):
 
 - real-time `POST {api}/apiv2/hlr`, credentials `api_key` / `api_secret` in the JSON body, up to 80 numbers
   per call. Every call is PAID: it is sent exactly once (`idempotent=False`), never retried, and a 429, 5xx
@@ -66,6 +66,8 @@ log = structlog.get_logger("phoneops.hlr.client")
 INSUFFICIENT_CREDIT = "INSUFFICIENT_CREDIT"
 _CAPTURE = "phoneops.hlr.error_body"  # request extension through which the transport hands back 4xx bodies
 _BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# A refused start that proves the batch had started ("Batch already started", "... is running/complete").
+_ALREADY = re.compile(r"\balready\b", re.IGNORECASE)
 
 
 class _ErrorBodyTransport(httpx.BaseTransport):
@@ -314,10 +316,22 @@ class HlrClient:
         )  # fmt: skip
         return lines
 
-    def start_batch(self, batch_id: str) -> None:
-        """Start processing (PAID: the batch's numbers are looked up). Sent once, never retried."""
-        self._batch_call("PUT", _batch_path(batch_id, "/"), idempotent=False, json={"status": "PROCESSING"})
+    def start_batch(self, batch_id: str) -> bool:
+        """Start processing (PAID: the batch's numbers are looked up). Sent once, never retried.
+
+        Starting a started batch pays nothing more (a batch is processed once), so a start whose fate is
+        unknown is settled by sending it again: True when this call started it (or the provider answered the
+        batch as it is), False when the provider refused it as already started / running / complete.
+        """
+        try:
+            self._batch_call("PUT", _batch_path(batch_id, "/"), idempotent=False, json={"status": "PROCESSING"})
+        except HlrBadRequest as exc:
+            if _ALREADY.search(exc.provider_message or exc.message):
+                log.info("hlr.batch_already_started", batch_id=batch_id)
+                return False
+            raise
         log.info("hlr.batch_started", batch_id=batch_id)
+        return True
 
     def get_batch(self, batch_id: str) -> Batch:
         response = self._batch_call("GET", _batch_path(batch_id), idempotent=True)

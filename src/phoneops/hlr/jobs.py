@@ -20,13 +20,13 @@ Reading a batch's results is free and repeatable, so a kill between the results 
 nothing: every number is looked up exactly once. A batch never completed within HLR_POLL_MAX_SECONDS
 fails the job with that reason and stays open: resuming polls it again.
 
-Real-time mode (<= 80 numbers per call) cannot ask the provider what an interrupted call did without
-paying again. An intent found still `sending` on resume (the worker died between committing it and
-settling it) is `in_doubt`: its numbers go to `review` — reported on the status page and in the raw file,
-never resent — so a kill leaves at most one call (<= 80 numbers) in doubt. A 5xx or timeout on a call
-does the same. Only an operator's explicit decision (`lookups.release_review`) sends them again. A 429
-and errors raised before the request left are not charged: the numbers go back to `pending` and the job
-backs off.
+Real-time mode (<= 80 numbers per call): an intent found still `sending` on resume (the worker died
+between committing it and settling it) or left `in_doubt` by a 5xx / timeout is settled through the
+provider's private cache (`phoneops.hlr.realtime`): its numbers are asked again with the private cache on,
+free for those the lost call looked up, so each number is charged exactly once. A 429 and errors raised
+before the request left are not charged: the numbers go back to `pending` and the job backs off. Numbers
+in `review` (a failed batch, a call older than the private cache) are sent again only by an operator's
+explicit decision (`lookups.release_review`) or written off.
 
 `INSUFFICIENT_CREDIT` keeps every paid result, puts the numbers without one back to `pending` and stops
 the job with a clear message; resuming after a top-up looks up only those.
@@ -74,8 +74,8 @@ from phoneops.hlr.models import (
 )
 from phoneops.hlr.models import HlrResult as ResultRow
 from phoneops.hlr.outcomes import Decided, OutcomeMap, load_map, verdicts
+from phoneops.hlr.service import CREDITS_PER_LOOKUP, credits_text, describe
 from phoneops.hlr.service import client as make_client
-from phoneops.hlr.service import credits_text, describe
 from phoneops.hlr.wire import e164
 from phoneops.numbers.lists import apply_verdicts
 from phoneops.numbers.vault import get_vault
@@ -324,18 +324,23 @@ class LookupRunner:
         in_doubt: str | None = None,
         missing_state: str = REVIEW,
         call_state: str = "settled",
+        recheck: bool = False,
     ) -> Settled:
-        """Store the results of one call and everything that follows from them, in one transaction."""
+        """Store the results of one call and everything that follows from them, in one transaction.
+
+        `recheck`: the call re-asked numbers of a lost call with the private cache on; a free answer for a
+        chargeable result is the lost call's lookup, whose credit is counted now."""
+        args = (work, results, unprocessed, in_doubt, missing_state, call_state, recheck)
         try:
-            return self._settle_once(work, results, unprocessed, in_doubt, missing_state, call_state, guard=True)
+            return self._settle_once(*args, guard=True)
         except JobCancelled:
             # Cancelled while the call was in flight: what was paid is still kept.
-            self._settle_once(work, results, unprocessed, in_doubt, missing_state, call_state, guard=False)
+            self._settle_once(*args, guard=False)
             raise
 
     def _settle_once(
         self, work: Work, results: Sequence[HlrResult], unprocessed: Sequence[str], in_doubt: str | None,
-        missing_state: str, call_state: str, *, guard: bool,
+        missing_state: str, call_state: str, recheck: bool, *, guard: bool,
     ) -> Settled:  # fmt: skip
         by_number = {number: (item_id, index) for item_id, index, number in work.items}
         now = utcnow()
@@ -363,6 +368,9 @@ class LookupRunner:
                     continue
                 network = result.network
                 name, mccmnc = (network.name, network.mccmnc) if network is not None else ("", "")
+                credits = result.credits_spent
+                if recheck and not credits and chargeable(result):
+                    credits = Decimal(CREDITS_PER_LOOKUP)  # answered by the private cache: the lost call paid
                 rows.append((item_id, {
                     "blind_index": index, "lookup_id": self.lookup_id, "call_id": work.call_id, "looked_up_at": now,
                     "live_status": result.live_status[:32], "number_type": result.number_type[:32],
@@ -370,13 +378,13 @@ class LookupRunner:
                     "original_mccmnc": result.original_mccmnc[:8], "current_network": result.current_network_name[:200],
                     "current_mccmnc": result.current_mccmnc[:8],
                     "country_iso3": (network.country_iso3 if network is not None else "")[:3],
-                    "ported": result.is_ported, "credits_spent": result.credits_spent,
+                    "ported": result.is_ported, "credits_spent": credits,
                     "provider_uuid": result.uuid[:64],
                     "provider_time": result.timestamp if result.timestamp and result.timestamp.tzinfo else None,
                     "raw": _stored_raw(result),
                 }))  # fmt: skip
                 out.done += 1
-                out.credits += result.credits_spent
+                out.credits += credits
                 decision = mapping.decide(result.live_status, name, mccmnc)
                 evidence = {"lookup_id": self.lookup_id, "live_status": result.live_status, "network": name,
                             "mccmnc": mccmnc, "ported": result.is_ported}  # fmt: skip
@@ -436,6 +444,11 @@ class LookupRunner:
         left = counts.get(PENDING, 0) + counts.get(SENDING, 0)
         return Stop("no_credit", f"the hlrlookup.com account is out of credit: {left:,} numbers are not looked up "
                     "yet (every result already paid for is kept); top up the account, then resume the lookup")
+
+
+def chargeable(result: HlrResult) -> bool:
+    """Whether a fresh lookup of this result costs a credit (NO_COVERAGE and non-numbers are free)."""
+    return result.ok and result.live_status != "NO_COVERAGE" and result.number_type not in ("UNKNOWN", "")
 
 
 def _bulk_update(session: Session, rows: list[dict[str, Any]]) -> None:

@@ -4,8 +4,11 @@ A lookup's source is a stored file (core `files`: a cleaned file, a direct uploa
 default region) or a list selection (a list status and, optionally, a country). Creating a lookup reads
 the source once, set-based: numbers are normalised to E.164 as a column, de-duplicated by blind index and
 stored as items (sealed at rest, as in the number core). The estimate counts the numbers, those with a
-result younger than `HLR_CACHE_TTL_DAYS` (not looked up again) and the credits the rest will cost.
-Above the confirmation budget nothing is paid until an operator confirms.
+result younger than `HLR_CACHE_TTL_DAYS` (not looked up again) and the credits the rest will cost. Of
+those, it counts apart the numbers in review (or in flight) in another lookup — possibly paid already; the
+calls ask the provider's private cache first, so they are free if so — and those paid within the
+provider's 30-day private-cache window but older than the TTL (paid again). Above the confirmation budget,
+or when either count is not zero, nothing is paid until an operator confirms.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ CHUNK = 5000
 PHONE_HEADERS = {"phone", "phonenumber", "number", "msisdn", "mobile", "tel", "telephone", "e164",
                  "customvariable1", "telephonenumber"}  # fmt: skip
 OPEN_BATCH_STATES = ("new", "created", "uploaded", "starting", "started")
+PRIVATE_CACHE_DAYS = 30  # the provider keeps our results this long in our private cache (docs/providers/hlr_cache.md)
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,29 @@ def fresh_results(session: Session, indexes: Sequence[bytes], ttl_days: int) -> 
     return found
 
 
+def paid_elsewhere(session: Session, lookup_id: int, indexes: Sequence[bytes], ttl_days: int) -> tuple[int, int]:
+    """(numbers in review or in flight in another lookup, numbers paid within the provider's private-cache
+    window — 30 days — but older than `ttl_days`) among `indexes` (none of them fresh)."""
+    unique = list(set(indexes))
+    now = utcnow()
+    window, cutoff = now - timedelta(days=PRIVATE_CACHE_DAYS), now - timedelta(days=max(ttl_days, 0))
+    review: set[bytes] = set()
+    recent: set[bytes] = set()
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start : start + CHUNK]
+        review.update(bytes(i) for i in session.scalars(
+            select(HlrLookupItem.blind_index).where(
+                HlrLookupItem.blind_index.in_(chunk), HlrLookupItem.lookup_id != lookup_id,
+                HlrLookupItem.state.in_((REVIEW, "sending")))
+        ))  # fmt: skip
+        recent.update(bytes(i) for i in session.scalars(
+            select(HlrResult.blind_index).where(
+                HlrResult.blind_index.in_(chunk), HlrResult.looked_up_at >= window,
+                HlrResult.looked_up_at < cutoff, HlrResult.credits_spent > 0)
+        ))  # fmt: skip
+    return len(review), len(recent - review)
+
+
 # --- creating and starting ---------------------------------------------------------------------------
 
 
@@ -230,6 +257,9 @@ def create_lookup(
         session.execute(insert(HlrLookupItem), rows[begin : begin + CHUNK])
     lookup.fresh = sum(1 for idx, _, _ in collected.items if idx in fresh)
     lookup.to_lookup = lookup.numbers - lookup.fresh
+    lookup.in_review, lookup.recently_paid = paid_elsewhere(
+        session, lookup.id, [idx for idx, _, _ in collected.items if idx not in fresh], ttl
+    )
     lookup.credits_estimate = Decimal(lookup.to_lookup * CREDITS_PER_LOOKUP)
     audit(session, actor, "hlr.lookup_create", "hlr_lookup", lookup.id, {**estimate(lookup), "mode": mode,
                                                                             "source": collected.source})
@@ -237,21 +267,40 @@ def create_lookup(
         lookup.status = AWAITING_CONFIRMATION if needs_confirmation(lookup) else READY
     elif needs_confirmation(lookup) and not confirm:
         lookup.status = AWAITING_CONFIRMATION
-        lookup.message = (f"{lookup.to_lookup:,} lookups cost about {lookup.credits_estimate:,.0f} credits, above "
-                          f"the confirmation budget of {lookup.budget:,}: confirm to start")  # fmt: skip
+        lookup.message = confirmation_reason(lookup)
     else:
         _start(session, actor, lookup, confirmed=confirm)
     return lookup
 
 
 def needs_confirmation(lookup: HlrLookup) -> bool:
-    return lookup.credits_estimate > lookup.budget
+    return lookup.credits_estimate > lookup.budget or lookup.in_review > 0 or lookup.recently_paid > 0
+
+
+def confirmation_reason(lookup: HlrLookup) -> str:
+    """Why the lookup waits for an operator, in words."""
+    reasons = []
+    if lookup.credits_estimate > lookup.budget:
+        reasons.append(f"{lookup.to_lookup:,} lookups cost about {lookup.credits_estimate:,.0f} credits, above the "
+                       f"confirmation budget of {lookup.budget:,}")  # fmt: skip
+    if lookup.in_review:
+        reasons.append(
+            f"{lookup.in_review:,} numbers are in review or being looked up in another lookup (possibly "
+            "paid already; asked through the provider's private cache, free if they were)"
+        )
+    if lookup.recently_paid:
+        reasons.append(
+            f"{lookup.recently_paid:,} numbers were paid for within 30 days but are older than the "
+            f"{lookup.ttl_days}-day freshness limit (HLR_CACHE_TTL_DAYS): they will be paid again"
+        )
+    return "; ".join(reasons) + ": confirm to start"
 
 
 def estimate(lookup: HlrLookup) -> dict[str, Any]:
     return {
         "rows": lookup.rows, "invalid": lookup.invalid, "duplicates": lookup.duplicates, "numbers": lookup.numbers,
-        "fresh": lookup.fresh, "to_lookup": lookup.to_lookup, "credits_estimate": credits_text(lookup.credits_estimate),
+        "fresh": lookup.fresh, "to_lookup": lookup.to_lookup, "in_review": lookup.in_review,
+        "recently_paid": lookup.recently_paid, "credits_estimate": credits_text(lookup.credits_estimate),
         "budget": lookup.budget, "ttl_days": lookup.ttl_days, "needs_confirmation": needs_confirmation(lookup),
     }  # fmt: skip
 
@@ -322,9 +371,7 @@ def resume_lookup(session: Session, actor: Principal, lookup_id: int) -> HlrLook
     if status not in RESUMABLE:
         raise Conflict(f"HLR lookup {lookup_id} is {status}; only a stopped lookup can be resumed")
     session.execute(
-        update(HlrCall)
-        .where(HlrCall.lookup_id == lookup.id, HlrCall.state == "started")
-        .values(poll_since=utcnow())
+        update(HlrCall).where(HlrCall.lookup_id == lookup.id, HlrCall.state == "started").values(poll_since=utcnow())
     )
     audit(session, actor, "hlr.lookup_resume", "hlr_lookup", lookup.id, {"from": status})
     _start(session, actor, lookup, confirmed=lookup.confirmed_at is not None)
@@ -335,6 +382,7 @@ def release_review(session: Session, actor: Principal, lookup_id: int) -> HlrLoo
     """An operator's explicit decision to look the numbers in review up again, knowing that some of them may
     have been paid already (their call's outcome is unknown); then the lookup runs again for them."""
     lookup = get_lookup(session, lookup_id)
+    jobs.check_cancel(actor, lookup.created_by, "hlr.lookup")  # who started it, or an admin
     job = lookup_job(session, lookup)
     if job is not None and job.status in jobs.ACTIVE:
         raise Conflict(f"HLR lookup {lookup_id} is running; release its numbers in review once it has stopped")
@@ -353,9 +401,48 @@ def release_review(session: Session, actor: Principal, lookup_id: int) -> HlrLoo
     return lookup
 
 
+def lookups_in_review(session: Session, limit: int = 200) -> list[dict[str, Any]]:
+    """Lookups with numbers in review (their call's outcome is unknown), newest first."""
+    rows = session.execute(
+        select(HlrLookup.id, HlrLookup.title, HlrLookup.status, func.count(HlrLookupItem.id))
+        .join(HlrLookupItem, HlrLookupItem.lookup_id == HlrLookup.id)
+        .where(HlrLookupItem.state == REVIEW)
+        .group_by(HlrLookup.id, HlrLookup.title, HlrLookup.status)
+        .order_by(HlrLookup.id.desc())
+        .limit(max(1, min(limit, 1000)))
+    )
+    return [{"lookup_id": i, "title": t, "status": s, "numbers": int(n)} for i, t, s, n in rows]
+
+
+def write_off_review(session: Session, actor: Principal, lookup_id: int, reason: str) -> HlrLookup:
+    """Close a lookup's numbers in review without looking them up again, with the reason (audited): they
+    end `failed` with that note; nothing is paid."""
+    text = (reason or "").strip()
+    if not text:
+        raise ValidationFailed("say why the numbers are written off (a reason is required)")
+    if len(text) > 500:
+        raise ValidationFailed("the reason is at most 500 characters")
+    lookup = get_lookup(session, lookup_id)
+    job = lookup_job(session, lookup)
+    if job is not None and job.status in jobs.ACTIVE:
+        raise Conflict(f"HLR lookup {lookup_id} is running; write its numbers in review off once it has stopped")
+    closed = session.execute(
+        update(HlrLookupItem)
+        .where(HlrLookupItem.lookup_id == lookup.id, HlrLookupItem.state == REVIEW)
+        .values(state="failed", note=f"written off by {actor.username}: {text}"[:200])
+    ).rowcount  # type: ignore[attr-defined]
+    if not closed:
+        raise Conflict(f"HLR lookup {lookup_id} has no number in review")
+    lookup.review = max(0, lookup.review - int(closed))
+    lookup.failed = lookup.failed + int(closed)
+    audit(session, actor, "hlr.review_write_off", "hlr_lookup", lookup.id, {"numbers": int(closed), "reason": text})
+    return lookup
+
+
 def cancel_lookup(session: Session, actor: Principal, lookup_id: int) -> HlrLookup:
     """Stop a lookup: its job stops at its next step; an open intent stays open for reconciliation."""
     lookup = get_lookup(session, lookup_id)
+    jobs.check_cancel(actor, lookup.created_by, "hlr.lookup")  # who started it, or an admin
     job = lookup_job(session, lookup)
     if job is not None and job.status in jobs.ACTIVE:
         jobs.cancel_job(session, actor, job.id)

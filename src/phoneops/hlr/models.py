@@ -69,6 +69,10 @@ class HlrLookup(Base):
     numbers: Mapped[int] = mapped_column(Integer, default=0)
     fresh: Mapped[int] = mapped_column(Integer, default=0)
     to_lookup: Mapped[int] = mapped_column(Integer, default=0)
+    # of `to_lookup`: numbers in review in another lookup (possibly paid), and numbers paid within the
+    # provider's private-cache window but older than our TTL (paid again): shown apart, confirmed explicitly
+    in_review: Mapped[int] = mapped_column(Integer, default=0)
+    recently_paid: Mapped[int] = mapped_column(Integer, default=0)
     credits_estimate: Mapped[Decimal] = mapped_column(CREDITS, default=Decimal(0))
     budget: Mapped[int] = mapped_column(Integer, default=0)
     ttl_days: Mapped[int] = mapped_column(Integer, default=30)
@@ -92,7 +96,8 @@ class HlrLookup(Base):
 
 
 class HlrCall(Base):
-    """The intent of one paid call. Real-time: `sending` -> `settled` | `in_doubt` | `unsent`.
+    """The intent of one paid call. Real-time: `sending` -> `settled` | `unsent` | `in_doubt` (answer lost) ->
+    `settling` (asked again through the provider's private cache) -> `settled` | `in_doubt_review` (too old).
     Batch: `new` -> `created` -> `uploaded` -> `starting` -> `started` -> `settled` | `failed` | `abandoned`."""
 
     __tablename__ = "hlr_calls"

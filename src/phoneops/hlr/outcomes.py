@@ -28,7 +28,7 @@ from phoneops.core.audit import audit
 from phoneops.core.db import utcnow
 from phoneops.core.errors import ValidationFailed
 from phoneops.core.security import Principal
-from phoneops.hlr.models import HlrOutcomeRule
+from phoneops.hlr.models import HlrLookupItem, HlrOutcomeRule, HlrResult
 from phoneops.hlr.risky import RiskyMatcher, load_matcher
 from phoneops.numbers.lists import Authority, Verdict
 from phoneops.numbers.models import PhoneNumber
@@ -185,4 +185,33 @@ def verdicts(session: Session, decided: Sequence[Decided]) -> list[Verdict]:
         for index in listed:
             item = clean[index]
             out.append(Verdict(item.e164, None, Authority.hlr, LIFT_REASON, SOURCE, item.evidence))
+    return out
+
+
+# --- a number's HLR story ------------------------------------------------------------------------------
+
+
+def results_for_number(session: Session, blind_index: bytes, limit: int = 100) -> list[dict[str, Any]]:
+    """Every HLR answer about one number, newest first, with the outcome it had (what the lookup decided, or
+    what the rules in force decide for a real-time answer)."""
+    outcome_map = load_map(session)
+    rows = session.execute(
+        select(HlrResult, HlrLookupItem.outcome, HlrLookupItem.reason)
+        .outerjoin(HlrLookupItem, HlrLookupItem.result_id == HlrResult.id)
+        .where(HlrResult.blind_index == blind_index)
+        .order_by(HlrResult.looked_up_at.desc(), HlrResult.id.desc())
+        .limit(limit)
+    ).all()
+    out: list[dict[str, Any]] = []
+    for result, outcome, reason in rows:
+        if outcome is None:
+            rule = outcome_map.decide(result.live_status, result.current_network, result.current_mccmnc).rule
+            outcome, reason = rule.action, rule.reason
+        out.append({
+            "looked_up_at": result.looked_up_at.isoformat(), "live_status": result.live_status,
+            "number_type": result.number_type, "original_network": result.original_network,
+            "current_network": result.current_network, "current_mccmnc": result.current_mccmnc,
+            "country_iso3": result.country_iso3, "ported": result.ported, "lookup_id": result.lookup_id,
+            "credits_spent": str(result.credits_spent), "outcome": outcome, "reason": reason,
+        })  # fmt: skip
     return out

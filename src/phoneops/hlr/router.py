@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from phoneops.core import storage
@@ -98,6 +99,18 @@ def resume_lookup(
 def release_review(lookup_id: int, session: Session = SESSION, actor: Principal = Depends(operator)) -> LookupOut:
     """Look the numbers in review up again (their interrupted call may have been paid: an explicit decision)."""
     return lookup_out(session, lookups.release_review(session, actor, lookup_id))
+
+
+class WriteOffIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/lookups/{lookup_id}/write-off-review", response_model=LookupOut)
+def write_off_review(
+    lookup_id: int, body: WriteOffIn, session: Session = SESSION, actor: Principal = Depends(operator)
+) -> LookupOut:
+    """Close the numbers in review without looking them up again, with the reason (audited)."""
+    return lookup_out(session, lookups.write_off_review(session, actor, lookup_id, body.reason))
 
 
 @router.post("/lookups/{lookup_id}/cancel", response_model=LookupOut)

@@ -32,6 +32,8 @@ class EstimateOut(BaseModel):
     numbers: int
     fresh: int
     to_lookup: int
+    in_review: int = Field(description="of to_lookup: in review or in flight in another lookup (possibly paid)")
+    recently_paid: int = Field(description="of to_lookup: paid within 30 days but older than the TTL (paid again)")
     credits_estimate: str
     budget: int
     ttl_days: int

@@ -28,7 +28,7 @@ CREDENTIAL_VARIABLES = ["HLR_API_KEY", "HLR_API_SECRET"]
 # Credits above which an operator must confirm a lookup. Read from `HLR_CONFIRM_ABOVE_CREDITS` once that
 # setting exists (see the domain's notes); until then this default applies.
 DEFAULT_CONFIRM_ABOVE_CREDITS = 1000
-CREDITS_PER_LOOKUP = 1  # shared/providers/hlr_lookup.md: 1 credit per HLR lookup (NO_COVERAGE is free)
+CREDITS_PER_LOOKUP = 1  # docs/providers/hlr_lookup.md: 1 credit per HLR lookup (NO_COVERAGE is free)
 
 
 def credits_text(amount: Decimal | int | float) -> str:

@@ -1,4 +1,4 @@
-"""hlrlookup.com API v2 wire format (shared/providers/hlr_lookup.md): results, batches and their parsing.
+"""hlrlookup.com API v2 wire format (docs/providers/hlr_lookup.md): results, batches and their parsing.
 
 Pure functions over JSON and CSV, no I/O. One result shape for both sources: a real-time `results[]` entry
 (nested JSON) and a row of a batch results CSV (flattened dotted header, first column the submitted number)
@@ -22,7 +22,7 @@ BATCHES_PATH = "/batches/"
 DEFAULT_API_URL = "https://api.hlrlookup.com"
 DEFAULT_BATCH_URL = "https://batches.hlrlookup.com"
 
-# Optional per-number parameters of a real-time request (shared/providers/hlr_lookup.md §1).
+# Optional per-number parameters of a real-time request (docs/providers/hlr_lookup.md, real-time host).
 LOOKUP_OPTIONS = frozenset({
     "cache_days_global", "cache_days_private", "save_to_cache", "input_format", "output_format",
     "get_ported_date", "get_landline_status", "usa_status",

@@ -1,7 +1,7 @@
 """GSM Fusion XML API client (wire protocol only; it knows nothing of our tables).
 
 One endpoint, `POST {base}/gsmfusion_api/index.php`, form fields `apiKey`, `userId`, `action` plus the
-action's parameters; the answer is XML with HTTP 200 even for errors (shared/providers/gsm_fusion.md).
+action's parameters; the answer is XML with HTTP 200 even for errors (docs/providers/gsm_fusion.md).
 
 - Reads (`imeiservices`, `fileservices`, `getimeis`) are idempotent and retried by the provider kit.
 - `placeorder` costs money: it carries ONE IMEI, is sent exactly once, and a timeout or transport error

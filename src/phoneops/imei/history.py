@@ -33,6 +33,7 @@ from phoneops.imei.models import (
     QUEUED,
     REVIEW,
     SENDING,
+    WRITTEN_OFF,
     ImeiOrder,
 )
 from phoneops.imei.parsing import COMPLETED, IN_PROCESS, OPEN_STATUSES, PENDING, REJECTED, normalize_status
@@ -52,7 +53,7 @@ FLAG_FILTERS: dict[str, dict[str, bool]] = {
 }
 TEXT_FILTERS = ("carrier", "model", "brand", "country")
 STATE_LABELS = {QUEUED: "Queued", SENDING: "Sending", DUPLICATE: "Duplicate", FAILED: "Failed",
-                REVIEW: "Needs review", IMPORTED: "Imported", PLACED: "Placed"}  # fmt: skip
+                REVIEW: "Needs review", IMPORTED: "Imported", PLACED: "Placed", WRITTEN_OFF: "Written off"}  # fmt: skip
 ORDER_STATES = (PLACED, IMPORTED, REVIEW)  # rows that are (or may be) orders at the provider
 
 
@@ -241,8 +242,10 @@ def statistics(session: Session) -> dict[str, Any]:
         )
     }  # fmt: skip
     credits = session.scalar(
-        select(func.coalesce(func.sum(ImeiOrder.credits), 0)).where(ImeiOrder.state.in_(PAID_STATES))
-    )
+        select(func.coalesce(func.sum(ImeiOrder.credits), 0)).where(or_(
+            ImeiOrder.state.in_((PLACED, IMPORTED)),
+            ImeiOrder.state.in_(PAID_STATES) & ImeiOrder.placed_at.is_not(None)))
+    )  # fmt: skip
     today = datetime.combine(utcnow().date(), datetime.min.time(), tzinfo=UTC)
     orders_today = session.scalar(
         select(func.count(ImeiOrder.id)).where(ImeiOrder.state.in_(PAID_STATES), ImeiOrder.placed_at >= today)

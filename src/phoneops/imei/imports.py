@@ -181,7 +181,8 @@ def import_provider_export(session: Session, actor: Principal, path: Path, file_
                 match.state = IMPORTED
                 match.placed_at = match.placed_at or match.sent_at or row.when
                 match.notes = f"confirmed by the provider export {file_name}"
-                match.error = None
+                match.error, match.review_reason = None, None
+                match.resolved_by, match.resolved_at = actor.username, datetime.now(UTC)
             updated += 1
             continue
         order = ImeiOrder(

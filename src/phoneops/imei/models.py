@@ -6,8 +6,14 @@ the paid call stands:
     queued ──► sending ──► placed      provider accepted: `order_id` set, credits charged
       (intent committed      ├──► duplicate   provider said "IMEI already exists!" on a first attempt
        before placeorder)    ├──► failed      provider refused it (definitely not placed)
-                             └──► review      could not be settled (needs a human, never resent)
+                             └──► review      needs a human, never resent (`review_reason` says why)
+    review ──► placed (order id attached) | imported (matched from an export) | written_off (with a reason)
     imported                 from a provider export (no order id)
+
+`review_reason`: `no_order_id` — proven placed (and paid: `placed_at` is set, the spend counts it) but its
+order id is unknown; `second_order_id` — the provider gave a second order id for an IMEI and service;
+`unsettled` — an answer we could not read. At most one `queued`/`sending` row per IMEI and service exists
+(a partial unique index): two batches, a single order and an API call cannot race to order it twice.
 
 `attempts` counts placeorder sends; it is incremented in the same commit that marks the intent, so a
 restarted worker knows which rows may have reached the provider.
@@ -47,11 +53,15 @@ DUPLICATE = "duplicate"
 FAILED = "failed"
 REVIEW = "review"
 IMPORTED = "imported"
-ORDER_STATES = (QUEUED, SENDING, PLACED, DUPLICATE, FAILED, REVIEW, IMPORTED)
+WRITTEN_OFF = "written_off"
+ORDER_STATES = (QUEUED, SENDING, PLACED, DUPLICATE, FAILED, REVIEW, IMPORTED, WRITTEN_OFF)
 # Rows that stand for an order that exists (or may exist) at the provider for this IMEI and service.
-ORDER_LIKE_STATES = (SENDING, PLACED, REVIEW, IMPORTED)
-# Rows whose credits were charged: spend per day counts them by `placed_at`.
-PAID_STATES = (PLACED, IMPORTED)
+ORDER_LIKE_STATES = (SENDING, PLACED, REVIEW, IMPORTED, WRITTEN_OFF)
+# Rows whose credits were (or may have been) charged: spend per day counts those with `placed_at` (set when
+# the provider accepted the order or proved it exists).
+PAID_STATES = (PLACED, IMPORTED, REVIEW, WRITTEN_OFF)
+ACTIVE_STATES = (QUEUED, SENDING)  # an intent in progress: at most one per IMEI and service
+NO_ORDER_ID, SECOND_ORDER_ID, UNSETTLED = "no_order_id", "second_order_id", "unsettled"
 
 
 class ImeiService(Base):
@@ -149,6 +159,9 @@ class ImeiOrder(Base):
     result_extra: Mapped[dict[str, str] | None] = mapped_column(JSON, default=dict)  # labels we have no column for
     raw_response: Mapped[str | None] = mapped_column(Text, default=None)  # the provider's last answer for it
     notes: Mapped[str | None] = mapped_column(Text, default=None)
+    review_reason: Mapped[str | None] = mapped_column(String(24), default=None)
+    resolved_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
     source: Mapped[str] = mapped_column(String(16), default="batch")
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     placed_at: Mapped[datetime | None] = mapped_column(default=None, index=True)

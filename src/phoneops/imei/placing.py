@@ -10,20 +10,28 @@ The order rows are the intents (see `phoneops.imei.models`). For each chunk of r
    decision.
 
 On (re)start, rows left `sending` are reconciled before anything new is sent. GSM Fusion offers no
-lookup by IMEI, so reconciling means placing the same IMEI and service once more, at most once:
+lookup by IMEI, so reconciling means placing the same IMEI and service once more — safe however often a
+kill interrupts it, because the provider refuses repeats:
 
-- accepted → the first attempt never reached the provider: settle with the new order id;
-- "IMEI already exists!" → the first attempt was placed but its id is unknown: `review` (not resent);
-- no answer again (5xx, timeout: GSM Fusion failing or down) → the row stays open (`attempts` back to 1)
-  and the job waits; the next run reconciles it again, which is as safe as the first time: a placement is
-  only accepted when no earlier attempt was placed;
-- any other answer → `review`.
+- accepted → no earlier attempt reached the provider: settle with the new order id;
+- "IMEI already exists!" → an earlier attempt was placed (and paid) but its id is unknown: `review` with
+  reason `no_order_id`, counted in spend at once (`placed_at`), never resent; a way out is on the
+  "Needs review" screen (attach the order id, match it from an export, write it off);
+- refused otherwise → `failed` with the provider's reason (not placed);
+- no answer again (5xx, timeout: GSM Fusion failing or down) → the row stays open and the job waits;
+- an answer we cannot read → `review` (`unsettled`).
+
+So a batch ends `done` only when every row is placed (with or without a known order id), a proven
+duplicate, refused by the provider or invalid — each with its reason.
+
+The "provider refuses repeats" assumption is checked: an order id for an IMEI and service that already has
+another order id (not a forced re-check) stops the batch, logs an alert, and puts both rows in review
+(`second_order_id`).
 
 While GSM Fusion looks down (`NO_ANSWER_STOP` orders in a row without an answer, or the first
 reconciliation without one), nothing more is sent: the job waits with a growing delay and resumes.
 
-A row that was already reconciled once (`attempts >= 2`) and is still unsettled goes to `review` without
-a call. Errors that prove the request never left (`maybe_sent=False`) put the row back as it was.
+Errors that prove the request never left (`maybe_sent=False`) put the row back as it was.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import structlog
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from phoneops.core.audit import audit
 from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import AppError
 from phoneops.core.http import (
@@ -50,6 +59,7 @@ from phoneops.core.http import (
     ProviderUnavailable,
 )
 from phoneops.core.jobs import JobCancelled, JobContext, LeaseLost, RetryLater
+from phoneops.core.security import SYSTEM
 from phoneops.imei.client import (
     AsyncGsmFusionClient,
     GsmFusionError,
@@ -57,7 +67,20 @@ from phoneops.imei.client import (
     GsmInsufficientCredit,
     PlacedOrder,
 )
-from phoneops.imei.models import DUPLICATE, FAILED, PLACED, QUEUED, REVIEW, SENDING, ImeiBatch, ImeiOrder
+from phoneops.imei.models import (
+    DUPLICATE,
+    FAILED,
+    IMPORTED,
+    NO_ORDER_ID,
+    PLACED,
+    QUEUED,
+    REVIEW,
+    SECOND_ORDER_ID,
+    SENDING,
+    UNSETTLED,
+    ImeiBatch,
+    ImeiOrder,
+)
 from phoneops.imei.service import async_client, describe
 from phoneops.imei.submission import batch_counts, batch_spend, batch_summary, money_text
 from phoneops.settings import get_settings
@@ -83,6 +106,7 @@ class Work:
     fields: dict[str, str]
     attempts: int
     credits: Decimal | None
+    forced: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +116,7 @@ class Outcome:
     order_id: str | None = None
     status: str | None = None
     error: str | None = None
+    reason: str | None = None  # review reason
 
     def params(self, now: Any) -> dict[str, Any]:
         w = self.work
@@ -100,11 +125,13 @@ class Outcome:
             attempts = w.attempts - 1
             state = QUEUED if attempts == 0 else SENDING
         placed = state == PLACED
+        paid = placed or self.reason == NO_ORDER_ID
         return {
             "b_id": w.id, "b_expected": w.attempts, "b_state": state, "b_attempts": attempts,
             "b_order_id": self.order_id, "b_status": self.status,
             "b_credits": w.credits if state in (PLACED, REVIEW, QUEUED, SENDING) else None,
-            "b_error": self.error, "b_placed_at": now if placed else None, "b_order_date": now if placed else None,
+            "b_error": self.error, "b_placed_at": now if paid else None, "b_order_date": now if placed else None,
+            "b_review_reason": self.reason if state == REVIEW else None,
             "b_notes": "placed on reconciliation: the interrupted attempt never reached GSM Fusion"
             if placed and w.attempts > 1 else None,
         }  # fmt: skip
@@ -127,6 +154,7 @@ _SETTLE = (
         state=bindparam("b_state"), attempts=bindparam("b_attempts"), order_id=bindparam("b_order_id"),
         status=bindparam("b_status"), credits=bindparam("b_credits"), error=bindparam("b_error"),
         placed_at=bindparam("b_placed_at"), order_date=bindparam("b_order_date"), notes=bindparam("b_notes"),
+        review_reason=bindparam("b_review_reason"),
     )
 )
 
@@ -137,13 +165,14 @@ def classify(work: Work, answer: PlacedOrder | BaseException, *, reconciling: bo
         return Outcome(work, PLACED, order_id=answer.order_id, status=answer.status or "Pending"), None
     if isinstance(answer, GsmImeiAlreadyExists):
         if reconciling:
-            text = "placed before the interruption (GSM Fusion: IMEI already exists); order id unknown — check it"
-            return Outcome(work, REVIEW, error=text), None
+            text = ("placed (and paid) before the interruption — GSM Fusion says the IMEI already exists — but its "
+                    "order id is unknown: attach it, match it from a provider export, or write it off")  # fmt: skip
+            return Outcome(work, REVIEW, error=text, reason=NO_ORDER_ID), None
         return Outcome(work, DUPLICATE, error=describe(answer)), None
     if isinstance(answer, ProviderAuthError | GsmInsufficientCredit):
         return Outcome(work, REVERT), Stop("fail", describe(answer))
-    if isinstance(answer, GsmFusionError):
-        return Outcome(work, REVIEW if reconciling else FAILED, error=describe(answer)), None
+    if isinstance(answer, GsmFusionError):  # refused: not placed (a placed earlier attempt answers "exists")
+        return Outcome(work, FAILED, error=describe(answer)), None
     if isinstance(answer, ProviderError) and not answer.maybe_sent:
         delay = answer.retry_after if isinstance(answer, ProviderRateLimited) and answer.retry_after else None
         return Outcome(work, REVERT), Stop("retry", describe(answer), delay)
@@ -153,7 +182,7 @@ def classify(work: Work, answer: PlacedOrder | BaseException, *, reconciling: bo
         # Safe: placing the same IMEI again can only be accepted if no earlier attempt was placed.
         return Outcome(work, REVERT), Stop("retry", text)
     if reconciling:
-        return Outcome(work, REVIEW, error=f"no answer while reconciling: {text}"), None
+        return Outcome(work, REVIEW, error=f"unreadable answer while reconciling: {text}", reason=UNSETTLED), None
     return Outcome(work, KEEP, error=f"no answer ({text}); will be reconciled"), None
 
 
@@ -211,7 +240,7 @@ class BatchRunner:
         with session_scope() as session:
             rows = session.execute(
                 select(ImeiOrder.id, ImeiOrder.imei, ImeiOrder.service_id, ImeiOrder.fields, ImeiOrder.attempts,
-                       ImeiOrder.credits)
+                       ImeiOrder.credits, ImeiOrder.forced)
                 .where(ImeiOrder.batch_id == self.batch_id, ImeiOrder.state == QUEUED)
                 .order_by(ImeiOrder.id).limit(limit)
             ).all()  # fmt: skip
@@ -222,35 +251,28 @@ class BatchRunner:
                 .values(state=SENDING, attempts=ImeiOrder.attempts + 1, sent_at=utcnow(), error=None)
             )  # fmt: skip
             self._progress(session)
-        return [Work(r.id, r.imei, r.service_id or "", dict(r.fields or {}), r.attempts + 1, r.credits) for r in rows]
+        return [Work(r.id, r.imei, r.service_id or "", dict(r.fields or {}), r.attempts + 1, r.credits, r.forced)
+                for r in rows]  # fmt: skip
 
     def claim_unsettled(self) -> list[Work]:
-        """Rows left `sending` by an earlier run: commit their one reconciliation attempt (or review)."""
+        """Rows left `sending` by an earlier run: commit one more reconciliation attempt for each (placing
+        again is safe however often it is interrupted: see the module's notes)."""
         with session_scope() as session:
             rows = session.execute(
                 select(ImeiOrder.id, ImeiOrder.imei, ImeiOrder.service_id, ImeiOrder.fields, ImeiOrder.attempts,
-                       ImeiOrder.credits)
+                       ImeiOrder.credits, ImeiOrder.forced)
                 .where(ImeiOrder.batch_id == self.batch_id, ImeiOrder.state == SENDING).order_by(ImeiOrder.id)
             ).all()  # fmt: skip
             if not rows:
                 return []
-            done = [r.id for r in rows if r.attempts >= 2]
-            retry = [r for r in rows if r.attempts < 2]
-            if done:
-                session.execute(
-                    update(ImeiOrder).where(ImeiOrder.id.in_(done), ImeiOrder.state == SENDING).values(
-                        state=REVIEW, error="interrupted again while reconciling; not resent — check it"
-                    )
-                )
-                self.counts[REVIEW] += len(done)
-            if retry:
-                session.execute(
-                    update(ImeiOrder).where(ImeiOrder.id.in_([r.id for r in retry]), ImeiOrder.state == SENDING)
-                    .values(attempts=2, sent_at=utcnow())
-                )  # fmt: skip
+            session.execute(
+                update(ImeiOrder).where(ImeiOrder.id.in_([r.id for r in rows]), ImeiOrder.state == SENDING)
+                .values(attempts=ImeiOrder.attempts + 1, sent_at=utcnow())
+            )  # fmt: skip
             self.counts[SENDING] = 0
-            self._progress(session, f"reconciling {len(retry)} unsettled orders")
-        return [Work(r.id, r.imei, r.service_id or "", dict(r.fields or {}), 2, r.credits) for r in retry]
+            self._progress(session, f"reconciling {len(rows)} unsettled orders")
+        return [Work(r.id, r.imei, r.service_id or "", dict(r.fields or {}), r.attempts + 1, r.credits,
+                     r.forced) for r in rows]  # fmt: skip
 
     def settle(self, outcomes: list[Outcome]) -> None:
         now = utcnow()
@@ -259,12 +281,41 @@ class BatchRunner:
             for o in outcomes:
                 if o.state in (PLACED, DUPLICATE, FAILED, REVIEW):
                     self.counts[o.state] += 1
-                if o.state == PLACED and o.work.credits is not None:
+                if (o.state == PLACED or o.reason == NO_ORDER_ID) and o.work.credits is not None:
                     self.spend += o.work.credits
+            self._check_second_orders(session, [o for o in outcomes if o.state == PLACED and not o.work.forced])
             try:
                 self._progress(session)
             except (LeaseLost, JobCancelled) as exc:  # keep the settlements: they are facts
                 self._set_stop(Stop("cancelled" if isinstance(exc, JobCancelled) else "lost", type(exc).__name__))
+
+    def _check_second_orders(self, session: Session, placed: list[Outcome]) -> None:
+        """The provider refuses repeats — checked: a second order id for an IMEI and service stops the batch,
+        raises an alert and puts both orders in review."""
+        for outcome in placed:
+            work = outcome.work
+            earlier = session.scalars(
+                select(ImeiOrder).where(
+                    ImeiOrder.imei == work.imei, ImeiOrder.service_id == work.service_id, ImeiOrder.id != work.id,
+                    ImeiOrder.order_id.is_not(None), ImeiOrder.order_id != outcome.order_id,
+                    ImeiOrder.state.in_((PLACED, IMPORTED, REVIEW)))
+            ).all()  # fmt: skip
+            if not earlier:
+                continue
+            ids = [work.id, *(e.id for e in earlier)]
+            order_ids = [outcome.order_id, *(e.order_id for e in earlier)]
+            text = (f"GSM Fusion gave a second order id for IMEI {work.imei} and service {work.service_id} "
+                    f"(orders {', '.join(str(i) for i in order_ids)}): both are in review")  # fmt: skip
+            session.execute(update(ImeiOrder).where(ImeiOrder.id.in_(ids)).values(
+                state=REVIEW, review_reason=SECOND_ORDER_ID, error=text))  # fmt: skip
+            self.counts[PLACED] -= 1
+            self.counts[REVIEW] += 1
+            audit(session, SYSTEM, "imei.second_order_id", "imei_batch", self.batch_id,
+                  {"imei": work.imei, "service_id": work.service_id, "order_ids": order_ids, "rows": ids})
+            log.error("imei.alert.second_order_id", batch_id=self.batch_id, imei=work.imei,
+                      service_id=work.service_id, order_ids=order_ids)  # fmt: skip
+            self._set_stop(Stop("fail", f"{text}. The batch is stopped: the provider accepted a repeat order, "
+                                "so more orders may be paid twice; check both orders, then resume the batch"))
 
     def finish(self, status: str, error: str | None = None) -> dict[str, Any]:
         with session_scope() as session:

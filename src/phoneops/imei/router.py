@@ -9,6 +9,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from phoneops.core import storage
@@ -17,7 +18,8 @@ from phoneops.core.deps import DbSession, operator, viewer
 from phoneops.core.jobs import create_job, get_job
 from phoneops.core.schemas import JobOut
 from phoneops.core.security import Principal
-from phoneops.imei import catalogue, history, imports, inputs, submission
+from phoneops.hlr.lookups import lookups_in_review
+from phoneops.imei import catalogue, history, imports, inputs, review, submission
 from phoneops.imei.models import ImeiBatch
 from phoneops.imei.schemas import (
     BalanceOut,
@@ -287,6 +289,38 @@ def refresh(
 ) -> OrderOut:
     credentials()  # 503 provider_not_configured without GSM Fusion credentials
     return OrderOut.model_validate(refresh_order(session, history.get_order(session, row_id)))
+
+
+class AttachIn(BaseModel):
+    order_id: str = Field(min_length=1, max_length=64, description="GSM Fusion's order number")
+
+
+class WriteOffIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.get("/review")
+def needs_review(session: Session = DbSession, _: Principal = Depends(viewer)) -> dict[str, object]:
+    """Everything paid work left for a human, across IMEI and HLR: IMEI orders in review (with why, and
+    whether they were paid) and HLR lookups with numbers in review."""
+    return {"imei": [review.describe_row(o) for o in review.review_rows(session)],
+            "hlr": lookups_in_review(session)}  # fmt: skip
+
+
+@router.post("/orders/{row_id}/attach-order", response_model=OrderOut)
+def attach_order(
+    row_id: int, body: AttachIn, session: Session = DbSession, actor: Principal = Depends(operator)
+) -> OrderOut:
+    """An order in review gets its order id (from the provider's panel); its result is fetched by the sync."""
+    return OrderOut.model_validate(review.attach_order_id(session, actor, row_id, body.order_id))
+
+
+@router.post("/orders/{row_id}/write-off", response_model=OrderOut)
+def write_off(
+    row_id: int, body: WriteOffIn, session: Session = DbSession, actor: Principal = Depends(operator)
+) -> OrderOut:
+    """Close an order in review without a result, with the reason (audited; kept in spend if paid)."""
+    return OrderOut.model_validate(review.write_off(session, actor, row_id, body.reason))
 
 
 @router.post("/sync", response_model=JobOut, status_code=202)

@@ -7,6 +7,9 @@ here: every check that can save money happens first —
 - invalid IMEIs (python-stdnum: 15 digits with a valid Luhn digit, 14 digits completed) are reported;
 - an IMEI repeated in the batch is sent once;
 - an IMEI already ordered for the same service (our history) is skipped unless `force` (audited);
+- an IMEI being ordered for the same service right now (queued or sending in any batch) is skipped, even
+  with `force`: the database holds at most one active intent per IMEI and service (a partial unique index;
+  rows are inserted with ON CONFLICT DO NOTHING, so two submissions racing cannot both queue it);
 - count x price + today's spend + what running batches will spend must fit the daily budget, unless an
   admin confirms (audited).
 """
@@ -19,7 +22,8 @@ from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -30,11 +34,14 @@ from phoneops.core.security import Principal, Role
 from phoneops.imei.catalogue import services_by_id
 from phoneops.imei.inputs import MAX_BATCH_ROWS, InputRow, provider_fields
 from phoneops.imei.models import (
+    ACTIVE_STATES,
     DUPLICATE,
+    NO_ORDER_ID,
     ORDER_LIKE_STATES,
     PAID_STATES,
     PLACED,
     QUEUED,
+    REVIEW,
     SENDING,
     ImeiBatch,
     ImeiOrder,
@@ -156,6 +163,37 @@ class Plan:
         }  # fmt: skip
 
 
+def active_intents(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str | None], int | None]:
+    """(imei, service) pairs being ordered right now (queued or sending) -> the batch doing it."""
+    wanted = set(pairs)
+    found: dict[tuple[str, str | None], int | None] = {}
+    imeis = sorted({imei for imei, _ in wanted})
+    for start in range(0, len(imeis), _CHUNK):
+        rows = session.execute(
+            select(ImeiOrder.imei, ImeiOrder.service_id, ImeiOrder.batch_id)
+            .where(ImeiOrder.imei.in_(imeis[start : start + _CHUNK]), ImeiOrder.state.in_(ACTIVE_STATES))
+        )  # fmt: skip
+        found.update({(imei, service): batch for imei, service, batch in rows if (imei, service) in wanted})
+    return found
+
+
+def _insert_orders(session: Session, values: list[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on the one-active-intent index (rows another submission queued first
+    are left out; the caller counts what was inserted)."""
+    where = text("state IN ('queued', 'sending')")
+    dialect = session.get_bind().dialect.name
+    for start in range(0, len(values), 5_000):
+        chunk = values[start : start + 5_000]
+        if dialect == "postgresql":
+            session.execute(postgresql.insert(ImeiOrder).on_conflict_do_nothing(
+                index_elements=["imei", "service_id"], index_where=where), chunk)  # fmt: skip
+        elif dialect == "sqlite":
+            session.execute(sqlite.insert(ImeiOrder).on_conflict_do_nothing(
+                index_elements=["imei", "service_id"], index_where=where), chunk)  # fmt: skip
+        else:
+            session.execute(insert(ImeiOrder), chunk)
+
+
 def history_duplicates(session: Session, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str | None]]:
     """(imei, service) pairs that already have an order (or may have one) in our history."""
     wanted = set(pairs)
@@ -219,10 +257,17 @@ def plan(
             continue
         candidates.append(PlannedRow(check.imei, services[chosen], row_fields, False))
     known = history_duplicates(session, ((c.imei, c.service.package_id) for c in candidates))
+    active = active_intents(session, ((c.imei, c.service.package_id) for c in candidates))
     planned: list[PlannedRow] = []
     in_history = forced = 0
     for candidate in candidates:
-        if (candidate.imei, candidate.service.package_id) in known:
+        pair = (candidate.imei, candidate.service.package_id)
+        if pair in active:
+            in_history += 1
+            skipped.append({"value": candidate.imei, "line": None, "reason": f"being ordered for service "
+                            f"{candidate.service.package_id} right now (batch {active[pair]})"})  # fmt: skip
+            continue
+        if pair in known:
             if not force:
                 in_history += 1
                 skipped.append({"value": candidate.imei, "line": None,
@@ -297,8 +342,19 @@ def create_batch(
          "source": "batch", "created_at": now, "updated_at": now}
         for r in result.rows
     ]  # fmt: skip
-    for start in range(0, len(values), 5_000):
-        session.execute(insert(ImeiOrder), values[start : start + 5_000])
+    _insert_orders(session, values)
+    if values:  # rows another submission queued a moment ago were left out: say so
+        inserted = set(session.scalars(select(ImeiOrder.imei).where(ImeiOrder.batch_id == batch.id)))
+        raced = [r for r in result.rows if r.imei not in inserted]
+        if raced:
+            result.rows = [r for r in result.rows if r.imei in inserted]
+            result.duplicates_in_history += len(raced)
+            result.skipped.extend({"value": r.imei, "line": None, "reason": f"being ordered for service "
+                                   f"{r.service.package_id} right now (another submission)"} for r in raced)
+            batch.to_send, batch.duplicates_in_history = len(result.rows), result.duplicates_in_history
+            batch.skipped = result.skipped[:MAX_SKIPPED_KEPT]
+            if not result.rows:
+                batch.status, batch.finished_at = "done", utcnow()
     detail = {"source": source, "file_name": file_name, **{k: v for k, v in result.summary().items() if k != "skipped"}}
     audit(session, actor, "imei.batch.create", "imei_batch", batch.id, detail)
     if result.forced:
@@ -354,9 +410,12 @@ def batch_counts(session: Session, batch_id: int) -> dict[str, int]:
 
 
 def batch_spend(session: Session, batch_id: int) -> Decimal:
+    """Credits of the batch's orders the provider accepted or proved (a placed order whose id is unknown
+    is paid too)."""
     total = session.scalar(
         select(func.coalesce(func.sum(ImeiOrder.credits), 0)).where(
-            ImeiOrder.batch_id == batch_id, ImeiOrder.state == PLACED
+            ImeiOrder.batch_id == batch_id,
+            or_(ImeiOrder.state == PLACED, (ImeiOrder.state.in_(PAID_STATES)) & ImeiOrder.placed_at.is_not(None)),
         )
     )
     return Decimal(str(total or 0))
@@ -372,5 +431,8 @@ def batch_summary(session: Session, batch: ImeiBatch) -> dict[str, Any]:
         "duplicates_in_batch": batch.duplicates_in_batch, "duplicates_in_history": batch.duplicates_in_history,
         "duplicates_at_provider": counts.get(DUPLICATE, 0), "invalid": batch.invalid,
         "failed": counts.get("failed", 0), "needs_review": counts.get("review", 0),
+        "placed_without_order_id": session.scalar(select(func.count(ImeiOrder.id)).where(
+            ImeiOrder.batch_id == batch.id, ImeiOrder.state == REVIEW, ImeiOrder.review_reason == NO_ORDER_ID)) or 0,
+        "written_off": counts.get("written_off", 0),
         "spend": money_text(batch_spend(session, batch.id)), "error": batch.error,
     }  # fmt: skip

@@ -21,7 +21,8 @@ from phoneops.core.errors import AppError, ValidationFailed
 from phoneops.core.jobs import create_job, get_job
 from phoneops.core.models import StoredFile
 from phoneops.core.security import Principal, Role
-from phoneops.imei import catalogue, history, imports, inputs, submission
+from phoneops.hlr.lookups import lookups_in_review, release_review, write_off_review
+from phoneops.imei import catalogue, history, imports, inputs, review, submission
 from phoneops.imei.results import result_table
 from phoneops.imei.router import export_response, filters_from, save_upload
 from phoneops.imei.schemas import OrderQuery
@@ -71,7 +72,8 @@ def dashboard_cards(session: Session) -> list[Card]:
         Card("IMEI spend today", f"{money(spent)} / {money(budget)}", "/imei/stats",
              chart={day[5:]: float(v) for day, v in by_day.items()}),
         Card("IMEI orders open", str(stats["pending"]), "/imei/history?status=Pending,In+Process"),
-        Card("IMEI orders to review", str(stats["needs_review"]), "/imei/history?state=review"),
+        Card("Paid work to review", str(stats["needs_review"] + sum(r["numbers"] for r in lookups_in_review(session))),
+             "/review"),
     ]  # fmt: skip
 
 
@@ -332,6 +334,72 @@ def sync_now(
     credentials()
     job = create_job(session, principal, SYNC_KIND, {}, title="IMEI status sync")
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+# --- needs review (IMEI and HLR) ---------------------------------------------------------------------
+
+
+@router.get("/review", response_class=HTMLResponse)
+def review_page(
+    request: Request,
+    msg: str = Query(default="", max_length=300),
+    session: Session = DbSession,
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    rows = [review.describe_row(o) for o in review.review_rows(session)]
+    return _page(request, "imei/review.html", principal, rows=rows, lookups=lookups_in_review(session), msg=msg,
+                 can_operate=principal.can(Role.operator))  # fmt: skip
+
+
+def _back(text: str) -> Response:
+    return RedirectResponse(f"/review?msg={quote_plus(text[:300])}", status_code=303)
+
+
+@router.post("/review/imei/{row_id}/attach")
+def review_attach(
+    row_id: int, order_id: str = Form(default=""), session: Session = DbSession,
+    principal: Principal = Depends(page_operator),
+) -> Response:  # fmt: skip
+    try:
+        order = review.attach_order_id(session, principal, row_id, order_id)
+    except AppError as exc:
+        return _back(f"Not changed: {exc.message}")
+    return _back(f"Order id {order.order_id} attached to IMEI {order.imei}: its result comes with the next sync")
+
+
+@router.post("/review/imei/{row_id}/write-off")
+def review_write_off(
+    row_id: int, reason: str = Form(default=""), session: Session = DbSession,
+    principal: Principal = Depends(page_operator),
+) -> Response:  # fmt: skip
+    try:
+        order = review.write_off(session, principal, row_id, reason)
+    except AppError as exc:
+        return _back(f"Not changed: {exc.message}")
+    return _back(f"IMEI {order.imei} written off")
+
+
+@router.post("/review/hlr/{lookup_id}/write-off")
+def review_hlr_write_off(
+    lookup_id: int, reason: str = Form(default=""), session: Session = DbSession,
+    principal: Principal = Depends(page_operator),
+) -> Response:  # fmt: skip
+    try:
+        write_off_review(session, principal, lookup_id, reason)
+    except AppError as exc:
+        return _back(f"Not changed: {exc.message}")
+    return _back(f"The numbers in review of HLR lookup {lookup_id} were written off")
+
+
+@router.post("/review/hlr/{lookup_id}/release")
+def review_hlr_release(
+    lookup_id: int, session: Session = DbSession, principal: Principal = Depends(page_operator)
+) -> Response:
+    try:
+        release_review(session, principal, lookup_id)
+    except AppError as exc:
+        return _back(f"Not changed: {exc.message}")
+    return _back(f"HLR lookup {lookup_id} looks its numbers in review up again")
 
 
 # --- statistics ---------------------------------------------------------------------------------------

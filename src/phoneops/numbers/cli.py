@@ -17,28 +17,57 @@ app = typer.Typer(help="Phone numbers: lists, imports, exports, OS rules, link t
 
 
 @app.command()
-def lookup(number: str, region: Annotated[str | None, typer.Option()] = None) -> None:
-    """Show a number's status and history."""
+def lookup(
+    number: str,
+    region: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole story as JSON (as the API gives it).")] = False,
+) -> None:
+    """A number's whole story: status and history, tracker, HLR, broadcasts, Ongage, cleaning, erasure."""
+    import json
+
     from phoneops.core.db import session_scope
-    from phoneops.numbers.lists import lookup as do_lookup
     from phoneops.numbers.router import region_or_default
+    from phoneops.numbers.story import story_for_number
 
     _bootstrap()
     try:
         with session_scope() as session:
-            view = do_lookup(session, cli_actor(), number, region_or_default(region))
+            story = story_for_number(session, cli_actor(), number, region_or_default(region))
     except AppError as exc:
         raise fail(exc) from None
+    if as_json:
+        console.print_json(json.dumps(story.as_dict(), default=str))
+        return
+    status = story.status or {}
     console.print(
-        f"[bold]{view.number}[/bold] ({view.country}) status: [bold]{view.status or 'on no list'}[/bold]"
-        f" reason: {view.reason or '-'} authority: {view.authority or '-'}"
+        f"[bold]{story.number}[/bold] ({story.country or '?'}) status: [bold]{status.get('status') or 'on no list'}"
+        f"[/bold] reason: {status.get('reason') or '-'} authority: {status.get('authority') or '-'}"
+        + ("" if story.known else " (not in the number store)")
     )
-    table = Table("when", "status", "authority", "reason", "source", "actor")
-    for e in view.history:
-        table.add_row(
-            e["at"][:19], e["status"] or "none", e["authority"], e["reason"] or "", e["source"] or "", e["actor"]
-        )
+    table = Table("when", "source said", "status after", "authority", "source", "reason", "by", "note",
+                  title="history")  # fmt: skip
+    for e in status.get("history", []):
+        table.add_row(e["at"][:19], e["verdict"] or "-", e["status"] or "none", e["authority"], e["source"] or "",
+                      e["reason"] or "", e["actor"], e["note"] or "")  # fmt: skip
     console.print(table)
+    hlr = Table("looked up (UTC)", "live status", "network", "outcome", title=f"HLR results ({len(story.hlr)})")
+    for h in story.hlr[:20]:
+        hlr.add_row(h["looked_up_at"][:19], h["live_status"], h["current_network"],
+                    f"{h['outcome']} {h['reason'] or ''}".strip())  # fmt: skip
+    console.print(hlr)
+    voluum = story.voluum
+    console.print(f"tracker: {voluum['traffic_rows']} traffic rows, {voluum['traffic_visits']} visits, "
+                  f"{len(voluum['conversions'])} conversions"
+                  + (f", latest live event {voluum['live']['event_at'][:19]}" if voluum["live"] else ""))  # fmt: skip
+    for c in voluum["conversions"][:10]:
+        console.print(f"  {str(c['postback_at'] or '')[:19]} {c['kind']} {c['country'] or '?'} {c['offer_name']}")
+    console.print(f"broadcasts (by campaign and day): {len(story.broadcasts)}; Ongage: "
+                  + (", ".join(f"{o['kind']} {o['status']}" for o in story.ongage) or "never sent"))  # fmt: skip
+    used = story.cleaning
+    console.print("main database: " + (f"since {used['added_at'][:19]} (cleaning run {used['run_id']})" if used
+                                       else "no") + f"; imports: {len(story.imports)}")  # fmt: skip
+    for e in story.erasures:
+        console.print(f"erasure: {e['status']} requested {e['requested_at'][:19]} by {e['requested_by']}")
 
 
 @app.command("set")

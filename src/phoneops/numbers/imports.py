@@ -116,6 +116,7 @@ def import_numbers(
             continue
         fields = parsed[i][3]
         evidence = {k: fields[k] for k in ("os_version", "user_agent", "ip") if fields.get(k)}
+        evidence.update(import_file=stored.original_name[:255], file_id=stored.id)
         # An automatically listed number becomes a manual decision (never loosened: the stronger list stays).
         decided = status if listed else target
         verdicts.append(

@@ -384,6 +384,7 @@ def list_numbers(
         out.append(
             {
                 "id": row.id,
+                "key": row.blind_index.hex(),  # the number page's address (numbers/story.py)
                 "number": e164 if reveal else mask(e164),
                 "country": row.country,
                 "status": row.status,

@@ -1,18 +1,24 @@
 """E.164 normalisation: `normalize` for one value, `normalize_column` for a column; both give the same answer.
 
-The rule
+The rule (it never guesses: a result is always a number `phonenumbers` itself calls valid, of the country the
+value was written for)
 --------
 1. Input: ``None`` (or NaN) is EMPTY; a non-negative ``int`` (or integral float) is its digits; any other
    non-string is NOT_A_NUMBER.
 2. Cleaning: separators (whitespace, ``. - ( ) / [ ]``, no-break and zero-width spaces, Unicode dashes, BOM)
-   are removed wherever they are; nothing left is EMPTY. A ``tel:`` URI keeps what comes before its first
-   ``;``. A leading ``00`` becomes ``+``. What remains must be ``+digits`` or ``digits`` (ASCII), else
-   NOT_A_NUMBER: letters, vanity numbers and extensions are refused rather than guessed.
-3. ``+digits`` is read as international. Bare ``digits`` are first read as a national number of the default
-   region (phonenumbers strips a trunk prefix, the region's own IDD, or a leading copy of the region's
-   country code); if that reading is not a valid number, ``+digits`` is tried and kept when valid. National
-   wins when both readings are valid. So the int-converted tracker id ``447400123456`` meets
-   ``+447400123456`` whatever the default region.
+   are removed wherever they are; nothing left is EMPTY. A ``tel:`` URI without parameters keeps its number.
+   A leading ``00`` becomes ``+``. When what remains is ``+digits`` or ``digits`` (ASCII), it is the
+   candidate of steps 3-4. Anything else (an extension such as ``x123``, ``ext. 5`` or ``;ext=12``, text
+   around the number, full-width digits, a ``tel:`` URI with parameters) is read by ``phonenumbers.parse``
+   itself from the original text: its extension is returned apart (``extension``), never as part of the
+   number; letters left in the number itself (vanity numbers such as ``1-800-FLOWERS``) are refused as
+   NOT_A_NUMBER rather than converted.
+3. ``+digits`` is read as international. Other digits are read as ``phonenumbers.parse`` reads them with the
+   default region (a national number: phonenumbers strips a trunk prefix, the region's own IDD, or a leading
+   copy of the region's country code). Only a value written as nothing but digits (an ``int``, or a text of
+   ASCII digits and surrounding spaces: what a spreadsheet or a tracker makes of ``+447400123456``) whose
+   national reading is not valid is read again as ``+digits``, and kept when valid. A formatted value is
+   never re-read: ``(670) 234-5251`` with region MG is an invalid Malagasy number, not ``+6702345251``.
 4. Valid means ``phonenumbers.is_valid_number`` (so fictional ranges such as Ofcom's 07700 900xxx are
    rejected as INVALID_FOR_REGION). ``country`` is ``region_code_for_number`` (None for non-geographic
    numbers such as +800). A rejection carries the first (national) reading's reason.
@@ -33,8 +39,9 @@ the same under Rust's leftmost-first semantics as under Python's backtracking.
 The replica only decides what it reproduces step for step. A region IDD to strip, a national-prefix
 transform rule that fires, a non-geographic or unknown calling code, a candidate over 250 characters, and
 a bare candidate whose ``+digits`` reading is itself undecided go to ``_resolve``, the per-row function,
-once per distinct candidate. tests/numbers/test_normalize.py checks column == per-row over every example
-number of every region in many writings, and with hypothesis.
+once per distinct candidate; values of step 2's second kind go to ``phonenumbers.parse`` once per distinct
+text. tests/numbers/test_normalize.py checks column == per-row over every example number of every region
+in many writings, and with hypothesis.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ from functools import cache, lru_cache
 import phonenumbers
 import polars as pl
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat, ValidationResult
-from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, _test_number_length
+from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, _extract_possible_number, _test_number_length
 
 from phoneops.core.errors import ValidationFailed
 
@@ -72,6 +79,7 @@ class Normalized:
     e164: str | None
     reason: Rejection | None
     country: str | None
+    extension: str | None = None  # "12" for "+44 7400 123456 ext. 12" (only with a valid number)
 
     @property
     def ok(self) -> bool:
@@ -101,6 +109,8 @@ _CANDIDATE = "^\\+?[0-9]+$"
 _SEP_RE = re.compile(_SEPARATORS)
 _TEL_RE = re.compile(_TEL)
 _CANDIDATE_RE = re.compile(r"\+?[0-9]+")
+_BARE = "^[ \t]*[0-9]+[ \t]*$"  # written as nothing but digits: may be an international number without its +
+_BARE_RE = re.compile(_BARE)
 _MAX_INPUT = 250  # phonenumbers refuses longer input as TOO_LONG
 _MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' bounds on a national significant number
 
@@ -133,53 +143,70 @@ def _to_text(raw: object) -> str | Rejection:
     return Rejection.NOT_A_NUMBER
 
 
-def _candidate(text: str) -> str | Rejection:
-    """Steps 2 of the rule: the canonical ``+digits`` / ``digits`` string, or why there is none."""
+def _candidate(text: str) -> str | Rejection | None:
+    """Step 2 of the rule: the canonical ``+digits`` / ``digits`` string, EMPTY, or None when the text is
+    for ``phonenumbers.parse`` itself (`_parse_text`)."""
     cleaned = _SEP_RE.sub("", text)
     if not cleaned:
         return Rejection.EMPTY
     tel = _TEL_RE.match(cleaned)
-    if tel:
+    if tel and ";" not in cleaned:
         cleaned = tel.group(1)
     if cleaned.startswith("00"):
         cleaned = "+" + cleaned[2:]
-    return cleaned if _CANDIDATE_RE.fullmatch(cleaned) else Rejection.NOT_A_NUMBER
+    return cleaned if _CANDIDATE_RE.fullmatch(cleaned) else None
+
+
+def _is_bare(text: str) -> bool:
+    return _BARE_RE.fullmatch(text) is not None
 
 
 def _country(region: str | None) -> str | None:
     return region if region and region not in ("001", "ZZ") else None
 
 
-def _attempt(text: str, region: str) -> Normalized:
+def _attempt(text: str, region: str, vanity_refused: bool = False) -> Normalized:
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as exc:
         return Normalized(None, _PARSE_REASONS.get(exc.error_type, Rejection.NOT_A_NUMBER), None)
+    if vanity_refused and phonenumbers.is_alpha_number(_extract_possible_number(text)):
+        return Normalized(None, Rejection.NOT_A_NUMBER, None)  # letters standing for digits: not converted
     if phonenumbers.is_valid_number(number):
         e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
-        return Normalized(e164, None, _country(phonenumbers.region_code_for_number(number)))
+        return Normalized(e164, None, _country(phonenumbers.region_code_for_number(number)), number.extension or None)
     why = phonenumbers.is_possible_number_with_reason(number)
     return Normalized(None, _POSSIBLE_REASONS.get(why, Rejection.INVALID_FOR_REGION), None)
 
 
 @lru_cache(maxsize=1 << 16)
-def _resolve(candidate: str, region: str) -> Normalized:
-    """Step 3-4 of the rule for a cleaned candidate."""
+def _resolve(candidate: str, region: str, bare: bool) -> Normalized:
+    """Step 3-4 of the rule for a cleaned candidate; `bare`: the value was written as digits only."""
     first = _attempt(candidate, region)
-    if first.ok or candidate.startswith("+"):
+    if first.ok or candidate.startswith("+") or not bare:
         return first
     second = _attempt("+" + candidate, region)
     return second if second.ok else first
+
+
+@lru_cache(maxsize=1 << 14)
+def _parse_text(text: str, region: str) -> Normalized:
+    """Step 2's second kind: phonenumbers reads the text (extension, text around, tel: parameters)."""
+    return _attempt(text, region, vanity_refused=True)
 
 
 def normalize(raw: object, region: str) -> Normalized:
     """One value to E.164 under the module's rule; `region` is the default region (ISO code)."""
     region = _check_region(region)
     text = _to_text(raw)
-    candidate = text if isinstance(text, Rejection) else _candidate(text)
+    if isinstance(text, Rejection):
+        return Normalized(None, text, None)
+    candidate = _candidate(text)
     if isinstance(candidate, Rejection):
         return Normalized(None, candidate, None)
-    return _resolve(candidate, region)
+    if candidate is None:
+        return _parse_text(text, region)
+    return _resolve(candidate, region, _is_bare(text))
 
 
 @lru_cache(maxsize=1 << 14)
@@ -389,8 +416,9 @@ def _replica(candidates: pl.Series, region: str) -> pl.DataFrame:
 
 
 def _decide(candidates: pl.Series, region: str) -> pl.DataFrame:
-    """cand, e164, reason, country for the distinct candidates the replica settles under step 3: a bare
-    candidate proven invalid nationally takes its ``+digits`` reading when that one is proven either way."""
+    """cand, e164, reason, country (the first reading) and e2, c2 (the valid ``+digits`` reading of a
+    candidate without a plus whose first reading is invalid) for the distinct candidates the replica settles
+    under step 3; the rows choose the second reading only when written as digits only."""
     first = _replica(candidates, region)
     retry = first.filter(~pl.col("valid") & ~pl.col("cand").str.starts_with("+")).select("cand")
     # Without a known calling code, "+digits" fails as INVALID_COUNTRY_CODE, and so does parse's retry
@@ -402,63 +430,109 @@ def _decide(candidates: pl.Series, region: str) -> pl.DataFrame:
         cand=pl.col("cand").str.strip_prefix("+"), valid2="valid", e2="e164", c2="country"
     )
     both = first.join(pl.concat([second, dead]), on="cand", how="left")
-    valid, valid2 = pl.col("valid"), pl.col("valid2")
-    return both.filter(valid | pl.col("cand").str.starts_with("+") | valid2.is_not_null()).select(
+    valid, second_ok = pl.col("valid"), ~pl.col("valid") & pl.col("valid2").fill_null(False)
+    return both.filter(valid | pl.col("cand").str.starts_with("+") | pl.col("valid2").is_not_null()).select(
         "cand",
-        e164=pl.when(valid).then("e164").when(valid2).then("e2"),
-        reason=pl.when(valid | valid2).then(None).otherwise("reason"),
-        country=pl.when(valid).then("country").when(valid2).then("c2"),
+        e164=pl.when(valid).then("e164"),
+        reason=pl.when(valid).then(None).otherwise("reason"),
+        country=pl.when(valid).then("country"),
+        e2=pl.when(second_ok).then("e2"),
+        c2=pl.when(second_ok).then("c2"),
     )
+
+
+_RESOLVED = dict.fromkeys(("cand", "e164", "reason", "country", "e2", "c2"), pl.String)
 
 
 def _resolve_many(candidates: pl.Series, region: str) -> pl.DataFrame:
     fast = _decide(candidates, region)
     rest = pl.DataFrame({"cand": candidates}).join(fast, on="cand", how="anti")["cand"]
-    results = [_resolve(c, region) for c in rest]
+    firsts = [_resolve(c, region, False) for c in rest]
+    seconds = [_resolve(c, region, True) if not r.ok and not c.startswith("+") else r for c, r in zip(rest, firsts,
+                                                                                                        strict=True)]
     slow = pl.DataFrame(
         {
             "cand": rest,
-            "e164": [r.e164 for r in results],
-            "reason": [r.reason.value if r.reason else None for r in results],
-            "country": [r.country for r in results],
+            "e164": [r.e164 for r in firsts],
+            "reason": [r.reason.value if r.reason else None for r in firsts],
+            "country": [r.country for r in firsts],
+            "e2": [s.e164 if not f.ok else None for f, s in zip(firsts, seconds, strict=True)],
+            "c2": [s.country if not f.ok else None for f, s in zip(firsts, seconds, strict=True)],
         },
-        schema=dict.fromkeys(("cand", "e164", "reason", "country"), pl.String),
+        schema=_RESOLVED,
     )
     return pl.concat([fast, slow])
 
 
+_PARSED = {"text": pl.String, "pe164": pl.String, "preason": pl.String, "pcountry": pl.String, "pext": pl.String}
+
+
+def _parse_many(texts: pl.Series, region: str) -> pl.DataFrame:
+    """`_parse_text` once per distinct text of step 2's second kind."""
+    values = texts.to_list()
+    results = [_parse_text(t, region) for t in values]
+    return pl.DataFrame(
+        {
+            "text": values,
+            "pe164": [r.e164 for r in results],
+            "preason": [r.reason.value if r.reason else None for r in results],
+            "pcountry": [r.country for r in results],
+            "pext": [r.extension for r in results],
+        },
+        schema=_PARSED,
+    )
+
+
 def _clean(text: pl.Series) -> pl.DataFrame:
-    """cand, early for each row: step 2 of the rule (non-ASCII values are cleaned in Python)."""
+    """key, early, bare for each row: step 2 of the rule (non-ASCII values are cleaned in Python). `key` is
+    the candidate, or the original text when phonenumbers reads it (a text that is a candidate cleans to
+    itself, so the two kinds never share a key); `bare`: written as digits only."""
     raw, s = pl.col("raw"), pl.col("s")
     df = pl.DataFrame({"raw": text}, schema={"raw": pl.String})
     plain = raw.str.len_bytes() == raw.str.len_chars()
+    tel = pl.when(s.str.contains(";", literal=True)).then(s).otherwise(pl.coalesce(s.str.extract(_TEL, 1), s))
     out = (
         df.with_columns(s=raw.str.replace_all(_SEPARATORS, ""))
-        .with_columns(empty=s.str.len_bytes() == 0, s=pl.coalesce(s.str.extract(_TEL, 1), s))
+        .with_columns(empty=s.str.len_bytes() == 0, s=tel)
         .with_columns(s=pl.when(s.str.starts_with("00")).then(pl.concat_str(pl.lit("+"), s.str.slice(2))).otherwise(s))
         .with_columns(cand=pl.when(~pl.col("empty") & s.str.contains(_CANDIDATE)).then(s))
         .with_columns(
-            early=pl.when(raw.is_null() | pl.col("empty")).then(pl.lit(Rejection.EMPTY.value))
-            .when(pl.col("cand").is_null()).then(pl.lit(Rejection.NOT_A_NUMBER.value))
+            early=pl.when(raw.is_null() | pl.col("empty")).then(pl.lit(Rejection.EMPTY.value)),
+            key=pl.when(~pl.col("empty")).then(pl.coalesce("cand", raw)),
+            bare=raw.str.contains(_BARE).fill_null(False),
         )
     )
     others = df.filter(~plain)["raw"].unique().to_list()
     if not others:
-        return out.select("cand", "early")
+        return out.select("key", "early", "bare")
     cands = [_candidate(v) for v in others]
     slow = pl.DataFrame(
         {
             "raw": others,
-            "cand2": [None if isinstance(c, Rejection) else c for c in cands],
+            "key2": [v if c is None else None if isinstance(c, Rejection) else c
+                     for v, c in zip(others, cands, strict=True)],
             "early2": [c.value if isinstance(c, Rejection) else None for c in cands],
         },
-        schema={"raw": pl.String, "cand2": pl.String, "early2": pl.String},
+        schema={"raw": pl.String, "key2": pl.String, "early2": pl.String},
     )
     out = out.join(slow, on="raw", how="left", maintain_order="left")
     python = plain.not_().fill_null(False)
     return out.select(
-        cand=pl.when(python).then("cand2").otherwise("cand"), early=pl.when(python).then("early2").otherwise("early")
+        key=pl.when(python).then("key2").otherwise("key"), early=pl.when(python).then("early2").otherwise("early"),
+        bare=pl.when(python).then(False).otherwise("bare"),
     )
+
+
+def _lookup(keys: pl.Series, region: str) -> pl.DataFrame:
+    """key, e164, reason, country, e2, c2, ext for distinct keys: candidates through the replica, texts
+    through phonenumbers."""
+    is_cand = keys.str.contains(_CANDIDATE)
+    resolved = _resolve_many(keys.filter(is_cand), region).rename({"cand": "key"})
+    parsed = _parse_many(keys.filter(~is_cand), region).select(
+        key="text", e164="pe164", reason="preason", country="pcountry", e2=pl.lit(None, pl.String),
+        c2=pl.lit(None, pl.String), ext="pext",
+    )
+    return pl.concat([resolved.with_columns(ext=pl.lit(None, pl.String)), parsed])
 
 
 def _text_column(values: pl.Series | Sequence[object]) -> tuple[pl.Series, pl.Series | None]:
@@ -486,14 +560,21 @@ def _text_column(values: pl.Series | Sequence[object]) -> tuple[pl.Series, pl.Se
 
 
 def normalize_column(values: pl.Series | Sequence[object], region: str) -> pl.DataFrame:
-    """A column to E.164, row by row equal to `normalize`: columns e164, reason, country (Utf8)."""
+    """A column to E.164, row by row equal to `normalize`: columns e164, reason, country, extension (Utf8)."""
     region = _check_region(region)
     text, early = _text_column(values)
     cleaned = _clean(text)
-    resolved = _resolve_many(cleaned["cand"].drop_nulls().unique(), region)
-    out = cleaned.join(resolved, on="cand", how="left", maintain_order="left")
-    reasons = [pl.col("early"), pl.col("reason")]
+    found = _lookup(cleaned["key"].drop_nulls().unique(), region)
+    out = cleaned.join(found, on="key", how="left", maintain_order="left")
+    first_ok = pl.col("e164").is_not_null()
+    second_ok = ~first_ok & pl.col("bare") & pl.col("e2").is_not_null()
+    reasons = [pl.col("early"), pl.when(~second_ok).then("reason")]
     if early is not None:
         out = out.with_columns(early0=early)
         reasons.insert(0, pl.col("early0"))
-    return out.select("e164", reason=pl.coalesce(reasons), country="country")
+    return out.select(
+        e164=pl.when(first_ok).then("e164").when(second_ok).then("e2"),
+        reason=pl.coalesce(reasons),
+        country=pl.when(first_ok).then("country").when(second_ok).then("c2"),
+        extension="ext",
+    )

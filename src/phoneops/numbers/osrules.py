@@ -111,7 +111,7 @@ class Verdict:
 
 _B, _M, _W = ListStatus.BLACKLIST, ListStatus.MONITOR, ListStatus.WHITELIST
 
-# The original optimizer's table (shared/reference/optimizer-original.md, section 1).
+# The original optimizer's default OS table, kept as it was (how the statuses it gives combine: docs/lists.md).
 DEFAULT_RULES: tuple[OsRule, ...] = (
     OsRule("ios", None, 10, _B, "iOS 10 and older"),
     OsRule("android", None, 7, _B, "Android 7 and older"),

@@ -26,6 +26,7 @@ from phoneops.numbers.schemas import (
     ImportOut,
     ListCounts,
     NumberOut,
+    NumberStoryOut,
     RuleSetIn,
     StatusIn,
     TokenResult,
@@ -253,3 +254,20 @@ def decrypt_tokens(
             out.append(TokenResult(value=value, result=None, error=exc.message))
     audit(session, actor, "numbers.tokens.decrypt", None, None, {"count": len(body.values)})
     return out
+
+
+# Declared last: a single path segment after /api/numbers/ that no route above claimed is a number.
+@router.get("/{number}", response_model=NumberStoryOut)
+def number_story(
+    number: str,
+    region: str | None = None,
+    session: Session = DbSession,
+    actor: Principal = Depends(viewer),
+) -> NumberStoryOut:
+    """A number's whole story: status and history, tracker traffic, conversions and live events, HLR
+    results, broadcasts, Ongage, cleaning, imports, erasure."""
+    from phoneops.numbers.story import story_for_number
+
+    if len(number) > 64:
+        raise ValidationFailed("not a phone number (too long)")
+    return NumberStoryOut.model_validate(story_for_number(session, actor, number, region_or_default(region)).as_dict())

@@ -49,6 +49,24 @@ class NumberOut(BaseModel):
     history: list[dict[str, Any]]
 
 
+class NumberStoryOut(BaseModel):
+    """Everything known about one number (`phoneops.numbers.story`)."""
+
+    key: str
+    number: str
+    masked: str
+    country: str | None
+    known: bool
+    status: dict[str, Any] | None
+    voluum: dict[str, Any]
+    hlr: list[dict[str, Any]]
+    broadcasts: list[dict[str, Any]]
+    ongage: list[dict[str, Any]]
+    cleaning: dict[str, Any] | None
+    imports: list[dict[str, Any]]
+    erasures: list[dict[str, Any]]
+
+
 class ListCounts(BaseModel):
     total: int
     last_24h: int

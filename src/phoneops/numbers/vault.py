@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -26,6 +27,13 @@ class Vault:
 
     def open(self, sealed: bytes, index: bytes) -> str:
         return self._numbers.open(sealed, bind=index)
+
+    def seal_text(self, text: str, context: str) -> str:
+        """Any text holding numbers (a file's first rows) sealed at rest, bound to `context`; base64."""
+        return base64.b64encode(self._numbers.seal(text, bind=b"text:" + context.encode())).decode("ascii")
+
+    def open_text(self, sealed: str, context: str) -> str:
+        return self._numbers.open(base64.b64decode(sealed), bind=b"text:" + context.encode())
 
 
 @lru_cache(maxsize=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
@@ -14,6 +15,7 @@ from phoneops.core.errors import AppError
 from phoneops.core.security import Principal
 from phoneops.numbers import exports, imports, lists, rules
 from phoneops.numbers.router import region_or_default
+from phoneops.numbers.story import key_of, story_for_key
 from phoneops.settings import get_settings
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
@@ -53,11 +55,39 @@ def overview(
         principal,
         counts=lists.list_counts(session),
         found=found,
+        found_key=key_of(found.number) if found else "",
         error=error,
         number=number or "",
         region=region or get_settings().default_region,
         message=None,
     )
+
+
+@router.get("/numbers/n/{key}")
+def number_page(
+    request: Request,
+    key: str,
+    session: Session = DbSession,
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    """A number's whole story; the address is its blind index, so no number is ever in a URL."""
+    story = story_for_key(session, principal, key, get_settings().default_region)
+    return render(request, "numbers/story.html", principal, story=story)
+
+
+@router.get("/numbers/find")
+def find_page(
+    number: str = "",
+    region: str = "",
+    session: Session = DbSession,
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    """The lookup form's target: on to the number's page (an unreadable number back to the form)."""
+    try:
+        e164 = lists.to_e164(number, region_or_default(region or None))
+    except AppError:
+        return RedirectResponse(f"/numbers?{urlencode({'number': number, 'region': region})}", status_code=303)
+    return RedirectResponse(f"/numbers/n/{key_of(e164)}", status_code=303)
 
 
 @router.post("/numbers/status")

@@ -1,4 +1,4 @@
-"""Ongage contacts API client (wire protocol only; shared/providers/ongage.md).
+"""Ongage contacts API client (wire protocol only; docs/providers/ongage.md).
 
 - `POST {base}/{list_id}/api/v2/contacts/` with an array of `{"email", "overwrite", "fields"}` objects,
   authenticated by the three headers `X_USERNAME`, `X_PASSWORD`, `X_ACCOUNT_CODE` (constructor arguments; the

@@ -165,9 +165,10 @@ def rows(
     limit: int = Query(default=100, ge=1, le=5000),
     offset: int = Query(default=0, ge=0),
     session: Session = DB,
-    _: Principal = Depends(viewer),
+    actor: Principal = Depends(viewer),
 ) -> list[CsvRowOut]:
-    return [CsvRowOut.model_validate(r) for r in service_csv.list_rows(session, job_id, status, limit, offset)]
+    """The job's rows; e-mails and numbers masked for viewers (phoneops.core.access)."""
+    return [CsvRowOut.model_validate(r) for r in service_csv.shown_rows(session, actor, job_id, status, limit, offset)]
 
 
 @router.get("/csv-jobs/{job_id}/rows.csv", response_class=StreamingResponse)

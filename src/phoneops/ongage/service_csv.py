@@ -39,7 +39,7 @@ from phoneops.core.csvio import TableError, csv_lines, iter_rows, normalise_head
 from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import Conflict, NotFound, ValidationFailed
 from phoneops.core.http import ProviderAuthError, ProviderError
-from phoneops.core.jobs import TERMINAL, JobContext, RetryLater, create_job
+from phoneops.core.jobs import TERMINAL, JobContext, RetryLater, check_cancel, create_job
 from phoneops.core.models import Job, StoredFile
 from phoneops.core.security import Principal
 from phoneops.core.storage import get_storage
@@ -211,6 +211,8 @@ def transition(session: Session, actor: Principal, job_id: int, action: str) -> 
         raise ValidationFailed(f"unknown action {action!r}; one of {', '.join(TRANSITIONS)}")
     allowed, target = TRANSITIONS[action]
     job = get_csv_job(session, job_id, lock=True)
+    if action == "cancel":
+        check_cancel(actor, job.created_by, "ongage.csv")  # who started it, or an admin
     if action == "resume" and job.status == "running" and not _worker_alive(session, job):
         allowed = allowed | {"running"}  # its worker ended without letting go (cancelled or gave up): restart
     if job.status not in allowed:
@@ -267,6 +269,27 @@ def list_rows(session: Session, job_id: int, status: str | None = None, limit: i
     if status is not None:
         query = query.where(OngageCsvRow.status == status)
     return list(session.scalars(query.offset(max(0, offset)).limit(max(1, min(limit, 5000)))))
+
+
+def shown_rows(session: Session, actor: Principal, job_id: int, status: str | None = None, limit: int = 100,
+               offset: int = 0) -> list[dict[str, Any]]:
+    """The rows as `actor` may see them (phoneops.core.access, job rows): e-mails and every number-like field
+    masked below the operator role. Plain dicts: the stored rows are never touched."""
+    from phoneops.core import access
+
+    job = get_csv_job(session, job_id)
+    reveal = access.reveals(actor, access.Obj.job_rows, job.created_by)
+    shown = []
+    for row in list_rows(session, job_id, status, limit, offset):
+        fields = dict(row.fields or {})
+        email = row.email
+        if not reveal:
+            email = access.mask_email(email)
+            fields = {k: access.mask_cell(v) if isinstance(v, str) else v for k, v in fields.items()}
+        shown.append({"row_no": row.row_no, "list_id": row.list_id, "email": email, "fields": fields,
+                      "status": row.status, "error": row.error, "outcome": row.outcome,
+                      "contact_id": row.contact_id, "sent_at": row.sent_at})  # fmt: skip
+    return shown
 
 
 def rows_csv(session: Session, actor: Principal, job_id: int) -> Iterator[str]:

@@ -453,3 +453,16 @@ def requeue(session: Session, actor: Principal, ids: Sequence[int] | None = None
     audit(session, actor, "ongage.sync.requeue", "ongage_conversions", None,
           {"count": count, "ids": list(ids or [])[:50]})
     return count
+
+
+def states_for_conversions(session: Session, conversion_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Where each of these tracker conversions stands at Ongage (for a number's story page)."""
+    if not conversion_ids:
+        return []
+    rows = session.scalars(
+        select(OngageConversion).where(OngageConversion.conversion_id.in_(list(conversion_ids)))
+        .order_by(OngageConversion.id)
+    )  # fmt: skip
+    return [{"conversion_id": r.conversion_id, "country": r.country, "kind": r.kind, "status": r.status,
+             "attempts": r.attempts, "outcome": r.outcome, "last_error": r.last_error,
+             "sent_at": r.sent_at.isoformat() if r.sent_at else None} for r in rows]  # fmt: skip

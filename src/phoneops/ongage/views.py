@@ -130,7 +130,7 @@ def _job_page(request: Request, session: Session, principal: Principal, job_id: 
     return render(
         request, "ongage/csv_job.html", principal, status_code=status_code, error=error, job=job, worker=worker,
         counts=service_csv.row_counts(session, job.id), show=show,
-        rows=service_csv.list_rows(session, job.id, show or None, limit=100),
+        rows=service_csv.shown_rows(session, principal, job.id, show or None, limit=100),
         actions=[a for a, (allowed, _) in service_csv.TRANSITIONS.items() if job.status in allowed],
     )  # fmt: skip
 

@@ -282,3 +282,14 @@ def mark_failed(erasure_id: int, error: str) -> None:
     with session_scope() as session:
         session.execute(update(Erasure).where(Erasure.id == erasure_id, Erasure.status != DONE)
                         .values(status=FAILED, error=error[:2000], sealed=None, finished_at=utcnow()))  # fmt: skip
+
+
+def erasures_for(session: Session, blind_index: bytes) -> list[dict[str, Any]]:
+    """Erasure requests for one number, newest first (for a number's story page)."""
+    rows = session.scalars(
+        select(Erasure).where(Erasure.blind_index == blind_index).order_by(Erasure.requested_at.desc())
+    )
+    return [{"id": e.id, "status": e.status, "masked": e.masked, "country": e.country, "requested_by": e.requested_by,
+             "requested_at": e.requested_at.isoformat(),
+             "finished_at": e.finished_at.isoformat() if e.finished_at else None, "error": e.error}
+            for e in rows]  # fmt: skip

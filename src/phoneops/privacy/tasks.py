@@ -12,7 +12,7 @@ from phoneops.privacy import erase, retention
 PURGE_KIND = "privacy.purge"
 
 
-@job_handler(erase.KIND, title="Erase a number", max_attempts=10)
+@job_handler(erase.KIND, title="Erase a number", max_attempts=10, cancellable=False)  # never stops half-way
 def erase_job(ctx: JobContext) -> dict[str, Any]:
     try:
         return erase.run_erasure(ctx)

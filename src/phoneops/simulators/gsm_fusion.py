@@ -1,4 +1,4 @@
-"""GSM Fusion XML API simulator (shared/providers/gsm_fusion.md, "A faithful simulator must reproduce").
+"""GSM Fusion XML API simulator (docs/providers/gsm_fusion.md).
 
 `POST|GET|PUT {base}/gsmfusion_api/index.php` with form fields `apiKey`, `userId`, `action`; HTTP 200 and
 `application/xml` for every answer, errors as a root `<error>Text!</error>`. Knobs (`GsmFusionSimConfig`):

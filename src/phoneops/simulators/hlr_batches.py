@@ -1,9 +1,11 @@
-"""The batch host of the hlrlookup.com simulator (shared/providers/hlr_lookup.md §2).
+"""The batch host of the hlrlookup.com simulator (docs/providers/hlr_lookup.md, batch host).
 
 create (`NEW`) -> upload the CSV source (replaces it while `NEW`) -> `PUT {"status": "PROCESSING"}` ->
 items are looked up and paid as the simulated clock runs (`numComplete` grows) -> `COMPLETE`, or `FAILED`
 when the simulator is told to fail batches. Starting a batch twice is a no-op: a batch is paid once.
-`NEW` is an inferred name (the docs show only COMPLETE / FAILED / ERROR and "anything else: running").
+`NEW` is an inferred name (the docs show only COMPLETE / FAILED / ERROR and "anything else: running"), so
+it is a knob (`unstarted_status`): our client must never decide from it. A second start answers the batch
+(or, with `restart_answer="already_started"`, a 400 "Batch already started").
 
 `BatchHost` holds no lock of its own: `HlrSim.batch_host()` hands it out under the simulator's lock.
 """
@@ -30,23 +32,25 @@ class SimBatch:
     arguments: dict[str, Any]
     creation_date: str
     source: list[str] = field(default_factory=list)
-    status: str = "NEW"
+    status: str = "NEW"  # "NEW" until started (shown as the host's `unstarted_status`)
     started: float = 0.0
     rows: list[list[str]] = field(default_factory=list)
 
-    def json(self) -> dict[str, Any]:
+    def json(self, unstarted: str = "NEW") -> dict[str, Any]:
         return {
             "id": self.id, "filename": self.filename, "numColumns": 1, "ownerName": "simulator",
             "type": self.batch_type, "batchArguments": self.arguments, "scheduledStart": None,
             "creationDate": self.creation_date, "numItems": len(self.source), "numComplete": len(self.rows),
-            "status": self.status,
+            "status": unstarted if self.status == "NEW" else self.status,
         }  # fmt: skip
 
 
 class BatchHost:
-    def __init__(self, first_id: int) -> None:
+    def __init__(self, first_id: int, unstarted_status: str = "NEW") -> None:
         self.batches: dict[int, SimBatch] = {}
         self.next_id = first_id
+        self.unstarted_status = unstarted_status
+        self.restarted = False  # the last `start` found the batch already started
 
     def _find(self, account: str, batch_id: str) -> SimBatch | None:
         batch = self.batches.get(int(batch_id)) if batch_id.isdigit() else None
@@ -84,7 +88,7 @@ class BatchHost:
         )
         self.next_id += 1
         self.batches[batch.id] = batch
-        return batch.json()
+        return batch.json(self.unstarted_status)
 
     def upload(self, account: str, batch_id: str, content: bytes) -> dict[str, Any] | None:
         """Replace the source with the CSV's first column (a first line without digits is a header)."""
@@ -99,7 +103,7 @@ class BatchHost:
         except (UnicodeDecodeError, csv.Error):
             raise BadRequest("Invalid source file") from None
         batch.source = lines[1:] if lines and not digits(lines[0]) else lines
-        return batch.json()
+        return batch.json(self.unstarted_status)
 
     def start(self, account: str, batch_id: str, body: Any, now: float) -> dict[str, Any] | None:
         if not isinstance(body, dict) or body.get("status") != "PROCESSING":
@@ -107,18 +111,19 @@ class BatchHost:
         batch = self._find(account, batch_id)
         if batch is None:
             return None
+        self.restarted = batch.status != "NEW"
         if batch.status == "NEW":
             if not batch.source:
                 raise BadRequest("Batch has no numbers")
             batch.status, batch.started = "PROCESSING", now
-        return batch.json()
+        return batch.json(self.unstarted_status)
 
     def get(self, account: str, batch_id: str) -> dict[str, Any] | None:
         batch = self._find(account, batch_id)
-        return batch.json() if batch is not None else None
+        return batch.json(self.unstarted_status) if batch is not None else None
 
     def page(self, account: str, offset: int, limit: int) -> dict[str, Any]:
-        mine = [b.json() for b in self.batches.values() if b.owner == account]
+        mine = [b.json(self.unstarted_status) for b in self.batches.values() if b.owner == account]
         return {"total": len(mine), "offset": offset, "limit": limit, "batches": mine[offset : offset + limit]}
 
     def results_csv(self, account: str, batch_id: str) -> str | None:

@@ -1,4 +1,4 @@
-"""hlrlookup.com API v2 simulator (shared/providers/hlr_lookup.md, "A faithful simulator must reproduce").
+"""hlrlookup.com API v2 simulator (docs/providers/hlr_lookup.md).
 
 One app serves both hosts: real-time `POST /apiv2/hlr` (JSON body auth `api_key` / `api_secret`, up to 80
 numbers, `results` in request order) and the batch host `/batches/...` (query auth `apikey` / `secret`:
@@ -18,8 +18,15 @@ fault scope (real-time, batch or both), batch speed and failure. Introspection, 
 `GET stats` (paid lookups per number, balances, calls), `GET orders` (the batches), `GET|POST config`,
 `POST reset`, `POST advance`. `stats.lookups_per_number` counts every lookup performed (error NONE,
 including the free NO_COVERAGE ones): a 4xx/429/5xx-before-commit or an `INSUFFICIENT_CREDIT` result is
-not a lookup. Outcomes and the record formats live in `hlr_outcomes`, the batch state machine in
-`hlr_batches`.
+not a lookup. `stats.charges_per_number` counts the credits charged per number.
+
+The provider's caches (docs/providers/hlr_cache.md, from hlrlookup.com's public knowledge base): a performed
+lookup is kept in the account's private cache (always; `save_to_cache` YES also shares it with other
+accounts: the global cache). A request with `cache_days_private` > 0 is answered from the account's newest
+private result younger than that many days, for free; else one with `cache_days_global` > 0 from the
+newest global result of another account, for half a credit (the owner earns a quarter). Cache answers are
+not lookups (`stats.private_cache_hits` / `global_cache_hits` per number). Outcomes and the record formats
+live in `hlr_outcomes`, the batch state machine in `hlr_batches`.
 """
 
 from __future__ import annotations
@@ -93,6 +100,8 @@ class HlrSimConfig:
     batch_items_per_second: float = 200.0  # on the simulated clock; <= 0: done at once
     fail_batches: bool = False  # started batches end FAILED
     first_batch_id: int = 1001
+    unstarted_status: str = "NEW"  # a batch's status before it is started (the docs do not name it)
+    restart_answer: Literal["batch", "already_started"] = "batch"  # a second start: the batch, or a 400
 
 
 _CONFIG = TypeAdapter(HlrSimConfig)
@@ -115,8 +124,14 @@ class HlrSim:
             self.calls: Counter[str] = Counter()
             self.counters: Counter[str] = Counter()
             self.numbers_per_call: list[int] = []
+            self.charges: Counter[str] = Counter()
+            self.private_hits: Counter[str] = Counter()
+            self.global_hits: Counter[str] = Counter()
+            # (account, number) -> (wall time, result); number -> (wall time, owner, result) for the global one
+            self.private_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+            self.global_cache: dict[str, tuple[float, str, dict[str, Any]]] = {}
             self.credits_spent = 0.0
-            self.host = BatchHost(self.config.first_batch_id)
+            self.host = BatchHost(self.config.first_batch_id, self.config.unstarted_status)
             self.offset = 0.0
             self.rng = random.Random(self.config.seed)
 
@@ -125,6 +140,9 @@ class HlrSim:
 
     def wall(self) -> str:
         return (datetime.now(UTC) + timedelta(seconds=self.offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def wall_seconds(self) -> float:
+        return time.time() + self.offset
 
     # --- introspection (/_sim/) ------------------------------------------------------------------
 
@@ -139,6 +157,7 @@ class HlrSim:
             self.config = _CONFIG.validate_python({**dataclasses.asdict(self.config), **changes})
             for key in self.config.accounts:
                 self.balances.setdefault(key, float(self.config.initial_credits))
+            self.host.unstarted_status = self.config.unstarted_status
             if balance is not None:
                 per_key = balance if isinstance(balance, dict) else dict.fromkeys(self.config.accounts, balance)
                 self.balances.update({str(k): float(v) for k, v in per_key.items()})
@@ -163,6 +182,10 @@ class HlrSim:
                 "credits_spent": self.credits_spent,
                 "calls": dict(self.calls),
                 "numbers_per_call": list(self.numbers_per_call),
+                "charges_per_number": dict(self.charges),
+                "max_charges_per_number": max(self.charges.values(), default=0),
+                "private_cache_hits": dict(self.private_hits),
+                "global_cache_hits": dict(self.global_hits),
                 **self.counters,
             }
 
@@ -212,9 +235,34 @@ class HlrSim:
 
     # --- lookups ---------------------------------------------------------------------------------
 
+    def _cached(self, account: str, number: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The answer from a cache, when the request allows one and a young enough result exists (lock held)."""
+        now, day = self.wall_seconds(), 86_400.0
+        private_days = int(params.get("cache_days_private") or 0)
+        found = self.private_cache.get((account, number))
+        if private_days > 0 and found is not None and now - found[0] <= private_days * day:
+            self.private_hits[number] += 1
+            return {**found[1], "uuid": str(uuid.uuid4()), "credits_spent": 0, "request_parameters": params}
+        global_days = int(params.get("cache_days_global") or 0)
+        shared = self.global_cache.get(number)
+        if global_days > 0 and shared is not None and shared[1] != account and now - shared[0] <= global_days * day:
+            cost = self.config.credits_per_lookup / 2
+            if self.balances.get(account, 0.0) < cost:
+                return None  # answered as a lookup would be: INSUFFICIENT_CREDIT
+            self.balances[account] -= cost
+            self.balances[shared[1]] = self.balances.get(shared[1], 0.0) + cost / 2
+            self.credits_spent += cost
+            self.charges[number] += 1
+            self.global_hits[number] += 1
+            return {**shared[2], "uuid": str(uuid.uuid4()), "credits_spent": cost, "request_parameters": params}
+        return None
+
     def _lookup(self, account: str, params: dict[str, Any]) -> dict[str, Any]:
         """One lookup charged to `account` (lock held); counted as paid when performed (`error` NONE)."""
         cfg, number = self.config, digits(params["telephone_number"])
+        cached = self._cached(account, number, params)
+        if cached is not None:
+            return cached
         head = {"error": "NONE", "uuid": str(uuid.uuid4()), "credits_spent": 0, "request_parameters": params}
         if self.balances.get(account, 0.0) < cfg.credits_per_lookup:
             self.counters["insufficient_credit"] += 1
@@ -239,11 +287,19 @@ class HlrSim:
         cost = float(result.pop("credits_spent", cost))
         if error == "NONE":
             self.lookups[number] += 1
+        if cost:
+            self.charges[number] += 1
         self.balances[account] = self.balances.get(account, 0.0) - cost
         self.credits_spent += cost
         spent = int(cost) if cost.is_integer() else cost
-        return {**head, "error": error, "credits_spent": spent, **result, "timestamp": self.wall(),
-                "sms_email": "", "mms_email": ""}  # fmt: skip
+        answer = {**head, "error": error, "credits_spent": spent, **result, "timestamp": self.wall(),
+                  "sms_email": "", "mms_email": ""}  # fmt: skip
+        if error == "NONE":
+            stamp = self.wall_seconds()
+            self.private_cache[(account, number)] = (stamp, answer)
+            if params.get("save_to_cache", "YES") == "YES":
+                self.global_cache[number] = (stamp, account, answer)
+        return answer
 
     def realtime(self, body: Any) -> tuple[int, dict[str, Any]]:
         """Answer one `POST /apiv2/hlr`: (HTTP status, JSON body)."""
@@ -355,7 +411,11 @@ def create_app(config: HlrSimConfig | None = None, *, clock: Clock = time.monoto
     async def start(request: Request, account: str) -> Response:
         body = await _body(request)
         with sim.batch_host() as host:
-            return _answer(host.start(account, request.path_params["batch_id"], body, sim.now()))
+            started = host.start(account, request.path_params["batch_id"], body, sim.now())
+            again = host.restarted
+        if again and sim.config.restart_answer == "already_started":
+            raise BadRequest("Batch already started")
+        return _answer(started)
 
     async def status(request: Request, account: str) -> Response:
         with sim.batch_host() as host:

@@ -177,7 +177,7 @@ def merge(result: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, A
 
 # --- request entries and the results CSV ------------------------------------------------------------
 
-# The batch results CSV: first column the submitted number (unnamed), then these (shared/providers §2.6).
+# The batch results CSV: first column the submitted number (unnamed), then these (docs/providers/hlr_lookup.md).
 CSV_COLUMNS = (
     "error", "request_parameters.telephone_number", "request_parameters.cache_days_private",
     "request_parameters.cache_days_global", "request_parameters.save_to_cache", "request_parameters.output_format",

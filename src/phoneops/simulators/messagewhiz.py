@@ -1,4 +1,4 @@
-"""MessageWhiz (MMD Smart) SMS API simulator (shared/providers/messagewhiz.md, "A faithful simulator must reproduce").
+"""MessageWhiz (MMD Smart) SMS API simulator (docs/providers/messagewhiz.md).
 
 Provider endpoints, all behind the `apikey` header (401 and an error envelope otherwise):
 `GET /api/3/Broadcast/List`, `GET /api/3/Link`, `GET /api/3/Sender/` (envelope, `start`/`limit` paging,

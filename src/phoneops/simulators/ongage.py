@@ -1,4 +1,4 @@
-"""Ongage contacts API simulator (shared/providers/ongage.md, "A faithful simulator must reproduce").
+"""Ongage contacts API simulator (docs/providers/ongage.md).
 
 Provider endpoints, behind the three headers `X_USERNAME`, `X_PASSWORD`, `X_ACCOUNT_CODE` (401 otherwise):
 `POST /{list_id}/api/v2/contacts/` (also `/api/v2/contacts/` with `list_id` in the body or query, else the

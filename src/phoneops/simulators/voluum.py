@@ -1,4 +1,4 @@
-"""Voluum API simulator (shared/providers/voluum.md, "A faithful simulator must reproduce").
+"""Voluum API simulator (docs/providers/voluum.md).
 
 Provider endpoints: `POST /auth/access/session` (tokens with `expirationTimestamp`), `GET /report` (groupBy,
 column, filterN/filterNValue, sort/direction, limit/offset, totals, totalRows), `GET /report/conversions`

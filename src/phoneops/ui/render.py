@@ -43,6 +43,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Ongage", "/ongage", "ongage"),
     NavItem("Devices", "/imei", "imei"),
     NavItem("Privacy", "/privacy", "privacy", Role.admin),
+    NavItem("Review", "/review", "imei"),
     NavItem("Jobs", "/jobs", "core"),
 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -13,10 +15,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from phoneops.core import access, jobs, security
 from phoneops.core import audit as audit_service
-from phoneops.core import jobs, security
 from phoneops.core.deps import DbSession, client_ip, codec, optional_principal, page_admin, page_viewer
-from phoneops.core.errors import AppError
+from phoneops.core.errors import AppError, ValidationFailed
 from phoneops.core.models import StoredFile, User
 from phoneops.core.security import SESSION_COOKIE, Principal, Role
 from phoneops.registry import domain_modules
@@ -45,56 +47,114 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+LOGIN_CSRF_COOKIE = "phoneops_login_csrf"
+
+
+def _login_form(request: Request, next: str, *, error: str | None = None, status_code: int = 200) -> Response:
+    """The login form with a fresh CSRF token, also set as a cookie (double submit: a page of another site
+    can post the form but cannot read or set our cookie, so it cannot log a victim into its account)."""
+    kept = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    token = kept if re.fullmatch(r"[A-Za-z0-9_-]{32}", kept) else secrets.token_urlsafe(24)  # one per browser
+    response = render(request, "login.html", None, status_code=status_code, next=_safe_next(next), error=error,
+                      csrf=token)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="lax",
+                        secure=get_settings().secure_cookies, path="/login")
+    return response
+
+
+def _set_session_cookie(response: Response, cookie: str) -> None:
+    settings = get_settings()
+    response.set_cookie(SESSION_COOKIE, cookie, max_age=settings.session_max_age_seconds, httponly=True,
+                        samesite="lax", secure=settings.secure_cookies, path="/")
+
+
+def issue_session(session: Session, response: Response, user: User, ip: str | None) -> None:
+    """Start a server-side session for `user` and set its signed cookie on `response`."""
+    settings = get_settings()
+    sid = security.start_session(session, user, ip, settings.session_max_age_seconds)
+    cookie, _csrf = codec().issue(user, sid)
+    _set_session_cookie(response, cookie)
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(
     request: Request, next: str = "/", principal: Principal | None = Depends(optional_principal)
 ) -> Response:
     if principal is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
-    return render(request, "login.html", None, next=_safe_next(next), error=None)
+    return _login_form(request, next)
 
 
 @router.post("/login", response_class=HTMLResponse)
 def login(
     request: Request,
-    username: str = Form(...),
-    password: str = Form(...),
+    username: str = Form(""),
+    password: str = Form(""),
     next: str = Form("/"),
+    csrf_token: str = Form(""),
     session: Session = DbSession,
 ) -> Response:
     settings = get_settings()
+    if not security.csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
+        return _login_form(request, next, status_code=403,
+                           error="The login form expired or was sent from another site; please log in again.")
+    if not username.strip() or not password:
+        return _login_form(request, next, status_code=422, error="Enter your user name and password.")
+    policy = security.LoginPolicy(free_failures=settings.login_max_failures, max_delay=settings.login_lockout_seconds,
+                                  address_failures=settings.login_address_max_failures)
     try:
-        user = security.authenticate(
-            session,
-            username.strip(),
-            password,
-            client_ip(request),
-            max_failures=settings.login_max_failures,
-            lockout_seconds=settings.login_lockout_seconds,
-        )
+        user = security.authenticate(session, username.strip(), password, client_ip(request), policy)
     except AppError as exc:
         session.commit()  # keep the failed attempt for throttling
-        return render(
-            request, "login.html", None, status_code=exc.status_code, next=_safe_next(next), error=exc.message
-        )
-    cookie, _csrf = codec().issue(user)
+        response = _login_form(request, next, error=exc.message, status_code=exc.status_code)
+        if exc.retry_after:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        cookie,
-        max_age=settings.session_max_age_seconds,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-        path="/",
-    )
+    issue_session(session, response, user, client_ip(request))
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
 
 @router.post("/logout")
-def logout(principal: Principal = Depends(page_viewer)) -> Response:
+def logout(session: Session = DbSession, principal: Principal = Depends(page_viewer)) -> Response:
+    """End the session server-side (the cookie stops working even if someone kept a copy)."""
+    if principal.sid:
+        security.end_session(session, principal.sid)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/account/password", response_class=HTMLResponse)
+def password_page(request: Request, principal: Principal = Depends(page_viewer)) -> Response:
+    return render(request, "account_password.html", principal, error=None,
+                  done=request.query_params.get("changed") == "1")
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+def password_change(
+    request: Request,
+    current_password: str = Form(""),
+    new_password: str = Form(""),
+    repeat_password: str = Form(""),
+    revoke_tokens: str = Form(""),
+    session: Session = DbSession,
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    """Change one's own password: every session of the user ends (this browser gets a new one) and, when
+    ticked, every API token of the user is revoked."""
+    try:
+        if new_password != repeat_password:
+            raise ValidationFailed("the two new passwords differ")
+        user = security.change_password(session, principal, current_password, new_password,
+                                        revoke_tokens=revoke_tokens in ("on", "true", "1", "yes"))
+    except AppError as exc:
+        session.rollback()
+        return render(request, "account_password.html", principal, status_code=exc.status_code, error=exc.message,
+                      done=False)
+    response = RedirectResponse("/account/password?changed=1", status_code=303)
+    issue_session(session, response, user, client_ip(request))
     return response
 
 
@@ -255,12 +315,52 @@ def users_create(
     return RedirectResponse("/admin/users", status_code=303)
 
 
+def _users_page_error(request: Request, session: Session, principal: Principal, exc: AppError) -> Response:
+    session.rollback()
+    return render(request, "users.html", principal, status_code=exc.status_code, users=security.list_users(session),
+                  error=exc.message, roles=[r.value for r in Role])
+
+
+def _ticked(value: str) -> bool:
+    return value in ("on", "true", "1", "yes")
+
+
 @router.post("/admin/users/{username}/toggle")
 def users_toggle(
-    username: str, session: Session = DbSession, principal: Principal = Depends(page_admin)
+    request: Request, username: str, revoke_tokens: str = Form(""), session: Session = DbSession,
+    principal: Principal = Depends(page_admin),
 ) -> Response:
-    user = security.get_user(session, username)
-    security.set_user_active(session, principal, username, not user.is_active)
+    """Disable (sessions end at once; tokens revoked when ticked) or enable a user."""
+    try:
+        user = security.get_user(session, username)
+        security.set_user_active(session, principal, username, not user.is_active, revoke_tokens=_ticked(revoke_tokens))
+    except AppError as exc:
+        return _users_page_error(request, session, principal, exc)
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{username}/role")
+def users_role(
+    request: Request, username: str, role: str = Form(""), session: Session = DbSession,
+    principal: Principal = Depends(page_admin),
+) -> Response:
+    try:
+        security.set_role(session, principal, username, role)
+    except AppError as exc:
+        return _users_page_error(request, session, principal, exc)
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{username}/password")
+def users_password(
+    request: Request, username: str, password: str = Form(""), revoke_tokens: str = Form(""),
+    session: Session = DbSession, principal: Principal = Depends(page_admin),
+) -> Response:
+    """An admin sets a new password for a user: the user's sessions end at once."""
+    try:
+        security.set_password(session, principal, username, password, revoke_tokens=_ticked(revoke_tokens))
+    except AppError as exc:
+        return _users_page_error(request, session, principal, exc)
     return RedirectResponse("/admin/users", status_code=303)
 
 
@@ -289,7 +389,7 @@ def tokens_create(
 def tokens_revoke(
     token_id: int, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
-    security.revoke_token(session, principal, token_id)
+    security.revoke_token(session, principal, access.token_for(session, principal, token_id))
     return RedirectResponse("/account/tokens", status_code=303)
 
 

@@ -355,5 +355,8 @@ def find(number: str, region: Annotated[str | None, typer.Option()] = None) -> N
     if report.live:
         console.print(f"latest live event: {report.live['event_at']} offer {report.live['offer_id']} "
                       f"({report.live['os']} {report.live['os_version']})")  # fmt: skip
-    if report.hlr_note:
-        console.print(f"[dim]{report.hlr_note}[/dim]")
+    hlr = Table("looked up (UTC)", "live status", "network", "outcome", title=f"HLR results ({len(report.hlr)})")
+    for h in report.hlr[:20]:
+        hlr.add_row(h["looked_up_at"][:19], h["live_status"], h["current_network"],
+                    f"{h['outcome']} {h['reason'] or ''}".strip())  # fmt: skip
+    console.print(hlr)

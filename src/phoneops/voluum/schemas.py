@@ -168,8 +168,11 @@ class NumberReportOut(BaseModel):
     conversions: list[dict[str, Any]]
     live: dict[str, Any] | None
     live_events: list[dict[str, Any]]
-    hlr: list[dict[str, Any]] | None
-    hlr_note: str
+    hlr: list[dict[str, Any]]
+    traffic_visits: int = 0
+    traffic_clicks: int = 0
+    first_day: str | None = None
+    last_day: str | None = None
 
 
 class StatusOut(BaseModel):

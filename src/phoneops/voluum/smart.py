@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.core import storage
 from phoneops.core.audit import audit
-from phoneops.core.csvio import TableError, csv_lines, iter_rows, sniff_table
+from phoneops.core.csvio import TableError, check_table, csv_lines, iter_rows, sniff_table
 from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import ValidationFailed
 from phoneops.core.jobs import JobContext, create_job
@@ -188,7 +188,7 @@ def start_smart_clean(
         stored = storage.get_file(session, file_id)
         try:
             with storage.get_storage().local_path(stored) as path:
-                sniff_table(path)
+                check_table(path)  # an empty, binary, encrypted or damaged file: 422 now, not a failed job
         except (TableError, OSError) as exc:
             raise ValidationFailed(f"the uploaded list cannot be read: {exc}") from None
         params.update(mode="file", file_id=stored.id, file_name=stored.original_name, region=region_or_default(region),
@@ -397,14 +397,18 @@ def run_reg_search(ctx: JobContext) -> dict[str, Any]:
 
 def result_file(job: Job, actor: Principal) -> str:
     """The file id of a finished smart cleaning / REG search, checked against who asks."""
-    from phoneops.core.errors import Forbidden, NotFound
+    from phoneops.core import access
+    from phoneops.core.errors import NotFound
 
     if job.kind not in (SMART_KIND, REG_KIND):
         raise NotFound(f"no smart cleaning or REG search {job.id}")
     if job.status != "succeeded" or "file_id" not in job.result:
         raise NotFound(f"job {job.id} is {job.status}; nothing to download" + (f": {job.error}" if job.error else ""))
-    if job.params.get("plaintext") and job.params.get("mode") != "file" and not actor.can(Role.admin):
-        raise Forbidden("this result holds numbers in full: admins only")
+    # numbers in full: an admin's plaintext run, or an uploaded list's own rows (phoneops.core.access: the
+    # user who started the run or an admin; masked results go to anyone who may see the runs)
+    holds_plaintext = bool(job.params.get("plaintext")) or job.params.get("mode") == "file"
+    access.check(actor, access.Obj.run, access.Act.download, job.created_by, plaintext=holds_plaintext,
+                 what="result")
     return str(job.result["file_id"])
 
 

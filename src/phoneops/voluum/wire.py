@@ -1,7 +1,7 @@
 """The Voluum wire format: typed errors from the error envelope, request parameters, pages and rows.
 
 Pure functions and value types, no I/O (the client in `phoneops.voluum.client` does the calls). Names follow
-shared/providers/voluum.md: dimensions are kebab-case in `groupBy`/`filterN` (`custom-variable-1`), columns
+docs/providers/voluum.md: dimensions are kebab-case in `groupBy`/`filterN` (`custom-variable-1`), columns
 and row keys camelCase (`customVariable1`), times ISO UTC (`2025-12-12T00:00:00.000Z`), conversion
 timestamps `2025-10-01 04:20:43 AM`.
 """

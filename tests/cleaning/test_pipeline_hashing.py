@@ -1,0 +1,67 @@
+"""The cleaning pipeline's bulk blind indexes (worker processes, one bytes block per batch) are the stored
+ones byte for byte: checked against `numbers.crypto.blind_index` (the `hmac` module) on 100k numbers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import polars as pl
+import pytest
+
+from phoneops.cleaning.pipeline import (
+    blind_index_digests,
+    digest_series,
+    hashing_pool,
+    keys_of,
+    match_keys,
+    prepare_numbers,
+)
+from phoneops.numbers.crypto import blind_index, blind_index_block, blind_index_many
+
+KEY = bytes(range(32))
+
+
+def _numbers(n: int) -> pl.Series:
+    return pl.select(e164=pl.concat_str(pl.lit("+4474"), (pl.int_range(n, dtype=pl.UInt64).hash(3) % 10**8)
+                                         .cast(pl.String).str.zfill(8)))["e164"].unique(maintain_order=True)
+
+
+def test_pooled_indexes_equal_numbers_crypto_on_100k_values() -> None:
+    numbers = _numbers(100_000)
+    expected = [blind_index(v, KEY) for v in numbers.to_list()]
+    pool = hashing_pool()
+    try:
+        pooled = blind_index_digests(numbers, KEY, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    assert pooled == b"".join(expected)
+    assert blind_index_digests(numbers, KEY) == pooled  # the in-process path too
+    assert blind_index_many(numbers.to_list(), KEY) == expected
+    assert digest_series(pooled).to_list() == expected
+    keys, reference = keys_of(pooled), match_keys(pl.Series(expected, dtype=pl.Binary))
+    assert keys["k1"].equals(reference["k1"]) and keys["k2"].equals(reference["k2"])
+
+
+def test_block_hashing_is_hmac_sha256_and_refuses_what_is_not_e164() -> None:
+    values = [b"+447400123456", b"+12125550101", b"+80012345678"]
+    long_key = b"k" * 100  # longer than SHA-256's block: RFC 2104 hashes it first
+    for key in (KEY, long_key):
+        block = blind_index_block(b"\n".join(values), key)
+        assert block == b"".join(hmac.new(key, v, hashlib.sha256).digest() for v in values)
+    assert blind_index_block(b"", KEY) == b""
+    for bad in (b"+447400123456\n", b"447400123456", b"+447400123456\n\n+12125550101", b"+44 7400"):
+        with pytest.raises(ValueError, match=r"not a block of E\.164 numbers"):
+            blind_index_block(bad, KEY)
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        blind_index_block(b"+447400123456", b"short")
+
+
+def test_prepared_rows_carry_the_stored_index() -> None:
+    frame = prepare_numbers(pl.Series(["07400 123456", "junk", "+447400123456", "07400 123456 x7"]), "GB", KEY,
+                            with_digest=True)
+    index = blind_index("+447400123456", KEY)
+    assert frame["bi"].to_list() == [index, None, index, index]
+    assert frame["extension"].to_list() == [None, None, None, "7"]
+    assert frame["k1"][0] == int.from_bytes(index[:8], "big") and frame["k2"][0] == int.from_bytes(index[8:16], "big")
