@@ -23,7 +23,7 @@ MEANING: dict[str, str] = {
     "live": "#16a34a", "dead": "#dc2626", "absent": "#d97706", "unknown": "#6b7280", "?": "#6b7280",
     "reg": "#2563eb", "ftd": "#16a34a",
 }  # fmt: skip
-LABEL_CHARS = 30
+LABEL_CHARS = 40
 
 
 def colour_for(key: str) -> str:
@@ -47,7 +47,7 @@ def _short(label: str, chars: int = LABEL_CHARS) -> str:
 def bar_chart(
     data: Mapping[str, float],
     *,
-    width: int = 560,
+    width: int = 640,
     bar_height: int = 22,
     title: str = "",
     labels: Mapping[str, str] | None = None,
@@ -60,7 +60,7 @@ def bar_chart(
     if not items:
         return Markup('<p class="muted">No data yet.</p>')
     peak = max((float(v) for _, v in items), default=0.0) or 1.0
-    label_w, gap, value_w = 215, 6, 80
+    label_w, gap, value_w = 275, 6, 80
     height = len(items) * (bar_height + gap) + 4
     parts = [
         f'<svg class="chart bar-chart" role="img" viewBox="0 0 {width} {height}" width="100%" '
