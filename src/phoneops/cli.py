@@ -429,19 +429,56 @@ def user_password(
 
 
 @token_app.command("create")
-def token_create(username: str, name: Annotated[str, typer.Option()] = "cli") -> None:
+def token_create(
+    username: str,
+    name: Annotated[str, typer.Option()] = "cli",
+    scope: Annotated[list[str] | None, typer.Option(
+        "--scope", help="read, numbers:write, cleaning, hlr:spend, imei:spend, admin (repeat; default: the role's)"
+    )] = None,
+    expires_in_days: Annotated[int | None, typer.Option(help="Days until it stops working (default: never)")] = None,
+) -> None:
+    """Create an API token; the plaintext is printed once."""
     from phoneops.core.db import session_scope
     from phoneops.core.security import create_token
 
     _bootstrap()
     try:
         with session_scope() as session:
-            token, plaintext = create_token(session, cli_actor(), username, name)
-            token_id = token.id
+            token, plaintext = create_token(session, cli_actor(), username, name, scopes=scope or None,
+                                            expires_in_days=expires_in_days)  # fmt: skip
+            token_id, scopes, expires = token.id, token.scopes or [], token.expires_at
     except AppError as exc:
         raise fail(exc) from None
-    console.print(f"token id {token_id} for {username} (shown once):")
+    until = f", expires {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+    console.print(f"token id {token_id} for {username}, scopes {' '.join(scopes)}{until} (shown once):")
     print(plaintext)
+
+
+@token_app.command("list")
+def token_list(username: Annotated[str | None, typer.Argument(help="Only this user's tokens")] = None) -> None:
+    """List tokens: scopes, expiry, last use, state."""
+    from rich.table import Table
+
+    from phoneops.core.db import session_scope, utcnow
+    from phoneops.core.security import get_user, list_tokens
+
+    _bootstrap()
+    table = Table("id", "name", "user", "scopes", "expires", "last used", "state")
+    try:
+        with session_scope() as session:
+            user_id = get_user(session, username).id if username else None
+            now = utcnow()
+            for token, owner in list_tokens(session, user_id):
+                state = "revoked" if token.revoked_at else (
+                    "expired" if token.expires_at and token.expires_at <= now else "active")
+                table.add_row(
+                    str(token.id), token.name, owner, " ".join(token.scopes) if token.scopes else "(all of the role)",
+                    f"{token.expires_at:%Y-%m-%d %H:%M}" if token.expires_at else "never",
+                    f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "-", state,
+                )
+    except AppError as exc:
+        raise fail(exc) from None
+    console.print(table)
 
 
 @token_app.command("revoke")

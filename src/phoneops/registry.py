@@ -24,8 +24,12 @@ def domain_modules(part: str) -> list[ModuleType]:
 
 
 def load_domains() -> None:
-    """Import every domain's models and tasks (jobs and periodic tasks register themselves)."""
+    """Import every domain's models and tasks (jobs and periodic tasks register themselves), and connect jobs
+    to the queue. Every entry point calls this first (`phoneops.app`, `phoneops.cli`)."""
     import phoneops.core.sample  # noqa: F401  (the sample job)
+    from phoneops.core import jobs, queue
+
+    jobs.set_sender(queue.send)
 
     domain_modules("models")
     domain_modules("tasks")

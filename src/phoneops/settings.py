@@ -5,13 +5,40 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import json
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class DhruAccount(BaseModel):
+    """One DHRU Fusion reseller account (an entry of DHRU_ACCOUNTS)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,15}$")
+    base_url: str = Field(min_length=8, pattern=r"^https?://")
+    username: str = Field(min_length=1)
+    api_key: SecretStr
+    base64_parameters: bool = False
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or f"DHRU {self.name}"
 
 
 class SettingsError(RuntimeError):
@@ -149,6 +176,33 @@ class Settings(BaseSettings):
     imei_daily_budget: Decimal = Field(default=Decimal("2000"), ge=0, alias="IMEI_DAILY_BUDGET")
     imei_services_ttl_seconds: int = Field(default=300, ge=0, alias="IMEI_SERVICES_TTL_SECONDS")
     imei_sync_interval_minutes: int = Field(default=5, ge=1, alias="IMEI_SYNC_INTERVAL_MINUTES")
+    # DHRU Fusion reseller accounts, side by side (docs/imei.md): a JSON list of objects with `name`
+    # (a-z0-9_-, at most 16; prefixes that account's service and order ids), `base_url`, `username`,
+    # `api_key`, optional `base64_parameters` (servers that want the XML parameters base64-encoded).
+    dhru_accounts: Annotated[list[DhruAccount], NoDecode] = Field(default_factory=list, alias="DHRU_ACCOUNTS")
+    imei_min_balance: Decimal = Field(default=Decimal("0"), ge=0, alias="IMEI_MIN_BALANCE")
+    imei_balance_check_every: int = Field(default=50, ge=1, le=100_000, alias="IMEI_BALANCE_CHECK_EVERY")
+
+    @field_validator("dhru_accounts", mode="before")
+    @classmethod
+    def _dhru_accounts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return []
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"DHRU_ACCOUNTS must be a JSON list of accounts ({exc})") from None
+        return value
+
+    @field_validator("dhru_accounts", mode="after")
+    @classmethod
+    def _dhru_unique(cls, value: list[DhruAccount]) -> list[DhruAccount]:
+        names = [a.name for a in value]
+        if len(set(names)) != len(names) or "gsm_fusion" in names:
+            raise ValueError("DHRU_ACCOUNTS names must be unique (and not 'gsm_fusion')")
+        return value
 
     @field_validator("voluum_traffic_source_ids", "ongage_countries", mode="before")
     @classmethod
@@ -243,6 +297,7 @@ class Settings(BaseSettings):
             "hlr": bool(self.hlr_api_key and self.hlr_api_secret),
             "sqs": bool(self.sqs_queue_url),
             "gsm_fusion": bool(self.gsm_fusion_username and self.gsm_fusion_api_key),
+            "dhru": bool(self.dhru_accounts),
         }
 
 

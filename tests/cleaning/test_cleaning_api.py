@@ -152,3 +152,23 @@ def test_pages_render_and_show_errors(client: Any, users: Any, inline_jobs: list
     assert "Kept numbers per country" in page.text
     dashboard = client.get("/")
     assert "Lists cleaned" in dashboard.text
+
+
+def test_line_type_and_sms_filter_through_the_api(client: Any, users: Any, lists: None,
+                                                  inline_jobs: list[str]) -> None:
+    rows = [["name", "phone"], ["ann", "07400 123456"], ["bob", "020 7946 0000"], ["cat", US_1]]
+    file_id = _upload(client, users, csv_bytes(rows), region="GB").json()["id"]
+    bad = client.post(f"/api/cleaning/files/{file_id}/runs", headers=users.headers("operator"),
+                      json={"sms_only": True, "sms_types": ["mobile", "landline"]})
+    assert bad.status_code == 422 and "landline" in bad.text
+    assert client.get(f"/api/cleaning/files/{file_id}", headers=users.headers("viewer")).json()["status"] != "running"
+    started = client.post(f"/api/cleaning/files/{file_id}/runs", headers=users.headers("operator"),
+                          json={"line_type": True, "sms_only": True, "sms_types": ["", " "]})  # empty: default set
+    assert started.status_code == 202, started.text
+    run = client.get(f"/api/cleaning/runs/{started.json()['id']}", headers=users.headers("viewer")).json()
+    assert run["options"]["sms_types"] == ["fixed_line_or_mobile", "mobile"]
+    clean = client.get(f"/api/cleaning/runs/{run['id']}/download/clean", headers=users.headers("operator"))
+    assert read_csv(clean.content) == [["name", "phone", "line_type"], ["ann", GB_1, "mobile"],
+                                       ["cat", US_1, "fixed_line_or_mobile"]]
+    rejected = client.get(f"/api/cleaning/runs/{run['id']}/download/rejected", headers=users.headers("operator"))
+    assert read_csv(rejected.content)[1] == ["bob", "020 7946 0000", "cannot_receive_sms", "fixed_line"]

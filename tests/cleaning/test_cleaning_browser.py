@@ -62,6 +62,12 @@ def test_upload_clean_watch_and_download(browser: Any, live_server: str, users: 
     page.wait_for_selector("h1:has-text('spring campaign.csv')")
     assert "phone" in page.inner_text("dl.grid")
     page.check("input[name=filters][value=monitor]")
+    page.check("input[name=line_type]")
+    page.check("input[name=sms_only]")
+    page.click("summary:has-text('Line types that can receive SMS')")
+    assert page.is_checked("input[name=sms_types][value=mobile]")
+    assert not page.is_checked("input[name=sms_types][value=voip]")
+    page.screenshot(path=str(TMP / "cleaning-line-type-form.png"), full_page=True)
     page.click("button:has-text('Start cleaning')")
     page.wait_for_selector("[data-live-job][data-job-status=succeeded], [data-live-job][data-job-status=failed]",
                            timeout=60_000)
@@ -77,4 +83,5 @@ def test_upload_clean_watch_and_download(browser: Any, live_server: str, users: 
     download = info.value
     assert download.suggested_filename == "clean_spring campaign.csv"
     rows = read_csv(Path(download.path()).read_text())
-    assert rows[1] == ["ann", GB_1, "London"]
+    assert rows[0] == ["name", "phone", "line_type", "city"]
+    assert rows[1] == ["ann", GB_1, "mobile", "London"]

@@ -82,3 +82,19 @@ def test_convert(tmp_path: Path) -> None:
     result = runner.invoke(app, ["convert", str(source), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert read_csv((tmp_path / "encrypted_numbers.csv").read_text())[1][0].startswith("v1.")
+
+
+def test_clean_with_line_types_from_another_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "in" / "lines.csv"
+    source.parent.mkdir()
+    source.write_bytes(csv_bytes([["name", "phone"], ["ann", "07400 123456"], ["bob", "0800 123 4567"]]))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["clean", "in/lines.csv", "--out", "out", "--line-type", "--sms-only",
+                                 "--sms-type", "mobile"])
+    assert result.exit_code == 0, result.output
+    assert read_csv((tmp_path / "out" / "clean_lines.csv").read_text()) == [["name", "phone", "line_type"],
+                                                                              ["ann", GB_1, "mobile"]]
+    rejected = read_csv((tmp_path / "out" / "rejected_lines.csv").read_text())
+    assert rejected[1] == ["bob", "0800 123 4567", "cannot_receive_sms", "toll_free"]
+    bad = runner.invoke(app, ["clean", "in/lines.csv", "--out", "out", "--sms-only", "--sms-type", "landline"])
+    assert bad.exit_code == 1 and "landline" in bad.output

@@ -193,3 +193,50 @@ def test_extensions_get_their_own_column_and_a_formatted_number_is_never_guessed
     assert rejected[1:] == [["cat", "(670) 234-5251", "c", "invalid", "invalid_for_region"]]
     plain = run_clean(upload(csv_bytes(SAMPLE), name="plain.csv"))
     assert read_csv(stored_text(plain.output_file_id))[0] == ["name", "phone", "city"]  # no extension, no column
+
+
+LINE_ROWS = [["name", "phone"], ["ann", "07400 123456"], ["bob", "020 7946 0000"], ["cat", "0800 123 4567"],
+             ["dan", US_1], ["eve", "+44 7400 123456"], ["fay", "0870 123 4567"], ["gus", "junk"]]
+
+
+def _type_of(e164: str) -> str:
+    import phonenumbers
+
+    from phoneops.numbers.normalize import LINE_TYPES
+
+    return LINE_TYPES[phonenumbers.number_type(phonenumbers.parse(e164))]
+
+
+def test_line_type_column_and_sms_filter_with_the_reason_in_the_rejected_file(lists: None) -> None:
+    typed = run_clean(upload(csv_bytes(LINE_ROWS)), line_type=True)
+    assert typed.status == "succeeded", typed.error
+    clean = read_csv(stored_text(typed.output_file_id))
+    assert clean[0] == ["name", "phone", "line_type"]
+    assert [row[2] for row in clean[1:]] == [_type_of(row[1]) for row in clean[1:]]
+    assert [row[2] for row in clean[1:]] == ["mobile", "fixed_line", "toll_free", "fixed_line_or_mobile",
+                                             "premium_rate"]
+    assert typed.stats["line_types"] == {"mobile": 1, "fixed_line": 1, "toll_free": 1, "fixed_line_or_mobile": 1,
+                                         "premium_rate": 1}
+    sms = run_clean(upload(csv_bytes(LINE_ROWS), name="sms.csv"), sms_only=True)
+    assert read_csv(stored_text(sms.output_file_id)) == [["name", "phone"], ["ann", GB_1], ["dan", US_1]]
+    rejected = read_csv(stored_text(sms.rejected_file_id))
+    assert [r[2:] for r in rejected[1:]] == [["cannot_receive_sms", "fixed_line"], ["cannot_receive_sms", "toll_free"],
+                                             ["duplicate", ""], ["cannot_receive_sms", "premium_rate"],
+                                             ["invalid", "not_a_number"]]
+    assert sms.options["sms_types"] == ["fixed_line_or_mobile", "mobile"]
+    edited = run_clean(upload(csv_bytes(LINE_ROWS), name="edited.csv"), sms_only=True,
+                       sms_types=["mobile", "toll_free"])
+    assert [r[0] for r in read_csv(stored_text(edited.output_file_id))[1:]] == ["ann", "cat"]
+
+
+def test_unknown_line_types_are_refused_and_nothing_starts(lists: None) -> None:
+    from phoneops.cleaning import service
+    from phoneops.core.db import session_scope
+    from phoneops.core.errors import ValidationFailed
+    from phoneops.core.security import SYSTEM
+
+    file_id = upload(csv_bytes(LINE_ROWS))
+    with session_scope() as session, pytest.raises(ValidationFailed, match="unknown line types"):
+        service.start_clean(session, SYSTEM, file_id, sms_only=True, sms_types=["mobile", "landline"])
+    with session_scope() as session:
+        assert service.list_runs(session, file_id) == []

@@ -254,15 +254,11 @@ def import_cycles(modules: set[str], imports: list[Import]) -> list[list[str]]:
 
 KNOWN_CYCLES: dict[str, str] = {
     # the cycle's first module (alphabetically) -> why it is still there
-    "phoneops.core.jobs": "jobs.enqueue imports queue.send, the queue runs jobs; the sender is to be installed by "
-    "the entry points (issue 17 item 2)",
     "phoneops.core.storage": "get_storage() builds S3Storage, which subclasses Storage; the factory is to move up",
     "phoneops.cli": "the root CLI mounts voluum's commands, which use the root CLI's helpers (CLI kit to move "
     "below the domains, issue 17 item 2)",
     "phoneops.cleaning.filters": "filters and the pipeline call each other (issue 20 reworks the pipeline)",
     "phoneops.hlr.batches": "the lookup job and its batch/real-time engines call each other (issue 14 reworks them)",
-    "phoneops.core.access": "revoke_token (security) asks access.allowed, access uses security's Principal/Role; "
-    "the object rules are new (issue 21): Principal and Role to move to a module of their own",
 }
 
 

@@ -106,7 +106,7 @@ def test_while_the_first_request_runs_the_same_key_answers_409(app: Any, users: 
 
     def slow(_: Any = Depends(operator)) -> dict[str, str]:
         started.set()
-        release.wait(10)
+        release.wait(60)
         return {"done": "yes"}
 
     app.add_api_route("/api/test-slow", slow, methods=["POST"])
@@ -115,13 +115,13 @@ def test_while_the_first_request_runs_the_same_key_answers_409(app: Any, users: 
     with TestClient(app, base_url="http://127.0.0.1") as client:
         first = threading.Thread(target=lambda: answers.append(client.post("/api/test-slow", headers=op)))
         first.start()
-        assert started.wait(10)
+        assert started.wait(60)
         busy = client.post("/api/test-slow", headers=op)
         assert busy.status_code == 409
         assert busy.json()["error"]["code"] == "idempotency_in_progress"
         assert busy.headers["retry-after"] == "1"
         release.set()
-        first.join(10)
+        first.join(60)
         assert answers[0].status_code == 200
         replay = client.post("/api/test-slow", headers=op)
         assert replay.status_code == 200 and replay.json() == {"done": "yes"}

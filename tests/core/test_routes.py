@@ -59,6 +59,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/api/numbers/os-rules"): VIEWER,
     ("PUT", "/api/numbers/os-rules"): ADMIN,
     ("POST", "/api/numbers/os-rules/reset"): ADMIN,
+    ("POST", "/api/numbers/os-rules/preview"): ADMIN,
     ("GET", "/api/numbers/classify"): VIEWER,
     ("POST", "/api/numbers/imports"): OPERATOR,
     ("GET", "/api/numbers/imports"): VIEWER,
@@ -428,3 +429,79 @@ def test_metrics_need_login_and_report_jobs(client: Any, users: Any) -> None:
     response = client.get("/metrics", headers=users.headers("viewer"))
     assert response.status_code == 200
     assert "phoneops_users_active" in response.text
+
+
+# --- route x token scope -------------------------------------------------------------------------
+# A token's scopes narrow what its user's role allows. The scope a call needs, by this table: admin routes need
+# `admin`; reading needs `read`; a change needs its domain's scope, the first prefix that matches here; any other
+# change needs `numbers:write`.
+WRITE_SCOPE: list[tuple[str, set[str]]] = [
+    ("/api/imei", {"imei:spend"}),
+    ("/api/hlr", {"hlr:spend"}),
+    ("/api/cleaning", {"cleaning"}),
+    ("/api/files", {"cleaning"}),
+    ("/api/tokens", {"read"}),
+    ("/api/me", {"read"}),
+    ("/api/jobs", {"numbers:write", "cleaning", "hlr:spend", "imei:spend"}),
+]
+ROLE_SCOPES = {
+    VIEWER: {"read"},
+    OPERATOR: {"read", "numbers:write", "cleaning", "hlr:spend", "imei:spend"},
+    ADMIN: {"read", "numbers:write", "cleaning", "hlr:spend", "imei:spend", "admin"},
+}
+
+
+# Admin-only actions whose route is a domain action (the admin role is checked inside): the domain's scope.
+SCOPE_EXCEPTIONS = {("POST", "/api/cleaning/files/{file_id}/decrypt"): {"cleaning"}}
+
+
+def needed_scopes(method: str, path: str, role: str) -> set[str]:
+    if (method, path) in SCOPE_EXCEPTIONS:
+        return SCOPE_EXCEPTIONS[(method, path)]
+    if role == ADMIN:
+        return {"admin"}
+    if method == "GET":
+        return {"read"}
+    for prefix, scopes in WRITE_SCOPE:
+        if path == prefix or path.startswith(prefix + "/"):
+            return scopes
+    return {"numbers:write"}
+
+
+def test_route_scope_matrix(client: Any, app: Any, users: Any) -> None:
+    from phoneops.core.db import session_scope
+    from phoneops.core.security import SYSTEM, create_token
+
+    for role in (OPERATOR, ADMIN):
+        users.headers(role)  # the users exist
+    tokens: dict[tuple[str, frozenset[str]], dict[str, str]] = {}
+
+    def headers(role: str, scopes: set[str]) -> dict[str, str]:
+        key = (role, frozenset(scopes))
+        if key not in tokens:
+            with session_scope() as s:
+                _, plain = create_token(s, SYSTEM, f"{role}-user", "scoped", scopes=sorted(scopes))
+            tokens[key] = {"Authorization": f"Bearer {plain}"}
+        return tokens[key]
+
+    wrong: list[str] = []
+    checked = 0
+    for method, path in sorted(app_routes(app), key=lambda k: (k[1], k[0])):
+        role = DECISIONS.get((method, path))
+        if role in (None, PUBLIC) or not path.startswith("/api"):
+            continue
+        holder = ADMIN if role == ADMIN else OPERATOR
+        needed = needed_scopes(method, path, role)
+        without = ROLE_SCOPES[holder] - needed
+        refused = _call(client, method, path, headers(holder, without))
+        if refused.status_code != 403 or _error_code(refused) != "insufficient_scope":
+            wrong.append(f"{method} {path} with {sorted(without)}: expected 403 insufficient_scope, got "
+                         f"{refused.status_code} {refused.text[:120]!r}")
+        elif not any(scope in refused.json()["error"]["message"] for scope in needed):
+            wrong.append(f"{method} {path}: the refusal does not name {sorted(needed)}: {refused.text[:160]}")
+        allowed = _call(client, method, path, headers(holder, {sorted(needed)[0]}))
+        if allowed.status_code in (401, 403):
+            wrong.append(f"{method} {path} with {sorted(needed)[0]}: refused {allowed.status_code} {allowed.text[:120]!r}")
+        checked += 1
+    assert not wrong, "\n".join(wrong)
+    assert checked > 100

@@ -57,7 +57,7 @@ def test_without_credentials_every_provider_route_answers_503(client: Any, users
         assert response.status_code == 503, (path, response.text)
         error = response.json()["error"]
         assert error["code"] == "provider_not_configured"
-        assert error["details"]["variables"] == ["GSM_FUSION_USERNAME", "GSM_FUSION_API_KEY"]
+        assert error["details"]["variables"] == ["GSM_FUSION_USERNAME", "GSM_FUSION_API_KEY", "DHRU_ACCOUNTS"]
     # History needs no provider.
     assert client.get("/api/imei/orders", headers=op).json()["total"] == 0
     assert client.get("/api/imei/balance", headers=op).json()["message"] == "not available from the provider"

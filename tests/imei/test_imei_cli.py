@@ -108,3 +108,32 @@ def test_batch_export_and_import(cli_env: SimAdmin, tmp_path: Path) -> None:
     imported = invoke("import", str(out_xlsx))
     assert imported.exit_code == 0, imported.output
     assert "0 new, 10 updated" in imported.output  # our own orders: updated, never duplicated
+
+
+def test_batch_output_json_status_of_several_ids_and_services_by_type(cli_env: SimAdmin, tmp_path: Path) -> None:
+    import json
+
+    source = tmp_path / "imeis.csv"
+    source.write_text("imei\n" + "\n".join(imei(i) for i in range(30, 33)) + "\n12345\n")
+    results = tmp_path / "out" / "results.json"
+    results.parent.mkdir()
+    done = invoke("batch", str(source), "--service", SERVICE, "--output", str(results))
+    assert done.exit_code == 0, done.output
+    written = json.loads(results.read_text())
+    placed = [r for r in written if r["success"]]
+    assert len(placed) == 3 and all(r["order_id"] and r["status"] == "Pending" for r in placed)
+    assert [r for r in written if not r["success"]] == [
+        {"imei": "12345", "order_id": None, "service_id": None, "state": "skipped", "status": None, "success": False,
+         "error": "invalid IMEI: " + next(r["error"] for r in written if r["imei"] == "12345").split(": ", 1)[1],
+         "credits": None}]  # fmt: skip
+    ids = [r["order_id"] for r in placed]
+    several = invoke("status", f"{ids[0]},{ids[1]}", ids[2])
+    assert several.exit_code == 0 and all(i in several.output for i in ids)
+    unknown = invoke("status", ids[0], "999999999")
+    assert unknown.exit_code == 1 and "no order for 999999999" in unknown.output and ids[0] in unknown.output
+    files = invoke("services", "--type", "file")
+    assert files.exit_code == 0 and "5001" in files.output and "1739" not in files.output
+    bad = invoke("services", "--type", "server")
+    assert bad.exit_code == 1 and "service type must be one of imei, file" in bad.output
+    not_imei = invoke("submit", imei(40), "--service", "5001")  # a file service cannot take an IMEI order
+    assert not_imei.exit_code == 1

@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
 
 from phoneops.core.errors import ValidationFailed
-from phoneops.numbers.normalize import Normalized, Rejection, country_of, normalize, normalize_column
+from phoneops.numbers.normalize import (
+    LINE_TYPES,
+    Normalized,
+    Rejection,
+    country_of,
+    line_types,
+    normalize,
+    normalize_column,
+)
 
 TYPES = [t for t in vars(PhoneNumberType).values() if isinstance(t, int) and t not in (PhoneNumberType.UNKNOWN,)]
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
@@ -44,10 +52,16 @@ def rows(frame: pl.DataFrame) -> list[Normalized]:
 
 
 def assert_agrees(values: list[object], region: str) -> None:
-    bulk = rows(normalize_column(values, region))
+    """Column == per row, and the line type of every valid row == phonenumbers.number_type."""
+    frame = normalize_column(values, region)
+    bulk = rows(frame)
     single = [normalize(value, region) for value in values]
     mismatches = [(v, b, s) for v, b, s in zip(values, bulk, single, strict=True) if b != s]
     assert not mismatches, f"region {region}: {mismatches[:5]}"
+    types = line_types(frame["e164"], frame["country"]).to_list()
+    expected = [LINE_TYPES[phonenumbers.number_type(phonenumbers.parse(r.e164))] if r.e164 else None for r in bulk]
+    wrong = [(r.e164, t, e) for r, t, e in zip(bulk, types, expected, strict=True) if t != e]
+    assert not wrong, f"line types, region {region}: {wrong[:5]}"
 
 
 # --- explicit cases -----------------------------------------------------------------------------------------
@@ -302,6 +316,15 @@ def _every_writing() -> list[object]:
 
 
 EVERY_WRITING = _every_writing()
+
+
+def test_line_types_of_every_example_number_of_every_region_agree_with_phonenumbers() -> None:
+    e164s = [phonenumbers.format_number(n, PhoneNumberFormat.E164) for n in EXAMPLES]
+    nongeo = [phonenumbers.example_number_for_non_geo_entity(cc) for cc in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS]
+    e164s += [phonenumbers.format_number(n, PhoneNumberFormat.E164) for n in nongeo if n is not None]
+    assert_agrees(e164s, "GB")
+    found = set(line_types(normalize_column(e164s, "GB")["e164"], normalize_column(e164s, "GB")["country"]))
+    assert {"mobile", "fixed_line", "toll_free", "premium_rate", "voip", "uan", "pager"} <= found
 
 
 @pytest.mark.parametrize("region", HARD_REGIONS)

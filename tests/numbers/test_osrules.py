@@ -57,11 +57,12 @@ TABLE = [
     ("Android 15.0", "android", 15, W),
     ("Android 10", "android", 10, W),
     ("Android 16", "android", 16, W),
+    ("IOS", "ios", None, W),  # versionless iOS: an explicit rule (the original whitelisted it), never dropped
+    ("iOS beta", "ios", None, W),
     # unknown
     ("Windows 8", "windows", 8, UNKNOWN),
     ("Windows Vista", "windows", 6, UNKNOWN),
     ("Chrome OS", "chromeos", None, UNKNOWN),
-    ("IOS", "ios", None, UNKNOWN),
     ("KaiOS 2.5", "kaios", 2, UNKNOWN),
     ("Tizen", "tizen", None, UNKNOWN),
 ]

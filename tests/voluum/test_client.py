@@ -21,6 +21,7 @@ from phoneops.voluum.client import (
     CostUpdate,
     VoluumAuthError,
     VoluumBadRequest,
+    VoluumBadResponse,
     VoluumClient,
     VoluumError,
     VoluumNotFound,
@@ -248,13 +249,33 @@ def test_paging_ends_on_an_empty_page(voluum: VoluumClient, voluum_sim: SimAdmin
 
 def test_paging_hard_cap(make_client: MakeClient, voluum_sim: SimAdmin, load_data: Load,
                          logs: list[dict[str, Any]]) -> None:  # fmt: skip
-    load_data(visits=visits(20))
-    voluum_sim.configure(ignore_offset=True, shift_total_rows=1000)  # full pages that never run out
+    load_data(visits=visits(60))
+    voluum_sim.configure(shift_total_rows=1000)  # totalRows that is never reached
     client = make_client(max_pages=5)
     assert len(list(client.iter_report_rows(FROM, TO, group_by=TRAFFIC, page_size=10))) == 50
     assert voluum_sim.stats()["calls"]["report"] == 5
     capped = [e for e in logs if e["event"] == "voluum.paging.done"]
     assert capped[0]["reason"] == "max_pages" and capped[0]["log_level"] == "warning"
+
+
+def test_a_repeated_page_fails_instead_of_storing_duplicates(make_client: MakeClient, voluum_sim: SimAdmin,
+                                                             load_data: Load, session: Any) -> None:
+    from sqlalchemy import func, select
+
+    from phoneops.core.security import SYSTEM
+    from phoneops.numbers.models import PhoneNumber
+    from phoneops.voluum import traffic
+    from phoneops.voluum.models import TrafficRow
+
+    load_data(visits=visits(30))
+    voluum_sim.configure(ignore_offset=True)  # every page is the first page
+    voluum = make_client(page_size=10)
+    with pytest.raises(VoluumBadResponse, match="ignored the offset"):
+        list(voluum.iter_report_rows(FROM, TO, group_by=TRAFFIC, page_size=10))
+    with pytest.raises(VoluumBadResponse, match="same report page again for offset 10"):
+        traffic.sync_day(session, SYSTEM, date(2025, 12, 12), voluum)
+    assert session.scalar(select(func.count()).select_from(TrafficRow)) == 0
+    assert session.scalar(select(func.count()).select_from(PhoneNumber)) == 0
 
 
 # --- conversions and entities --------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -95,14 +95,14 @@ def upload(
 
 
 def _start_and_follow(file_id: int, column: str | None, region: str | None, filters: list[str],
-                      add_to_used: bool, wait: bool) -> tuple[int, str]:
+                      add_to_used: bool, wait: bool, lines: LineOptions | None = None) -> tuple[int, str]:
     from phoneops.cleaning.service import start_clean
     from phoneops.core.db import session_scope
 
     try:
         with session_scope() as session:
             run = start_clean(session, cli_actor(), file_id, phone_column=column, region=region,
-                              filters=filters, add_to_used=add_to_used)
+                              filters=filters, add_to_used=add_to_used, **(lines or {}))
             run_id, job_id = run.id, run.job_id
     except AppError as exc:
         raise fail(exc) from None
@@ -114,13 +114,22 @@ def _start_and_follow(file_id: int, column: str | None, region: str | None, filt
 
 Filters = Annotated[list[str] | None,
                     typer.Option("--filter", help="monitor, used, ... (the blacklist always applies)")]
+LineType = Annotated[bool, typer.Option("--line-type", help="add a line_type column (mobile, fixed_line, voip ...)")]
+SmsOnly = Annotated[bool, typer.Option("--sms-only", help="keep only numbers that can receive SMS")]
+SmsTypes = Annotated[list[str] | None, typer.Option("--sms-type", help="line types --sms-only keeps (repeatable; "
+                                                    "default mobile and fixed_line_or_mobile)")]
+LineOptions = dict[str, Any]
+
+
+def _lines(line_type: bool, sms_only: bool, sms_types: list[str] | None) -> LineOptions:
+    return {"line_type": line_type, "sms_only": sms_only, "sms_types": sms_types}
 
 
 @app.command()
 def run(
     file_id: int, column: Column = None, region: Region = None, filters: Filters = None,
     add_to_used: Annotated[bool, typer.Option(help="add the kept numbers to the main database")] = False,
-    wait: bool = True,
+    wait: bool = True, line_type: LineType = False, sms_only: SmsOnly = False, sms_types: SmsTypes = None,
 ) -> None:
     """Clean an uploaded file (a second run of the same file is refused while one runs)."""
     settings = _bootstrap()
@@ -128,7 +137,8 @@ def run(
         from phoneops.core.jobs import set_enqueue_hook
 
         set_enqueue_hook(_run_here)  # one machine: run it here rather than wait for a worker
-    run_id, status = _start_and_follow(file_id, column, region, filters or [], add_to_used, wait)
+    run_id, status = _start_and_follow(file_id, column, region, filters or [], add_to_used, wait,
+                                       _lines(line_type, sms_only, sms_types))
     if wait:
         _show_stats(run_id)
         raise typer.Exit(0 if status == "succeeded" else 1)
@@ -140,6 +150,7 @@ def clean(
     region: Region = None, column: Column = None, filters: Filters = None,
     add_to_used: Annotated[bool, typer.Option(help="add the kept numbers to the main database")] = False,
     header: Annotated[str, typer.Option(help="auto, yes or no")] = "auto",
+    line_type: LineType = False, sms_only: SmsOnly = False, sms_types: SmsTypes = None,
 ) -> None:
     """Upload, clean and save clean_<name> and rejected_<name> in one step (needs a worker, or runs here)."""
     settings = _bootstrap()
@@ -148,7 +159,8 @@ def clean(
         from phoneops.core.jobs import set_enqueue_hook
 
         set_enqueue_hook(_run_here)  # no worker needed on one machine
-    run_id, status = _start_and_follow(file_id, column, region, filters or [], add_to_used, True)
+    run_id, status = _start_and_follow(file_id, column, region, filters or [], add_to_used, True,
+                                       _lines(line_type, sms_only, sms_types))
     _show_stats(run_id)
     if status != "succeeded":
         raise typer.Exit(1)

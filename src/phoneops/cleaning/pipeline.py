@@ -39,11 +39,12 @@ from sqlalchemy import Engine
 from phoneops.cleaning.filters import Filter, FilterSet
 from phoneops.cleaning.reading import Layout, column_names, iter_batches
 from phoneops.numbers.crypto import blind_index, blind_index_block
-from phoneops.numbers.normalize import normalize_column
+from phoneops.numbers.normalize import line_types, normalize_column
 
 KEPT = "kept"
 INVALID = "invalid"
 DUPLICATE = "duplicate"
+NOT_SMS = "cannot_receive_sms"  # the rejected file's reason when the line-type filter removes a number
 POOL_MIN_ROWS = 300_000  # below this, a thread pool costs more than it saves
 IN_FLIGHT = 2  # batches queued per thread
 
@@ -95,9 +96,9 @@ def blind_index_digests(numbers: pl.Series, key: bytes, pool: Executor | None = 
 
 
 def prepare_numbers(phone: pl.Series, region: str, key: bytes, with_digest: bool = False,
-                    pool: Executor | None = None) -> pl.DataFrame:
+                    pool: Executor | None = None, line_type: bool = False) -> pl.DataFrame:
     """e164, reason, country (and extension when any) and the match keys k1, k2 (plus the blind index `bi`
-    when asked) for every value of a phone column."""
+    and the line type when asked) for every value of a phone column."""
     norm = normalize_column(phone, region)
     if norm["extension"].null_count() == norm.height:
         norm = norm.drop("extension")  # the usual case: the column comes back (all null) when batches meet
@@ -106,6 +107,10 @@ def prepare_numbers(phone: pl.Series, region: str, key: bytes, with_digest: bool
     keyed = pl.DataFrame({"e164": distinct, **keys_of(digests)})
     if with_digest:
         keyed = keyed.with_columns(bi=digest_series(digests))
+    if line_type:  # once per distinct number (norm's country travels with it)
+        typed = norm.filter(pl.col("e164").is_not_null()).unique(subset="e164").select("e164", "country")
+        keyed = keyed.join(typed.with_columns(line_type=line_types(typed["e164"], typed["country"])).drop("country"),
+                           on="e164", how="left")
     return norm.join(keyed, on="e164", how="left", maintain_order="left")
 
 
@@ -142,6 +147,8 @@ class CleanOptions:
     region: str
     filters: list[Filter]
     with_digest: bool = False  # keep the blind index of kept numbers (to add them to the main database)
+    line_type: bool = False  # a line_type column in the cleaned file
+    sms_types: tuple[str, ...] | None = None  # keep only these line types (None: no line-type filter)
     workers: bool | None = None  # None: decided by the file's size
 
 
@@ -154,17 +161,20 @@ class CleanResult:
     kept: pl.DataFrame = field(repr=False)  # bi, country of the kept numbers (when with_digest)
     timings: dict[str, float] = field(default_factory=dict)
     match_modes: dict[str, str] = field(default_factory=dict)
+    line_types: dict[str, int] = field(default_factory=dict)  # distinct valid numbers per line type (when asked)
 
     def stats(self) -> dict[str, Any]:
         return {"rows": self.rows, "kept": self.outcomes.get(KEPT, 0), "outcomes": self.outcomes,
                 "countries": self.countries, "invalid_reasons": self.invalid_reasons,
-                "timings": self.timings, "match_modes": self.match_modes}
+                "timings": self.timings, "match_modes": self.match_modes,
+                **({"line_types": self.line_types} if self.line_types else {})}
 
 
 Progress = Callable[[int, str], None]
 
 
-def _outcomes(engine: Engine, rows: pl.DataFrame, filters: FilterSet) -> pl.DataFrame:
+def _outcomes(engine: Engine, rows: pl.DataFrame, filters: FilterSet,
+              sms_types: tuple[str, ...] | None = None) -> pl.DataFrame:
     valid = pl.col("e164").is_not_null()
     rows = rows.with_columns(first=valid & pl.col("e164").is_first_distinct())
     numbers = rows.filter("first").select("k1", "k2", "e164")
@@ -173,7 +183,10 @@ def _outcomes(engine: Engine, rows: pl.DataFrame, filters: FilterSet) -> pl.Data
     return rows.select(
         pl.exclude("first", "hit", "k1", "k2"),
         outcome=pl.when(~valid).then(pl.lit(INVALID)).when(~pl.col("first")).then(pl.lit(DUPLICATE))
-        .when(pl.col("hit").is_not_null()).then("hit").otherwise(pl.lit(KEPT)),
+        .when(pl.col("hit").is_not_null()).then("hit")
+        .when(~pl.col("line_type").is_in(list(sms_types)).fill_null(False) if sms_types is not None
+              else pl.lit(False)).then(pl.lit(NOT_SMS))
+        .otherwise(pl.lit(KEPT)),
     )
 
 
@@ -197,12 +210,12 @@ def neutralised(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def extension_name(names: list[str]) -> str:
-    """The cleaned file's extension column: "extension", or a free variant when the file has one."""
-    name, n = "extension", 1
+def free_name(names: list[str], base: str) -> str:
+    """A column the cleaned file adds: `base`, or a free variant ("extension_2") when the file has one."""
+    name, n = base, 1
     while name in names:
         n += 1
-        name = f"extension_{n}"
+        name = f"{base}_{n}"
     return name
 
 
@@ -247,7 +260,7 @@ def clean_table(
             for batch in iter_batches(source, layout):
                 read += batch.height
                 pending.append(pool.submit(prepare_numbers, batch[phone], options.region, key, options.with_digest,
-                                           hashing))
+                                           hashing, options.line_type or options.sms_types is not None))
                 while len(pending) >= IN_FLIGHT * threads:
                     frames.append(pending.popleft().result())
                     done += frames[-1].height
@@ -267,7 +280,7 @@ def clean_table(
     normalised_at = time.perf_counter()
 
     # 2. duplicates and filters over all rows
-    rows = _outcomes(engine, pl.concat(frames, how="diagonal_relaxed"), filters)
+    rows = _outcomes(engine, pl.concat(frames, how="diagonal_relaxed"), filters, options.sms_types)
     del frames
     matched_at = time.perf_counter()
 
@@ -276,8 +289,13 @@ def clean_table(
     out_names = list(layout.columns)
     with_extension = "extension" in rows.columns and bool(
         rows.select((pl.col("extension").is_not_null() & (pl.col("outcome") == KEPT)).any()).item())
+    added = []  # (internal name, column of rows) after the phone column, in this order
     if with_extension:
-        out_names.insert(options.phone_column + 1, extension_name(out_names))
+        added.append(("_extension", "extension"))
+        out_names.insert(options.phone_column + 1, free_name(out_names, "extension"))
+    if options.line_type:
+        added.append(("_line_type", "line_type"))
+        out_names.insert(options.phone_column + 1 + len(added) - 1, free_name(out_names, "line_type"))
     if layout.has_header:
         clean_out.write(header_line(out_names, layout.delimiter))
         rejected_out.write(header_line([*out_names, "reason", "detail"], layout.delimiter))
@@ -287,13 +305,15 @@ def clean_table(
         offset += batch.height
         keep = part["outcome"] == KEPT
         clean = batch.with_columns(part["e164"].alias(phone))
-        if with_extension:
+        if added:
             names = clean.columns
-            clean = clean.with_columns(part["extension"].alias("_extension")).select(
-                *names[: options.phone_column + 1], "_extension", *names[options.phone_column + 1 :])
+            clean = clean.with_columns(part[column].alias(name) for name, column in added).select(
+                *names[: options.phone_column + 1], *(name for name, _ in added), *names[options.phone_column + 1 :])
         clean = clean.filter(keep)
         write_rows(clean, clean_out, layout.delimiter)
-        rejected = batch.with_columns(reason=part["outcome"], detail=part["reason"]).filter(~keep)
+        detail = part["reason"] if options.sms_types is None else part.select(
+            pl.when(pl.col("outcome") == NOT_SMS).then(pl.col("line_type")).otherwise("reason")).to_series()
+        rejected = batch.with_columns(reason=part["outcome"], detail=detail).filter(~keep)
         write_rows(rejected, rejected_out, layout.delimiter)
     written_at = time.perf_counter()
 
@@ -307,6 +327,8 @@ def clean_table(
         outcomes=_count(rows, "outcome"),
         countries=ordered,
         invalid_reasons=_count(rows.filter(pl.col("e164").is_null()), "reason"),
+        line_types=(_count(rows.filter(pl.col("outcome") != DUPLICATE).drop_nulls("line_type"), "line_type")
+                    if "line_type" in rows.columns else {}),
         kept=(rows.filter(pl.col("outcome") == KEPT).select("bi", "country") if options.with_digest
               else pl.DataFrame(schema={"bi": pl.Binary, "country": pl.String})),
         timings={"normalise": round(normalised_at - started, 3), "match": round(matched_at - normalised_at, 3),

@@ -91,7 +91,8 @@ def start_run(
 ) -> RunOut:
     """Start cleaning; 409 while another run of this file is in progress."""
     run = service.start_clean(session, actor, file_id, phone_column=body.phone_column, region=body.region,
-                              filters=body.filters, add_to_used=body.add_to_used)
+                              filters=body.filters, add_to_used=body.add_to_used, line_type=body.line_type,
+                              sms_only=body.sms_only, sms_types=body.sms_types)
     return _commit(session, RunOut.model_validate(run))
 
 

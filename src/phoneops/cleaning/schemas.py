@@ -59,6 +59,10 @@ class CleanIn(BaseModel):
     region: str | None = Field(default=None, max_length=8, description="default region (ISO 3166), e.g. GB")
     filters: list[str] | None = Field(default=None, description="filters besides the blacklist: monitor, used, ...")
     add_to_used: bool = Field(default=False, description="add the kept numbers to the main database")
+    line_type: bool = Field(default=False, description="add a line_type column (mobile, fixed_line, voip, ...)")
+    sms_only: bool = Field(default=False, description="keep only numbers that can receive SMS (see sms_types)")
+    sms_types: list[str] | None = Field(default=None, description="line types kept by sms_only (default: mobile, "
+                                        "fixed_line_or_mobile)")
 
 
 class EncryptIn(BaseModel):

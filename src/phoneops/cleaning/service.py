@@ -90,16 +90,34 @@ def _phone_column(record: CleaningFile, phone_column: str | int | None) -> int:
 def start_clean(
     session: Session, actor: Principal, file_id: int, *, phone_column: str | int | None = None,
     region: str | None = None, filters: list[str] | None = None, add_to_used: bool = False,
+    line_type: bool = False, sms_only: bool = False, sms_types: list[str] | None = None,
 ) -> CleaningRun:
-    """Queue a cleaning run; 409 while another run of the file is in progress."""
+    """Queue a cleaning run; 409 while another run of the file is in progress. `line_type` adds the
+    number's line type (phonenumbers metadata) to the cleaned file; `sms_only` keeps only the line types in
+    `sms_types` (default: mobile, fixed line or mobile), the others rejected as cannot_receive_sms."""
     record = get_cleaning_file(session, file_id, "clean")
     column = _phone_column(record, phone_column)
     code = check_region(region, record.region)
     chosen = filter_registry.resolve(filters if filters is not None else
                                      [f.name for f in filter_registry.registered() if f.default])
     options = {"phone_column": column, "phone_column_name": record.columns[column], "region": code,
-               "filters": [f.name for f in chosen], "add_to_used": bool(add_to_used)}
+               "filters": [f.name for f in chosen], "add_to_used": bool(add_to_used), "line_type": bool(line_type)}
+    if sms_only:
+        options["sms_types"] = check_sms_types(sms_types)
     return _start(session, actor, record, "clean", options)
+
+
+def check_sms_types(types: list[str] | None) -> list[str]:
+    """The line types the SMS filter keeps (default mobile, fixed line or mobile); 422 on unknown names."""
+    from phoneops.numbers.normalize import LINE_TYPES, SMS_CAPABLE
+
+    chosen = [t.strip() for t in (types or []) if t and t.strip()] or list(SMS_CAPABLE)
+    known = sorted(set(LINE_TYPES.values()))
+    unknown = [t for t in chosen if t not in known]
+    if unknown:
+        raise ValidationFailed(f"unknown line types {unknown}: choose among {', '.join(known)}",
+                               code="invalid_line_type", details={"allowed": known})
+    return sorted(set(chosen))
 
 
 def start_encryption(

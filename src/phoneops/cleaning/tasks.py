@@ -152,7 +152,9 @@ def _clean(ctx: JobContext, spec: RunSpec, source: Path) -> dict[str, Any]:
                 result = clean_table(
                     get_engine(), source, spec.layout,
                     CleanOptions(int(options["phone_column"]), str(options["region"]), resolve(options["filters"]),
-                                 with_digest=bool(options.get("add_to_used"))),
+                                 with_digest=bool(options.get("add_to_used")),
+                                 line_type=bool(options.get("line_type")),
+                                 sms_types=tuple(options["sms_types"]) if options.get("sms_types") else None),
                     get_settings().blind_key(), clean_out, rejected_out, _reporter(ctx, total),
                 )
             stats = result.stats()

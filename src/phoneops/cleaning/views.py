@@ -67,8 +67,11 @@ def _file_page(session: Session, file_id: int) -> FilePage:
 def _render_file(request: Request, session: Session, principal: Principal, file_id: int, *,
                  error: str | None = None, status_code: int = 200) -> Response:
     page = _file_page(session, file_id)
+    from phoneops.numbers.normalize import LINE_TYPES, SMS_CAPABLE
+
     return render(request, "cleaning/file.html", principal, status_code=status_code, page=page, error=error,
-                  filters=filters.registered(), sample=upload.shown_sample(page.file, principal))
+                  filters=filters.registered(), sample=upload.shown_sample(page.file, principal),
+                  line_types=list(LINE_TYPES.values()), sms_default=SMS_CAPABLE)
 
 
 def _list(request: Request, session: Session, principal: Principal, purpose: str, *, archived: bool = False,
@@ -128,7 +131,9 @@ async def run_page(request: Request, file_id: int, session: Session = DbSession,
         if record.purpose == "clean":
             service.start_clean(session, principal, file_id, phone_column=values.get("phone_column") or None,
                                 region=values.get("region") or None, filters=chosen,
-                                add_to_used=values.get("add_to_used") == "on")
+                                add_to_used=values.get("add_to_used") == "on",
+                                line_type=values.get("line_type") == "on", sms_only=values.get("sms_only") == "on",
+                                sms_types=[v for v in form.getlist("sms_types") if isinstance(v, str)] or None)
         else:
             service.start_encryption(session, principal, file_id, values.get("direction", "encrypt"),
                                      phone_column=values.get("phone_column") or None,

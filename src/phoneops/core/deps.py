@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -17,8 +18,10 @@ from phoneops.core.security import (
     SessionCodec,
     csrf_matches,
     principal_for,
+    scopes_for,
+    token_and_user,
+    token_scopes,
     user_for_session,
-    user_for_token,
 )
 from phoneops.settings import get_settings
 
@@ -65,10 +68,11 @@ async def _principal(request: Request, session: Session) -> Principal | None:
     if auth.lower().startswith("bearer "):
         # blocking database work runs in the threadpool: on the event loop, a request waiting for a pooled
         # connection would stall the very loop the requests holding connections need to finish
-        user = await run_in_threadpool(user_for_token, session, auth[7:].strip())
-        if user is None:
-            raise Unauthorized("invalid or revoked API token")
-        return principal_for(user, "token", client_ip(request))
+        found = await run_in_threadpool(token_and_user, session, auth[7:].strip())
+        if found is None:
+            raise Unauthorized("invalid, expired or revoked API token")
+        token, owner = found
+        return replace(principal_for(owner, "token", client_ip(request)), scopes=token_scopes(token, owner))
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -100,6 +104,10 @@ def require(role: Role, *, page: bool = False) -> Callable[..., object]:
         if not principal.can(role):
             request.state.principal = principal  # the 403 page keeps the signed-in navigation
             raise Forbidden(f"this needs the {role.value} role")
+        missing = principal.missing_scope(scopes_for(role, request.method, request.url.path))
+        if missing is not None:
+            raise Forbidden(f"this API token lacks the scope {missing}", code="insufficient_scope",
+                            details={"missing_scope": missing})  # fmt: skip
         request.state.principal = principal
         return principal
 

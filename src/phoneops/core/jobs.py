@@ -509,6 +509,7 @@ def run_periodic(name: str, when: datetime | None = None) -> bool:
 # --- the queue ---------------------------------------------------------------------------------
 
 _enqueue_hook: Callable[[str, float | None], None] | None = None
+_sender: Callable[[str, float | None], None] | None = None
 
 
 def set_enqueue_hook(hook: Callable[[str, float | None], None] | None) -> None:
@@ -517,14 +518,22 @@ def set_enqueue_hook(hook: Callable[[str, float | None], None] | None) -> None:
     _enqueue_hook = hook
 
 
+def set_sender(send: Callable[[str, float | None], None]) -> None:
+    """The queue's "run job X" sender (`phoneops.core.queue.send`), installed by the entry points through
+    `phoneops.registry.load_domains()`: the queue runs jobs, so jobs must not import the queue."""
+    global _sender
+    _sender = send
+
+
 def enqueue(job_id: str, delay: float | None = None) -> None:
     if _enqueue_hook is not None:
         _enqueue_hook(job_id, delay)
         return
-    from phoneops.core.queue import send
-
+    if _sender is None:  # a process that never loaded the domains: the reaper sends the job later
+        log.error("jobs.no_queue", job_id=job_id, hint="call phoneops.registry.load_domains() at start-up")
+        return
     try:
-        send(job_id, delay)
+        _sender(job_id, delay)
     except Exception:  # the reaper re-sends queued jobs whose message never arrived
         log.warning("jobs.enqueue_failed", job_id=job_id, exc_info=True)
 

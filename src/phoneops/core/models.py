@@ -36,6 +36,9 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # What the token may do (core.security.SCOPES); None for tokens made before scopes: the user's whole role.
+    scopes: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class UserSession(Base):

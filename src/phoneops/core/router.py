@@ -130,6 +130,7 @@ def _token_fields(token: ApiToken, username: str) -> dict[str, object]:
     return {
         "id": token.id, "name": token.name, "prefix": token.prefix, "username": username,
         "created_at": token.created_at, "last_used_at": token.last_used_at, "revoked_at": token.revoked_at,
+        "scopes": token.scopes, "expires_at": token.expires_at,
     }
 
 
@@ -151,7 +152,9 @@ def create_token(
     username = body.username or principal.username
     if username != principal.username and principal.role is not Role.admin:
         raise NotFound(f"no user {username!r}")
-    token, plaintext = security.create_token(session, principal, username, body.name)
+    token, plaintext = security.create_token(
+        session, principal, username, body.name, scopes=body.scopes, expires_in_days=body.expires_in_days
+    )
     return TokenCreated.model_validate({**_token_fields(token, username), "token": plaintext})
 
 

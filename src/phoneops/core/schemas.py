@@ -76,6 +76,12 @@ class PasswordChange(BaseModel):
 class TokenCreate(BaseModel):
     name: str = Field(default="token", max_length=100)
     username: str | None = Field(default=None, description="Admins may create a token for another user")
+    scopes: list[str] | None = Field(
+        default=None,
+        description="Any of read, numbers:write, cleaning, hlr:spend, imei:spend, admin, within the user's role; "
+        "default: everything the role allows",
+    )
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650, description="Default: never expires")
 
 
 class TokenOut(BaseModel):
@@ -86,6 +92,8 @@ class TokenOut(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scopes: list[str] | None = Field(description="None: everything the user's role allows (a token made before scopes)")
+    expires_at: datetime | None
 
 
 class TokenCreated(TokenOut):

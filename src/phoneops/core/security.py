@@ -47,9 +47,17 @@ class Principal:
     client_ip: str | None = None
     csrf: str | None = None
     sid: str | None = None  # the browser session's id (via="session"): logout ends it
+    # What an API token may do (see SCOPES); None for sessions, the CLI and the system: their role decides.
+    scopes: frozenset[str] | None = None
 
     def can(self, needed: Role) -> bool:
         return self.role.allows(needed)
+
+    def missing_scope(self, acceptable: tuple[str, ...]) -> str | None:
+        """None when this caller holds one of `acceptable`; else the scope(s) to name in the refusal."""
+        if self.scopes is None or any(scope in self.scopes for scope in acceptable):
+            return None
+        return " or ".join(acceptable)
 
 
 SYSTEM = Principal(user_id=None, username="system", role=Role.admin, via="system")
@@ -278,23 +286,106 @@ def authenticate(session: Session, username: str, password: str, client_ip: str 
 
 TOKEN_PREFIX = "po_"  # noqa: S105 - a public prefix, not a secret
 
+# What a token may be allowed to do. A token never holds more than its user's role allows (ROLE_SCOPES), and
+# what it may do is always cut to the role the user has now (a demoted user's tokens lose the rest).
+SCOPES: tuple[str, ...] = ("read", "numbers:write", "cleaning", "hlr:spend", "imei:spend", "admin")
+ROLE_SCOPES: dict[Role, frozenset[str]] = {
+    Role.viewer: frozenset({"read"}),
+    Role.operator: frozenset({"read", "numbers:write", "cleaning", "hlr:spend", "imei:spend"}),
+    Role.admin: frozenset(SCOPES),
+}
+WRITE_SCOPES: tuple[str, ...] = ("numbers:write", "cleaning", "hlr:spend", "imei:spend")
+# The scope a state-changing call needs, by path (the first prefix that matches); see `scopes_for`.
+# Pages and the API share the table: `/api/imei/...` and `/imei/...` need the same scope.
+_WRITE_SCOPE_BY_PREFIX: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("/imei", ("imei:spend",)),
+    ("/hlr", ("hlr:spend",)),
+    ("/cleaning", ("cleaning",)),
+    ("/files", ("cleaning",)),
+    ("/tokens", ("read",)),  # one's own tokens; a token never creates one with more than it holds
+    ("/account", ("read",)),  # one's own account (password, sessions): self-service, like the pages
+    ("/me", ("read",)),
+    ("/logout", ("read",)),
+    ("/jobs", WRITE_SCOPES),  # cancelling a job: whoever may start work may stop it
+)
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def scopes_for(role_needed: Role, method: str, path: str) -> tuple[str, ...]:
+    """The token scopes of which one lets a call through (`role_needed` is the route's role).
+
+    Admin routes need `admin`; reading needs `read`; a change needs its domain's scope (IMEI orders
+    `imei:spend`, HLR lookups `hlr:spend`, cleaning and uploads `cleaning`) and anything else that changes
+    data `numbers:write`. docs/api.md has the table."""
+    if role_needed is Role.admin:
+        return ("admin",)
+    if method.upper() in _SAFE:
+        return ("read",)
+    path = path.removeprefix("/api")
+    for prefix, scopes in _WRITE_SCOPE_BY_PREFIX:
+        if path == prefix or path.startswith(prefix + "/"):
+            return scopes
+    return ("numbers:write",)
+
+
+def _check_scopes(actor: Principal, user: User, scopes: list[str] | None) -> list[str]:
+    role = Role(user.role)
+    allowed = ROLE_SCOPES[role]
+    if scopes is None:
+        chosen = set(allowed if actor.scopes is None else allowed & actor.scopes)
+    else:
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown:
+            raise ValidationFailed(f"unknown scope(s) {', '.join(unknown)}; allowed: {', '.join(SCOPES)}")
+        beyond = sorted(set(scopes) - allowed)
+        if beyond:
+            raise ValidationFailed(
+                f"a {role.value}'s token cannot have {', '.join(beyond)}; "
+                f"it may have: {', '.join(s for s in SCOPES if s in allowed)}"
+            )
+        chosen = set(scopes)
+        if actor.scopes is not None and not chosen <= actor.scopes:
+            raise ValidationFailed("a token cannot create a token with scopes it does not hold itself")
+    if not chosen:
+        raise ValidationFailed("a token needs at least one scope")
+    return [s for s in SCOPES if s in chosen]
+
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, actor: Principal, username: str, name: str) -> tuple[ApiToken, str]:
-    """Create a token for `username`; the plaintext is returned once and never stored."""
+def create_token(
+    session: Session, actor: Principal, username: str, name: str,
+    scopes: list[str] | None = None, expires_in_days: int | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token for `username`; the plaintext is returned once and never stored.
+
+    `scopes` default to everything the user's role allows (cut to the calling token's own scopes);
+    `expires_in_days` None means the token lives until revoked."""
     user = get_user(session, username)
     if not user.is_active:
         raise Conflict(f"user {username!r} is disabled")
+    chosen = _check_scopes(actor, user, scopes)
+    if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
+        raise ValidationFailed("expires_in_days must be between 1 and 3650 (or empty for no expiry)")
+    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
     name = name.strip()[:100] or "token"
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user_id=user.id, name=name, prefix=plaintext[:10], token_hash=_token_hash(plaintext))
+    token = ApiToken(user_id=user.id, name=name, prefix=plaintext[:10], token_hash=_token_hash(plaintext),
+                     scopes=chosen, expires_at=expires_at)  # fmt: skip
     session.add(token)
     session.flush()
-    audit(session, actor, "token.create", "api_token", token.id, {"user": username, "name": name})
+    audit(session, actor, "token.create", "api_token", token.id,
+          {"user": username, "name": name, "scopes": chosen,
+           "expires_at": expires_at.isoformat() if expires_at else None})  # fmt: skip
     return token, plaintext
+
+
+def token_scopes(token: ApiToken, user: User) -> frozenset[str]:
+    """What a token may do now: its scopes, cut to its user's current role (older tokens: the whole role)."""
+    allowed = ROLE_SCOPES[Role(user.role)]
+    return allowed if token.scopes is None else allowed & frozenset(token.scopes)
 
 
 def revoke_token(session: Session, actor: Principal, token: ApiToken) -> ApiToken:
@@ -313,6 +404,12 @@ def list_tokens(session: Session, user_id: int | None = None) -> list[tuple[ApiT
 
 
 def user_for_token(session: Session, token: str) -> User | None:
+    found = token_and_user(session, token)
+    return None if found is None else found[1]
+
+
+def token_and_user(session: Session, token: str) -> tuple[ApiToken, User] | None:
+    """The live token and its user; None for an unknown, revoked or expired token or a disabled user."""
     if not token.startswith(TOKEN_PREFIX):
         return None
     row = session.execute(
@@ -323,13 +420,15 @@ def user_for_token(session: Session, token: str) -> User | None:
     if row is None:
         return None
     api_token, user = row
+    now = utcnow()
     if api_token.revoked_at is not None or not user.is_active:
         return None
-    now = utcnow()
+    if api_token.expires_at is not None and api_token.expires_at <= now:
+        return None
     last = api_token.last_used_at
     if last is None or (now - last).total_seconds() > 60:
         _touch_token(api_token.id, now)
-    return user
+    return api_token, user
 
 
 def _touch_token(token_id: int, now: datetime) -> None:

@@ -44,6 +44,7 @@ import structlog
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from phoneops.core.audit import audit
 from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import AppError
 from phoneops.core.jobs import JobCancelled, JobContext, RetryLater
@@ -205,6 +206,9 @@ class LookupRunner:
             self._apply_cached(session)
             outputs.write_outputs(session, self.actor, lookup)
             lookup.status, lookup.error, lookup.finished_at = status, error, utcnow()
+            audit(session, self.actor, "hlr.lookup_run", "hlr_lookup", lookup.id,
+                  {"job_id": self.ctx.job_id, "status": status, "error": error,
+                   "counts": item_counts(session, self.lookup_id), "credits_spent": credits_text(lookup.credits_spent)})
 
     def finish(self) -> dict[str, Any]:
         with session_scope() as session:
@@ -214,6 +218,9 @@ class LookupRunner:
             lookup.status, lookup.finished_at, lookup.error = SUCCEEDED, utcnow(), None
             counts = item_counts(session, self.lookup_id)
             lookup.message = outputs.summary_line(lookup, counts)
+            audit(session, self.actor, "hlr.lookup_run", "hlr_lookup", lookup.id,
+                  {"job_id": self.ctx.job_id, "status": SUCCEEDED, "counts": counts,
+                   "credits_spent": credits_text(lookup.credits_spent)})  # fmt: skip
             self.step(session, message=lookup.message)
             return {"lookup_id": lookup.id, "numbers": lookup.numbers, "cached": counts.get(CACHED, 0),
                     "looked_up": counts.get(DONE, 0), "needs_review": counts.get(REVIEW, 0),

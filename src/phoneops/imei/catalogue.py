@@ -17,14 +17,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from phoneops.core.db import utcnow
-from phoneops.core.errors import NotFound
+from phoneops.core.errors import NotFound, UpstreamError, ValidationFailed
 from phoneops.core.http import ProviderError
 from phoneops.imei.client import Service
 from phoneops.imei.models import ImeiService
-from phoneops.imei.service import as_app_error, describe, sync_client
+from phoneops.imei.service import GSM, accounts, as_app_error, describe, join_id, sync_pool
 from phoneops.settings import get_settings
 
 log = structlog.get_logger("phoneops.imei.catalogue")
+SERVICE_KINDS = ("imei", "file")
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,18 @@ def _last_fetch(session: Session) -> datetime | None:
     return session.scalar(select(func.max(ImeiService.fetched_at)).where(ImeiService.active.is_(True)))
 
 
-def store_services(session: Session, services: Sequence[Service], kind: str = "imei") -> int:
-    """Upsert a fetched package list (one statement; safe with concurrent refreshes)."""
+def store_services(session: Session, services: Sequence[Service], kind: str = "imei", account: str = GSM) -> int:
+    """Upsert a fetched package list of one account (one statement; safe with concurrent refreshes).
+
+    An empty list never wipes the cached catalogue (a provider hiccup, not a closed shop)."""
+    if not services:
+        log.warning("imei.services_empty", account=account, kind=kind)
+        return 0
     now = utcnow()
     rows = [
-        {"package_id": s.package_id, "kind": kind, "category": s.category[:255], "title": s.title[:255],
-         "price": s.price, "delivery_time": s.delivery_time[:100], "details": s.details, "active": True,
-         "fetched_at": now}
+        {"package_id": join_id(account, s.package_id), "kind": kind, "account": account,
+         "category": s.category[:255], "title": s.title[:255], "price": s.price,
+         "delivery_time": s.delivery_time[:100], "details": s.details, "active": True, "fetched_at": now}
         for s in services
     ]  # fmt: skip
     if rows:
@@ -57,22 +63,40 @@ def store_services(session: Session, services: Sequence[Service], kind: str = "i
         statement = insert(ImeiService)
         changing = {c: statement.excluded[c] for c in rows[0] if c != "package_id"}
         session.execute(statement.on_conflict_do_update(index_elements=["package_id"], set_=changing), rows)
-    gone = update(ImeiService).where(ImeiService.kind == kind).values(active=False)
+    gone = update(ImeiService).where(ImeiService.kind == kind, ImeiService.account == account).values(active=False)
     if rows:
-        gone = gone.where(ImeiService.package_id.not_in([s.package_id for s in services]))
+        gone = gone.where(ImeiService.package_id.not_in([r["package_id"] for r in rows]))
     session.execute(gone)
     session.flush()
     return len(rows)
 
 
 def refresh(session: Session) -> int:
-    """Fetch `imeiservices` now and store it; provider failures become clear AppErrors."""
-    with sync_client(timeout=15.0) as client:
-        try:
-            services = client.imei_services()
-        except ProviderError as exc:
-            raise as_app_error(exc) from None
-    count = store_services(session, services)
+    """Fetch every account's service list now and store it; when an account fails the others are still
+    stored, then its failure is raised as a clear AppError."""
+    count = 0
+    failure: ProviderError | None = None
+    empty: list[str] = []
+    with sync_pool(timeout=15.0) as pool:
+        for account in accounts():
+            try:
+                services = pool.imei_services(account)
+                files = pool.file_services(account)
+            except ProviderError as exc:
+                log.warning("imei.services_refresh_failed", account=account, error=exc.message)
+                failure = failure or exc
+                continue
+            if not services:  # an empty list is a provider hiccup, not "every service is gone": keep them
+                log.warning("imei.services_empty_kept_catalogue", account=account)
+                empty.append(account)
+                continue
+            count += store_services(session, services, account=account)
+            if files is not None:
+                count += store_services(session, files, kind="file", account=account)
+    if failure is not None:
+        raise as_app_error(failure)
+    if empty:
+        raise UpstreamError(f"{', '.join(empty)} answered an empty service list; the cached catalogue is kept")
     log.info("imei.services_refreshed", count=count)
     return count
 
@@ -97,11 +121,16 @@ def ensure_fresh(session: Session, *, force: bool = False) -> str | None:
 
 
 def catalogue(
-    session: Session, *, search: str | None = None, category: str | None = None, refresh_now: bool = False
+    session: Session, *, search: str | None = None, category: str | None = None, refresh_now: bool = False,
+    account: str | None = None, kind: str = "imei",
 ) -> Catalogue:
-    """Active services, searched by title/category (case-insensitive) and filtered by exact category."""
+    """Active services, searched by title/category (case-insensitive), filtered by exact category and account."""
     warning = ensure_fresh(session, force=refresh_now)
-    query = select(ImeiService).where(ImeiService.active.is_(True), ImeiService.kind == "imei")
+    if kind not in SERVICE_KINDS:
+        raise ValidationFailed(f"service type must be one of {', '.join(SERVICE_KINDS)} (got {kind!r})")
+    query = select(ImeiService).where(ImeiService.active.is_(True), ImeiService.kind == kind)
+    if account:
+        query = query.where(ImeiService.account == account)
     if search and search.strip():
         like = f"%{search.strip().lower()}%"
         query = query.where(or_(func.lower(ImeiService.title).like(like), func.lower(ImeiService.category).like(like)))
@@ -119,8 +148,8 @@ def get_service(session: Session, package_id: str) -> ImeiService:
     """One active service (refreshing the cache when stale); unknown → NotFound."""
     ensure_fresh(session)
     service = session.get(ImeiService, str(package_id).strip())
-    if service is None or not service.active:
-        raise NotFound(f"GSM Fusion has no service {package_id!r} (see the services list)")
+    if service is None or not service.active or service.kind != "imei":
+        raise NotFound(f"no device-check service {package_id!r} (see the services list)")
     return service
 
 
@@ -131,6 +160,8 @@ def services_by_id(session: Session, package_ids: Sequence[str]) -> dict[str, Im
     if not ids:
         return {}
     found = session.scalars(
-        select(ImeiService).where(ImeiService.package_id.in_(ids), ImeiService.active.is_(True))
+        select(ImeiService).where(
+            ImeiService.package_id.in_(ids), ImeiService.active.is_(True), ImeiService.kind == "imei"
+        )
     )
     return {s.package_id: s for s in found}

@@ -1,4 +1,4 @@
-"""`phoneops imei ...`: services, submit, batch, status, wait, sync, export, import.
+"""`phoneops imei ...`: services, submit, batch, batches, resume, review, status, wait, sync, export, import.
 
 Submissions go through the same batch job as the API and the UI. By default the CLI runs that job in its
 own process (`--inline`) with a Rich progress bar; `--queue` leaves it to `phoneops worker` processes.
@@ -56,19 +56,20 @@ def _money(value: object) -> str:
 def services(
     search: Annotated[str | None, typer.Option(help="Text in the title or category")] = None,
     category: Annotated[str | None, typer.Option(help="Exact category")] = None,
-    refresh: Annotated[bool, typer.Option(help="Fetch the list from GSM Fusion now")] = False,
+    refresh: Annotated[bool, typer.Option(help="Fetch the list from the providers now")] = False,
+    kind: Annotated[str, typer.Option("--type", help="imei or file services")] = "imei",
 ) -> None:
     """List GSM Fusion IMEI services (cached), with prices and delivery times."""
     from phoneops.core.db import session_scope
     from phoneops.core.text import plain_text
     from phoneops.imei import catalogue
-    from phoneops.imei.service import credentials
+    from phoneops.imei.service import require_configured
 
     _boot()
     try:
-        credentials()
+        require_configured()
         with session_scope() as session:
-            found = catalogue.catalogue(session, search=search, category=category, refresh_now=refresh)
+            found = catalogue.catalogue(session, search=search, category=category, refresh_now=refresh, kind=kind)
             table = Table("id", "category", "service", "price", "delivery", "details")
             for s in found.services:
                 details = plain_text(s.details)  # the provider writes HTML
@@ -106,8 +107,17 @@ def _follow(job_id: str, worker: threading.Thread | None) -> tuple[str, str | No
                     f"· failed {counters.get('failed', 0)} [{job.status}]",
                 )  # fmt: skip
                 status, error, message = job.status, job.error, job.message
-            if status in TERMINAL or (worker is not None and not worker.is_alive()):
+            if status in TERMINAL:
                 return status, error, message
+            if worker is not None and not worker.is_alive():
+                # Our inline run ended: the job either waits (parked, `run_after`) or another worker holds it
+                # (a `phoneops worker` took it first): then follow that worker's run to its end.
+                with session_scope() as session:
+                    job = get_job(session, job_id)
+                    if job.status == "running" and job.lease_owner:
+                        worker = None
+                    else:
+                        return job.status, job.error, job.message
             time.sleep(0.3)
 
 
@@ -124,7 +134,7 @@ def _run(batch_id: int, job_id: str | None, inline: bool) -> dict[str, Any]:
             worker.start()
         status, error, message = _follow(job_id, worker)
         if worker is not None:
-            worker.join()
+            worker.join(timeout=1.0)
             with session_scope() as session:
                 job = jobs.get_job(session, job_id)
                 status, error, message = job.status, job.error, job.message
@@ -174,12 +184,12 @@ def submit(
     from phoneops.core.db import session_scope
     from phoneops.imei import inputs, submission
     from phoneops.imei.models import ImeiOrder
-    from phoneops.imei.service import credentials
+    from phoneops.imei.service import require_configured
 
     _boot()
     console = _console()
     try:
-        credentials()
+        require_configured()
         with session_scope() as session:
             batch, plan = submission.create_batch(
                 session, cli_actor(), [inputs.InputRow(imei, fields=_fields(field))], service, source="cli",
@@ -215,17 +225,18 @@ def batch(
     force: Annotated[bool, typer.Option(help="Re-check IMEIs already ordered for their service")] = False,
     confirm_over_budget: Annotated[bool, typer.Option(help="Send even if over the daily budget")] = False,
     inline: Annotated[bool, typer.Option("--inline/--queue", help="Run here, or leave it to workers")] = True,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write every row's result as JSON here")] = None,
 ) -> None:
     """Submit a file of IMEIs: validation, duplicates and the cost guard first, then a progress bar."""
     from phoneops.cli import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import inputs, submission
-    from phoneops.imei.service import credentials
+    from phoneops.imei.service import require_configured
 
     _boot()
     console = _console()
     try:
-        credentials()
+        require_configured()
         rows = inputs.rows_from_table(file)
         with session_scope() as session:
             created, plan = submission.create_batch(
@@ -244,7 +255,152 @@ def batch(
         raise typer.Exit(0)
     summary = _run(batch_id, job_id, inline)
     _print_summary(summary)
+    if output is not None:
+        written = _write_results(batch_id, output)
+        console.print(f"results of {written} rows written to {output}")
     raise typer.Exit(_exit_code(summary))
+
+
+@app.command("batches")
+def batches(limit: Annotated[int, typer.Option(help="How many, newest first")] = 20) -> None:
+    """List the latest batches: status, counts, spend, what is left."""
+    from phoneops.core.db import session_scope
+    from phoneops.imei import submission
+
+    _boot()
+    table = Table("batch", "created", "status", "service", "to send", "placed", "review", "failed", "spend", "error",
+                  title="IMEI batches")  # fmt: skip
+    with session_scope() as session:
+        for found in submission.list_batches(session, limit):
+            s = submission.batch_summary(session, found)
+            table.add_row(str(found.id), found.created_at.strftime("%Y-%m-%d %H:%M"), found.status, found.service_id,
+                          str(found.to_send), str(s["placed"]), str(s["needs_review"]), str(s["failed"]),
+                          _money(s["spend"]), (found.error or "")[:60])  # fmt: skip
+    _console().print(table)
+
+
+@app.command("resume")
+def resume(
+    batch_id: Annotated[int, typer.Argument(help="The batch to resume")],
+    inline: Annotated[bool, typer.Option("--inline/--queue", help="Run here, or leave it to workers")] = True,
+) -> None:
+    """Resume a stopped batch (after a key or credit problem was fixed): nothing settled is sent again."""
+    from phoneops.cli import cli_actor
+    from phoneops.core.db import session_scope
+    from phoneops.imei import submission
+    from phoneops.imei.service import require_configured
+
+    _boot()
+    try:
+        require_configured()
+        with session_scope() as session:
+            job_id = submission.resume_batch(session, cli_actor(), batch_id).job_id
+    except AppError as exc:
+        raise _fail(exc) from None
+    if not inline:
+        _console().print(f"batch #{batch_id} queued again as job {job_id}")
+        raise typer.Exit(0)
+    summary = _run(batch_id, job_id, inline)
+    _print_summary(summary)
+    raise typer.Exit(_exit_code(summary))
+
+
+review_app = typer.Typer(help="Paid work that needs a human: list, attach an order id, write off.",
+                         invoke_without_command=True)  # fmt: skip
+app.add_typer(review_app, name="review")
+
+
+@review_app.callback()
+def review_list(ctx: typer.Context) -> None:
+    """List IMEI orders and HLR lookups in review (what the Needs review page shows)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from phoneops.core.db import session_scope
+    from phoneops.hlr.lookups import lookups_in_review
+    from phoneops.imei import review
+
+    _boot()
+    console = _console()
+    with session_scope() as session:
+        rows = [review.describe_row(o) for o in review.review_rows(session)]
+        lookups = lookups_in_review(session)
+    if not rows and not lookups:
+        console.print("nothing needs review")
+        return
+    table = Table("row", "imei", "service", "why", "paid", "batch", title=f"IMEI orders in review ({len(rows)})")
+    for r in rows:
+        table.add_row(str(r["id"]), r["imei"], str(r["service_id"] or ""), r["reason_text"],
+                      _money(r["credits"]) if r["paid"] else "unknown", str(r["batch_id"] or ""))  # fmt: skip
+    console.print(table)
+    if lookups:
+        hlr = Table("lookup", "title", "status", "numbers in review", title="HLR lookups with numbers in review")
+        for found in lookups:
+            hlr.add_row(str(found["lookup_id"]), found["title"], found["status"], f"{found['numbers']:,}")
+        console.print(hlr)
+    console.print("attach: `phoneops imei review attach ROW ORDER_ID`; write off: `phoneops imei review write-off "
+                  "ROW --reason ...`; HLR: `phoneops hlr retry-review ID` or the Needs review page")
+
+
+@review_app.command("attach")
+def review_attach(
+    row: Annotated[int, typer.Argument(help="The order row (see `phoneops imei review`)")],
+    order_id: Annotated[str, typer.Argument(help="GSM Fusion's order id for it")],
+) -> None:
+    """Give an order in review its order id; its result is fetched by the next sync."""
+    from phoneops.cli import cli_actor
+    from phoneops.core.db import session_scope
+    from phoneops.imei import review
+
+    _boot()
+    try:
+        with session_scope() as session:
+            order = review.attach_order_id(session, cli_actor(), row, order_id)
+            _console().print(f"[green]attached:[/green] order {order.order_id} for {order.imei}")
+    except AppError as exc:
+        raise _fail(exc) from None
+
+
+@review_app.command("write-off")
+def review_write_off(
+    row: Annotated[int, typer.Argument(help="The order row (see `phoneops imei review`)")],
+    reason: Annotated[str, typer.Option(help="Why it is written off (required)")] = "",
+) -> None:
+    """Close an order in review without a result (kept in spend when it was paid)."""
+    from phoneops.cli import cli_actor
+    from phoneops.core.db import session_scope
+    from phoneops.imei import review
+
+    _boot()
+    try:
+        with session_scope() as session:
+            order = review.write_off(session, cli_actor(), row, reason)
+            _console().print(f"written off: {order.imei} ({reason.strip()})")
+    except AppError as exc:
+        raise _fail(exc) from None
+
+
+def _write_results(batch_id: int, output: Path) -> int:
+    """`[{imei, order_id, service_id, state, status, success, error, credits}]` for every row of the batch,
+    the rows skipped before sending included (invalid, duplicates)."""
+    import json
+
+    from phoneops.core.db import session_scope
+    from phoneops.imei import submission
+    from phoneops.imei.models import ImeiOrder
+
+    with session_scope() as session:
+        batch = submission.get_batch(session, batch_id)
+        rows = session.scalars(select(ImeiOrder).where(ImeiOrder.batch_id == batch_id).order_by(ImeiOrder.id))
+        results: list[dict[str, Any]] = [
+            {"imei": o.imei, "order_id": o.order_id, "service_id": o.service_id, "state": o.state, "status": o.status,
+             "success": o.state == "placed", "error": o.error,
+             "credits": None if o.credits is None or o.state != "placed" else str(o.credits)}
+            for o in rows
+        ]  # fmt: skip
+        results += [{"imei": s.get("value"), "order_id": None, "service_id": None, "state": "skipped", "status": None,
+                     "success": False, "error": s.get("reason"), "credits": None} for s in batch.skipped]  # fmt: skip
+    output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return len(results)
 
 
 # --- following orders ---------------------------------------------------------------------------------
@@ -270,27 +426,38 @@ def _print_orders(orders: list[Any]) -> None:
 
 @app.command("status")
 def status(
-    reference: Annotated[str, typer.Argument(help="Provider order id or IMEI")],
-    refresh: Annotated[bool, typer.Option(help="Ask GSM Fusion for the latest status")] = False,
+    references: Annotated[list[str], typer.Argument(help="Order ids or IMEIs (several, or comma separated)")],
+    refresh: Annotated[bool, typer.Option(help="Ask the provider for the latest status")] = False,
 ) -> None:
-    """Show the orders for an order id or an IMEI (optionally refreshed from GSM Fusion)."""
+    """Show the orders for order ids or IMEIs (optionally refreshed from the provider); exit 1 if one is unknown."""
     from phoneops.core.db import session_scope
     from phoneops.imei import history
     from phoneops.imei.sync import refresh_order
 
     _boot()
+    wanted = list(dict.fromkeys(p.strip() for r in references for p in r.split(",") if p.strip()))
+    missing: list[str] = []
     try:
         with session_scope() as session:
-            orders = history.find_orders(session, reference)
-            if not orders:
-                _console().print(f"[yellow]no order for {reference}[/yellow]")
-                raise typer.Exit(1)
-            if refresh:
-                for order in orders:
-                    refresh_order(session, order)
-            _print_orders(orders)
+            for reference in wanted:
+                orders = history.find_orders(session, reference)
+                if not orders:
+                    missing.append(reference)
+                    continue
+                if refresh:
+                    from phoneops.cli import cli_actor
+                    from phoneops.core.audit import audit
+
+                    for order in orders:
+                        refresh_order(session, order)
+                        audit(session, cli_actor(), "imei.order.refresh", "imei_order", order.id,
+                              {"order_id": order.order_id, "status": order.status, "via": "cli"})  # fmt: skip
+                _print_orders(orders)
     except AppError as exc:
         raise _fail(exc) from None
+    if missing:
+        _console().print(f"[yellow]no order for {', '.join(missing)}[/yellow]")
+        raise typer.Exit(1)
 
 
 @app.command("wait")
@@ -335,15 +502,21 @@ def wait(
 @app.command("sync")
 def sync() -> None:
     """Refresh every Pending / In Process order now (many ids per call)."""
-    from phoneops.imei.service import credentials
+    from phoneops.imei.service import require_configured
     from phoneops.imei.sync import sync_open_orders
 
     _boot()
     try:
-        credentials()
+        require_configured()
         result = sync_open_orders(
             progress=lambda done, counts: _console().print(f"checked {done} · {counts}", highlight=False)
         )
+        from phoneops.cli import cli_actor
+        from phoneops.core.audit import audit
+        from phoneops.core.db import session_scope
+
+        with session_scope() as session:
+            audit(session, cli_actor(), "imei.sync", None, None, {"via": "cli", "checked": result["checked"]})
     except AppError as exc:
         raise _fail(exc) from None
     _console().print(f"[green]synced {result['checked']} open orders[/green]: {result['by_status']}")

@@ -13,6 +13,7 @@ action's parameters; the answer is XML with HTTP 200 even for errors (docs/provi
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
@@ -61,7 +62,28 @@ _PROLOG = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<\?(?:php)?xml\b[^>]*\?>", re.IGNOR
 # --- errors -------------------------------------------------------------------------------------------
 
 
-class GsmFusionError(ProviderError):
+class DeviceCheckRefused(ProviderError):
+    """A device-check provider (GSM Fusion, a DHRU account) answered with an error text; `provider_message`
+    is that (scrubbed) text. Subclasses below say what the placement engine must do with it."""
+
+    code = "device_check_refused"
+    provider_message: str
+    action: str
+
+
+class ImeiAlreadyExists(DeviceCheckRefused):
+    """The IMEI was already ordered for this service at the provider (not charged again)."""
+
+    status_code = 409
+    code = "imei_already_exists"
+
+
+class InsufficientCredit(DeviceCheckRefused):
+    status_code = 402
+    code = "insufficient_credit"
+
+
+class GsmFusionError(DeviceCheckRefused):
     """The provider answered with an `<error>`; `provider_message` is its (scrubbed) text."""
 
     code = "gsm_fusion_error"
@@ -84,14 +106,14 @@ class GsmInvalidApiKey(GsmFusionError, ProviderAuthError):
     code = "gsm_invalid_api_key"
 
 
-class GsmImeiAlreadyExists(GsmFusionError):
+class GsmImeiAlreadyExists(GsmFusionError, ImeiAlreadyExists):
     """The IMEI was already ordered for this service: a duplicate, not a failure (it was not charged)."""
 
     status_code = 409
     code = "gsm_imei_already_exists"
 
 
-class GsmInsufficientCredit(GsmFusionError):
+class GsmInsufficientCredit(GsmFusionError, InsufficientCredit):
     status_code = 402
     code = "gsm_insufficient_credit"
 
@@ -133,6 +155,7 @@ class PlacedOrder:
     order_id: str
     imei: str
     status: str
+    raw: str = ""  # the provider's answer, as received
 
 
 @dataclass(frozen=True)
@@ -168,6 +191,29 @@ def parse_xml(content: bytes, *, action: str, maybe_sent: bool = False) -> Eleme
             provider=PROVIDER,
             maybe_sent=maybe_sent,
         ) from None
+
+
+def json_error_message(content: bytes) -> str | None:
+    """The error text of a JSON answer — `{"ERROR": [{"MESSAGE": "Invalid User!"}]}` (DHRU style) or
+    `{"error": "..."}` — or None when the answer is not a JSON error. The Content-Type is not trusted."""
+    body = content.strip().lstrip(b"\xef\xbb\xbf").strip()
+    if not body.startswith(b"{"):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    found = next((data[k] for k in data if str(k).lower() == "error"), None)
+    if isinstance(found, list) and found:
+        found = found[0]
+    if isinstance(found, dict):
+        found = next((v for k, v in found.items() if str(k).lower() in ("message", "msg", "full_description")), None)
+    if found is None or isinstance(found, dict | list):
+        return None
+    text = " ".join(str(found).split())
+    return text or None
 
 
 def _tag(element: Element) -> str:
@@ -241,7 +287,8 @@ def parse_placed(root: Element, imei: str) -> PlacedOrder:
     if not order_id:
         raise ProviderResponseError("GSM Fusion placeorder: order without id", provider=PROVIDER, maybe_sent=True)
     status = normalize_status(_child(placed[0], "status")) or "Pending"
-    return PlacedOrder(order_id=order_id, imei=_child(placed[0], "imei") or imei, status=status)
+    return PlacedOrder(order_id=order_id, imei=_child(placed[0], "imei") or imei, status=status,
+                       raw=ET.tostring(root, encoding="unicode")[:20_000])
 
 
 def _parse_datetime(text: str) -> datetime | None:
@@ -315,6 +362,12 @@ class _GsmFusionBase:
         return {"apiKey": self._api_key, "userId": self.user_id, "action": action, **(params or {})}
 
     def _root(self, response: httpx.Response, action: str, idempotent: bool) -> Element:
+        json_error = json_error_message(response.content)
+        if json_error is not None:  # a JSON error (DHRU style), whatever its Content-Type (the live one: text/html)
+            text = self.redactor.redact(json_error)
+            error = error_for_message(text, action=action)
+            log.warning("gsm_fusion.error", action=action, error=error.code, message=text, format="json")
+            raise error
         root = parse_xml(response.content, action=action, maybe_sent=not idempotent)
         raise_for_error(root, action=action, redactor=self.redactor)
         return root

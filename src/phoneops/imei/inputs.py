@@ -29,7 +29,9 @@ def _key(name: str) -> str:
 
 _FIELD_BY_KEY = {_key(name): name for name in ORDER_FIELDS}
 _IMEI_HEADERS = {"imei", "imeino", "imeinumber", "imei1"}
-_SERVICE_HEADERS = {"service", "serviceid", "networkid", "packageid", "network"}
+# GSM Fusion calls the service `networkId` in placeorder: the most specific name wins; several service columns
+# are only accepted when they agree on every row.
+_SERVICE_HEADERS = ("networkid", "packageid", "serviceid", "service", "network")
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,10 @@ def _rows_from_table(path: Path) -> list[InputRow]:
         imei_col = next((i for i, k in enumerate(keys) if k in _IMEI_HEADERS), None)
         if imei_col is None:
             raise ValidationFailed("the file needs a column named 'imei' (found: " + ", ".join(header[:10]) + ")")
-        service_col = next((i for i, k in enumerate(keys) if k in _SERVICE_HEADERS), None)
-        field_cols = {i: _FIELD_BY_KEY[k] for i, k in enumerate(keys) if k in _FIELD_BY_KEY and i != service_col}
+        service_cols = sorted((i for i, k in enumerate(keys) if k in _SERVICE_HEADERS),
+                              key=lambda i: _SERVICE_HEADERS.index(keys[i]))  # fmt: skip
+        service_col = service_cols[0] if service_cols else None
+        field_cols = {i: _FIELD_BY_KEY[k] for i, k in enumerate(keys) if k in _FIELD_BY_KEY and i not in service_cols}
         rows: list[InputRow] = []
         for number, cells in enumerate(table, start=2):
             if len(rows) > MAX_BATCH_ROWS:
@@ -106,6 +110,11 @@ def _rows_from_table(path: Path) -> list[InputRow]:
             if not value and not any(c.strip() for c in cells):
                 continue
             service = cells[service_col].strip() if service_col is not None and service_col < len(cells) else ""
+            others = {cells[i].strip() for i in service_cols[1:] if i < len(cells) and cells[i].strip()}
+            if others - {service}:
+                names = ", ".join(repr(header[i]) for i in service_cols)
+                raise ValidationFailed(f"line {number}: the columns {names} disagree on the service; keep one service "
+                                       "column (GSM Fusion's service id, as in `phoneops imei services`)")
             extra = {name: cells[i].strip() for i, name in field_cols.items() if i < len(cells) and cells[i].strip()}
             rows.append(InputRow(value, service or None, extra, number))
         return rows

@@ -71,6 +71,8 @@ class ImeiService(Base):
 
     package_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(8), default="imei")
+    # The provider account serving it: "gsm_fusion" or a DHRU account name (whose ids read "name:id").
+    account: Mapped[str] = mapped_column(String(32), default="gsm_fusion", server_default="gsm_fusion", index=True)
     category: Mapped[str] = mapped_column(String(255), default="")
     title: Mapped[str] = mapped_column(String(255), default="")
     price: Mapped[Decimal] = mapped_column(MONEY)
@@ -105,6 +107,12 @@ class ImeiBatch(Base):
     # Rows not sent (invalid input, duplicates caught before spending), capped: [{"value", "reason"}].
     skipped: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Balance guard (providers that report a balance): the account, its balance when the batch started and
+    # when it ended, and (start - end) - the spend we recorded: not zero means money we cannot account for.
+    balance_account: Mapped[str | None] = mapped_column(String(32), default=None)
+    balance_start: Mapped[Decimal | None] = mapped_column(MONEY, default=None)
+    balance_end: Mapped[Decimal | None] = mapped_column(MONEY, default=None)
+    balance_difference: Mapped[Decimal | None] = mapped_column(MONEY, default=None)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -60,13 +60,9 @@ from phoneops.core.http import (
 )
 from phoneops.core.jobs import JobCancelled, JobContext, LeaseLost, RetryLater
 from phoneops.core.security import SYSTEM
-from phoneops.imei.client import (
-    AsyncGsmFusionClient,
-    GsmFusionError,
-    GsmImeiAlreadyExists,
-    GsmInsufficientCredit,
-    PlacedOrder,
-)
+from phoneops.imei.balance import BalanceGuard, guard_for
+from phoneops.imei.balance import close as close_balance
+from phoneops.imei.client import DeviceCheckRefused, ImeiAlreadyExists, InsufficientCredit, PlacedOrder
 from phoneops.imei.models import (
     DUPLICATE,
     FAILED,
@@ -81,7 +77,7 @@ from phoneops.imei.models import (
     ImeiBatch,
     ImeiOrder,
 )
-from phoneops.imei.service import async_client, describe
+from phoneops.imei.service import AsyncPool, async_pool, describe, split_id
 from phoneops.imei.submission import batch_counts, batch_spend, batch_summary, money_text
 from phoneops.settings import get_settings
 
@@ -117,6 +113,7 @@ class Outcome:
     status: str | None = None
     error: str | None = None
     reason: str | None = None  # review reason
+    raw: str | None = None  # the provider's answer, kept on the order
 
     def params(self, now: Any) -> dict[str, Any]:
         w = self.work
@@ -132,8 +129,9 @@ class Outcome:
             "b_credits": w.credits if state in (PLACED, REVIEW, QUEUED, SENDING) else None,
             "b_error": self.error, "b_placed_at": now if paid else None, "b_order_date": now if placed else None,
             "b_review_reason": self.reason if state == REVIEW else None,
-            "b_notes": "placed on reconciliation: the interrupted attempt never reached GSM Fusion"
+            "b_notes": "placed on reconciliation: the interrupted attempt never reached the provider"
             if placed and w.attempts > 1 else None,
+            "b_raw": self.raw,
         }  # fmt: skip
 
 
@@ -154,7 +152,7 @@ _SETTLE = (
         state=bindparam("b_state"), attempts=bindparam("b_attempts"), order_id=bindparam("b_order_id"),
         status=bindparam("b_status"), credits=bindparam("b_credits"), error=bindparam("b_error"),
         placed_at=bindparam("b_placed_at"), order_date=bindparam("b_order_date"), notes=bindparam("b_notes"),
-        review_reason=bindparam("b_review_reason"),
+        review_reason=bindparam("b_review_reason"), raw_response=bindparam("b_raw"),
     )
 )
 
@@ -162,16 +160,17 @@ _SETTLE = (
 def classify(work: Work, answer: PlacedOrder | BaseException, *, reconciling: bool) -> tuple[Outcome, Stop | None]:
     """What one placeorder answer means for its intent, and whether the whole batch must stop."""
     if isinstance(answer, PlacedOrder):
-        return Outcome(work, PLACED, order_id=answer.order_id, status=answer.status or "Pending"), None
-    if isinstance(answer, GsmImeiAlreadyExists):
+        return Outcome(work, PLACED, order_id=answer.order_id, status=answer.status or "Pending",
+                       raw=answer.raw or None), None
+    if isinstance(answer, ImeiAlreadyExists):
         if reconciling:
-            text = ("placed (and paid) before the interruption — GSM Fusion says the IMEI already exists — but its "
-                    "order id is unknown: attach it, match it from a provider export, or write it off")  # fmt: skip
+            text = ("placed (and paid) before the interruption — the provider says the IMEI already exists — but "
+                    "its order id is unknown: attach it, match it from a provider export, or write it off")  # fmt: skip
             return Outcome(work, REVIEW, error=text, reason=NO_ORDER_ID), None
         return Outcome(work, DUPLICATE, error=describe(answer)), None
-    if isinstance(answer, ProviderAuthError | GsmInsufficientCredit):
+    if isinstance(answer, ProviderAuthError | InsufficientCredit):
         return Outcome(work, REVERT), Stop("fail", describe(answer))
-    if isinstance(answer, GsmFusionError):  # refused: not placed (a placed earlier attempt answers "exists")
+    if isinstance(answer, DeviceCheckRefused):  # refused: not placed (a placed earlier attempt answers "exists")
         return Outcome(work, FAILED, error=describe(answer)), None
     if isinstance(answer, ProviderError) and not answer.maybe_sent:
         delay = answer.retry_after if isinstance(answer, ProviderRateLimited) and answer.retry_after else None
@@ -200,8 +199,9 @@ def _run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 class BatchRunner:
     ctx: JobContext
     batch_id: int
-    client: AsyncGsmFusionClient
+    client: AsyncPool
     concurrency: int
+    guard: BalanceGuard | None = None
     to_send: int = 0
     invalid: int = 0
     counts: Counter[str] = field(default_factory=Counter)
@@ -233,6 +233,14 @@ class BatchRunner:
             self.to_send, self.invalid = batch.to_send, batch.invalid
             self.counts.update(batch_counts(session, self.batch_id))
             self.spend = batch_spend(session, self.batch_id)
+            if self.guard is not None:  # read guarded balances before anything is sent
+                left = session.scalars(
+                    select(ImeiOrder.service_id).where(ImeiOrder.batch_id == self.batch_id,
+                                                       ImeiOrder.state.in_((QUEUED, SENDING))).distinct()
+                )  # fmt: skip
+                read = self.guard.start(split_id(s or "")[0] for s in left)
+                if batch.balance_start is None and read:  # the first run's reading is the batch's start
+                    batch.balance_account, batch.balance_start = sorted(read.items())[0]
             self._progress(session, "reconciling unsettled orders" if self.counts[SENDING] else "sending")
 
     def claim(self, limit: int) -> list[Work]:
@@ -246,6 +254,12 @@ class BatchRunner:
             ).all()  # fmt: skip
             if not rows:
                 return []
+            if self.guard is not None:  # nothing that would cross an account's minimum balance is sent
+                rows = rows[: self.guard.admit([(r.service_id or "", r.credits) for r in rows])]
+                if not rows:  # the admitted rows before the pause are still sent
+                    if self.guard.paused:
+                        self._set_stop(Stop("paused", self.guard.paused))
+                    return []
             session.execute(
                 update(ImeiOrder).where(ImeiOrder.id.in_([r.id for r in rows]), ImeiOrder.state == QUEUED)
                 .values(state=SENDING, attempts=ImeiOrder.attempts + 1, sent_at=utcnow(), error=None)
@@ -279,6 +293,8 @@ class BatchRunner:
         with session_scope() as session:
             session.execute(_SETTLE, [o.params(now) for o in outcomes])
             for o in outcomes:
+                if self.guard is not None:
+                    self.guard.release(o.work.service_id, o.work.credits, o.state in (PLACED, REVIEW, KEEP))
                 if o.state in (PLACED, DUPLICATE, FAILED, REVIEW):
                     self.counts[o.state] += 1
                 if (o.state == PLACED or o.reason == NO_ORDER_ID) and o.work.credits is not None:
@@ -324,7 +340,15 @@ class BatchRunner:
             batch.status, batch.error = status, error
             if status in ("done", "failed", "cancelled"):
                 batch.finished_at = utcnow()
-            return batch_summary(session, batch)
+            if status in ("done", "paused") and self.guard is not None:  # balance change vs recorded spend
+                close_balance(session, None, batch, self.guard.pool)
+            summary = batch_summary(session, batch)
+            # The paid calls of this run, one audit line per job step (run): what was placed and spent.
+            audit(session, SYSTEM, "imei.batch.run", "imei_batch", self.batch_id,
+                  {"job_id": self.ctx.job_id, "status": status, "error": error,
+                   **{k: summary[k] for k in ("placed", "placed_without_order_id", "duplicates_at_provider",
+                                              "failed", "needs_review", "spend")}})  # fmt: skip
+            return summary
 
     # --- the async part ---------------------------------------------------------------------------------
 
@@ -408,7 +432,7 @@ class BatchRunner:
 
         async def sender() -> None:
             while (work := await queue.get()) is not None:
-                if self.stop is not None:  # marked but never sent: put it back as it was
+                if self.stop is not None and self.stop.kind != "paused":  # marked, never sent: put it back
                     self._record(Outcome(work, REVERT), None)
                     continue
                 await self._place(work, reconciling=False)
@@ -433,18 +457,29 @@ def run_batch(ctx: JobContext) -> dict[str, Any]:
     settings = get_settings()
     batch_id = int(ctx.params["batch_id"])
     try:
-        client = async_client(settings)
+        client = async_pool(settings)
     except AppError as exc:
         with session_scope() as session:
             batch = session.get(ImeiBatch, batch_id)
             if batch is not None:
                 batch.status, batch.error = "failed", exc.message
         raise
-    runner = BatchRunner(ctx, batch_id, client, settings.imei_concurrency)
+    guard = guard_for(settings)
+    try:
+        return _run_guarded(ctx, BatchRunner(ctx, batch_id, client, settings.imei_concurrency, guard=guard))
+    finally:
+        guard.pool.close()
+
+
+def _run_guarded(ctx: JobContext, runner: BatchRunner) -> dict[str, Any]:
+    batch_id, client = runner.batch_id, runner.client
     try:
         runner.load()
-    except BaseException:
+    except BaseException as exc:
         _run_async(client.aclose)
+        if isinstance(exc, ProviderError):  # a guarded balance could not be read: nothing was sent
+            runner.finish("waiting", describe(exc))
+            raise RetryLater.outage(ctx, "the provider", describe(exc), exc.retry_after) from None
         raise
     _run_async(runner.run)
     stop = runner.stop
@@ -457,6 +492,9 @@ def run_batch(ctx: JobContext) -> dict[str, Any]:
         if stop.kind == "fail":
             runner.finish("failed", stop.message)
             raise AppError(stop.message, code="imei_batch_stopped")
+        if stop.kind == "paused":
+            runner.finish("paused", stop.message)
+            raise AppError(stop.message, code="imei_batch_paused")
         runner.finish("waiting", stop.message)
         raise RetryLater.outage(ctx, "GSM Fusion", stop.message, stop.delay)
     if runner.kept:

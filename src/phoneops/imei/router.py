@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from phoneops.core import storage
+from phoneops.core.audit import audit
 from phoneops.core.db import utcnow
 from phoneops.core.deps import DbSession, operator, viewer
 from phoneops.core.jobs import create_job, get_job
@@ -20,6 +22,7 @@ from phoneops.core.schemas import JobOut
 from phoneops.core.security import Principal
 from phoneops.hlr.lookups import lookups_in_review
 from phoneops.imei import catalogue, history, imports, inputs, review, submission
+from phoneops.imei.balance import quote_balances
 from phoneops.imei.models import ImeiBatch
 from phoneops.imei.schemas import (
     BalanceOut,
@@ -35,7 +38,7 @@ from phoneops.imei.schemas import (
     ServiceOut,
     ServicesOut,
 )
-from phoneops.imei.service import BALANCE_NOT_AVAILABLE, credentials
+from phoneops.imei.service import BALANCE_NOT_AVAILABLE, require_configured
 from phoneops.imei.sync import refresh_order
 from phoneops.imei.tasks import SYNC_KIND
 from phoneops.settings import get_settings
@@ -97,11 +100,14 @@ def list_services(
     search: str | None = Query(default=None, max_length=100),
     category: str | None = Query(default=None, max_length=255),
     refresh: bool = False,
+    type: Literal["imei", "file"] = Query(default="imei", description="imei or file services"),
+    account: str | None = Query(default=None, max_length=32, description="one provider account"),
     session: Session = DbSession,
     _: Principal = Depends(viewer),
 ) -> ServicesOut:
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
-    found = catalogue.catalogue(session, search=search, category=category, refresh_now=refresh)
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
+    found = catalogue.catalogue(session, search=search, category=category, refresh_now=refresh, kind=type,
+                                account=account or None)  # fmt: skip
     return ServicesOut(
         services=[ServiceOut.model_validate(s) for s in found.services], categories=found.categories,
         fetched_at=found.fetched_at, stale=found.stale, warning=found.warning,
@@ -112,14 +118,20 @@ def list_services(
 def get_service(
     package_id: str, session: Session = DbSession, _: Principal = Depends(viewer)
 ) -> ServiceOut:
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     return ServiceOut.model_validate(catalogue.get_service(session, package_id))
 
 
 @router.get("/balance", response_model=BalanceOut)
 def balance(_: Principal = Depends(viewer)) -> BalanceOut:
-    """GSM Fusion's API has no balance action: the balance is not available from the provider."""
-    return BalanceOut(available=False, balance=None, message=BALANCE_NOT_AVAILABLE)
+    """Balances of the DHRU accounts (`accountinfo`); GSM Fusion's API has no balance action."""
+    settings = get_settings()
+    quotes = quote_balances({a.name: Decimal(0) for a in settings.dhru_accounts}, settings)
+    if not quotes:
+        return BalanceOut(available=False, balance=None, message=BALANCE_NOT_AVAILABLE)
+    first = next((q.balance for q in quotes if q.balance is not None), None)
+    return BalanceOut(available=first is not None, balance=first, message="; ".join(q.text() for q in quotes),
+                      accounts=[q.to_dict() for q in quotes])  # fmt: skip
 
 
 @router.get("/quote", response_model=QuoteOut)
@@ -130,7 +142,7 @@ def quote(
     _: Principal = Depends(viewer),
 ) -> QuoteOut:
     """What `count` IMEIs of a service would cost against today's spend and the daily budget."""
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     return QuoteOut(**submission.quote_for(session, service_id, count).to_dict())
 
 
@@ -155,7 +167,7 @@ def stats(session: Session = DbSession, _: Principal = Depends(viewer)) -> dict[
 def create_batch(
     body: BatchIn, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> BatchDetail:
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     rows = [inputs.InputRow(value) for value in body.imeis]
     rows += inputs.rows_from_text(body.text or "")
     rows += [inputs.InputRow(r.imei, r.service_id, dict(r.fields)) for r in body.rows]
@@ -176,7 +188,7 @@ async def upload_batch(
     actor: Principal = Depends(operator),
 ) -> BatchDetail:
     """A CSV or XLSX file with a column `imei` (any case), optional `service` and provider field columns."""
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     path = await save_upload(session, actor, file, "imei-batch")
     rows = inputs.rows_from_table(path)
     batch, plan = submission.create_batch(
@@ -191,7 +203,7 @@ def create_order(
     body: OrderIn, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> BatchDetail:
     """One IMEI: a batch of one, placed by the same crash-safe job."""
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     batch, plan = submission.create_batch(
         session, actor, [inputs.InputRow(body.imei, fields=dict(body.fields))], body.service_id,
         source="single", force=body.force, confirm_over_budget=body.confirm_over_budget,
@@ -219,7 +231,7 @@ def get_batch(
 def resume_batch(
     batch_id: int, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> BatchDetail:
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     return batch_detail(session, submission.resume_batch(session, actor, batch_id))
 
 
@@ -285,10 +297,13 @@ def get_order(
 
 @router.post("/orders/{row_id}/refresh", response_model=OrderOut)
 def refresh(
-    row_id: int, session: Session = DbSession, _: Principal = Depends(operator)
+    row_id: int, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> OrderOut:
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
-    return OrderOut.model_validate(refresh_order(session, history.get_order(session, row_id)))
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
+    order = refresh_order(session, history.get_order(session, row_id))
+    audit(session, actor, "imei.order.refresh", "imei_order", order.id, {"order_id": order.order_id,
+                                                                          "status": order.status})  # fmt: skip
+    return OrderOut.model_validate(order)
 
 
 class AttachIn(BaseModel):
@@ -326,8 +341,10 @@ def write_off(
 @router.post("/sync", response_model=JobOut, status_code=202)
 def sync(session: Session = DbSession, actor: Principal = Depends(operator)) -> JobOut:
     """Refresh every Pending / In Process order now (a job; the periodic task does it every 5 minutes)."""
-    credentials()  # 503 provider_not_configured without GSM Fusion credentials
-    return JobOut.model_validate(create_job(session, actor, SYNC_KIND, {}, title="IMEI status sync"))
+    require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
+    job = create_job(session, actor, SYNC_KIND, {}, title="IMEI status sync")
+    audit(session, actor, "imei.sync", "job", job.id, {"via": "api"})
+    return JobOut.model_validate(job)
 
 
 @router.post("/import", response_model=ImportOut, status_code=201)

@@ -13,6 +13,8 @@ class ServiceOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     package_id: str
+    kind: str = "imei"
+    account: str = "gsm_fusion"
     category: str
     title: str
     price: Decimal
@@ -38,6 +40,8 @@ class QuoteOut(BaseModel):
     remaining: Decimal
     over_budget: bool
     balance: str
+    balances: list[dict[str, Any]] = Field(default_factory=list)
+    balance_ok: bool = True
 
 
 class OrderRowIn(BaseModel):
@@ -91,6 +95,10 @@ class BatchOut(BaseModel):
     duplicates_in_batch: int
     duplicates_in_history: int
     error: str | None
+    balance_account: str | None = None
+    balance_start: Decimal | None = None
+    balance_end: Decimal | None = None
+    balance_difference: Decimal | None = None
     created_at: datetime
     finished_at: datetime | None
 
@@ -193,3 +201,4 @@ class BalanceOut(BaseModel):
     available: bool
     balance: Decimal | None
     message: str
+    accounts: list[dict[str, Any]] = Field(default_factory=list)

@@ -31,6 +31,7 @@ from phoneops.core.db import utcnow
 from phoneops.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from phoneops.core.jobs import create_job
 from phoneops.core.security import Principal, Role
+from phoneops.imei.balance import AccountQuote, check_quote, costs_by_account, quote_balances
 from phoneops.imei.catalogue import services_by_id
 from phoneops.imei.inputs import MAX_BATCH_ROWS, InputRow, provider_fields
 from phoneops.imei.models import (
@@ -97,6 +98,7 @@ class CostQuote:
     over_budget: bool
     price: Decimal | None = None  # None when rows use several services
     balance: str = BALANCE_NOT_AVAILABLE
+    balances: tuple[AccountQuote, ...] = ()  # guarded accounts (DHRU): cost there vs balance - minimum
 
     @property
     def remaining(self) -> Decimal:
@@ -108,17 +110,24 @@ class CostQuote:
             "cost": money_text(self.cost), "spent_today": money_text(self.spent_today),
             "reserved": money_text(self.reserved), "budget": money_text(self.budget),
             "remaining": money_text(self.remaining), "over_budget": self.over_budget, "balance": self.balance,
+            "balances": [b.to_dict() for b in self.balances],
+            "balance_ok": all(b.fits for b in self.balances if b.balance is not None),
         }  # fmt: skip
 
 
-def quote(session: Session, prices: Sequence[Decimal]) -> CostQuote:
+def quote(session: Session, prices: Sequence[Decimal], service_ids: Sequence[str] = ()) -> CostQuote:
+    """Cost against today's spend and the daily budget, and (`service_ids` parallel to `prices`) against the
+    balance of every guarded account (read now)."""
     budget = get_settings().imei_daily_budget
     spent, reserved = spend_today(session), reserved_spend(session)
     cost = sum(prices, Decimal(0))
     distinct = set(prices)
+    balances = tuple(quote_balances(costs_by_account(zip(service_ids, prices, strict=False))))
+    text = "; ".join(b.text() for b in balances) or BALANCE_NOT_AVAILABLE
     return CostQuote(
         count=len(prices), cost=cost, spent_today=spent, reserved=reserved, budget=budget,
         over_budget=spent + reserved + cost > budget, price=distinct.pop() if len(distinct) == 1 else None,
+        balance=text, balances=balances,
     )  # fmt: skip
 
 
@@ -128,7 +137,7 @@ def quote_for(session: Session, service_id: str, count: int) -> CostQuote:
         raise NotFound(f"GSM Fusion has no service {service_id!r} (see the services list)")
     if not 0 <= count <= MAX_BATCH_ROWS:
         raise ValidationFailed(f"count must be between 0 and {MAX_BATCH_ROWS}")
-    return quote(session, [services[service_id].price] * count)
+    return quote(session, [services[service_id].price] * count, [service_id] * count)
 
 
 # --- planning -----------------------------------------------------------------------------------------
@@ -278,7 +287,8 @@ def plan(
         planned.append(candidate)
     return Plan(
         rows=planned, skipped=skipped, total_input=len(rows), invalid=invalid, duplicates_in_batch=in_batch,
-        duplicates_in_history=in_history, forced=forced, quote=quote(session, [p.service.price for p in planned]),
+        duplicates_in_history=in_history, forced=forced,
+        quote=quote(session, [p.service.price for p in planned], [p.service.package_id for p in planned]),
     )  # fmt: skip
 
 
@@ -301,6 +311,7 @@ def create_batch(
     if not rows:
         raise ValidationFailed("no IMEI given")
     result = plan(session, rows, service_id, force=force, fields=fields)
+    check_quote(result.quote.balances)  # refused before anything is stored or paid
     if result.quote.over_budget and result.rows:
         if not confirm_over_budget:
             q = result.quote
@@ -436,3 +447,15 @@ def batch_summary(session: Session, batch: ImeiBatch) -> dict[str, Any]:
         "written_off": counts.get("written_off", 0),
         "spend": money_text(batch_spend(session, batch.id)), "error": batch.error,
     }  # fmt: skip
+
+
+def balance_differences(session: Session) -> int:
+    """Batches whose provider balance change differed from the spend we recorded (docs/imei.md)."""
+    return int(
+        session.scalar(
+            select(func.count(ImeiBatch.id)).where(
+                ImeiBatch.balance_difference.is_not(None), ImeiBatch.balance_difference != 0
+            )
+        )
+        or 0
+    )

@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 
 from phoneops.core.db import session_scope, utcnow
 from phoneops.core.http import ProviderError
-from phoneops.imei.client import GsmFusionClient, OrderStatus
+from phoneops.imei.client import OrderStatus
 from phoneops.imei.models import PLACED, ImeiOrder
 from phoneops.imei.parsing import FINAL_STATUSES, OPEN_STATUSES
 from phoneops.imei.results import store_result
-from phoneops.imei.service import as_app_error, sync_client
+from phoneops.imei.service import StatusSource, as_app_error, sync_pool
 
 log = structlog.get_logger("phoneops.imei.sync")
 
@@ -84,11 +84,11 @@ def count_open(session: Session) -> int:
 
 
 def sync_open_orders(
-    client: GsmFusionClient | None = None, progress: Callable[[int, dict[str, int]], None] | None = None
+    client: StatusSource | None = None, progress: Callable[[int, dict[str, int]], None] | None = None
 ) -> dict[str, Any]:
     """Refresh every open order, `ROWS_PER_STEP` per transaction; returns counts by status."""
     own = client is None
-    client = client or sync_client()
+    client = client or sync_pool()
     totals: dict[str, int] = {}
     checked = 0
     after_id = 0
@@ -113,12 +113,12 @@ def sync_open_orders(
     return {"checked": checked, "by_status": totals}
 
 
-def refresh_order(session: Session, order: ImeiOrder, client: GsmFusionClient | None = None) -> ImeiOrder:
+def refresh_order(session: Session, order: ImeiOrder, client: StatusSource | None = None) -> ImeiOrder:
     """Ask the provider for one order now (no-op for rows without an order id)."""
     if not order.order_id:
         return order
     own = client is None
-    client = client or sync_client(timeout=15.0)
+    client = client or sync_pool(timeout=15.0)
     try:
         apply_statuses(session, client.get_imeis([order.order_id]))
     except ProviderError as exc:

@@ -1,4 +1,9 @@
-"""IMEI validation with python-stdnum: 15 digits with a valid Luhn check digit, or 14 digits completed."""
+"""IMEI validation with python-stdnum: 15 digits with a valid Luhn check digit, or 14 digits completed.
+
+Some numbers pass the Luhn check yet cannot be a device, and are refused before anything is paid: every
+digit the same (`000000000000000`, `888888888888888`...), and a TAC in the reserved `00` range (reporting
+body identifier 00: test IMEIs, never allocated to a device).
+"""
 
 from __future__ import annotations
 
@@ -46,6 +51,10 @@ def check_imei(raw: str) -> ImeiCheck:
         return ImeiCheck(raw, None, f"must have 15 digits (or 14 without check digit), got {len(number)}")
     elif not luhn.is_valid(number):
         return ImeiCheck(raw, None, "invalid check digit")
+    if len(set(number[:14])) == 1:
+        return ImeiCheck(raw, None, "impossible IMEI: every digit the same")
+    if number.startswith("00"):
+        return ImeiCheck(raw, None, f"impossible IMEI: TAC {number[:8]} is in the reserved 00 range (test IMEIs)")
     return ImeiCheck(raw, number, None)
 
 

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from phoneops.core import storage
+from phoneops.core.audit import audit
 from phoneops.core.db import utcnow
 from phoneops.core.deps import DbSession, page_operator, page_viewer
 from phoneops.core.errors import AppError, ValidationFailed
@@ -23,10 +24,11 @@ from phoneops.core.models import StoredFile
 from phoneops.core.security import Principal, Role
 from phoneops.hlr.lookups import lookups_in_review, release_review, write_off_review
 from phoneops.imei import catalogue, history, imports, inputs, review, submission
+from phoneops.imei.balance import balances_text
 from phoneops.imei.results import result_table
 from phoneops.imei.router import export_response, filters_from, save_upload
 from phoneops.imei.schemas import OrderQuery
-from phoneops.imei.service import BALANCE_NOT_AVAILABLE, credentials, is_configured
+from phoneops.imei.service import is_configured, require_configured
 from phoneops.imei.sync import refresh_order
 from phoneops.imei.tasks import SYNC_KIND
 from phoneops.settings import get_settings
@@ -74,6 +76,7 @@ def dashboard_cards(session: Session) -> list[Card]:
         Card("IMEI orders open", str(stats["pending"]), "/imei/history?status=Pending,In+Process"),
         Card("Paid work to review", str(stats["needs_review"] + sum(r["numbers"] for r in lookups_in_review(session))),
              "/review"),
+        Card("IMEI balance differences", str(submission.balance_differences(session)), "/imei"),
     ]  # fmt: skip
 
 
@@ -93,7 +96,7 @@ def overview(
     return _page(
         request, "imei/overview.html", principal, stats=history.statistics(session),
         spend=history.spend_by_day(session, 14), batches=submission.list_batches(session, 15),
-        balance=BALANCE_NOT_AVAILABLE,
+        balance=balances_text(),
     )  # fmt: skip
 
 
@@ -106,7 +109,7 @@ def services_page(
     session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
-    credentials()
+    require_configured()
     found = catalogue.catalogue(session, search=search or None, category=category or None, refresh_now=refresh)
     return _page(request, "imei/services.html", principal, catalogue=found, search=search, category=category)
 
@@ -117,12 +120,12 @@ def services_page(
 def _submit_page(
     request: Request, session: Session, principal: Principal, form: SubmitForm, status_code: int = 200
 ) -> HTMLResponse:
-    credentials()
+    require_configured()
     found = catalogue.catalogue(session)
     return _page(
         request, "imei/submit.html", principal, status_code=status_code, form=form, services=found.services,
         warning=found.warning, spent=submission.spend_today(session), reserved=submission.reserved_spend(session),
-        budget=get_settings().imei_daily_budget, balance=BALANCE_NOT_AVAILABLE, is_admin=principal.can(Role.admin),
+        budget=get_settings().imei_daily_budget, balance=balances_text(), is_admin=principal.can(Role.admin),
     )  # fmt: skip
 
 
@@ -247,7 +250,7 @@ def batch_page(
 def resume(
     batch_id: int, session: Session = DbSession, principal: Principal = Depends(page_operator)
 ) -> Response:
-    credentials()
+    require_configured()
     submission.resume_batch(session, principal, batch_id)
     return RedirectResponse(f"/imei/batches/{batch_id}", status_code=303)
 
@@ -321,6 +324,8 @@ def order_refresh(
     order = history.get_order(session, row_id)
     try:
         refresh_order(session, order)
+        audit(session, principal, "imei.order.refresh", "imei_order", order.id, {"order_id": order.order_id,
+                                                                                 "status": order.status})  # fmt: skip
         text = f"Status refreshed: {order.status or 'unknown'}"
     except AppError as exc:
         text = f"Refresh failed: {exc.message}"
@@ -331,8 +336,9 @@ def order_refresh(
 def sync_now(
     session: Session = DbSession, principal: Principal = Depends(page_operator)
 ) -> Response:
-    credentials()
+    require_configured()
     job = create_job(session, principal, SYNC_KIND, {}, title="IMEI status sync")
+    audit(session, principal, "imei.sync", "job", job.id, {"via": "page"})
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 

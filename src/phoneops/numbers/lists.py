@@ -445,6 +445,19 @@ def states_of_indexes(session: Session, indexes: Sequence[bytes]) -> dict[bytes,
     return found
 
 
+def list_states(session: Session, indexes: Sequence[bytes]) -> dict[bytes, ListState]:
+    """The stored list state (status in force and each automatic source's verdict) of many numbers."""
+    found: dict[bytes, ListState] = {}
+    columns = [getattr(PhoneNumber, name) for name in STATE_FIELDS]
+    unique = list(set(indexes))
+    for start in range(0, len(unique), BATCH):
+        for row in session.execute(
+            select(PhoneNumber.blind_index, *columns).where(PhoneNumber.blind_index.in_(unique[start : start + BATCH]))
+        ):
+            found[row[0]] = ListState(*row[1:])
+    return found
+
+
 def iter_listed(
     session: Session, status: str, country: str, since: datetime, until: datetime, *, page: int = BATCH
 ) -> Iterator[tuple[bytes, str, datetime | None]]:

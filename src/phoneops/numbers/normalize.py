@@ -578,3 +578,90 @@ def normalize_column(values: pl.Series | Sequence[object], region: str) -> pl.Da
         country=pl.when(first_ok).then("country").when(second_ok).then("c2"),
         extension="ext",
     )
+
+
+# --- line types -------------------------------------------------------------------------------------------
+# phonenumbers' _number_type_helper, set-based: the distinct numbers of each region meet one regex, the
+# alternation of the region's type descriptions in the helper's order (premium rate, toll-free, shared cost,
+# VoIP, personal, pager, UAN, voicemail, fixed line, mobile), each a named group over "LLL:nsn" with its
+# possible lengths folded in. Under leftmost-first semantics the first alternative that matches the whole
+# key is the one captured: the helper's first true test. A fixed-line hit is then tested for mobile too
+# (fixed line or mobile), as the helper does.
+
+LINE_TYPES = {
+    phonenumbers.PhoneNumberType.MOBILE: "mobile",
+    phonenumbers.PhoneNumberType.FIXED_LINE: "fixed_line",
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile",
+    phonenumbers.PhoneNumberType.VOIP: "voip",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "toll_free",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium_rate",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared_cost",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal_number",
+    phonenumbers.PhoneNumberType.PAGER: "pager",
+    phonenumbers.PhoneNumberType.UAN: "uan",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "voicemail",
+    phonenumbers.PhoneNumberType.UNKNOWN: "unknown",
+}
+SMS_CAPABLE = ("mobile", "fixed_line_or_mobile")  # the default set of "can receive an SMS"
+_HELPER_ORDER = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
+                 "fixed_line", "mobile")
+
+
+@cache
+def _type_plan(region: str) -> tuple[str, str, str | None] | None:
+    """(calling code, the alternation pattern, the mobile pattern when fixed line must be re-tested)."""
+    md = PhoneMetadata.metadata_for_region(region, None)
+    if md is None or md.general_desc is None:
+        return None
+    same = bool(md.same_mobile_and_fixed_line_pattern)
+    groups, mobile = [], None
+    for name in _HELPER_ORDER:
+        desc = getattr(md, name)
+        if desc is None or not desc.national_number_pattern or (name == "mobile" and same):
+            continue
+        keyed = _keyed(desc.possible_length, desc.national_number_pattern)
+        if keyed is None:
+            continue
+        groups.append(f"(?P<{name}>{keyed})")
+        if name == "mobile":
+            mobile = f"^{keyed}$"
+    if same:
+        mobile = "^.*$"  # fixed line hit means fixed line or mobile
+    return str(md.country_code), f"^(?:{'|'.join(groups)})$" if groups else _NEVER, mobile
+
+
+def _python_type(e164: str) -> str:
+    try:
+        return LINE_TYPES.get(phonenumbers.number_type(phonenumbers.parse(e164, None)), "unknown")
+    except NumberParseException:
+        return "unknown"
+
+
+def line_types(e164: pl.Series, country: pl.Series) -> pl.Series:
+    """`phonenumbers.number_type` of valid E.164 numbers (as `normalize` returns them, with their country)
+    as names of LINE_TYPES, computed once per distinct number and one regex per region."""
+    frame = pl.DataFrame({"e164": e164, "country": country}, schema={"e164": pl.String, "country": pl.String})
+    distinct = frame.filter(pl.col("e164").is_not_null()).unique(subset="e164")
+    parts = []
+    for (region,), part in distinct.partition_by("country", as_dict=True).items():
+        plan = _type_plan(str(region)) if region is not None else None
+        if plan is None:  # non-geographic (+800, +882 ...): few, read by phonenumbers itself
+            values = part["e164"].to_list()
+            parts.append(pl.DataFrame({"e164": values, "line_type": [_python_type(v) for v in values]},
+                                      schema={"e164": pl.String, "line_type": pl.String}))
+            continue
+        code, pattern, mobile = plan
+        nsn = pl.col("e164").str.slice(1 + len(code))
+        key = pl.concat_str(nsn.str.len_bytes().cast(pl.String).str.zfill(3), pl.lit(":"), nsn)
+        hit = part.select("e164", key=key).with_columns(g=pl.col("key").str.extract_groups(pattern))
+        fields = [f for f in hit.schema["g"].fields if f.name in _HELPER_ORDER]  # type: ignore[attr-defined]
+        first = pl.coalesce([pl.when(pl.col("g").struct.field(f.name).is_not_null()).then(pl.lit(f.name))
+                             for f in fields] + [pl.lit("unknown")])
+        hit = hit.with_columns(line_type=first)
+        if mobile is not None:
+            also_mobile = (pl.col("line_type") == "fixed_line") & pl.col("key").str.contains(mobile)
+            hit = hit.with_columns(line_type=pl.when(also_mobile).then(pl.lit("fixed_line_or_mobile"))
+                                   .otherwise("line_type"))
+        parts.append(hit.select("e164", "line_type"))
+    found = pl.concat(parts) if parts else pl.DataFrame(schema={"e164": pl.String, "line_type": pl.String})
+    return frame.join(found, on="e164", how="left", maintain_order="left")["line_type"]

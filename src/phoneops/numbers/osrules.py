@@ -124,6 +124,7 @@ DEFAULT_RULES: tuple[OsRule, ...] = (
     OsRule("windows", 10, 11, _M, "Windows 10 / 11"),
     OsRule("linux", None, None, _M, "Linux, any version"),
     OsRule("ios", 11, None, _W, "iOS 11 and newer"),
+    OsRule("ios", None, None, _W, "iOS without a version (the original whitelisted it)", missing_version=True),
     OsRule("macos", None, None, _W, "macOS / Mac OS X, any version"),
     OsRule("android", 10, 16, _W, "Android 10-16"),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Query, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from phoneops.core import storage
@@ -110,17 +110,36 @@ def get_rules(
 
 @router.put("/os-rules")
 def put_rules(
-    body: RuleSetIn, session: Session = DbSession, actor: Principal = Depends(admin)
+    body: RuleSetIn, response: Response, session: Session = DbSession, actor: Principal = Depends(admin)
 ) -> list[dict[str, Any]]:
+    """Replace the rules, then re-evaluate every number the tracker saw under them (a background job whose id
+    is in the `X-Job-Id` header; preview first with POST /os-rules/preview)."""
+    from phoneops.voluum import reclassify
+
     rules.replace_rules(session, actor, body.rules, body.note)
+    response.headers["X-Job-Id"] = reclassify.start(session, actor, note=body.note or "").id
     return rules.rules_as_dicts(session)
+
+
+@router.post("/os-rules/preview")
+def preview_rules(
+    body: RuleSetIn, session: Session = DbSession, _: Principal = Depends(admin)
+) -> dict[str, Any]:
+    """How many numbers a rule set would move, from which list to which; nothing is changed."""
+    from phoneops.numbers.osrules import rules_from_dicts
+    from phoneops.voluum import reclassify
+
+    return reclassify.preview(session, rules_from_dicts(body.rules))
 
 
 @router.post("/os-rules/reset")
 def reset_rules(
-    session: Session = DbSession, actor: Principal = Depends(admin)
+    response: Response, session: Session = DbSession, actor: Principal = Depends(admin)
 ) -> list[dict[str, Any]]:
+    from phoneops.voluum import reclassify
+
     rules.reset_rules(session, actor)
+    response.headers["X-Job-Id"] = reclassify.start(session, actor, note="reset to defaults").id
     return rules.rules_as_dicts(session)
 
 

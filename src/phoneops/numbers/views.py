@@ -164,17 +164,31 @@ def rules_save(
     request: Request,
     rules_json: str = Form(...),
     note: str = Form(""),
+    action: str = Form("apply"),
     session: Session = DbSession,
     principal: Principal = Depends(page_admin),
 ) -> Response:
+    """`action=preview`: how many numbers the edited rules would move (nothing saved); `apply`: save them and
+    re-evaluate the numbers as a background job (its page shows the progress)."""
+    from phoneops.numbers.osrules import rules_from_dicts
+    from phoneops.voluum import reclassify
+
     try:
         data = json.loads(rules_json)
         if not isinstance(data, list):
             raise ValueError("the rules must be a JSON list")
+        if action == "preview":
+            preview = reclassify.preview(session, rules_from_dicts(data))
+            return render(request, "numbers/rules.html", principal, rules=rules.rules_as_dicts(session),
+                          rules_json=rules_json, note=note, error=None, preview=preview)  # fmt: skip
         rules.replace_rules(session, principal, data, note or None)
+        job = reclassify.start(session, principal, note=note)
     except (ValueError, AppError) as exc:
         session.rollback()
         message = exc.message if isinstance(exc, AppError) else f"not valid JSON: {exc}"
+        details = getattr(exc, "details", None)
+        if details:
+            message += " — " + "; ".join(f"{k}: {v}" for k, v in details.items())
         return render(
             request,
             "numbers/rules.html",
@@ -182,9 +196,10 @@ def rules_save(
             status_code=422,
             rules=rules.rules_as_dicts(session),
             rules_json=rules_json,
+            note=note,
             error=message,
         )
-    return RedirectResponse("/numbers/rules", status_code=303)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 @router.get("/numbers/imports")

@@ -39,6 +39,7 @@ SIMULATORS: dict[str, Simulator] = {
     "voluum": Simulator("phoneops.simulators.voluum", "VoluumSimConfig", port=8905),
     "messagewhiz": Simulator("phoneops.simulators.messagewhiz", "MessageWhizSimConfig", port=8906),
     "ongage": Simulator("phoneops.simulators.ongage", "OngageSimConfig", port=8907),
+    "dhru": Simulator("phoneops.simulators.dhru", "DhruSimConfig", port=8908),
 }
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.core import access, jobs, security
 from phoneops.core import audit as audit_service
+from phoneops.core.db import utcnow
 from phoneops.core.deps import DbSession, client_ip, codec, optional_principal, page_admin, page_viewer
 from phoneops.core.errors import AppError, ValidationFailed
 from phoneops.core.models import StoredFile, User
@@ -105,13 +106,19 @@ def login(
     try:
         user = security.authenticate(session, username.strip(), password, client_ip(request), policy)
     except AppError as exc:
-        session.commit()  # keep the failed attempt for throttling
+        who = Principal(user_id=None, username=username.strip()[:64], role=Role.viewer, via="login",
+                        client_ip=client_ip(request))  # fmt: skip
+        audit_service.audit(session, who, "login.failure", "user", None, {"reason": exc.code, "ip": client_ip(request)})
+        session.commit()  # keep the failed attempt for throttling (and its audit line)
         response = _login_form(request, next, error=exc.message, status_code=exc.status_code)
         if exc.retry_after:
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
     response = RedirectResponse(_safe_next(next), status_code=303)
     issue_session(session, response, user, client_ip(request))
+    audit_service.audit(session, Principal(user_id=user.id, username=user.username, role=Role(user.role),
+                                              via="session", client_ip=client_ip(request)),
+          "login.success", "user", user.id, {"ip": client_ip(request)})  # fmt: skip
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -121,6 +128,7 @@ def logout(session: Session = DbSession, principal: Principal = Depends(page_vie
     """End the session server-side (the cookie stops working even if someone kept a copy)."""
     if principal.sid:
         security.end_session(session, principal.sid)
+    audit_service.audit(session, principal, "logout", "user", principal.user_id, {})
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -364,25 +372,51 @@ def users_password(
     return RedirectResponse("/admin/users", status_code=303)
 
 
+def _tokens_page(
+    request: Request, session: Session, principal: Principal, *, created: str | None = None,
+    error: str | None = None, form: dict[str, object] | None = None, status_code: int = 200,
+) -> Response:
+    user_id = None if principal.role is Role.admin else principal.user_id
+    allowed = [s for s in security.SCOPES if s in security.ROLE_SCOPES[principal.role]]
+    response = render(
+        request, "tokens.html", principal, tokens=security.list_tokens(session, user_id), created=created,
+        error=error, allowed_scopes=allowed, form=form or {"name": "cli", "scopes": ["read"], "expires_in_days": ""},
+        now=utcnow(),
+    )
+    response.status_code = status_code
+    return response
+
+
 @router.get("/account/tokens", response_class=HTMLResponse)
 def tokens_page(
     request: Request, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
-    user_id = None if principal.role is Role.admin else principal.user_id
-    return render(request, "tokens.html", principal, tokens=security.list_tokens(session, user_id), created=None)
+    return _tokens_page(request, session, principal)
 
 
 @router.post("/account/tokens", response_class=HTMLResponse)
 def tokens_create(
     request: Request,
     name: str = Form("token"),
+    scopes: list[str] = Form(default_factory=list),
+    expires_in_days: str = Form(""),
     session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
-    _token, plaintext = security.create_token(session, principal, principal.username, name)
+    form: dict[str, object] = {"name": name, "scopes": scopes, "expires_in_days": expires_in_days}
+    days_text = expires_in_days.strip()
+    if days_text and not days_text.isdigit():
+        return _tokens_page(request, session, principal, error="Expires in: a whole number of days, or empty",
+                            form=form, status_code=422)  # fmt: skip
+    try:
+        _token, plaintext = security.create_token(
+            session, principal, principal.username, name, scopes=scopes or None,
+            expires_in_days=int(days_text) if days_text else None,
+        )
+    except ValidationFailed as exc:
+        return _tokens_page(request, session, principal, error=exc.message, form=form, status_code=422)
     session.flush()
-    user_id = None if principal.role is Role.admin else principal.user_id
-    return render(request, "tokens.html", principal, tokens=security.list_tokens(session, user_id), created=plaintext)
+    return _tokens_page(request, session, principal, created=plaintext)
 
 
 @router.post("/account/tokens/{token_id}/revoke")

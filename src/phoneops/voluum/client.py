@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
@@ -253,8 +254,19 @@ class VoluumClient:
         size = page_size or self.page_size
         cap = max_pages or self.max_pages
         offset, rows, reason = 0, 0, "max_pages"
+        previous: str | None = None
         for number in range(1, cap + 1):
             page = fetch(offset, size)
+            fingerprint = json.dumps(page.rows, sort_keys=True, default=str) if page.rows else None
+            if fingerprint is not None and fingerprint == previous:
+                # The tracker ignored the offset and sent the last page again: storing it would duplicate rows
+                # and lose the ones it never sent, so the whole sync fails instead.
+                log.warning("voluum.paging.repeated", what=what, page=number, offset=offset)
+                raise VoluumBadResponse(
+                    f"Voluum sent the same {what} page again for offset {offset} (page {number}): it ignored "
+                    "the offset, so its rows cannot be collected completely and none of them are stored"
+                )
+            previous = fingerprint
             yield page
             got = len(page.rows)
             offset += got

@@ -20,7 +20,7 @@ from phoneops.core.errors import AppError
 from phoneops.core.jobs import ACTIVE, JobContext, job_handler, periodic
 from phoneops.core.models import Job
 from phoneops.core.security import SYSTEM
-from phoneops.voluum import conversions, smart, traffic
+from phoneops.voluum import conversions, reclassify, smart, traffic
 from phoneops.voluum.models import Conversion
 from phoneops.voluum.service import is_configured
 
@@ -71,3 +71,8 @@ def traffic_daily_tick() -> None:
             traffic.start_sync(session, SYSTEM, yesterday)
         except AppError as exc:
             log.warning("voluum.traffic_daily.failed", error=exc.message)
+
+
+@job_handler(reclassify.KIND, title="Re-evaluate numbers under the OS rules", max_attempts=5)
+def reclassify_job(ctx: JobContext) -> dict[str, Any]:
+    return reclassify.run_job(ctx)

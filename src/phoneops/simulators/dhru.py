@@ -1,0 +1,299 @@
+"""DHRU Fusion reseller API simulator (docs/imei.md, "DHRU Fusion").
+
+`POST {base}/api/index.php` with form fields `username`, `apiaccesskey`, `action`, `requestformat=JSON` and
+`parameters` (XML `<PARAMETERS><ID>…</ID><IMEI>…</IMEI></PARAMETERS>`, plain or base64). Answers are JSON
+`{"SUCCESS": [...], "apiversion": "2.0.0"}` or `{"ERROR": [{"MESSAGE": ...}], ...}`, HTTP 200 either way,
+served as `text/html` like most live servers (knob `content_type`). Actions: `accountinfo`,
+`imeiservicelist`, `placeimeiorder`, `getimeiorder`. Order status: 0 waiting, 1 in process, 4 completed,
+3 rejected, over simulated time.
+
+Knobs (`DhruSimConfig`, `POST /_sim/config`): latency, users and balance, services, duplicate scope,
+`parameters_encoding` (accept plain XML, base64 or both), the content type, lifecycle timing, fixed results
+per IMEI; the shared `faults` / `down` knobs come from `phoneops.simulators._server`. Introspection under
+`/_sim/` (stats with every user's balance and charges, orders, reset, advance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+import hmac
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+from pydantic import TypeAdapter
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from stdnum import luhn
+
+from phoneops.simulators._server import introspection_routes
+from phoneops.simulators.gsm_fusion import Clock, result_code
+
+API_PATH = "/api/index.php"
+DEFAULT_USER = "dhru-demo"
+DEFAULT_API_KEY = "SIM-DHRU-DEMO-KEY-0001"  # the simulator's own demo credential, not a real one
+APIVERSION = "2.0.0"
+
+
+@dataclass(frozen=True)
+class DhruSimService:
+    service_id: str
+    group: str
+    name: str
+    credit: Decimal
+    time: str
+    info: str = ""
+
+
+DEFAULT_SERVICES = (
+    DhruSimService("101", "Apple iCloud & FMI", "iPhone FMI ON/OFF + iCloud Clean/Lost", Decimal("0.06"),
+                   "1-5 Minutes"),
+    DhruSimService("102", "Apple iCloud & FMI", "iPhone Full GSX Report (Carrier, SIM Lock, Warranty)",
+                   Decimal("0.35"), "5-30 Minutes", "Model, carrier, SIM lock, warranty, purchase date."),
+    DhruSimService("201", "Blacklist", "GSMA Blacklist Check (Worldwide)", Decimal("0.04"), "Instant"),
+    DhruSimService("301", "Samsung", "Samsung Info + Carrier + Warranty", Decimal("0.10"), "1-10 Minutes"),
+)  # fmt: skip
+
+
+@dataclass
+class DhruSimConfig:
+    users: dict[str, str] = field(default_factory=lambda: {DEFAULT_USER: DEFAULT_API_KEY})
+    initial_balance: Decimal = Decimal("500.00")
+    currency: str = "USD"
+    services: tuple[DhruSimService, ...] = DEFAULT_SERVICES
+    latency_ms: float = 0.0
+    content_type: str = "text/html"  # what live DHRU servers send for their JSON
+    parameters_encoding: Literal["plain", "base64", "any"] = "any"
+    duplicate_scope: Literal["ever", "active", "off"] = "ever"  # refuse an IMEI already ordered for a service
+    pending_seconds: float = 30.0
+    in_process_seconds: float = 60.0
+    reject_ratio: float = 0.1
+    results: dict[str, tuple[str, str]] = field(default_factory=dict)  # IMEI → ("4"|"3", result text)
+    first_reference_id: int = 5001
+    seed: int = 0
+
+
+_CONFIG = TypeAdapter(DhruSimConfig)
+
+
+@dataclass
+class _Order:
+    reference: str
+    user: str
+    imei: str
+    service: DhruSimService
+    created: float
+
+
+def _answer(**body: Any) -> str:
+    return json.dumps({**body, "apiversion": APIVERSION})
+
+
+def _error(message: str) -> str:
+    return _answer(ERROR=[{"MESSAGE": message, "FULL_DESCRIPTION": ""}])
+
+
+class DhruSim:
+    """State and behaviour; every access under one lock."""
+
+    def __init__(self, config: DhruSimConfig, clock: Clock = time.monotonic) -> None:
+        self.initial = dataclasses.replace(config)
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.config = dataclasses.replace(self.initial)
+            self.orders: dict[str, _Order] = {}
+            self.balances = dict.fromkeys(self.config.users, self.config.initial_balance)
+            self.charged: dict[str, Decimal] = {}
+            self.orders_per_imei: Counter[str] = Counter()
+            self.calls: Counter[str] = Counter()
+            self.counters: Counter[str] = Counter()
+            self.next_id = self.config.first_reference_id
+            self.offset = 0.0
+
+    def now(self) -> float:
+        return self.clock() + self.offset
+
+    # --- introspection -------------------------------------------------------------------------------
+
+    def patch_config(self, changes: Mapping[str, Any]) -> None:
+        changes = dict(changes)
+        balance = changes.pop("balance", None)
+        unknown = set(changes) - {f.name for f in dataclasses.fields(DhruSimConfig)}
+        if unknown:
+            raise ValueError(f"unknown knobs: {sorted(unknown)}")
+        with self.lock:
+            self.config = _CONFIG.validate_python({**dataclasses.asdict(self.config), **changes})
+            if balance is not None:
+                per_user = balance if isinstance(balance, dict) else dict.fromkeys(self.config.users, balance)
+                self.balances.update({u: Decimal(str(v)) for u, v in per_user.items()})
+
+    def config_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = _CONFIG.dump_python(self.config, mode="json")
+        data["users"] = dict.fromkeys(self.config.users, "***")
+        return data
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.offset += seconds
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "total_orders": len(self.orders),
+                "orders_per_imei": dict(self.orders_per_imei),
+                "max_orders_per_imei": max(self.orders_per_imei.values(), default=0),
+                "balance": {u: str(v) for u, v in self.balances.items()},
+                "charged": {u: str(v) for u, v in self.charged.items()},
+                "calls": dict(self.calls),
+                **self.counters,
+            }
+
+    def list_orders(self, filters: Mapping[str, str]) -> list[dict[str, Any]]:
+        imei = filters.get("imei")
+        with self.lock:
+            now = self.now()
+            return [
+                {"reference_id": o.reference, "user": o.user, "imei": o.imei, "service_id": o.service.service_id,
+                 "status": self._status(o, now), "credit": str(o.service.credit)}
+                for o in self.orders.values() if imei is None or o.imei == imei
+            ]  # fmt: skip
+
+    # --- the protocol --------------------------------------------------------------------------------
+
+    def _parameters(self, raw: str) -> dict[str, str] | str:
+        """The `<PARAMETERS>` children (upper-case names), or an error text."""
+        text = raw.strip()
+        encoding = self.config.parameters_encoding
+        if text and not text.startswith("<"):
+            if encoding == "plain":
+                return "Invalid Parameters"
+            try:
+                text = base64.b64decode(text, validate=True).decode("utf-8").strip()
+            except (binascii.Error, UnicodeDecodeError):
+                return "Invalid Parameters"
+        elif text and encoding == "base64":
+            return "Invalid Parameters"
+        if not text:
+            return {}
+        try:
+            root = SafeET.fromstring(text)
+        except (SafeET.ParseError, DefusedXmlException):
+            return "Invalid Parameters"
+        return {child.tag.upper(): (child.text or "").strip() for child in root if isinstance(child.tag, str)}
+
+    def handle(self, fields: Mapping[str, str]) -> str:
+        action = fields.get("action", "").strip().lower()
+        with self.lock:
+            self.calls[action or "(none)"] += 1
+            user = fields.get("username", "").strip()
+            key = fields.get("apiaccesskey", "")
+            if user not in self.config.users or not hmac.compare_digest(key.encode(), self.config.users[user].encode()):
+                return _error("Authentication Failed")
+            params = self._parameters(fields.get("parameters", ""))
+            if isinstance(params, str):
+                return _error(params)
+            if action == "accountinfo":
+                credit = self.balances.setdefault(user, self.config.initial_balance)
+                info = {"credit": f"{credit:.2f}", "mail": f"{user}@example.invalid", "currency": self.config.currency}
+                return _answer(SUCCESS=[{"message": "Your Account Info", "AccoutInfo": info}])
+            if action == "imeiservicelist":
+                return self._service_list()
+            if action == "placeimeiorder":
+                return self._place(user, params)
+            if action == "getimeiorder":
+                return self._get(user, params.get("ID", ""))
+            return _error("Invalid Action")
+
+    def _service_list(self) -> str:
+        groups: dict[str, dict[str, Any]] = {}
+        for s in self.config.services:
+            group = groups.setdefault(s.group, {"GROUPNAME": s.group, "SERVICES": {}})
+            group["SERVICES"][s.service_id] = {
+                "SERVICEID": s.service_id, "SERVICENAME": s.name, "CREDIT": f"{s.credit:.2f}", "TIME": s.time,
+                "INFO": s.info, "Requires.Network": "None", "Requires.Mobile": "None",
+            }  # fmt: skip
+        return _answer(SUCCESS=[{"MESSAGE": "IMEI Service List", "LIST": groups}])
+
+    def _place(self, user: str, params: Mapping[str, str]) -> str:
+        service = next((s for s in self.config.services if s.service_id == params.get("ID", "")), None)
+        if service is None:
+            return _error("Invalid IMEI tool.")
+        imei = params.get("IMEI", "").strip()
+        if not imei:
+            return _error("No IMEI found.")
+        if len(imei) != 15 or not imei.isdigit() or not luhn.is_valid(imei):
+            return _error(f"Invalid IMEI![{imei}]")
+        scope = self.config.duplicate_scope
+        if scope != "off":
+            now = self.now()
+            for order in self.orders.values():
+                same = order.user == user and order.imei == imei and order.service is service
+                if same and (scope == "ever" or self._status(order, now) in ("0", "1")):
+                    self.counters["duplicates_refused"] += 1
+                    return _error(f"Duplicate IMEI[{imei}]")
+        if self.balances.setdefault(user, self.config.initial_balance) < service.credit:
+            return _error("Insufficient Credits")
+        reference = str(self.next_id)
+        self.next_id += 1
+        self.orders[reference] = _Order(reference, user, imei, service, self.now())
+        self.balances[user] -= service.credit
+        self.charged[user] = self.charged.get(user, Decimal(0)) + service.credit
+        self.orders_per_imei[imei] += 1
+        return _answer(SUCCESS=[{"MESSAGE": "Order received", "REFERENCEID": reference}])
+
+    def _status(self, order: _Order, now: float) -> str:
+        age = now - order.created
+        if age < self.config.pending_seconds:
+            return "0"
+        if age < self.config.pending_seconds + self.config.in_process_seconds:
+            return "1"
+        if order.imei in self.config.results:
+            return self.config.results[order.imei][0]
+        rejected = int(order.imei[-6:]) % 1000 < self.config.reject_ratio * 1000
+        return "3" if rejected else "4"
+
+    def _get(self, user: str, reference: str) -> str:
+        order = self.orders.get(reference.strip())
+        if order is None or order.user != user:
+            return _answer(ID=reference, ERROR=[{"MESSAGE": "No IMEI Found"}])
+        status = self._status(order, self.now())
+        code = ""
+        if status in ("3", "4"):
+            fixed = self.config.results.get(order.imei)
+            code = fixed[1] if fixed else (result_code(order.imei) if status == "4" else "Invalid IMEI / no records")
+        entry = {"IMEI": order.imei, "STATUS": status, "CODE": code, "COMMENTS": ""}
+        return _answer(ID=reference, SUCCESS=[entry])
+
+
+def create_app(config: DhruSimConfig | None = None, *, clock: Clock = time.monotonic) -> Starlette:
+    """The simulator as a Starlette app; its state is `app.state.sim` (a `DhruSim`)."""
+    sim = DhruSim(config or DhruSimConfig(), clock)
+
+    async def provider(request: Request) -> Response:
+        fields = dict(request.query_params.items())
+        if request.method != "GET":
+            form = await request.form()
+            fields.update({k: v for k, v in form.items() if isinstance(v, str)})
+        if sim.config.latency_ms > 0:
+            await asyncio.sleep(sim.config.latency_ms / 1000)
+        return Response(sim.handle(fields).encode(), media_type=sim.config.content_type)
+
+    app = Starlette(routes=[Route(API_PATH, provider, methods=["GET", "POST"]), *introspection_routes(sim)])
+    app.state.sim = sim
+    return app

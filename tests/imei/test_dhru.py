@@ -1,0 +1,325 @@
+"""DHRU Fusion: the client on the wire, accounts side by side, the balance guard, and a SIGKILLed batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from stdnum import luhn
+
+from phoneops.core.db import session_scope
+from phoneops.core.http import RetryPolicy
+from phoneops.core.models import AuditEvent, Job
+from phoneops.imei.dhru import DhruAuthError, DhruClient, DhruError, DhruImeiAlreadyExists, DhruInsufficientCredit
+from phoneops.imei.models import ImeiBatch, ImeiOrder
+from phoneops.simulators._server import SimAdmin, serve_in_thread, wait_until_up
+from phoneops.simulators.dhru import DEFAULT_API_KEY, DEFAULT_USER, DhruSimConfig, create_app
+from support import TMP, free_port, process_env, start_process, stop_process
+
+FAST = RetryPolicy(attempts=3, total_timeout=5.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.0)
+OTHER_USER, OTHER_KEY = "dhru-second", "SIM-DHRU-SECOND-KEY-02"
+
+
+def imei(serial: int) -> str:
+    body = f"35445500{serial:06d}"
+    return body + luhn.calc_check_digit(body)
+
+
+@pytest.fixture(scope="module")
+def dhru_url() -> Iterator[str]:
+    config = DhruSimConfig(users={DEFAULT_USER: DEFAULT_API_KEY, OTHER_USER: OTHER_KEY}, pending_seconds=60,
+                           in_process_seconds=60, reject_ratio=0.0)  # fmt: skip
+    with serve_in_thread(create_app(config)) as url:
+        yield url
+
+
+@pytest.fixture
+def dhru(dhru_url: str) -> Iterator[SimAdmin]:
+    with SimAdmin(dhru_url) as admin:
+        admin.reset()
+        yield admin
+
+
+def accounts_json(url: str, **extra: Any) -> str:
+    return json.dumps([
+        {"name": "alpha", "base_url": url, "username": DEFAULT_USER, "api_key": DEFAULT_API_KEY, **extra},
+        {"name": "beta", "base_url": url, "username": OTHER_USER, "api_key": OTHER_KEY, "label": "Reseller Beta"},
+    ])  # fmt: skip
+
+
+@pytest.fixture
+def dhru_env(dhru: SimAdmin, dhru_url: str, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimAdmin]:
+    from phoneops.settings import reset_settings_cache
+
+    monkeypatch.delenv("GSM_FUSION_USERNAME", raising=False)
+    monkeypatch.setenv("DHRU_ACCOUNTS", accounts_json(dhru_url))
+    monkeypatch.setenv("IMEI_CONCURRENCY", "4")
+    monkeypatch.setenv("IMEI_MIN_BALANCE", "1.00")
+    monkeypatch.setenv("IMEI_BALANCE_CHECK_EVERY", "3")
+    reset_settings_cache()
+    yield dhru
+    reset_settings_cache()
+
+
+# --- the wire -------------------------------------------------------------------------------------------
+
+
+def test_client_speaks_dhru_json_served_as_html_with_plain_or_base64_parameters(dhru: SimAdmin, dhru_url: str) -> None:
+    with DhruClient("alpha", dhru_url, DEFAULT_USER, DEFAULT_API_KEY, retry=FAST) as client:
+        info = client.account_info()
+        assert (info.credit, info.currency) == (Decimal("500.00"), "USD")
+        services = {s.package_id: s for s in client.imei_services()}
+        assert services["101"].price == Decimal("0.06") and services["101"].category == "Apple iCloud & FMI"
+        placed = client.place_order(imei(1), "101")
+        assert placed.order_id == "5001" and placed.status == "Pending"
+        with pytest.raises(DhruImeiAlreadyExists, match=r"Duplicate IMEI"):
+            client.place_order(imei(1), "101")
+        with pytest.raises(DhruError, match="Invalid IMEI tool"):
+            client.place_order(imei(2), "999")
+        assert client.get_imeis(["5001", "77777"])[0].status == "Pending"  # unknown ids are simply absent
+        dhru.advance(500)
+        [done] = client.get_imeis(["5001"])
+        assert done.status == "Completed" and "Model:" in done.code and '"STATUS": "4"' in done.raw
+    dhru.configure(parameters_encoding="base64", balance="0.10")
+    with (
+        DhruClient("alpha", dhru_url, DEFAULT_USER, DEFAULT_API_KEY, retry=FAST) as plain,
+        pytest.raises(DhruError, match="Invalid Parameters"),
+    ):
+        plain.place_order(imei(3), "101")
+    with DhruClient("alpha", dhru_url, DEFAULT_USER, DEFAULT_API_KEY, base64_parameters=True, retry=FAST) as b64:
+        assert b64.place_order(imei(3), "101").order_id == "5002"
+        with pytest.raises(DhruInsufficientCredit):
+            b64.place_order(imei(4), "102")  # 0.35 > 0.04 left
+    with DhruClient("alpha", dhru_url, DEFAULT_USER, "wrong-key", retry=FAST) as bad:
+        with pytest.raises(DhruAuthError, match="Authentication Failed") as caught:
+            bad.account_info()
+        assert "wrong-key" not in str(caught.value)
+    assert dhru.stats()["charged"] == {DEFAULT_USER: "0.12"}
+
+
+# --- accounts side by side, through the API -------------------------------------------------------------
+
+
+def _wait_batch(client: Any, headers: dict[str, str], batch_id: int) -> dict[str, Any]:
+    body: dict[str, Any] = client.get(f"/api/imei/batches/{batch_id}", headers=headers).json()
+    return body
+
+
+def test_each_service_belongs_to_one_account_and_orders_go_there(
+    client: Any, users: Any, dhru_env: SimAdmin, inline_jobs: list[str]
+) -> None:
+    op = users.headers("operator")
+    services = client.get("/api/imei/services", headers=op).json()["services"]
+    ids = {s["package_id"] for s in services}
+    assert {"alpha:101", "alpha:201", "beta:101", "beta:201"} <= ids
+    quote = client.get("/api/imei/quote", params={"service_id": "beta:201", "count": 5}, headers=op).json()
+    assert quote["cost"] == "0.20" and quote["balance_ok"] is True
+    assert quote["balances"][0]["title"] == "Reseller Beta" and quote["balances"][0]["balance"] == "500.00"
+    assert "Reseller Beta: 500.00 (minimum 1.00, this batch 0.20)" in quote["balance"]
+    rows = [{"imei": imei(10 + i), "service_id": "alpha:101" if i % 2 else "beta:201"} for i in range(6)]
+    created = client.post("/api/imei/batches", headers=op, json={"rows": rows})
+    assert created.status_code == 202, created.text
+    batch = _wait_batch(client, op, created.json()["id"])
+    assert batch["summary"]["placed"] == 6 and batch["status"] == "done"
+    users_of = {o["imei"]: o["user"] for o in dhru_env.orders()}
+    for row in rows:
+        assert users_of[row["imei"]] == (DEFAULT_USER if row["service_id"].startswith("alpha") else OTHER_USER)
+    history = client.get("/api/imei/orders", params={"batch_id": batch["id"]}, headers=op).json()["items"]
+    assert {o["order_id"].split(":")[0] for o in history} == {"alpha", "beta"}  # ids namespaced per account
+    assert all('"REFERENCEID"' in o["raw_response"] for o in history)  # the placement answer, kept
+    dhru_env.advance(500)
+    assert client.post("/api/imei/sync", headers=op).status_code == 202
+    synced = client.get("/api/imei/orders", params={"batch_id": batch["id"]}, headers=op).json()["items"]
+    assert {o["status"] for o in synced} == {"Completed"} and all(o["model"] for o in synced)
+    assert all('"STATUS": "4"' in o["raw_response"] for o in synced)
+    # The balance change of the batch's account matched what we recorded: no difference.
+    assert Decimal(batch["balance_difference"]) == 0 and batch["balance_account"] == "alpha"
+
+
+# --- the balance guard ----------------------------------------------------------------------------------
+
+
+def test_a_batch_over_balance_minus_minimum_is_refused_before_any_paid_call(
+    client: Any, users: Any, dhru_env: SimAdmin, inline_jobs: list[str]
+) -> None:
+    op = users.headers("operator")
+    dhru_env.configure(balance={DEFAULT_USER: "1.20", OTHER_USER: "500"})
+    refused = client.post("/api/imei/batches", headers=op,
+                          json={"service_id": "alpha:101", "imeis": [imei(30 + i) for i in range(4)]})  # fmt: skip
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "balance_too_low" and "this batch costs 0.24" in error["message"]
+    assert "the balance is 1.20 and 1.00 must stay" in error["message"]
+    stats = dhru_env.stats()
+    assert stats["calls"].get("placeimeiorder", 0) == 0 and stats["total_orders"] == 0
+    with session_scope() as session:
+        assert session.scalar(select(ImeiBatch.id)) is None  # nothing stored either
+    # Three fit (0.18 <= 0.20): accepted.
+    ok = client.post("/api/imei/batches", headers=op,
+                     json={"service_id": "alpha:101", "imeis": [imei(30 + i) for i in range(3)]})  # fmt: skip
+    assert ok.status_code == 202 and _wait_batch(client, op, ok.json()["id"])["summary"]["placed"] == 3
+
+
+def test_a_batch_that_would_cross_the_minimum_mid_way_pauses_before_crossing(
+    client: Any, users: Any, dhru_env: SimAdmin, inline_jobs: list[str]
+) -> None:
+    op = users.headers("operator")
+    values = [imei(50 + i) for i in range(12)]
+    created = client.post("/api/imei/batches", headers=op, json={"service_id": "alpha:101", "imeis": values})
+    assert created.status_code == 202
+    batch = _wait_batch(client, op, created.json()["id"])
+    assert batch["summary"]["placed"] == 12  # plenty of balance: no pause
+    # Someone else spends on the account while our next batch runs: the balance left covers 5 orders above
+    # the minimum; the guard notices on its next reading and stops before the order that would cross.
+    dhru_env.configure(balance={DEFAULT_USER: "1.31"})  # 1.31 - 1.00 = 0.31 -> five orders of 0.06
+    more = [imei(80 + i) for i in range(12)]
+    with session_scope() as session:  # the quote checked 500.00 a moment ago; now it is lower
+        from phoneops.core.security import SYSTEM
+        from phoneops.imei import inputs, submission
+
+        dhru_env.configure(balance={DEFAULT_USER: "500"})
+        second, _ = submission.create_batch(session, SYSTEM, [inputs.InputRow(v) for v in more], "alpha:101")
+        second_id = second.id
+        dhru_env.configure(balance={DEFAULT_USER: "1.31"})
+    detail = _wait_batch(client, op, second_id)
+    assert detail["status"] == "paused", detail
+    assert "paused before crossing the minimum balance" in detail["error"] and "top up" in detail["error"]
+    assert detail["summary"]["placed"] == 5 and detail["summary"]["queued"] == 7
+    assert Decimal(dhru_env.stats()["balance"][DEFAULT_USER]) == Decimal("1.01")  # never below the minimum
+    # Topped up: resuming sends the rest.
+    dhru_env.configure(balance={DEFAULT_USER: "100"})
+    resumed = client.post(f"/api/imei/batches/{second_id}/resume", headers=op)
+    assert resumed.status_code == 202
+    assert _wait_batch(client, op, second_id)["summary"]["placed"] == 12
+
+
+def test_a_balance_change_we_did_not_record_is_shown_and_audited(
+    client: Any, users: Any, dhru_env: SimAdmin, inline_jobs: list[str]
+) -> None:
+    """The provider charges more than we recorded (here: a price raised at the provider after our quote)."""
+    op = users.headers("operator")
+    client.get("/api/imei/services", headers=op)  # catalogue cached at 0.06
+    dhru_env.configure(services=[{"service_id": "101", "group": "Apple", "name": "FMI", "credit": "0.10",
+                                  "time": "1 min", "info": ""}])  # fmt: skip
+    created = client.post("/api/imei/batches", headers=op,
+                          json={"service_id": "alpha:101", "imeis": [imei(90 + i) for i in range(5)]})  # fmt: skip
+    batch = _wait_batch(client, op, created.json()["id"])
+    assert batch["summary"]["placed"] == 5 and Decimal(batch["balance_difference"]) == Decimal("0.20")
+    with session_scope() as session:
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "imei.balance_difference"))
+        assert event is not None and event.detail["difference"] == "0.20"
+    page = client.get(f"/imei/batches/{batch['id']}", headers=op)
+    assert page.status_code == 200 and "0.20" in page.text and "difference" in page.text.lower()
+    dashboard = client.get("/", headers=op)
+    assert "IMEI balance differences" in dashboard.text
+
+
+# --- a SIGKILLed worker: each IMEI once, the ledger equals the provider's charges ------------------------
+
+COUNT = 240
+
+
+@pytest.fixture
+def dhru_process() -> Iterator[str]:
+    port = free_port()
+    log = (TMP / f"dhru-sim-{os.getpid()}-{port}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phoneops.simulators", "dhru", "--port", str(port), "--latency-ms", "40",
+         "--initial-balance", "1000", "--reject-ratio", "0"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, timeout=20)
+        yield url
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+def _progress(job_id: str) -> tuple[str, int]:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job.status, job.progress_done
+
+
+def test_a_sigkilled_worker_mid_batch_places_each_imei_once_and_the_ledger_matches(
+    db_url: str, dhru_process: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phoneops.core import jobs, queue
+    from phoneops.core.security import SYSTEM
+    from phoneops.imei import inputs, submission
+    from phoneops.settings import reset_settings_cache
+
+    env_vars = {"DHRU_ACCOUNTS": json.dumps([{"name": "alpha", "base_url": dhru_process, "username": DEFAULT_USER,
+                                              "api_key": DEFAULT_API_KEY}]),
+                "IMEI_CONCURRENCY": "6", "IMEI_DAILY_BUDGET": "100000", "GSM_FUSION_USERNAME": ""}  # fmt: skip
+    for name, value in env_vars.items():
+        monkeypatch.setenv(name, value)
+    reset_settings_cache()
+    huey_dir = tmp_path / "queue"
+    env = process_env(db_url, DATA_DIR=str(huey_dir), JOB_LEASE_SECONDS="5", WORKER_THREADS="2", **env_vars)
+    jobs.set_enqueue_hook(queue.enqueuer(queue.build_huey(None, huey_dir)))  # into the workers' queue
+    values = [imei(1000 + i) for i in range(COUNT)]
+    with session_scope() as session:
+        batch, plan = submission.create_batch(session, SYSTEM, [inputs.InputRow(v) for v in values], "alpha:201")
+        batch_id, job_id = batch.id, batch.job_id
+    assert job_id is not None and len(plan.rows) == COUNT
+    seed = int(os.environ.get("PHONEOPS_TEST_SEED", time.time()))
+    kill_at = random.Random(seed).randrange(40, COUNT - 80)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        worker = start_process(["worker"], env, TMP / f"dhru-worker1-{os.getpid()}.log")
+        workers.append(worker)
+        deadline = time.monotonic() + 90
+        while _progress(job_id)[1] < kill_at:
+            assert worker.poll() is None and time.monotonic() < deadline, f"stalled at {_progress(job_id)} ({seed})"
+            time.sleep(0.02)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        time.sleep(3)  # the next worker takes over once the lease (5 s) has expired
+        workers.append(start_process(["worker"], env, TMP / f"dhru-worker2-{os.getpid()}.log"))
+        deadline = time.monotonic() + 150
+        while _progress(job_id)[0] != "succeeded":
+            assert _progress(job_id)[0] in ("queued", "running"), f"job ended {_progress(job_id)} (seed {seed})"
+            assert time.monotonic() < deadline, f"batch did not finish: {_progress(job_id)} (seed {seed})"
+            time.sleep(0.2)
+    finally:
+        jobs.set_enqueue_hook(lambda job_id, delay: None)
+        for w in workers:
+            if w.poll() is None:
+                stop_process(w)
+    with SimAdmin(dhru_process) as admin:
+        stats = admin.stats()
+        provider = {o["reference_id"]: o for o in admin.orders()}
+    assert stats["max_orders_per_imei"] == 1, f"an IMEI was paid twice (seed {seed})"
+    assert sorted(stats["orders_per_imei"]) == sorted(values)  # every IMEI placed, once
+    charged = Decimal(stats["charged"][DEFAULT_USER])
+    assert Decimal(1000) - Decimal(stats["balance"][DEFAULT_USER]) == charged
+    with session_scope() as session:
+        rows = session.scalars(select(ImeiOrder).where(ImeiOrder.batch_id == batch_id)).all()
+        assert {r.state for r in rows} <= {"placed", "review"}
+        placed = [r for r in rows if r.state == "placed"]
+        for row in placed:
+            assert row.order_id is not None and row.order_id.startswith("alpha:")
+            assert provider[row.order_id.split(":", 1)[1]]["imei"] == row.imei
+        # Ledger: what we recorded as charged (placed) plus orders proven placed whose id we lost (review: the
+        # provider refused the repeat) equals what the provider charged.
+        ledger = sum((r.credits or Decimal(0) for r in rows if r.state in ("placed", "review")), Decimal(0))
+        assert ledger == charged, (ledger, charged, seed)
+        batch = session.get(ImeiBatch, batch_id)
+        assert batch is not None and batch.balance_start == Decimal(1000)  # read before the first order
+        review = sum((r.credits or Decimal(0) for r in rows if r.state == "review"), Decimal(0))
+        assert batch.balance_difference == review  # what the balance shows beyond the orders we hold ids for
