@@ -1,7 +1,12 @@
 """HTTP load on the API: one against two API processes, on SQLite and on PostgreSQL, in one run.
 
     python bench/load.py [--duration 15] [--users 20] [--backends sqlite,postgres] [--processes 1,2]
-                         [--numbers 2000] [--orders 2000] [--jobs 200]
+                         [--numbers 2000] [--orders 2000] [--jobs 200] [--burst 50,100,200,400]
+
+Burst scenario (--burst; --duration 0 for bursts only): per size, that many number lookups sent at the same
+moment on their own connections while /health is asked every 50 ms; printed: the answers by status, the
+5xx count (503s carry Retry-After: the API refusing for load, never a 500), p99 latency and /health's
+slowest answer.
 
 Scenario (locust, bench/scenarios/api_load.py, run headless as its own process): users without think time
 ask for number lookups (3 parts: GET /api/numbers/lookup), job status (2: GET /api/jobs/{id}) and IMEI
@@ -230,6 +235,64 @@ def _locust(base: str, data_file: Path, token: str, users: int, duration: int, p
     return routes
 
 
+def _burst(base: str, data: dict[str, Any], size: int) -> dict[str, Any]:
+    """`size` number lookups sent at once (one connection each) while /health is asked every 50 ms."""
+    import asyncio
+
+    import httpx
+
+    headers = {"Authorization": f"Bearer {data['token']}"}
+
+    async def run() -> dict[str, Any]:
+        limits = httpx.Limits(max_connections=size + 4, max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+            done = asyncio.Event()
+            health_ms: list[float] = []
+            health_bad = 0
+
+            async def probe() -> None:
+                nonlocal health_bad
+                while not done.is_set():
+                    started = time.perf_counter()
+                    try:
+                        answer = await client.get("/health", timeout=30)
+                        health_bad += answer.status_code != 200
+                    except httpx.HTTPError:
+                        health_bad += 1
+                    health_ms.append((time.perf_counter() - started) * 1000)
+                    await asyncio.sleep(0.05)
+
+            async def one(i: int) -> tuple[int, float, str]:
+                started = time.perf_counter()
+                try:
+                    answer = await client.get("/api/numbers/lookup", headers=headers,
+                                              params={"number": data["numbers"][i % len(data["numbers"])]})
+                    status, retry = answer.status_code, answer.headers.get("retry-after", "")
+                except httpx.HTTPError as exc:
+                    status, retry = 0, type(exc).__name__
+                return status, (time.perf_counter() - started) * 1000, retry
+
+            prober = asyncio.create_task(probe())
+            started = time.perf_counter()
+            answers = await asyncio.gather(*(one(i) for i in range(size)))
+            wall = time.perf_counter() - started
+            done.set()
+            await prober
+        latencies = sorted(ms for _, ms, _ in answers)
+        statuses: dict[str, int] = {}
+        for status, _, _ in answers:
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+        busy = [r for st, _, r in answers if st == 503]
+        return {"size": size, "wall_s": round(wall, 2), "statuses": statuses,
+                "5xx": sum(n for st, n in statuses.items() if st.startswith("5")),
+                "busy_with_retry_after": sum(1 for r in busy if r),
+                "client_errors": statuses.get("0", 0),
+                "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
+                "health_max_ms": round(max(health_ms), 1) if health_ms else None, "health_not_200": health_bad}
+
+    return asyncio.run(run())
+
+
 def _ms(value: float | None, decimals: int = 0) -> str:
     return "     -" if value is None else f"{value:6.{decimals}f}"
 
@@ -246,7 +309,10 @@ def main() -> int:
     parser.add_argument("--numbers", type=int, default=2000)
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--burst", default="", help="burst sizes, e.g. 50,100,200,400: that many lookups at once "
+                        "(5xx count, p99 and /health's slowest answer are printed); with --duration 0 only bursts")
     args = parser.parse_args()
+    bursts = [int(n) for n in args.burst.split(",") if n.strip()]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     counts = [int(n) for n in args.processes.split(",")]
     if not set(backends) <= {"sqlite", "postgres"} or min(counts) < 1:
@@ -259,6 +325,7 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores, load average {load_before:.2f}; {args.users} users, "
           f"{args.duration} s per run")
     results: list[dict[str, Any]] = []
+    burst_results: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     for backend in backends:
         workdir = root / backend
@@ -291,6 +358,16 @@ def main() -> int:
                       f"{time.perf_counter() - started:.1f} s")
                 try:
                     _warm_up(base, data, processes)
+                    for size in bursts:
+                        burst = {"backend": backend, "processes": processes, **_burst(base, data, size)}
+                        burst_results.append(burst)
+                        print(f"burst {backend:8} {processes} proc  {size:4} at once: 5xx {burst['5xx']:4} "
+                              f"(503 with Retry-After {burst['busy_with_retry_after']}), client errors "
+                              f"{burst['client_errors']}, p99 {burst['p99_ms']:8.1f} ms, /health max "
+                              f"{burst['health_max_ms']} ms ({burst['health_not_200']} not 200), "
+                              f"{burst['wall_s']} s  {burst['statuses']}")
+                    if args.duration <= 0:
+                        continue
                     cpu_before = _cpu_seconds(proc.pid)
                     routes = _locust(base, data_file, data["token"], args.users, args.duration,
                                      workdir / f"locust-{processes}")
@@ -327,10 +404,11 @@ def main() -> int:
         "bench": "load", "users": args.users, "duration_s": args.duration, "cores": os.cpu_count(),
         "load_average_before": round(load_before, 2),
         "runs": [{k: v for k, v in r.items() if k != "routes"} for r in results],
-        "ratio_2_vs_1": ratios, "failures": failures, "skipped": skipped,
+        "ratio_2_vs_1": ratios, "failures": failures, "skipped": skipped, "bursts": burst_results,
     }))  # fmt: skip
     stalled = any(r["requests"] == 0 for r in results)
-    return 0 if results and failures == 0 and not stalled else 1
+    burst_500 = sum(b["statuses"].get("500", 0) for b in burst_results)
+    return 0 if (results or burst_results) and failures == 0 and not stalled and burst_500 == 0 else 1
 
 
 if __name__ == "__main__":

@@ -15,15 +15,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from phoneops import __version__
 from phoneops.core import db, idempotency
 from phoneops.core.deps import LoginRequired, page_viewer, viewer
-from phoneops.core.errors import AppError, ValidationFailed
+from phoneops.core.errors import AppError, ServiceBusy, ValidationFailed
 from phoneops.core.idempotency import IdempotencyMiddleware
 from phoneops.core.logging import configure_logging, register_settings_secrets, scrub, scrub_value
 from phoneops.core.security import Principal
@@ -122,6 +122,19 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("http.out_of_range", path=request.url.path, error=type(exc).__name__)
         return await app_error(request, ValidationFailed("a value is out of range or cannot be stored"))
 
+    @app.exception_handler(OperationalError)
+    async def database_busy(request: Request, exc: OperationalError) -> Response:
+        text_ = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+        if "locked" in text_ or "busy" in text_:  # SQLite: another writer held the database past the timeout
+            log.warning("http.database_busy", path=request.url.path)
+            return await app_error(request, ServiceBusy("the database is busy; retry in a moment", retry_after=2))
+        return await unexpected(request, exc)
+
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def pool_timeout(request: Request, exc: SQLAlchemyTimeoutError) -> Response:
+        log.warning("http.pool_timeout", path=request.url.path)
+        return await app_error(request, ServiceBusy("the server is busy; retry in a moment", retry_after=1))
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         details = [
@@ -185,19 +198,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     @app.get("/health", tags=["core"])
-    def health() -> JSONResponse:
-        checks: dict[str, Any] = {}
-        try:
-            with db.get_engine().connect() as conn:
-                conn.execute(text("SELECT 1"))
-            checks["database"] = {"ok": True, "backend": db.get_engine().dialect.name}
-        except Exception as exc:
-            checks["database"] = {"ok": False, "error": type(exc).__name__}
-        from phoneops.core.queue import describe
+    async def health() -> JSONResponse:
+        """Database and job queue, answered within a second (its own threads and connection, never queued
+        behind requests: core.load)."""
+        from phoneops.core.load import health_checks
 
-        checks["jobs"] = describe()
+        checks = await health_checks()
         providers = {name: ("configured" if ok else "not configured") for name, ok in settings.providers().items()}
-        ok = checks["database"]["ok"] and checks["jobs"]["ok"]
+        ok = bool(checks["database"]["ok"] and checks["jobs"]["ok"])
+        if ok and "backend" not in checks["database"]:
+            checks["database"]["backend"] = db.get_engine().dialect.name
         return JSONResponse(
             {"status": "ok" if ok else "degraded", "version": __version__, **checks, "providers": providers},
             status_code=200 if ok else 503,
@@ -249,4 +259,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ui_router)
     for module in domain_modules("views"):
         app.include_router(module.router)
+    from phoneops.core.load import InflightLimit, default_limit
+
+    # outermost: a request refused for load costs nothing but this answer
+    app.add_middleware(InflightLimit,
+                       limit=settings.api_max_inflight or default_limit(db.pool_capacity(settings.database_url)),
+                       wait=settings.api_queue_seconds)
     return app

@@ -652,5 +652,6 @@ def _mount_domains() -> None:
 
 
 def main() -> None:
+    os.umask(0o077)  # every file and folder the service creates is its user's only (0600 / 0700)
     _mount_domains()
     app()

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1, alias="LOGIN_MAX_FAILURES")
     login_lockout_seconds: int = Field(default=300, ge=1, alias="LOGIN_LOCKOUT_SECONDS")
     login_address_max_failures: int = Field(default=20, ge=1, alias="LOGIN_ADDRESS_MAX_FAILURES")
+    # Requests worked on at once per API process (0: the database pool's size, see core.load); beyond, a
+    # request waits API_QUEUE_SECONDS for a slot and then gets 503 with Retry-After.
+    api_max_inflight: int = Field(default=0, ge=0, alias="API_MAX_INFLIGHT")
+    api_queue_seconds: float = Field(default=10.0, ge=0, le=60, alias="API_QUEUE_SECONDS")
     job_lease_seconds: int = Field(default=60, ge=5, alias="JOB_LEASE_SECONDS")
     worker_threads: int = Field(default=4, ge=1, alias="WORKER_THREADS")
     # How long an API `Idempotency-Key` and the answer kept for it live (core/idempotency.py).

@@ -80,8 +80,10 @@ class ImeiScenario:
     def simulator(self, rng: random.Random) -> Any:
         from phoneops.simulators.gsm_fusion import GsmFusionSimConfig, create_app
 
+        # Order ids unique across cases sharing one database (the bench): each simulator numbers from elsewhere.
         return create_app(GsmFusionSimConfig(latency_ms=rng.uniform(10, 40), reject_ratio=0.0, seed=rng.randrange(99),
-                                             initial_balance=Decimal("100000")))  # fmt: skip
+                                             initial_balance=Decimal("100000"),
+                                             first_order_id=rng.randrange(10**6, 10**9)))  # fmt: skip
 
     def settings(self, url: str) -> dict[str, str]:
         from phoneops.simulators.gsm_fusion import DEFAULT_API_KEY, DEFAULT_USER

@@ -561,3 +561,22 @@ def test_a_failed_batch_keeps_its_results_and_reviews_the_rest(hlr_env: SimAdmin
     assert job.status == "failed" and job.error and "ended FAILED" in job.error
     assert counts(lookup_id) == {"review": 20}
     assert hlr_env.stats()["total_paid_lookups"] == 0
+
+
+def test_numbers_in_review_are_listed_and_written_off_with_a_reason(hlr_env: SimAdmin, client: Any, users: Any) -> None:
+    hlr_env.configure(fail_batches=True)
+    lookup_id = start(uk(6, 3500))
+    assert run(lookup_id).status == "failed" and counts(lookup_id) == {"review": 6}
+    listed = client.get("/api/imei/review", headers=users.headers("viewer")).json()["hlr"]
+    assert listed == [{"lookup_id": lookup_id, "title": listed[0]["title"], "status": "failed", "numbers": 6}]
+    operator = users.headers("operator")
+    url = f"/api/hlr/lookups/{lookup_id}/write-off-review"
+    assert client.post(url, json={"reason": ""}, headers=operator).status_code == 422
+    assert client.post(url, json={"reason": "x"}, headers=users.headers("viewer")).status_code == 403
+    assert counts(lookup_id) == {"review": 6}  # refused: untouched
+    done = client.post(url, json={"reason": "provider confirmed the batch never ran"}, headers=operator)
+    assert done.status_code == 200, done.text
+    assert counts(lookup_id) == {"failed": 6} and done.json()["review"] == 0
+    assert client.post(url, json={"reason": "again"}, headers=operator).status_code == 409
+    assert client.get("/api/imei/review", headers=users.headers("viewer")).json()["hlr"] == []
+    assert hlr_env.stats()["total_paid_lookups"] == 0

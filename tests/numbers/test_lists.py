@@ -48,10 +48,9 @@ def test_automatic_verdicts_keep_the_most_severe(session: Any) -> None:
     apply_verdicts(session, SYSTEM, [auto(UK, "monitor")])
     view = lookup(session, SYSTEM, UK, "GB")
     assert view.status == "blacklist"
-    assert view.history[1]["evidence"] == {"os": "Android", "version": "6"}
-    assert [(e["verdict"], e["status"]) for e in view.history] == [
-        ("monitor", "blacklist"), ("blacklist", "blacklist"), ("whitelist", "whitelist")]
-    assert "never loosens" in view.history[0]["note"]
+    assert view.history[0]["evidence"] == {"os": "Android", "version": "6"}
+    # the later "monitor" changed nothing right after a tracker verdict: no event (re-syncs stay quiet)
+    assert [(e["verdict"], e["status"]) for e in view.history] == [("blacklist", "blacklist"), ("whitelist", "whitelist")]
 
 
 def test_hlr_tightens_but_never_loosens_the_tracker_and_manual_outranks_both(session: Any) -> None:

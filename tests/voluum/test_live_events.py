@@ -261,3 +261,15 @@ def test_consume_without_a_queue_says_what_to_set(db_url: str, monkeypatch: pyte
     reset_settings_cache()
     result = CliRunner().invoke(app, ["consume", "--drain"])
     assert result.exit_code == 1 and "SQS_QUEUE_URL" in result.output
+
+
+def test_a_republished_sns_message_is_stored_once(client: Any, users: Any) -> None:
+    """SNS may publish a message again: it reaches us under a new transport id with the same SNS MessageId."""
+    operator = users.headers("operator")
+    body = sns_envelope([event(1, 1), event(2, 2)])
+    first = client.post("/api/voluum/live-events", content=body, headers=operator).json()
+    again = client.post("/api/voluum/live-events", content=body, headers=operator).json()
+    assert (first["stored"], again["stored"]) == (2, 0)
+    plain = json.dumps([event(3, 3)])  # without an envelope there is no id to dedupe on: each post is new
+    assert client.post("/api/voluum/live-events", content=plain, headers=operator).json()["stored"] == 1
+    assert client.post("/api/voluum/live-events", content=plain, headers=operator).json()["stored"] == 1

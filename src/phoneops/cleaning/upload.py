@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from phoneops.cleaning.models import CleaningFile, CleaningRun
 from phoneops.cleaning.reading import check_region, inspect_table
@@ -57,8 +58,9 @@ async def upload_stream(
         session, actor, chunks, kind=f"cleaning_{purpose}_upload", original_name=filename,
         content_type=content_type, max_bytes=get_settings().max_upload_bytes,
     )
-    return register_upload(session, actor, stored, purpose=purpose, region=code, phone_column=phone_column,
-                           header=wants_header)
+    return await run_in_threadpool(  # the table is read: on a worker thread, never on the event loop
+        register_upload, session, actor, stored, purpose=purpose, region=code, phone_column=phone_column,
+        header=wants_header)
 
 
 def upload_path(

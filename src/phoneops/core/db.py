@@ -6,6 +6,7 @@ One transaction per request or task: entry points open a session with `session_s
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,17 +66,66 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _private_file(path: Path) -> None:
+    """The database file (and the folders made for it) readable by the service user only (0600/0700); SQLite
+    gives its -wal and -shm files the database file's mode."""
+    missing = [p for p in path.parents if not p.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        for created in missing:
+            os.chmod(created, 0o700)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        elif path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError:  # not ours to change (a read-only mount, another owner): SQLite reports what matters
+        pass
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # as many connections as the request threadpool (40) has threads: none waits on the pool for long
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10,
-                               max_overflow=30)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            _private_file(Path(path))
+        # POOL_SIZE + POOL_OVERFLOW connections; the API admits as many requests at once (core.load) and gives
+        # the request threadpool as many threads plus spares: an admitted request never waits on the pool
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=POOL_SIZE["sqlite"][0], max_overflow=POOL_SIZE["sqlite"][1],
+                               pool_timeout=POOL_TIMEOUT)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE["other"][0],
+                         max_overflow=POOL_SIZE["other"][1], pool_timeout=POOL_TIMEOUT)
+
+
+# (pool_size, max_overflow) per backend; PostgreSQL's default max_connections (100) is shared by every API
+# process and worker, so fewer there
+POOL_SIZE = {"sqlite": (10, 30), "other": (10, 20)}
+POOL_TIMEOUT = 10  # seconds a checkout waits before TimeoutError (answered 503 + Retry-After by the API)
+
+
+def pool_capacity(url: str) -> int:
+    size, overflow = POOL_SIZE["sqlite" if url.startswith("sqlite") else "other"]
+    return size + overflow
+
+
+_health_engines: dict[str, Engine] = {}
+
+
+def health_engine() -> Engine:
+    """An engine without a pool for /health: it never waits behind requests holding pooled connections."""
+    from sqlalchemy.pool import NullPool
+
+    url = _current_url()
+    with _lock:
+        if url not in _health_engines:
+            args: dict[str, Any] = {"poolclass": NullPool}
+            if url.startswith("sqlite"):
+                args["connect_args"] = {"check_same_thread": False, "timeout": 1}
+            else:
+                args["connect_args"] = {"connect_timeout": 1}
+            _health_engines[url] = create_engine(url, **args)
+        return _health_engines[url]
 
 
 _lock = threading.Lock()
@@ -114,9 +164,10 @@ def session_factory() -> sessionmaker[Session]:
 def dispose_all() -> None:
     global _url
     with _lock:
-        for engine in _engines.values():
+        for engine in [*_engines.values(), *_health_engines.values()]:
             engine.dispose()
         _engines.clear()
+        _health_engines.clear()
         _factories.clear()
         _url = None
 

@@ -109,6 +109,10 @@ def require(role: Role, *, page: bool = False) -> Callable[..., object]:
             raise Forbidden(f"this API token lacks the scope {missing}", code="insufficient_scope",
                             details={"missing_scope": missing})  # fmt: skip
         request.state.principal = principal
+        if session.in_transaction():
+            # hand the connection back before the handler runs: one that then waits on a provider, a file or
+            # the client does not hold a pooled connection meanwhile (it takes one again when it queries)
+            await run_in_threadpool(session.commit)
         return principal
 
     dependency.__name__ = f"require_{role.value}{'_page' if page else ''}"

@@ -8,6 +8,7 @@ read through `open` / `iter_bytes` / `copy_to`, or `local_path` when a reader ne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -38,6 +39,15 @@ def safe_name(name: str | None, default: str = "file") -> str:
     base = unicodedata.normalize("NFKC", base)
     base = re.sub(r"[\x00-\x1f\x7f\"<>|:*?]", "_", base).strip(" .")
     return base[:200] or default
+
+
+def private_dir(path: Path) -> None:
+    """Create a directory (and its missing parents) readable by the service user only (0700)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    for created in missing:
+        with contextlib.suppress(OSError):
+            os.chmod(created, 0o700)
 
 
 def checked_id(file_id: str) -> str:
@@ -88,8 +98,10 @@ class Storage(ABC):
 
     def _tmp(self) -> Path:
         tmp = self.scratch_dir()
-        tmp.mkdir(parents=True, exist_ok=True)
-        return tmp / uuid.uuid4().hex
+        private_dir(tmp)
+        path = tmp / uuid.uuid4().hex
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # readable by the service user only
+        return path
 
     async def save_stream(
         self,
@@ -252,9 +264,10 @@ class LocalStorage(Storage):
 
     def _put(self, tmp: Path, file_id: str, content_type: str | None) -> None:
         dest = self.path_for(file_id)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(dest.parent)
         staged = self._tmp()
         shutil.move(tmp, staged)  # a rename unless `tmp` lives on another file system
+        os.chmod(staged, 0o600)
         os.replace(staged, dest)
 
     def _open(self, row: StoredFile) -> BinaryIO:

@@ -207,9 +207,13 @@ def _apply_batch(session: Session, actor: Principal, verdicts: list[Verdict], re
             result.overruled += 1
         else:
             result.unchanged += 1
-        no_opinion = verdict.authority is Authority.auto and verdict.status is None and not verdict.reevaluate
-        if after == before and (signature == last or (no_opinion and last is not None)):
-            continue  # a repeat of the previous verdict, or a known number's "no opinion": nothing to record
+        tracker = verdict.authority is Authority.auto and not verdict.reevaluate
+        no_opinion = tracker and verdict.status is None
+        if after == before and (signature == last or (no_opinion and last is not None)
+                                or (tracker and (last or "").startswith("auto|"))):
+            # Nothing new: a repeat, a known number's "no opinion", or a tracker verdict that changes nothing
+            # right after another tracker verdict (re-syncing days writes no events).
+            continue
         values: dict[str, Any] = {"id": number_id, "last_verdict": signature, "updated_at": now}
         values.update({name: getattr(after, name) for name in STATE_FIELDS})
         if after.status != before.status:

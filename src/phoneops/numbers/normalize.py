@@ -581,12 +581,10 @@ def normalize_column(values: pl.Series | Sequence[object], region: str) -> pl.Da
 
 
 # --- line types -------------------------------------------------------------------------------------------
-# phonenumbers' _number_type_helper, set-based: the distinct numbers of each region meet one regex, the
-# alternation of the region's type descriptions in the helper's order (premium rate, toll-free, shared cost,
-# VoIP, personal, pager, UAN, voicemail, fixed line, mobile), each a named group over "LLL:nsn" with its
-# possible lengths folded in. Under leftmost-first semantics the first alternative that matches the whole
-# key is the one captured: the helper's first true test. A fixed-line hit is then tested for mobile too
-# (fixed line or mobile), as the helper does.
+# phonenumbers' _number_type_helper, set-based: the distinct numbers of each region meet one match-only
+# regex per type description over "LLL:nsn" (its possible lengths folded in), then the helper's order decides:
+# premium rate, toll-free, shared cost, VoIP, personal, pager, UAN, voicemail; fixed line (or mobile, when
+# the mobile test also holds or the region's patterns are the same); mobile; else unknown.
 
 LINE_TYPES = {
     phonenumbers.PhoneNumberType.MOBILE: "mobile",
@@ -608,26 +606,20 @@ _HELPER_ORDER = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_n
 
 
 @cache
-def _type_plan(region: str) -> tuple[str, str, str | None] | None:
-    """(calling code, the alternation pattern, the mobile pattern when fixed line must be re-tested)."""
+def _type_plan(region: str) -> tuple[str, list[tuple[str, str]], bool] | None:
+    """(calling code, [(type, pattern over "LLL:nsn")] in the helper's order, same mobile and fixed line)."""
     md = PhoneMetadata.metadata_for_region(region, None)
     if md is None or md.general_desc is None:
         return None
-    same = bool(md.same_mobile_and_fixed_line_pattern)
-    groups, mobile = [], None
+    tests = []
     for name in _HELPER_ORDER:
         desc = getattr(md, name)
-        if desc is None or not desc.national_number_pattern or (name == "mobile" and same):
+        if desc is None or not desc.national_number_pattern:
             continue
         keyed = _keyed(desc.possible_length, desc.national_number_pattern)
-        if keyed is None:
-            continue
-        groups.append(f"(?P<{name}>{keyed})")
-        if name == "mobile":
-            mobile = f"^{keyed}$"
-    if same:
-        mobile = "^.*$"  # fixed line hit means fixed line or mobile
-    return str(md.country_code), f"^(?:{'|'.join(groups)})$" if groups else _NEVER, mobile
+        if keyed is not None:
+            tests.append((name, f"^{keyed}$"))
+    return str(md.country_code), tests, bool(md.same_mobile_and_fixed_line_pattern)
 
 
 def _python_type(e164: str) -> str:
@@ -650,18 +642,20 @@ def line_types(e164: pl.Series, country: pl.Series) -> pl.Series:
             parts.append(pl.DataFrame({"e164": values, "line_type": [_python_type(v) for v in values]},
                                       schema={"e164": pl.String, "line_type": pl.String}))
             continue
-        code, pattern, mobile = plan
+        code, tests, same = plan
         nsn = pl.col("e164").str.slice(1 + len(code))
         key = pl.concat_str(nsn.str.len_bytes().cast(pl.String).str.zfill(3), pl.lit(":"), nsn)
-        hit = part.select("e164", key=key).with_columns(g=pl.col("key").str.extract_groups(pattern))
-        fields = [f for f in hit.schema["g"].fields if f.name in _HELPER_ORDER]  # type: ignore[attr-defined]
-        first = pl.coalesce([pl.when(pl.col("g").struct.field(f.name).is_not_null()).then(pl.lit(f.name))
-                             for f in fields] + [pl.lit("unknown")])
-        hit = hit.with_columns(line_type=first)
-        if mobile is not None:
-            also_mobile = (pl.col("line_type") == "fixed_line") & pl.col("key").str.contains(mobile)
-            hit = hit.with_columns(line_type=pl.when(also_mobile).then(pl.lit("fixed_line_or_mobile"))
-                                   .otherwise("line_type"))
-        parts.append(hit.select("e164", "line_type"))
+        # one match-only test per type (the regex engine's fast path, unlike captures), then the helper's order
+        hit = part.select("e164", key=key).with_columns(pl.col("key").str.contains(p).alias(n) for n, p in tests)
+        names = {n for n, _ in tests}
+        fixed, mobile = pl.col("fixed_line") if "fixed_line" in names else pl.lit(False), \
+            pl.col("mobile") if "mobile" in names else pl.lit(False)
+        chosen: pl.Expr = pl.lit("unknown")
+        chosen = pl.when(mobile & pl.lit(not same)).then(pl.lit("mobile")).otherwise(chosen)
+        chosen = pl.when(fixed).then(pl.when(pl.lit(same) | mobile).then(pl.lit("fixed_line_or_mobile"))
+                                     .otherwise(pl.lit("fixed_line"))).otherwise(chosen)
+        for name in reversed([n for n in _HELPER_ORDER[:-2] if n in names]):
+            chosen = pl.when(pl.col(name)).then(pl.lit(name)).otherwise(chosen)
+        parts.append(hit.select("e164", line_type=chosen))
     found = pl.concat(parts) if parts else pl.DataFrame(schema={"e164": pl.String, "line_type": pl.String})
     return frame.join(found, on="e164", how="left", maintain_order="left")["line_type"]

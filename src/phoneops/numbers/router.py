@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Form, Query, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from phoneops.core import storage
 from phoneops.core.audit import audit
@@ -185,7 +186,8 @@ async def import_file(
         content_type=file.content_type,
         max_bytes=get_settings().max_upload_bytes,
     )
-    record = imports.import_numbers(session, actor, stored, target, region=region_value)
+    # every row is read, normalised and written: on a worker thread, never on the event loop (issue 21)
+    record = await run_in_threadpool(imports.import_numbers, session, actor, stored, target, region=region_value)
     return ImportOut.model_validate(record)
 
 

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from phoneops.core import storage
 from phoneops.core.deps import DbSession, page_admin, page_operator, page_viewer
@@ -241,7 +242,8 @@ async def imports_upload(
             content_type=file.content_type,
             max_bytes=get_settings().max_upload_bytes,
         )
-        imports.import_numbers(session, principal, stored, target, region=region_or_default(region or None))
+        await run_in_threadpool(imports.import_numbers, session, principal, stored, target,  # off the event loop
+                                region=region_or_default(region or None))
     except AppError as exc:
         session.rollback()
         return render(

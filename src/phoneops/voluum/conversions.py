@@ -200,8 +200,8 @@ def store(
     for key, item in unique.items():
         if key in existing:
             continue
-        value = reader.read(item.custom_variable_1)
         country = campaign_country(item.campaign_name, rule)
+        value = reader.read(item.custom_variable_1, country)  # the campaign's country settles ambiguous digits
         result.unknown_country += country is None
         result.without_number += value.index is None
         if value.index is not None and value.e164 is not None:

@@ -278,6 +278,19 @@ def _rowcount(result: Any) -> int:
     return len(result.fetchall())
 
 
+def message_key(body: str | bytes, fallback: str) -> str:
+    """What makes a message's raw events unique: the SNS MessageId when the body is an SNS envelope (a message
+    SNS re-publishes reaches the queue again under a new SQS id, with the same SNS id), else `fallback`."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return fallback
+    if isinstance(data, dict) and isinstance(data.get("MessageId"), str) and data["MessageId"].strip() and (
+            "TopicArn" in data or data.get("Type") == "Notification"):
+        return f"sns:{data['MessageId'].strip()}"[:128]
+    return fallback
+
+
 def ingest_body(session: Session, actor: Principal, body: str | bytes) -> IngestResult:
     """The HTTP endpoint: a posted batch (SNS envelope, list, `{"events": [...]}` or one event). A batch that
     cannot be read is refused whole (422) and nothing is stored."""
@@ -285,7 +298,7 @@ def ingest_body(session: Session, actor: Principal, body: str | bytes) -> Ingest
         events = parse_body(body)
     except MalformedMessage as exc:
         raise ValidationFailed(f"live events not readable: {exc}", code="malformed_events") from None
-    result = ingest(session, [(f"http-{uuid.uuid4()}", events)], source="http")
+    result = ingest(session, [(message_key(body, f"http-{uuid.uuid4()}"), events)], source="http")
     _note_lookups(session, actor, result)
     from phoneops.core.audit import audit
 
@@ -429,7 +442,8 @@ class Consumer:
         """Store the batch in one transaction; on failure, message by message. Returns the messages to delete."""
         try:
             with session_scope() as session:
-                result = ingest(session, [(m["MessageId"], events) for m, events in good], source="sqs")
+                result = ingest(session, [(message_key(m.get("Body", ""), m["MessageId"]), events)
+                                         for m, events in good], source="sqs")  # fmt: skip
                 for message, error in bad:
                     session.add(_dead_letter(message, error))
                 result.dead_letters = len(bad)
@@ -442,7 +456,8 @@ class Consumer:
         for message, events in good:
             try:
                 with session_scope() as session:
-                    one = ingest(session, [(message["MessageId"], events)], source="sqs")
+                    one = ingest(session, [(message_key(message.get("Body", ""), message["MessageId"]), events)],
+                                 source="sqs")  # fmt: skip
                 self.stats.totals.add(one)
                 done.append(message)
             except Exception as exc:

@@ -117,8 +117,11 @@ class PhoneReader:
     recognised. Memoised: trackers repeat the same value on many rows. `prime` reads many values at once
     (one vectorised normalisation and one blind-index pass), which is what large reports need."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, *, tracker: bool = False) -> None:
         self.region = region
+        # A tracker's digits carry their country code (`customVariable1` holds int-converted E.164): read them
+        # international-first, a campaign's country settling a value valid both ways, never `region` alone.
+        self.tracker = tracker
         self._vault = get_vault()
         self._seen: dict[str, PhoneValue] = {}
         self._erased: frozenset[bytes] = frozenset()
@@ -132,18 +135,38 @@ class PhoneReader:
             self._erased = erased
             self._seen.clear()
 
-    def read(self, value: Any) -> PhoneValue:
+    def read(self, value: Any, country: str | None = None) -> PhoneValue:
+        """One value; `country` (ISO code, e.g. a conversion's campaign country) settles tracker digits that
+        are a valid number both as written internationally and as a national number of that country."""
         text = _text_of(value)
-        found = self._seen.get(text)
+        country = _region(country) if self.tracker else None
+        key = f"{text}\x00{country}" if country else text
+        found = self._seen.get(key)
         if found is None:
             early = self._candidate(text)
             if isinstance(early, PhoneValue):
                 found = early
+            elif self.tracker and early[0].isascii() and early[0].isdigit():
+                found = self._tracker_digits(early[0], early[1], country)
             else:
                 normalized = normalize(early[0], self.region)
                 found = self._finish(normalized.e164, normalized.country, early[1])
-            self._remember(text, found)
+            self._remember(key, found)
         return found
+
+    def _tracker_digits(self, digits: str, kind: str, country: str | None) -> PhoneValue:
+        international = normalize("+" + digits.lstrip("0") if digits.startswith("00") else "+" + digits,
+                                  self.region)  # fmt: skip
+        national = normalize(digits, country) if country else None
+        if international.e164 and national is not None and national.e164 and national.e164 != international.e164:
+            pick = international if international.country == country else national
+        elif international.e164:
+            pick = international
+        elif national is not None and national.e164:
+            pick = national
+        else:
+            return PhoneValue(None, None, None, INVALID)
+        return self._finish(pick.e164, pick.country, kind)
 
     def prime(self, values: Iterable[Any]) -> None:
         """Read every distinct value not seen yet in one go (later `read` calls hit the memo)."""
@@ -155,6 +178,8 @@ class PhoneReader:
             early = self._candidate(text)
             if isinstance(early, PhoneValue):
                 self._remember(text, early)
+            elif self.tracker and early[0].isascii() and early[0].isdigit():
+                self._remember(text, self._tracker_digits(early[0], early[1], None))
             else:
                 pending[text] = early
         if not pending:
@@ -201,7 +226,15 @@ def _text_of(value: Any) -> str:
 
 
 def phone_reader(settings: Settings | None = None) -> PhoneReader:
-    return PhoneReader((settings or get_settings()).default_region)
+    """The syncs' reader of tracker values (international-first; see `PhoneReader`)."""
+    return PhoneReader((settings or get_settings()).default_region, tracker=True)
+
+
+def _region(country: str | None) -> str | None:
+    import phonenumbers
+
+    code = (country or "").strip().upper()
+    return code if code in phonenumbers.SUPPORTED_REGIONS else None
 
 
 def region_or_default(region: str | None) -> str:
