@@ -49,7 +49,8 @@ def _cli(args: list[str], cwd: Path, env: dict[str, str], stdin: str | None = No
 def _inputs(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "list.csv").write_text("phone\n" + "\n".join(f"+44740012{n:04d}" for n in range(0, 400, 7)) + "\n")
-    (folder / "blacklist.csv").write_text("phone\n+447400129001\n07400 129 002\n")
+    (folder / "blacklist.csv").write_text("phone,reason,source\n+447400129001,COMPLAINT,support desk\n"
+                                          "07400 129 002,COMPLAINT,support desk\n")
     book = Workbook()
     sheet = book.active
     assert sheet is not None
