@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from phoneops.core import access
-from phoneops.core.db import after_commit, session_scope, utcnow
+from phoneops.core.db import after_commit, rowcount, session_scope, utcnow
 from phoneops.core.errors import AppError, Conflict, NotFound
 from phoneops.core.http import ProviderRateLimited, ProviderTimeout, ProviderUnavailable
 from phoneops.core.models import Job, PeriodicRun
@@ -114,7 +114,7 @@ class JobContext:
             .where(Job.id == self.job_id, Job.lease_owner == self.worker, Job.status == "running")
             .values(**values)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(result) != 1:
             current = session.get(Job, self.job_id)
             if current is not None and current.status == "cancelled":
                 raise JobCancelled(self.job_id)
@@ -348,7 +348,7 @@ def _claim(job_id: str, worker: str) -> JobContext | None:
                 run_after=None,
             )
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(result) != 1:
             return None
         session.refresh(job)
         if spec is None:
@@ -462,7 +462,7 @@ def reap_expired(now: datetime | None = None) -> list[str]:
                 .where(Job.id == job_id, Job.status == "running", Job.heartbeat_at < expired)
                 .values(status="queued", lease_owner=None, message="worker lost; resuming from checkpoint")
             )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
+            if rowcount(result) == 1:
                 requeued.append(job_id)
         lost = session.scalars(
             select(Job.id).where(
