@@ -286,6 +286,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/"): VIEWER,
     ("GET", "/jobs"): VIEWER,
     ("GET", "/jobs/{job_id}"): VIEWER,
+    ("GET", "/jobs/export.csv"): VIEWER,
     ("POST", "/jobs/sample"): OPERATOR,
     ("GET", "/admin/users"): ADMIN,
     ("POST", "/admin/users"): ADMIN,

@@ -27,6 +27,12 @@ NAMING_CONVENTION = {
 }
 
 
+def rowcount(result: Any) -> int:
+    """Rows matched by an UPDATE/DELETE (`Session.execute` is typed as returning `Result`, which has no
+    `rowcount`; the `CursorResult` it really returns for those statements has). 0 when the driver cannot tell."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from phoneops.core import access
-from phoneops.core.db import after_commit, session_scope, utcnow
+from phoneops.core.db import after_commit, rowcount, session_scope, utcnow
 from phoneops.core.errors import AppError, Conflict, NotFound
 from phoneops.core.http import ProviderRateLimited, ProviderTimeout, ProviderUnavailable
 from phoneops.core.models import Job, PeriodicRun
@@ -114,7 +114,7 @@ class JobContext:
             .where(Job.id == self.job_id, Job.lease_owner == self.worker, Job.status == "running")
             .values(**values)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(result) != 1:
             current = session.get(Job, self.job_id)
             if current is not None and current.status == "cancelled":
                 raise JobCancelled(self.job_id)
@@ -250,15 +250,41 @@ def get_job(session: Session, job_id: str) -> Job:
     return job
 
 
-def list_jobs(
-    session: Session, *, kind: str | None = None, status: str | None = None, limit: int = 50
-) -> list[Job]:
-    query = select(Job).order_by(Job.created_at.desc()).limit(max(1, min(limit, 500)))
+def _job_filters(kind: str | None, status: str | None, user_id: int | None = None,
+                 since: datetime | None = None, until: datetime | None = None) -> list[Any]:  # fmt: skip
+    where: list[Any] = []
     if kind:
-        query = query.where(Job.kind == kind)
+        where.append(Job.kind == kind)
     if status:
-        query = query.where(Job.status.in_(status.split(",")))
+        where.append(Job.status.in_(status.split(",")))
+    if user_id is not None:
+        where.append(Job.created_by == user_id)
+    if since is not None:
+        where.append(Job.created_at >= since)
+    if until is not None:
+        where.append(Job.created_at < until)
+    return where
+
+
+def list_jobs(
+    session: Session, *, kind: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0,
+    user_id: int | None = None, since: datetime | None = None, until: datetime | None = None,
+) -> list[Job]:
+    query = (select(Job).where(*_job_filters(kind, status, user_id, since, until))
+             .order_by(Job.created_at.desc(), Job.id).limit(max(1, min(limit, 10_000))).offset(max(0, offset)))
     return list(session.scalars(query))
+
+
+def count_jobs(
+    session: Session, *, kind: str | None = None, status: str | None = None, user_id: int | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+) -> int:
+    where = _job_filters(kind, status, user_id, since, until)
+    return int(session.scalar(select(func.count(Job.id)).where(*where)) or 0)
+
+
+def job_kinds(session: Session) -> list[str]:
+    return [str(k) for k in session.scalars(select(Job.kind).distinct().order_by(Job.kind))]
 
 
 def job_counts(session: Session) -> dict[str, int]:
@@ -322,7 +348,7 @@ def _claim(job_id: str, worker: str) -> JobContext | None:
                 run_after=None,
             )
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(result) != 1:
             return None
         session.refresh(job)
         if spec is None:
@@ -436,7 +462,7 @@ def reap_expired(now: datetime | None = None) -> list[str]:
                 .where(Job.id == job_id, Job.status == "running", Job.heartbeat_at < expired)
                 .values(status="queued", lease_owner=None, message="worker lost; resuming from checkpoint")
             )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
+            if rowcount(result) == 1:
                 requeued.append(job_id)
         lost = session.scalars(
             select(Job.id).where(

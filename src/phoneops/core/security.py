@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
-from phoneops.core.db import utcnow
+from phoneops.core.db import rowcount, utcnow
 from phoneops.core.errors import Conflict, NotFound, TooManyRequests, Unauthorized, ValidationFailed
 from phoneops.core.models import ApiToken, LoginAttempt, User, UserSession
 
@@ -495,7 +495,7 @@ def end_sessions(session: Session, user_id: int, keep: str | None = None) -> int
     query = update(UserSession).where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
     if keep is not None:
         query = query.where(UserSession.id != _sid_hash(keep))
-    return int(session.execute(query.values(ended_at=utcnow())).rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(session.execute(query.values(ended_at=utcnow())))
 
 
 def user_for_session(session: Session, data: dict[str, Any]) -> User | None:
