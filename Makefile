@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+PORT ?= 8800
 
 .PHONY: demo test lint bench clean
 
@@ -13,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/phoneops demo
+	$(BIN)/phoneops demo --port $(PORT)
 
 # The suite runs on TEST_WORKERS pytest-xdist processes (3 suits 2 cores: many tests wait on subprocesses and
 # HTTP); tests that cannot share the machine form one xdist group (tests/conftest.py). TEST_WORKERS=0 runs

@@ -32,23 +32,118 @@ err = Console(stderr=True)
 CLI_ACTOR_NAME = "cli"
 
 
-def _settings() -> Settings:
-    from phoneops.settings import get_settings
+DEMO_SECRETS = "demo-secrets.env"
+DEMO_PROVIDERS = "demo-providers.env"
+_env_loaded = False
 
+
+def find_data_dir(start: Path | None = None) -> Path:
+    """DATA_DIR when set; else the nearest `data/` folder holding the demo's files, looking from the current
+    folder up (as git finds `.git`); else `./data`."""
+    if os.environ.get("DATA_DIR"):
+        return Path(os.environ["DATA_DIR"]).expanduser().absolute()
+    here = (start or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        candidate = folder / "data"
+        if (candidate / DEMO_SECRETS).is_file() or (candidate / "phoneops.db").is_file():
+            return candidate
+    return here / "data"
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name and not name.startswith("#"):
+            values[name.strip()] = value.strip()
+    return values
+
+
+def load_demo_env(*, providers: bool = True) -> Path:
+    """Every command reads what `make demo` wrote into the data directory: its secrets
+    (`demo-secrets.env`) and the simulators it serves (`demo-providers.env`: addresses and credentials).
+    Values already in the environment win; a provider with its own credentials set is left alone."""
+    global _env_loaded
+    data_dir = find_data_dir()
+    if _env_loaded:
+        return data_dir
+    _env_loaded = True
+    os.environ.setdefault("DATA_DIR", str(data_dir))
+    secrets_file = data_dir / DEMO_SECRETS
+    if secrets_file.is_file() and not _dotenv_sets_secrets():
+        for name, value in _read_env_file(secrets_file).items():
+            if value:
+                os.environ.setdefault(name, value)
+    providers_file = data_dir / DEMO_PROVIDERS
+    if providers and providers_file.is_file():
+        from phoneops.simulators.demo import PROVIDERS
+
+        saved = _read_env_file(providers_file)
+        for provider in PROVIDERS:
+            if any(os.environ.get(name) for name in provider.credentials):
+                continue  # real credentials: the real provider
+            for name in provider.settings(""):
+                if saved.get(name):
+                    os.environ.setdefault(name, saved[name])
+    return data_dir
+
+
+def _dotenv_sets_secrets() -> bool:
+    """A `.env` in the current folder with its own secrets is a real set-up: the demo's are not mixed in."""
+    dotenv = Path(".env")
+    return dotenv.is_file() and "SESSION_SECRET" in _read_env_file(dotenv)
+
+
+def _settings() -> Settings:
+    from phoneops.settings import get_settings, reset_settings_cache
+
+    if not _env_loaded:
+        load_demo_env()
+        reset_settings_cache()
     try:
         return get_settings()
     except SettingsError as exc:
         err.print(f"[red]{exc}[/red]")
+        if "SESSION_SECRET" in str(exc) or "AES_KEYS" in str(exc):
+            err.print(f"No secrets found. Start the demo once (`make demo`), which writes them to "
+                      f"{find_data_dir() / DEMO_SECRETS}, or set DATA_DIR to the folder holding that file; "
+                      f"for production set them in the environment or .env (see .env.example).")
         raise typer.Exit(2) from None
 
 
-def _bootstrap() -> Settings:
+def _sqlite_path(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _bootstrap(*, service: bool = False, need_database: bool = True) -> Settings:
+    """Settings, logging, database and domains for a command. Commands people type log only warnings, in
+    plain text on stderr; services (`serve`, `worker`, `demo`) log as configured."""
     from phoneops.core import db
     from phoneops.core.logging import configure_logging
     from phoneops.registry import load_domains
 
     settings = _settings()
-    configure_logging(settings.log_json, settings.log_level)
+    if service:
+        configure_logging(settings.log_json, settings.log_level)
+    else:
+        level = settings.log_level if "LOG_LEVEL" in os.environ else "WARNING"
+        configure_logging(settings.log_json and "LOG_JSON" in os.environ, level)
+        import logging
+
+        for noisy in ("httpx", "httpcore", "huey"):
+            logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    path = _sqlite_path(settings.database_url)
+    if need_database and path is not None and not path.exists():
+        err.print(f"[red]error:[/red] no database at {path}.", soft_wrap=True)
+        err.print("Start the demo first (`make demo` in the phoneops folder), run `phoneops migrate` to create "
+                  "an empty one, or point DATA_DIR (or DATABASE_URL) at an existing one. "
+                  f"DATA_DIR is now {settings.data_dir}.")
+        raise typer.Exit(2)
     db.configure(settings.database_url)
     load_domains()
     return settings
@@ -102,7 +197,7 @@ def serve(
         err.print("[red]error:[/red] --embedded-worker runs in a single API process; use --workers 1 with it, "
                   "or run `phoneops worker` processes next to `phoneops serve --workers N`")
         raise typer.Exit(2)
-    settings = _bootstrap()  # a bad configuration stops here, before any process starts
+    settings = _bootstrap(service=True)  # a bad configuration stops here, before any process starts
     from fastapi import FastAPI
 
     from phoneops.app import create_app
@@ -137,7 +232,7 @@ def worker(threads: Annotated[int | None, typer.Option(help="Worker threads")] =
     from phoneops.core.jobs import Reaper, reap_expired
     from phoneops.core.queue import get_huey
 
-    settings = _bootstrap()
+    settings = _bootstrap(service=True)
     huey = get_huey()
     reap_expired()
     reaper = Reaper(interval=max(1.0, settings.job_lease_seconds / 2))
@@ -171,23 +266,51 @@ def _ensure_demo_secrets(data_dir: Path) -> None:
 
 @app.command()
 def demo(port: int = 8800) -> None:
-    """Migrate, create the admin user, start the simulators and serve everything on 127.0.0.1."""
+    """Migrate, create the admin user, start the simulators, seed a first week of data and serve everything on
+    127.0.0.1."""
     import contextlib
 
     from phoneops.settings import reset_settings_cache
     from phoneops.simulators.demo import start_demo_simulators
 
-    _ensure_demo_secrets(Path(os.environ.get("DATA_DIR", "./data")))
+    global _env_loaded
+    data_dir = find_data_dir()
+    os.environ["DATA_DIR"] = str(data_dir)
+    # a console for people: warnings in plain text (LOG_LEVEL / LOG_JSON still choose otherwise)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("LOG_JSON", "false")
+    _ensure_demo_secrets(data_dir)
+    _env_loaded = True  # the demo starts its own simulators: last run's addresses are not read
     with contextlib.ExitStack() as stack:
-        for name, url in start_demo_simulators(os.environ, stack):
+        started = start_demo_simulators(os.environ, stack)
+        for name, url in started:
             console.print(f"{name}: no credentials set, using its simulator at {url}")
+        _write_demo_providers(data_dir, {name for name, _url in started})
         reset_settings_cache()
         from phoneops.core.demo import prepare_demo
 
-        settings = _bootstrap()
+        settings = _bootstrap(service=True, need_database=False)
         prepare_demo(settings, console)
-        console.print(f"[bold]phoneops demo[/bold] on http://127.0.0.1:{port}  (Ctrl-C to stop)")
+        console.print(f"[bold]phoneops demo[/bold] on http://127.0.0.1:{port}  (Ctrl-C to stop) · "
+                      f"API docs: http://127.0.0.1:{port}/docs", soft_wrap=True)
+        console.print(f"The CLI uses this demo from this folder as is; from any other folder: "
+                      f"[bold]export DATA_DIR={data_dir}[/bold] (database, secrets and simulators are found there)",
+                      soft_wrap=True)  # a path to copy: never broken across lines
         serve(host="127.0.0.1", port=port, embedded_worker=True)
+
+
+def _write_demo_providers(data_dir: Path, simulated: set[str]) -> None:
+    """What the CLI needs to reach this demo's simulators (addresses and their fixed test credentials)."""
+    from phoneops.simulators.demo import PROVIDERS
+
+    lines = ["# Written by `phoneops demo`: the simulators it serves. Every phoneops command reads this file",
+             "# (for providers without credentials of their own). Delete it to stop using them."]
+    for provider in PROVIDERS:
+        if provider.name in simulated:  # never a real provider's credentials
+            lines += [f"{n}={os.environ[n]}" for n in provider.settings("") if os.environ.get(n)]
+    path = data_dir / DEMO_PROVIDERS
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
 
 
 @app.command("live-events")
@@ -423,15 +546,22 @@ def run_here_or_queue(job_id: str, queue: bool) -> str:
 
 @jobs_app.command("list")
 def jobs_list(status: str | None = None, kind: str | None = None, limit: int = 20) -> None:
+    from rich import box
+
     from phoneops.core.db import session_scope
     from phoneops.core.jobs import list_jobs
 
     _bootstrap()
-    table = Table("id", "kind", "status", "progress", "created")
+    # Full ids (they are what `jobs follow` takes) even at 80 columns: no frame, the other columns wrap.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("id / kind", no_wrap=True, min_width=36)
+    table.add_column("status", overflow="fold")
+    table.add_column("done", justify="right", overflow="fold")
+    table.add_column("created (UTC)", overflow="fold")
     with session_scope() as session:
         for j in list_jobs(session, kind=kind, status=status, limit=limit):
-            table.add_row(j.id, j.kind, j.status, f"{j.progress_done}/{j.progress_total or '?'}",
-                          j.created_at.isoformat(timespec="seconds"))
+            table.add_row(f"{j.id}\n[dim]{j.kind}[/dim]", j.status, f"{j.progress_done}/{j.progress_total or '?'}",
+                          j.created_at.strftime("%Y-%m-%d %H:%M"))
     console.print(table)
 
 

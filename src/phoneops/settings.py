@@ -11,7 +11,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -69,10 +78,12 @@ class Settings(BaseSettings):
     )
 
     # --- core --------------------------------------------------------------------------------
-    database_url: str = Field(default="sqlite:///./data/phoneops.db", alias="DATABASE_URL")
-    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    # DATA_DIR first: the defaults of DATABASE_URL and STORAGE_ROOT live inside it, so a command run from any
+    # folder with the same DATA_DIR finds the same database and files.
     data_dir: Path = Field(default=Path("./data"), alias="DATA_DIR")
-    storage_root: Path = Field(default=Path("./data/files"), alias="STORAGE_ROOT")
+    database_url: str = Field(default="", alias="DATABASE_URL", validate_default=True)
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    storage_root: Path = Field(default=Path(""), alias="STORAGE_ROOT", validate_default=True)
     max_upload_mb: int = Field(default=512, ge=1, alias="MAX_UPLOAD_MB")
     # Where stored files live: "local" (STORAGE_ROOT on this machine) or "s3" (shared by every machine).
     storage_backend: Literal["local", "s3"] = Field(default="local", alias="STORAGE_BACKEND")
@@ -112,6 +123,8 @@ class Settings(BaseSettings):
     aes_key_legacy: SecretStr | None = Field(default=None, alias="AES_KEY")
     blind_index_key: SecretStr = Field(alias="BLIND_INDEX_KEY")
     default_region: str = Field(default="GB", alias="DEFAULT_REGION", min_length=2, max_length=2)
+    # How long an applied list import can be undone (docs/imports.md).
+    import_undo_days: int = Field(default=30, ge=0, le=3650, alias="IMPORT_UNDO_DAYS")
 
     # --- Voluum ------------------------------------------------------------------------------
     voluum_base_url: str = Field(default="https://api.voluum.com", alias="VOLUUM_BASE_URL")
@@ -212,9 +225,25 @@ class Settings(BaseSettings):
     def _upper_region(cls, value: str) -> str:
         return value.upper()
 
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("storage_root", mode="after")
+    @classmethod
+    def _default_storage_root(cls, value: Path, info: ValidationInfo) -> Path:
+        if str(value) in ("", "."):
+            data_dir = info.data.get("data_dir") or Path("./data").absolute()
+            return Path(data_dir) / "files"
+        return value
+
     @field_validator("database_url", mode="after")
     @classmethod
-    def _check_db_url(cls, value: str) -> str:
+    def _check_db_url(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            data_dir = info.data.get("data_dir") or Path("./data").absolute()
+            return f"sqlite:///{Path(data_dir) / 'phoneops.db'}"
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
         if value.startswith(("postgresql://", "postgres://")):

@@ -120,3 +120,47 @@ def test_broadcast_analytics_charts_one_bar_per_campaign(
     for i, name in enumerate(names):
         assert f'data-key="camp-{i:04d}-aaaa"' in cost_chart and f"<title>{name}: " in cost_chart
     assert "300" in cost_chart and "29.33" in cost_chart and "629.83" not in cost_chart
+
+
+def test_jobs_table_pages_filters_and_exports_what_it_shows(client: Any, users: Any, session: Any) -> None:
+    from phoneops.core.jobs import create_job
+    from phoneops.core.security import SYSTEM
+    from phoneops.imei.tasks import SYNC_KIND
+
+    for i in range(57):
+        create_job(session, SYSTEM, "sample.count" if i % 3 else SYNC_KIND, {"i": i}, title=f"job {i}")
+    session.commit()
+    users.create("viewer", "vera")
+    login(client, "vera")
+    first = client.get("/jobs?status=&kind=&user=&date_from=&date_to=", headers=HTML)  # the form, left empty
+    assert first.status_code == 200 and "57 jobs" in first.text and "page 1 of 2" in first.text
+    assert first.text.count('data-job-id="') == 50
+    second = client.get("/jobs?page=2", headers=HTML)
+    assert second.text.count('data-job-id="') == 7
+    beta = client.get(f"/jobs?kind={SYNC_KIND}", headers=HTML)
+    assert "19 jobs matching" in beta.text and "page 1 of 1" in beta.text
+    csv = client.get(f"/jobs/export.csv?kind={SYNC_KIND}")
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.strip().splitlines()
+    assert lines[0].startswith("id,kind,title") and len(lines) == 1 + 19
+    assert all(f",{SYNC_KIND}," in line for line in lines[1:])
+    nobody = client.get("/jobs?user=nobody-at-all", headers=HTML)
+    assert "0 jobs matching" in nobody.text
+
+
+def test_audit_log_filters_and_pages(client: Any, users: Any, session: Any) -> None:
+    from phoneops.core.audit import audit
+    from phoneops.core.security import SYSTEM
+
+    for i in range(130):
+        audit(session, SYSTEM, "walk.test" if i % 2 else "walk.other", "thing", str(i), {"i": i})
+    session.commit()
+    users.create("admin", "ada")
+    login(client, "ada")
+    page = client.get("/admin/audit?action=&user=&date_from=&date_to=", headers=HTML)  # the form, left empty
+    assert page.status_code == 200 and "page 1 of 2" in page.text
+    test_only = client.get("/admin/audit?action=walk.test&user=system", headers=HTML)
+    assert "65 events matching" in test_only.text and "page 1 of 1" in test_only.text
+    assert "walk.other" not in test_only.text.split("<tbody>", 1)[1]
+    last = client.get("/admin/audit?page=2", headers=HTML)
+    assert last.status_code == 200 and "← newer" in last.text

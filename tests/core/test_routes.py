@@ -78,6 +78,14 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/numbers/imports"): OPERATOR,
     ("GET", "/api/numbers/imports"): VIEWER,
     ("GET", "/api/numbers/imports/{import_id}/result"): VIEWER,
+    ("GET", "/api/numbers/imports/{import_id}"): VIEWER,
+    ("POST", "/api/numbers/imports/{import_id}/apply"): OPERATOR,  # then: an admin or who ran it
+    ("POST", "/api/numbers/imports/{import_id}/discard"): OPERATOR,  # then: an admin or who ran it
+    ("POST", "/api/numbers/imports/{import_id}/undo"): OPERATOR,  # then: an admin or who ran it; opt-outs admin
+    ("GET", "/api/numbers/optouts"): VIEWER,  # masked unless admin
+    ("GET", "/api/numbers/optouts/counts"): VIEWER,
+    ("POST", "/api/numbers/optouts"): OPERATOR,
+    ("POST", "/api/numbers/optouts/lift"): ADMIN,
     ("POST", "/api/numbers/exports"): OPERATOR,
     ("GET", "/api/numbers/exports"): VIEWER,
     ("GET", "/api/numbers/exports/{job_id}/download"): VIEWER,  # masked; plaintext exports admins only
@@ -93,6 +101,12 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/numbers/rules"): ADMIN,
     ("GET", "/numbers/imports"): VIEWER,
     ("POST", "/numbers/imports"): OPERATOR,
+    ("GET", "/numbers/imports/{import_id}"): VIEWER,
+    ("POST", "/numbers/imports/{import_id}/{action}"): OPERATOR,  # then: an admin or who ran it
+    ("GET", "/numbers/optouts"): VIEWER,
+    ("POST", "/numbers/optouts"): OPERATOR,
+    ("POST", "/numbers/optouts/lift"): ADMIN,
+    ("POST", "/numbers/optouts/feeds/{feed}"): OPERATOR,
     ("GET", "/numbers/exports"): VIEWER,
     ("POST", "/numbers/exports"): OPERATOR,
     # --- cleaning ---
@@ -190,6 +204,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     # --- broadcasts ---
     ("GET", "/api/broadcasts/status"): VIEWER,
     ("POST", "/api/broadcasts/days"): OPERATOR,
+    ("POST", "/api/broadcasts/unsubscribers/sync"): OPERATOR,
     ("GET", "/api/broadcasts/days"): VIEWER,
     ("GET", "/api/broadcasts/days/{day}"): VIEWER,
     ("GET", "/api/broadcasts/days/{day}/history.{fmt}"): VIEWER,
@@ -207,6 +222,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     # --- ongage ---
     ("GET", "/api/ongage/status"): VIEWER,
     ("POST", "/api/ongage/sync"): OPERATOR,
+    ("POST", "/api/ongage/unsubscribes/check"): OPERATOR,
     ("GET", "/api/ongage/sync/runs"): VIEWER,
     ("GET", "/api/ongage/contacts"): VIEWER,
     ("POST", "/api/ongage/contacts/requeue"): OPERATOR,
@@ -284,6 +300,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/"): VIEWER,
     ("GET", "/jobs"): VIEWER,
     ("GET", "/jobs/{job_id}"): VIEWER,
+    ("GET", "/jobs/export.csv"): VIEWER,
     ("POST", "/jobs/sample"): OPERATOR,
     ("GET", "/admin/users"): ADMIN,
     ("POST", "/admin/users"): ADMIN,

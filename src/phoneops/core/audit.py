@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from phoneops.core.models import AuditEvent
@@ -43,3 +44,38 @@ def recent_events(
     if before_id:
         query = query.where(AuditEvent.id < before_id)
     return list(session.scalars(query))
+
+
+def _event_filters(action: str | None, actor: str | None, since: datetime | None, until: datetime | None) -> list[Any]:
+    where: list[Any] = []
+    if action:
+        where.append(AuditEvent.action == action)
+    if actor:
+        where.append(AuditEvent.actor == actor)
+    if since is not None:
+        where.append(AuditEvent.at >= since)
+    if until is not None:
+        where.append(AuditEvent.at < until)
+    return where
+
+
+def search_events(
+    session: Session, *, action: str | None = None, actor: str | None = None, since: datetime | None = None,
+    until: datetime | None = None, limit: int = 100, offset: int = 0,
+) -> list[AuditEvent]:
+    """Newest first, filtered; `offset` pages through them."""
+    query = (select(AuditEvent).where(*_event_filters(action, actor, since, until)).order_by(AuditEvent.id.desc())
+             .limit(max(1, min(limit, 10_000))).offset(max(0, offset)))
+    return list(session.scalars(query))
+
+
+def count_events(
+    session: Session, *, action: str | None = None, actor: str | None = None, since: datetime | None = None,
+    until: datetime | None = None,
+) -> int:
+    where = _event_filters(action, actor, since, until)
+    return int(session.scalar(select(func.count(AuditEvent.id)).where(*where)) or 0)
+
+
+def event_actions(session: Session) -> list[str]:
+    return [str(a) for a in session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))]

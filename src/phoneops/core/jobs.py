@@ -250,15 +250,41 @@ def get_job(session: Session, job_id: str) -> Job:
     return job
 
 
-def list_jobs(
-    session: Session, *, kind: str | None = None, status: str | None = None, limit: int = 50
-) -> list[Job]:
-    query = select(Job).order_by(Job.created_at.desc()).limit(max(1, min(limit, 500)))
+def _job_filters(kind: str | None, status: str | None, user_id: int | None = None,
+                 since: datetime | None = None, until: datetime | None = None) -> list[Any]:  # fmt: skip
+    where: list[Any] = []
     if kind:
-        query = query.where(Job.kind == kind)
+        where.append(Job.kind == kind)
     if status:
-        query = query.where(Job.status.in_(status.split(",")))
+        where.append(Job.status.in_(status.split(",")))
+    if user_id is not None:
+        where.append(Job.created_by == user_id)
+    if since is not None:
+        where.append(Job.created_at >= since)
+    if until is not None:
+        where.append(Job.created_at < until)
+    return where
+
+
+def list_jobs(
+    session: Session, *, kind: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0,
+    user_id: int | None = None, since: datetime | None = None, until: datetime | None = None,
+) -> list[Job]:
+    query = (select(Job).where(*_job_filters(kind, status, user_id, since, until))
+             .order_by(Job.created_at.desc(), Job.id).limit(max(1, min(limit, 10_000))).offset(max(0, offset)))
     return list(session.scalars(query))
+
+
+def count_jobs(
+    session: Session, *, kind: str | None = None, status: str | None = None, user_id: int | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+) -> int:
+    where = _job_filters(kind, status, user_id, since, until)
+    return int(session.scalar(select(func.count(Job.id)).where(*where)) or 0)
+
+
+def job_kinds(session: Session) -> list[str]:
+    return [str(k) for k in session.scalars(select(Job.kind).distinct().order_by(Job.kind))]
 
 
 def job_counts(session: Session) -> dict[str, int]:

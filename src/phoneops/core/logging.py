@@ -155,4 +155,7 @@ def configure_logging(json: bool = True, level: str = "INFO") -> None:
         logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # _CurrentStderr: a Rich progress bar replaces sys.stderr while it runs and prints log lines above itself,
+    # so no log line lands in the middle of a bar.
+    logging.basicConfig(level=level.upper(), stream=_CurrentStderr(),
+                        format="%(levelname)s %(name)s %(message)s")  # fmt: skip

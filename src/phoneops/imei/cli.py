@@ -61,6 +61,7 @@ def services(
 ) -> None:
     """List GSM Fusion IMEI services (cached), with prices and delivery times."""
     from phoneops.core.db import session_scope
+    from phoneops.core.text import plain_text
     from phoneops.imei import catalogue
     from phoneops.imei.service import require_configured
 
@@ -71,8 +72,10 @@ def services(
             found = catalogue.catalogue(session, search=search, category=category, refresh_now=refresh, kind=kind)
             table = Table("id", "category", "service", "price", "delivery", "details")
             for s in found.services:
-                table.add_row(s.package_id, s.category, s.title, _money(s.price), s.delivery_time,
-                              (s.details or "")[:50])  # fmt: skip
+                details = plain_text(s.details)  # the provider writes HTML
+                table.add_row(s.package_id, plain_text(s.category), plain_text(s.title), _money(s.price),
+                              plain_text(s.delivery_time),
+                              details if len(details) <= 80 else details[:79] + "…")  # fmt: skip
     except AppError as exc:
         raise _fail(exc) from None
     if found.warning:

@@ -55,7 +55,7 @@ def _voluum(env: MutableMapping[str, str]) -> Any:
     from phoneops.simulators.voluum import VoluumSimConfig, create_app
 
     first_day = (datetime.now(UTC) - timedelta(days=6)).date().isoformat()  # the last week, today included
-    return create_app(VoluumSimConfig(start_date=first_day, days=7, visits_per_day=300,
+    return create_app(VoluumSimConfig(start_date=first_day, days=7, visits_per_day=300, valid_numbers=True,
                                       token_key=env.get("AES_KEY") or None))
 
 

@@ -65,6 +65,7 @@ class VoluumSimConfig:
     visits_per_day: int = 200
     token_key: str | None = None  # urlsafe-base64 AES-256 key: seeded phones become link tokens ...
     token_ratio: float = 0.5  # ... this share of them
+    valid_numbers: bool = False  # seed phones the phone library accepts (the demo) instead of fictional ranges
     default_limit: int = 100
     max_limit: int = 10_000  # a larger `limit` is capped (the answer's `limit` says so)
     require_hour_aligned: bool = True  # from/to must be whole hours (400 otherwise)
@@ -112,8 +113,9 @@ class VoluumSim:
         cfg = self.config
         key = vd.decode_key(cfg.token_key) if cfg.token_key else None
         start = date.fromisoformat(cfg.start_date)
+        table = vd.DEMO_COUNTRIES if cfg.valid_numbers else vd.COUNTRIES
         self.data = vd.seed_dataset(cfg.seed, start, cfg.days, cfg.visits_per_day, token_key=key,
-                                    token_ratio=cfg.token_ratio)  # fmt: skip
+                                    token_ratio=cfg.token_ratio, countries_table=table)  # fmt: skip
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock() + self.offset, UTC)

@@ -52,6 +52,13 @@ COUNTRIES = (  # code, name, phone prefix, digits after it (fictional ranges)
     ("AU", "Australia", "61491570", 3),
     ("US", "United States", "120255501", 2),
 )  # fmt: skip
+# The demo's phones: valid for the phone library (the fictional ranges above are rejected as invalid, so
+# the demo would skip their traffic and conversions).
+DEMO_COUNTRIES = (
+    ("GB", "United Kingdom", "447400123", 3),
+    ("AU", "Australia", "61412345", 3),
+    ("US", "United States", "12127365", 3),
+)  # fmt: skip
 NOT_A_PHONE = "{{phoneNumber}}"
 
 
@@ -123,7 +130,8 @@ def campaign_entity(
 
 
 def seed_dataset(
-    seed: int, start: date, days: int, visits_per_day: int, *, token_key: bytes | None = None, token_ratio: float = 0.5
+    seed: int, start: date, days: int, visits_per_day: int, *, token_key: bytes | None = None, token_ratio: float = 0.5,
+    countries_table: Sequence[tuple[str, str, str, int]] = COUNTRIES,
 ) -> Dataset:
     """A reproducible dataset: 2 traffic sources, 7 campaigns (one without a country in its name), 5 offers,
     visits with phones / `{{phoneNumber}}` / empty, uniqueVisits 0, 1 and 2+, REG and FTD conversions with a
@@ -135,21 +143,21 @@ def seed_dataset(
     labels = ("Alpha", "Bravo", "Casino", "Delta", "Echo")
     data.offers = [{"id": _uuid(rng), "name": f"Offer {label}"} for label in labels]
     for number in range(1, 7):
-        code, country, *_ = COUNTRIES[(number - 1) % len(COUNTRIES)]
+        code, country, *_ = countries_table[(number - 1) % len(countries_table)]
         source = data.traffic_sources[(number - 1) % 2]
         name = f"Marketing Services {number} - {country} - {'XYZ'[number % 3]}"
         data.campaigns.append(campaign_entity(_uuid(rng), name, (code, country), source["id"], created))
     legacy = campaign_entity(_uuid(rng), "Legacy test campaign", ("", ""), data.traffic_sources[0]["id"], created)
     data.campaigns.append(legacy)  # no " - " in its name: the country rule must cope
     sources = {s["id"]: s["name"] for s in data.traffic_sources}
-    countries = {c[0]: c for c in COUNTRIES}
+    countries = {c[0]: c for c in countries_table}
     versions, weights = zip(*OS_VERSIONS, strict=True)
     for day in range(days):
         day_start = datetime.combine(start + timedelta(days=day), datetime.min.time(), tzinfo=UTC)
         for _ in range(visits_per_day):
             campaign = rng.choice(data.campaigns)
             offer = rng.choice(data.offers)
-            code = campaign["country"]["code"] or rng.choice(COUNTRIES)[0]
+            code = campaign["country"]["code"] or rng.choice(countries_table)[0]
             _, country, prefix, width = countries[code]
             draw = rng.random()
             phone = prefix + f"{rng.randrange(10**width):0{width}d}"

@@ -23,7 +23,7 @@ MEANING: dict[str, str] = {
     "live": "#16a34a", "dead": "#dc2626", "absent": "#d97706", "unknown": "#6b7280", "?": "#6b7280",
     "reg": "#2563eb", "ftd": "#16a34a",
 }  # fmt: skip
-LABEL_CHARS = 24
+LABEL_CHARS = 40
 
 
 def colour_for(key: str) -> str:
@@ -37,13 +37,17 @@ def _number(value: float, unit: str = "") -> str:
 
 
 def _short(label: str, chars: int = LABEL_CHARS) -> str:
-    return label if len(label) <= chars else label[: chars - 1].rstrip() + "…"
+    """Long names shortened in the middle: names of one family differ at their end ("... - GB - Y")."""
+    if len(label) <= chars:
+        return label
+    head = (chars - 1) // 2
+    return label[:head].rstrip() + "…" + label[len(label) - (chars - 1 - head):].lstrip()
 
 
 def bar_chart(
     data: Mapping[str, float],
     *,
-    width: int = 520,
+    width: int = 640,
     bar_height: int = 22,
     title: str = "",
     labels: Mapping[str, str] | None = None,
@@ -56,7 +60,7 @@ def bar_chart(
     if not items:
         return Markup('<p class="muted">No data yet.</p>')
     peak = max((float(v) for _, v in items), default=0.0) or 1.0
-    label_w, gap, value_w = 170, 6, 80
+    label_w, gap, value_w = 275, 6, 80
     height = len(items) * (bar_height + gap) + 4
     parts = [
         f'<svg class="chart bar-chart" role="img" viewBox="0 0 {width} {height}" width="100%" '
@@ -90,7 +94,7 @@ def column_chart(
     peak = max(float(v) for _, v in items) or 1.0
     width, left, bottom, top = 640, 56, 22, 16
     step = (width - left) / len(items)
-    every = max(1, len(items) // 8)
+    every = max(1, -(-len(items) // 6))  # at most 6 day labels: they never overlap
     parts = [
         f'<svg class="chart column-chart" role="img" viewBox="0 0 {width} {height + bottom}" width="100%" '
         f'style="max-width:100%" aria-label="{escape(title or "chart")}">',

@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from phoneops import __version__
 from phoneops.core.routes import iter_routes
-from phoneops.core.security import Principal
+from phoneops.core.security import Principal, Role
 from phoneops.ui.charts import bar_chart, column_chart
 from phoneops.ui.flash import clear_flash, read_flash
 
@@ -29,6 +29,7 @@ class NavItem:
     label: str
     path: str
     area: str
+    role: Role = Role.viewer  # the least role that may open it: the nav shows each role only what it may use
 
 
 # Every area of the product, in menu order. An area without pages yet shows as "coming".
@@ -41,7 +42,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Broadcasts", "/broadcasts", "broadcasts"),
     NavItem("Ongage", "/ongage", "ongage"),
     NavItem("Devices", "/imei", "imei"),
-    NavItem("Privacy", "/privacy", "privacy"),
+    NavItem("Privacy", "/privacy", "privacy", Role.admin),
     NavItem("Review", "/review", "imei"),
     NavItem("Jobs", "/jobs", "core"),
 )
@@ -67,6 +68,7 @@ def render(
         {"label": item.label, "path": item.path, "ready": item.path in paths,
          "active": request.url.path == item.path or (item.path != "/" and request.url.path.startswith(item.path))}
         for item in NAV
+        if principal is None or principal.can(item.role)
     ]
     flash = read_flash(request)
     response = templates.TemplateResponse(

@@ -6,10 +6,11 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -187,16 +188,82 @@ def dashboard(
     return render(request, "dashboard.html", principal, cards=cards, job_counts=counts, recent=recent)
 
 
+JOBS_PER_PAGE = 50
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """The jobs table's filters, as the form sends them (empty = not set)."""
+
+    status: str = ""
+    kind: str = ""
+    user: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+
+    def query(self, session: Session) -> dict[str, Any]:
+        user_id = None
+        if self.user:
+            user_id = session.scalar(select(User.id).where(User.username == self.user)) or -1
+        return {
+            "status": self.status or None, "kind": self.kind or None, "user_id": user_id,
+            "since": datetime.combine(self.date_from, time.min, tzinfo=UTC) if self.date_from else None,
+            "until": datetime.combine(self.date_to + timedelta(days=1), time.min, tzinfo=UTC) if self.date_to else None,
+        }  # fmt: skip
+
+    def qs(self) -> str:
+        values = {"status": self.status, "kind": self.kind, "user": self.user,
+                  "date_from": self.date_from or "", "date_to": self.date_to or ""}  # fmt: skip
+        return urlencode({k: str(v) for k, v in values.items() if v})
+
+
+def _job_filter(
+    status: str = Query(default="", max_length=64), kind: str = Query(default="", max_length=64),
+    user: str = Query(default="", max_length=64), date_from: date | None = None, date_to: date | None = None,
+) -> JobFilter:
+    return JobFilter(status, kind, user, date_from, date_to)
+
+
 @router.get("/jobs", response_class=HTMLResponse)
 def jobs_page(
     request: Request,
-    status: str | None = None,
-    kind: str | None = None,
+    filters: JobFilter = Depends(_job_filter),
+    page: int = Query(default=1, ge=1, le=100_000),
     session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
-    rows = jobs.list_jobs(session, kind=kind, status=status, limit=200)
-    return render(request, "jobs.html", principal, jobs=rows, status=status or "", kind=kind or "")
+    where = filters.query(session)
+    total = jobs.count_jobs(session, **where)
+    pages = max(1, -(-total // JOBS_PER_PAGE))
+    page = min(page, pages)
+    rows = jobs.list_jobs(session, **where, limit=JOBS_PER_PAGE, offset=(page - 1) * JOBS_PER_PAGE)
+    usernames = list(session.scalars(select(User.username).order_by(User.username)))
+    return render(request, "jobs.html", principal, jobs=rows, filters=filters, total=total, page=page, pages=pages,
+                  qs=filters.qs(), kinds=jobs.job_kinds(session), usernames=usernames)  # fmt: skip
+
+
+@router.get("/jobs/export.csv")
+def jobs_export(
+    filters: JobFilter = Depends(_job_filter),
+    session: Session = DbSession,
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    """The filtered jobs table as CSV (every page)."""
+    from phoneops.core.csvio import csv_lines
+
+    rows = jobs.list_jobs(session, **filters.query(session), limit=10_000)
+    users: dict[int | None, str] = dict(session.execute(select(User.id, User.username)).tuples().all())
+
+    def when(moment: datetime | None) -> str:
+        return moment.isoformat(timespec="seconds") if moment else ""
+
+    lines = csv_lines(
+        ("id", "kind", "title", "status", "done", "total", "created_by", "created_at", "finished_at", "error"),
+        ([j.id, j.kind, j.title, j.status, j.progress_done, j.progress_total, users.get(j.created_by, ""),
+          when(j.created_at), when(j.finished_at), j.error or ""] for j in rows),
+    )  # fmt: skip
+    return Response("".join(lines), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="jobs.csv"'})  # fmt: skip
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -363,13 +430,27 @@ def tokens_revoke(
 @router.get("/admin/audit", response_class=HTMLResponse)
 def audit_page(
     request: Request,
-    action: str | None = None,
+    filters: JobFilter = Depends(_job_filter),
+    action: str = Query(default="", max_length=64),
+    page: int = Query(default=1, ge=1, le=100_000),
     session: Session = DbSession,
     principal: Principal = Depends(page_admin),
 ) -> Response:
-    return render(
-        request, "audit.html", principal, events=audit_service.recent_events(session, 200, action), action=action or ""
-    )
+    """The audit log, newest first: filters by action, user and dates; real pages with the total."""
+    where = filters.query(session)
+    query = {"action": action or None, "actor": filters.user or None, "since": where["since"], "until": where["until"]}
+    total = audit_service.count_events(session, **query)
+    pages = max(1, -(-total // AUDIT_PER_PAGE))
+    page = min(page, pages)
+    events = audit_service.search_events(session, **query, limit=AUDIT_PER_PAGE, offset=(page - 1) * AUDIT_PER_PAGE)
+    qs = "&".join(part for part in (filters.qs(), urlencode({"action": action}) if action else "") if part)
+    usernames = list(session.scalars(select(User.username).order_by(User.username)))
+    return render(request, "audit.html", principal, events=events, action=action, filters=filters, total=total,
+                  page=page, pages=pages, qs=qs, actions=audit_service.event_actions(session),
+                  usernames=[*usernames, "cli", "system"])  # fmt: skip
+
+
+AUDIT_PER_PAGE = 100
 
 
 @router.get("/files/{file_id}/download")
