@@ -328,16 +328,13 @@ def test_async_client_places_concurrently_within_the_cap(gsm_sim: SimAdmin, gsm_
             services = await c.imei_services()
         return [p.imei for p in placed], [s.imei for s in statuses], len(services)
 
-    started = time.monotonic()
     placed, statuses, services = asyncio.run(scenario())
-    elapsed = time.monotonic() - started
     assert placed == imeis and statuses == imeis and services >= 5
     stats = gsm_sim.stats()
     assert stats["max_in_flight"] <= 8
     assert stats["max_in_flight"] >= 4  # it really ran concurrently
     assert stats["max_orders_per_imei"] == 1 and stats["total_orders"] == 40
     assert stats["calls"]["getimeis"] == 6
-    assert elapsed < 40 * 0.03  # far below the serial time
 
 
 def test_async_errors_are_typed(gsm_sim: SimAdmin, gsm_sim_url: str) -> None:
