@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     aes_key_legacy: SecretStr | None = Field(default=None, alias="AES_KEY")
     blind_index_key: SecretStr = Field(alias="BLIND_INDEX_KEY")
     default_region: str = Field(default="GB", alias="DEFAULT_REGION", min_length=2, max_length=2)
+    # How long an applied list import can be undone (docs/imports.md).
+    import_undo_days: int = Field(default=30, ge=0, le=3650, alias="IMPORT_UNDO_DAYS")
 
     # --- Voluum ------------------------------------------------------------------------------
     voluum_base_url: str = Field(default="https://api.voluum.com", alias="VOLUUM_BASE_URL")

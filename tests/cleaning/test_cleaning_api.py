@@ -26,7 +26,7 @@ def test_upload_run_stats_and_downloads(client: Any, users: Any, lists: None, in
     run_id = started.json()["id"]
     run = client.get(f"/api/cleaning/runs/{run_id}", headers=users.headers("viewer")).json()
     assert run["status"] == "succeeded", run
-    assert run["options"]["filters"] == ["blacklist", "monitor", "used"]
+    assert run["options"]["filters"] == ["optout", "blacklist", "monitor", "used"]
     stats = client.get(f"/api/cleaning/runs/{run_id}/stats", headers=users.headers("viewer")).json()
     assert stats["outcomes"] == {"kept": 3, "invalid": 1, "duplicate": 1, "blacklisted": 1, "monitored": 1,
                                  "already_used": 1}
@@ -45,7 +45,7 @@ def test_upload_run_stats_and_downloads(client: Any, users: Any, lists: None, in
     assert [f["status"] for f in listed] == ["done"]
     assert client.get(f"/api/cleaning/runs/{run_id}/download/clean", headers=users.headers("viewer")).status_code == 403
     names = [f["name"] for f in client.get("/api/cleaning/filters", headers=users.headers("viewer")).json()]
-    assert names[:2] == ["blacklist", "monitor"] and "used" in names
+    assert names[:3] == ["optout", "blacklist", "monitor"] and "used" in names
     metrics = client.get("/metrics", headers=users.headers("viewer")).text
     assert 'phoneops_cleaning_runs{kind="clean",status="succeeded"} 1.0' in metrics
     assert 'phoneops_cleaning_files{purpose="clean",status="done"} 1.0' in metrics

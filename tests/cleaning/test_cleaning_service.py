@@ -37,14 +37,14 @@ def test_every_outcome_in_input_order_with_other_columns_kept(lists: None) -> No
     assert stats["countries"]["US"] == {"kept": 1}
     assert stats["countries"]["DE"] == {"blacklisted": 1}
     assert stats["invalid_reasons"] == {"not_a_number": 1}
-    assert run.options["filters"] == ["blacklist", "monitor", "used"]
+    assert run.options["filters"] == ["optout", "blacklist", "monitor", "used"]
     assert run.options["phone_column_name"] == "phone"
 
 
 def test_only_the_blacklist_by_default_when_no_filter_is_asked(lists: None) -> None:
     file_id = upload(csv_bytes(SAMPLE))
     run = run_clean(file_id, filters=[])
-    assert run.options["filters"] == ["blacklist"]
+    assert run.options["filters"] == ["optout", "blacklist"]  # both always apply
     assert _outcomes(run) == {"kept": 5, "invalid": 1, "duplicate": 1, "blacklisted": 1}
 
 
@@ -111,6 +111,12 @@ def test_scan_and_probe_matching_agree(lists: None, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(filters, "PROBE_ALWAYS", 0)
     monkeypatch.setattr(filters, "SCAN_FACTOR", 10**9 if mode == "scan" else 0)
+    from phoneops.core.db import session_scope
+    from phoneops.core.security import SYSTEM
+    from phoneops.numbers.optouts import add
+
+    with session_scope() as session:  # an opt-out not in the file, so every source has rows to match
+        add(session, SYSTEM, "+919812345678", "manual", region="GB")
     run = run_clean(upload(csv_bytes(SAMPLE)), filters=["monitor", "used"])
     assert set(run.stats["match_modes"].values()) == {mode}
     assert _outcomes(run) == {"kept": 3, "invalid": 1, "duplicate": 1, "blacklisted": 1, "monitored": 1,
@@ -178,6 +184,24 @@ def test_used_number_helpers(db_url: str) -> None:
     seed_lists(blacklist=(), monitor=(), used=(GB_1, GB_3, GB_1))
     with session_scope() as session:
         assert used_count(session) == 2
+
+
+def test_opted_out_numbers_are_always_removed(lists: None) -> None:
+    """Opt-outs stick (numbers/optouts.py): removed by every run, whatever its filters, reason in the file."""
+    from phoneops.core.db import session_scope
+    from phoneops.core.security import SYSTEM
+    from phoneops.numbers.optouts import add, lift
+
+    with session_scope() as session:
+        add(session, SYSTEM, US_1, "sms_stop", region="GB")
+        add(session, SYSTEM, FR_1, "complaint", region="GB")
+    with session_scope() as session:
+        lift(session, SYSTEM, FR_1, "resubscribed", region="GB")  # a lifted opt-out no longer removes
+    run = run_clean(upload(csv_bytes(SAMPLE)), filters=[])
+    assert _outcomes(run) == {"kept": 4, "invalid": 1, "duplicate": 1, "blacklisted": 1, "opted_out": 1}
+    rejected = read_csv(stored_text(run.rejected_file_id))
+    assert ["bob", US_1, "San Francisco", "opted_out", ""] in rejected
+    assert [row[1] for row in read_csv(stored_text(run.output_file_id)) if row[1] == FR_1] == [FR_1]
 
 
 def test_extensions_get_their_own_column_and_a_formatted_number_is_never_guessed(lists: None) -> None:

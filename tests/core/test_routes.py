@@ -50,6 +50,20 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/files"): OPERATOR,
     ("GET", "/api/files/{file_id}/download"): VIEWER,  # then per-kind rules (core.router.FILE_ROLES)
     ("GET", "/api/audit"): ADMIN,
+    # --- webhooks (admin only) ---
+    ("GET", "/api/webhooks"): ADMIN,
+    ("POST", "/api/webhooks"): ADMIN,
+    ("POST", "/api/webhooks/{endpoint_id}/disable"): ADMIN,
+    ("POST", "/api/webhooks/{endpoint_id}/enable"): ADMIN,
+    ("POST", "/api/webhooks/{endpoint_id}/test"): ADMIN,
+    ("GET", "/api/webhooks/deliveries"): ADMIN,
+    ("GET", "/api/webhooks/deliveries/{delivery_id}"): ADMIN,
+    ("POST", "/api/webhooks/deliveries/{delivery_id}/resend"): ADMIN,
+    ("GET", "/admin/webhooks"): ADMIN,
+    ("POST", "/admin/webhooks"): ADMIN,
+    ("POST", "/admin/webhooks/{endpoint_id}/test"): ADMIN,
+    ("POST", "/admin/webhooks/{endpoint_id}/toggle"): ADMIN,
+    ("POST", "/admin/webhooks/deliveries/{delivery_id}/resend"): ADMIN,
     # --- numbers ---
     ("GET", "/api/numbers/lookup"): VIEWER,
     ("POST", "/api/numbers/status"): OPERATOR,
@@ -64,6 +78,14 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/numbers/imports"): OPERATOR,
     ("GET", "/api/numbers/imports"): VIEWER,
     ("GET", "/api/numbers/imports/{import_id}/result"): VIEWER,
+    ("GET", "/api/numbers/imports/{import_id}"): VIEWER,
+    ("POST", "/api/numbers/imports/{import_id}/apply"): OPERATOR,  # then: an admin or who ran it
+    ("POST", "/api/numbers/imports/{import_id}/discard"): OPERATOR,  # then: an admin or who ran it
+    ("POST", "/api/numbers/imports/{import_id}/undo"): OPERATOR,  # then: an admin or who ran it; opt-outs admin
+    ("GET", "/api/numbers/optouts"): VIEWER,  # masked unless admin
+    ("GET", "/api/numbers/optouts/counts"): VIEWER,
+    ("POST", "/api/numbers/optouts"): OPERATOR,
+    ("POST", "/api/numbers/optouts/lift"): ADMIN,
     ("POST", "/api/numbers/exports"): OPERATOR,
     ("GET", "/api/numbers/exports"): VIEWER,
     ("GET", "/api/numbers/exports/{job_id}/download"): VIEWER,  # masked; plaintext exports admins only
@@ -79,6 +101,12 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/numbers/rules"): ADMIN,
     ("GET", "/numbers/imports"): VIEWER,
     ("POST", "/numbers/imports"): OPERATOR,
+    ("GET", "/numbers/imports/{import_id}"): VIEWER,
+    ("POST", "/numbers/imports/{import_id}/{action}"): OPERATOR,  # then: an admin or who ran it
+    ("GET", "/numbers/optouts"): VIEWER,
+    ("POST", "/numbers/optouts"): OPERATOR,
+    ("POST", "/numbers/optouts/lift"): ADMIN,
+    ("POST", "/numbers/optouts/feeds/{feed}"): OPERATOR,
     ("GET", "/numbers/exports"): VIEWER,
     ("POST", "/numbers/exports"): OPERATOR,
     # --- cleaning ---
@@ -176,6 +204,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     # --- broadcasts ---
     ("GET", "/api/broadcasts/status"): VIEWER,
     ("POST", "/api/broadcasts/days"): OPERATOR,
+    ("POST", "/api/broadcasts/unsubscribers/sync"): OPERATOR,
     ("GET", "/api/broadcasts/days"): VIEWER,
     ("GET", "/api/broadcasts/days/{day}"): VIEWER,
     ("GET", "/api/broadcasts/days/{day}/history.{fmt}"): VIEWER,
@@ -193,6 +222,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     # --- ongage ---
     ("GET", "/api/ongage/status"): VIEWER,
     ("POST", "/api/ongage/sync"): OPERATOR,
+    ("POST", "/api/ongage/unsubscribes/check"): OPERATOR,
     ("GET", "/api/ongage/sync/runs"): VIEWER,
     ("GET", "/api/ongage/contacts"): VIEWER,
     ("POST", "/api/ongage/contacts/requeue"): OPERATOR,

@@ -92,7 +92,10 @@ def test_the_api_tells_the_whole_story(client: Any, users: Any, hlr_env: dict[st
     csv.writer(buffer).writerows([["phone", "reason", "source"], [NUMBER, "COMPLAINT", "partner"]])
     imported = client.post("/api/numbers/imports", data={"target": "blacklist", "region": "GB"},
                            files={"file": ("complaints.csv", buffer.getvalue().encode(), "text/csv")}, headers=op)
-    assert imported.status_code == 201, imported.text
+    assert imported.status_code == 202, imported.text  # previewed, then applied (docs/imports.md)
+    assert jobs.run_job(imported.json()["job_id"]) == "succeeded"
+    applied = client.post(f"/api/numbers/imports/{imported.json()['id']}/apply", headers=op)
+    assert jobs.run_job(applied.json()["job_id"]) == "succeeded"
 
     answer = client.get("/api/numbers/07400 123456", params={"region": "GB"}, headers=users.headers("viewer"))
     assert answer.status_code == 200, answer.text

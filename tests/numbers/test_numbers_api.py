@@ -40,9 +40,10 @@ def test_bad_region_and_number(client: Any, users: Any, session: Any) -> None:
     assert session.scalar(select(func.count()).select_from(PhoneNumber)) == 0
 
 
-def test_lists_are_masked_for_non_admins(client: Any, users: Any) -> None:
-    client.post("/api/numbers/bulk-status", json={"numbers": [UK, "+447911123457"], "status": "monitor",
-                                                  "reason": "X"}, headers=users.headers("operator"))
+def test_lists_are_masked_for_non_admins(client: Any, users: Any, inline_jobs: list[str]) -> None:
+    bulk = client.post("/api/numbers/bulk-status", json={"numbers": [UK, "+447911123457"], "status": "monitor",
+                                                         "reason": "X"}, headers=users.headers("operator"))
+    client.post(f"/api/numbers/imports/{bulk.json()['id']}/apply", headers=users.headers("operator"))
     masked = client.get("/api/numbers/lists/monitor", headers=users.headers("viewer")).json()
     assert len(masked) == 2
     assert all("*" in r["number"] for r in masked)
@@ -60,7 +61,7 @@ def _csv(rows: list[list[str]]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def test_import_adds_good_rows_and_reports_bad_ones(client: Any, users: Any, session: Any) -> None:
+def test_import_adds_good_rows_and_reports_bad_ones(client: Any, users: Any, inline_jobs: list[str]) -> None:
     op = users.headers("operator")
     client.post("/api/numbers/status", json={"number": "+447911123457", "status": "blacklist", "reason": "OLD"},
                 headers=op)
@@ -75,16 +76,22 @@ def test_import_adds_good_rows_and_reports_bad_ones(client: Any, users: Any, ses
     ])
     response = client.post("/api/numbers/imports", data={"target": "blacklist", "region": "GB"},
                            files={"file": ("bl.csv", data, "text/csv")}, headers=op)
-    assert response.status_code == 201, response.text
-    body = response.json()
+    assert response.status_code == 202, response.text
+    import_id = response.json()["id"]
+    assert client.post(f"/api/numbers/imports/{import_id}/apply", headers=op).status_code == 202
+    body = client.get(f"/api/numbers/imports/{import_id}", headers=op).json()
     assert (body["rows"], body["added"], body["already_listed"], body["rejected"]) == (6, 1, 1, 4)
-    assert client.get("/api/numbers/lookup", params={"number": UK}, headers=op).json()["status"] == "blacklist"
-    result = client.get(f"/api/numbers/imports/{body['id']}/result", headers=op)
+    found = client.get("/api/numbers/lookup", params={"number": UK}, headers=op).json()
+    assert found["status"] == "blacklist"
+    evidence = found["history"][0]["evidence"]
+    assert (evidence["os_version"], evidence["ip"], evidence["import_id"], evidence["import_file"]) == (
+        "iOS 9", "1.2.3.4", import_id, "bl.csv")
+    result = client.get(f"/api/numbers/imports/{import_id}/result", headers=op)
     assert result.status_code == 200
     lines = list(csv.reader(io.StringIO(result.text)))
     outcomes = [line[-1] for line in lines[1:]]
-    assert outcomes == ["added to blacklist", "already listed (blacklist)", "invalid: not_a_number",
-                        "missing field: reason", "duplicate in file", "invalid: not_a_number"]
+    assert outcomes == ["new: added to blacklist", "already listed (blacklist)", "invalid: not_a_number",
+                        "missing field: reason", "duplicate in file (line 2)", "invalid: not_a_number"]
     assert lines[6][0].startswith("'=")  # formula neutralised
     assert 'filename="result_bl.csv"' in result.headers["content-disposition"]
 
@@ -97,7 +104,7 @@ def test_malformed_import_changes_nothing(client: Any, users: Any, session: Any)
                                files={"file": (name, data, "text/csv")}, headers=op)
         assert response.status_code == 422, (name, response.text)
         assert name in response.json()["error"]["message"]
-    wrong_target = client.post("/api/numbers/imports", data={"target": "whitelist"},
+    wrong_target = client.post("/api/numbers/imports", data={"target": "greylist"},
                                files={"file": ("a.csv", b"phone,reason,source\n", "text/csv")}, headers=op)
     assert wrong_target.status_code == 422
     assert session.scalar(select(func.count()).select_from(PhoneNumber)) == 0
@@ -105,8 +112,9 @@ def test_malformed_import_changes_nothing(client: Any, users: Any, session: Any)
 
 
 def test_export_job_masks_for_operators_and_audits(client: Any, users: Any, inline_jobs: list[str], session: Any) -> None:
-    client.post("/api/numbers/bulk-status", json={"numbers": [UK, "+447911123457"], "status": "blacklist",
-                                                  "reason": "X"}, headers=users.headers("admin"))
+    bulk = client.post("/api/numbers/bulk-status", json={"numbers": [UK, "+447911123457"], "status": "blacklist",
+                                                         "reason": "X"}, headers=users.headers("admin"))
+    client.post(f"/api/numbers/imports/{bulk.json()['id']}/apply", headers=users.headers("admin"))
     op_job = client.post("/api/numbers/exports", json={"status": "blacklist"}, headers=users.headers("operator")).json()
     admin_job = client.post("/api/numbers/exports", json={"status": "blacklist"}, headers=users.headers("admin")).json()
     jobs = {j["id"]: j for j in client.get("/api/numbers/exports", headers=users.headers("viewer")).json()}
@@ -158,7 +166,7 @@ def test_link_tokens(client: Any, users: Any) -> None:
     assert dec[1]["error"]
 
 
-def test_import_from_xlsx(client: Any, users: Any) -> None:
+def test_import_from_xlsx(client: Any, users: Any, inline_jobs: list[str]) -> None:
     from openpyxl import Workbook
 
     book = Workbook()
@@ -172,5 +180,6 @@ def test_import_from_xlsx(client: Any, users: Any) -> None:
     response = client.post("/api/numbers/imports", data={"target": "monitor", "region": "GB"},
                            files={"file": ("list.xlsx", buffer.getvalue(), "application/octet-stream")},
                            headers=users.headers("operator"))
-    assert response.status_code == 201, response.text
-    assert response.json()["added"] == 2
+    assert response.status_code == 202, response.text
+    shown = client.get(f"/api/numbers/imports/{response.json()['id']}", headers=users.headers("operator")).json()
+    assert shown["status"] == "preview" and shown["preview"]["counts"]["new"] == 2

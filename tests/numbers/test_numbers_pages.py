@@ -36,7 +36,7 @@ def test_pages_render_and_forms_work(client: Any, users: Any) -> None:
                          files={"file": ("x.csv", b"phone,reason,source\n07911123457,FRAUD,web\n", "text/csv")},
                          follow_redirects=True)
     assert upload.status_code == 200
-    assert "x.csv" in upload.text
+    assert "x.csv" in upload.text and 'data-field="import-status"' in upload.text
     refused = client.post("/numbers/rules", data={"rules_json": "[]", "csrf_token": csrf})
     assert refused.status_code == 403
 
@@ -62,10 +62,24 @@ def test_cli_set_lookup_import_export(cli: CliRunner, tmp_path: Path, inline_job
     assert cli.invoke(app, ["numbers", "lookup", "garbage"]).exit_code == 1
     source = tmp_path / "in.csv"
     source.write_text("phone,reason,source\n+447911123457,FRAUD,web\nbad,FRAUD,web\n")
-    imported = cli.invoke(app, ["numbers", "import", str(source), "--target", "monitor"])
+    previewed = cli.invoke(app, ["numbers", "import", str(source), "--target", "monitor", "--preview"])
+    assert previewed.exit_code == 0, previewed.output
+    assert "new 1, change 0, unchanged 0, refused 1" in previewed.output
+    assert "nothing changed" in previewed.output
+    imported = cli.invoke(app, ["numbers", "import", str(source), "--target", "monitor", "--yes"])
     assert imported.exit_code == 0, imported.output
-    assert "added 1" in imported.output
-    assert "rejected 1" in imported.output
+    assert "applied" in imported.output
+    import_id = re.search(r"import (\d+) \(list -> monitor", imported.output).group(1)  # type: ignore[union-attr]
+    assert "monitor" in cli.invoke(app, ["numbers", "lookup", "+447911123457"]).output
+    undone = cli.invoke(app, ["numbers", "undo", import_id])
+    assert undone.exit_code == 0, undone.output
+    assert "undone" in undone.output and "restored 1" in undone.output
+    assert "on no list" in cli.invoke(app, ["numbers", "lookup", "+447911123457"]).output
+    assert "already undone" in cli.invoke(app, ["numbers", "undo", import_id]).output
+    broken = tmp_path / "broken.csv"
+    broken.write_text('phone,reason,source\n+447911123458,R,web\n+447911123459,"R,web\n')
+    failed = cli.invoke(app, ["numbers", "import", str(broken), "--target", "monitor", "--preview"])
+    assert failed.exit_code == 1 and "line 3" in failed.output
     out = tmp_path / "out.csv"
     exported = cli.invoke(app, ["numbers", "export", "blacklist", "--out", str(out)])
     assert exported.exit_code == 0, exported.output

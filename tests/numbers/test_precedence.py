@@ -87,19 +87,23 @@ def _import(client: Any, headers: dict[str, str], target: str, rows: list[list[s
     csv.writer(buffer).writerows([["phone", "reason", "source"], *rows])
     response = client.post("/api/numbers/imports", data={"target": target, "region": "GB"},
                            files={"file": ("list.csv", buffer.getvalue().encode(), "text/csv")}, headers=headers)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
+    assert response.status_code == 202, response.text  # previewed first (numbers/imports.py), then applied
+    import_id = response.json()["id"]
+    assert client.post(f"/api/numbers/imports/{import_id}/apply", headers=headers).status_code == 202
+    body: dict[str, Any] = client.get(f"/api/numbers/imports/{import_id}", headers=headers).json()
     return body
 
 
-def test_manual_import_of_a_listed_number_takes_manual_authority(client: Any, users: Any, session: Any) -> None:
+def test_manual_import_of_a_listed_number_takes_manual_authority(
+    client: Any, users: Any, session: Any, inline_jobs: list[str]
+) -> None:
     op = users.headers("operator")
     apply_verdicts(session, SYSTEM, [Verdict(NUMBER, "blacklist", Authority.auto, "OS_VERSION", "VOLUUM"),
                                      Verdict("+447911123457", "monitor", Authority.hlr, "HLR_MONITORED", "HLR")])
     session.commit()
     body = _import(client, op, "monitor", [["07911 123456", "FRAUD", "partner"],
                                            ["07911 123457", "FRAUD", "partner"]])
-    assert (body["added"], body["already_listed"]) == (0, 2)
+    assert (body["added"], body["changed"], body["already_listed"]) == (0, 2, 0)  # both become manual
     session.expire_all()
     first = lookup(session, SYSTEM, NUMBER, "GB")
     assert (first.status, first.authority, first.reason) == ("blacklist", "manual", "FRAUD")  # never loosened

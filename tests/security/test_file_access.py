@@ -39,11 +39,11 @@ def test_raw_uploads_are_for_the_owner_and_operators(client: Any, users: Any, se
     assert _downloads(session) == 4
 
 
-def test_import_results_hold_plaintext_numbers(client: Any, users: Any) -> None:
+def test_import_results_hold_plaintext_numbers(client: Any, users: Any, inline_jobs: list[str]) -> None:
     operator, viewer = users.headers("operator"), users.headers("viewer")
     imported = client.post("/api/numbers/imports", data={"target": "blacklist"}, headers=operator,
                            files={"file": ("list.csv", LIST, "text/csv")})  # fmt: skip
-    assert imported.status_code == 201, imported.text
+    assert imported.status_code == 202, imported.text
     url = f"/api/numbers/imports/{imported.json()['id']}/result"
     assert client.get(url, headers=viewer).status_code == 403
     result = client.get(url, headers=operator)

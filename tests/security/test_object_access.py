@@ -69,6 +69,8 @@ _SHARED_PATTERNS = (
     (r"/(api/)?imei/services/\{package_id\}", "the provider's catalogue"),
     (r"/(api|admin)/users/\{username\}(/(disable|enable|toggle|role|password))?", "user administration (admins)"),
     (r"/api/privacy/erasures/\{erasure_id\}", "privacy ledger (admins)"),
+    (r"/(api|admin)/webhooks/(\{endpoint_id\}/(disable|enable|test|toggle)|deliveries/\{delivery_id\}(/resend)?)",
+     "webhook endpoints and deliveries (admins only; no numbers)"),
     (r"/(api/)?imei/(batches|orders)/\{(batch_id|row_id)\}(/(resume|refresh|attach-order|write-off))?",
      "IMEI results hold no phone numbers; a team's shared work"),
     (r"/review/(hlr|imei)/\{(lookup_id|row_id)\}/(release|write-off|attach)",

@@ -142,7 +142,9 @@ def test_hostile_file_names_stay_inside_storage(client: Any, users: Any, name: s
         rows = list(s.scalars(select(StoredFile)))
         ids = [r.id for r in rows]
     assert all(statuses[p] < 400 for p in STORES), f"the uploads that store files did not: {statuses}"
-    assert len(rows) >= len(STORES)
+    # /imei/history/import reads its file and keeps none (the numbers imports kept a result file until their
+    # preview became a job, which hid it)
+    assert len(rows) >= len(STORES) - 1
     for table_name, value in _text_values():
         assert "../" not in value and "..\\" not in value and "\x00" not in value, (table_name, value[:200])
         assert "/etc/" not in value and "C:\\" not in value, (table_name, value[:200])

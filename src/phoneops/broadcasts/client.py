@@ -45,6 +45,8 @@ PROVIDER = "messagewhiz"
 BROADCASTS_PATH = "/api/3/Broadcast/List"
 LINKS_PATH = "/api/3/Link"
 SENDERS_PATH = "/api/3/Sender/"
+UNSUBSCRIBE_LISTS_PATH = "/api/3/unsubscribeList"
+UNSUBSCRIBERS_PATH = "/api/3/unsubscribeList/{list_id}/members"  # docs/providers/messagewhiz_unsubscribers.md
 DEFAULT_PAGE_SIZE = 100  # what the original used in production
 DEFAULT_MAX_PAGES = 2000
 COMPLETED_STATE = 4
@@ -170,6 +172,22 @@ class Link:
 
 
 @dataclass(frozen=True)
+class UnsubscribeList:
+    id: int
+    name: str
+    enabled: bool
+    amount: int | None
+
+
+@dataclass(frozen=True)
+class Unsubscriber:
+    """A member of an unsubscribe list: the number as MessageWhiz writes it (international, no `+`)."""
+
+    phone_number: str
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Sender:
     id: int
     name: str
@@ -283,6 +301,22 @@ def parse_link(item: Mapping[str, Any]) -> Link | None:
         created_at=_datetime(item.get("created_at")),
         raw=dict(item),
     )
+
+
+def parse_unsubscribe_list(item: Mapping[str, Any]) -> UnsubscribeList | None:
+    list_id = _int(item.get("id"))
+    if list_id is None:
+        return None
+    enabled = item.get("enabled")
+    return UnsubscribeList(list_id, str(item.get("name") or ""), enabled in (None, True, 1, "1", "true"),
+                           _int(item.get("unsubscribers_amount")))  # fmt: skip
+
+
+def parse_unsubscriber(item: Mapping[str, Any]) -> Unsubscriber | None:
+    phone = str(item.get("phone_number") or "").strip()
+    if not phone:
+        return None
+    return Unsubscriber(phone, _datetime(item.get("created_at")))
 
 
 def parse_sender(item: Mapping[str, Any]) -> Sender | None:
@@ -412,6 +446,33 @@ class MessageWhizClient:
 
     def senders(self) -> list[Sender]:
         return list(self._iterate(SENDERS_PATH, parse_sender))
+
+    def unsubscribe_lists(self) -> list[UnsubscribeList]:
+        """The account's unsubscribe lists (`GET /api/3/unsubscribeList`)."""
+        return list(self._iterate(UNSUBSCRIBE_LISTS_PATH, parse_unsubscribe_list))
+
+    def iter_unsubscribers(self, list_id: int) -> Iterator[Unsubscriber]:
+        """Every member of one unsubscribe list, once (`GET /api/3/unsubscribeList/{id}/members`, paged)."""
+        path = UNSUBSCRIBERS_PATH.format(list_id=int(list_id))
+        start, seen = 0, set()
+        for _ in range(self.max_pages):
+            page = self._get(path, {"start": start, "limit": self.page_size})
+            if not isinstance(page, list):
+                raise ProviderResponseError(f"MessageWhiz {path}: result is not a list", provider=PROVIDER)
+            fresh = 0
+            for raw in page:
+                member = parse_unsubscriber(raw) if isinstance(raw, Mapping) else None
+                if member is None:
+                    log.warning("messagewhiz.item_skipped", path=path, reason="no phone_number")
+                elif member.phone_number not in seen:
+                    seen.add(member.phone_number)
+                    fresh += 1
+                    yield member
+            # a short page ends it; so does a page of nothing new (a server that ignores `start`)
+            if len(page) < self.page_size or not fresh:
+                return
+            start += len(page)
+        raise MessageWhizPagingLimit(f"more than {self.max_pages} pages", what=path)
 
     def close(self) -> None:
         self._http.close()

@@ -50,6 +50,14 @@ def import_day(body: ImportIn, session: Session = DB, actor: Principal = Depends
     return JobOut.model_validate(days.start_import(session, actor, body.day, push_costs=body.push_costs))
 
 
+@router.post("/unsubscribers/sync", response_model=JobOut, status_code=202)
+def sync_unsubscribers(session: Session = DB, actor: Principal = Depends(operator)) -> JobOut:
+    """Queue the sync of the account's unsubscribe lists into opt-outs (docs/optouts.md); one at a time."""
+    from phoneops.broadcasts.unsubscribers import start_sync
+
+    return JobOut.model_validate(start_sync(session, actor))
+
+
 @router.get("/days", response_model=list[DayOut])
 def list_days(
     limit: int = Query(default=60, ge=1, le=2000), session: Session = DB, _: Principal = Depends(viewer)

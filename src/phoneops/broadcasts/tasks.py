@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from phoneops.broadcasts import costs, days
+from phoneops.broadcasts import costs, days, unsubscribers  # noqa: F401  (unsubscribers: its job and tick)
 from phoneops.broadcasts.service import is_configured, job_actor, park_or_fail, parse_day, yesterday
 from phoneops.core.db import session_scope
 from phoneops.core.errors import AppError

@@ -13,7 +13,7 @@ own module (imported by `phoneops.registry.load_domains`, e.g. ``voluum/tasks.py
     register(Filter("converted", "Numbers that converted (Voluum)", "converted",
                     KeyedSource("conversions", Conversion.__table__.c.blind_index), order=30))
 
-The outcome names below are fixed by the rejected file's format: blacklisted, monitored, converted,
+The outcome names below are fixed by the rejected file's format: opted_out, blacklisted, monitored, converted,
 already_used (plus invalid and duplicate, decided before any filter).
 """
 
@@ -31,7 +31,7 @@ from sqlalchemy import Engine, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from phoneops.core.errors import ValidationFailed
-from phoneops.numbers.models import PhoneNumber
+from phoneops.numbers.models import NumberOptOut, PhoneNumber
 
 PROBE_CHUNK = 5000
 SCAN_CHUNK = 1_000_000  # SQLite rows aggregated per scan query
@@ -91,6 +91,7 @@ def resolve(names: Sequence[str]) -> list[Filter]:
 
 
 _LISTS = KeyedSource("phone_numbers", PhoneNumber.__table__.c.blind_index, PhoneNumber.__table__.c.status)
+_OPTOUTS = KeyedSource("number_optouts", NumberOptOut.__table__.c.blind_index, NumberOptOut.__table__.c.state)
 
 
 def _builtins() -> None:
@@ -98,6 +99,9 @@ def _builtins() -> None:
         return
     from phoneops.cleaning.models import UsedNumber
 
+    # opt-outs stick (numbers/optouts.py): always removed, whatever the run's options
+    register(Filter("optout", "Opted-out numbers (always removed)", "opted_out", _OPTOUTS, tag="active", order=5,
+                    required=True, default=True))
     register(Filter("blacklist", "Blacklisted numbers", "blacklisted", _LISTS, tag="blacklist", order=10,
                     required=True, default=True))
     register(Filter("monitor", "Numbers on the monitor list", "monitored", _LISTS, tag="monitor", order=20,

@@ -193,7 +193,7 @@ class ChartData:
     countries: dict[str, float]
 
 
-OUTCOME_ORDER = ("kept", "invalid", "duplicate", "blacklisted", "monitored", "converted", "already_used")
+OUTCOME_ORDER = ("kept", "invalid", "duplicate", "opted_out", "blacklisted", "monitored", "converted", "already_used")
 
 
 def chart_data(run: CleaningRun, top: int = 12) -> ChartData:

@@ -374,11 +374,38 @@ def _claim(job_id: str, worker: str) -> JobContext | None:
 
 def _settle(ctx: JobContext, **values: Any) -> None:
     with session_scope() as session:
-        session.execute(
+        result = session.execute(
             update(Job)
             .where(Job.id == ctx.job_id, Job.lease_owner == ctx.worker, Job.status == "running")
             .values(lease_owner=None, **values)
         )
+        settled = result.rowcount == 1  # type: ignore[attr-defined]
+    if settled and values.get("status") in ("succeeded", "failed"):
+        _tell_listeners(ctx, str(values["status"]), values.get("error"))
+
+
+# --- job-end listeners (e.g. webhooks) ---------------------------------------------------------
+
+EndListener = Callable[[Session, str, str, str, "str | None"], None]
+_end_listeners: list[EndListener] = []
+
+
+def on_job_end(listener: EndListener) -> EndListener:
+    """Register `listener(session, job_id, kind, status, error)`, called once a job succeeded or failed.
+
+    It runs in its own transaction after the job's end is committed: whatever it does or raises, the job's
+    outcome stands (a listener's failure is logged, never the job's)."""
+    _end_listeners.append(listener)
+    return listener
+
+
+def _tell_listeners(ctx: JobContext, status: str, error: Any) -> None:
+    for listener in _end_listeners:
+        try:
+            with session_scope() as session:
+                listener(session, ctx.job_id, ctx.kind, status, str(error) if error is not None else None)
+        except Exception:
+            log.exception("jobs.end_listener_failed", job_id=ctx.job_id, listener=getattr(listener, "__name__", "?"))
 
 
 def _heartbeat(ctx: JobContext, stop: threading.Event) -> None:

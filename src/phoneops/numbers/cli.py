@@ -98,16 +98,62 @@ def set_status(
     console.print(f"changed: {result.changed}, overruled: {result.overruled}")
 
 
+def _show_import(import_id: int) -> tuple[str, str | None]:
+    """Print an import's state and preview; returns (status, error)."""
+    from phoneops.core.db import session_scope
+    from phoneops.numbers.imports import get_import
+
+    with session_scope() as session:
+        record = get_import(session, import_id)
+        status, error, preview, undo_result = record.status, record.error, dict(record.preview), dict(record.undo)
+        summary = (f"import {record.id} ({record.kind} -> {record.target}, {record.original_name}): "
+                   f"[bold]{record.status}[/bold]")  # fmt: skip
+    console.print(summary)
+    if error:
+        console.print(f"[red]{error}[/red]")
+    counts = preview.get("counts") or {}
+    if counts:
+        console.print(
+            f"rows {counts.get('rows', 0)}: new {counts.get('new', 0)}, change {counts.get('change', 0)}, "
+            f"unchanged {counts.get('unchanged', 0)}, refused {counts.get('refused', 0)}"
+        )
+        for transition, count in (preview.get("transitions") or {}).items():
+            console.print(f"  {transition}: {count}")
+        for reason, count in (preview.get("refused_reasons") or {}).items():
+            console.print(f"  refused, {reason}: {count}")
+        table = Table("category", "line", "number", "from", "to", "outcome")
+        for category, rows in (preview.get("samples") or {}).items():
+            for row in rows:
+                table.add_row(category, str(row["line"]), row["number"], row["from"] or "", row["to"] or "",
+                              row["outcome"])  # fmt: skip
+        console.print(table)
+    if undo_result:
+        console.print(f"undo: restored {undo_result.get('restored', 0)}, refused {undo_result.get('refused', 0)}")
+        for item in undo_result.get("refused_numbers") or []:
+            console.print(f"  refused {item['number']}: changed later by {item['changed_by']} ({item['reason']})")
+    return status, error
+
+
+def _run(job_id: str | None) -> None:
+    from phoneops.cli import run_here_or_queue
+
+    if job_id:
+        run_here_or_queue(job_id, queue=False)
+
+
 @app.command("import")
 def import_file(
     path: Path,
-    target: Annotated[str, typer.Option(help="blacklist or monitor")],
+    target: Annotated[str, typer.Option(help="list kind: blacklist, monitor or whitelist")] = "",
+    kind: Annotated[str, typer.Option(help="list, optout (phone, reason) or inbound (phone, message)")] = "list",
     region: Annotated[str | None, typer.Option()] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Only show what would change; apply nothing")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking after the preview")] = False,
 ) -> None:
-    """Import a CSV (phone, reason, source, ...) into the blacklist or the monitor list."""
+    """Preview a list import (then apply it when confirmed): new / change / unchanged / refused."""
     from phoneops.core.db import session_scope
     from phoneops.core.storage import get_storage
-    from phoneops.numbers.imports import import_numbers
+    from phoneops.numbers.imports import start_import
     from phoneops.numbers.router import region_or_default
 
     _bootstrap()
@@ -118,14 +164,136 @@ def import_file(
         with session_scope() as session:
             actor = cli_actor()
             stored = get_storage().save_bytes(session, actor, path.read_bytes(), kind="import", original_name=path.name)
-            record = import_numbers(session, actor, stored, target, region=region_or_default(region))
-            summary = (record.rows, record.added, record.already_listed, record.rejected, record.result_file_id)
+            record = start_import(session, actor, stored, kind=kind, target=target or None,
+                                  region=region_or_default(region))  # fmt: skip
+            import_id, job_id = record.id, record.job_id
     except AppError as exc:
         raise fail(exc) from None
-    console.print(
-        f"rows {summary[0]}: added {summary[1]}, already listed {summary[2]}, rejected {summary[3]}"
-        f" (result file {summary[4]})"
-    )
+    _run(job_id)
+    status, _ = _show_import(import_id)
+    if status != "preview":
+        raise typer.Exit(1)
+    if preview:
+        console.print(f"nothing changed; apply with `phoneops numbers apply {import_id}`")
+        return
+    if not yes and not typer.confirm(f"Apply import {import_id}?", default=False):
+        console.print(f"not applied; apply later with `phoneops numbers apply {import_id}`")
+        return
+    apply(import_id)
+
+
+@app.command()
+def apply(import_id: int) -> None:
+    """Apply a previewed import."""
+    from phoneops.core.db import session_scope
+    from phoneops.numbers.imports import confirm
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            job_id = confirm(session, cli_actor(), import_id).job_id
+    except AppError as exc:
+        raise fail(exc) from None
+    _run(job_id)
+    status, _ = _show_import(import_id)
+    if status != "applied":
+        raise typer.Exit(1)
+    console.print(f"undo with `phoneops numbers undo {import_id}`")
+
+
+@app.command()
+def undo(import_id: int) -> None:
+    """Undo an applied import: every number it changed goes back (numbers changed since are refused, listed)."""
+    from phoneops.core.db import session_scope
+    from phoneops.numbers.imports import undo as do_undo
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            record = do_undo(session, cli_actor(), import_id)
+            job_id = record.job_id if record.status == "undoing" else None
+            if job_id is None:
+                console.print(f"import {import_id} is already {record.status}; nothing to do")
+    except AppError as exc:
+        raise fail(exc) from None
+    _run(job_id)
+    status, _ = _show_import(import_id)
+    if status != "undone":
+        raise typer.Exit(1)
+
+
+@app.command("imports")
+def list_imports_cmd(limit: int = 20) -> None:
+    """Recent imports and their state."""
+    from phoneops.core.db import session_scope
+    from phoneops.numbers.imports import list_imports
+
+    _bootstrap()
+    table = Table("id", "kind", "target", "file", "status", "rows", "new", "changed", "unchanged", "refused", "by")
+    with session_scope() as session:
+        for r in list_imports(session, limit):
+            table.add_row(str(r.id), r.kind, r.target, r.original_name, r.status, str(r.rows), str(r.added),
+                          str(r.changed), str(r.already_listed), str(r.rejected), r.created_by)  # fmt: skip
+    console.print(table)
+
+
+@app.command("optout")
+def optout_add(
+    number: str,
+    reason: Annotated[str, typer.Option(help="sms_stop, email_unsubscribe, complaint or manual")],
+    detail: Annotated[str | None, typer.Option()] = None,
+    region: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Record an opt-out for a number (it sticks: no import or sync lifts it)."""
+    from phoneops.core.db import session_scope
+    from phoneops.numbers.optouts import add
+    from phoneops.numbers.router import region_or_default
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            result = add(session, cli_actor(), number, reason, region=region_or_default(region), source="cli",
+                         detail=detail)  # fmt: skip
+    except AppError as exc:
+        raise fail(exc) from None
+    console.print("opted out" if result.recorded else "already opted out")
+
+
+@app.command("lift-optout")
+def optout_lift(
+    number: str,
+    reason: Annotated[str, typer.Option(help="why the opt-out no longer applies (audited)")],
+    region: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Lift a number's opt-out (an admin decision, audited)."""
+    from phoneops.core.db import session_scope
+    from phoneops.numbers.optouts import lift
+    from phoneops.numbers.router import region_or_default
+
+    _bootstrap()
+    try:
+        with session_scope() as session:
+            lift(session, cli_actor(), number, reason, region=region_or_default(region))
+    except AppError as exc:
+        raise fail(exc) from None
+    console.print("opt-out lifted")
+
+
+@app.command("optouts")
+def optouts_list(lifted: bool = False, limit: int = 100) -> None:
+    """Opt-outs (active ones, or --lifted)."""
+    from phoneops.core.db import session_scope
+    from phoneops.numbers.optouts import counts, list_optouts
+
+    _bootstrap()
+    table = Table("number", "reason", "source", "since", "by", "lifted")
+    with session_scope() as session:
+        for row in list_optouts(session, cli_actor(), active=not lifted, limit=limit):
+            table.add_row(row["number"], row["reason"], row["source"], row["opted_out_at"][:19], row["recorded_by"],
+                          row["lift_reason"] or "")  # fmt: skip
+        totals = counts(session)
+    console.print(table)
+    console.print(", ".join(f"{k}: {v}" for k, v in totals.items()))
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from phoneops.core.db import Base, utcnow
@@ -74,7 +74,10 @@ class OsRuleSet(Base):
 
 
 class ManualImport(Base):
-    """A CSV of numbers imported into the blacklist or the monitor list."""
+    """One list import (a CSV into a list, an opt-out file, inbound STOP replies, an API bulk set).
+
+    Life: `previewing` -> `preview` (nothing changed yet) -> `applying` -> `applied` -> `undoing` -> `undone`;
+    `failed` (with `error`) or `discarded` end it early. Rows from before previews existed are `done`."""
 
     __tablename__ = "manual_imports"
 
@@ -91,3 +94,65 @@ class ManualImport(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # list | optout | inbound | bulk (see numbers/imports.py)
+    kind: Mapped[str] = mapped_column(String(16), default="list")
+    region: Mapped[str | None] = mapped_column(String(2), default=None)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    preview: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    new_numbers: Mapped[int] = mapped_column(Integer, default=0)
+    job_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    applied_at: Mapped[datetime | None] = mapped_column(default=None)
+    # the newest number event when the apply committed: a later event on a touched number is a later change
+    last_event_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    undone_at: Mapped[datetime | None] = mapped_column(default=None)
+    undone_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    undo: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ImportChange(Base):
+    """What one applied import changed on one number: enough to put it back exactly."""
+
+    __tablename__ = "import_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("manual_imports.id", ondelete="CASCADE"), index=True)
+    number_id: Mapped[int] = mapped_column(ForeignKey("phone_numbers.id", ondelete="CASCADE"), index=True)
+    what: Mapped[str] = mapped_column(String(8))  # list | optout
+    existed: Mapped[bool] = mapped_column(Boolean, default=True)  # the number was known before the import
+    before_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    before_authority: Mapped[str | None] = mapped_column(String(8), default=None)
+    before_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    before_source: Mapped[str | None] = mapped_column(String(32), default=None)
+    before_listed_at: Mapped[datetime | None] = mapped_column(default=None)
+    before_last_verdict: Mapped[str | None] = mapped_column(String(160), default=None)
+    after_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    after_authority: Mapped[str | None] = mapped_column(String(8), default=None)
+
+
+class NumberOptOut(Base):
+    """A suppression kept per number (one row per number): while `state` is `active`, nothing is sent to it.
+
+    Keyed by the number's blind index (as `phone_numbers`), so cleaning matches it like the lists. Only
+    `numbers.optouts.lift` (an admin, with a reason, audited) or the undo of the import that recorded it sets
+    `lifted`; list statuses, imports, syncs and tracker verdicts never touch this table."""
+
+    __tablename__ = "number_optouts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    number_id: Mapped[int] = mapped_column(
+        ForeignKey("phone_numbers.id", ondelete="CASCADE"), unique=True
+    )
+    blind_index: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    state: Mapped[str] = mapped_column(String(8), default="active")  # active | lifted
+    reason: Mapped[str] = mapped_column(String(24))  # sms_stop | email_unsubscribe | complaint | manual
+    source: Mapped[str] = mapped_column(String(32))  # messagewhiz | ongage | inbound_csv | import | api | ui ...
+    detail: Mapped[str | None] = mapped_column(String(200), default=None)
+    opted_out_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("manual_imports.id", ondelete="SET NULL"), default=None
+    )
+    lifted_at: Mapped[datetime | None] = mapped_column(default=None)
+    lifted_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    lift_reason: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -17,17 +17,18 @@ from phoneops.core.jobs import get_job
 from phoneops.core.router import downloadable, file_response
 from phoneops.core.schemas import JobOut
 from phoneops.core.security import Principal, Role
-from phoneops.numbers import exports, imports, lists, rules
+from phoneops.numbers import exports, imports, lists, optouts, rules
 from phoneops.numbers.normalize import normalize
 from phoneops.numbers.schemas import (
     ApplyOut,
     BulkStatusIn,
-    BulkStatusOut,
     ExportIn,
     ImportOut,
     ListCounts,
     NumberOut,
     NumberStoryOut,
+    OptOutIn,
+    OptOutLiftIn,
     RuleSetIn,
     StatusIn,
     TokenResult,
@@ -56,7 +57,7 @@ def lookup(
     actor: Principal = Depends(viewer),
 ) -> NumberOut:
     view = lists.lookup(session, actor, number, region_or_default(region))
-    return NumberOut.model_validate(view.__dict__)
+    return NumberOut.model_validate({**view.__dict__, "opt_out": optouts.state_for(session, view.number)})
 
 
 @router.post("/status", response_model=ApplyOut)
@@ -69,16 +70,15 @@ def set_status(
     return ApplyOut.model_validate(result.as_dict())
 
 
-@router.post("/bulk-status", response_model=BulkStatusOut)
+@router.post("/bulk-status", response_model=ImportOut, status_code=202)
 def bulk_status(
     body: BulkStatusIn, session: Session = DbSession, actor: Principal = Depends(operator)
-) -> BulkStatusOut:
-    result, rejected = lists.bulk_set_status(
+) -> ImportOut:
+    """Queue the preview of a bulk set; nothing changes until POST /api/numbers/imports/{id}/apply."""
+    record = imports.start_bulk(
         session, actor, body.numbers, body.status, body.reason, region=region_or_default(body.region)
     )
-    return BulkStatusOut.model_validate(
-        {**result.as_dict(), "rejected": [{"value": v, "reason": r} for v, r in rejected]}
-    )
+    return ImportOut.model_validate(record)
 
 
 @router.get("/counts", response_model=dict[str, ListCounts])
@@ -159,18 +159,24 @@ def classify(
 # --- imports -----------------------------------------------------------------------------------
 
 
-@router.post("/imports", response_model=ImportOut, status_code=201)
+@router.post("/imports", response_model=ImportOut, status_code=202)
 async def import_file(
     file: UploadFile,
-    target: str = Form(...),
+    target: str = Form(""),
+    kind: str = Form("list"),
     region: str | None = Form(default=None),
     session: Session = DbSession,
     actor: Principal = Depends(operator),
 ) -> ImportOut:
+    """Upload a file and queue its preview (kind list: target blacklist/monitor/whitelist; kind optout:
+    phone + reason; kind inbound: phone + message). Nothing changes until .../apply."""
     from collections.abc import AsyncIterator
 
-    region_value = region_or_default(region)
-    if target not in imports.TARGETS:
+
+    region_value = region_or_default(region or None)
+    if kind not in imports.KINDS or kind == "bulk":
+        raise ValidationFailed("kind must be one of list, optout, inbound")
+    if kind == "list" and target not in imports.TARGETS:
         raise ValidationFailed(f"target must be one of {', '.join(imports.TARGETS)}")
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -186,9 +192,32 @@ async def import_file(
         content_type=file.content_type,
         max_bytes=get_settings().max_upload_bytes,
     )
-    # every row is read, normalised and written: on a worker thread, never on the event loop (issue 21)
-    record = await run_in_threadpool(imports.import_numbers, session, actor, stored, target, region=region_value)
+    record = await run_in_threadpool(
+        imports.start_import, session, actor, stored, kind=kind, target=target or None, region=region_value
+    )
     return ImportOut.model_validate(record)
+
+
+@router.get("/imports/{import_id}", response_model=ImportOut)
+def get_import(import_id: int, session: Session = DbSession, _: Principal = Depends(viewer)) -> ImportOut:
+    return ImportOut.model_validate(imports.get_import(session, import_id))
+
+
+@router.post("/imports/{import_id}/apply", response_model=ImportOut, status_code=202)
+def apply_import(import_id: int, session: Session = DbSession, actor: Principal = Depends(operator)) -> ImportOut:
+    """Confirm a previewed import: applied by a background job (see job_id)."""
+    return ImportOut.model_validate(imports.confirm(session, actor, import_id))
+
+
+@router.post("/imports/{import_id}/discard", response_model=ImportOut)
+def discard_import(import_id: int, session: Session = DbSession, actor: Principal = Depends(operator)) -> ImportOut:
+    return ImportOut.model_validate(imports.discard(session, actor, import_id))
+
+
+@router.post("/imports/{import_id}/undo", response_model=ImportOut, status_code=202)
+def undo_import(import_id: int, session: Session = DbSession, actor: Principal = Depends(operator)) -> ImportOut:
+    """Undo an applied import (admin, or the operator who ran it, within IMPORT_UNDO_DAYS): a background job."""
+    return ImportOut.model_validate(imports.undo(session, actor, import_id))
 
 
 @router.get("/imports", response_model=list[ImportOut])
@@ -207,6 +236,40 @@ def import_result(
         raise NotFound("this import has no result file")
     # the result lists every uploaded number in plaintext: the generic per-kind file rule applies
     return file_response(session, actor, downloadable(session, actor, record.result_file_id))
+
+
+# --- opt-outs ---------------------------------------------------------------------------------
+
+
+@router.get("/optouts")
+def list_optouts(
+    active: bool = True,
+    after_id: int = 0,
+    limit: int = Query(default=100, ge=1, le=1000),
+    session: Session = DbSession,
+    actor: Principal = Depends(viewer),
+) -> list[dict[str, Any]]:
+    return optouts.list_optouts(session, actor, active=active, limit=limit, after_id=after_id)
+
+
+@router.get("/optouts/counts")
+def optout_counts(session: Session = DbSession, _: Principal = Depends(viewer)) -> dict[str, int]:
+    return optouts.counts(session)
+
+
+@router.post("/optouts", status_code=201)
+def add_optout(body: OptOutIn, session: Session = DbSession, actor: Principal = Depends(operator)) -> dict[str, int]:
+    return optouts.add(
+        session, actor, body.number, body.reason, region=region_or_default(body.region), source="api",
+        detail=body.detail,
+    ).as_dict()
+
+
+@router.post("/optouts/lift")
+def lift_optout(
+    body: OptOutLiftIn, session: Session = DbSession, actor: Principal = Depends(admin)
+) -> dict[str, Any]:
+    return optouts.lift(session, actor, body.number, body.reason, region=region_or_default(body.region))
 
 
 # --- exports -----------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ class StatusIn(BaseModel):
 
 
 class BulkStatusIn(BaseModel):
+    """Queued as an import (kind `bulk`): previewed first, applied by POST /api/numbers/imports/{id}/apply."""
+
     numbers: list[str] = Field(min_length=1, max_length=100_000)
     status: ListName | None
     reason: str = Field(min_length=1, max_length=64)
@@ -47,6 +49,7 @@ class NumberOut(BaseModel):
     listed_at: str | None
     first_seen_at: str
     history: list[dict[str, Any]]
+    opt_out: dict[str, Any] | None = None
 
 
 class NumberStoryOut(BaseModel):
@@ -79,19 +82,45 @@ class RuleSetIn(BaseModel):
 
 
 class ImportOut(BaseModel):
+    """An import: `status` previewing -> preview -> applying -> applied -> undoing -> undone (or failed /
+    discarded). Counts: `added` new numbers, `changed`, `already_listed` unchanged, `rejected` refused."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    kind: str
     target: str
     original_name: str
     status: str
     rows: int
     added: int
+    changed: int
     already_listed: int
     rejected: int
+    new_numbers: int
+    preview: dict[str, Any]
     result_file_id: str | None
+    job_id: str | None
+    error: str | None
     created_by: str
     created_at: datetime
+    applied_at: datetime | None
+    undone_at: datetime | None
+    undone_by: str | None
+    undo: dict[str, Any]
+
+
+class OptOutIn(BaseModel):
+    number: str = Field(max_length=64)
+    reason: str = Field(description="sms_stop, email_unsubscribe, complaint or manual", max_length=32)
+    detail: str | None = Field(default=None, max_length=200)
+    region: str | None = Field(default=None, min_length=2, max_length=2)
+
+
+class OptOutLiftIn(BaseModel):
+    number: str = Field(max_length=64)
+    reason: str = Field(min_length=1, max_length=200, description="why the opt-out no longer applies")
+    region: str | None = Field(default=None, min_length=2, max_length=2)
 
 
 class ExportIn(BaseModel):

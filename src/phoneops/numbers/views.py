@@ -12,9 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from phoneops.core import storage
 from phoneops.core.deps import DbSession, page_admin, page_operator, page_viewer
-from phoneops.core.errors import AppError
-from phoneops.core.security import Principal
-from phoneops.numbers import exports, imports, lists, rules
+from phoneops.core.errors import AppError, NotFound, ValidationFailed
+from phoneops.core.security import Principal, Role
+from phoneops.numbers import exports, imports, lists, optouts, rules
+from phoneops.numbers.models import ManualImport
 from phoneops.numbers.router import region_or_default
 from phoneops.numbers.story import key_of, story_for_key
 from phoneops.settings import get_settings
@@ -203,36 +204,50 @@ def rules_save(
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
-@router.get("/numbers/imports")
-def imports_page(
-    request: Request, session: Session = DbSession, principal: Principal = Depends(page_viewer)
+def _imports_page(
+    request: Request, session: Session, principal: Principal, *, error: str | None, region: str, status_code: int = 200
 ) -> Response:
     return render(
         request,
         "numbers/imports.html",
         principal,
+        status_code=status_code,
         imports=imports.list_imports(session),
-        error=None,
-        region=get_settings().default_region,
+        error=error,
+        region=region,
+        reasons=optouts.REASONS,
+        undo_days=get_settings().import_undo_days,
     )
+
+
+@router.get("/numbers/imports")
+def imports_page(
+    request: Request, session: Session = DbSession, principal: Principal = Depends(page_viewer)
+) -> Response:
+    return _imports_page(request, session, principal, error=None, region=get_settings().default_region)
 
 
 @router.post("/numbers/imports")
 async def imports_upload(
     request: Request,
     file: UploadFile,
-    target: str = Form(...),
+    target: str = Form(""),
+    kind: str = Form("list"),
     region: str = Form(""),
     session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     from collections.abc import AsyncIterator
 
+
     async def chunks() -> AsyncIterator[bytes]:
         while block := await file.read(storage.CHUNK):
             yield block
 
     try:
+        if kind not in ("list", "optout", "inbound"):
+            raise ValidationFailed("kind must be one of list, optout, inbound")
+        region_value = region_or_default(region or None)
         stored = await storage.get_storage().save_stream(
             session,
             principal,
@@ -242,20 +257,150 @@ async def imports_upload(
             content_type=file.content_type,
             max_bytes=get_settings().max_upload_bytes,
         )
-        await run_in_threadpool(imports.import_numbers, session, principal, stored, target,  # off the event loop
-                                region=region_or_default(region or None))
+        record = await run_in_threadpool(
+            imports.start_import, session, principal, stored, kind=kind, target=target or None, region=region_value
+        )
     except AppError as exc:
         session.rollback()
-        return render(
-            request,
-            "numbers/imports.html",
-            principal,
-            status_code=exc.status_code,
-            imports=imports.list_imports(session),
-            error=exc.message,
-            region=region,
-        )
-    return RedirectResponse("/numbers/imports", status_code=303)
+        return _imports_page(request, session, principal, error=exc.message, region=region,
+                             status_code=exc.status_code)  # fmt: skip
+    return RedirectResponse(f"/numbers/imports/{record.id}", status_code=303)
+
+
+def _actions(record: ManualImport, principal: Principal) -> list[str]:
+    mine = principal.can(Role.admin) or record.created_by == principal.username
+    if not mine:
+        return []
+    if record.status == "preview":
+        return ["apply", "discard"]
+    if record.status == "failed":
+        return ["discard"]
+    if record.status == "applied" and (record.kind == "list" or record.kind == "bulk" or principal.can(Role.admin)):
+        return ["undo"]
+    return []
+
+
+def _import_page(
+    request: Request, session: Session, principal: Principal, import_id: int, *, error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    from phoneops.core.jobs import get_job
+
+    record = imports.get_import(session, import_id)
+    job = get_job(session, record.job_id) if record.job_id else None
+    preview = dict(record.preview or {})
+    return render(
+        request, "numbers/import.html", principal, status_code=status_code, record=record, job=job, preview=preview,
+        counts=preview.get("counts") or {}, actions=_actions(record, principal), error=error,
+        undo_until=imports.undo_deadline(record) or "",
+    )  # fmt: skip
+
+
+@router.get("/numbers/imports/{import_id}")
+def import_page(
+    request: Request, import_id: int, session: Session = DbSession, principal: Principal = Depends(page_viewer)
+) -> Response:
+    return _import_page(request, session, principal, import_id)
+
+
+@router.post("/numbers/imports/{import_id}/{action}")
+def import_action(
+    request: Request,
+    import_id: int,
+    action: str,
+    session: Session = DbSession,
+    principal: Principal = Depends(page_operator),
+) -> Response:
+    steps = {"apply": imports.confirm, "discard": imports.discard, "undo": imports.undo}
+    try:
+        if action not in steps:
+            raise NotFound(f"no action {action!r}")
+        steps[action](session, principal, import_id)
+    except AppError as exc:
+        session.rollback()
+        return _import_page(request, session, principal, import_id, error=exc.message, status_code=exc.status_code)
+    return RedirectResponse(f"/numbers/imports/{import_id}", status_code=303)
+
+
+def _optouts_page(
+    request: Request, session: Session, principal: Principal, *, lifted: bool = False, after_id: int = 0,
+    error: str | None = None, message: str | None = None, region: str | None = None, status_code: int = 200,
+) -> Response:
+    rows = optouts.list_optouts(session, principal, active=not lifted, limit=100, after_id=after_id)
+    return render(
+        request, "numbers/optouts.html", principal, status_code=status_code, rows=rows, lifted=lifted,
+        next_after=rows[-1]["id"] if len(rows) == 100 else None, counts=optouts.counts(session),
+        reasons=optouts.REASONS, error=error, message=message, region=region or get_settings().default_region,
+    )  # fmt: skip
+
+
+@router.get("/numbers/optouts")
+def optouts_page(
+    request: Request,
+    lifted: bool = False,
+    after_id: int = 0,
+    session: Session = DbSession,
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    return _optouts_page(request, session, principal, lifted=lifted, after_id=after_id)
+
+
+@router.post("/numbers/optouts")
+def optouts_add(
+    request: Request,
+    number: str = Form(...),
+    reason: str = Form(...),
+    detail: str = Form(""),
+    region: str = Form(""),
+    session: Session = DbSession,
+    principal: Principal = Depends(page_operator),
+) -> Response:
+    try:
+        result = optouts.add(session, principal, number, reason, region=region_or_default(region or None),
+                             source="ui", detail=detail or None)  # fmt: skip
+    except AppError as exc:
+        session.rollback()
+        return _optouts_page(request, session, principal, error=exc.message, region=region,
+                             status_code=exc.status_code)  # fmt: skip
+    message = "Opted out." if result.recorded else "That number was already opted out."
+    return _optouts_page(request, session, principal, message=message, region=region)
+
+
+@router.post("/numbers/optouts/feeds/{feed}")
+def optouts_feed(
+    request: Request, feed: str, session: Session = DbSession, principal: Principal = Depends(page_operator)
+) -> Response:
+    """Fetch opt-outs from a provider now: MessageWhiz unsubscribe lists or Ongage unsubscribes (a job)."""
+    from phoneops.broadcasts.unsubscribers import start_sync
+    from phoneops.ongage.unsubscribes import start_check
+
+    starters = {"messagewhiz": start_sync, "ongage": start_check}
+    try:
+        if feed not in starters:
+            raise NotFound(f"no opt-out feed {feed!r}")
+        job = starters[feed](session, principal)
+    except AppError as exc:
+        session.rollback()
+        return _optouts_page(request, session, principal, error=exc.message, status_code=exc.status_code)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+@router.post("/numbers/optouts/lift")
+def optouts_lift(
+    request: Request,
+    number: str = Form(...),
+    reason: str = Form(...),
+    region: str = Form(""),
+    session: Session = DbSession,
+    principal: Principal = Depends(page_admin),
+) -> Response:
+    try:
+        optouts.lift(session, principal, number, reason, region=region_or_default(region or None))
+    except AppError as exc:
+        session.rollback()
+        return _optouts_page(request, session, principal, error=exc.message, region=region,
+                             status_code=exc.status_code)  # fmt: skip
+    return _optouts_page(request, session, principal, message="Opt-out lifted.", region=region)
 
 
 @router.get("/numbers/exports")

@@ -72,6 +72,24 @@ def sync(queue: Queue = False) -> None:
         raise typer.Exit(1)
 
 
+@app.command("unsubscribes")
+def unsubscribes(queue: Queue = False) -> None:
+    """Record the contacts Ongage shows unsubscribed (ocx_unsubscribe_date) as opt-outs (docs/optouts.md)."""
+    from phoneops.core.db import session_scope
+    from phoneops.ongage.unsubscribes import start_check
+
+    _boot()
+    try:
+        with session_scope() as session:
+            job_id = start_check(session, _actor()).id
+    except AppError as exc:
+        raise _fail(exc) from None
+    from phoneops.cli import run_here_or_queue
+
+    if run_here_or_queue(job_id, queue) not in ("succeeded", "queued"):
+        raise typer.Exit(1)
+
+
 def _status() -> None:
     from phoneops.core.db import session_scope
     from phoneops.ongage.service_sync import counts, recent_runs

@@ -51,6 +51,14 @@ def start_sync(session: Session = DB, actor: Principal = Depends(operator)) -> J
     return JobOut.model_validate(service_sync.start_sync(session, actor))
 
 
+@router.post("/unsubscribes/check", response_model=JobOut, status_code=202)
+def check_unsubscribes(session: Session = DB, actor: Principal = Depends(operator)) -> JobOut:
+    """Ask Ongage which contacts we sent have unsubscribed; record them as opt-outs (docs/optouts.md)."""
+    from phoneops.ongage.unsubscribes import start_check
+
+    return JobOut.model_validate(start_check(session, actor))
+
+
 @router.get("/sync/runs", response_model=list[SyncRunOut])
 def sync_runs(
     limit: int = Query(default=20, ge=1, le=500), session: Session = DB, _: Principal = Depends(viewer)

@@ -43,9 +43,11 @@ from phoneops.core.jobs import TERMINAL, JobContext, RetryLater, check_cancel, c
 from phoneops.core.models import Job, StoredFile
 from phoneops.core.security import Principal
 from phoneops.core.storage import get_storage
+from phoneops.numbers.optouts import opted_out_raw
 from phoneops.ongage.client import DEFAULT_MAX_BATCH, ContactResult
 from phoneops.ongage.models import OngageCsvJob, OngageCsvRow
 from phoneops.ongage.service import account_limiter, credentials, get_client, job_actor
+from phoneops.settings import get_settings
 
 log = structlog.get_logger("phoneops.ongage.csv")
 
@@ -354,6 +356,20 @@ def _step(ctx: JobContext, session: Session, job_id: int, message: str | None = 
     return counts
 
 
+def _drop_opted_out(session: Session, rows: list[OngageCsvRow]) -> list[OngageCsvRow]:
+    """Rows whose mobile is opted out (numbers/optouts.py) fail here, before any call: never sent to Ongage."""
+    found = opted_out_raw(session, [str((r.fields or {}).get("mobile") or "") for r in rows],
+                          get_settings().default_region)  # fmt: skip
+    kept = []
+    for row in rows:
+        reason = found.get(str((row.fields or {}).get("mobile") or ""))
+        if reason is None:
+            kept.append(row)
+        else:
+            row.status, row.error = "failed", f"opted out ({reason}): not sent"
+    return kept
+
+
 def _contact(row: OngageCsvRow) -> dict[str, Any]:
     return {"email": row.email, "fields": dict(row.fields or {})}
 
@@ -500,6 +516,7 @@ def run_worker(ctx: JobContext, *, rng: random.Random | None = None) -> dict[str
                     rows = list(session.scalars(
                         select(OngageCsvRow).where(OngageCsvRow.csv_job_id == csv_id, OngageCsvRow.status == "pending")
                         .order_by(OngageCsvRow.row_no).limit(count)))  # fmt: skip
+                    rows = _drop_opted_out(session, rows)
                     for row in rows:
                         session.expunge(row)
                 by_list: dict[str, list[OngageCsvRow]] = {}

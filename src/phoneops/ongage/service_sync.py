@@ -47,6 +47,7 @@ from phoneops.core.jobs import JobContext, RetryLater, active_job_for, create_jo
 from phoneops.core.models import Job
 from phoneops.core.security import Principal
 from phoneops.numbers.models import PhoneNumber
+from phoneops.numbers.optouts import opted_out as _opted_out
 from phoneops.numbers.vault import get_vault, mask
 from phoneops.ongage.client import MAX_PARALLEL, ContactResult, OngageClient
 from phoneops.ongage.models import OngageConversion, OngageSyncRun
@@ -210,8 +211,15 @@ def build_contacts(session: Session, ids: Sequence[int], config: SyncConfig, now
             .where(OngageConversion.id.in_(batch))
         ).all())  # fmt: skip
     found.sort(key=lambda item: (item[1].postback_at or item[1].synced_at, item[1].id))
+    suppressed = _opted_out(session, [c.blind_index for _, c, _ in found if c.blind_index is not None])
     contacts: dict[str, Contact] = {}
     for sync, conversion, sealed in found:
+        if conversion.blind_index is not None and conversion.blind_index in suppressed:
+            # an opted-out number is never (re-)added to Ongage: shown as invalid, never retried
+            sync.status, sync.last_error = "invalid", f"opted out ({suppressed[conversion.blind_index]}): not sent"
+            sync.claimed_by, sync.claimed_at, sync.attempts = None, None, sync.attempts + 1
+            result.invalid += 1
+            continue
         if conversion.blind_index is None or sealed is None:
             sync.status, sync.last_error = "invalid", NO_NUMBER if conversion.blind_index is None else NOT_STORED
             sync.claimed_by, sync.claimed_at, sync.attempts = None, None, sync.attempts + 1
@@ -453,6 +461,28 @@ def requeue(session: Session, actor: Principal, ids: Sequence[int] | None = None
     audit(session, actor, "ongage.sync.requeue", "ongage_conversions", None,
           {"count": count, "ids": list(ids or [])[:50]})
     return count
+
+
+# --- numbers we sent (the unsubscribe check asks Ongage about them) ---------------------------------------
+
+
+def _sent() -> Any:
+    return PhoneNumber.blind_index.in_(
+        select(Conversion.blind_index).join(OngageConversion, OngageConversion.conversion_id == Conversion.id)
+        .where(OngageConversion.status == "sent"))  # fmt: skip
+
+
+def sent_numbers(session: Session, after: int, limit: int) -> list[tuple[int, bytes, bytes]]:
+    """(phone number id, blind index, sealed) of the numbers with a conversion sent to Ongage, by number id."""
+    rows = session.execute(
+        select(PhoneNumber.id, PhoneNumber.blind_index, PhoneNumber.sealed)
+        .where(PhoneNumber.id > after, _sent()).order_by(PhoneNumber.id).limit(limit)
+    ).all()  # fmt: skip
+    return [(r.id, r.blind_index, r.sealed) for r in rows]
+
+
+def sent_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(PhoneNumber).where(_sent())) or 0)
 
 
 def states_for_conversions(session: Session, conversion_ids: Sequence[int]) -> list[dict[str, Any]]:

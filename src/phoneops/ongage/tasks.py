@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from phoneops.core.jobs import JobContext, job_handler, periodic
-from phoneops.ongage import service_csv, service_sync
+from phoneops.ongage import service_csv, service_sync, unsubscribes  # noqa: F401  (unsubscribes: its job)
 
 
 @job_handler(service_sync.KIND, title="Ongage conversion sync", max_attempts=3)

@@ -3,7 +3,9 @@
 Provider endpoints, all behind the `apikey` header (401 and an error envelope otherwise):
 `GET /api/3/Broadcast/List`, `GET /api/3/Link`, `GET /api/3/Sender/` (envelope, `start`/`limit` paging,
 newest first), `POST /api/3/campaign`, `POST /sms` (key also as `api_key` in the body or `Authorization`),
-`GET /sms/{id}` and `GET /sms/log` (a bare array).
+`GET /sms/{id}` and `GET /sms/log` (a bare array); unsubscribe lists: `GET /api/3/unsubscribeList` (id, name,
+enabled, unsubscribers_amount) and `GET|POST /api/3/unsubscribeList/{id}/members` (`phone_number` items, newest
+first; POST `{"numbers": [...]}` adds), as docs/providers/messagewhiz_unsubscribers.md records.
 
 Seeded data (`MessageWhizSimConfig`): `broadcasts_per_day` broadcasts for each of `days` days ending at
 `anchor_date` (today, UTC, when empty), from `seed`. Lists are often split into chunks (`NAME_chunk#N.csv`),
@@ -15,7 +17,8 @@ errors (HTTP 200 with a non-zero `errorCode`).
 
 Introspection (tests and benches only) under `/_sim/`: `GET stats`, `GET orders` (the broadcasts, `?day=`),
 `GET|POST config`, `POST reset`, `POST advance` (`{"seconds": n}` moves the clock), `POST data`
-(`{"broadcasts": [...], "links": [...], "replace": false}` loads explicit, static broadcasts and links).
+(`{"broadcasts": [...], "links": [...], "unsubscribers": {"list name": ["4479...", ...]}, "replace": false}`
+loads explicit, static broadcasts and links, and unsubscribe list members).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ DEFAULT_API_KEY = "sim-messagewhiz-demo-key-0001"  # the simulator's own demo cr
 TRACKER_URL = "https://trk.example.com"
 FIRST_BROADCAST_ID = 395000001
 FIRST_LINK_ID = 7000001
+FIRST_UNSUBSCRIBE_LIST_ID = 901
 Clock = Callable[[], float]
 _COUNTRIES = ("UK", "IT", "NL", "DE", "ES", "FR")
 _WORDS = ("demo", "promo", "bonus", "vip", "winback", "reg")
@@ -80,6 +84,7 @@ class MessageWhizSimConfig:
     envelope_error_next: int = 0  # the next N /api/3 calls: HTTP 200, errorCode `envelope_error_code`
     envelope_error_code: int = 1001
     envelope_error_message: str = "Internal error"
+    unsubscribers: int = 0  # seeded members of the account's unsubscribe list (GB mobiles, from `seed`)
 
 
 _CONFIG = TypeAdapter(MessageWhizSimConfig)
@@ -152,7 +157,9 @@ class MessageWhizSim:
             self.static: dict[int, dict[str, Any]] = {}
             self.sms: dict[str, dict[str, Any]] = {}
             self.campaigns: list[dict[str, Any]] = []
+            self.unsubscribe_lists: dict[int, dict[str, Any]] = {}
             self._seed()
+            self._seed_unsubscribers()
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock() + self.offset, UTC)
@@ -188,6 +195,26 @@ class MessageWhizSim:
                     self._seed_broadcast(rng, next_id, name, link, start + timedelta(minutes=15 * k))
                     next_id += 1
                 made += len(names)
+
+    def _seed_unsubscribers(self) -> None:
+        rng = random.Random(self.config.seed + 16)
+        numbers = [f"447{rng.randint(400000000, 999999999)}" for _ in range(self.config.unsubscribers)]
+        if numbers:
+            self.add_unsubscribers("Default unsubscribe list", numbers)
+
+    def add_unsubscribers(self, list_name: str, numbers: list[str]) -> int:
+        """Members added to the unsubscribe list named `list_name` (created when new); returns its id."""
+        found = next((lst for lst in self.unsubscribe_lists.values() if lst["name"] == list_name), None)
+        if found is None:
+            list_id = FIRST_UNSUBSCRIBE_LIST_ID + len(self.unsubscribe_lists)
+            found = self.unsubscribe_lists[list_id] = {"id": list_id, "name": list_name, "enabled": 1, "members": []}
+        known = {m["phone_number"] for m in found["members"]}
+        for number in numbers:
+            value = str(number).lstrip("+")
+            if value not in known:
+                known.add(value)
+                found["members"].insert(0, {"phone_number": value, "created_at": _iso(self.now())})  # newest first
+        return int(found["id"])
 
     def _add_link(self, link_id: int, name: str, url: str) -> int:
         stamp = _iso(datetime(2026, 1, 1, tzinfo=UTC))
@@ -277,9 +304,14 @@ class MessageWhizSim:
     def load(self, data: Mapping[str, Any]) -> dict[str, int]:
         """`POST /_sim/data`: explicit broadcasts (static, merged onto defaults) and links."""
         broadcasts, links = data.get("broadcasts") or [], data.get("links") or []
+        unsubscribers = data.get("unsubscribers") or {}
         if not isinstance(broadcasts, list) or not isinstance(links, list):
             raise TypeError("broadcasts and links must be lists of objects")
+        if not isinstance(unsubscribers, dict):
+            raise TypeError("unsubscribers must map a list name to numbers")
         with self.lock:
+            for list_name, numbers in unsubscribers.items():
+                self.add_unsubscribers(str(list_name), [str(n) for n in numbers])
             if data.get("replace"):
                 self.seeded, self.static, self.links = {}, {}, {}
             for raw in broadcasts:
@@ -432,6 +464,33 @@ def create_app(config: MessageWhizSimConfig | None = None, *, clock: Clock = tim
         message = sim.sms.get(request.path_params["message_id"])
         return message or JSONResponse({"error": "not found"}, status_code=404)
 
+    def unsubscribe_lists() -> list[dict[str, Any]]:
+        return [{"id": lst["id"], "name": lst["name"], "enabled": lst["enabled"],
+                 "unsubscribers_amount": len(lst["members"])}
+                for lst in sorted(sim.unsubscribe_lists.values(), key=lambda lst: -int(lst["id"]))]  # fmt: skip
+
+    def members(request: Request, body: Mapping[str, Any]) -> Any:
+        try:
+            found = sim.unsubscribe_lists.get(int(request.path_params["list_id"]))
+        except ValueError:
+            found = None
+        if found is None:
+            return JSONResponse(envelope(None, 404, "Unsubscribe list not found", "NotFoundError"), status_code=404)
+        return listing(lambda: list(found["members"]))(request, body)
+
+    def add_members(request: Request, body: Mapping[str, Any]) -> Any:
+        numbers = body.get("numbers")
+        if not isinstance(numbers, list) or not numbers:
+            return JSONResponse(envelope(None, 400, "numbers must be a non-empty list", "ValidationError"),
+                                status_code=400)  # fmt: skip
+        with sim.lock:
+            found = sim.unsubscribe_lists.get(int(request.path_params["list_id"]))
+            if found is None:
+                return JSONResponse(envelope(None, 404, "Unsubscribe list not found", "NotFoundError"),
+                                    status_code=404)  # fmt: skip
+            sim.add_unsubscribers(found["name"], [str(n) for n in numbers])
+            return envelope({"id": found["id"], "unsubscribers_amount": len(found["members"])})
+
     async def load_data(request: Request) -> Response:
         try:
             data = await request.json()
@@ -447,6 +506,11 @@ def create_app(config: MessageWhizSimConfig | None = None, *, clock: Clock = tim
             Route("/api/3/Link", provider("links", listing(links)), methods=["GET"]),
             Route("/api/3/Sender/", provider("senders", listing(senders)), methods=["GET"]),
             Route("/api/3/campaign", provider("campaign", create_campaign), methods=["POST"]),
+            Route("/api/3/unsubscribeList", provider("unsubscribe_lists", listing(unsubscribe_lists)),
+                  methods=["GET"]),
+            Route("/api/3/unsubscribeList/{list_id:int}/members", provider("unsubscribers", members), methods=["GET"]),
+            Route("/api/3/unsubscribeList/{list_id:int}/members", provider("unsubscribers_add", add_members),
+                  methods=["POST"]),
             Route("/sms/log", provider("sms_log", lambda r, b: list(sim.sms.values())), methods=["GET"]),
             Route("/sms", provider("sms", send_sms), methods=["POST"]),
             Route("/sms/{message_id}", provider("sms_status", sms_status), methods=["GET"]),

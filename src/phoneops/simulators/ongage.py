@@ -61,6 +61,7 @@ class OngageSimConfig:
     account_code: str = DEFAULT_ACCOUNT_CODE
     list_ids: tuple[str, ...] = (DEFAULT_LIST_ID,)
     default_list_id: str = DEFAULT_LIST_ID  # the account's default list, for calls that name none
+    unsubscribed_emails: tuple[str, ...] = ()  # these contacts read back unsubscribed (`ocx_unsubscribe_date` set)
     fail_emails: tuple[str, ...] = ()  # these contacts fail (case-insensitive) ...
     fail_pattern: str = ""  # ... and those whose email matches this regex (re.search) ...
     fail_fraction: float = 0.0  # ... and this share of all emails, chosen by hash (the same ones every time)
@@ -277,8 +278,10 @@ class OngageSim:
             found = self.contacts.get(list_id, {}).get(email.strip().lower())
             if found is None:
                 return None
-            return {"email": found.email, **found.fields, "id": found.id, "ocx_status": "Active",
-                    "ocx_created_date": found.created, "ocx_unsubscribe_date": None}  # fmt: skip
+            gone = found.email.lower() in {e.lower() for e in self.config.unsubscribed_emails}
+            return {"email": found.email, **found.fields, "id": found.id,
+                    "ocx_status": "Unsubscribed" if gone else "Active", "ocx_created_date": found.created,
+                    "ocx_unsubscribe_date": found.created + 3600 if gone else None}  # fmt: skip
 
 
 # --- the ASGI app ------------------------------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""The webhooks page (admins): endpoints, a form to add one, recent deliveries with their attempts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from phoneops.core.deps import DbSession, page_admin
+from phoneops.core.errors import ValidationFailed
+from phoneops.core.security import Principal
+from phoneops.ui.render import render
+from phoneops.webhooks import service
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(request: Request, session: Session, principal: Principal, *, error: str | None = None,
+          form: dict[str, object] | None = None, status_code: int = 200) -> Response:  # fmt: skip
+    deliveries = service.list_deliveries(session, limit=50)
+    response = render(
+        request, "webhooks/index.html", principal, endpoints=service.list_endpoints(session), events=service.EVENTS,
+        deliveries=[(d, service.attempts_of(session, d.id)) for d in deliveries], error=error,
+        form=form or {"url": "", "events": ["job.finished", "job.failed"]},
+    )
+    response.status_code = status_code
+    return response
+
+
+@router.get("/admin/webhooks", response_class=HTMLResponse)
+def page(request: Request, session: Session = DbSession, principal: Principal = Depends(page_admin)) -> Response:
+    return _page(request, session, principal)
+
+
+@router.post("/admin/webhooks", response_class=HTMLResponse)
+def add(
+    request: Request,
+    url: str = Form(""),
+    secret: str = Form(""),
+    events: list[str] = Form(default_factory=list),
+    session: Session = DbSession,
+    principal: Principal = Depends(page_admin),
+) -> Response:
+    try:
+        service.register(session, principal, url, secret, events)
+    except ValidationFailed as exc:
+        return _page(request, session, principal, error=exc.message, form={"url": url, "events": events},
+                     status_code=422)  # fmt: skip
+    return RedirectResponse("/admin/webhooks", status_code=303)
+
+
+@router.post("/admin/webhooks/{endpoint_id}/toggle")
+def toggle(endpoint_id: int, session: Session = DbSession, principal: Principal = Depends(page_admin)) -> Response:
+    endpoint = service.get_endpoint(session, endpoint_id)
+    service.set_active(session, principal, endpoint_id, not endpoint.active)
+    return RedirectResponse("/admin/webhooks", status_code=303)
+
+
+@router.post("/admin/webhooks/{endpoint_id}/test")
+def send_test(endpoint_id: int, session: Session = DbSession, principal: Principal = Depends(page_admin)) -> Response:
+    service.send_test(session, principal, endpoint_id)
+    return RedirectResponse("/admin/webhooks", status_code=303)
+
+
+@router.post("/admin/webhooks/deliveries/{delivery_id}/resend")
+def resend(delivery_id: int, session: Session = DbSession, principal: Principal = Depends(page_admin)) -> Response:
+    service.resend(session, principal, delivery_id)
+    return RedirectResponse("/admin/webhooks", status_code=303)
