@@ -27,6 +27,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench) $(wildcard deploy)
 	$(BIN)/mypy src
+	@# One formatting rule: the code is formatted by hand to ruff's line length; no formatter markers.
+	@! grep -rn "fmt: \(skip\|off\|on\)" src tests $(wildcard bench) $(wildcard deploy) || (echo "lint: remove the formatter markers above"; false)
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

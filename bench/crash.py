@@ -45,7 +45,7 @@ def main() -> int:
         "SESSION_SECRET": "bench-" + "s" * 40, "AES_KEYS": "k1:" + base64.urlsafe_b64encode(b"\x01" * 32).decode(),
         "BLIND_INDEX_KEY": base64.urlsafe_b64encode(b"\x03" * 32).decode(), "IMEI_DAILY_BUDGET": "1000000",
         "HLR_CONFIRM_ABOVE_CREDITS": "1000000", "LOG_LEVEL": "WARNING", "LOG_JSON": "true",
-    })  # fmt: skip
+    })
     sys.path.insert(0, str(ROOT / "tests" / "crash"))
     from harness import SCENARIOS, run_case
 
@@ -67,10 +67,10 @@ def main() -> int:
         for name in names:
             try:
                 result = run_case(name, seed, db_url=url, data_dir=workdir, redis_url=args.redis_url,
-                                  kills=args.kills, size=args.size, log_dir=workdir)  # fmt: skip
+                                  kills=args.kills, size=args.size, log_dir=workdir)
             except RuntimeError as exc:  # a worker never took the job: counted as stuck
                 result = {"scenario": name, "seed": seed, "kills": 0, "stuck": 1, "double_paid": 0, "lost": 0,
-                          "ledger_delta": "0", "error": str(exc)}  # fmt: skip
+                          "ledger_delta": "0", "error": str(exc)}
             print(json.dumps(result), file=sys.stderr, flush=True)
             for key in ("kills", "double_paid", "stuck", "lost"):
                 totals[key] += int(result[key])

@@ -88,7 +88,7 @@ def main() -> int:
          "--latency-ms", str(args.latency_ms), "--max-concurrency", str(args.concurrency),
          "--initial-balance", "1000000"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     try:
         from phoneops.simulators._server import SimAdmin, wait_until_up
         from phoneops.simulators.gsm_fusion import DEFAULT_API_KEY, DEFAULT_USER
@@ -103,7 +103,7 @@ def main() -> int:
             "GSM_FUSION_BASE_URL": url, "GSM_FUSION_USERNAME": DEFAULT_USER, "GSM_FUSION_API_KEY": DEFAULT_API_KEY,
             "IMEI_CONCURRENCY": str(args.concurrency), "IMEI_DAILY_BUDGET": "1000000",
             "LOG_LEVEL": "WARNING", "LOG_JSON": "true",
-        })  # fmt: skip
+        })
         from phoneops.core import db, jobs
         from phoneops.core.logging import configure_logging
         from phoneops.core.migrate import upgrade
@@ -155,7 +155,7 @@ def main() -> int:
         "ratio": round(ratio, 3), "placed": summary["placed"], "orders_at_provider": stats["total_orders"],
         "max_orders_per_imei": stats["max_orders_per_imei"], "status": status,
         "client_baseline_ratio": None if baseline_s is None else round(baseline_s / floor_s, 3),
-    }))  # fmt: skip
+    }))
     ok = status == "succeeded" and stats["max_orders_per_imei"] == 1 and summary["placed"] == args.imeis
     return 0 if ok else 1
 

@@ -161,7 +161,7 @@ def _serve(env: dict[str, str], processes: int, log: Path) -> tuple[subprocess.P
     proc = subprocess.Popen(
         [sys.executable, "-m", "phoneops", "serve", "--port", str(port), "--workers", str(processes)],
         env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -201,7 +201,7 @@ def _warm_up(base: str, data: dict[str, Any], processes: int, rounds: int = 10) 
             for path, params in (("/api/numbers/lookup", {"number": data["numbers"][i % len(data["numbers"])]}),
                                  (f"/api/jobs/{data['job_ids'][i % len(data['job_ids'])]}", {}),
                                  ("/api/imei/orders", {"imei": data["imeis"][i % len(data["imeis"])]}),
-                                 ("/api/imei/orders", {"page": 1 + i % 10, "per_page": 50})):  # fmt: skip
+                                 ("/api/imei/orders", {"page": 1 + i % 10, "per_page": 50})):
                 response = httpx.get(base + path, params=params, headers=headers, timeout=60)
                 assert response.status_code == 200, (path, response.status_code, response.text[:300])
 
@@ -218,7 +218,7 @@ def _locust(base: str, data_file: Path, token: str, users: int, duration: int, p
              "-u", str(users), "-r", str(users), "-t", f"{duration}s", "--reset-stats", "--only-summary",
              "--csv", str(prefix), "--loglevel", "WARNING"],
             env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=duration + 120, check=False,
-        )  # fmt: skip
+        )
     stats_file = Path(f"{prefix}_stats.csv")
     if not stats_file.exists():
         raise RuntimeError(f"locust wrote no statistics: {log.read_text()[-2000:]}")
@@ -231,7 +231,7 @@ def _locust(base: str, data_file: Path, token: str, users: int, duration: int, p
             routes[row["Name"]] = {
                 "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
                 "rps": float(row["Requests/s"]), "p50_ms": ms(row["50%"]), "p99_ms": ms(row["99%"]),
-            }  # fmt: skip
+            }
     return routes
 
 
@@ -350,7 +350,7 @@ def main() -> int:
             data_file = workdir / "load-data.json"
             data_file.write_text(json.dumps({k: data[k] for k in ("numbers", "imeis", "job_ids")}))
             env = {**os.environ, "DATABASE_URL": url, "DATA_DIR": str(workdir / "data"),
-                   "STORAGE_ROOT": str(workdir / "files")}  # fmt: skip
+                   "STORAGE_ROOT": str(workdir / "files")}
             for processes in counts:
                 started = time.perf_counter()
                 proc, base = _serve(env, processes, workdir / f"serve-{processes}.log")
@@ -378,7 +378,7 @@ def main() -> int:
                 result = {"backend": backend, "processes": processes, **total,
                           "server_cpu_ms_per_request": (round(cpu * 1000 / total["requests"], 2)
                                                         if total["requests"] else None),
-                          "routes": routes}  # fmt: skip
+                          "routes": routes}
                 results.append(result)
                 print(f"{backend:8} {processes} process{'es' if processes > 1 else '  '}  "
                       f"{total['rps']:8.1f} req/s  p50 {_ms(total['p50_ms'])} ms  p99 {_ms(total['p99_ms'])} ms  "
@@ -405,7 +405,7 @@ def main() -> int:
         "load_average_before": round(load_before, 2),
         "runs": [{k: v for k, v in r.items() if k != "routes"} for r in results],
         "ratio_2_vs_1": ratios, "failures": failures, "skipped": skipped, "bursts": burst_results,
-    }))  # fmt: skip
+    }))
     stalled = any(r["requests"] == 0 for r in results)
     burst_500 = sum(b["statuses"].get("500", 0) for b in burst_results)
     return 0 if (results or burst_results) and failures == 0 and not stalled and burst_500 == 0 else 1

@@ -218,7 +218,7 @@ def serve(
             target, factory=workers > 1, workers=workers, host=host, port=port, log_level="warning",
             access_log=False, proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips,
             timeout_graceful_shutdown=5,  # open live-view streams must not hold a shutdown
-        )  # fmt: skip
+        )
     finally:
         if reaper is not None:
             reaper.stop()
@@ -445,7 +445,7 @@ def token_create(
     try:
         with session_scope() as session:
             token, plaintext = create_token(session, cli_actor(), username, name, scopes=scope or None,
-                                            expires_in_days=expires_in_days)  # fmt: skip
+                                            expires_in_days=expires_in_days)
             token_id, scopes, expires = token.id, token.scopes or [], token.expires_at
     except AppError as exc:
         raise fail(exc) from None

@@ -78,9 +78,9 @@ def seed_demo(console: Console) -> None:
         return start
 
     _run(console, f"Voluum traffic {first} to {today}",
-         in_session(lambda s: traffic_sync(s, SYSTEM, first, today)))  # fmt: skip
+         in_session(lambda s: traffic_sync(s, SYSTEM, first, today)))
     _run(console, f"Voluum conversions {first} to {today}",
-         in_session(lambda s: conversions_sync(s, SYSTEM, first, today)))  # fmt: skip
+         in_session(lambda s: conversions_sync(s, SYSTEM, first, today)))
     def broadcasts_of(day: date) -> Callable[[], str | None]:
         return in_session(lambda s: start_import(s, SYSTEM, day))
 

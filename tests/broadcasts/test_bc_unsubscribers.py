@@ -44,7 +44,7 @@ def test_unsubscribers_become_sticky_opt_outs(mw: str, client: Any, users: Any, 
     job = client.get(f"/api/jobs/{started.json()['id']}", headers=op).json()
     assert job["status"] == "succeeded", job
     assert job["result"] == {"lists": 2, "members": 232, "recorded": 230, "already": 1, "kept_lifted": 0,
-                             "invalid": 1}  # the Promo list repeats one Main number  # fmt: skip
+                             "invalid": 1}  # the Promo list repeats one Main number
     counts = client.get("/api/numbers/optouts/counts", headers=op).json()
     assert (counts["sms_stop"], counts["total"]) == (230, 230)
     found = client.get("/api/numbers/lookup", params={"number": "+447911100001"}, headers=op).json()

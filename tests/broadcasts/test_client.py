@@ -38,7 +38,7 @@ DOC_BROADCAST: dict[str, Any] = {
             "rejected_count": 0, "expired_count": 0, "failed_count": 0, "read_count": 0, "no_balance_count": None},
     "broadcastConversion": {"uniqueClicks": 9, "totalClicks": 11, "recipientCount": 217,
                             "conversion": "4.15", "broadcastId": 395000001, "segmented": True},
-}  # fmt: skip
+}
 
 
 def mw(url: str, key: str = DEFAULT_API_KEY, **kw: Any) -> MessageWhizClient:
@@ -104,7 +104,7 @@ def test_fields_of_the_documented_broadcast(mw_sim: SimAdmin, mw_sim_url: str) -
         estimated_price_cents=Decimal("98.01"), recipient_count=27, estimated_count=27, delivered_count=25,
         sent_count=2, undelivered_count=0, rejected_count=0, expired_count=0, failed_count=0, unique_clicks=9,
         total_clicks=11, ctr=Decimal("4.15"), created_at=datetime(2026, 1, 16, 21, 19, 10, tzinfo=UTC), raw={},
-    )  # fmt: skip
+    )
     assert b.price == Decimal("0.9801") and b.estimated_price == Decimal("0.9801")
     assert b.link_id == 6800001 and b.status == "completed" and b.counts_for_cost
     assert b.group_name == "IT_demo_list"
@@ -113,7 +113,7 @@ def test_fields_of_the_documented_broadcast(mw_sim: SimAdmin, mw_sim_url: str) -
 
 def test_missing_sections_are_none_not_zero(mw_sim: SimAdmin, mw_sim_url: str) -> None:
     load(mw_sim_url, broadcasts=[{"id": 1, "name": "plain.csv", "state": 2, "message_body": "no link here",
-                                  "dlr": None, "broadcastConversion": None, "real_price": "12.5"}])  # fmt: skip
+                                  "dlr": None, "broadcastConversion": None, "real_price": "12.5"}])
     with mw(mw_sim_url) as client:
         (b,) = client.broadcasts()
     assert b.delivered_count is None and b.unique_clicks is None and b.ctr is None

@@ -131,7 +131,7 @@ def collect_imports(root: Path, package: str) -> tuple[set[str], list[Import]]:
                     parts = here.split(".")[: len(here.split(".")) - node.level + 1]
                     base = ".".join([*parts, *([node.module] if node.module else [])])
                 targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
-                           for alias in node.names]  # fmt: skip
+                           for alias in node.names]
             for target in targets:
                 while target and target not in modules:
                     target = target.rpartition(".")[0]
@@ -186,7 +186,7 @@ def check(root: Path, package: str, domains: tuple[str, ...] = DOMAINS) -> list[
             add("layers")
             continue
         if (head_from in domains and head_to in domains and head_from != head_to
-                and head_from not in READS_EVERY_DOMAIN and parts_to[-1] in PRIVATE_PARTS):  # fmt: skip
+                and head_from not in READS_EVERY_DOMAIN and parts_to[-1] in PRIVATE_PARTS):
             add("domain-uses-services")
     for cycle in import_cycles(modules, imports):
         first = min(cycle)
@@ -317,7 +317,7 @@ def test_a_clean_package_passes(tmp_path: Path) -> None:
         ("no-import-cycles", {"core/audit.py": "from pkg.core import security\n",
                               "core/security.py": "def f():\n    from pkg.core import audit\n"}),
     ],
-)  # fmt: skip
+)
 def test_each_rule_fails_when_broken(tmp_path: Path, rule: str, extra: dict[str, str]) -> None:
     found = check(_package(tmp_path, {**CLEAN, **extra}), "pkg", domains=("numbers", "hlr"))
     assert rule in {v.rule for v in found}, found
@@ -327,7 +327,7 @@ def test_each_rule_fails_when_broken(tmp_path: Path, rule: str, extra: dict[str,
 
 def test_the_cycle_message_shows_the_way_round(tmp_path: Path) -> None:
     files = {**CLEAN, "core/a.py": "from pkg.core import b\n", "core/b.py": "from pkg.core import c\n",
-             "core/c.py": "def f():\n    import pkg.core.a\n"}  # fmt: skip
+             "core/c.py": "def f():\n    import pkg.core.a\n"}
     (cycle,) = [v for v in check(_package(tmp_path, files), "pkg", domains=("numbers", "hlr"))
-                if v.rule == "no-import-cycles"]  # fmt: skip
+                if v.rule == "no-import-cycles"]
     assert cycle.imported == "pkg.core.a -> pkg.core.b -> pkg.core.c -> pkg.core.a"

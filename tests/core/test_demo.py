@@ -35,7 +35,7 @@ def readme_commands() -> list[str]:
 
 def _clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if k not in TEST_ENV and not k.startswith(("GSM_", "HLR_", "VOLUUM_", "ONGAGE_", "MESSAGEWHIZ_"))}  # fmt: skip
+           if k not in TEST_ENV and not k.startswith(("GSM_", "HLR_", "VOLUUM_", "ONGAGE_", "MESSAGEWHIZ_"))}
     env["PYTHONUNBUFFERED"] = "1"
     env["COLUMNS"] = "80"
     return env
@@ -43,7 +43,7 @@ def _clean_env() -> dict[str, str]:
 
 def _cli(args: list[str], cwd: Path, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "phoneops", *args], cwd=cwd, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def _inputs(folder: Path) -> None:
@@ -63,7 +63,7 @@ def _inputs(folder: Path) -> None:
 def _placeholder(db: Path, name: str) -> str:
     query = {"JOB_ID": "SELECT id FROM jobs ORDER BY created_at DESC LIMIT 1",
              "LOOKUP_ID": "SELECT max(id) FROM hlr_lookups",
-             "ORDER_ID": "SELECT order_id FROM imei_orders WHERE order_id IS NOT NULL ORDER BY id LIMIT 1"}[name]  # fmt: skip
+             "ORDER_ID": "SELECT order_id FROM imei_orders WHERE order_id IS NOT NULL ORDER BY id LIMIT 1"}[name]
     with sqlite3.connect(db) as conn:
         row = conn.execute(query).fetchone()
     assert row and row[0] is not None, name
@@ -104,7 +104,7 @@ def test_demo_seeds_every_page_and_the_readme_cli_runs_against_it(tmp_path: Path
             assert "Dashboard" in dashboard
             # the first syncs ran: lists, Voluum days, broadcasts, Ongage, cleaning, IMEI and HLR all have data
             for card in ("Numbers by list", "Voluum numbers on", "Broadcast cost on", "Ongage contacts sent",
-                         "Lists cleaned", "HLR credits", "IMEI orders open"):  # fmt: skip
+                         "Lists cleaned", "HLR credits", "IMEI orders open"):
                 assert card in dashboard, card
             assert "no day imported yet" not in dashboard
             assert 'data-job-status="failed"' not in client.get("/jobs").text

@@ -27,7 +27,7 @@ SETTING_NAMES = {field.alias for field in Settings.model_fields.values() if fiel
 SECRET_SETTINGS = {
     field.alias for field in Settings.model_fields.values()
     if field.alias and SecretStr in (getattr(field.annotation, "__args__", None) or (field.annotation,))
-}  # fmt: skip
+}
 
 
 @cache
@@ -60,7 +60,7 @@ def one_shot(name: str) -> bool:
     if services()[name].get("restart", "no") != "no":
         return False
     waiting = [s for s in services().values() if (s.get("depends_on") or {}).get(name, {}).get("condition")
-               == "service_completed_successfully"]  # fmt: skip
+               == "service_completed_successfully"]
     return len(waiting) > 0
 
 
@@ -224,7 +224,7 @@ def test_no_secret_reaches_the_image() -> None:
     assert {".env", "*.env", "data", ".git", ".venv"} <= ignored
     # ... while everything the image is built from stays in the build context.
     copied = [src for line in re.findall(r"^COPY\s+(?!--from)(.*)$", text, re.M)
-              for src in [w for w in line.split() if not w.startswith("--")][:-1]]  # fmt: skip
+              for src in [w for w in line.split() if not w.startswith("--")][:-1]]
     assert {"pyproject.toml", "README.md", "src", "deploy/healthcheck.py"} <= set(copied)
     for source in copied:
         assert (ROOT / source).exists(), source

@@ -42,7 +42,7 @@ def test_a_bad_value_shows_the_form_again_with_the_message(client: Any, users: A
     users.create("viewer", "vera")
     login(client, "vera")
     answer = client.get("/imei/history?date_from=yesterday&imei=356938035643809", headers=HTML,
-                        follow_redirects=False)  # fmt: skip
+                        follow_redirects=False)
     assert answer.status_code == 303
     # the other fields are kept, the bad one dropped
     assert answer.headers["location"] == "/imei/history?imei=356938035643809"
@@ -109,7 +109,7 @@ def test_broadcast_analytics_charts_one_bar_per_campaign(
     for i, (name, cost) in enumerate(zip(names, costs, strict=True)):
         session.add(BroadcastStat(broadcast_id=9000 + i, day=day, name=f"b{i}", group_name=f"b{i}",
                                   campaign_id=f"camp-{i:04d}-aaaa", campaign_name=name, price=cost,
-                                  recipients=1000, unique_clicks=10 + i, delivered=900))  # fmt: skip
+                                  recipients=1000, unique_clicks=10 + i, delivered=900))
     session.commit()
     users.create("viewer", "vera")
     login(client, "vera")

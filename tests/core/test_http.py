@@ -243,7 +243,7 @@ def test_redactor_scrubs_values_and_fields() -> None:
     assert r.redact("abc stays: too short to match by value") == "abc stays: too short to match by value"
     assert r.redact_mapping({"apiKey": "v", "other": f"has {SECRET}", "n": 1}) == {
         "apiKey": "***", "other": "has ***", "n": 1,
-    }  # fmt: skip
+    }
     assert redact("<apiKey>xyz</apiKey>", fields=["apiKey"]) == "<apiKey>***</apiKey>"
     assert redact("nothing to hide") == "nothing to hide"
 

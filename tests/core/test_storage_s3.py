@@ -68,7 +68,7 @@ def s3_bucket(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bucket
 
     name = f"phoneops-{uuid.uuid4().hex[:12]}"
     client = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="testing-key-id",
-                          aws_secret_access_key=SECRET)  # fmt: skip
+                          aws_secret_access_key=SECRET)
     client.create_bucket(Bucket=name)
     _use_s3(monkeypatch, moto_url, name)
     yield Bucket(name, client, "files/")
@@ -136,7 +136,7 @@ def test_big_file_round_trip_keeps_every_byte(backend: Bucket | None, session: A
     sha = hashlib.sha256(data).hexdigest()
     before = _local_files()
     row = asyncio.run(store.save_stream(session, SYSTEM, _chunked(data), kind="upload", original_name="../big.bin",
-                                        content_type="application/octet-stream", max_bytes=BIG))  # fmt: skip
+                                        content_type="application/octet-stream", max_bytes=BIG))
     assert (row.size, row.sha256, row.original_name, row.status) == (BIG, sha, "big.bin", "stored")
     assert _stored_bytes(store, backend, row.id) == data
     if backend is not None:
@@ -159,7 +159,7 @@ def test_big_file_round_trip_keeps_every_byte(backend: Bucket | None, session: A
 def test_writer_save_bytes_and_delete(backend: Bucket | None, session: Any) -> None:
     store = get_storage()
     with store.writer(session, SYSTEM, kind="result", original_name="out.csv", content_type="text/csv") as (
-            out, created):  # fmt: skip
+            out, created):
         out.write(b"phone\n+447400123456\n")
     row = created[0]
     assert (row.size, row.sha256) == (20, hashlib.sha256(b"phone\n+447400123456\n").hexdigest())
@@ -173,7 +173,7 @@ def test_writer_save_bytes_and_delete(backend: Bucket | None, session: Any) -> N
     assert _stored_bytes(store, backend, row.id) is None
     assert _stored_bytes(store, backend, small.id) == b"a,b\n"  # only that file went
     assert session.scalar(select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.action == "file.delete", AuditEvent.target_id == row.id)) == 1  # fmt: skip
+        AuditEvent.action == "file.delete", AuditEvent.target_id == row.id)) == 1
     with pytest.raises(NotFound, match="was deleted"):
         store.open(row)
     store.discard(small)  # a rolled-back file's bytes go without an audit entry
@@ -197,7 +197,7 @@ def test_missing_object_is_not_found(backend: Bucket | None, session: Any) -> No
 def test_replace_content_keeps_the_id(backend: Bucket | None, session: Any, tmp_path: Path) -> None:
     store = get_storage()
     row = store.save_bytes(session, SYSTEM, b"phone\n+447400123456\n+447825123456\n", kind="upload",
-                           original_name="list.csv", content_type="text/csv")  # fmt: skip
+                           original_name="list.csv", content_type="text/csv")
     source = tmp_path / "rewritten.csv"
     source.write_bytes(b"phone\n+447825123456\n")
     store.replace_content(session, row, source)
@@ -256,7 +256,7 @@ def test_missing_bucket_is_a_clear_error_and_leaves_no_row(
         assert "'no-such-bucket-here' does not exist" in error["message"]
         assert SECRET not in up.text and "testing-key-id" not in up.text
         cleaning = client.post("/api/cleaning/files", files={"file": ("l.csv", b"phone\n07400123456\n", "text/csv")},
-                               headers=headers)  # fmt: skip
+                               headers=headers)
         assert cleaning.status_code == 502 and "no-such-bucket-here" in cleaning.json()["error"]["message"]
         with pytest.raises(UpstreamError, match="no-such-bucket-here"):
             get_storage().save_bytes(session, SYSTEM, b"x", kind="upload", original_name="x.csv")
@@ -316,7 +316,7 @@ def test_cleaning_run_over_http_keeps_its_files_in_the_bucket(
     local_before, scratch = _local_files(), _scratch_files(get_storage())
     rows = "name,phone\nann,07400 123456\nbob,+14155552671\ncat,not a number\ndan,+44 7400 123456\n"
     up = client.post("/api/cleaning/files", headers=operator, data={"region": "GB"},
-                     files={"file": ("My List.csv", rows.encode(), "text/csv")})  # fmt: skip
+                     files={"file": ("My List.csv", rows.encode(), "text/csv")})
     assert up.status_code == 201, up.text
     file_id = up.json()["id"]
     started = client.post(f"/api/cleaning/files/{file_id}/runs", headers=operator, json={"filters": []})
@@ -348,7 +348,7 @@ def test_upload_over_the_limit_leaves_nothing_in_the_bucket(
     monkeypatch.setattr(type(get_settings()), "max_upload_bytes", property(lambda self: 1024))
     scratch = _scratch_files(get_storage())
     up = client.post("/api/files", files={"file": ("big.csv", b"x" * 5000, "text/csv")},
-                     headers=users.headers("operator"))  # fmt: skip
+                     headers=users.headers("operator"))
     assert up.status_code == 413 and up.json()["error"]["code"] == "payload_too_large"
     assert session.scalar(select(func.count()).select_from(StoredFile)) == 0
     assert _objects(s3_bucket) == {}

@@ -79,7 +79,7 @@ def test_cli_creates_and_lists_scoped_tokens(db_url: str, users: Any, monkeypatc
     users.create("operator", "scripter")
     runner = CliRunner()
     made = runner.invoke(app, ["token", "create", "scripter", "--name", "nightly", "--scope", "read",
-                               "--scope", "cleaning", "--expires-in-days", "7"])  # fmt: skip
+                               "--scope", "cleaning", "--expires-in-days", "7"])
     assert made.exit_code == 0, made.output
     assert "scopes read cleaning" in made.output and "expires" in made.output
     listed = runner.invoke(app, ["token", "list", "scripter"], env={"COLUMNS": "200"})
@@ -95,10 +95,10 @@ def test_tokens_page_creates_a_scoped_expiring_token_and_reports_bad_input(clien
     bad = client.post("/account/tokens", data={"csrf_token": csrf, "name": "x", "expires_in_days": "soon"})
     assert bad.status_code == 422 and "whole number of days" in bad.text and "<form" in bad.text
     empty = client.post("/account/tokens", data={"csrf_token": csrf, "name": "dash", "scopes": ["read"],
-                                                 "expires_in_days": ""})  # fmt: skip
+                                                 "expires_in_days": ""})
     assert empty.status_code == 200 and "data-new-token" in empty.text
     made = client.post("/account/tokens", data={"csrf_token": csrf, "name": "spender",
-                                                "scopes": ["read", "imei:spend"], "expires_in_days": "3"})  # fmt: skip
+                                                "scopes": ["read", "imei:spend"], "expires_in_days": "3"})
     assert made.status_code == 200
     page = client.get("/account/tokens").text
     assert "imei:spend" in page and "never" in page  # the scopes and the no-expiry token are listed

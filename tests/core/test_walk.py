@@ -158,7 +158,7 @@ def test_walk_every_page_and_form_as_each_role(browser: Any, live_server: str, u
         r.path for r in iter_routes(app)
         if "GET" in r.methods and not r.in_schema and "{" not in r.path and not SKIP_LINKS.match(r.path)
         and not r.path.startswith(("/api", "/login")) and not r.path.endswith(("/export", "/download", ".csv", ".xlsx"))
-    )  # fmt: skip
+    )
     problems: list[str] = []
     for role in ROLES:
         users.create(role, f"walk-{role}")
@@ -180,7 +180,7 @@ def test_walk_every_page_and_form_as_each_role(browser: Any, live_server: str, u
             walk.visit(path)
             page.goto(live_server + path, wait_until="domcontentloaded")
             tabs += page.eval_on_selector_all("nav.tabs a[href], .tabs a[href]",
-                                              "els => els.map(e => e.getAttribute('href'))")  # fmt: skip
+                                              "els => els.map(e => e.getAttribute('href'))")
         for path in dict.fromkeys(tabs):
             if path.startswith("/") and "?" not in path:
                 walk.visit(path)

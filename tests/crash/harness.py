@@ -83,13 +83,13 @@ class ImeiScenario:
         # Order ids unique across cases sharing one database (the bench): each simulator numbers from elsewhere.
         return create_app(GsmFusionSimConfig(latency_ms=rng.uniform(10, 40), reject_ratio=0.0, seed=rng.randrange(99),
                                              initial_balance=Decimal("100000"),
-                                             first_order_id=rng.randrange(10**6, 10**9)))  # fmt: skip
+                                             first_order_id=rng.randrange(10**6, 10**9)))
 
     def settings(self, url: str) -> dict[str, str]:
         from phoneops.simulators.gsm_fusion import DEFAULT_API_KEY, DEFAULT_USER
 
         return {"GSM_FUSION_BASE_URL": url, "GSM_FUSION_USERNAME": DEFAULT_USER,
-                "GSM_FUSION_API_KEY": DEFAULT_API_KEY, "IMEI_CONCURRENCY": "4"}  # fmt: skip
+                "GSM_FUSION_API_KEY": DEFAULT_API_KEY, "IMEI_CONCURRENCY": "4"}
 
     def create(self, rng: random.Random, size: int) -> str:
         from phoneops.imei import inputs, submission
@@ -99,7 +99,7 @@ class ImeiScenario:
         self.imeis = [b + luhn.calc_check_digit(b) for b in bodies]
         with session_scope() as session:
             batch, _ = submission.create_batch(session, SYSTEM, [inputs.InputRow(v) for v in self.imeis],
-                                               self.service, confirm_over_budget=True)  # fmt: skip
+                                               self.service, confirm_over_budget=True)
             self.batch_id = batch.id
             assert batch.job_id is not None
             return batch.job_id
@@ -146,13 +146,13 @@ class HlrScenario:
 
         return create_app(HlrSimConfig(latency_ms=rng.uniform(20, 80), throttle_rate=rng.choice([0.0, 0.05]),
                                        retry_after_s=0.0, batch_items_per_second=rng.uniform(100, 300),
-                                       seed=rng.randrange(99), initial_credits=100_000))  # fmt: skip
+                                       seed=rng.randrange(99), initial_credits=100_000))
 
     def settings(self, url: str) -> dict[str, str]:
         from phoneops.simulators.hlr_lookup import DEFAULT_API_KEY, DEFAULT_API_SECRET
 
         return {"HLR_BASE_URL": url, "HLR_BATCH_BASE_URL": url, "HLR_API_KEY": DEFAULT_API_KEY,
-                "HLR_API_SECRET": DEFAULT_API_SECRET, "HLR_POLL_EVERY_SECONDS": "0.1"}  # fmt: skip
+                "HLR_API_SECRET": DEFAULT_API_SECRET, "HLR_POLL_EVERY_SECONDS": "0.1"}
 
     def create(self, rng: random.Random, size: int) -> str:
         from phoneops.core import storage
@@ -165,10 +165,10 @@ class HlrScenario:
             risky.restore_seed(session, SYSTEM)
             body = ("phone\n" + "\n".join(self.numbers) + "\n").encode()
             file_id = storage.get_storage().save_bytes(session, SYSTEM, body, kind="upload",
-                                                       original_name="crash.csv").id  # fmt: skip
+                                                       original_name="crash.csv").id
         with session_scope() as session:
             lookup = create_lookup(session, SYSTEM, FileSource(file_id, "phone", "GB"), mode=self.mode,
-                                   batch_size=max(10, size // 4), confirm=True)  # fmt: skip
+                                   batch_size=max(10, size // 4), confirm=True)
             self.lookup_id = lookup.id
             assert lookup.job_id is not None
             return lookup.job_id
@@ -181,11 +181,11 @@ class HlrScenario:
         out = Checked(double_paid=sum(1 for n in charges.values() if n > 1))
         with session_scope() as session:
             items = session.execute(select(HlrLookupItem.state, HlrLookupItem.note)
-                                    .where(HlrLookupItem.lookup_id == self.lookup_id)).all()  # fmt: skip
+                                    .where(HlrLookupItem.lookup_id == self.lookup_id)).all()
             lookup = session.get(HlrLookup, self.lookup_id)
             spent = lookup.credits_spent if lookup is not None else Decimal(0)
         out.lost = sum(1 for state, note in items
-                       if not (state in (DONE, CACHED) or (state in (REVIEW, FAILED) and note)))  # fmt: skip
+                       if not (state in (DONE, CACHED) or (state in (REVIEW, FAILED) and note)))
         out.lost += len(self.numbers) - len(items)
         out.ledger_delta = Decimal(str(stats["credits_spent"])) - Decimal(str(spent))
         out.detail = {"lookups": stats["total_paid_lookups"], "review": sum(1 for s, _ in items if s == REVIEW)}
@@ -231,7 +231,7 @@ def _job(job_id: str) -> tuple[str, str | None]:
 def run_case(
     scenario_name: str, seed: int, *, db_url: str, data_dir: Path, redis_url: str | None = None, kills: int = 2,
     size: int = 60, finish_seconds: float = 90.0, log_dir: Path | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Run one scenario with one seed on `db_url` (this process's database too)."""
     from phoneops.core import jobs, queue
 
@@ -241,7 +241,7 @@ def run_case(
     huey_dir = data_dir / f"queue-{scenario_name}-{seed}"
     with serve_in_thread(scenario.simulator(rng)) as url, SimAdmin(url) as sim:
         settings = {**scenario.settings(url), "DATA_DIR": str(huey_dir), "JOB_LEASE_SECONDS": "5",
-                    "WORKER_THREADS": "2", "LOG_LEVEL": "WARNING"}  # fmt: skip
+                    "WORKER_THREADS": "2", "LOG_LEVEL": "WARNING"}
         if redis_url:
             settings["REDIS_URL"] = redis_url
         huey = queue.build_huey(redis_url, huey_dir)  # the queue the workers read (DATA_DIR, or REDIS_URL)
@@ -257,7 +257,7 @@ def run_case(
             for attempt in range(kills + 1):
                 log = (log_dir / f"crash-{scenario_name}-{seed}-{attempt}-{os.getpid()}.log").open("wb")
                 worker = subprocess.Popen([sys.executable, "-m", "phoneops", "worker"], env=worker_env, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                                          stderr=subprocess.STDOUT, start_new_session=True)
                 try:
                     if attempt < kills:
                         deadline = time.monotonic() + 60
@@ -277,7 +277,7 @@ def run_case(
                         dead.add(_job(job_id)[1])
                         with session_scope() as session:  # the dead worker's lease expires now, not in 5 s
                             session.execute(update(Job).where(Job.id == job_id)
-                                            .values(heartbeat_at=utcnow().replace(year=2000)))  # fmt: skip
+                                            .values(heartbeat_at=utcnow().replace(year=2000)))
                     else:
                         deadline = time.monotonic() + finish_seconds
                         while _job(job_id)[0] not in TERMINAL and time.monotonic() < deadline:
@@ -296,4 +296,4 @@ def run_case(
             status = _job(job_id)[0]
     return {"scenario": scenario_name, "seed": seed, "kills": done_kills, "stuck": stuck, "status": status,
             "double_paid": checked.double_paid, "lost": checked.lost, "ledger_delta": str(checked.ledger_delta),
-            **checked.detail}  # fmt: skip
+            **checked.detail}

@@ -21,7 +21,7 @@ from phoneops.core.models import Job
 from phoneops.simulators._server import SimAdmin, serve_in_thread
 
 FAULTS = {"rate": 0.2, "kinds": ["500", "503", "timeout", "429"], "after": 0.5, "timeout_s": 1.2,
-          "retry_after_s": 0.1}  # fmt: skip
+          "retry_after_s": 0.1}
 TIMEOUT_CAP = 0.8  # the clients' timeout: a held answer (timeout_s) really times out
 
 
@@ -139,7 +139,7 @@ def voluum() -> Iterator[tuple[str, SimAdmin]]:
     from phoneops.simulators.voluum import VoluumSimConfig, create_app
 
     config = VoluumSimConfig(start_date="2024-03-12", days=3, visits_per_day=300, rate_limit_per_s=None,
-                             retry_after_s=0.0)  # fmt: skip
+                             retry_after_s=0.0)
     yield from serve(create_app(config))
 
 

@@ -43,7 +43,7 @@ def seed_conversions(count: int) -> None:
         "campaignName": UK, "offerId": "offer-1", "offerName": "Offer A", "customVariable1": f"+4479111234{n:02d}",
         "postbackTimestamp": vd.iso(moment), "visitTimestamp": vd.iso(moment - timedelta(minutes=3)),
         "countryCode": "GB", "ip": "203.0.113.9", "os": "iOS", "language": "en", "revenue": 0.0,
-        "trafficSourceName": "SMS Broadcasts", "landerName": "Lander 1"})) for n in range(count)]  # fmt: skip
+        "trafficSourceName": "SMS Broadcasts", "landerName": "Lander 1"})) for n in range(count)]
     with session_scope() as session:
         store(session, SYSTEM, rows)
 
@@ -95,7 +95,7 @@ def test_every_provider_down_for_minutes_jobs_wait_visibly_then_finish(
     gsm: tuple[str, SimAdmin], hlr: tuple[str, SimAdmin], voluum: tuple[str, SimAdmin], mw: tuple[str, SimAdmin],
     ongage: tuple[str, SimAdmin], env: Any, worker: Worker, client: Any, users: Any, db_url: str,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     from faults.test_paid_faults import _start_lookup
     from phoneops.broadcasts import days
     from phoneops.hlr import jobs as hlr_jobs
@@ -140,7 +140,7 @@ def test_every_provider_down_for_minutes_jobs_wait_visibly_then_finish(
         }
     realtime_id, started["hlr_realtime"] = _start_lookup(realtime_numbers, mode="realtime")
     batch_id, started["hlr_batch"] = _start_lookup([f"+447911{710000 + i:06d}" for i in range(30)],
-                                                   mode="batch", batch_size=10)  # fmt: skip
+                                                   mode="batch", batch_size=10)
 
     # While they are down: every job waits, saying why, in its JSON and on its page.
     viewer = users.headers("viewer")

@@ -82,7 +82,7 @@ def test_not_available_networks_and_free_no_coverage(hlr_client: HlrClient, hlr_
                              "current_network": "NOT_AVAILABLE", "current_network_details": {}, "is_ported": "UNKNOWN"},
             "447700900003": {"live_status": "NO_COVERAGE"},
         }
-    )  # fmt: skip
+    )
     landline, no_coverage = hlr_client.lookup(["447700900002", "447700900003"])
     assert landline.original_network is None and landline.current_network is None
     assert landline.network is None and landline.is_ported is None and landline.number_type == "LANDLINE"
@@ -241,7 +241,7 @@ def test_parse_lookup_response_accepts_both_shapes() -> None:
     record = {"error": "NONE", "detected_telephone_number": "447700900123", "live_status": "DEAD",
               "credits_spent": 1, "original_network": "AVAILABLE",
               "original_network_details": {"name": "Demo Mobile", "mccmnc": "23415"},
-              "current_network": "NOT_AVAILABLE", "current_network_details": {}, "is_ported": "UNKNOWN"}  # fmt: skip
+              "current_network": "NOT_AVAILABLE", "current_network_details": {}, "is_ported": "UNKNOWN"}
     for body in ({"results": [record]}, {"body": {"results": [record]}}):
         [result] = parse_lookup_response(body, ["447700900123"])
         assert (result.number, result.live_status, result.original_mccmnc) == ("+447700900123", "DEAD", "23415")
@@ -251,7 +251,7 @@ def test_parse_lookup_response_accepts_both_shapes() -> None:
 def test_parse_results_csv_with_bom_and_unnamed_first_column() -> None:
     text = ("\ufeff,error,credits_spent,detected_telephone_number,live_status,current_network,"
             "current_network_details.name,current_network_details.mccmnc,is_ported\n"
-            "07700 900123,NONE,1,447700900123,LIVE,AVAILABLE,Sky UK Limited,23457,NO\n\n")  # fmt: skip
+            "07700 900123,NONE,1,447700900123,LIVE,AVAILABLE,Sky UK Limited,23457,NO\n\n")
     [result] = parse_results_csv(text.encode())
     assert result.submitted == "07700 900123" and result.number == "+447700900123"
     assert (result.current_network_name, result.current_mccmnc, result.is_ported) == ("Sky UK Limited", "23457", False)

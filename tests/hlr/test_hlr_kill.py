@@ -48,12 +48,12 @@ def _job(job_id: str) -> tuple[str, int, str | None]:
 def _run_with_kills(
     db_url: str, tmp_path: Path, sim_url: str, monkeypatch: pytest.MonkeyPatch, numbers: list[str], mode: str,
     batch_size: int, kill_after: Callable[[random.Random], float],
-) -> tuple[int, list[int]]:  # fmt: skip
+) -> tuple[int, list[int]]:
     """Run a lookup on worker processes, SIGKILLing the worker three times; returns (lookup id, progress at kills)."""
     huey_dir = tmp_path / "queue"
     env = process_env(db_url, DATA_DIR=str(huey_dir), JOB_LEASE_SECONDS="5", WORKER_THREADS="2",
                       HLR_BASE_URL=sim_url, HLR_BATCH_BASE_URL=sim_url, HLR_API_KEY=DEFAULT_API_KEY,
-                      HLR_API_SECRET=DEFAULT_API_SECRET, HLR_POLL_EVERY_SECONDS="0.1")  # fmt: skip
+                      HLR_API_SECRET=DEFAULT_API_SECRET, HLR_POLL_EVERY_SECONDS="0.1")
     from phoneops.core import jobs, queue
 
     def run_job(job_id: str) -> None:  # a stand-in with the worker's task name (Huey keys tasks by module.name)
@@ -74,7 +74,7 @@ def _run_with_kills(
     reset_settings_cache()
     with session_scope() as session:
         lookup = create_lookup(session, SYSTEM, FileSource(file_id, "phone", "GB"), mode=mode, batch_size=batch_size,
-                               confirm=True)  # fmt: skip
+                               confirm=True)
         lookup_id, job_id = lookup.id, lookup.job_id
     reset_settings_cache()
     assert job_id is not None
@@ -119,7 +119,7 @@ def _states(lookup_id: int) -> dict[str, str]:
     vault = get_vault()
     with session_scope() as session:
         rows = session.execute(select(HlrLookupItem.blind_index, HlrLookupItem.sealed, HlrLookupItem.state)
-                               .where(HlrLookupItem.lookup_id == lookup_id)).all()  # fmt: skip
+                               .where(HlrLookupItem.lookup_id == lookup_id)).all()
     return {vault.open(sealed, index).lstrip("+"): state for index, sealed, state in rows}
 
 
@@ -129,7 +129,7 @@ def test_batch_lookup_sigkilled_three_times_looks_every_number_up_exactly_once(
     numbers = [f"+447911{n:06d}" for n in range(10_000, 12_400)]
     hlr_sim.configure(batch_items_per_second=400.0)  # each batch of 300 takes ~0.75 s on the provider
     lookup_id, at_kills = _run_with_kills(db_url, tmp_path, hlr_sim_url, monkeypatch, numbers, "batch", 300,
-                                          lambda rng: rng.uniform(0.2, 1.6))  # fmt: skip
+                                          lambda rng: rng.uniform(0.2, 1.6))
     stats: dict[str, Any] = hlr_sim.stats()
     assert stats["lookups_per_number"] == {n[1:]: 1 for n in numbers}, f"seed {SEED}, kills at {at_kills}"
     assert stats["total_paid_lookups"] == len(numbers) and stats["max_lookups_per_number"] == 1
@@ -145,7 +145,7 @@ def test_realtime_lookup_sigkilled_three_times_never_pays_twice(
     numbers = [f"+447911{n:06d}" for n in range(13_000, 14_600)]
     hlr_sim.configure(latency_ms=120)
     lookup_id, at_kills = _run_with_kills(db_url, tmp_path, hlr_sim_url, monkeypatch, numbers, "realtime", 80,
-                                          lambda rng: rng.uniform(0.1, 0.9))  # fmt: skip
+                                          lambda rng: rng.uniform(0.1, 0.9))
     stats: dict[str, Any] = hlr_sim.stats()
     states = _states(lookup_id)
     # Calls lost to a kill are settled through the provider's private cache: every number ends looked up,

@@ -374,7 +374,7 @@ def test_an_interrupted_realtime_call_is_charged_exactly_once(hlr_env: SimAdmin,
     numbers = uk(90, 1200)
     with session_scope() as session:
         lookup_id = create_lookup(session, SYSTEM, FileSource(stored_csv(numbers), "phone", "GB"), mode="realtime",
-                                  start=False).id  # fmt: skip
+                                  start=False).id
     if reached:  # the lost call went through: the provider charged it and kept the results in our cache
         with client() as hlr:
             hlr.lookup_call(numbers[:80], cache_days_private=30, cache_days_global=30, save_to_cache="YES")
@@ -458,13 +458,13 @@ def test_a_start_in_doubt_is_sent_again_whatever_the_status_names(hlr_env: SimAd
     lookup_id = start([n for g in groups for n in g], batch_size=10)
     with session_scope() as session:
         items = list(session.scalars(select(HlrLookupItem.id).where(HlrLookupItem.lookup_id == lookup_id)
-                                     .order_by(HlrLookupItem.id)))  # fmt: skip
+                                     .order_by(HlrLookupItem.id)))
         for index, batch_id in enumerate((started.id, not_started.id)):
             call = HlrCall(lookup_id=lookup_id, kind="batch", state="starting", numbers=10, provider_batch_id=batch_id)
             session.add(call)
             session.flush()
             session.execute(update(HlrLookupItem).where(HlrLookupItem.id.in_(items[index * 10:][:10]))
-                            .values(state="sending", call_id=call.id))  # fmt: skip
+                            .values(state="sending", call_id=call.id))
     assert run(lookup_id).status == "succeeded"
     assert counts(lookup_id) == {"done": 20}
     assert hlr_env.stats()["lookups_per_number"] == {digits(n): 1 for g in groups for n in g}
@@ -483,11 +483,11 @@ def test_a_started_batch_that_never_moves_is_started_again_on_resume(hlr_env: Si
     lookup_id = start(numbers, batch_size=10)
     with session_scope() as session:
         call = HlrCall(lookup_id=lookup_id, kind="batch", state="started", numbers=10, provider_batch_id=batch.id,
-                       started_at=utcnow(), poll_since=utcnow())  # fmt: skip
+                       started_at=utcnow(), poll_since=utcnow())
         session.add(call)
         session.flush()
         session.execute(update(HlrLookupItem).where(HlrLookupItem.lookup_id == lookup_id)
-                        .values(state="sending", call_id=call.id))  # fmt: skip
+                        .values(state="sending", call_id=call.id))
     assert run(lookup_id).status == "succeeded"
     assert counts(lookup_id) == {"done": 10}
     assert hlr_env.stats()["lookups_per_number"] == {digits(n): 1 for n in numbers}

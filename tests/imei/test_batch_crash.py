@@ -50,7 +50,7 @@ def sim_process(tmp_path: Path) -> Iterator[str]:
         [sys.executable, "-m", "phoneops.simulators", "gsm_fusion", "--port", str(port), "--latency-ms", "25",
          "--initial-balance", "100000", "--reject-ratio", "0"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, timeout=20)
@@ -73,7 +73,7 @@ def test_three_sigkills_during_a_2000_imei_batch_place_each_imei_exactly_once(
     from phoneops.settings import reset_settings_cache
 
     gsm = {"GSM_FUSION_BASE_URL": sim_process, "GSM_FUSION_USERNAME": DEFAULT_USER,
-           "GSM_FUSION_API_KEY": DEFAULT_API_KEY, "IMEI_CONCURRENCY": "10", "IMEI_DAILY_BUDGET": "100000"}  # fmt: skip
+           "GSM_FUSION_API_KEY": DEFAULT_API_KEY, "IMEI_CONCURRENCY": "10", "IMEI_DAILY_BUDGET": "100000"}
     for name, value in gsm.items():
         monkeypatch.setenv(name, value)
     reset_settings_cache()

@@ -163,7 +163,7 @@ def _intents(batch_id: int, attempts: dict[str, int]) -> None:
             session.execute(
                 update(ImeiOrder).where(ImeiOrder.batch_id == batch_id, ImeiOrder.imei == value)
                 .values(state="sending", attempts=count, sent_at=utcnow())
-            )  # fmt: skip
+            )
 
 
 def test_unsettled_intents_are_reconciled_before_anything_else_and_at_most_once(

@@ -39,7 +39,7 @@ def imei(serial: int) -> str:
 @pytest.fixture(scope="module")
 def dhru_url() -> Iterator[str]:
     config = DhruSimConfig(users={DEFAULT_USER: DEFAULT_API_KEY, OTHER_USER: OTHER_KEY}, pending_seconds=60,
-                           in_process_seconds=60, reject_ratio=0.0)  # fmt: skip
+                           in_process_seconds=60, reject_ratio=0.0)
     with serve_in_thread(create_app(config)) as url:
         yield url
 
@@ -55,7 +55,7 @@ def accounts_json(url: str, **extra: Any) -> str:
     return json.dumps([
         {"name": "alpha", "base_url": url, "username": DEFAULT_USER, "api_key": DEFAULT_API_KEY, **extra},
         {"name": "beta", "base_url": url, "username": OTHER_USER, "api_key": OTHER_KEY, "label": "Reseller Beta"},
-    ])  # fmt: skip
+    ])
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def test_a_batch_over_balance_minus_minimum_is_refused_before_any_paid_call(
     op = users.headers("operator")
     dhru_env.configure(balance={DEFAULT_USER: "1.20", OTHER_USER: "500"})
     refused = client.post("/api/imei/batches", headers=op,
-                          json={"service_id": "alpha:101", "imeis": [imei(30 + i) for i in range(4)]})  # fmt: skip
+                          json={"service_id": "alpha:101", "imeis": [imei(30 + i) for i in range(4)]})
     assert refused.status_code == 409, refused.text
     error = refused.json()["error"]
     assert error["code"] == "balance_too_low" and "this batch costs 0.24" in error["message"]
@@ -167,7 +167,7 @@ def test_a_batch_over_balance_minus_minimum_is_refused_before_any_paid_call(
         assert session.scalar(select(ImeiBatch.id)) is None  # nothing stored either
     # Three fit (0.18 <= 0.20): accepted.
     ok = client.post("/api/imei/batches", headers=op,
-                     json={"service_id": "alpha:101", "imeis": [imei(30 + i) for i in range(3)]})  # fmt: skip
+                     json={"service_id": "alpha:101", "imeis": [imei(30 + i) for i in range(3)]})
     assert ok.status_code == 202 and _wait_batch(client, op, ok.json()["id"])["summary"]["placed"] == 3
 
 
@@ -211,9 +211,9 @@ def test_a_balance_change_we_did_not_record_is_shown_and_audited(
     op = users.headers("operator")
     client.get("/api/imei/services", headers=op)  # catalogue cached at 0.06
     dhru_env.configure(services=[{"service_id": "101", "group": "Apple", "name": "FMI", "credit": "0.10",
-                                  "time": "1 min", "info": ""}])  # fmt: skip
+                                  "time": "1 min", "info": ""}])
     created = client.post("/api/imei/batches", headers=op,
-                          json={"service_id": "alpha:101", "imeis": [imei(90 + i) for i in range(5)]})  # fmt: skip
+                          json={"service_id": "alpha:101", "imeis": [imei(90 + i) for i in range(5)]})
     batch = _wait_batch(client, op, created.json()["id"])
     assert batch["summary"]["placed"] == 5 and Decimal(batch["balance_difference"]) == Decimal("0.20")
     with session_scope() as session:
@@ -238,7 +238,7 @@ def dhru_process() -> Iterator[str]:
         [sys.executable, "-m", "phoneops.simulators", "dhru", "--port", str(port), "--latency-ms", "40",
          "--initial-balance", "1000", "--reject-ratio", "0"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, timeout=20)
@@ -265,7 +265,7 @@ def test_a_sigkilled_worker_mid_batch_places_each_imei_once_and_the_ledger_match
 
     env_vars = {"DHRU_ACCOUNTS": json.dumps([{"name": "alpha", "base_url": dhru_process, "username": DEFAULT_USER,
                                               "api_key": DEFAULT_API_KEY}]),
-                "IMEI_CONCURRENCY": "6", "IMEI_DAILY_BUDGET": "100000", "GSM_FUSION_USERNAME": ""}  # fmt: skip
+                "IMEI_CONCURRENCY": "6", "IMEI_DAILY_BUDGET": "100000", "GSM_FUSION_USERNAME": ""}
     for name, value in env_vars.items():
         monkeypatch.setenv(name, value)
     reset_settings_cache()

@@ -35,7 +35,7 @@ def add(session: object, serial: int, **kw: object) -> ImeiOrder:
         "imei": imei(serial), "service_id": SERVICE, "service_title": TITLE, "state": "placed",
         "order_id": str(900000 + serial), "status": "Pending", "credits": Decimal("0.08"), "fields": {},
         "placed_at": utcnow(), "order_date": utcnow(),
-    }  # fmt: skip
+    }
     values.update(kw)
     order = ImeiOrder(**values)
     session.add(order)  # type: ignore[attr-defined]
@@ -155,7 +155,7 @@ def test_import_of_a_provider_export_never_duplicates_orders(db_url: str, tmp_pa
         # the same row twice in the file, and a junk row
         ["Samsung Info", imei(3), "0.05", "Completed", "Model: Galaxy S21", "", "", "", "Galaxy S21", "", "2025-02-01 09:00", "x"],
         ["Samsung Info", "not-an-imei", "0.05", "Completed", "", "", "", "", "", "", "", ""],
-    ])  # fmt: skip
+    ])
     with session_scope() as session:
         record = imports.import_provider_export(session, SYSTEM, export, "hammer.xlsx")
         assert (record.rows_total, record.rows_inserted, record.rows_updated, record.rows_skipped) == (5, 1, 2, 2)

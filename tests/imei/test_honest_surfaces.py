@@ -42,7 +42,7 @@ def cli_env(gsm_sim: SimAdmin, gsm_sim_url: str, db_url: str, monkeypatch: pytes
     from phoneops.settings import get_settings, reset_settings_cache
 
     for name, value in {"DATABASE_URL": db_url, "GSM_FUSION_BASE_URL": gsm_sim_url,
-                        "GSM_FUSION_USERNAME": DEFAULT_USER, "GSM_FUSION_API_KEY": DEFAULT_API_KEY}.items():  # fmt: skip
+                        "GSM_FUSION_USERNAME": DEFAULT_USER, "GSM_FUSION_API_KEY": DEFAULT_API_KEY}.items():
         monkeypatch.setenv(name, value)
     reset_settings_cache()
     yield gsm_sim
@@ -94,10 +94,10 @@ def test_an_empty_service_list_keeps_the_catalogue(cli_env: SimAdmin, monkeypatc
 def test_a_json_error_served_as_html_is_a_typed_error() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=b'{"apiversion":"2.0.0","ERROR":[{"MESSAGE":"Invalid User!"}]}',
-                              headers={"Content-Type": "text/html"})  # fmt: skip
+                              headers={"Content-Type": "text/html"})
 
     with GsmFusionClient("http://gsm.invalid", DEFAULT_USER, DEFAULT_API_KEY,
-                         transport=httpx.MockTransport(answer)) as client, pytest.raises(GsmInvalidUser) as caught:  # fmt: skip
+                         transport=httpx.MockTransport(answer)) as client, pytest.raises(GsmInvalidUser) as caught:
         client.imei_services()
     assert "Invalid User!" in str(caught.value)
 
@@ -129,7 +129,7 @@ def test_cli_batches_resume_review_and_audits(cli_env: SimAdmin, gsm_client: Any
     # Review: a proven placement without an order id, listed and resolved from the CLI.
     with session_scope() as session:
         row = ImeiOrder(imei=imei(20), service_id=SERVICE, state="review", review_reason="no_order_id",
-                        credits=Decimal("0.08"), placed_at=utcnow(), error="order id unknown", fields={})  # fmt: skip
+                        credits=Decimal("0.08"), placed_at=utcnow(), error="order id unknown", fields={})
         session.add(row)
         session.flush()
         row_id = row.id
@@ -142,7 +142,7 @@ def test_cli_batches_resume_review_and_audits(cli_env: SimAdmin, gsm_client: Any
     outside = gsm_client.place_order(imei(30), SERVICE).order_id
     with session_scope() as session:
         session.add(ImeiOrder(imei=imei(30), service_id=SERVICE, state="placed", order_id=outside, fields={},
-                              credits=Decimal("0.08"), placed_at=utcnow()))  # fmt: skip
+                              credits=Decimal("0.08"), placed_at=utcnow()))
     assert invoke("status", outside, "--refresh").exit_code == 0
     assert invoke("sync").exit_code == 0
     seen = actions()
@@ -164,7 +164,7 @@ def test_logins_and_logouts_are_audited(client: Any, users: Any) -> None:
 
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     bad = client.post("/login", data={"username": "vera", "password": "wrong", "csrf_token": csrf.group(1) if csrf
-                                      else token}, follow_redirects=False)  # fmt: skip
+                                      else token}, follow_redirects=False)
     assert bad.status_code == 401, bad.text
     csrf_token = login(client, "vera")
     client.post("/logout", data={"csrf_token": csrf_token}, follow_redirects=False)

@@ -52,7 +52,7 @@ def test_without_credentials_every_provider_route_answers_503(client: Any, users
         ("POST", "/api/imei/batches", {"service_id": SERVICE, "imeis": [imei(1)]}),
         ("POST", "/api/imei/orders", {"service_id": SERVICE, "imei": imei(1)}), ("POST", "/api/imei/sync", None),
         ("POST", "/api/imei/orders/1/refresh", None), ("POST", "/api/imei/batches/1/resume", None),
-    ]:  # fmt: skip
+    ]:
         response = client.request(method, path, headers=op, json=body)
         assert response.status_code == 503, (path, response.text)
         error = response.json()["error"]
@@ -75,7 +75,7 @@ def test_services_quote_and_a_batch_to_the_end(client: Any, users: Any, gsm_env:
     assert denied.status_code == 403
     created = client.post("/api/imei/batches", headers=op, json={
         "service_id": SERVICE, "text": "\n".join(imei(i) for i in range(6)) + "\n12345\n" + imei(0),
-    })  # fmt: skip
+    })
     assert created.status_code == 202, created.text
     batch = created.json()
     assert batch["to_send"] == 6 and batch["invalid"] == 1 and batch["duplicates_in_batch"] == 1
@@ -154,7 +154,7 @@ def test_budget_guard_needs_an_admin(client: Any, users: Any, gsm_env: SimAdmin,
 def test_upload_export_and_import(client: Any, users: Any, gsm_env: SimAdmin, inline_jobs: list[str]) -> None:
     op = users.headers("operator")
     upload = client.post("/api/imei/batches/upload", headers=op, data={"service_id": SERVICE},
-                         files={"file": ("list.csv", f"IMEI\n{imei(1)}\n{imei(2)}\nbad\n", "text/csv")})  # fmt: skip
+                         files={"file": ("list.csv", f"IMEI\n{imei(1)}\n{imei(2)}\nbad\n", "text/csv")})
     assert upload.status_code == 202, upload.text
     assert batch(client, op, upload.json())["summary"]["placed"] == 2 and upload.json()["invalid"] == 1
     assert upload.json()["file_name"] == "list.csv"

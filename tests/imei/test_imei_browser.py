@@ -34,7 +34,7 @@ def browser() -> Iterator[Any]:
             executable_path=CHROMIUM, headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )  # fmt: skip
+        )
         yield instance
         instance.close()
 
@@ -47,9 +47,9 @@ def imei_server(db_url: str, tmp_path: Path, gsm_sim: SimAdmin, gsm_sim_url: str
     env = process_env(
         db_url, DATA_DIR=str(tmp_path), JOB_LEASE_SECONDS="5", GSM_FUSION_BASE_URL=gsm_sim_url,
         GSM_FUSION_USERNAME=DEFAULT_USER, GSM_FUSION_API_KEY=DEFAULT_API_KEY, IMEI_CONCURRENCY="2",
-    )  # fmt: skip
+    )
     proc = start_process(["serve", "--port", str(port), "--embedded-worker"], env,
-                         TMP / f"imei-serve-{os.getpid()}-{port}.log")  # fmt: skip
+                         TMP / f"imei-serve-{os.getpid()}-{port}.log")
     try:
         wait_http(f"http://127.0.0.1:{port}/health")
         yield f"http://127.0.0.1:{port}"

@@ -34,7 +34,7 @@ def cli_env(
     from phoneops.settings import get_settings, reset_settings_cache
 
     for name, value in {"DATABASE_URL": db_url, "GSM_FUSION_BASE_URL": gsm_sim_url,
-                        "GSM_FUSION_USERNAME": DEFAULT_USER, "GSM_FUSION_API_KEY": DEFAULT_API_KEY}.items():  # fmt: skip
+                        "GSM_FUSION_USERNAME": DEFAULT_USER, "GSM_FUSION_API_KEY": DEFAULT_API_KEY}.items():
         monkeypatch.setenv(name, value)
     reset_settings_cache()
     yield gsm_sim
@@ -125,7 +125,7 @@ def test_batch_output_json_status_of_several_ids_and_services_by_type(cli_env: S
     assert [r for r in written if not r["success"]] == [
         {"imei": "12345", "order_id": None, "service_id": None, "state": "skipped", "status": None, "success": False,
          "error": "invalid IMEI: " + next(r["error"] for r in written if r["imei"] == "12345").split(": ", 1)[1],
-         "credits": None}]  # fmt: skip
+         "credits": None}]
     ids = [r["order_id"] for r in placed]
     several = invoke("status", f"{ids[0]},{ids[1]}", ids[2])
     assert several.exit_code == 0 and all(i in several.output for i in ids)

@@ -30,7 +30,7 @@ def test_one_key_fired_at_two_api_processes_at_once_orders_once(
     env = process_env(
         db_url, DATA_DIR=str(tmp_path / "data"), STORAGE_ROOT=str(tmp_path / "files"),
         GSM_FUSION_BASE_URL=gsm_sim_url, GSM_FUSION_USERNAME=DEFAULT_USER, GSM_FUSION_API_KEY=DEFAULT_API_KEY,
-    )  # fmt: skip
+    )
     ports = [free_port(), free_port()]
     procs = [start_process(["serve", "--port", str(p)], env, tmp_path / f"api-{p}.log") for p in ports]
     procs.append(start_process(["worker", "--threads", "2"], env, tmp_path / "worker.log"))
@@ -46,7 +46,7 @@ def test_one_key_fired_at_two_api_processes_at_once_orders_once(
         def fire(port: int) -> None:
             gate.wait()
             answers.append(httpx.post(f"http://127.0.0.1:{port}/api/imei/orders", json=body, headers=headers,
-                                      timeout=60))  # fmt: skip
+                                      timeout=60))
 
         threads = [threading.Thread(target=fire, args=(port,)) for port in ports]
         for thread in threads:

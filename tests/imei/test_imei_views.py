@@ -55,13 +55,13 @@ def test_pages_submit_batch_history_order_stats(
     assert form.status_code == 200 and f'value="{SERVICE}" selected' in form.text
     text = "\n".join([imei(1), imei(2), imei(2), "42"])
     preview = client.post("/imei/submit", data={"csrf_token": csrf, "service_id": SERVICE, "text": text,
-                                                 "action": "preview"})  # fmt: skip
+                                                 "action": "preview"})
     assert preview.status_code == 200
     assert "2 to send · 1 invalid · 1 repeated in the list" in preview.text
     assert "$0.16" in preview.text
     assert gsm_env.stats()["calls"].get("placeorder", 0) == 0  # a preview sends nothing
     sent = client.post("/imei/submit", data={"csrf_token": csrf, "service_id": SERVICE, "text": text},
-                       follow_redirects=False)  # fmt: skip
+                       follow_redirects=False)
     assert sent.status_code == 303
     batch_url = sent.headers["location"]
     page = client.get(batch_url)
@@ -90,17 +90,17 @@ def test_history_import_form(client: Any, users: Any, db_url: str) -> None:
     sheet = book.active
     assert sheet is not None
     sheet.append(["SERVICE", "IMEI NO.", "CREDITS", "STATUS", "CODE", "IMEI 2", "CARRIER", "SIMLOCK", "MODEL", "FMI",
-                  "ORDER DATE", "NOTES"])  # fmt: skip
+                  "ORDER DATE", "NOTES"])
     sheet.append(["Blacklist Status (GSMA)", imei(7), "$0.03", "Completed", "Clean", "", "", "", "", "",
-                  "2025-01-05 10:00:00", ""])  # fmt: skip
+                  "2025-01-05 10:00:00", ""])
     data = io.BytesIO()
     book.save(data)
     done = client.post("/imei/history/import", data={"csrf_token": csrf},
-                       files={"file": ("export.xlsx", data.getvalue())}, follow_redirects=True)  # fmt: skip
+                       files={"file": ("export.xlsx", data.getvalue())}, follow_redirects=True)
     assert "Imported export.xlsx: 1 new, 0 updated, 0 skipped" in done.text
     assert imei(7) in done.text
     bad = client.post("/imei/history/import", data={"csrf_token": csrf},
-                      files={"file": ("x.csv", b"a,b\n1,2\n")}, follow_redirects=True)  # fmt: skip
+                      files={"file": ("x.csv", b"a,b\n1,2\n")}, follow_redirects=True)
     assert "Import failed" in bad.text
 
 
@@ -121,7 +121,7 @@ def test_over_budget_form_needs_admin_and_invalid_key_shows(
     monkeypatch.setenv("GSM_FUSION_API_KEY", "BAD0-BAD0-BAD0-BAD0-BAD1")
     reset_settings_cache()
     sent = client.post("/imei/submit", data={"csrf_token": csrf, "service_id": SERVICE, "text": text},
-                       follow_redirects=True)  # fmt: skip
+                       follow_redirects=True)
     assert "GSM Fusion rejected the API key (Invalid API Key!)" in sent.text
     assert "Resume batch" in sent.text
 
@@ -142,7 +142,7 @@ def test_preview_keeps_the_chosen_file_for_the_submit(
     csrf = as_user(client, users, "operator")
     upload = f"imei\n{imei(21)}\n{imei(22)}\n{imei(23)}\n".encode()
     preview = client.post("/imei/submit", data={"csrf_token": csrf, "service_id": SERVICE, "action": "preview"},
-                          files={"file": ("phones.csv", upload, "text/csv")})  # fmt: skip
+                          files={"file": ("phones.csv", upload, "text/csv")})
     assert preview.status_code == 200 and "3 to send" in preview.text
     kept = re.search(r'name="file_id" value="([0-9a-f-]{36})"', preview.text)
     assert kept and "phones.csv" in preview.text
@@ -156,19 +156,19 @@ def test_preview_keeps_the_chosen_file_for_the_submit(
     users.create("operator", "other-op")
     other_csrf = login(other, "other-op")
     refused = other.post("/imei/submit", data={"csrf_token": other_csrf, "service_id": SERVICE,
-                                                     "file_id": kept.group(1), "action": "preview"})  # fmt: skip
+                                                     "file_id": kept.group(1), "action": "preview"})
     assert refused.status_code == 422 and "no longer available" in refused.text
     # the submit sends no file field at all (the browser dropped it), only the kept id
     empty_file = ("", b"", "application/octet-stream")
     sent = client.post("/imei/submit", data={"csrf_token": csrf, "service_id": SERVICE, "file_id": kept.group(1),
                                              "action": "submit"}, files={"file": empty_file},
-                       follow_redirects=False)  # fmt: skip
+                       follow_redirects=False)
     assert sent.status_code == 303, sent.text[:400]
     page = client.get(sent.headers["location"])
     assert 'data-counter="placed">3<' in page.text and "phones.csv" in page.text
     assert gsm_env.stats()["calls"].get("placeorder", 0) == 3
     # "don't use this file": only the typed IMEIs count
     dropped = client.post("/imei/submit", data={"csrf_token": csrf, "service_id": SERVICE, "file_id": kept.group(1),
-                                                "drop_file": "true", "text": imei(30), "action": "preview"})  # fmt: skip
+                                                "drop_file": "true", "text": imei(30), "action": "preview"})
     assert "1 to send" in dropped.text and 'name="file_id"' not in dropped.text
 

@@ -99,7 +99,7 @@ TEXTS: list[tuple[str, str, dict[str, Any], set[str]]] = [
     ("Rejected",  # rejected with a reason, ` - ` separated
      "Rejected - Reason: Invalid IMEI - Please check and resubmit",
      {"model": None, "blacklisted": None}, {"Reason"}),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("status", "text", "expected", "extra"), TEXTS, ids=[str(i) for i in range(len(TEXTS))])
@@ -113,11 +113,11 @@ def test_realistic_texts_parse_into_columns(status: str, text: str, expected: di
 
 def test_flags_read_the_usual_wordings() -> None:
     assert [fmi_flag(v) for v in ("ON", "Off", "Enabled", "disabled", "OFF (Clean)", "?", None)] == [
-        True, False, True, False, False, None, None]  # fmt: skip
+        True, False, True, False, False, None, None]
     assert [blacklist_flag(v) for v in ("CLEAN", "Blacklisted", "Not Blacklisted", "Lost/Stolen", "No", "Yes", "")] == [
-        False, True, False, True, False, True, None]  # fmt: skip
+        False, True, False, True, False, True, None]
     assert [simlock_flag(v) for v in ("Unlocked", "Locked", "LOCKED to AT&T", "Factory Unlocked", "n/a")] == [
-        False, True, True, False, None]  # fmt: skip
+        False, True, True, False, None]
     assert parse_date("14 February 2020") == date(2020, 2, 14)
     assert parse_date("25/12/2020") == date(2020, 12, 25)  # not a month 25: read day first
     assert parse_date("unknown") is None
@@ -125,12 +125,12 @@ def test_flags_read_the_usual_wordings() -> None:
 
 _LABELS = st.sampled_from(["Model", "Carrier", "SIM Lock", "FMI", "Blacklist Status", "Country", "Serial", "Color"])
 _VALUES = st.text(st.characters(whitelist_categories=("L", "N"), whitelist_characters=" &/()."), min_size=1,
-                  max_size=20).map(lambda s: " ".join(s.split())).filter(bool)  # fmt: skip
+                  max_size=20).map(lambda s: " ".join(s.split())).filter(bool)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(_LABELS, _VALUES), min_size=1, max_size=6, unique_by=lambda p: p[0]),
-       st.sampled_from(["<br>", "\n", " - ", "&lt;br&gt;", "<br/>\r\n", " | "]))  # fmt: skip
+       st.sampled_from(["<br>", "\n", " - ", "&lt;br&gt;", "<br/>\r\n", " | "]))
 def test_any_separator_gives_the_same_columns(pairs: list[tuple[str, str]], separator: str) -> None:
     """Invariant: the columns of a text do not depend on the separator between its pairs."""
     reference = parse_code("<br>".join(f"{k}: {v}" for k, v in pairs))
@@ -186,7 +186,7 @@ def test_results_synced_become_columns_filters_exports_and_page(
 
     # "FMI OFF and clean blacklist": exactly the texts that say so.
     wanted = {n for n, (_, _, e, _) in zip(imeis, TEXTS, strict=True) if e.get("fmi_on") is False
-              and e.get("blacklisted") is False}  # fmt: skip
+              and e.get("blacklisted") is False}
     assert wanted and {o["imei"] for o in _orders(client, op, fmi="off", blacklist="clean")} == wanted
     assert {o["imei"] for o in _orders(client, op, blacklist="blacklisted")} == {imeis[2], imeis[8]}
     assert {o["imei"] for o in _orders(client, op, simlock="unlocked", country="")} == {imeis[1], imeis[7]}
@@ -200,7 +200,7 @@ def test_results_synced_become_columns_filters_exports_and_page(
     assert {r["IMEI NO."] for r in table} == {imeis[0], imeis[6]}
     first = next(r for r in table if r["IMEI NO."] == imeis[0])
     assert (first["SERIAL"], first["MEID"], first["ICLOUD"], first["COUNTRY"]) == (
-        "F2LXK0ABCD12", "35332100000001", "Clean", "United States")  # fmt: skip
+        "F2LXK0ABCD12", "35332100000001", "Clean", "United States")
     assert first["OTHER RESULT FIELDS"] == f"IMEI: {imeis[0][:8]}0000016" or first["OTHER RESULT FIELDS"].startswith(
         "IMEI: "
     )
@@ -237,7 +237,7 @@ def test_reparse_rewrites_columns_from_stored_texts(db_url: str) -> None:
         for n, (status, text, _, _) in enumerate(TEXTS):
             # As an older parser left them: the raw text only, no columns.
             session.add(ImeiOrder(imei=imei(n), service_id=SERVICE, state=PLACED, order_id=str(700 + n),
-                                  status=status, code=text))  # fmt: skip
+                                  status=status, code=text))
     from phoneops.imei.results import reparse_all
 
     actor = Principal(user_id=None, username="cli", role=Role.admin)
@@ -247,7 +247,7 @@ def test_reparse_rewrites_columns_from_stored_texts(db_url: str) -> None:
         orders = {o.imei: o for o in session.scalars(select(ImeiOrder))}
         assert orders[imei(0)].fmi_on is True and orders[imei(0)].serial == "F2LXK0ABCD12"
         assert orders[imei(2)].blacklisted is True and orders[imei(2)].result_extra == {
-            "Model Name": "Galaxy S21 5G", "Manufacture Date": "2021-01-15"}  # fmt: skip
+            "Model Name": "Galaxy S21 5G", "Manufacture Date": "2021-01-15"}
         audited = session.scalars(select(AuditEvent).where(AuditEvent.action == "imei.reparse")).all()
         assert [a.detail for a in audited] == [{"checked": len(TEXTS), "changed": len(TEXTS)}]
     assert reparse_all(actor) == {"checked": len(TEXTS), "changed": 0}  # idempotent

@@ -17,7 +17,7 @@ from support import CHROMIUM, TMP, free_port, process_env, start_process, stop_p
 
 pytestmark = pytest.mark.browser
 FMI_OFF_CLEAN = ("Model: iPhone 12 - IMEI: {imei} - Carrier: T-Mobile USA - SIM Lock: Unlocked - FMI: OFF - "
-                 "Blacklist: Clean")  # fmt: skip
+                 "Blacklist: Clean")
 FMI_ON = "Model: iPhone 13 Pro<br>Find My iPhone: ON<br>iCloud Status: Clean<br>Blacklist Status: CLEAN"
 
 
@@ -34,7 +34,7 @@ def browser() -> Iterator[Any]:
 
     with sync_playwright() as pw:
         instance = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                      args=["--no-sandbox", "--disable-gpu", "--no-first-run"])  # fmt: skip
+                                      args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
         yield instance
         instance.close()
 
@@ -42,15 +42,15 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def dhru_server(db_url: str, tmp_path: Path) -> Iterator[tuple[str, SimAdmin]]:
     config = DhruSimConfig(pending_seconds=0, in_process_seconds=0, results={
-        imei(1): ("4", FMI_OFF_CLEAN.format(imei=imei(1))), imei(2): ("4", FMI_ON)})  # fmt: skip
+        imei(1): ("4", FMI_OFF_CLEAN.format(imei=imei(1))), imei(2): ("4", FMI_ON)})
     with serve_in_thread(create_app(config)) as sim_url, SimAdmin(sim_url) as admin:
         port = free_port()
         accounts = [{"name": "alpha", "base_url": sim_url, "username": DEFAULT_USER, "api_key": DEFAULT_API_KEY,
-                     "label": "Reseller Alpha"}]  # fmt: skip
+                     "label": "Reseller Alpha"}]
         env = process_env(db_url, DATA_DIR=str(tmp_path), JOB_LEASE_SECONDS="5", DHRU_ACCOUNTS=json.dumps(accounts),
-                          IMEI_MIN_BALANCE="5", GSM_FUSION_USERNAME="")  # fmt: skip
+                          IMEI_MIN_BALANCE="5", GSM_FUSION_USERNAME="")
         proc = start_process(["serve", "--port", str(port), "--embedded-worker"], env,
-                             TMP / f"dhru-serve-{os.getpid()}-{port}.log")  # fmt: skip
+                             TMP / f"dhru-serve-{os.getpid()}-{port}.log")
         try:
             wait_http(f"http://127.0.0.1:{port}/health", timeout=90)  # a loaded CI machine starts slowly
             yield f"http://127.0.0.1:{port}", admin
@@ -59,7 +59,7 @@ def dhru_server(db_url: str, tmp_path: Path) -> Iterator[tuple[str, SimAdmin]]:
 
 
 def test_dhru_batch_balance_results_table_and_filters(browser: Any, dhru_server: tuple[str, SimAdmin],
-                                                      users: Any) -> None:  # fmt: skip
+                                                      users: Any) -> None:
     base, sim = dhru_server
     users.create("operator", "rita")
     page = browser.new_page(viewport={"width": 1280, "height": 900})

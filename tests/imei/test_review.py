@@ -61,7 +61,7 @@ def killed_mid_send(batch_id: int, values: list[str], attempts: int = 1) -> None
     """What a worker SIGKILLed mid-send (or mid-reconciliation) leaves: intents `sending`, no answer."""
     with session_scope() as session:
         session.execute(update(ImeiOrder).where(ImeiOrder.batch_id == batch_id, ImeiOrder.imei.in_(values))
-                        .values(state="sending", attempts=attempts, sent_at=utcnow()))  # fmt: skip
+                        .values(state="sending", attempts=attempts, sent_at=utcnow()))
 
 
 def audits(action: str) -> list[AuditEvent]:
@@ -101,14 +101,14 @@ def test_a_kill_during_reconciliation_strands_nothing_and_paid_orders_are_counte
     operator = users.headers("operator")
     # Bad input is refused and leaves the row untouched.
     assert client.post(f"/api/imei/orders/{row_id}/attach-order", json={"order_id": "not an id!"},
-                       headers=operator).status_code == 422  # fmt: skip
+                       headers=operator).status_code == 422
     taken = found[values[1]].order_id
     answer = client.post(f"/api/imei/orders/{row_id}/attach-order", json={"order_id": taken}, headers=operator)
     assert answer.status_code == 409 and "already belongs" in answer.text
     assert client.post(f"/api/imei/orders/{row_id}/write-off", json={"reason": "  "},
-                       headers=operator).status_code == 422  # fmt: skip
+                       headers=operator).status_code == 422
     assert client.post(f"/api/imei/orders/{row_id}/attach-order", json={"order_id": "77"},
-                       headers=users.headers("viewer")).status_code == 403  # fmt: skip
+                       headers=users.headers("viewer")).status_code == 403
     assert rows(batch_id)[values[0]].state == "review"
     # The way out: the order id from the provider's panel.
     real_id = next(o["order_id"] for o in gsm_env.orders() if o["imei"] == values[0])
@@ -117,7 +117,7 @@ def test_a_kill_during_reconciliation_strands_nothing_and_paid_orders_are_counte
     assert done.json()["state"] == "placed" and done.json()["order_id"] == str(real_id)
     assert [e.target_id for e in audits("imei.review.attach_order_id")] == [str(row_id)]
     assert client.post(f"/api/imei/orders/{row_id}/write-off", json={"reason": "x"},
-                       headers=operator).status_code == 409  # not in review any more  # fmt: skip
+                       headers=operator).status_code == 409  # not in review any more
     with session_scope() as session:
         assert submission.spend_today(session) == Decimal("0.48")  # paid once, counted once
 
@@ -138,7 +138,7 @@ def test_write_off_and_match_from_an_export(gsm_env: SimAdmin, gsm_client: Any, 
         review.write_off(session, SYSTEM, found[values[0]].id, "customer cancelled the check")
     export = tmp_path / "export.csv"
     export.write_text("SERVICE,IMEI NO.,CREDITS,STATUS,CODE\n"
-                      f"{SERVICE},{values[1]},0.08,Completed,Model: iPhone 12<br>Find My iPhone: OFF\n")  # fmt: skip
+                      f"{SERVICE},{values[1]},0.08,Completed,Model: iPhone 12<br>Find My iPhone: OFF\n")
     with session_scope() as session:
         imports.import_provider_export(session, SYSTEM, export, "export.csv")
     found = rows(batch_id)
@@ -187,7 +187,7 @@ def test_a_second_order_id_stops_the_batch_and_puts_both_in_review(
     assert job_id is not None
     with session_scope() as session:  # an order of the same IMEI and service placed outside this batch
         session.add(ImeiOrder(imei=values[0], service_id=SERVICE, state="placed", order_id="123456", source="api",
-                              credits=Decimal("0.08"), fields={}, placed_at=utcnow()))  # fmt: skip
+                              credits=Decimal("0.08"), fields={}, placed_at=utcnow()))
     assert jobs.run_job(job_id) == "failed"
     with session_scope() as session:
         both = list(session.scalars(select(ImeiOrder).where(ImeiOrder.imei == values[0])))
@@ -196,6 +196,6 @@ def test_a_second_order_id_stops_the_batch_and_puts_both_in_review(
         batch = submission.get_batch(session, batch_id)
         assert batch.status == "failed" and "second order id" in (batch.error or "")
         sent = session.scalar(select(func.count(ImeiOrder.id)).where(ImeiOrder.batch_id == batch_id,
-                                                                       ImeiOrder.state == "placed"))  # fmt: skip
+                                                                       ImeiOrder.state == "placed"))
         assert sent is not None and sent < len(values)  # stopped: not every IMEI was sent
     assert len(audits("imei.second_order_id")) == 1

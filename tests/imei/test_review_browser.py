@@ -26,7 +26,7 @@ SCREENSHOTS = TMP / "screenshots"
 def review_server(db_url: str, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     proc = start_process(["serve", "--port", str(port)], process_env(db_url, DATA_DIR=str(tmp_path)),
-                         TMP / f"review-serve-{os.getpid()}-{port}.log")  # fmt: skip
+                         TMP / f"review-serve-{os.getpid()}-{port}.log")
     try:
         wait_http(f"http://127.0.0.1:{port}/health")
         yield f"http://127.0.0.1:{port}"
@@ -38,7 +38,7 @@ def test_attach_an_order_id_on_the_needs_review_screen(browser: Any, review_serv
     with session_scope() as session:
         stuck = ImeiOrder(imei="354411000009991", service_id="1739", service_title="iPhone check", state="review",
                           review_reason="no_order_id", credits=Decimal("0.08"), placed_at=utcnow(), sent_at=utcnow(),
-                          error="placed (and paid) before the interruption; order id unknown", fields={})  # fmt: skip
+                          error="placed (and paid) before the interruption; order id unknown", fields={})
         other = ImeiOrder(imei="354411000009992", service_id="1739", service_title="iPhone check", state="review",
                           review_reason="unsettled", credits=Decimal("0.08"), sent_at=utcnow(), fields={})
         session.add_all([stuck, other])

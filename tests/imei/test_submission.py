@@ -85,7 +85,7 @@ def test_services_that_leave_the_list_are_deactivated(gsm_env: SimAdmin) -> None
 
     with session_scope() as session:
         catalogue.store_services(session, [Service("1", "A", "one", Decimal("1"), "", ""),
-                                           Service("2", "A", "two", Decimal("2"), "", "")])  # fmt: skip
+                                           Service("2", "A", "two", Decimal("2"), "", "")])
         catalogue.store_services(session, [Service("2", "A", "two v2", Decimal("2.5"), "", "")])
     with session_scope() as session:
         one, two = session.get(ImeiService, "1"), session.get(ImeiService, "2")
@@ -128,7 +128,7 @@ def test_csv_and_xlsx_files_with_service_and_provider_fields(gsm_env: SimAdmin, 
     rows = inputs.rows_from_table(csv_file)
     assert [(r.value, r.service_id, r.fields) for r in rows] == [
         (imei(1), "1740", {"modelNo": "A2482"}), (imei(2), None, {}), ("nope", None, {}),
-    ]  # fmt: skip
+    ]
     book = Workbook()
     sheet = book.active
     assert sheet is not None

@@ -32,18 +32,18 @@ def _state() -> dict[int, tuple[Any, ...]]:
                        r.hlr_status)
                 for r in s.execute(select(PhoneNumber.id, PhoneNumber.status, PhoneNumber.authority, PhoneNumber.reason,
                                           PhoneNumber.source, PhoneNumber.listed_at, PhoneNumber.last_verdict,
-                                          PhoneNumber.auto_status, PhoneNumber.hlr_status))}  # fmt: skip
+                                          PhoneNumber.auto_status, PhoneNumber.hlr_status))}
 
 
 def _upload(client: Any, headers: dict[str, str], data: bytes, name: str = "l.csv", **form: str) -> Any:
     return client.post("/api/numbers/imports", data={"region": "GB", **form}, headers=headers,
-                       files={"file": (name, data, "text/csv")})  # fmt: skip
+                       files={"file": (name, data, "text/csv")})
 
 
 def test_preview_changes_nothing_then_apply_then_undo_restores(client: Any, users: Any, inline_jobs: list[str]) -> None:
     op = users.headers("operator")
     client.post("/api/numbers/status", json={"number": "+447911123457", "status": "blacklist", "reason": "OLD"},
-                headers=op)  # fmt: skip
+                headers=op)
     with session_scope() as s:
         apply_verdicts(s, SYSTEM, [Verdict("+447911123458", "monitor", Authority.auto, "OS", "VOLUUM")])
     before = _state()
@@ -54,7 +54,7 @@ def test_preview_changes_nothing_then_apply_then_undo_restores(client: Any, user
         ["+447911123458", "FRAUD", "partner"],  # monitor (auto) -> whitelist
         ["not a number", "FRAUD", "partner"],  # refused
         ["447911123456", "FRAUD", "partner"],  # duplicate
-    ])  # fmt: skip
+    ])
     started = _upload(client, op, data, target="whitelist")
     assert started.status_code == 202, started.text
     import_id = started.json()["id"]
@@ -62,10 +62,10 @@ def test_preview_changes_nothing_then_apply_then_undo_restores(client: Any, user
     assert shown["status"] == "preview"
     assert shown["preview"]["counts"] == {"rows": 5, "new": 1, "change": 2, "unchanged": 0, "refused": 2}
     assert shown["preview"]["transitions"] == {"none -> whitelist": 1, "blacklist -> whitelist": 1,
-                                               "monitor -> whitelist": 1}  # fmt: skip
+                                               "monitor -> whitelist": 1}
     change = shown["preview"]["samples"]["change"]
     assert [(c["line"], c["from"], c["to"]) for c in change] == [(3, "blacklist", "whitelist"),
-                                                                 (4, "monitor", "whitelist")]  # fmt: skip
+                                                                 (4, "monitor", "whitelist")]
     assert all("*" in c["number"] for c in change)  # masked in the preview
     assert {r["outcome"] for r in shown["preview"]["samples"]["refused"]} == {
         "invalid: not_a_number", "duplicate in file (line 2)"}
@@ -112,7 +112,7 @@ def test_undo_refuses_numbers_changed_later_and_lists_them(session: Any, inline_
         assert done.status == "undone"
         assert (done.undo["restored"], done.undo["refused"]) == (9, 1)
         assert done.undo["refused_numbers"] == [{"number": "+447*******03", "changed_by": "system",
-                                                 "reason": "CUSTOMER", "source": "MANUAL"}]  # fmt: skip
+                                                 "reason": "CUSTOMER", "source": "MANUAL"}]
         statuses = {r.status for r in s.scalars(select(PhoneNumber))}
     assert statuses == {None, "whitelist"}
 
@@ -225,7 +225,7 @@ def test_undo_of_a_large_import_restores_every_row_exactly(session: Any, inline_
     known = numbers[: size * 2 // 5]
     apply_verdicts(session, SYSTEM, (Verdict(n, ("blacklist", "monitor", "whitelist")[i % 3],
                                              (Authority.auto, Authority.hlr, Authority.manual)[i % 3], f"R{i % 5}",
-                                             "seed") for i, n in enumerate(known)))  # fmt: skip
+                                             "seed") for i, n in enumerate(known)))
     session.commit()
     before = _state()
     import_id = _import(numbers, "whitelist")

@@ -50,13 +50,13 @@ def test_an_opt_out_survives_every_list_change(client: Any, users: Any, inline_j
     for target in ("blacklist", "whitelist"):
         started = client.post("/api/numbers/imports", data={"target": target, "region": "GB"}, headers=op,
                               files={"file": ("l.csv", _csv([["phone", "reason", "source"], [UK, "R", "t"]]),
-                                              "text/csv")})  # fmt: skip
+                                              "text/csv")})
         client.post(f"/api/numbers/imports/{started.json()['id']}/apply", headers=op)
     with session_scope() as s:
         apply_verdicts(s, SYSTEM, [Verdict(UK, "whitelist", Authority.auto, "OS", "VOLUUM")])
     assert client.get("/api/numbers/lookup", params={"number": UK}, headers=op).json()["opt_out"]["active"]
     bulk = client.post("/api/numbers/bulk-status", json={"numbers": [UK], "status": "monitor", "reason": "OK"},
-                       headers=admin)  # fmt: skip
+                       headers=admin)
     client.post(f"/api/numbers/imports/{bulk.json()['id']}/apply", headers=admin)
     found = client.get("/api/numbers/lookup", params={"number": UK}, headers=op).json()
     assert (found["status"], found["reason"]) == ("monitor", "OK")  # the list status moved ...
@@ -75,7 +75,7 @@ def test_only_an_admin_lifts_an_opt_out_with_a_reason(client: Any, users: Any) -
     empty = client.post("/api/numbers/optouts/lift", json={"number": UK, "reason": "  "}, headers=admin)
     assert empty.status_code == 422
     lifted = client.post("/api/numbers/optouts/lift", json={"number": UK, "reason": "asked to resubscribe"},
-                         headers=admin)  # fmt: skip
+                         headers=admin)
     assert lifted.status_code == 200, lifted.text
     assert client.get("/api/numbers/optouts/counts", headers=op).json() == {
         "sms_stop": 0, "email_unsubscribe": 0, "complaint": 0, "manual": 0, "total": 0, "lifted": 1}
@@ -93,12 +93,12 @@ def test_inbound_stop_replies_and_opt_out_files_are_previewed_applied_and_undone
 ) -> None:
     op, admin = users.headers("operator"), users.headers("admin")
     client.post("/api/numbers/status", json={"number": "+447911123457", "status": "blacklist", "reason": "OLD"},
-                headers=op)  # fmt: skip
+                headers=op)
     inbound = _csv([["From", "Received", "Message"], [UK, "2026-12-01", "STOP"],
                     ["+447911123457", "2026-12-01", "Basta grazie"], ["+447911123458", "2026-12-01", "thanks!"],
-                    ["garbage", "2026-12-01", "STOP"]])  # fmt: skip
+                    ["garbage", "2026-12-01", "STOP"]])
     started = client.post("/api/numbers/imports", data={"kind": "inbound", "region": "GB"}, headers=op,
-                          files={"file": ("replies.csv", inbound, "text/csv")})  # fmt: skip
+                          files={"file": ("replies.csv", inbound, "text/csv")})
     assert started.status_code == 202, started.text
     import_id = started.json()["id"]
     shown = client.get(f"/api/numbers/imports/{import_id}", headers=op).json()
@@ -118,9 +118,9 @@ def test_inbound_stop_replies_and_opt_out_files_are_previewed_applied_and_undone
         f"undone: import {import_id}")
 
     listed = _csv([["phone", "reason", "source", "detail"], [UK, "email_unsubscribe", "newsletter", "footer link"],
-                   ["+447911123459", "COMPLAINT", "", ""]])  # fmt: skip
+                   ["+447911123459", "COMPLAINT", "", ""]])
     started = client.post("/api/numbers/imports", data={"kind": "optout", "region": "GB"}, headers=op,
-                          files={"file": ("optouts.csv", listed, "text/csv")})  # fmt: skip
+                          files={"file": ("optouts.csv", listed, "text/csv")})
     client.post(f"/api/numbers/imports/{started.json()['id']}/apply", headers=op)
     counts = client.get("/api/numbers/optouts/counts", headers=op).json()
     assert (counts["email_unsubscribe"], counts["complaint"], counts["total"]) == (1, 1, 2)

@@ -138,7 +138,7 @@ def _state(session: Any, e164: str) -> tuple[str | None, str | None, list[Number
     if row is None:
         return None, None, []
     events = list(session.scalars(select(NumberEvent).where(NumberEvent.number_id == row.id)
-                                  .order_by(NumberEvent.id)))  # fmt: skip
+                                  .order_by(NumberEvent.id)))
     return row.status, row.authority, events
 
 
@@ -153,7 +153,7 @@ def test_no_source_launders_another(session: Any, steps: list[tuple[str, str | N
         if kind in ("tracker", "live", "reevaluate"):
             source = {"tracker": "VOLUUM", "live": "VOLUUM_LIVE", "reevaluate": "OS_RULES"}[kind]
             apply_verdicts(session, SYSTEM, [Verdict(e164, value, Authority.auto, "OS_VERSION", source,
-                                                     reevaluate=kind == "reevaluate")])  # fmt: skip
+                                                     reevaluate=kind == "reevaluate")])
             floor = SEVERITY[value] if kind == "reevaluate" else max(floor, SEVERITY[value])
         elif kind == "hlr":
             assert value is not None

@@ -117,11 +117,11 @@ def test_request_shape() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         body = {"metadata": {"error": False}, "payload": {"rows": 1, "success": 1, "failed": 0, "created": 0,
-                "created_emails": [], "updated": 0, "updated_emails": [], "failed_emails": []}}  # fmt: skip
+                "created_emails": [], "updated": 0, "updated_emails": [], "failed_emails": []}}
         return httpx.Response(200, json=body)
 
     client = OngageClient("http://ongage.test", "list 7", "user", "pass-word-9", "acc1",
-                          transport=httpx.MockTransport(handler))  # fmt: skip
+                          transport=httpx.MockTransport(handler))
     with client:
         (result,) = client.upsert_contacts([{"email": "A@x.com", "name": "flat form"}])
     assert result == ContactResult("A@x.com", True, None, "accepted")  # not named, but nothing failed
@@ -220,7 +220,7 @@ def test_async_client_never_exceeds_ten_in_flight(ongage_sim: SimAdmin, ongage_s
 
     async def run() -> list[list[ContactResult]]:
         async with AsyncOngageClient(ongage_sim_url, DEFAULT_LIST_ID, DEFAULT_USERNAME, DEFAULT_PASSWORD,
-                                     DEFAULT_ACCOUNT_CODE, retry=FAST, rate_limiter=UNLIMITED) as client:  # fmt: skip
+                                     DEFAULT_ACCOUNT_CODE, retry=FAST, rate_limiter=UNLIMITED) as client:
             return await asyncio.gather(*(client.upsert_contacts(contacts(5, f"+{n}")) for n in range(40)))
 
     batches = asyncio.run(run())

@@ -34,11 +34,11 @@ def _reset() -> None:
 
 @pytest.fixture
 def ongage(ongage_sim: SimAdmin, ongage_sim_url: str, db_url: str, monkeypatch: pytest.MonkeyPatch
-           ) -> Iterator[SimAdmin]:  # fmt: skip
+           ) -> Iterator[SimAdmin]:
     for name, value in {"ONGAGE_BASE_URL": ongage_sim_url, "ONGAGE_LIST_ID": DEFAULT_LIST_ID,
                         "ONGAGE_USERNAME": DEFAULT_USERNAME, "ONGAGE_PASSWORD": DEFAULT_PASSWORD,
                         "ONGAGE_ACCOUNT_CODE": DEFAULT_ACCOUNT_CODE, "ONGAGE_COUNTRIES": "GB",
-                        "DATABASE_URL": db_url}.items():  # fmt: skip
+                        "DATABASE_URL": db_url}.items():
         monkeypatch.setenv(name, value)
     _reset()
     yield ongage_sim
@@ -53,7 +53,7 @@ def convert(click: str, number: str) -> WireConversion:
         "customVariable1": number, "postbackTimestamp": vd.iso(T0), "visitTimestamp": vd.iso(T0), "countryCode": "GB",
         "ip": "203.0.113.9", "os": "iOS", "language": "en", "revenue": 0.0, "trafficSourceName": "SMS",
         "landerName": "Lander 1",
-    }))  # fmt: skip
+    }))
 
 
 def test_the_sync_never_sends_an_opted_out_number_and_the_opt_out_stays(ongage: SimAdmin) -> None:
@@ -81,13 +81,13 @@ def test_a_csv_job_drops_opted_out_mobiles_before_sending(ongage: SimAdmin, db_u
 
     header = "List_ID,Email,Country,Source,Mobile,conversion_type,Original_source,HLR_Status,Uuid\n"
     rows = (f",a@example.com,GB,s,{OPTED.lstrip('+')},REG,o,ok,u1\n"
-            f",b@example.com,GB,s,{OTHER.lstrip('+')},REG,o,ok,u2\n")  # fmt: skip
+            f",b@example.com,GB,s,{OTHER.lstrip('+')},REG,o,ok,u2\n")
     with session_scope() as session:
         optouts.add(session, SYSTEM, OPTED, "sms_stop", region="GB")
         upload = get_storage().save_bytes(session, SYSTEM, (header + rows).encode(), kind="upload",
-                                          original_name="contacts.csv")  # fmt: skip
+                                          original_name="contacts.csv")
         job = service_csv.create_csv_job(session, SYSTEM, upload, service_csv.Pace(interval_seconds=1,
-                                         lower_limit=10, upper_limit=10, batch_size=10))  # fmt: skip
+                                         lower_limit=10, upper_limit=10, batch_size=10))
         csv_id = job.id
     with session_scope() as session:
         service_csv.transition(session, SYSTEM, csv_id, "start")
@@ -100,7 +100,7 @@ def test_a_csv_job_drops_opted_out_mobiles_before_sending(ongage: SimAdmin, db_u
 
 
 def test_contacts_ongage_shows_unsubscribed_become_opt_outs(ongage: SimAdmin, client: Any, users: Any,
-                                                            inline_jobs: list[str]) -> None:  # fmt: skip
+                                                            inline_jobs: list[str]) -> None:
     with session_scope() as session:
         store(session, SYSTEM, [convert("c1", OPTED), convert("c2", OTHER)])
     assert service_sync.run_sync("manual").sent == 2

@@ -70,7 +70,7 @@ def convert(click: str, number: str | None, *, kind: str = "REG", campaign: str 
         "postbackTimestamp": vd.iso(moment), "visitTimestamp": vd.iso(moment - timedelta(minutes=3)),
         "countryCode": "GB", "ip": "203.0.113.9", "os": "iOS", "language": "en", "revenue": revenue,
         "trafficSourceName": "SMS Broadcasts", "landerName": "Lander 1",
-    }))  # fmt: skip
+    }))
 
 
 def seed(items: Sequence[WireConversion]) -> None:
@@ -160,7 +160,7 @@ def test_an_outage_is_not_an_attempt_and_a_refused_login_counts_nothing(ongage: 
 
     seed([convert("c1", phone(1)), convert("c2", phone(2))])
     client = OngageClient(ongage_sim_url, DEFAULT_LIST_ID, DEFAULT_USERNAME, DEFAULT_PASSWORD, DEFAULT_ACCOUNT_CODE,
-                          retry=FAST)  # fmt: skip
+                          retry=FAST)
     ongage.configure(fail_next=10, fail_status=503)
     with pytest.raises(ProviderUnavailable):  # Ongage down: the caller waits (a job parks), nothing counted
         service_sync.run_sync("manual", client=client)
@@ -169,7 +169,7 @@ def test_an_outage_is_not_an_attempt_and_a_refused_login_counts_nothing(ongage: 
         assert session.scalar(select(OngageConversion.id).where(OngageConversion.claimed_by.is_not(None))) is None
 
     wrong = OngageClient(ongage_sim_url, DEFAULT_LIST_ID, DEFAULT_USERNAME, "wrong-password-123", DEFAULT_ACCOUNT_CODE,
-                         retry=FAST)  # fmt: skip
+                         retry=FAST)
     ongage.configure(fail_next=0)
     refused = service_sync.run_sync("manual", client=wrong, now=datetime.now(UTC) + timedelta(minutes=5))
     assert refused.status == "failed" and refused.error and "wrong-password" not in refused.error

@@ -72,10 +72,10 @@ def seed_everywhere(client: Any, users: Any) -> dict[str, Any]:
     # a cleaning run through the API: upload (sample kept with the file), clean + rejected files, main database
     upload = b"name,phone,city\nann,07400 123456,London\nbob,07400 123457,Leeds\ncid,07911 123456,York\n"
     up = client.post("/api/cleaning/files", headers=users.headers("operator"),
-                     files={"file": ("list.csv", upload, "text/csv")}, data={"region": "GB"})  # fmt: skip
+                     files={"file": ("list.csv", upload, "text/csv")}, data={"region": "GB"})
     assert up.status_code == 201, up.text
     run = client.post(f"/api/cleaning/files/{up.json()['id']}/runs", headers=users.headers("operator"),
-                      json={"add_to_used": True})  # fmt: skip
+                      json={"add_to_used": True})
     assert run.status_code == 202, run.text
     assert client.get(f"/api/cleaning/runs/{run.json()['id']}", headers=users.headers("viewer")).json()["status"] \
         == "succeeded"
@@ -85,12 +85,12 @@ def seed_everywhere(client: Any, users: Any) -> dict[str, Any]:
         apply_verdicts(session, SYSTEM, [
             Verdict(TARGET, "blacklist", Authority.manual, reason="MANUAL", source="test", evidence={"note": TARGET}),
             Verdict(OTHER, "monitor", Authority.manual, reason="MANUAL", source="test"),
-        ])  # fmt: skip
+        ])
         rows = [{"clickId": f"click-{n}", "transactionId": f"tx-{n}", "conversionType": "REG",
                  "campaignName": "Camp - GB", "campaignId": "c1", "offerId": "o1", "offerName": "Offer",
                  "postbackTimestamp": (now - timedelta(hours=n)).isoformat(), "customVariable1": value,
                  "customVariable2": value}
-                for n, value in enumerate([nsn(TARGET), "44" + nsn(OTHER)], start=1)]  # fmt: skip
+                for n, value in enumerate([nsn(TARGET), "44" + nsn(OTHER)], start=1)]
         conversions.store(session, SYSTEM, [WireConversion.from_row(r) for r in rows])
         traffic_day = date.today() - timedelta(days=1)
         traffic_rows = [
@@ -98,52 +98,52 @@ def seed_everywhere(client: Any, users: Any) -> dict[str, Any]:
                       "ip": "203.0.113.5", "visits": 2, "clicks": 1, "customVariable2": TARGET}),
             ("ts-1", {"customVariable1": "44" + nsn(OTHER), "osVersion": "Android 14", "browserVersion": "Chrome",
                       "ip": "203.0.113.6", "visits": 1, "clicks": 1}),
-        ]  # fmt: skip
+        ]
         traffic.store_day(session, SYSTEM, traffic_day, traffic_rows, rules=[])
         event = {"clickId": "click-live", "campaignId": "c1", "offerId": "o1", "timestamp": now.isoformat(),
-                 "customVariables": [vault.cipher.encrypt(TARGET), TARGET_NATIONAL], "ip": "203.0.113.7"}  # fmt: skip
+                 "customVariables": [vault.cipher.encrypt(TARGET), TARGET_NATIONAL], "ip": "203.0.113.7"}
         other_event = {**event, "clickId": "click-live-2", "customVariables": [OTHER, ""]}
         live.ingest(session, [("msg-1", [event, other_event])], source="sqs")
         session.add(DeadLetter(source="sqs", message_id="bad-1", error="not JSON",
-                               body='{"customVariables": ["' + TARGET + '", ' + ' and ' + OTHER))  # fmt: skip
+                               body='{"customVariables": ["' + TARGET + '", ' + ' and ' + OTHER))
         # HLR and Ongage state (their entry points pay a provider): rows as their jobs write them
         lookup = HlrLookup(title=f"check {TARGET}", source_kind="list", source={"numbers": [TARGET_NATIONAL]},
-                           created_by="tester")  # fmt: skip
+                           created_by="tester")
         session.add(lookup)
         session.flush()
         for e164 in (TARGET, OTHER):
             index = vault.index(e164)
             result = HlrResult(blind_index=index, lookup_id=lookup.id, live_status="LIVE",
-                               raw={"msisdn_note": "was " + e164})  # fmt: skip
+                               raw={"msisdn_note": "was " + e164})
             session.add(result)
             session.flush()
             session.add(HlrLookupItem(lookup_id=lookup.id, blind_index=index, sealed=vault.seal(e164, index),
-                                      state="done", result_id=result.id))  # fmt: skip
+                                      state="done", result_id=result.id))
         conversion = session.scalar(select(Conversion).where(Conversion.blind_index == vault.index(TARGET)))
         assert conversion is not None
         session.add(OngageConversion(conversion_id=conversion.id, country="GB", kind="REG", status="sent",
-                                     contact_id="contact-77"))  # fmt: skip
+                                     contact_id="contact-77"))
         csv_job = OngageCsvJob(name="contacts", created_by="tester")
         session.add(csv_job)
         session.flush()
         session.add(OngageCsvRow(csv_job_id=csv_job.id, row_no=1, email=nsn(TARGET) + "@sms.example.com",
-                                 fields={"phone": TARGET, "first_name": "Ann"}))  # fmt: skip
+                                 fields={"phone": TARGET, "first_name": "Ann"}))
         session.add(OngageCsvRow(csv_job_id=csv_job.id, row_no=2, email="44" + nsn(OTHER) + "@sms.example.com",
-                                 fields={"phone": OTHER}))  # fmt: skip
+                                 fields={"phone": OTHER}))
         # free text: a job's params, an audit entry
         create_job(session, SYSTEM, "sample.count", {"numbers": [TARGET, OTHER], "steps": 1})
         audit(session, SYSTEM, "test.note", None, None,
-              {"text": f"call {TARGET_NATIONAL} or 07400 123457", "n": int("44" + nsn(TARGET))})  # fmt: skip
+              {"text": f"call {TARGET_NATIONAL} or 07400 123457", "n": int("44" + nsn(TARGET))})
         # stored files: national writing, an int cell in XLSX (two sheets), a link token, a number inside a longer one
         store = get_storage()
         store.save_bytes(session, SYSTEM, ("phone;name\r\n" + TARGET_NATIONAL + ";ann\r\n07400 123457;bob\r\n"
                                             "+44 7400 1234560;long\r\n").encode("latin-1"),
-                         kind="upload", original_name="semicolons.csv")  # fmt: skip
+                         kind="upload", original_name="semicolons.csv")
         store.save_bytes(session, SYSTEM, _xlsx([["phone", "name"], [int("44" + nsn(TARGET)), "ann"],
-                                                 [OTHER, "bob"]]), kind="upload", original_name="book.xlsx")  # fmt: skip
+                                                 [OTHER, "bob"]]), kind="upload", original_name="book.xlsx")
         store.save_bytes(session, SYSTEM, f"token,x\n{vault.cipher.encrypt(TARGET)},1\n"
                                           f"{vault.cipher.encrypt(OTHER)},2\n".encode(),
-                         kind="cleaning_encrypt", original_name="tokens.csv")  # fmt: skip
+                         kind="cleaning_encrypt", original_name="tokens.csv")
         store.save_bytes(session, SYSTEM, b"\x00\x01binary\x00\x02" * 50, kind="upload", original_name="blob.bin")
     return {"sealed": _sealed_values(), "conversion_rows": rows, "traffic_day": traffic_day,
             "traffic_rows": traffic_rows, "live_events": [event]}
@@ -206,7 +206,7 @@ def file_texts(row: StoredFile) -> list[str]:
             pass
         book = load_workbook(io.BytesIO(data), read_only=True)
         texts = [" ".join("" if v is None else str(v) for v in values)
-                 for sheet in book.worksheets for values in sheet.iter_rows(values_only=True)]  # fmt: skip
+                 for sheet in book.worksheets for values in sheet.iter_rows(values_only=True)]
         book.close()
         return texts
     return data.decode("latin-1").splitlines()

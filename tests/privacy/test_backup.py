@@ -47,7 +47,7 @@ def _audit_pairs(count: int, tag: str) -> None:
     for n in range(count):
         with db.session_factory()() as session, session.begin():
             session.execute(insert(AuditEvent), [{"actor": "writer", "action": tag, "target_id": str(n),
-                                                  "detail": {"pad": "x" * 200}, "at": db.utcnow()}] * 2)  # fmt: skip
+                                                  "detail": {"pad": "x" * 200}, "at": db.utcnow()}] * 2)
 
 
 def _rows(path: Path, tag: str) -> int:
@@ -123,7 +123,7 @@ def test_restore_refuses_what_is_not_a_phoneops_database(own_sqlite: str, tmp_pa
     broken = tmp_path / "broken.db"
     broken.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)
     for path, message in ((other, "not a phoneops database"), (text, "not an SQLite database"),
-                          (broken, "cannot be read"), (tmp_path / "missing.db", "no file")):  # fmt: skip
+                          (broken, "cannot be read"), (tmp_path / "missing.db", "no file")):
         result = runner.invoke(app, ["restore", str(path), "--yes", "--force"])
         assert result.exit_code == 1, result.output
         assert message in result.output.replace("\n", " "), result.output

@@ -30,7 +30,7 @@ from phoneops.numbers.vault import get_vault
 
 def _erase(client: Any, users: Any, number: str, region: str | None = "GB") -> dict[str, Any]:
     response = client.post("/api/privacy/erasures", headers=users.headers("admin"),
-                           json={"number": number, "region": region})  # fmt: skip
+                           json={"number": number, "region": region})
     assert response.status_code == 202, response.text
     body = response.json()
     done = client.get(f"/api/privacy/erasures/{body['id']}", headers=users.headers("admin")).json()
@@ -86,7 +86,7 @@ def test_erased_number_is_found_nowhere_and_others_stay(client: Any, users: Any,
             == "monitor"
         assert session.get(UsedNumber, vault.index(OTHER)) is not None
         assert session.scalar(select(func.count()).select_from(Conversion)
-                              .where(Conversion.blind_index == vault.index(OTHER))) == 1  # fmt: skip
+                              .where(Conversion.blind_index == vault.index(OTHER))) == 1
         kinds = sorted(session.scalars(select(TrafficRow.number_kind)))
         assert kinds == ["erased", "phone"]  # the day's totals keep the anonymous row
         texts = {f.original_name: file_texts(f) for f in session.scalars(select(StoredFile))}
@@ -103,13 +103,13 @@ def test_erased_number_is_found_nowhere_and_others_stay(client: Any, users: Any,
     check = client.get("/api/privacy/erased", params={"number": TARGET}, headers=users.headers("admin")).json()
     assert check["erased"] is True and check["requests"] == 1
     assert client.get("/api/privacy/erased", params={"number": OTHER},
-                      headers=users.headers("admin")).json()["erased"] is False  # fmt: skip
+                      headers=users.headers("admin")).json()["erased"] is False
 
     # idempotent: again, nothing left to remove and no file rewritten
     before = snapshot()["files"]
     again = _erase(client, users, TARGET)
     assert again["counts"] == {"files_scanned": again["counts"]["files_scanned"],
-                               "files_skipped": again["counts"]["files_skipped"]}  # fmt: skip
+                               "files_skipped": again["counts"]["files_skipped"]}
     assert snapshot()["files"] == before
 
 
@@ -120,12 +120,12 @@ def test_bad_requests_change_nothing(client: Any, users: Any, inline_jobs: list[
     for body, code in (({"number": "not a number", "region": "GB"}, "invalid_number"),
                        ({"number": "07400 12345", "region": "GB"}, "invalid_number"),
                        ({"number": "07400 123456", "region": "QQ"}, "invalid_region"),
-                       ({"number": "   ", "region": "GB"}, "invalid_number")):  # fmt: skip
+                       ({"number": "   ", "region": "GB"}, "invalid_number")):
         response = client.post("/api/privacy/erasures", headers=users.headers("admin"), json=body)
         assert response.status_code == 422, response.text
         assert response.json()["error"]["code"] == code
     assert client.post("/api/privacy/erasures", headers=users.headers("operator"),
-                       json={"number": TARGET}).status_code == 403  # fmt: skip
+                       json={"number": TARGET}).status_code == 403
     assert client.post("/api/privacy/erasures", json={"number": TARGET}).status_code == 401
     assert client.get("/api/privacy/erased", params={"number": "abc"}, headers=users.headers("admin")).status_code \
         == 422

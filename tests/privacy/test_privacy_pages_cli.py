@@ -53,7 +53,7 @@ def test_page_is_admin_only_and_erases_with_confirmation(client: Any, users: Any
     assert bad.status_code == 422 and "not a valid phone number" in bad.text
     assert _known(NUMBER)
     sent = client.post("/privacy/erase", data={"csrf_token": csrf, "number": "07400 123456", "region": "GB",
-                                               "confirm": "yes"}, follow_redirects=False)  # fmt: skip
+                                               "confirm": "yes"}, follow_redirects=False)
     assert sent.status_code == 303
     ledger = client.get("/privacy").text
     assert "+447*******56" in ledger and "phone_numbers: 1" in ledger and NUMBER not in ledger
@@ -130,7 +130,7 @@ def test_a_lost_worker_resumes_the_erasure_where_it_stopped(
     with session_scope() as session:
         for n in range(3):
             get_storage().save_bytes(session, SYSTEM, f"phone\n{NUMBER}\n+447400123457\nrow {n}\n".encode(),
-                                     kind="upload", original_name=f"f{n}.csv")  # fmt: skip
+                                     kind="upload", original_name=f"f{n}.csv")
     real = erase.erase_from_file
     calls: list[str] = []
 

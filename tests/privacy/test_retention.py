@@ -54,18 +54,18 @@ def _seed() -> None:
         apply_verdicts(s, SYSTEM, [Verdict("+447400123456", "blacklist", Authority.auto, reason="OS", source="t")])
         for n, day in enumerate([old, old, new]):
             s.add(TrafficRow(day=day.date(), blind_index=index, number_kind="phone", category="blacklist",
-                             ip=f"203.0.113.{n}"))  # fmt: skip
+                             ip=f"203.0.113.{n}"))
         s.add(TrafficDay(day=old.date(), rows=2))
         for n, (postback, synced) in enumerate([(old, NOW), (new, NOW), (None, old), (None, NOW)]):
             s.add(Conversion(click_id=f"c{n}", kind="REG", number_kind="phone", blind_index=index,
-                             postback_at=postback, synced_at=synced))  # fmt: skip
+                             postback_at=postback, synced_at=synced))
         s.flush()
         first = s.scalar(select(Conversion.id).where(Conversion.click_id == "c0"))
         assert first is not None
         s.add(OngageConversion(conversion_id=first, country="GB", kind="REG"))
         for n, (event_at, received) in enumerate([(old, NOW), (old, NOW), (new, NOW), (None, old), (None, new)]):
             s.add(LiveRawEvent(source="sqs", message_id=f"m{n}", event_at=event_at, received_at=received,
-                               number_kind="phone", blind_index=index))  # fmt: skip
+                               number_kind="phone", blind_index=index))
         s.add(LiveEvent(blind_index=index, event_at=old))  # derived: the latest event per number stays
         s.add(DeadLetter(source="sqs", error="bad", body="x", received_at=old))
         s.add(DeadLetter(source="sqs", error="bad", body="y", received_at=new))
@@ -77,7 +77,7 @@ def _seed() -> None:
             s.add(result)
             s.flush()
             s.add(HlrLookupItem(lookup_id=lookup.id, blind_index=result.blind_index, sealed=b"x" * 40,
-                                state="done", result_id=result.id, outcome="clean"))  # fmt: skip
+                                state="done", result_id=result.id, outcome="clean"))
 
 
 def _counts() -> dict[str, int]:
@@ -89,15 +89,15 @@ def _counts() -> dict[str, int]:
     with session_scope() as s:
         counts = {m.__tablename__: int(s.scalar(select(func.count()).select_from(m)) or 0)
                   for m in (TrafficRow, TrafficDay, Conversion, OngageConversion, LiveRawEvent, LiveEvent,
-                            DeadLetter, HlrResult, HlrLookupItem, PhoneNumber)}  # fmt: skip
+                            DeadLetter, HlrResult, HlrLookupItem, PhoneNumber)}
         counts["items_linked"] = int(s.scalar(select(func.count()).select_from(HlrLookupItem)
-                                              .where(HlrLookupItem.result_id.is_not(None))) or 0)  # fmt: skip
+                                              .where(HlrLookupItem.result_id.is_not(None))) or 0)
     return counts
 
 
 SEEDED = {"voluum_traffic_rows": 3, "voluum_traffic_days": 1, "voluum_conversions": 4, "ongage_conversions": 1,
           "voluum_live_raw_events": 5, "voluum_live_events": 1, "voluum_dead_letters": 2, "hlr_results": 3,
-          "hlr_lookup_items": 3, "phone_numbers": 1, "items_linked": 3}  # fmt: skip
+          "hlr_lookup_items": 3, "phone_numbers": 1, "items_linked": 3}
 
 
 def test_purge_removes_only_raw_rows_past_their_age(keep: Any) -> None:
@@ -109,10 +109,10 @@ def test_purge_removes_only_raw_rows_past_their_age(keep: Any) -> None:
     assert _counts() == SEEDED  # a dry run changes nothing
     summary = retention.purge(SYSTEM, batch=1)  # one row per transaction: the batching loop is exercised
     assert summary.deleted == {"voluum_traffic_rows": 2, "voluum_conversions": 2, "voluum_live_raw_events": 3,
-                               "voluum_dead_letters": 1, "hlr_results": 2}  # fmt: skip
+                               "voluum_dead_letters": 1, "hlr_results": 2}
     assert _counts() == {**SEEDED, "voluum_traffic_rows": 1, "voluum_conversions": 2, "ongage_conversions": 0,
                          "voluum_live_raw_events": 2, "voluum_dead_letters": 1, "hlr_results": 1,
-                         "items_linked": 1}  # fmt: skip
+                         "items_linked": 1}
     with session_scope() as s:
         event = s.scalars(select(AuditEvent).where(AuditEvent.action == "privacy.retention.purge")).one()
         assert event.detail["deleted"]["hlr_results"] == 2 and event.detail["dry_run"] is False

@@ -49,7 +49,7 @@ def fresh_redis() -> str:
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 120.0) -> str:
     """Run `python -m phoneops ARGS` to its end; returns its output (fails the test on a non-zero exit)."""
     done = subprocess.run([sys.executable, "-m", "phoneops", *args], env=env, capture_output=True, timeout=timeout,
-                          check=False)  # fmt: skip
+                          check=False)
     output = done.stdout.decode() + done.stderr.decode()
     assert done.returncode == 0, f"phoneops {' '.join(args)} exited {done.returncode}: {output[-3000:]}"
     return done.stdout.decode()
@@ -83,7 +83,7 @@ class Cluster:
     @classmethod
     def create(cls, db_url: str, redis_url: str, root: Path, **extra: str) -> Cluster:
         env = process_env(db_url, REDIS_URL=redis_url, DATA_DIR=str(root / "data"),
-                          STORAGE_ROOT=str(root / "files"), **extra)  # fmt: skip
+                          STORAGE_ROOT=str(root / "files"), **extra)
         return cls(env)
 
     def _start(self, name: str, args: list[str]) -> Proc:
@@ -128,7 +128,7 @@ class Api:
 
     def __init__(self, urls: list[str], token: str) -> None:
         self._clients = [httpx.Client(base_url=u, headers={"Authorization": f"Bearer {token}"}, timeout=30.0)
-                         for u in urls]  # fmt: skip
+                         for u in urls]
         self._turn = 0
         self.calls_per_url: dict[str, int] = dict.fromkeys(urls, 0)
 
@@ -155,7 +155,7 @@ class Api:
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float, poll: float = 0.2,
-               alive: Callable[[], None] | None = None) -> None:  # fmt: skip
+               alive: Callable[[], None] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if alive is not None:
@@ -172,5 +172,5 @@ def product_schedules() -> dict[str, tuple[str, str]]:
     code = ("import json; from phoneops.core import jobs; from phoneops.registry import load_domains; "
             "load_domains(); print(json.dumps({n: [s.minute, s.hour] for n, s in jobs.registered_periodic().items()}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
-                         env=process_env("sqlite:///" + str(TMP / "schedules.db"))).stdout  # fmt: skip
+                         env=process_env("sqlite:///" + str(TMP / "schedules.db"))).stdout
     return {name: (minute, hour) for name, (minute, hour) in json.loads(out.strip().splitlines()[-1]).items()}

@@ -63,7 +63,7 @@ def sims() -> Iterator[dict[str, str]]:
          serve_in_thread(voluum.create_app(voluum.VoluumSimConfig(
             rate_limit_per_s=None, retry_after_s=0.0, start_date=seeded, days=1, visits_per_day=600,
             latency_ms=150))) as vlm, \
-         serve_in_thread(ongage.create_app(ongage.OngageSimConfig(latency_ms=20))) as ong:  # fmt: skip
+         serve_in_thread(ongage.create_app(ongage.OngageSimConfig(latency_ms=20))) as ong:
         yield {"gsm": gsm, "hlr": hlr, "voluum": vlm, "ongage": ong, "day": seeded}
 
 
@@ -84,9 +84,9 @@ def cluster(sims: dict[str, str], tmp_path: Path) -> Iterator[tuple[Cluster, Eng
             "ONGAGE_BASE_URL": sims["ongage"], "ONGAGE_LIST_ID": ongage.DEFAULT_LIST_ID,
             "ONGAGE_USERNAME": ongage.DEFAULT_USERNAME, "ONGAGE_PASSWORD": ongage.DEFAULT_PASSWORD,
             "ONGAGE_ACCOUNT_CODE": ongage.DEFAULT_ACCOUNT_CODE,
-        }  # fmt: skip
+        }
         deployment = Cluster.create(db_url, redis_url, tmp_path, JOB_LEASE_SECONDS="6", WORKER_THREADS="2",
-                                    **providers)  # fmt: skip
+                                    **providers)
         engine = create_engine(db_url, pool_pre_ping=True)
         try:
             yield deployment, engine
@@ -107,7 +107,7 @@ def rows(engine: Engine, sql: str, **params: Any) -> list[Any]:
 
 def job_row(engine: Engine, job_id: str) -> tuple[str, int, int | None, str | None, int]:
     found = rows(engine, "SELECT status, progress_done, progress_total, lease_owner, attempts FROM jobs WHERE id = :id",
-                 id=job_id)  # fmt: skip
+                 id=job_id)
     assert found, f"no job {job_id}"
     status, done, total, owner, attempts = found[0]
     return str(status), int(done), total, owner, int(attempts)
@@ -137,7 +137,7 @@ def periodic_slots(engine: Engine) -> dict[str, dict[str, int]]:
     """Finished periodic runs: task -> slot -> how many rows."""
     found: dict[str, dict[str, int]] = {}
     for name, slot, count in rows(engine, "SELECT name, slot, count(*) FROM periodic_runs WHERE finished_at IS NOT "
-                                          "NULL GROUP BY name, slot"):  # fmt: skip
+                                          "NULL GROUP BY name, slot"):
         found.setdefault(str(name), {})[str(slot)] = int(count)
     return found
 
@@ -223,9 +223,9 @@ def start_ongage_csv(api: Api) -> tuple[int, str, set[str]]:
 
     emails = [f"scale{n}@example.com" for n in range(CSV_CONTACTS)]
     table = [list(REQUIRED)] + [[DEFAULT_LIST_ID, e, "GB", "GB_REG", f"4479{n:08d}", "REG", "sms", "LIVE", f"u-{n}"]
-                                for n, e in enumerate(emails)]  # fmt: skip
+                                for n, e in enumerate(emails)]
     draft = upload(api, "/api/ongage/csv-jobs", "contacts.csv", csv_bytes(table), interval_seconds="1",
-                   lower_limit="400", upper_limit="400", batch_size="100")  # fmt: skip
+                   lower_limit="400", upper_limit="400", batch_size="100")
     started = api.post(f"/api/ongage/csv-jobs/{draft['id']}/start")
     assert started["status"] == "running" and started["worker_job_id"], started
     return int(draft["id"]), str(started["worker_job_id"]), set(emails)
@@ -258,7 +258,7 @@ def test_two_apis_two_workers_one_sigkilled_every_job_once(
 
 
 def run_workload(deployment: Cluster, engine: Engine, api: Api, workers: list[Proc],
-                 workers_started: datetime, sims: dict[str, str], began: float) -> None:  # fmt: skip
+                 workers_started: datetime, sims: dict[str, str], began: float) -> None:
     run_id, clean_job, clean_expected = start_cleaning(api)
     lookup_id, hlr_job, hlr_numbers = start_hlr(api)
     batch_id, imei_job, imei_values = start_imei(api)
@@ -270,14 +270,14 @@ def run_workload(deployment: Cluster, engine: Engine, api: Api, workers: list[Pr
     threshold = IMEIS // 5
     wait_until("the IMEI batch to be under way on a worker",
                lambda: (lambda j: j[0] == "running" and j[1] >= threshold and owner_pid(j[3]) in by_pid)(
-                   job_row(engine, imei_job)), timeout=90, poll=0.05, alive=deployment.check_alive)  # fmt: skip
+                   job_row(engine, imei_job)), timeout=90, poll=0.05, alive=deployment.check_alive)
     victim = by_pid[owner_pid(job_row(engine, imei_job)[3]) or 0]
     survivor = next(w for w in workers if w is not victim)
     wait_until("the victim to be outside a periodic tick", lambda: not scalar(
         engine, "SELECT count(*) FROM periodic_runs WHERE finished_at IS NULL AND worker LIKE :me",
-        me=f"%:{victim.pid}:%"), timeout=30, poll=0.05)  # fmt: skip
+        me=f"%:{victim.pid}:%"), timeout=30, poll=0.05)
     held_before = {r[0] for r in rows(engine, "SELECT id FROM jobs WHERE status = 'running' AND lease_owner LIKE :me",
-                                      me=f"%:{victim.pid}:%")}  # fmt: skip
+                                      me=f"%:{victim.pid}:%")}
     deployment.sigkill(victim)
     status, done_at_kill, total, owner, _ = job_row(engine, imei_job)
     assert status == "running" and owner_pid(owner) == victim.pid, (status, owner, victim.pid)
@@ -289,13 +289,13 @@ def run_workload(deployment: Cluster, engine: Engine, api: Api, workers: list[Pr
     assert give_conversions_real_numbers(sims["voluum"]) > 0
     voluum_job = api.post("/api/voluum/conversions/sync", expect=202, json={"from": sims["day"]})["id"]
     wait_until("the Voluum sync", lambda: job_status(api, voluum_job) in TERMINAL, timeout=90,
-               alive=lambda: deployment.check_alive(victim))  # fmt: skip
+               alive=lambda: deployment.check_alive(victim))
     ongage_job = api.post("/api/ongage/sync", expect=202)["id"]
 
     all_jobs = {"cleaning": clean_job, "hlr": hlr_job, "imei": imei_job, "ongage_csv": csv_job,
-                "voluum": voluum_job, "ongage_sync": ongage_job}  # fmt: skip
+                "voluum": voluum_job, "ongage_sync": ongage_job}
     wait_until("every job to end", lambda: all(job_status(api, j) in TERMINAL for j in all_jobs.values()),
-               timeout=150, poll=0.5, alive=lambda: deployment.check_alive(victim))  # fmt: skip
+               timeout=150, poll=0.5, alive=lambda: deployment.check_alive(victim))
     final = {name: api.get(f"/api/jobs/{j}") for name, j in all_jobs.items()}
     assert {n: j["status"] for n, j in final.items()} == dict.fromkeys(all_jobs, "succeeded"), {
         n: (j["status"], j["error"], j["message"]) for n, j in final.items()}
@@ -319,7 +319,7 @@ def run_workload(deployment: Cluster, engine: Engine, api: Api, workers: list[Pr
     last = max(first + timedelta(minutes=1), minute_of(datetime.now(UTC)) - timedelta(minutes=1))
     wait_until("the ticks of the minutes spanned", lambda: all(
         due <= set(periodic_slots(engine).get(name, {})) for name, due in due_slots(first, last).items()),
-        timeout=100, poll=0.5)  # fmt: skip
+        timeout=100, poll=0.5)
     found = check_periodic_runs(engine, first, last, datetime.now(UTC))
     print(f"periodic slots {first:%H:%M}..{last:%H:%M}: { {k: sorted(v) for k, v in found.items()} }; "
           f"total {time.monotonic() - began:.0f} s")
@@ -398,6 +398,6 @@ def check_ongage(api: Api, engine: Engine, sim_url: str, csv_id: int, csv_emails
         engine, "SELECT status, last_error, count(*) FROM ongage_conversions GROUP BY status, last_error")}
     assert enrolled == gb and gb > 0 and {s for s, _ in statuses} <= {"sent", "invalid"}, (enrolled, gb, statuses)
     numbers = scalar(engine, "SELECT count(DISTINCT c.blind_index) FROM ongage_conversions o JOIN voluum_conversions c "
-                             "ON c.id = o.conversion_id WHERE o.status = 'sent'")  # fmt: skip
+                             "ON c.id = o.conversion_id WHERE o.status = 'sent'")
     synced = {e: n for e, n in received.items() if e not in csv_emails}
     assert len(synced) == numbers and set(synced.values()) == {1}, (synced, statuses)

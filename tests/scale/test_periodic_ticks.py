@@ -32,7 +32,7 @@ def test_ticks_run_in_their_minute_while_a_long_job_holds_the_only_thread(tmp_pa
                 time.sleep(61 - datetime.now(UTC).second)
             seconds = 60 - datetime.now(UTC).second + 10
             out = run_cli(["jobs", "sample", "--steps", str(seconds * 4), "--delay", "0.25", "--no-wait"],
-                          deployment.env)  # fmt: skip
+                          deployment.env)
             job_id = out.split("job ", 1)[1].split()[0]
             deployment.start_worker("ticker")
 
@@ -43,7 +43,7 @@ def test_ticks_run_in_their_minute_while_a_long_job_holds_the_only_thread(tmp_pa
                 return str(status), started, finished
 
             wait_until("the job to end", lambda: job()[0] == "succeeded", timeout=150, poll=0.5,
-                       alive=deployment.check_alive)  # fmt: skip
+                       alive=deployment.check_alive)
             _, job_started, job_finished = job()
             assert job_started is not None and job_finished is not None
             assert job_finished.minute != job_started.minute  # the job spanned a minute boundary

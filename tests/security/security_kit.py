@@ -81,4 +81,4 @@ def table_counts() -> dict[str, int]:
     engine = db.get_engine()
     with engine.connect() as conn:
         return {name: int(conn.execute(select(func.count()).select_from(table(name))).scalar_one())
-                for name in sorted(inspect(engine).get_table_names()) if name != "alembic_version"}  # fmt: skip
+                for name in sorted(inspect(engine).get_table_names()) if name != "alembic_version"}

@@ -17,7 +17,7 @@ TEMPLATES = Path(__file__).parents[2] / "src" / "phoneops" / "ui" / "templates"
 
 def _post_pages(app: Any) -> list[str]:
     return sorted({r.path for r in iter_routes(app) if "POST" in r.methods and not r.path.startswith("/api")
-                   and r.path != "/login"})  # fmt: skip
+                   and r.path != "/login"})
 
 
 def test_every_post_page_refuses_a_session_without_the_right_token(client: Any, app: Any, users: Any) -> None:
@@ -36,7 +36,7 @@ def test_every_post_page_refuses_a_session_without_the_right_token(client: Any, 
                                                   files={"file": ("a.csv", b"+447911123456\n", "text/csv")},
                                                   follow_redirects=False),
             "JSON without header": client.post(url, json={"csrf_token": good}, follow_redirects=False),
-        }  # fmt: skip
+        }
         for what, response in attempts.items():
             if response.status_code != 403 or "CSRF" not in response.text:
                 wrong.append(f"{what}: POST {path} -> {response.status_code} {response.text[:120]!r}")
@@ -81,7 +81,7 @@ class _Forms(HTMLParser):
         values = {k: v or "" for k, v in attrs}
         if tag == "form":
             self._open = {"action": values.get("action", ""), "post": values.get("method", "").lower() == "post",
-                          "tokens": []}  # fmt: skip
+                          "tokens": []}
             self.forms.append(self._open)
         elif tag == "input" and self._open is not None and values.get("name") == "csrf_token":
             self._open["tokens"].append(values.get("value", ""))
@@ -96,9 +96,9 @@ def test_every_rendered_post_form_carries_the_token(client: Any, app: Any, users
     good = login(client, "csrf-admin")
     pages = sorted({r.path for r in iter_routes(app) if "GET" in r.methods and not r.path.startswith(("/api", "/static"))
                     and "{" not in r.path and r.path not in ("/login", "/metrics", "/openapi.json", "/docs")
-                    and not r.path.endswith("/export")})  # fmt: skip
+                    and not r.path.endswith("/export")})
     cleaning = client.post("/api/cleaning/files", headers=users.headers("admin"),
-                           files={"file": ("a.csv", b"phone\n+447911123456\n", "text/csv")})  # fmt: skip
+                           files={"file": ("a.csv", b"phone\n+447911123456\n", "text/csv")})
     assert cleaning.status_code == 201, cleaning.text
     pages.append(f"/cleaning/files/{cleaning.json()['id']}")  # a detail page with several forms
     forms = 0

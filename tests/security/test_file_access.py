@@ -42,7 +42,7 @@ def test_raw_uploads_are_for_the_owner_and_operators(client: Any, users: Any, se
 def test_import_results_hold_plaintext_numbers(client: Any, users: Any, inline_jobs: list[str]) -> None:
     operator, viewer = users.headers("operator"), users.headers("viewer")
     imported = client.post("/api/numbers/imports", data={"target": "blacklist"}, headers=operator,
-                           files={"file": ("list.csv", LIST, "text/csv")})  # fmt: skip
+                           files={"file": ("list.csv", LIST, "text/csv")})
     assert imported.status_code == 202, imported.text
     url = f"/api/numbers/imports/{imported.json()['id']}/result"
     assert client.get(url, headers=viewer).status_code == 403
@@ -57,7 +57,7 @@ def test_plaintext_exports_are_for_admins_even_through_the_generic_route(
 ) -> None:
     operator, admin = users.headers("operator"), users.headers("admin")
     client.post("/api/numbers/status", json={"number": "+447911123456", "status": "blacklist", "reason": "x"},
-                headers=admin)  # fmt: skip
+                headers=admin)
     by_admin = client.post("/api/numbers/exports", json={"status": "blacklist", "plaintext": True}, headers=admin)
     assert by_admin.status_code == 202, by_admin.text
     file_id = client.get(f"/api/jobs/{by_admin.json()['id']}", headers=admin).json()["result"]["file_id"]
@@ -75,7 +75,7 @@ def test_files_without_numbers_stay_open_to_viewers(client: Any, users: Any, ses
     from phoneops.core.storage import get_storage
 
     row = get_storage().save_bytes(session, SYSTEM, b"Campaign ID,Price\n1,2.00\n", kind="broadcast_history",
-                                   original_name="history.csv")  # fmt: skip
+                                   original_name="history.csv")
     session.commit()
     assert FILE_ROLES["broadcast_history"].value == "viewer"
     assert client.get(f"/api/files/{row.id}/download", headers=users.headers("viewer")).status_code == 200

@@ -30,7 +30,7 @@ def _admin_token_revoked() -> bool:
 
     with session_scope() as s:
         revoked = s.scalars(select(ApiToken.revoked_at).join(User, User.id == ApiToken.user_id)
-                            .where(User.role == "admin")).all()  # fmt: skip
+                            .where(User.role == "admin")).all()
     return any(r is not None for r in revoked)
 
 

@@ -21,7 +21,7 @@ from support import login_form
 SQL = ["' OR '1'='1", "1; DROP TABLE users;--", "\" OR 1=1 --", "x' UNION SELECT password_hash FROM users--"]
 XSS = ["<script>alert('xss')</script>", "\"><img src=x onerror=alert(1)>", "</textarea><svg onload=alert(1)>"]
 FORMULAS = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+SUM(1+1)*cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)",
-            "\t=1+1"]  # fmt: skip
+            "\t=1+1"]
 PROBES = SQL + XSS + FORMULAS
 RAW_MARKUP = re.compile(r"<script>alert|<img src=x onerror|<svg onload", re.I)
 
@@ -51,7 +51,7 @@ def test_probes_in_every_query_parameter(client: Any, app: Any, users: Any) -> N
         for probe in PROBES:
             page = not path.startswith("/api")
             response = client.get(concrete(path), params={name: probe}, headers={**admin, "Accept": "text/html"}
-                                  if page else admin)  # fmt: skip
+                                  if page else admin)
             where = f"{path}?{name}={probe!r} -> {response.status_code}"
             if response.status_code >= 500 and response.status_code != 503:
                 wrong.append(f"crash: {where} {response.text[:200]!r}")
@@ -79,7 +79,7 @@ def test_stored_text_is_literal_escaped_and_neutralised(client: Any, users: Any,
     for probe in probes:
         assert client.post("/api/tokens", json={"name": probe}, headers=admin).status_code == 201
         created = client.post("/api/hlr/risky-operators", json={"name": probe, "mccmnc": "23415", "note": probe},
-                              headers=admin)  # fmt: skip
+                              headers=admin)
         assert created.status_code in (200, 201, 409), created.text
     names = {t["name"] for t in client.get("/api/tokens", headers=admin).json()}
     assert {p.strip() for p in probes} <= names  # stored as typed (names are trimmed)
@@ -92,7 +92,7 @@ def test_stored_text_is_literal_escaped_and_neutralised(client: Any, users: Any,
     writer.writerows([f"+44791112{i:04d}", probe[:64], probe[:32]] for i, probe in enumerate(probes))
     body = sheet.getvalue().encode()
     imported = client.post("/api/numbers/imports", data={"target": "blacklist"}, headers=admin,
-                           files={"file": ("<script>alert('xss')</script>.csv", body, "text/csv")})  # fmt: skip
+                           files={"file": ("<script>alert('xss')</script>.csv", body, "text/csv")})
     assert imported.status_code == 201, imported.text
     looked_up = client.get("/api/numbers/lookup", params={"number": "+447911120005"}, headers=admin).json()
     assert looked_up["reason"] == probes[5][:64], looked_up  # stored literally
@@ -104,11 +104,11 @@ def test_stored_text_is_literal_escaped_and_neutralised(client: Any, users: Any,
     assert download.status_code == 200 and "'=HYPERLINK" in download.text, download.text[:300]
     assert not _cells_safe(download.text), _cells_safe(download.text)
     cleaning = client.post("/api/cleaning/files", headers=admin,
-                           files={"file": ("\"><img src=x onerror=alert(1)>.csv", body, "text/csv")})  # fmt: skip
+                           files={"file": ("\"><img src=x onerror=alert(1)>.csv", body, "text/csv")})
     assert cleaning.status_code == 201, cleaning.text
     # every page that shows them escapes them
     for page in (f"/cleaning/files/{cleaning.json()['id']}", "/cleaning", "/account/tokens", "/hlr/risky", "/numbers/lists/blacklist", "/numbers/imports", "/admin/audit",
-                 "/numbers?number=%2B447911120005", "/"):  # fmt: skip
+                 "/numbers?number=%2B447911120005", "/"):
         response = client.get(page, headers={**admin, "Accept": "text/html"})
         assert response.status_code == 200, (page, response.status_code)
         assert not RAW_MARKUP.search(response.text), page
@@ -123,7 +123,7 @@ def test_sql_probes_as_identifiers_change_nothing(client: Any, users: Any) -> No
     form = login_form(client)
     for probe in SQL:
         for method, path in (("POST", "/api/users/{}/disable"), ("GET", "/api/jobs/{}"), ("GET", "/api/files/{}/download"),
-                             ("GET", "/api/broadcasts/days/{}"), ("GET", "/api/numbers/lists/{}")):  # fmt: skip
+                             ("GET", "/api/broadcasts/days/{}"), ("GET", "/api/numbers/lists/{}")):
             response = client.request(method, path.format(probe), headers=admin)
             assert response.status_code in (404, 422), (path, probe, response.status_code, response.text[:200])
         login = client.post("/login", data={"username": probe, "password": probe, **form}, follow_redirects=False)

@@ -22,7 +22,7 @@ from phoneops.simulators._server import serve_in_thread
 from support import login_form
 
 KEY_BYTES = {name: bytes([i]) * 6 + uuid.uuid4().bytes + bytes([i]) * 10
-             for i, name in enumerate(("AES_KEYS", "AES_KEY", "BLIND_INDEX_KEY"), start=0x41)}  # fmt: skip
+             for i, name in enumerate(("AES_KEYS", "AES_KEY", "BLIND_INDEX_KEY"), start=0x41)}
 
 
 def _b64(data: bytes) -> str:
@@ -48,7 +48,7 @@ def _forms(value: str) -> set[str]:
     """The ways a secret could leak: as is, base64 (both alphabets), hex, URL-encoded; key bytes too."""
     raw = value.encode()
     forms = {value, base64.b64encode(raw).decode().rstrip("="), _b64(raw).rstrip("="), raw.hex(),
-             quote(value, safe=""), quote_plus(value)}  # fmt: skip
+             quote(value, safe=""), quote_plus(value)}
     for key in KEY_BYTES.values():
         if _b64(key) in value:
             forms |= {key.hex(), base64.b64encode(key).decode().rstrip("="), _b64(key).rstrip("=")}
@@ -63,9 +63,9 @@ def simulators() -> Iterator[dict[str, str]]:
             serve_in_thread(hlr_lookup.create_app(hlr_lookup.HlrSimConfig())) as hlr, \
             serve_in_thread(messagewhiz.create_app(messagewhiz.MessageWhizSimConfig())) as mw, \
             serve_in_thread(ongage.create_app(ongage.OngageSimConfig())) as og, \
-            serve_in_thread(voluum.create_app(voluum.VoluumSimConfig())) as vol:  # fmt: skip
+            serve_in_thread(voluum.create_app(voluum.VoluumSimConfig())) as vol:
         yield {"GSM_FUSION_BASE_URL": gsm, "HLR_BASE_URL": hlr, "HLR_BATCH_BASE_URL": hlr,
-               "MESSAGEWHIZ_BASE_URL": mw, "ONGAGE_BASE_URL": og, "VOLUUM_BASE_URL": vol}  # fmt: skip
+               "MESSAGEWHIZ_BASE_URL": mw, "ONGAGE_BASE_URL": og, "VOLUUM_BASE_URL": vol}
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def secret_app(db_url: str, simulators: dict[str, str], monkeypatch: pytest.Monk
 
     env = {**SECRETS, **simulators, "LOG_LEVEL": "DEBUG", "LOG_JSON": "true", "DATABASE_URL": db_url,
            "VOLUUM_ACCESS_ID": "vol-id", "ONGAGE_USERNAME": "someone@example.com", "ONGAGE_LIST_ID": "1",
-           "ONGAGE_ACCOUNT_CODE": "acc", "GSM_FUSION_USERNAME": "demo", "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE"}  # fmt: skip
+           "ONGAGE_ACCOUNT_CODE": "acc", "GSM_FUSION_USERNAME": "demo", "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     reset_settings_cache()
@@ -87,7 +87,7 @@ def secret_app(db_url: str, simulators: dict[str, str], monkeypatch: pytest.Monk
 
 def test_secrets_stay_out_of_logs_and_bodies(secret_app: Any, inline_jobs: list[str], users: Any,
                                              caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi.testclient import TestClient
 
     from phoneops.core import jobs
@@ -105,7 +105,7 @@ def test_secrets_stay_out_of_logs_and_bodies(secret_app: Any, inline_jobs: list[
         # provider calls that fail authentication at the simulators
         refused = [call("GET", "/api/imei/services", headers=admin), call("GET", "/api/imei/balance", headers=admin),
                    call("POST", "/api/voluum/lookups/refresh", headers=admin),
-                   call("GET", "/api/broadcasts/live", headers=admin)]  # fmt: skip
+                   call("GET", "/api/broadcasts/live", headers=admin)]
         assert all(r.status_code >= 400 for r in refused[:1]), [r.text for r in refused]
         # jobs that call providers (run inline) and fail
         call("POST", "/api/ongage/sync", headers=admin)
@@ -130,10 +130,10 @@ def test_secrets_stay_out_of_logs_and_bodies(secret_app: Any, inline_jobs: list[
     assert inline_jobs, "no job ran"
     logged = capsys.readouterr()
     texts = {"structlog/stderr": logged.err + logged.out, "logging": caplog.text,
-             "log records": "\n".join(str(r.__dict__) for r in caplog.records), "responses": "\n".join(bodies)}  # fmt: skip
+             "log records": "\n".join(str(r.__dict__) for r in caplog.records), "responses": "\n".join(bodies)}
     assert "http.unhandled" in texts["structlog/stderr"], "the crash was not logged"
     leaks = [f"{name} ({form[:12]}...) in {where}" for name, value in SECRETS.items() for form in _forms(value)
-             for where, text in texts.items() if form in text]  # fmt: skip
+             for where, text in texts.items() if form in text]
     assert not leaks, "\n".join(leaks)
 
 
@@ -142,7 +142,7 @@ def _explode(*args: Any, **kwargs: Any) -> Any:
 
     settings = get_settings()
     raise RuntimeError(f"connection failed: key={settings.hlr_api_key.get_secret_value() if settings.hlr_api_key else ''}"
-                       f" session={settings.session_secret.get_secret_value()}")  # fmt: skip
+                       f" session={settings.session_secret.get_secret_value()}")
 
 
 def test_stdlib_records_are_scrubbed_and_keep_their_shape(caplog: pytest.LogCaptureFixture) -> None:

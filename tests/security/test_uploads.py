@@ -129,7 +129,7 @@ def test_hostile_file_names_stay_inside_storage(client: Any, users: Any, name: s
     statuses: dict[str, int] = {}
     for path, fields in UPLOADS.items():
         response = client.post(path, headers=admin, data=fields, files={"file": (name, NUMBERS_CSV, "text/csv")},
-                               follow_redirects=False)  # fmt: skip
+                               follow_redirects=False)
         statuses[path] = response.status_code
         if response.status_code >= 500 and response.status_code != 503:
             wrong.append(f"{path} -> {response.status_code} {response.text[:200]!r}")
@@ -179,7 +179,7 @@ def test_oversize_uploads_are_413_and_leave_nothing(client: Any, users: Any, one
     wrong = []
     for path, fields in UPLOADS.items():
         response = client.post(path, headers=admin, data=fields, files={"file": ("big.csv", big, "text/csv")},
-                               follow_redirects=False)  # fmt: skip
+                               follow_redirects=False)
         if response.status_code == 503 and "imei" in path:
             continue  # the provider check comes first: nothing is read
         location = response.headers.get("location", "")
@@ -246,7 +246,7 @@ def test_xlsx_bomb_is_refused_with_bounded_memory(client: Any, users: Any, inlin
     outcomes = {}
     for path in ("/api/numbers/imports", "/api/cleaning/files", "/api/imei/import", "/api/ongage/csv-jobs"):
         response = client.post(path, headers=admin, data=UPLOADS[path],
-                               files={"file": ("bomb.xlsx", bomb, "application/vnd.ms-excel")})  # fmt: skip
+                               files={"file": ("bomb.xlsx", bomb, "application/vnd.ms-excel")})
         outcomes[path] = response.status_code
         assert response.status_code < 500, (path, response.text[:300])
         if response.status_code >= 400:
@@ -312,7 +312,7 @@ def test_bad_files_get_a_clear_422_never_a_500(app: Any, users: Any, session: An
             response = client.post(path, headers={**admin, "Accept": "text/html" if not path.startswith("/api")
                                                    else "application/json"},
                                    data=fields, files={"file": (name, data, "application/octet-stream")},
-                                   follow_redirects=False)  # fmt: skip
+                                   follow_redirects=False)
             status = response.status_code
             where = f"{label} -> {path}: {status} {response.text[:160]!r}"
             if status == 503 and ("not configured" in response.text or "not_configured" in response.text):

@@ -77,7 +77,7 @@ def test_packages_have_the_six_fields(http: httpx.Client) -> None:
     for package in packages:
         assert [child.tag for child in package] == [
             "PackageId", "Category", "PackageTitle", "PackagePrice", "TimeTaken", "MustRead",
-        ]  # fmt: skip
+        ]
         Decimal(package.findtext("PackagePrice") or "")
     assert root(call(http, "fileservices")).findall("Package")
 
@@ -171,7 +171,7 @@ def test_orders_are_per_user(gsm_sim: SimAdmin, http: httpx.Client) -> None:
     gsm_sim.configure(users={DEFAULT_USER: DEFAULT_API_KEY, "other": "OTHER-KEY"})
     order_id = root(call(http, "placeorder", imei=imei(31), networkId="1739")).findtext("imeis/id")
     theirs = http.post(API_PATH, data={"apiKey": "OTHER-KEY", "userId": "other", "action": "getimeis",
-                                       "orderIds": str(order_id)})  # fmt: skip
+                                       "orderIds": str(order_id)})
     assert root(theirs).findall("imeis") == []
     assert gsm_sim.orders(imei=imei(31))[0]["user"] == DEFAULT_USER
 
@@ -284,7 +284,7 @@ def test_cli_knobs_map_to_the_config() -> None:
     args = build_parser().parse_args(
         ["gsm_fusion", "--port", "9", "--latency-ms", "100", "--max-concurrency", "30", "--prolog-quirk",
          "--users", "a:KEY-A", "--fault-actions", "placeorder", "--initial-balance", "5.5"]
-    )  # fmt: skip
+    )
     config = config_from_args(GsmFusionSimConfig, args)
     assert (args.port, config.latency_ms, config.max_concurrency, config.prolog_quirk) == (9, 100.0, 30, True)
     assert config.users == {"a": "KEY-A"} and config.fault_actions == ("placeorder",)

@@ -33,13 +33,13 @@ ORIGINAL_RISKY = {
     "societefrancaiseduradiotelephone-sfr", "iliaditalias.p.a.", "timtelecomitaliaspa", "postemobiles.p.a.",
     "telefonicamoviles(movistar)", "xferamoviles", "orangeespagne,s.a.u.", "p4sp.zo.o.(play)", "t-mobilepolskas.a.",
     "polkomtelsp.zo.o.(plus)",
-}  # fmt: skip
+}
 RESULT_KEYS = [
     "error", "uuid", "credits_spent", "request_parameters", "detected_telephone_number",
     "formatted_telephone_number", "telephone_number_type", "live_status", "original_network",
     "original_network_details", "current_network", "current_network_details", "is_ported", "timestamp",
     "sms_email", "mms_email",
-]  # fmt: skip
+]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_results_in_request_order_with_the_full_field_set(raw: httpx.Client, adm
         "telephone_number": "+44 (7700) 900-123", "input_format": "", "output_format": "", "save_to_cache": "YES",
         "cache_days_global": 0, "cache_days_private": 0, "get_ported_date": "NO", "get_landline_status": "NO",
         "usa_status": "NO",
-    }  # fmt: skip
+    }
     assert first["error"] == "NONE" and first["live_status"] in LIVE_STATUSES
     assert first["timestamp"].endswith("Z") and len(first["uuid"]) == 36
     stats = admin.stats()
@@ -133,7 +133,7 @@ def test_risky_networks_are_on_the_originals_list() -> None:
 
 def test_overrides_pin_a_numbers_result(raw: httpx.Client, admin: SimAdmin) -> None:
     admin.configure(overrides={"447700900001": {"live_status": "NO_COVERAGE", "current_network_details": {"name": "X"}},
-                               "447700900002": {"error": "INTERNAL_ERROR"}})  # fmt: skip
+                               "447700900002": {"error": "INTERNAL_ERROR"}})
     covered, broken = results(raw, "447700900001", "+447700900002", output_format="PLUS_E164")
     assert covered["live_status"] == "NO_COVERAGE" and covered["credits_spent"] == 0
     assert covered["formatted_telephone_number"] == "+447700900001"
@@ -184,7 +184,7 @@ def test_wrong_credentials_401(raw: httpx.Client, admin: SimAdmin, auth: dict[st
         ({**AUTH, "requests": []}, "Missing parameter: requests"),
         ({**AUTH, "requests": [{"telephone_number": n} for n in uk(81)]}, "Too many requests: at most 80 per call"),
     ],
-)  # fmt: skip
+)
 def test_bad_parameters_400(raw: httpx.Client, admin: SimAdmin, body: dict[str, Any], message: str) -> None:
     response = raw.post(API_PATH, json=body)
     assert response.status_code == 400
@@ -245,11 +245,11 @@ def test_concurrent_lookups_keep_the_books_straight(raw: httpx.Client, admin: Si
 def test_batch_flow_with_growing_num_complete(raw: httpx.Client, admin: SimAdmin) -> None:
     admin.configure(batch_items_per_second=5, status_weights={"LIVE": 1})
     created = raw.post("/batches/", params=QUERY, json={"filename": "abc.csv", "type": "HLR_V2",
-                       "batchArguments": {"cache_days_private": 30, "cache_days_global": 30, "save_to_cache": "YES"}})  # fmt: skip
+                       "batchArguments": {"cache_days_private": 30, "cache_days_global": 30, "save_to_cache": "YES"}})
     assert created.status_code == 200
     batch = created.json()
     assert {"id", "filename", "numColumns", "ownerName", "type", "batchArguments", "scheduledStart", "creationDate",
-            "numItems", "numComplete", "status"} == set(batch)  # fmt: skip
+            "numItems", "numComplete", "status"} == set(batch)
     path = f"/batches/{batch['id']}"
     source = "phone_number\n" + "\n".join(uk(20)) + "\n"
     uploaded = raw.post(f"{path}/source", params=QUERY, content=source, headers={"Content-Type": "text/csv"})
@@ -267,7 +267,7 @@ def test_batch_flow_with_growing_num_complete(raw: httpx.Client, admin: SimAdmin
     assert text.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(text.text)))
     assert rows[0][0] == "" and rows[0][1:4] == ["error", "request_parameters.telephone_number",
-                                                 "request_parameters.cache_days_private"]  # fmt: skip
+                                                 "request_parameters.cache_days_private"]
     assert "original_network_details.name" in rows[0] and rows[0][-1] == "timestamp" and len(rows) == 21
     record = dict(zip(rows[0], rows[1], strict=True))
     assert record[""] == uk(1)[0] and record["request_parameters.cache_days_private"] == "30"

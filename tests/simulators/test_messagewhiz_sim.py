@@ -24,7 +24,7 @@ DOC_KEYS = {
     "real_price", "estimated_price", "create_date", "estimated_count", "recipient_count", "utc_offset",
     "next_segment_size", "eb_type", "company_name", "timezone", "send_now", "updated_at", "created_at", "created_by",
     "updated_by", "department_id", "department", "dlr", "broadcastConversion",
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,7 @@ def test_envelope_errors(mw_http: httpx.Client, admin: SimAdmin) -> None:
 
 def test_load_explicit_data(mw_http: httpx.Client, admin: SimAdmin) -> None:
     data = {"broadcasts": [{"id": 5, "name": "X_list_chunk#1.csv", "real_price": 250}, {"name": "no id"}],
-            "links": [{"id": 77, "url": "https://trk.example.com/abc"}], "replace": True}  # fmt: skip
+            "links": [{"id": 77, "url": "https://trk.example.com/abc"}], "replace": True}
     assert mw_http.post("/_sim/data", json=data).json() == {"broadcasts": 2, "links": 1}
     broadcasts = everything(mw_http)
     assert {b["id"] for b in broadcasts} == {5, 6}
@@ -201,7 +201,7 @@ def test_other_documented_endpoints(mw_http: httpx.Client, admin: SimAdmin) -> N
     assert isinstance(log, list) and log[0]["message_id"] == message_id  # a bare array, no envelope
     campaign = mw_http.post("/api/3/campaign", json={"name": "c", "start_date": "2024-03-01"}, headers=KEY).json()
     assert campaign["result"] == {"id": 1, "is_default": False, "name": "c", "start_date": "2024-03-01",
-                                  "end_date": None, "enabled": True}  # fmt: skip
+                                  "end_date": None, "enabled": True}
     assert [s["name"] for s in everything(mw_http, "/api/3/Sender/")] == ["Promo", "Offers", "Info"]
     assert mw_http.post("/sms", json={"to": "1"}).status_code == 401
     assert admin.stats()["sms_sent"] == 1
@@ -211,7 +211,7 @@ def test_command_line_knobs() -> None:
     parser = argparse.ArgumentParser()
     add_config_arguments(parser, MessageWhizSimConfig)
     args = parser.parse_args(["--anchor-date", "2024-03-14", "--campaign-ids", "a", "--campaign-ids", "b",
-                              "--latency-ms", "5", "--retry-after-s", "1.5"])  # fmt: skip
+                              "--latency-ms", "5", "--retry-after-s", "1.5"])
     config = config_from_args(MessageWhizSimConfig, args)
     assert config.anchor_date == "2024-03-14" and config.campaign_ids == ("a", "b")
     assert config.latency_ms == 5.0 and config.retry_after_s == 1.5 and config.days == 3

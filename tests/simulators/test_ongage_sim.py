@@ -119,7 +119,7 @@ def test_flat_form_and_list_id_precedence(og_http: httpx.Client, admin: SimAdmin
     og_http.post("/200002/api/v2/contacts/", json=[contact("route@x.co")])
     by_list = {(c["list_id"], c["email"]) for c in admin.orders()}
     assert by_list == {("200002", "body@x.co"), ("200002", "query@x.co"), (DEFAULT_LIST_ID, "default@x.co"),
-                       ("200002", "route@x.co")}  # fmt: skip
+                       ("200002", "route@x.co")}
     assert admin.orders(email="body@x.co")[0]["fields"] == {"name": "Flat"}
     missing = og_http.post("/404/api/v2/contacts/", json=[contact("a@b.co")])
     assert missing.status_code == 404 and missing.json()["payload"]["message"] == "List 404 not found"
@@ -187,7 +187,7 @@ def test_command_line_knobs() -> None:
     parser = argparse.ArgumentParser()
     add_config_arguments(parser, OngageSimConfig)
     args = parser.parse_args(["--list-ids", "1", "--list-ids", "2", "--fail-fraction", "0.03",
-                              "--calls-per-minute", "60", "--fault-after-commit"])  # fmt: skip
+                              "--calls-per-minute", "60", "--fault-after-commit"])
     config = config_from_args(OngageSimConfig, args)
     assert config.list_ids == ("1", "2") and config.fail_fraction == 0.03
     assert config.calls_per_minute == 60 and config.fault_after_commit and config.max_parallel == 10

@@ -156,7 +156,7 @@ def test_report_grouping_filters_and_columns(api: httpx.Client) -> None:
     counts = [r["visits"] for r in narrow["rows"]]
     assert counts == sorted(counts, reverse=True)
     offers = report(api, ("groupBy", "offer"), ("column", "offerId"), ("column", "offerName"), ("reportType", "tree"),
-                    ("include", "ALL"), window={"from": "2030-01-01T00:00:00Z", "to": "2030-01-02T00:00:00Z"})  # fmt: skip
+                    ("include", "ALL"), window={"from": "2030-01-01T00:00:00Z", "to": "2030-01-02T00:00:00Z"})
     assert len(offers["rows"]) == 5 and all(r["offerName"].startswith("Offer ") for r in offers["rows"])
 
 
@@ -232,7 +232,7 @@ def test_conversions(api: httpx.Client, vsim: SimAdmin, vsim_url: str) -> None:
     hour = api.get("/report/conversions", params={"from": "2025-12-12T10:00:00Z", "to": "2025-12-12T11:00:00Z"})
     assert [r["postbackTimestamp"] for r in hour.json()["rows"]] == ["2025-12-12 10:59:59 AM"]
     assert api.get("/report/conversions", params={"from": "2025-12-12T11:00:00Z", "to": "2025-12-12T12:00:00Z"}).json()[
-        "totalRows"] == 0  # fmt: skip
+        "totalRows"] == 0
 
 
 def test_entities(api: httpx.Client) -> None:
@@ -250,7 +250,7 @@ def test_entities(api: httpx.Client) -> None:
 def test_cost_pushes(api: httpx.Client, vsim: SimAdmin) -> None:
     campaign = api.get("/campaign").json()["campaigns"][0]["id"]
     update = {"campaignId": campaign, "from": "2025-12-12T00:00:00Z", "to": "2025-12-13T00:00:00Z",
-              "timezone": "Etc/GMT", "cost": 249.2, "currency": "EUR"}  # fmt: skip
+              "timezone": "Etc/GMT", "cost": 249.2, "currency": "EUR"}
     assert api.post("/report/cost", json={"costUpdateRequests": [update]}).status_code == 200
     body = report(api, ("groupBy", "campaign"))
     row = next(r for r in body["rows"] if r["campaignId"] == campaign)
@@ -308,7 +308,7 @@ def test_config_knobs_from_the_command_line() -> None:
     parser = argparse.ArgumentParser()
     add_config_arguments(parser, VoluumSimConfig)
     args = parser.parse_args(["--token-ttl-s", "5", "--access-keys", "id:key", "--fault-endpoints", "cost",
-                              "--rate-limit-per-s", "15", "--no-require-hour-aligned"])  # fmt: skip
+                              "--rate-limit-per-s", "15", "--no-require-hour-aligned"])
     config = config_from_args(VoluumSimConfig, args)
     assert (config.token_ttl_s, config.access_keys, config.fault_endpoints) == (5.0, {"id": "key"}, ("cost",))
     assert (config.rate_limit_per_s, config.require_hour_aligned, config.days) == (15, False, 3)

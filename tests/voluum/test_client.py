@@ -41,7 +41,7 @@ def visits(count: int, **extra: Any) -> list[dict[str, Any]]:
         {"customVariable1": f"4477009{i:05d}", "ip": f"198.51.100.{i % 250}", "osVersion": "IOS 18.6",
          "browserVersion": "Safari 18", "visits": 1, "uniqueVisits": 1, **extra}
         for i in range(count)
-    ]  # fmt: skip
+    ]
 
 
 class Recorder(httpx.BaseTransport):
@@ -108,7 +108,7 @@ def test_threads_share_one_session(voluum: VoluumClient, voluum_sim: SimAdmin) -
 def test_session_renewed_early(
     make_client: MakeClient, voluum_sim: SimAdmin, ttl: float, renew_before: float, kept_until: float,
     renewed_at: float,
-) -> None:  # fmt: skip
+) -> None:
     """Renewed `renew_before` seconds ahead of expiry (at most half its lifetime), not after a 401."""
     voluum_sim.configure(token_ttl_s=ttl)
     clock = FakeClock()
@@ -174,7 +174,7 @@ def test_secrets_never_in_errors_or_logs(
     secrets = [bad_key, DEFAULT_ACCESS_KEY, *tokens]
     texts = [str(bad.value), repr(bad.value), json.dumps(bad.value.details), str(expired.value),
              repr(expired.value), json.dumps(expired.value.details), repr(client),
-             json.dumps(logs, default=str)]  # fmt: skip
+             json.dumps(logs, default=str)]
     assert "***" in str(bad.value) and "***" in str(expired.value)  # the echo was there, and scrubbed
     assert logs and any(e["event"] == "voluum.error" for e in logs)
     for secret in secrets:
@@ -191,7 +191,7 @@ def test_report_parameters_on_the_wire(make_client: MakeClient, voluum_sim: SimA
     page = client.report(
         datetime(2025, 12, 12, tzinfo=UTC), date(2025, 12, 13), group_by=TRAFFIC, currency="EUR",
         filters={"trafficSourceId": source}, columns=["visits", "uniqueVisits"], limit=500,
-    )  # fmt: skip
+    )
     query = recorder.requests[-1].url.params
     assert query.get_list("groupBy") == ["custom-variable-1", "ip", "browser-version", "os-version"]
     assert (query["filter1"], query["filter1Value"]) == ("traffic-source", source)
@@ -205,7 +205,7 @@ def test_report_parameters_on_the_wire(make_client: MakeClient, voluum_sim: SimA
 
 
 def test_paging_across_pages(voluum: VoluumClient, voluum_sim: SimAdmin, load_data: Load,
-                             logs: list[dict[str, Any]]) -> None:  # fmt: skip
+                             logs: list[dict[str, Any]]) -> None:
     load_data(visits=visits(25))
     rows = list(voluum.iter_report_rows(FROM, TO, group_by=TRAFFIC, page_size=10))
     assert sorted(r["customVariable1"] for r in rows) == sorted(v["customVariable1"] for v in visits(25))
@@ -214,7 +214,7 @@ def test_paging_across_pages(voluum: VoluumClient, voluum_sim: SimAdmin, load_da
 
 
 def test_paging_stops_at_total_rows_without_an_extra_call(voluum: VoluumClient, voluum_sim: SimAdmin,
-                                                          load_data: Load) -> None:  # fmt: skip
+                                                          load_data: Load) -> None:
     load_data(visits=visits(30))
     assert len(list(voluum.iter_report_rows(FROM, TO, group_by=TRAFFIC, page_size=10))) == 30
     assert voluum_sim.stats()["calls"]["report"] == 3
@@ -230,7 +230,7 @@ def test_paging_follows_a_server_capped_limit(voluum: VoluumClient, voluum_sim: 
 
 @pytest.mark.parametrize(("count", "shift", "calls", "rows"), [(25, 5, 3, 25), (30, 5, 4, 30), (25, -10, 2, 20)])
 def test_paging_ends_when_total_rows_moves(voluum: VoluumClient, voluum_sim: SimAdmin, load_data: Load,
-                                           count: int, shift: int, calls: int, rows: int) -> None:  # fmt: skip
+                                           count: int, shift: int, calls: int, rows: int) -> None:
     """totalRows grows (ends on a short or empty page) or shrinks (ends early) while we page."""
     load_data(visits=visits(count))
     voluum_sim.configure(shift_total_rows=shift)
@@ -239,7 +239,7 @@ def test_paging_ends_when_total_rows_moves(voluum: VoluumClient, voluum_sim: Sim
 
 
 def test_paging_ends_on_an_empty_page(voluum: VoluumClient, voluum_sim: SimAdmin, load_data: Load,
-                                      logs: list[dict[str, Any]]) -> None:  # fmt: skip
+                                      logs: list[dict[str, Any]]) -> None:
     load_data(visits=visits(30))
     voluum_sim.configure(empty_page_at=1)
     assert len(list(voluum.iter_report_rows(FROM, TO, group_by=TRAFFIC, page_size=10))) == 10
@@ -248,7 +248,7 @@ def test_paging_ends_on_an_empty_page(voluum: VoluumClient, voluum_sim: SimAdmin
 
 
 def test_paging_hard_cap(make_client: MakeClient, voluum_sim: SimAdmin, load_data: Load,
-                         logs: list[dict[str, Any]]) -> None:  # fmt: skip
+                         logs: list[dict[str, Any]]) -> None:
     load_data(visits=visits(60))
     voluum_sim.configure(shift_total_rows=1000)  # totalRows that is never reached
     client = make_client(max_pages=5)
@@ -288,7 +288,7 @@ def test_conversions_typed_and_paged(voluum: VoluumClient, voluum_sim: SimAdmin,
          "countryCode": "GB", "revenue": 12.5 * i, "customVariable1": "447700900123",
          "visitTimestamp": "2025-12-12T10:00:00Z", "postbackTimestamp": f"2025-12-12T{i:02d}:59:30Z"}
         for i in range(12)
-    ]  # fmt: skip
+    ]
     load_data(conversions=[*rows, rows[3]])  # a duplicated postback
     got = list(voluum.iter_conversions(FROM, TO, page_size=5))
     assert len(got) == 13
@@ -340,7 +340,7 @@ def test_reads_retried_on_5xx_and_429(voluum: VoluumClient, voluum_sim: SimAdmin
 
 @pytest.mark.parametrize(("status", "error"), [(503, VoluumUnavailable), (429, VoluumRateLimited)])
 def test_read_retries_are_bounded(voluum: VoluumClient, voluum_sim: SimAdmin, status: int,
-                                  error: type[VoluumError]) -> None:  # fmt: skip
+                                  error: type[VoluumError]) -> None:
     voluum.campaigns()
     voluum_sim.configure(fail_next=50, error_status=status)
     with pytest.raises(error) as caught:
@@ -360,7 +360,7 @@ def test_cost_push(make_client: MakeClient, voluum_sim: SimAdmin) -> None:
     body = json.loads(recorder.requests[-2].content)
     assert body == {"costUpdateRequests": [{"campaignId": campaign, "from": "2025-12-12T00:00:00Z",
                                             "to": "2025-12-13T00:00:00Z", "timezone": "Etc/GMT", "cost": 1.0,
-                                            "currency": "USD"}]}  # fmt: skip
+                                            "currency": "USD"}]}
     assert b'"cost":1.0' in recorder.requests[-2].content.replace(b" ", b"")  # never a bare integer
     costs = voluum_sim.stats()["costs"]
     assert [(c["campaignId"], c["cost"], c["currency"]) for c in costs] == [
@@ -412,7 +412,7 @@ def test_error_envelope_becomes_typed_errors(voluum: VoluumClient, voluum_sim: S
 
 def test_unreachable_voluum_is_a_bounded_transport_error(make_client: MakeClient) -> None:
     client = make_client(base_url="http://127.0.0.1:9", retry=RetryPolicy(attempts=2, total_timeout=2.0,
-                                                                           wait_initial=0.01, wait_jitter=0.0))  # fmt: skip
+                                                                           wait_initial=0.01, wait_jitter=0.0))
     started = time.monotonic()
     with pytest.raises(ProviderUnavailable) as caught:
         client.campaigns()
@@ -452,7 +452,7 @@ def test_default_rate_is_under_voluums_limit(voluum_sim: SimAdmin, voluum_sim_ur
 
 def test_wire_helpers() -> None:
     assert [dimension(n) for n in ("customVariable1", "trafficSourceId", "osVersion", "ip", "os-version")] == [
-        "custom-variable-1", "traffic-source", "os-version", "ip", "os-version"]  # fmt: skip
+        "custom-variable-1", "traffic-source", "os-version", "ip", "os-version"]
     assert format_time(datetime(2025, 12, 31, 23, tzinfo=UTC)) == "2025-12-31T23:00:00.000Z"
     assert format_time(date(2026, 1, 1), millis=False) == "2026-01-01T00:00:00Z"
     assert parse_time("2025-10-01 12:20:43 AM") == datetime(2025, 10, 1, 0, 20, 43, tzinfo=UTC)

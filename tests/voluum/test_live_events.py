@@ -70,7 +70,7 @@ def event(n: int, number: int | None, *, offer: str = "offer-a", value: str | No
         "customVariables": [value, "", "", "", "", "", "", "", "", ""], "url": "https://trk.example.com/x",
         "userAgent": "Mozilla/5.0", "language": "en", "mobileCarrier": "EE", "connectionType": 2,
         "flowId": "00000000-0000-0000-0000-000000000000", "pathId": "p-1",
-    }  # fmt: skip
+    }
 
 
 def queue_is_empty(url: str) -> bool:
@@ -114,7 +114,7 @@ def test_consumer_drains_1000_events_with_duplicates_and_3_malformed(db_url: str
         "{not json",
         json.dumps({"Type": "Notification", "TopicArn": "arn:x", "Message": "[{broken"}),
         sns_envelope([{"clickId": "c", "customVariables": ["447911100001"]}]),  # no timestamp
-    ])  # fmt: skip
+    ])
 
     stats = Consumer(sqs_client(), queue, config=FAST).run(drain=True)
 

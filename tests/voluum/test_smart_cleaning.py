@@ -38,12 +38,12 @@ def conv(click: str, n: int, kind: str, offer: str, moment: datetime, campaign: 
         "clickId": click, "transactionId": f"t-{click}", "conversionType": kind, "campaignId": "c-1",
         "campaignName": campaign, "offerId": offer, "offerName": f"Offer {offer[-1].upper()}",
         "customVariable1": phone(n)[1:], "postbackTimestamp": moment.isoformat(),
-    })  # fmt: skip
+    })
 
 
 def live_event(n: int, offer: str, moment: datetime) -> dict[str, Any]:
     return {"clickId": f"live-{n}-{offer}", "offerId": offer, "campaignId": "c-1",
-            "timestamp": moment.isoformat(), "customVariables": [phone(n)]}  # fmt: skip
+            "timestamp": moment.isoformat(), "customVariables": [phone(n)]}
 
 
 @pytest.fixture
@@ -65,10 +65,10 @@ def seeded(db_url: str) -> None:
             conv("k7", 7, "REG", "offer-b", reg_at),
             conv("k8", 8, "REG", "offer-a", reg_at, campaign="Promo - Germany"),
             conv("k10", 10, "REG", "offer-a", reg_at, campaign="Legacy test campaign"),
-        ])  # fmt: skip
+        ])
         live.ingest(session, [("m-1", [live_event(5, "offer-a", NOW - timedelta(hours=1)),
                                        live_event(3, "offer-b", NOW - timedelta(hours=1)),
-                                       live_event(7, "offer-a", NOW - timedelta(hours=30))])], source="sqs")  # fmt: skip
+                                       live_event(7, "offer-a", NOW - timedelta(hours=30))])], source="sqs")
 
 
 def run(job_id: str) -> Job:
@@ -97,7 +97,7 @@ def test_country_whitelist_minus_converted_and_live(seeded: None) -> None:
         plain = smart.start_smart_clean(session, ADMIN, offers=["offer-a"], country="GB",
                                         date_from=TODAY - timedelta(days=1), date_to=TODAY).id
         regs = smart.start_smart_clean(session, ADMIN, offers=["Offer A"], country="gb", date_from=TODAY,
-                                       date_to=TODAY, filter_regs=True, filter_live=True).id  # fmt: skip
+                                       date_to=TODAY, filter_regs=True, filter_live=True).id
     first = run(plain)
     assert output(first)[0] == ["number", "country", "listed_at"]
     assert numbers_of(output(first)) == [phone(n) for n in (2, 3, 5, 6, 7, 8)]  # FTD on offer A dropped, in order
@@ -110,7 +110,7 @@ def test_country_whitelist_minus_converted_and_live(seeded: None) -> None:
 def test_non_admins_get_masked_numbers(seeded: None) -> None:
     with session_scope() as session:
         job_id = smart.start_smart_clean(session, OPERATOR, offers=["offer-a"], country="GB", date_from=TODAY,
-                                         date_to=TODAY).id  # fmt: skip
+                                         date_to=TODAY).id
     rows = numbers_of(output(run(job_id)))
     assert len(rows) == 6 and all("*" in r and r.endswith(phone(2)[-2:]) for r in rows[:1])
 
@@ -121,7 +121,7 @@ def test_uploaded_list_keeps_its_rows_and_order(seeded: None) -> None:
     with session_scope() as session:
         stored = get_storage().save_bytes(session, OPERATOR, text.encode(), kind="voluum-input", original_name="l.csv")
         job_id = smart.start_smart_clean(session, OPERATOR, offers=["offer-a"], file_id=stored.id,
-                                         filter_live=True).id  # fmt: skip
+                                         filter_live=True).id
     job = run(job_id)
     # rows as uploaded (a cell that could start a spreadsheet formula gets a leading quote, as in every export)
     assert output(job) == [["name", "phone"], ["Bob", "'+44 7400 123403"], ["Dee", "447400123402"]]
@@ -155,7 +155,7 @@ def test_bad_requests_create_nothing(seeded: None) -> None:
 def test_reg_search_excludes_numbers_that_deposited(seeded: None) -> None:
     with session_scope() as session:
         chosen = smart.start_reg_search(session, ADMIN, country="GB", date_from=REG_DAY, date_to=REG_DAY,
-                                        offers=["offer-a"]).id  # fmt: skip
+                                        offers=["offer-a"]).id
         every = smart.start_reg_search(session, ADMIN, country="GB", date_from=REG_DAY, date_to=REG_DAY).id
         unknown = smart.start_reg_search(session, ADMIN, country="unknown", date_from=REG_DAY, date_to=REG_DAY).id
         outside = smart.start_reg_search(session, ADMIN, country="GB", date_from=TODAY, date_to=TODAY).id
@@ -189,7 +189,7 @@ def test_api_roles_uploads_and_downloads(seeded: None, client: Any, users: Any, 
 
     upload = client.post("/api/voluum/smart-clean/upload", headers=operator,
                          files={"file": ("mine.csv", b"07400 123401\n07400 123403\n", "text/csv")},
-                         data={"offers": ["Offer A"], "filter_regs": "true"})  # fmt: skip
+                         data={"offers": ["Offer A"], "filter_regs": "true"})
     assert upload.status_code == 202, upload.text
     # the uploaded list's own rows come back in full: to the user who started the run (or an admin) only
     assert client.get(f"/api/voluum/runs/{upload.json()['id']}/download", headers=viewer).status_code == 403
@@ -228,12 +228,12 @@ def test_cli_smart_clean_and_reg_search(seeded: None, db_url: str, tmp_path: Pat
     source.write_text("phone\n07400 123401\n07400 123402\n07400 123403\n")
     out = tmp_path / "clean.csv"
     result = CliRunner().invoke(app, ["smart-clean", "--offer", "Offer A", "--regs", "--file", str(source),
-                                      "--out", str(out)])  # fmt: skip
+                                      "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_text().splitlines() == ["phone", "07400 123403"]
     regs = tmp_path / "regs.csv"
     result = CliRunner().invoke(app, ["reg-search", "--country", "GB", "--from", str(REG_DAY), "--to", str(REG_DAY),
-                                      "--offer", "offer-a", "--out", str(regs)])  # fmt: skip
+                                      "--offer", "offer-a", "--out", str(regs)])
     assert result.exit_code == 0, result.output
     assert sorted(line.split(",")[0] for line in regs.read_text().splitlines()[1:]) == [phone(2), phone(6)]
     bad = CliRunner().invoke(app, ["reg-search", "--country", "GB", "--from", "x", "--to", str(REG_DAY)])

@@ -19,7 +19,7 @@ DAY = date(2025, 12, 31)
 @pytest.fixture
 def live_env(voluum_sim_url: str) -> dict[str, str]:
     return {"VOLUUM_BASE_URL": voluum_sim_url, "VOLUUM_ACCESS_ID": DEFAULT_ACCESS_ID,
-            "VOLUUM_ACCESS_KEY": DEFAULT_ACCESS_KEY}  # fmt: skip
+            "VOLUUM_ACCESS_KEY": DEFAULT_ACCESS_KEY}
 
 
 def visit(value: str, os_version: str, hour: int) -> dict[str, Any]:

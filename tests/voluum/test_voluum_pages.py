@@ -46,14 +46,14 @@ def known_number(db_url: str) -> None:
         apply_verdicts(session, SYSTEM, [Verdict(NUMBER, "monitor", Authority.manual, reason="CHECK")])
         traffic.store_day(session, SYSTEM, date(2025, 12, 31), [("src-a", {
             "customVariable1": NUMBER[1:], "ip": "203.0.113.5", "osVersion": "Android 9",
-            "browserVersion": "Chrome Mobile 144", "visits": 2, "uniqueVisits": 2})])  # fmt: skip
+            "browserVersion": "Chrome Mobile 144", "visits": 2, "uniqueVisits": 2})])
         conversions.store(session, SYSTEM, [WireConversion.from_row({
             "clickId": "k1", "transactionId": "t1", "conversionType": "FTD", "campaignName": "A - United Kingdom - B",
             "offerId": "offer-a", "offerName": "Offer A", "customVariable1": NUMBER,
-            "postbackTimestamp": "2025-12-31 10:59:30 PM"})])  # fmt: skip
+            "postbackTimestamp": "2025-12-31 10:59:30 PM"})])
         live.ingest(session, [("m1", [{"clickId": "k1", "offerId": "offer-a", "timestamp": "2026-01-01T08:00:00Z",
                                        "customVariables": [NUMBER], "os": "Android", "osVersion": "9"}])],
-                    source="http")  # fmt: skip
+                    source="http")
 
 
 def test_find_a_number_api_shows_everything(client: Any, users: Any, known_number: None) -> None:
@@ -107,7 +107,7 @@ def test_operator_forms_start_jobs_and_show_errors(client: Any, users: Any, volu
     conv = client.post("/voluum/conversions", data={"from": "2025-12-31", "csrf_token": csrf}, follow_redirects=False)
     assert conv.status_code == 303
     smart_bad = client.post("/voluum/smart", data={"source": "country", "country": "GB", "from": "2025-12-01",
-                                                   "to": "2025-12-02", "csrf_token": csrf})  # fmt: skip
+                                                   "to": "2025-12-02", "csrf_token": csrf})
     assert smart_bad.status_code == 422 and "choose at least one offer" in smart_bad.text
     costs = client.post("/voluum/costs", data={"day": "2026-02-05", "lines": "only-an-id", "csrf_token": csrf})
     assert costs.status_code == 422 and "CAMPAIGN_ID=COST" in costs.text

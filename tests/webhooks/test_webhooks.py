@@ -183,7 +183,7 @@ def test_bad_endpoints_are_refused_and_only_admins_manage_them(client: Any, user
         refused = client.post("/api/webhooks", json=body, headers=admin)
         assert refused.status_code == 422 and word in refused.json()["error"]["message"]
     assert client.post("/api/webhooks", json={"url": "https://example.org/x", "secret": "short", "events": ["ping"]},
-                       headers=admin).status_code == 422  # fmt: skip
+                       headers=admin).status_code == 422
     assert client.get("/api/webhooks", headers=admin).json() == []
     assert client.get("/api/webhooks", headers=op).status_code == 403
 
@@ -196,6 +196,6 @@ def test_webhooks_page_adds_an_endpoint_and_shows_errors(client: Any, users: Any
     bad = client.post("/admin/webhooks", data={"csrf_token": csrf, "url": "", "secret": "", "events": ["ping"]})
     assert bad.status_code == 422 and "http(s) address" in bad.text and "<form" in bad.text
     good = client.post("/admin/webhooks", data={"csrf_token": csrf, "url": "https://example.org/h",
-                                                "secret": SECRET, "events": ["job.failed"]}, follow_redirects=True)  # fmt: skip
+                                                "secret": SECRET, "events": ["job.failed"]}, follow_redirects=True)
     assert good.status_code == 200 and "https://example.org/h" in good.text and "job.failed" in good.text
     assert SECRET not in good.text

@@ -67,7 +67,7 @@ class Point:
         data["cost"] = str(self.cost.quantize(Decimal("0.01")))
         data.update(ctr=self.ctr, delivery_rate=self.delivery_rate,
                     cost_per_reg=None if self.cost_per_reg is None else str(self.cost_per_reg),
-                    cost_per_ftd=None if self.cost_per_ftd is None else str(self.cost_per_ftd))  # fmt: skip
+                    cost_per_ftd=None if self.cost_per_ftd is None else str(self.cost_per_ftd))
         return data
 
 
@@ -83,7 +83,7 @@ class Analytics:
     def as_dict(self) -> dict[str, Any]:
         return {"from": self.start.isoformat(), "to": self.end.isoformat(), "campaign": self.campaign,
                 "total": self.total.as_dict(), "days": [p.as_dict() for p in self.days],
-                "campaigns": [p.as_dict() for p in self.campaigns]}  # fmt: skip
+                "campaigns": [p.as_dict() for p in self.campaigns]}
 
     def chart(self, metric: str, by: str = "days") -> dict[str, float]:
         """{label: value} for `ui.charts.bar_chart` (metric: any Point field or property)."""
@@ -106,7 +106,7 @@ _STAT_SUMS = (
     func.coalesce(func.sum(BroadcastStat.unique_clicks), 0), func.coalesce(func.sum(BroadcastStat.total_clicks), 0),
     func.coalesce(func.sum(BroadcastStat.delivered), 0), func.coalesce(func.sum(BroadcastStat.undelivered), 0),
     func.coalesce(func.sum(BroadcastStat.rejected), 0),
-)  # fmt: skip
+)
 _VOLUUM_SUMS = (
     func.coalesce(func.sum(BroadcastCampaignDay.voluum_visits), 0),
     func.coalesce(func.sum(BroadcastCampaignDay.voluum_unique_visits), 0),
@@ -117,7 +117,7 @@ _VOLUUM_SUMS = (
 
 def _fill(point: Point, counts: Any) -> None:
     (point.broadcasts, point.recipients, point.unique_clicks, point.total_clicks, point.delivered,
-     point.undelivered, point.rejected) = (int(v) for v in counts)  # fmt: skip
+     point.undelivered, point.rejected) = (int(v) for v in counts)
 
 
 def _fill_voluum(point: Point, sums: Any) -> None:
@@ -129,7 +129,7 @@ def _cost_sum() -> Any:
 
 
 def analytics(session: Session, start: date | str | None = None, end: date | str | None = None,
-              campaign: str | None = None) -> Analytics:  # fmt: skip
+              campaign: str | None = None) -> Analytics:
     """Per day (every day of the range, empty ones included) and per campaign, with totals."""
     first, last = window(start, end)
     campaign = campaign.strip().lower() if campaign and campaign.strip() else None
@@ -160,12 +160,12 @@ def analytics(session: Session, start: date | str | None = None, end: date | str
     names = dict(session.execute(
         select(BroadcastCampaignDay.campaign_id, func.max(BroadcastCampaignDay.campaign_name))
         .where(*camp_where).group_by(BroadcastCampaignDay.campaign_id)
-    ).all())  # fmt: skip
+    ).all())
     campaigns: dict[str, Point] = {}
     for campaign_id, stat_name, cost, *counts in session.execute(
         select(BroadcastStat.campaign_id, func.max(BroadcastStat.campaign_name), _cost_sum(), *_STAT_SUMS)
         .where(*stat_where).group_by(BroadcastStat.campaign_id)
-    ):  # fmt: skip
+    ):
         key = campaign_id or ""
         label = (names.get(key) or stat_name or key) if key else NO_CAMPAIGN
         point = campaigns[key] = Point(key=key, label=label)
@@ -174,7 +174,7 @@ def analytics(session: Session, start: date | str | None = None, end: date | str
     for campaign_id, *sums in session.execute(
         select(BroadcastCampaignDay.campaign_id, *_VOLUUM_SUMS).where(*camp_where)
         .group_by(BroadcastCampaignDay.campaign_id)
-    ):  # fmt: skip
+    ):
         point = campaigns.setdefault(campaign_id, Point(key=campaign_id, label=names.get(campaign_id) or campaign_id))
         _fill_voluum(point, sums)
 
@@ -189,7 +189,7 @@ def analytics(session: Session, start: date | str | None = None, end: date | str
 
 CSV_COLUMNS = ("key", "label", "broadcasts", "cost", "recipients", "unique_clicks", "total_clicks", "ctr",
                "delivered", "undelivered", "rejected", "delivery_rate", "visits", "unique_visits", "regs", "ftds",
-               "cost_per_reg", "cost_per_ftd")  # fmt: skip
+               "cost_per_reg", "cost_per_ftd")
 
 
 def csv_rows(result: Analytics, by: str = "days") -> Iterator[str]:

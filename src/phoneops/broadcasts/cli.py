@@ -16,7 +16,7 @@ from phoneops.core.errors import AppError
 
 NAME = "broadcasts"
 app = typer.Typer(help="SMS broadcasts (MessageWhiz): day imports, history files, cost pushes, analytics.",
-                  no_args_is_help=True)  # fmt: skip
+                  no_args_is_help=True)
 
 Queue = Annotated[bool, typer.Option("--queue", help="Leave the job to `phoneops worker` processes")]
 
@@ -99,7 +99,7 @@ def _show_day(day: str) -> None:
         record = get_day(session, day)
         _console().print(f"{record.day}: [bold]{record.broadcasts}[/bold] broadcasts ({record.with_notes} with a "
                          f"note), {record.campaigns} campaigns, cost {record.cost:,.2f} "
-                         f"({record.unattributed_cost:,.2f} without a campaign), Voluum {record.voluum}")  # fmt: skip
+                         f"({record.unattributed_cost:,.2f} without a campaign), Voluum {record.voluum}")
         table = Table("campaign", "broadcasts", "cost", "recipients", "unique clicks", "visits", "REG", "FTD")
         for c in campaign_days(session, day):
             table.add_row(c.campaign_name or c.campaign_id, str(c.broadcasts), f"{c.cost:,.2f}", str(c.recipients),
@@ -141,13 +141,13 @@ def show_day(
     except AppError as exc:
         raise _fail(exc) from None
     table = Table("id", "name", "sent", "status", "campaign", "price", "recipients", "clicks", "CTR", "delivered",
-                  "note")  # fmt: skip
+                  "note")
     with session_scope() as session:
         for s in day_stats(session, day, search or None):
             table.add_row(str(s.broadcast_id), s.name, s.send_at.strftime("%H:%M") if s.send_at else "", s.status,
                           s.campaign_id or "", "" if s.price is None else f"{s.price:,.2f}", str(s.recipients),
                           f"{s.unique_clicks}/{s.total_clicks}", "" if s.ctr is None else f"{s.ctr}%",
-                          str(s.delivered), s.note or "")  # fmt: skip
+                          str(s.delivered), s.note or "")
     _console().print(table)
 
 
@@ -210,7 +210,7 @@ def live(search: Annotated[str, typer.Option(help="Broadcast name contains")] = 
         raise _fail(exc) from None
     for name, total in group_totals(rows).items():
         table = Table("id", "name", "sent", "status", "recipients", "clicks", "CTR", "delivered",
-                      title=f"{name}: {total['broadcasts']} broadcasts, cost {total['price']}")  # fmt: skip
+                      title=f"{name}: {total['broadcasts']} broadcasts, cost {total['price']}")
         for r in rows:
             if r["group"] == name:
                 table.add_row(str(r["id"]), r["name"], (r["send_date"] or "")[11:16], r["status"], str(r["recipients"]),
@@ -242,12 +242,12 @@ def show_analytics(
             if out is not None:
                 out.write_text("".join(csv_rows(result, by)), encoding="utf-8")
                 audit(session, _actor(), "broadcasts.analytics.export", "broadcast_analytics", by,
-                      {"from": str(result.start), "to": str(result.end), "campaign": result.campaign})  # fmt: skip
+                      {"from": str(result.start), "to": str(result.end), "campaign": result.campaign})
     except AppError as exc:
         raise _fail(exc) from None
     points = result.days if by == "days" else result.campaigns
     table = Table(by[:-1], "broadcasts", "cost", "unique clicks", "CTR %", "delivery %", "visits", "REG", "FTD",
-                  title=f"{result.start} to {result.end}")  # fmt: skip
+                  title=f"{result.start} to {result.end}")
     for p in [*points, result.total]:
         if by == "days" and not p.broadcasts and p is not result.total:
             continue

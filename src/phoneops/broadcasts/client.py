@@ -309,7 +309,7 @@ def parse_unsubscribe_list(item: Mapping[str, Any]) -> UnsubscribeList | None:
         return None
     enabled = item.get("enabled")
     return UnsubscribeList(list_id, str(item.get("name") or ""), enabled in (None, True, 1, "1", "true"),
-                           _int(item.get("unsubscribers_amount")))  # fmt: skip
+                           _int(item.get("unsubscribers_amount")))
 
 
 def parse_unsubscriber(item: Mapping[str, Any]) -> Unsubscriber | None:

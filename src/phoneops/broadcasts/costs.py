@@ -77,7 +77,7 @@ def push_day_costs(
     session.flush()
     counts = {o: sum(r.outcome == o for r in pushed) for o in ("sent", "unchanged", "failed")}
     audit(session, actor, "broadcasts.costs.push", "broadcast_day", str(when),
-          {"campaigns": len(pushed), "force": force, **counts})  # fmt: skip
+          {"campaigns": len(pushed), "force": force, **counts})
     log.info("broadcasts.costs.pushed", day=str(when), **counts)
     return pushed
 

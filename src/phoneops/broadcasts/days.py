@@ -62,7 +62,7 @@ HISTORY_COLUMNS = (
     "Estimated Price", "Price", "Recipient Count", "BC Unique Clicks", "BC Total Clicks", "CTR",
     "DLR Delivered Count", "DLR Sent Count", "DLR Undelivered Count", "DLR Rejected Count", "Voluum Visits",
     "Voluum Unique Visits", "Voluum REGs", "Voluum FTDs", "Click 2 REG", "Reg 2 FTD", "Note", "message_body",
-)  # fmt: skip
+)
 PERCENT_COLUMNS = frozenset({"CTR", "Click 2 REG", "Reg 2 FTD"})
 
 
@@ -110,7 +110,7 @@ def campaign_numbers(row: dict[str, Any]) -> CampaignNumbers:
     return CampaignNumbers(
         visits=_int(row.get("visits")), unique_visits=_int(row.get("uniqueVisits")), clicks=clicks, regs=regs,
         ftds=ftds, click_to_reg=click_to_reg, reg_to_ftd=reg_to_ftd, name=str(row.get("campaignName") or ""),
-    )  # fmt: skip
+    )
 
 
 Fetch = Callable[[datetime, datetime], dict[str, CampaignNumbers]]
@@ -139,7 +139,7 @@ def voluum_fetch(client: Any) -> Fetch:
     def fetch(start: datetime, end: datetime) -> dict[str, CampaignNumbers]:
         found: dict[str, CampaignNumbers] = {}
         for row in client.iter_report_rows(start, end, group_by=["campaign"], currency=settings.voluum_currency,
-                                           tz=settings.voluum_timezone):  # fmt: skip
+                                           tz=settings.voluum_timezone):
             campaign_id = str(row.get("campaignId") or "").lower()
             if campaign_id:
                 found[campaign_id] = campaign_numbers(row)
@@ -209,7 +209,7 @@ def _campaign(broadcast: Broadcast, links: dict[int, Link]) -> tuple[Link | None
 
 
 def _fill(row: BroadcastStat, broadcast: Broadcast, day: date, link: Link | None, campaign_id: str | None,
-          notes: list[str], now: datetime) -> None:  # fmt: skip
+          notes: list[str], now: datetime) -> None:
     row.day = day
     row.name = broadcast.name[:255]
     row.group_name = broadcast.group_name[:255]
@@ -271,7 +271,7 @@ def import_day(
     windows = _windows(voluum, result)
 
     existing = {r.broadcast_id: r for r in session.scalars(select(BroadcastStat).where(
-        BroadcastStat.broadcast_id.in_([b.id for b in broadcasts])))} if broadcasts else {}  # fmt: skip
+        BroadcastStat.broadcast_id.in_([b.id for b in broadcasts])))} if broadcasts else {}
     rows: list[BroadcastStat] = []
     for broadcast in broadcasts:
         row = existing.get(broadcast.id)
@@ -328,9 +328,9 @@ def import_day(
     for file_id in old_files:
         storage.delete(session, actor, get_file(session, file_id))
     audit(session, actor, "broadcasts.day.import", "broadcast_day", str(when),
-          {k: v for k, v in result.as_dict().items() if k not in ("csv_file_id", "xlsx_file_id")})  # fmt: skip
+          {k: v for k, v in result.as_dict().items() if k not in ("csv_file_id", "xlsx_file_id")})
     log.info("broadcasts.day.imported", day=str(when), broadcasts=result.broadcasts, notes=result.with_notes,
-             campaigns=result.campaigns, voluum=result.voluum, voluum_calls=result.voluum_calls)  # fmt: skip
+             campaigns=result.campaigns, voluum=result.voluum, voluum_calls=result.voluum_calls)
     return result
 
 
@@ -347,7 +347,7 @@ def _windows(voluum: Fetch | None, result: ImportResult) -> VoluumWindows | None
 
 
 def _read(windows: VoluumWindows, window: tuple[datetime, datetime], campaign_id: str,
-          result: ImportResult) -> CampaignNumbers | None:  # fmt: skip
+          result: ImportResult) -> CampaignNumbers | None:
     if result.voluum == "failed":
         return None
     try:
@@ -361,7 +361,7 @@ def _read(windows: VoluumWindows, window: tuple[datetime, datetime], campaign_id
 
 
 def _campaign_days(session: Session, day: date, rows: Sequence[BroadcastStat], windows: VoluumWindows | None,
-                   now: datetime, result: ImportResult) -> list[BroadcastCampaignDay]:  # fmt: skip
+                   now: datetime, result: ImportResult) -> list[BroadcastCampaignDay]:
     session.execute(delete(BroadcastCampaignDay).where(BroadcastCampaignDay.day == day))
     grouped: dict[str, list[BroadcastStat]] = {}
     for row in rows:
@@ -381,7 +381,7 @@ def _campaign_days(session: Session, day: date, rows: Sequence[BroadcastStat], w
             sent=sum(r.sent for r in members), undelivered=sum(r.undelivered for r in members),
             rejected=sum(r.rejected for r in members),
             window_from=window[0] if window and numbers else None, window_to=window[1] if window and numbers else None,
-        )  # fmt: skip
+        )
         _set_voluum(item, numbers)
         session.add(item)
         made.append(item)
@@ -410,7 +410,7 @@ def history_row(row: BroadcastStat) -> list[Any]:
         _pct(row.ctr), row.delivered, row.sent, row.undelivered, row.rejected, num(row.voluum_visits),
         num(row.voluum_unique_visits), num(row.voluum_regs), num(row.voluum_ftds), _pct(row.click_to_reg),
         _pct(row.reg_to_ftd), row.note or "", row.message_body,
-    ]  # fmt: skip
+    ]
 
 
 def history_csv(rows: Iterable[BroadcastStat]) -> bytes:
@@ -454,13 +454,13 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def write_history(session: Session, actor: Principal, day: date, rows: Sequence[BroadcastStat]
-                  ) -> tuple[StoredFile, StoredFile]:  # fmt: skip
+                  ) -> tuple[StoredFile, StoredFile]:
     storage = get_storage()
     name = f"broadcasts_{day.isoformat()}"
     csv_file = storage.save_bytes(session, actor, history_csv(rows), kind=FILE_KIND, original_name=f"{name}.csv",
-                                  content_type="text/csv")  # fmt: skip
+                                  content_type="text/csv")
     xlsx_file = storage.save_bytes(session, actor, history_xlsx(rows, day), kind=FILE_KIND,
-                                   original_name=f"{name}.xlsx", content_type=XLSX_TYPE)  # fmt: skip
+                                   original_name=f"{name}.xlsx", content_type=XLSX_TYPE)
     return csv_file, xlsx_file
 
 
@@ -478,7 +478,7 @@ def start_import(session: Session, actor: Principal, day: date | str, *, push_co
         raise Conflict(f"{when} is being imported already (job {running.id})", details={"job_id": running.id})
     job = create_job(session, actor, KIND, {"day": when.isoformat(), "push_costs": push_costs,
                                              "actor": actor.username},
-                     title=f"Broadcasts of {when}", total=2 if push_costs else 1)  # fmt: skip
+                     title=f"Broadcasts of {when}", total=2 if push_costs else 1)
     audit(session, actor, "broadcasts.day.start", "job", job.id, {"day": str(when), "push_costs": push_costs})
     return job
 
@@ -541,7 +541,7 @@ def broadcasts_for(session: Session, campaign_days: Iterable[tuple[str, date]]) 
         select(BroadcastStat).where(BroadcastStat.campaign_id.in_({c for c, _ in wanted}),
                                     BroadcastStat.day.in_({d for _, d in wanted}))
         .order_by(BroadcastStat.day.desc(), BroadcastStat.broadcast_id)
-    )  # fmt: skip
+    )
     return [{"broadcast_id": r.broadcast_id, "day": r.day.isoformat(), "name": r.name, "group_name": r.group_name,
              "campaign_id": r.campaign_id, "campaign_name": r.campaign_name, "status": r.status,
-             "recipients": r.recipients} for r in rows if (r.campaign_id, r.day) in wanted]  # fmt: skip
+             "recipients": r.recipients} for r in rows if (r.campaign_id, r.day) in wanted]

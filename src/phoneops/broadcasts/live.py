@@ -49,7 +49,7 @@ def live_row(broadcast: Broadcast) -> dict[str, Any]:
         "total_clicks": broadcast.total_clicks or 0, "ctr": _num(broadcast.ctr),
         "delivered": broadcast.delivered_count or 0, "sent": broadcast.sent_count or 0,
         "undelivered": broadcast.undelivered_count or 0, "rejected": broadcast.rejected_count or 0,
-    }  # fmt: skip
+    }
 
 
 def group_totals(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -58,7 +58,7 @@ def group_totals(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for row in rows:
         total = groups.setdefault(row["group"], {"group": row["group"], "broadcasts": 0, "recipients": 0,
                                                  "price": Decimal(0), "unique_clicks": 0, "total_clicks": 0,
-                                                 "delivered": 0, "undelivered": 0, "rejected": 0})  # fmt: skip
+                                                 "delivered": 0, "undelivered": 0, "rejected": 0})
         total["broadcasts"] += 1
         for key in ("recipients", "unique_clicks", "total_clicks", "delivered", "undelivered", "rejected"):
             total[key] += int(row[key])
@@ -75,7 +75,7 @@ def event(name: str, data: Any) -> str:
 
 
 def today_rows(client: MessageWhizClient, search: str | None = None, day: date | None = None
-               ) -> Iterator[dict[str, Any]]:  # fmt: skip
+               ) -> Iterator[dict[str, Any]]:
     """Today's (or `day`'s) broadcasts matching `search`, as live rows, newest first (the CLI's view)."""
     for broadcast in client.iter_broadcasts(*day_window(day or datetime.now(UTC).date())):
         if matches(broadcast, search):
@@ -120,7 +120,7 @@ async def stream(
                 sent_groups[name] = total
                 yield event("group", total)
         yield event("pass", {"pass": passes, "broadcasts": count, "day": wanted.isoformat(), "failed": failed,
-                             "at": datetime.now(UTC).isoformat(timespec="seconds")})  # fmt: skip
+                             "at": datetime.now(UTC).isoformat(timespec="seconds")})
         if every is None or time.monotonic() + every > deadline:
             break
         await asyncio.sleep(every)

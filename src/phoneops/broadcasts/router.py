@@ -38,7 +38,7 @@ def status(session: Session = DB, _: Principal = Depends(viewer)) -> StatusOut:
 
     last = days.recent_days(session, 1)
     return StatusOut(configured=is_configured(), voluum_configured=voluum_configured(),
-                     last_day=last[0].day if last else None)  # fmt: skip
+                     last_day=last[0].day if last else None)
 
 
 # --- days ----------------------------------------------------------------------------------------------
@@ -94,7 +94,7 @@ def download_history(
 
 @router.post("/costs", response_model=list[CostPushOut])
 def push_costs(body: CostPushIn, session: Session = DB, actor: Principal = Depends(operator)
-               ) -> list[CostPushOut]:  # fmt: skip
+               ) -> list[CostPushOut]:
     """Push an imported day's cost per campaign to Voluum now; an unchanged cost is not sent again."""
     return [CostPushOut.model_validate(p) for p in costs.push_day_costs(session, actor, body.day, force=body.force)]
 
@@ -154,7 +154,7 @@ def analytics_csv(
     """The analytics as CSV, per day or per campaign."""
     result = analytics.analytics(session, date_from, date_to, campaign)
     audit(session, actor, "broadcasts.analytics.export", "broadcast_analytics", by,
-          {"from": str(result.start), "to": str(result.end), "campaign": result.campaign})  # fmt: skip
+          {"from": str(result.start), "to": str(result.end), "campaign": result.campaign})
     name = f"broadcasts_{by}_{result.start}_{result.end}.csv"
     return StreamingResponse(analytics.csv_rows(result, by), media_type="text/csv",
-                             headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -42,7 +42,7 @@ def import_day_job(ctx: JobContext) -> dict[str, Any]:
             raise park_or_fail(ctx, exc) from exc
     result: dict[str, Any] = {"day": day.isoformat(), **{k: imported[k] for k in (
         "broadcasts", "with_notes", "campaigns", "cost", "unattributed_cost", "voluum", "csv_file_id",
-        "xlsx_file_id")}}  # fmt: skip
+        "xlsx_file_id")}}
     if not push:
         return result
     from phoneops.voluum.service import is_configured as voluum_configured
@@ -56,7 +56,7 @@ def import_day_job(ctx: JobContext) -> dict[str, Any]:
             outcome = costs.summary(pushed)
             ctx.step(session, done=total, counters={**(ctx.checkpoint.get("counters") or {}), **outcome},
                      message=f"costs: {outcome['sent']} sent, {outcome['unchanged']} unchanged, "
-                             f"{outcome['failed']} failed")  # fmt: skip
+                             f"{outcome['failed']} failed")
     except ProviderError as exc:
         raise park_or_fail(ctx, exc) from exc
     return {**result, "costs": outcome}

@@ -42,16 +42,16 @@ def start_sync(session: Session, actor: Principal) -> Job:
     if running is not None:
         return running
     job = create_job(session, actor, KIND, {"what": "unsubscribers", "actor": actor.username},
-                     title="MessageWhiz unsubscribers -> opt-outs")  # fmt: skip
+                     title="MessageWhiz unsubscribers -> opt-outs")
     audit(session, actor, "broadcasts.unsubscribers.sync", "job", job.id, {})
     return job
 
 
 def _record(ctx: JobContext, actor: Principal, batch: list[tuple[str, Any]], list_name: str,
-            counters: dict[str, int]) -> None:  # fmt: skip
+            counters: dict[str, int]) -> None:
     region = get_settings().default_region
     frame = normalize_column(["+" + raw.lstrip("+") if raw.lstrip("+").isdigit() else raw for raw, _ in batch],
-                             region)  # fmt: skip
+                             region)
     entries = []
     for (_, at), e164 in zip(batch, frame["e164"].to_list(), strict=True):
         if e164 is None:
@@ -90,7 +90,7 @@ def sync_job(ctx: JobContext) -> dict[str, Any]:
         raise park_or_fail(ctx, exc) from exc
     ctx.progress(done=counters["members"], total=counters["members"], counters=dict(counters),
                  message=f"{counters['lists']} lists, {counters['members']:,} unsubscribers, "
-                         f"{counters['recorded']:,} new opt-outs")  # fmt: skip
+                         f"{counters['recorded']:,} new opt-outs")
     return counters
 
 

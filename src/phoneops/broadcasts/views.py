@@ -31,7 +31,7 @@ def dashboard_cards(session: Session) -> list[Card]:
 
 
 def _overview(request: Request, session: Session, principal: Principal, *, error: str | None = None,
-              status_code: int = 200) -> Response:  # fmt: skip
+              status_code: int = 200) -> Response:
     from phoneops.voluum.service import is_configured as voluum_configured
 
     recent = days.recent_days(session, 60)
@@ -41,12 +41,12 @@ def _overview(request: Request, session: Session, principal: Principal, *, error
         jobs=days.import_jobs(session), yesterday=yesterday(), today=today(),
         currency=get_settings().voluum_currency,
         chart={str(d.day): float(d.cost) for d in reversed(recent[:30])},
-    )  # fmt: skip
+    )
 
 
 @router.get("/broadcasts")
 def overview(request: Request, session: Session = DB, principal: Principal = Depends(page_viewer)
-             ) -> Response:  # fmt: skip
+             ) -> Response:
     return _overview(request, session, principal)
 
 
@@ -67,7 +67,7 @@ def start_import(
 
 
 def _day_page(request: Request, session: Session, principal: Principal, day: dt.date, search: str, *,
-              error: str | None = None, pushed: bool = False, status_code: int = 200) -> Response:  # fmt: skip
+              error: str | None = None, pushed: bool = False, status_code: int = 200) -> Response:
     from phoneops.voluum.service import is_configured as voluum_configured
 
     record = days.get_day(session, day)
@@ -79,12 +79,12 @@ def _day_page(request: Request, session: Session, principal: Principal, day: dt.
         request, "broadcasts/day.html", principal, status_code=status_code, error=error, pushed=pushed,
         record=record, stats=stats, groups=groups, search=search, campaigns=days.campaign_days(session, day),
         pushes=costs.cost_pushes(session, day), voluum_configured=voluum_configured(),
-    )  # fmt: skip
+    )
 
 
 @router.get("/broadcasts/days/{day}")
 def day_page(request: Request, day: str, search: str = "", pushed: int = 0, session: Session = DB,
-             principal: Principal = Depends(page_viewer)) -> Response:  # fmt: skip
+             principal: Principal = Depends(page_viewer)) -> Response:
     return _day_page(request, session, principal, parse_day(day), search.strip()[:200], pushed=bool(pushed))
 
 
@@ -107,9 +107,9 @@ def push_costs(
 
 @router.get("/broadcasts/live")
 def live_page(request: Request, search: str = "", every: float = live.DEFAULT_EVERY,
-              principal: Principal = Depends(page_viewer)) -> Response:  # fmt: skip
+              principal: Principal = Depends(page_viewer)) -> Response:
     return render(request, "broadcasts/live.html", principal, configured=is_configured(), search=search[:200],
-                  today=today(), every=max(live.MIN_EVERY, min(every, 3600.0)))  # fmt: skip
+                  today=today(), every=max(live.MIN_EVERY, min(every, 3600.0)))
 
 
 def _campaign_key(point: analytics.Point) -> str:
@@ -153,4 +153,4 @@ def analytics_page(
         cost_by_campaign={_campaign_key(p): float(p.cost) for p in top_cost},
         ftds_by_campaign={_campaign_key(p): float(p.ftds) for p in top_ftds},
         campaign_labels={_campaign_key(p): _campaign_label(p, result.campaigns) for p in result.campaigns},
-    )  # fmt: skip
+    )

@@ -50,8 +50,8 @@ def used_entry(session: Session, blind_index: bytes) -> dict[str, Any] | None:
         .outerjoin(CleaningRun, CleaningRun.id == UsedNumber.run_id)
         .outerjoin(CleaningFile, CleaningFile.id == CleaningRun.file_id)
         .where(UsedNumber.blind_index == blind_index)
-    ).first()  # fmt: skip
+    ).first()
     if row is None:
         return None
     return {"added_at": row.added_at.isoformat(), "run_id": row.run_id, "run_status": row.status,
-            "file_id": row.file_id, "file_name": row.original_name}  # fmt: skip
+            "file_id": row.file_id, "file_name": row.original_name}

@@ -107,7 +107,7 @@ def require(role: Role, *, page: bool = False) -> Callable[..., object]:
         missing = principal.missing_scope(scopes_for(role, request.method, request.url.path))
         if missing is not None:
             raise Forbidden(f"this API token lacks the scope {missing}", code="insufficient_scope",
-                            details={"missing_scope": missing})  # fmt: skip
+                            details={"missing_scope": missing})
         request.state.principal = principal
         if session.in_transaction():
             # hand the connection back before the handler runs: one that then waits on a provider, a file or

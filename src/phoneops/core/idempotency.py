@@ -106,7 +106,7 @@ def _claim(scope_key: str, key: str, fingerprint: str) -> tuple[str, Any]:
                 session.add(IdempotencyKey(
                     scope=scope_key, key=key, request_hash=fingerprint, status="running",
                     created_at=now, expires_at=now + timedelta(hours=hours),
-                ))  # fmt: skip
+                ))
             return "run", None
         except IntegrityError:
             pass
@@ -123,7 +123,7 @@ def _claim(scope_key: str, key: str, fingerprint: str) -> tuple[str, Any]:
                 return "mismatch", None
             if row.status == "done":
                 return "replay", _Kept(row.response_status or 200, row.content_type or "application/json",
-                                       row.response_body or b"")  # fmt: skip
+                                       row.response_body or b"")
             if now - row.created_at > STALE_AFTER:
                 return "unknown", None
             return "running", None
@@ -222,7 +222,7 @@ class IdempotencyMiddleware:
             if state == "running":
                 await _send_kept(send, _error(409, "idempotency_in_progress",
                                               "a request with this Idempotency-Key is still running; retry later"),
-                                 replayed=False, retry_after=1)  # fmt: skip
+                                 replayed=False, retry_after=1)
                 return
             if state == "unknown":
                 await _send_kept(send, _error(409, "idempotency_outcome_unknown",
@@ -297,7 +297,7 @@ class IdempotencyMiddleware:
             # kept as done without a body: a replay says the work was done once rather than doing it again
             body = json.dumps({"error": {"code": "idempotency_answer_not_kept",
                                          "message": "the first answer was too large to keep; the work was done once"}}
-                              ).encode()  # fmt: skip
+                              ).encode()
             status, content_type = 409, "application/json"
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_finish, scope_key, key, status, content_type, body)

@@ -251,7 +251,7 @@ def get_job(session: Session, job_id: str) -> Job:
 
 
 def _job_filters(kind: str | None, status: str | None, user_id: int | None = None,
-                 since: datetime | None = None, until: datetime | None = None) -> list[Any]:  # fmt: skip
+                 since: datetime | None = None, until: datetime | None = None) -> list[Any]:
     where: list[Any] = []
     if kind:
         where.append(Job.kind == kind)

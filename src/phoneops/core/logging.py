@@ -158,4 +158,4 @@ def configure_logging(json: bool = True, level: str = "INFO") -> None:
     # _CurrentStderr: a Rich progress bar replaces sys.stderr while it runs and prints log lines above itself,
     # so no log line lands in the middle of a bar.
     logging.basicConfig(level=level.upper(), stream=_CurrentStderr(),
-                        format="%(levelname)s %(name)s %(message)s")  # fmt: skip
+                        format="%(levelname)s %(name)s %(message)s")

@@ -373,12 +373,12 @@ def create_token(
     name = name.strip()[:100] or "token"
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(user_id=user.id, name=name, prefix=plaintext[:10], token_hash=_token_hash(plaintext),
-                     scopes=chosen, expires_at=expires_at)  # fmt: skip
+                     scopes=chosen, expires_at=expires_at)
     session.add(token)
     session.flush()
     audit(session, actor, "token.create", "api_token", token.id,
           {"user": username, "name": name, "scopes": chosen,
-           "expires_at": expires_at.isoformat() if expires_at else None})  # fmt: skip
+           "expires_at": expires_at.isoformat() if expires_at else None})
     return token, plaintext
 
 

@@ -37,7 +37,7 @@ MAX_CONCURRENCY = 4
 
 _MISSING_OBJECT = {"NoSuchKey", "404", "NotFound"}
 _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled",
-           "InvalidToken", "ExpiredToken", "AccountProblem"}  # fmt: skip
+           "InvalidToken", "ExpiredToken", "AccountProblem"}
 
 _clients: dict[tuple[object, ...], S3Client] = {}
 _clients_lock = threading.Lock()
@@ -60,7 +60,7 @@ def _client(endpoint: str | None, region: str, key_id: str | None, secret: str |
                 max_pool_connections=max(10, MAX_CONCURRENCY * 4),
                 # S3-compatible services (MinIO, Ceph, moto) serve buckets as paths on their own endpoint.
                 s3={"addressing_style": "path"} if endpoint else None,
-            )  # fmt: skip
+            )
             client = session.client("s3", endpoint_url=endpoint, config=config)
             _clients[cache_key] = client
         return client
@@ -139,14 +139,14 @@ class S3Storage(Storage):
             return ProviderNotConfigured("object storage (S3)", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
         if isinstance(exc, ConnectionError | HTTPClientError):
             return UpstreamError(f"{where} at {details['endpoint']} cannot be reached", code="storage_unavailable",
-                                 details=details)  # fmt: skip
+                                 details=details)
         return UpstreamError(f"{where} failed: {type(exc).__name__}", code="storage_error", details=details)
 
     def _failed(self, action: str, exc: BaseException, file_id: str | None) -> AppError:
         error = self._error(exc, file_id)
         if not isinstance(error, NotFound):
             log.warning("storage.s3.error", action=action, bucket=self.bucket, file_id=file_id,
-                        error=error.code, reason=error.message)  # fmt: skip
+                        error=error.code, reason=error.message)
         return error
 
     # --- the backend ---------------------------------------------------------------------------
@@ -155,7 +155,7 @@ class S3Storage(Storage):
         from boto3.s3.transfer import TransferConfig
 
         config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNKSIZE,
-                                max_concurrency=MAX_CONCURRENCY)  # fmt: skip
+                                max_concurrency=MAX_CONCURRENCY)
         extra = {"ContentType": content_type} if content_type else None
         try:
             self.client.upload_file(str(tmp), self.bucket, self.key_for(file_id), ExtraArgs=extra, Config=config)

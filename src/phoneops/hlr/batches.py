@@ -41,7 +41,7 @@ class BatchDriver:
                 call_id = session.scalar(
                     select(HlrCall.id).where(HlrCall.lookup_id == self.lookup_id, HlrCall.kind == "batch",
                                              HlrCall.state.in_(OPEN_BATCH_STATES)).order_by(HlrCall.id).limit(1)
-                )  # fmt: skip
+                )
             if call_id is None:
                 work = self.runner.claim("batch", self.runner.batch_size)
                 if work is None:
@@ -117,7 +117,7 @@ class BatchDriver:
             fresh = self._patiently(lambda: client.start_batch(bid))
             now = utcnow()
             self._mark(call_id, f"batch {bid} " + ("started" if fresh else "had started (the provider says so)"),
-                       state="started", started_at=call.started_at or now, poll_since=now)  # fmt: skip
+                       state="started", started_at=call.started_at or now, poll_since=now)
             call.state = "started"
         if call.state == "uploaded":
             self._mark(call_id, f"starting batch {bid}", state="starting")
@@ -154,13 +154,13 @@ class BatchDriver:
             with session_scope() as session:
                 session.execute(update(HlrCall).where(HlrCall.id == call_id).values(num_complete=batch.num_complete))
                 runner.step(session, message=f"batch {bid}: {batch.num_complete:,} of {batch.num_items:,} looked up "
-                            f"({batch.status or 'running'})", extra_done=batch.num_complete)  # fmt: skip
+                            f"({batch.status or 'running'})", extra_done=batch.num_complete)
             if batch.is_finished:
                 break
             if utcnow() + timedelta(seconds=runner.poll_every) > deadline:
                 with session_scope() as session:
                     session.execute(update(HlrCall).where(HlrCall.id == call_id).values(
-                        error=f"not complete after {runner.poll_max:g} s of polling"))  # fmt: skip
+                        error=f"not complete after {runner.poll_max:g} s of polling"))
                 raise Stop(
                     "fail",
                     f"hlrlookup.com batch {bid} is still {batch.status or 'running'} "
@@ -175,7 +175,7 @@ class BatchDriver:
             work = runner.work_of(session, call_id)
         if batch.is_failed:
             runner.settle(work, results, in_doubt=f"hlrlookup.com batch {bid} ended {batch.status}: this number may "
-                          "have been looked up; not sent again", call_state="failed")  # fmt: skip
+                          "have been looked up; not sent again", call_state="failed")
             raise Stop(
                 "fail",
                 f"hlrlookup.com batch {bid} ended {batch.status}; the results it returned are kept, "

@@ -20,18 +20,18 @@ app.add_typer(risky_app, name="risky")
 def _print(lookup: dict[str, Any]) -> None:
     e = lookup["estimate"]
     console.print(f"[bold]HLR lookup {lookup['id']}[/bold] {lookup['title']} ({lookup['mode']}): "
-                  f"[bold]{lookup['status'].replace('_', ' ')}[/bold]")  # fmt: skip
+                  f"[bold]{lookup['status'].replace('_', ' ')}[/bold]")
     console.print(f"  {e['rows']:,} rows, {e['invalid']:,} invalid, {e['duplicates']:,} duplicates -> "
                   f"{e['numbers']:,} numbers; {e['fresh']:,} with a result younger than {e['ttl_days']} days; "
                   f"{e['to_lookup']:,} to look up ≈ {e['credits_estimate']} credits "
-                  f"(budget {e['budget']:,})")  # fmt: skip
+                  f"(budget {e['budget']:,})")
     if e["in_review"] or e["recently_paid"]:
         console.print(
             f"  of those, {e['in_review']:,} in review or in flight in another lookup (free if they were "
             f"paid), {e['recently_paid']:,} paid within 30 days but older than the TTL (paid again)"
         )
     console.print(f"  looked up {lookup['looked_up']:,}, needs review {lookup['review']:,}, failed "
-                  f"{lookup['failed']:,}, credits spent {lookup['credits_spent']}")  # fmt: skip
+                  f"{lookup['failed']:,}, credits spent {lookup['credits_spent']}")
     if lookup["error"]:
         err.print(f"  [red]{lookup['error']}[/red]")
     elif lookup["message"]:
@@ -105,7 +105,7 @@ def lookup(
                 assert file_id is not None
                 source = FileSource(file_id, column, region)
             lookup_id = create_lookup(session, actor, source, mode=mode, batch_size=batch_size, confirm=yes,
-                                      start=not estimate_only).id  # fmt: skip
+                                      start=not estimate_only).id
     except AppError as exc:
         raise fail(exc) from None
     _after_start(lookup_id, wait)
@@ -141,7 +141,7 @@ def _act(lookup_id: int, action: str, wait: bool) -> None:
 
     _bootstrap()
     call = {"confirm": lookups.confirm_lookup, "resume": lookups.resume_lookup, "cancel": lookups.cancel_lookup,
-            "release-review": lookups.release_review}  # fmt: skip
+            "release-review": lookups.release_review}
     try:
         with session_scope() as session:
             call[action](session, cli_actor(), lookup_id)
@@ -172,7 +172,7 @@ def list_lookups(limit: int = 20) -> None:
         for row in list_lookups(session, limit):
             d = describe_lookup(session, row)
             table.add_row(str(d["id"]), d["status"], f"{d['estimate']['numbers']:,}", f"{d['estimate']['fresh']:,}",
-                          f"{d['looked_up']:,}", str(d["review"]), d["credits_spent"], d["title"])  # fmt: skip
+                          f"{d['looked_up']:,}", str(d["review"]), d["credits_spent"], d["title"])
     console.print(table)
 
 

@@ -59,7 +59,7 @@ from phoneops.hlr.wire import (
 __all__ = [
     "INSUFFICIENT_CREDIT", "Batch", "BatchPage", "HlrAuthError", "HlrBadRequest", "HlrClient", "HlrError",
     "HlrInsufficientCredit", "HlrRateLimited", "HlrResponseError", "HlrResult", "HlrTimeout", "HlrUnavailable",
-]  # fmt: skip
+]
 
 log = structlog.get_logger("phoneops.hlr.client")
 
@@ -313,7 +313,7 @@ class HlrClient:
         self._batch_call(
             "POST", _batch_path(batch_id, "/source"), idempotent=False, content=content,
             headers={"Content-Type": "text/csv"}, log_fields={"lines": lines},
-        )  # fmt: skip
+        )
         return lines
 
     def start_batch(self, batch_id: str) -> bool:

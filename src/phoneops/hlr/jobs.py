@@ -158,7 +158,7 @@ class LookupRunner:
             counters={"cached": counts.get(CACHED, 0), "looked_up": counts.get(DONE, 0),
                       "needs_review": counts.get(REVIEW, 0), "failed": counts.get(FAILED, 0),
                       "pending": counts.get(PENDING, 0) + counts.get(SENDING, 0), "credits_spent": credits_text(spent)},
-        )  # fmt: skip
+        )
 
     def _set_lookup(self, **values: Any) -> None:
         with session_scope() as session:
@@ -220,12 +220,12 @@ class LookupRunner:
             lookup.message = outputs.summary_line(lookup, counts)
             audit(session, self.actor, "hlr.lookup_run", "hlr_lookup", lookup.id,
                   {"job_id": self.ctx.job_id, "status": SUCCEEDED, "counts": counts,
-                   "credits_spent": credits_text(lookup.credits_spent)})  # fmt: skip
+                   "credits_spent": credits_text(lookup.credits_spent)})
             self.step(session, message=lookup.message)
             return {"lookup_id": lookup.id, "numbers": lookup.numbers, "cached": counts.get(CACHED, 0),
                     "looked_up": counts.get(DONE, 0), "needs_review": counts.get(REVIEW, 0),
                     "failed": counts.get(FAILED, 0), "credits_spent": credits_text(lookup.credits_spent),
-                    "clean_file_id": lookup.clean_file_id, "raw_file_id": lookup.raw_file_id}  # fmt: skip
+                    "clean_file_id": lookup.clean_file_id, "raw_file_id": lookup.raw_file_id}
 
     # --- outcomes --------------------------------------------------------------------------------------
 
@@ -245,14 +245,14 @@ class LookupRunner:
                        HlrLookupItem.id > after)
                 .order_by(HlrLookupItem.id)
                 .limit(5000)
-            ).all()  # fmt: skip
+            ).all()
             if not rows:
                 return
             decided, updates = [], []
             for item_id, index, sealed, result in rows:
                 decision = mapping.decide(result.live_status, *outputs.serving_network(result))
                 evidence = {"lookup_id": self.lookup_id, "live_status": result.live_status, "cached": True,
-                            "looked_up_at": result.looked_up_at.isoformat()}  # fmt: skip
+                            "looked_up_at": result.looked_up_at.isoformat()}
                 decided.append(Decided(vault.open(sealed, index), bytes(index), decision, evidence))
                 updates.append({"id": item_id, "outcome": decision.rule.action, "reason": decision.rule.reason})
             session.execute(update(HlrLookupItem), updates)
@@ -279,13 +279,13 @@ class LookupRunner:
                     session.execute(update(HlrLookupItem), [
                         {"id": r.id, "state": CACHED, "result_id": fresh[bytes(r.blind_index)]}
                         for r in rows if bytes(r.blind_index) in fresh
-                    ])  # fmt: skip
+                    ])
                     rows = [r for r in rows if bytes(r.blind_index) not in fresh]
                     if not rows:
                         self.step(session)
                         continue
                 call = HlrCall(lookup_id=self.lookup_id, kind=kind, state=SENDING if kind == "realtime" else "new",
-                               numbers=len(rows))  # fmt: skip
+                               numbers=len(rows))
                 session.add(call)
                 session.flush()
                 session.execute(
@@ -348,7 +348,7 @@ class LookupRunner:
     def _settle_once(
         self, work: Work, results: Sequence[HlrResult], unprocessed: Sequence[str], in_doubt: str | None,
         missing_state: str, call_state: str, recheck: bool, *, guard: bool,
-    ) -> Settled:  # fmt: skip
+    ) -> Settled:
         by_number = {number: (item_id, index) for item_id, index, number in work.items}
         now = utcnow()
         out = Settled()
@@ -389,15 +389,15 @@ class LookupRunner:
                     "provider_uuid": result.uuid[:64],
                     "provider_time": result.timestamp if result.timestamp and result.timestamp.tzinfo else None,
                     "raw": _stored_raw(result),
-                }))  # fmt: skip
+                }))
                 out.done += 1
                 out.credits += credits
                 decision = mapping.decide(result.live_status, name, mccmnc)
                 evidence = {"lookup_id": self.lookup_id, "live_status": result.live_status, "network": name,
-                            "mccmnc": mccmnc, "ported": result.is_ported}  # fmt: skip
+                            "mccmnc": mccmnc, "ported": result.is_ported}
                 decided.append(Decided(key, index, decision, evidence))
                 item_updates.append({"id": item_id, "state": DONE, "outcome": decision.rule.action,
-                                     "reason": decision.rule.reason})  # fmt: skip
+                                     "reason": decision.rule.reason})
             unprocessed_keys = {e164(n) for n in unprocessed}
             for item_id, _index, number in work.items:
                 if item_id in seen:
@@ -416,7 +416,7 @@ class LookupRunner:
                 ids: dict[bytes, int] = {
                     bytes(index): int(rid) for index, rid in session.execute(
                         select(ResultRow.blind_index, ResultRow.id).where(ResultRow.call_id == work.call_id))
-                }  # fmt: skip
+                }
                 result_ids = {item_id: ids[bytes(row["blind_index"])] for item_id, row in rows}
             for change in item_updates:
                 if change["id"] in result_ids:
@@ -425,19 +425,19 @@ class LookupRunner:
             session.execute(
                 update(HlrCall).where(HlrCall.id == work.call_id).values(
                     state=call_state, credits=out.credits, settled_at=now, error=in_doubt and in_doubt[:500])
-            )  # fmt: skip
+            )
             session.execute(
                 update(HlrLookup).where(HlrLookup.id == self.lookup_id).values(
                     looked_up=HlrLookup.looked_up + out.done, review=HlrLookup.review + out.review,
                     failed=HlrLookup.failed + out.failed, credits_spent=HlrLookup.credits_spent + out.credits)
-            )  # fmt: skip
+            )
             if decided:
                 apply_verdicts(session, self.actor, verdicts(session, decided))
             if guard:
                 self.step(session, message=f"call {work.call_id}: {out.done} looked up"
-                           + (f", {out.review} in doubt" if out.review else ""))  # fmt: skip
+                           + (f", {out.review} in doubt" if out.review else ""))
         log.info("hlr.settled", lookup_id=self.lookup_id, call_id=work.call_id, done=out.done, review=out.review,
-                 failed=out.failed, unprocessed=out.unprocessed, credits=str(out.credits))  # fmt: skip
+                 failed=out.failed, unprocessed=out.unprocessed, credits=str(out.credits))
         return out
 
     def provider_stop(self, exc: HlrError) -> Stop:

@@ -58,7 +58,7 @@ DEFAULT_BATCH_SIZE = 10_000
 MAX_BATCH_SIZE = 100_000
 CHUNK = 5000
 PHONE_HEADERS = {"phone", "phonenumber", "number", "msisdn", "mobile", "tel", "telephone", "e164",
-                 "customvariable1", "telephonenumber"}  # fmt: skip
+                 "customvariable1", "telephonenumber"}
 OPEN_BATCH_STATES = ("new", "created", "uploaded", "starting", "started")
 PRIVATE_CACHE_DAYS = 30  # the provider keeps our results this long in our private cache (docs/providers/hlr_cache.md)
 
@@ -150,7 +150,7 @@ def collect_file(session: Session, source: FileSource) -> Collected:
         rows=len(values), invalid=invalid, duplicates=len(values) - invalid - len(items), items=items,
         source={"file_id": row.id, "file_name": row.original_name, "phone_column": column, "region": region},
         title=f"HLR lookup of {row.original_name}",
-    )  # fmt: skip
+    )
 
 
 def collect_list(session: Session, source: ListSource) -> Collected:
@@ -169,7 +169,7 @@ def collect_list(session: Session, source: ListSource) -> Collected:
         rows=len(items), invalid=0, duplicates=0, items=items,
         source={"status": source.status, "country": country},
         title=f"HLR lookup of the {source.status}" + (f" ({country})" if country else ""),
-    )  # fmt: skip
+    )
 
 
 def fresh_results(session: Session, indexes: Sequence[bytes], ttl_days: int) -> dict[bytes, int]:
@@ -204,12 +204,12 @@ def paid_elsewhere(session: Session, lookup_id: int, indexes: Sequence[bytes], t
             select(HlrLookupItem.blind_index).where(
                 HlrLookupItem.blind_index.in_(chunk), HlrLookupItem.lookup_id != lookup_id,
                 HlrLookupItem.state.in_((REVIEW, "sending")))
-        ))  # fmt: skip
+        ))
         recent.update(bytes(i) for i in session.scalars(
             select(HlrResult.blind_index).where(
                 HlrResult.blind_index.in_(chunk), HlrResult.looked_up_at >= window,
                 HlrResult.looked_up_at < cutoff, HlrResult.credits_spent > 0)
-        ))  # fmt: skip
+        ))
     return len(review), len(recent - review)
 
 
@@ -244,7 +244,7 @@ def create_lookup(
         rows=collected.rows, invalid=collected.invalid, duplicates=collected.duplicates,
         numbers=len(collected.items), budget=confirm_above_credits(), ttl_days=ttl, created_by=actor.username,
         breakdown={},
-    )  # fmt: skip
+    )
     session.add(lookup)
     session.flush()
     fresh = fresh_results(session, [idx for idx, _, _ in collected.items], ttl)
@@ -252,7 +252,7 @@ def create_lookup(
         {"lookup_id": lookup.id, "blind_index": idx, "sealed": sealed, "country": country,
          "state": CACHED if idx in fresh else PENDING, "result_id": fresh.get(idx)}
         for idx, sealed, country in collected.items
-    ]  # fmt: skip
+    ]
     for begin in range(0, len(rows), CHUNK):
         session.execute(insert(HlrLookupItem), rows[begin : begin + CHUNK])
     lookup.fresh = sum(1 for idx, _, _ in collected.items if idx in fresh)
@@ -282,7 +282,7 @@ def confirmation_reason(lookup: HlrLookup) -> str:
     reasons = []
     if lookup.credits_estimate > lookup.budget:
         reasons.append(f"{lookup.to_lookup:,} lookups cost about {lookup.credits_estimate:,.0f} credits, above the "
-                       f"confirmation budget of {lookup.budget:,}")  # fmt: skip
+                       f"confirmation budget of {lookup.budget:,}")
     if lookup.in_review:
         reasons.append(
             f"{lookup.in_review:,} numbers are in review or being looked up in another lookup (possibly "
@@ -302,7 +302,7 @@ def estimate(lookup: HlrLookup) -> dict[str, Any]:
         "fresh": lookup.fresh, "to_lookup": lookup.to_lookup, "in_review": lookup.in_review,
         "recently_paid": lookup.recently_paid, "credits_estimate": credits_text(lookup.credits_estimate),
         "budget": lookup.budget, "ttl_days": lookup.ttl_days, "needs_confirmation": needs_confirmation(lookup),
-    }  # fmt: skip
+    }
 
 
 def _start(session: Session, actor: Principal, lookup: HlrLookup, *, confirmed: bool) -> None:
@@ -476,4 +476,4 @@ def describe_lookup(session: Session, lookup: HlrLookup) -> dict[str, Any]:
         "raw_file_id": lookup.raw_file_id, "message": lookup.message, "error": lookup.error,
         "created_by": lookup.created_by, "created_at": lookup.created_at, "started_at": lookup.started_at,
         "finished_at": lookup.finished_at, "job": job,
-    }  # fmt: skip
+    }

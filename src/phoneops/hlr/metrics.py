@@ -30,7 +30,7 @@ def collect(session: Session) -> Iterator[GaugeMetricFamily]:
     yield spent_gauge
     review = GaugeMetricFamily("phoneops_hlr_numbers_in_review", "Numbers whose paid call is in doubt (not resent)")
     review.add_metric([], int(session.scalar(select(func.count(HlrLookupItem.id)).where(
-        HlrLookupItem.state == REVIEW)) or 0))  # fmt: skip
+        HlrLookupItem.state == REVIEW)) or 0))
     yield review
     risky = GaugeMetricFamily("phoneops_hlr_risky_operators", "Entries on the risky-operator list")
     risky.add_metric([], int(session.scalar(select(func.count(HlrRiskyOperator.id))) or 0))

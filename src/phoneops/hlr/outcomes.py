@@ -120,7 +120,7 @@ def rules_table(session: Session) -> list[dict[str, Any]]:
          "default_action": DEFAULT_RULES[key].action, "default_reason": DEFAULT_RULES[key].reason,
          "overridden": current[key] != DEFAULT_RULES[key]}
         for key in KEYS
-    ]  # fmt: skip
+    ]
 
 
 def set_rules(session: Session, actor: Principal, changes: Mapping[str, Mapping[str, Any]]) -> dict[str, Rule]:
@@ -135,12 +135,12 @@ def set_rules(session: Session, actor: Principal, changes: Mapping[str, Mapping[
             continue
         if row is None:
             session.add(HlrOutcomeRule(live_status=key, action=rule.action, reason=rule.reason,
-                                       updated_by=actor.username))  # fmt: skip
+                                       updated_by=actor.username))
         else:
             row.action, row.reason, row.updated_by, row.updated_at = rule.action, rule.reason, actor.username, utcnow()
     session.flush()
     audit(session, actor, "hlr.outcomes_set", "hlr_outcomes", None,
-          {k: {"action": r.action, "reason": r.reason} for k, r in validated.items()})  # fmt: skip
+          {k: {"action": r.action, "reason": r.reason} for k, r in validated.items()})
     return current_rules(session)
 
 
@@ -213,5 +213,5 @@ def results_for_number(session: Session, blind_index: bytes, limit: int = 100) -
             "current_network": result.current_network, "current_mccmnc": result.current_mccmnc,
             "country_iso3": result.country_iso3, "ported": result.ported, "lookup_id": result.lookup_id,
             "credits_spent": str(result.credits_spent), "outcome": outcome, "reason": reason,
-        })  # fmt: skip
+        })
     return out

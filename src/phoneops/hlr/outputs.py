@@ -32,9 +32,9 @@ RAW_HEADER = (
     "original_network_details.name", "original_network_details.mccmnc", "current_network",
     "current_network_details.name", "current_network_details.mccmnc", "country_iso3", "is_ported",
     "credits_spent", "risky_network", "outcome", "reason", "note",
-)  # fmt: skip
+)
 STATE_LABELS = {CACHED: "cached", DONE: "looked up", REVIEW: "needs review", FAILED: "failed",
-                PENDING: "not looked up", SENDING: "in progress"}  # fmt: skip
+                PENDING: "not looked up", SENDING: "in progress"}
 CHUNK = 5000
 
 
@@ -51,7 +51,7 @@ _ROW_COLUMNS = (
     HlrResult.live_status, HlrResult.number_type, HlrResult.original_network, HlrResult.original_mccmnc,
     HlrResult.current_network, HlrResult.current_mccmnc, HlrResult.country_iso3, HlrResult.ported,
     HlrResult.credits_spent,
-)  # fmt: skip
+)
 
 
 def _rows(session: Session, lookup_id: int) -> Iterator[Row[Any]]:
@@ -92,7 +92,7 @@ def _raw_row(number: str, row: Row[Any], risky: bool) -> list[object]:
         "AVAILABLE" if row.original_network else "NOT_AVAILABLE", row.original_network, row.original_mccmnc,
         "AVAILABLE" if row.current_network else "NOT_AVAILABLE", row.current_network, row.current_mccmnc,
         row.country_iso3, _yes_no(row.ported), credits_text(row.credits_spent) if row.state == DONE else "0", *tail,
-    ]  # fmt: skip
+    ]
 
 
 def write_outputs(session: Session, actor: Principal, lookup: HlrLookup) -> None:
@@ -108,7 +108,7 @@ def write_outputs(session: Session, actor: Principal, lookup: HlrLookup) -> None
                      content_type="text/csv") as (clean_out, clean_rows),
         store.writer(session, actor, kind="hlr-raw", original_name=f"hlr_raw_{base}.csv",
                      content_type="text/csv") as (raw_out, raw_rows),
-    ):  # fmt: skip
+    ):
         clean_out.write(b"phone_number\n")
         raw_out.write(_line(RAW_HEADER))
         for row in _rows(session, lookup.id):
@@ -166,7 +166,7 @@ def breakdown(session: Session, lookup_id: int) -> dict[str, Any]:
 
 def summary_line(lookup: HlrLookup, counts: dict[str, int]) -> str:
     parts = [f"{lookup.numbers:,} numbers", f"{counts.get(CACHED, 0):,} from fresh results",
-             f"{counts.get(DONE, 0):,} looked up", f"{credits_text(lookup.credits_spent)} credits spent"]  # fmt: skip
+             f"{counts.get(DONE, 0):,} looked up", f"{credits_text(lookup.credits_spent)} credits spent"]
     if counts.get(REVIEW):
         parts.append(f"{counts[REVIEW]:,} need review (in doubt, not resent)")
     if counts.get(FAILED):
@@ -184,7 +184,7 @@ def _shown(number: str, actor: Principal) -> str:
 def result_page(
     session: Session, actor: Principal, lookup_id: int, *, after_id: int = 0, limit: int = 100,
     state: str | None = None,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """A page of a lookup's numbers with their results; numbers in full for admins, masked otherwise."""
     query = (
         select(HlrLookupItem, HlrResult)
@@ -197,7 +197,7 @@ def result_page(
         query = query.where(HlrLookupItem.state == state)
     vault = get_vault()
     return [_result_dict(item.id, _shown(vault.open(item.sealed, item.blind_index), actor), item, result)
-            for item, result in session.execute(query)]  # fmt: skip
+            for item, result in session.execute(query)]
 
 
 def _result_dict(item_id: int, number: str, item: HlrLookupItem | None, result: HlrResult | None) -> dict[str, Any]:
@@ -215,7 +215,7 @@ def _result_dict(item_id: int, number: str, item: HlrLookupItem | None, result: 
         "outcome": item.outcome if item is not None else None,
         "reason": item.reason if item is not None else None,
         "note": item.note if item is not None else None,
-    }  # fmt: skip
+    }
 
 
 def number_history(session: Session, actor: Principal, e164: str, limit: int = 20) -> list[dict[str, Any]]:
@@ -223,6 +223,6 @@ def number_history(session: Session, actor: Principal, e164: str, limit: int = 2
     index = get_vault().index(e164)
     rows: Sequence[HlrResult] = list(session.scalars(
         select(HlrResult).where(HlrResult.blind_index == index).order_by(HlrResult.id.desc()).limit(limit)
-    ))  # fmt: skip
+    ))
     shown = _shown(e164, actor)
     return [{**_result_dict(r.id, shown, None, r), "lookup_id": r.lookup_id} for r in rows]

@@ -29,10 +29,10 @@ if TYPE_CHECKING:
     from phoneops.hlr.jobs import LookupRunner
 
 INTERRUPTED = ("interrupted during its call more than the provider's private cache keeps (30 days): it may "
-               "have been looked up and paid; not sent again — check it before looking it up again")  # fmt: skip
+               "have been looked up and paid; not sent again — check it before looking it up again")
 PRIVATE_CACHE_MAX_DAYS = 30  # the provider's private cache keeps results this long (and accepts at most 30)
 IN_DOUBT = ("sent, but the call's answer was lost ({why}); settled through the provider's private cache on the "
-            "next try (charged once)")  # fmt: skip
+            "next try (charged once)")
 
 
 class RealtimeDriver:
@@ -56,7 +56,7 @@ class RealtimeDriver:
                 select(HlrCall.id, HlrCall.created_at).where(
                     HlrCall.lookup_id == runner.lookup_id, HlrCall.kind == "realtime",
                     HlrCall.state.in_((SENDING, "settling", "in_doubt"))).order_by(HlrCall.id)
-            ))  # fmt: skip
+            ))
             works = [(runner.work_of(session, call_id), created) for call_id, created in calls]
         for work, created in works:
             if not work.items:
@@ -70,11 +70,11 @@ class RealtimeDriver:
             with session_scope() as session:  # the re-ask is an attempt of the same intent
                 session.execute(update(HlrCall).where(HlrCall.id == work.call_id).values(state="settling"))
                 runner.step(session, message=f"call {work.call_id}: settling {len(work.items)} numbers in doubt "
-                            "through the provider's private cache")  # fmt: skip
+                            "through the provider's private cache")
             numbers = [number for _, _, number in work.items]
             try:
                 results = self.client.lookup_call(numbers, cache_days_private=days, cache_days_global=0,
-                                                  save_to_cache="YES")  # fmt: skip
+                                                  save_to_cache="YES")
             except HlrInsufficientCredit as exc:  # not in the cache and no credit: never charged, back to pending
                 runner.settle(work, exc.results, unprocessed=exc.unprocessed, recheck=True)
                 raise runner.no_credit() from None
@@ -115,7 +115,7 @@ class RealtimeDriver:
             except HlrError as exc:
                 if exc.maybe_sent:  # 5xx, timeout, unreadable answer: in doubt, settled on the next try
                     runner.settle(work, exc.results, in_doubt=IN_DOUBT.format(why=describe(exc)),
-                                  missing_state=SENDING, call_state="in_doubt")  # fmt: skip
+                                  missing_state=SENDING, call_state="in_doubt")
                     raise Stop("park", describe(exc)) from None
                 runner.revert(work, describe(exc))
                 raise runner.provider_stop(exc) from None

@@ -87,7 +87,7 @@ SEED_NAMES: tuple[str, ...] = (
     "vodafone-panafonhellenictelecommunicationscompanys.a.", "voicetecsystemsltd", "voiceworksb.v.", "voiceworksbv",
     "voiptelecom", "welcomes.p.a.", "wirelesslogiclimited", "xferamoviles", "ziggobv", "zinniatelecomunicaciones",
     "zironlimited",
-)  # fmt: skip
+)
 
 
 def normalize_name(name: str) -> str:
@@ -151,7 +151,7 @@ def add_operator(
     row = HlrRiskyOperator(
         name=name or code, normalized=normalized, mccmnc=code, note=(note or None) and note.strip()[:200],
         source="admin", created_by=actor.username,
-    )  # fmt: skip
+    )
     session.add(row)
     session.flush()
     audit(session, actor, "hlr.risky_add", "hlr_risky_operator", row.id, {"name": name, "mccmnc": code})

@@ -61,7 +61,7 @@ def create_lookup(
     lookup = lookups.create_lookup(
         session, actor, source_of(body), mode=body.mode, batch_size=body.batch_size, confirm=body.confirm,
         start=body.start,
-    )  # fmt: skip
+    )
     session.flush()
     return lookup_out(session, lookup)
 

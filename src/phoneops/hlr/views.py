@@ -40,17 +40,17 @@ def dashboard_cards(session: Session) -> list[Card]:
     ).all()
     credits = sum(float(spent) for _, _, spent in rows)
     return [Card("HLR credits (30 days)", f"{credits:,.0f}", "/hlr",
-                 chart={str(status or "?"): int(count) for status, count, _ in rows} or None)]  # fmt: skip
+                 chart={str(status or "?"): int(count) for status, count, _ in rows} or None)]
 
 
 def _overview(request: Request, session: Session, principal: Principal, *, error: str | None = None,
-              status_code: int = 200) -> Response:  # fmt: skip
+              status_code: int = 200) -> Response:
     return render(
         request, "hlr/overview.html", principal, status_code=status_code,
         lookups=[lookups.describe_lookup(session, lookup) for lookup in lookups.list_lookups(session, 30)],
         files=storage.list_files(session, limit=50), region=get_settings().default_region, error=error,
         budget=confirm_above_credits(), configured=is_configured(), ttl_days=get_settings().hlr_cache_ttl_days,
-    )  # fmt: skip
+    )
 
 
 @router.get("/hlr")
@@ -89,7 +89,7 @@ async def start_lookup(
                 stored = await storage.get_storage().save_stream(
                     session, principal, chunks(), kind="upload", original_name=file.filename,
                     content_type=file.content_type, max_bytes=get_settings().max_upload_bytes,
-                )  # fmt: skip
+                )
                 audit(session, principal, "file.upload", "file", stored.id, {"name": stored.original_name})
                 file_id = stored.id
             if not file_id:
@@ -119,12 +119,12 @@ def lookup_page(
     return render(
         request, "hlr/lookup.html", principal, lookup=described, rows=rows, outcome_chart=chart,
         state=state or "", next_after=rows[-1]["id"] if len(rows) == 100 else None, states=outputs.STATE_LABELS,
-    )  # fmt: skip
+    )
 
 
 def _act(session: Session, principal: Principal, lookup_id: int, action: str) -> Response:
     actions = {"confirm": lookups.confirm_lookup, "resume": lookups.resume_lookup, "cancel": lookups.cancel_lookup,
-               "release-review": lookups.release_review}  # fmt: skip
+               "release-review": lookups.release_review}
     actions[action](session, principal, lookup_id)
     return RedirectResponse(f"/hlr/lookups/{lookup_id}", status_code=303)
 
@@ -172,11 +172,11 @@ def download(
 
 
 def _risky_page(request: Request, session: Session, principal: Principal, q: str = "", error: str | None = None,
-                status_code: int = 200) -> Response:  # fmt: skip
+                status_code: int = 200) -> Response:
     return render(
         request, "hlr/risky.html", principal, status_code=status_code, operators=risky.list_operators(session, q),
         total=risky.count_operators(session), q=q, error=error,
-    )  # fmt: skip
+    )
 
 
 @router.get("/hlr/risky")
@@ -222,7 +222,7 @@ def outcomes_page(
     request: Request, session: Session = SESSION, principal: Principal = Depends(page_viewer)
 ) -> Response:
     return render(request, "hlr/outcomes.html", principal, rules=outcomes.rules_table(session),
-                  actions=outcomes.ACTIONS, error=None)  # fmt: skip
+                  actions=outcomes.ACTIONS, error=None)
 
 
 @router.post("/hlr/outcomes")
@@ -240,7 +240,7 @@ async def outcomes_save(
     except AppError as exc:
         session.rollback()
         return render(request, "hlr/outcomes.html", principal, status_code=exc.status_code,
-                      rules=outcomes.rules_table(session), actions=outcomes.ACTIONS, error=exc.message)  # fmt: skip
+                      rules=outcomes.rules_table(session), actions=outcomes.ACTIONS, error=exc.message)
     return RedirectResponse("/hlr/outcomes", status_code=303)
 
 

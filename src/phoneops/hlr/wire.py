@@ -26,7 +26,7 @@ DEFAULT_BATCH_URL = "https://batches.hlrlookup.com"
 LOOKUP_OPTIONS = frozenset({
     "cache_days_global", "cache_days_private", "save_to_cache", "input_format", "output_format",
     "get_ported_date", "get_landline_status", "usa_status",
-})  # fmt: skip
+})
 # Batch results CSV: the first column (the submitted number, unnamed) and then these dotted keys.
 RESULT_COLUMNS = (
     "error", "request_parameters.telephone_number", "request_parameters.cache_days_private",
@@ -37,12 +37,12 @@ RESULT_COLUMNS = (
     "original_network_details.area", "original_network_details.country_prefix", "current_network",
     "current_network_details.name", "current_network_details.mccmnc", "current_network_details.country_name",
     "current_network_details.country_iso3", "current_network_details.country_prefix", "is_ported", "timestamp",
-)  # fmt: skip
+)
 
 LIVE_STATUSES = (
     "LIVE", "DEAD", "ABSENT_SUBSCRIBER", "NO_TELESERVICE_PROVISIONED", "NO_COVERAGE", "INCONCLUSIVE",
     "NOT_AVAILABLE_NETWORK_ONLY", "NOT_APPLICABLE",
-)  # fmt: skip
+)
 BATCH_COMPLETE = frozenset({"COMPLETE", "COMPLETED"})
 BATCH_FAILED = frozenset({"FAILED", "ERROR"})
 _NON_DIGITS = re.compile(r"\D+")

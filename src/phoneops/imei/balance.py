@@ -76,7 +76,7 @@ class AccountQuote:
         return {"account": self.account, "title": self.title, "cost": money(self.cost),
                 "balance": None if self.balance is None else money(self.balance), "minimum": money(self.minimum),
                 "available": None if self.available is None else money(self.available), "fits": self.fits,
-                "error": self.error}  # fmt: skip
+                "error": self.error}
 
 
 def costs_by_account(rows: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
@@ -106,7 +106,7 @@ def quote_balances(costs: dict[str, Decimal], settings: Settings | None = None) 
             except Exception as exc:  # an account missing from the settings, ...
                 error = getattr(exc, "message", str(exc))
             quotes.append(AccountQuote(account, account_title(account, settings), cost, balance,
-                                       settings.imei_min_balance, error))  # fmt: skip
+                                       settings.imei_min_balance, error))
     return quotes
 
 
@@ -134,7 +134,7 @@ def check_quote(quotes: Sequence[AccountQuote]) -> None:
                 f"not enough balance at {q.title}: this batch costs {money(q.cost)}, the balance is "
                 f"{money(q.balance)} and {money(q.minimum)} must stay (IMEI_MIN_BALANCE); top up or send fewer IMEIs",
                 code="balance_too_low", details={"balances": [x.to_dict() for x in quotes]},
-            )  # fmt: skip
+            )
 
 
 # --- while a batch runs ---------------------------------------------------------------------------------
@@ -246,7 +246,7 @@ def close(session: Session, actor: Principal | None, batch: ImeiBatch, pool: Syn
         log.warning("imei.balance_difference", batch_id=batch.id, account=account, difference=str(difference))
         audit(session, actor or SYSTEM, "imei.balance_difference", "imei_batch", batch.id,
               {"account": account, "balance_start": money(before), "balance_end": money(info.credit),
-               "recorded_spend": money(spent), "difference": money(difference)})  # fmt: skip
+               "recorded_spend": money(spent), "difference": money(difference)})
 
 
 def guard_for(settings: Settings | None = None) -> BalanceGuard:

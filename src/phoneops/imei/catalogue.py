@@ -56,7 +56,7 @@ def store_services(session: Session, services: Sequence[Service], kind: str = "i
          "category": s.category[:255], "title": s.title[:255], "price": s.price,
          "delivery_time": s.delivery_time[:100], "details": s.details, "active": True, "fetched_at": now}
         for s in services
-    ]  # fmt: skip
+    ]
     if rows:
         dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert

@@ -75,7 +75,7 @@ def services(
                 details = plain_text(s.details)  # the provider writes HTML
                 table.add_row(s.package_id, plain_text(s.category), plain_text(s.title), _money(s.price),
                               plain_text(s.delivery_time),
-                              details if len(details) <= 80 else details[:79] + "…")  # fmt: skip
+                              details if len(details) <= 80 else details[:79] + "…")
     except AppError as exc:
         raise _fail(exc) from None
     if found.warning:
@@ -95,7 +95,7 @@ def _follow(job_id: str, worker: threading.Thread | None) -> tuple[str, str | No
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
         TextColumn("{task.completed:.0f}/{task.total}"), TimeElapsedColumn(), console=console,
-    ) as progress:  # fmt: skip
+    ) as progress:
         task = progress.add_task("imei.batch", total=None)
         while True:
             with session_scope() as session:
@@ -105,7 +105,7 @@ def _follow(job_id: str, worker: threading.Thread | None) -> tuple[str, str | No
                     task, completed=job.progress_done, total=job.progress_total,
                     description=f"placed {counters.get('placed', 0)} · duplicates {counters.get('duplicates', 0)} "
                     f"· failed {counters.get('failed', 0)} [{job.status}]",
-                )  # fmt: skip
+                )
                 status, error, message = job.status, job.error, job.message
             if status in TERMINAL:
                 return status, error, message
@@ -150,7 +150,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     title = f"batch #{summary['batch_id']}"
     table = Table("placed", "duplicates", "invalid", "failed", "needs review", "spend", title=title)
     table.add_row(str(summary["placed"]), str(summary["duplicates"]), str(summary["invalid"]), str(summary["failed"]),
-                  str(summary["needs_review"]), _money(summary["spend"]))  # fmt: skip
+                  str(summary["needs_review"]), _money(summary["spend"]))
     _console().print(table)
 
 
@@ -194,7 +194,7 @@ def submit(
             batch, plan = submission.create_batch(
                 session, cli_actor(), [inputs.InputRow(imei, fields=_fields(field))], service, source="cli",
                 force=force, confirm_over_budget=confirm_over_budget,
-            )  # fmt: skip
+            )
             batch_id, job_id = batch.id, batch.job_id
     except AppError as exc:
         raise _fail(exc) from None
@@ -210,7 +210,7 @@ def submit(
         if order is not None:
             if order.state == "placed":
                 console.print(f"[green]placed:[/green] order {order.order_id} for {order.imei} ({order.status}), "
-                              f"{_money(order.credits)}")  # fmt: skip
+                              f"{_money(order.credits)}")
             elif order.state == "duplicate":
                 console.print(f"[yellow]duplicate:[/yellow] {order.error}")
             elif order.state in ("failed", "review"):
@@ -242,14 +242,14 @@ def batch(
             created, plan = submission.create_batch(
                 session, cli_actor(), rows, service, source="cli", file_name=file.name, force=force,
                 confirm_over_budget=confirm_over_budget,
-            )  # fmt: skip
+            )
             batch_id, job_id = created.id, created.job_id
     except AppError as exc:
         raise _fail(exc) from None
     q = plan.quote
     console.print(f"batch #{batch_id}: {len(plan.rows)} to send, {plan.invalid} invalid, "
                   f"{plan.duplicates_in_batch + plan.duplicates_in_history} duplicates skipped; cost {_money(q.cost)} "
-                  f"(today {_money(q.spent_today)} of {_money(q.budget)}; balance {q.balance})")  # fmt: skip
+                  f"(today {_money(q.spent_today)} of {_money(q.budget)}; balance {q.balance})")
     if not inline and job_id is not None:
         console.print(f"queued as job {job_id}; follow it with `phoneops jobs follow {job_id}`")
         raise typer.Exit(0)
@@ -269,13 +269,13 @@ def batches(limit: Annotated[int, typer.Option(help="How many, newest first")] =
 
     _boot()
     table = Table("batch", "created", "status", "service", "to send", "placed", "review", "failed", "spend", "error",
-                  title="IMEI batches")  # fmt: skip
+                  title="IMEI batches")
     with session_scope() as session:
         for found in submission.list_batches(session, limit):
             s = submission.batch_summary(session, found)
             table.add_row(str(found.id), found.created_at.strftime("%Y-%m-%d %H:%M"), found.status, found.service_id,
                           str(found.to_send), str(s["placed"]), str(s["needs_review"]), str(s["failed"]),
-                          _money(s["spend"]), (found.error or "")[:60])  # fmt: skip
+                          _money(s["spend"]), (found.error or "")[:60])
     _console().print(table)
 
 
@@ -306,7 +306,7 @@ def resume(
 
 
 review_app = typer.Typer(help="Paid work that needs a human: list, attach an order id, write off.",
-                         invoke_without_command=True)  # fmt: skip
+                         invoke_without_command=True)
 app.add_typer(review_app, name="review")
 
 
@@ -330,7 +330,7 @@ def review_list(ctx: typer.Context) -> None:
     table = Table("row", "imei", "service", "why", "paid", "batch", title=f"IMEI orders in review ({len(rows)})")
     for r in rows:
         table.add_row(str(r["id"]), r["imei"], str(r["service_id"] or ""), r["reason_text"],
-                      _money(r["credits"]) if r["paid"] else "unknown", str(r["batch_id"] or ""))  # fmt: skip
+                      _money(r["credits"]) if r["paid"] else "unknown", str(r["batch_id"] or ""))
     console.print(table)
     if lookups:
         hlr = Table("lookup", "title", "status", "numbers in review", title="HLR lookups with numbers in review")
@@ -396,9 +396,9 @@ def _write_results(batch_id: int, output: Path) -> int:
              "success": o.state == "placed", "error": o.error,
              "credits": None if o.credits is None or o.state != "placed" else str(o.credits)}
             for o in rows
-        ]  # fmt: skip
+        ]
         results += [{"imei": s.get("value"), "order_id": None, "service_id": None, "state": "skipped", "status": None,
-                     "success": False, "error": s.get("reason"), "credits": None} for s in batch.skipped]  # fmt: skip
+                     "success": False, "error": s.get("reason"), "credits": None} for s in batch.skipped]
     output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return len(results)
 
@@ -412,11 +412,11 @@ def _print_orders(orders: list[Any]) -> None:
     for o in orders:
         when = (o.order_date or o.created_at).strftime("%Y-%m-%d %H:%M")
         console.print(f"[bold]{o.order_id or '(no order id)'}[/bold]  {o.imei}  {o.state}  "
-                      f"{o.status or '-'}  {_money(o.credits)}  {when}", highlight=False)  # fmt: skip
+                      f"{o.status or '-'}  {_money(o.credits)}  {when}", highlight=False)
         console.print(f"  {o.service_title or o.service_id or ''}", highlight=False)
         details = {"model": o.model, "brand": o.brand, "carrier": o.carrier, "simlock": o.simlock, "fmi": o.fmi,
                    "icloud": o.icloud, "blacklist": o.blacklist, "imei 2": o.imei2, "serial": o.serial,
-                   "country": o.country}  # fmt: skip
+                   "country": o.country}
         shown = "  ".join(f"{k}: {v}" for k, v in details.items() if v)
         if shown:
             console.print(f"  {shown}", highlight=False)
@@ -451,7 +451,7 @@ def status(
                     for order in orders:
                         refresh_order(session, order)
                         audit(session, cli_actor(), "imei.order.refresh", "imei_order", order.id,
-                              {"order_id": order.order_id, "status": order.status, "via": "cli"})  # fmt: skip
+                              {"order_id": order.order_id, "status": order.status, "via": "cli"})
                 _print_orders(orders)
     except AppError as exc:
         raise _fail(exc) from None
@@ -530,7 +530,7 @@ def reparse() -> None:
 
     _boot()
     result = reparse_all(cli_actor(), progress=lambda done, changed: _console().print(
-        f"checked {done} · changed {changed}", highlight=False))  # fmt: skip
+        f"checked {done} · changed {changed}", highlight=False))
     _console().print(f"[green]re-parsed {result['checked']} result texts[/green]: {result['changed']} orders changed")
 
 
@@ -564,7 +564,7 @@ def export(
             service_id=service, date_from=date.fromisoformat(since) if since else None,
             date_to=date.fromisoformat(until) if until else None, text=text, fmi=fmi, blacklist=blacklist,
             simlock=simlock, carrier=carrier, model=model,
-        )  # fmt: skip
+        )
     except AppError as exc:
         raise _fail(exc) from None
     rows = 0
@@ -597,7 +597,7 @@ def import_(
         with session_scope() as session:
             record = imports.import_provider_export(session, cli_actor(), file, file.name)
             text = (f"{record.rows_total} rows: {record.rows_inserted} new, {record.rows_updated} updated, "
-                    f"{record.rows_skipped} skipped")  # fmt: skip
+                    f"{record.rows_skipped} skipped")
     except AppError as exc:
         raise _fail(exc) from None
     _console().print(f"[green]imported {file.name}[/green]: {text}")

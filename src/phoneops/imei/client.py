@@ -52,7 +52,7 @@ DEFAULT_CHUNK_SIZE = 100
 ORDER_FIELDS = (
     "modelNo", "operatorId", "serviceId", "modelId", "providerId", "mobileId", "mep", "serialNo",
     "prd", "pin", "kbh", "zte", "otherId", "other", "network", "type", "locks",
-)  # fmt: skip
+)
 _FIELD_NAMES = {re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower(): name for name in ORDER_FIELDS} | {
     name: name for name in ORDER_FIELDS
 }
@@ -400,7 +400,7 @@ class GsmFusionClient(_GsmFusionBase):
         response = self._http.request(
             "POST", API_PATH, data=self._form(action, params), idempotent=idempotent,
             log_fields={"action": action},
-        )  # fmt: skip
+        )
         return self._root(response, action, idempotent)
 
     def imei_services(self) -> list[Service]:
@@ -455,7 +455,7 @@ class AsyncGsmFusionClient(_GsmFusionBase):
         response = await self._http.request(
             "POST", API_PATH, data=self._form(action, params), idempotent=idempotent,
             log_fields={"action": action},
-        )  # fmt: skip
+        )
         return self._root(response, action, idempotent)
 
     async def imei_services(self) -> list[Service]:

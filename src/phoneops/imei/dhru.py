@@ -88,7 +88,7 @@ def error_for_message(message: str, *, action: str, account: str) -> DhruError:
     low = message.lower()
     cls: type[DhruError] = DhruError
     if any(w in low for w in ("authentication", "invalid user", "api key", "apikey", "access key", "invalid cred",
-                              "not allowed", "username")):  # fmt: skip
+                              "not allowed", "username")):
         cls = DhruAuthError
     elif "duplicate" in low or "already exist" in low or "already ordered" in low:
         cls = DhruImeiAlreadyExists
@@ -215,7 +215,7 @@ def parse_services(entries: list[dict[str, Any]]) -> list[Service]:
                 services.append(Service(
                     package_id=service_id, category=name, title=str(_get(item, "SERVICENAME") or ""), price=price,
                     delivery_time=str(_get(item, "TIME") or ""), details=str(_get(item, "INFO") or ""),
-                ))  # fmt: skip
+                ))
     return services
 
 
@@ -235,7 +235,7 @@ def parse_order(data: dict[str, Any], entries: list[dict[str, Any]], reference: 
         order_id=reference, imei=str(_get(entry, "IMEI") or ""), package="",
         status=STATUS_BY_CODE.get(code, IN_PROCESS), code=str(_get(entry, "CODE") or ""), requested_at=None,
         raw=json.dumps(data, ensure_ascii=False)[:20_000],
-    )  # fmt: skip
+    )
 
 
 # --- the clients --------------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def parse_order(data: dict[str, Any], entries: list[dict[str, Any]], reference: 
 
 class _DhruBase:
     def __init__(self, account: str, base_url: str, username: str, api_key: str, *, base64_parameters: bool,
-                 timeout: float, retry: RetryPolicy | None) -> None:  # fmt: skip
+                 timeout: float, retry: RetryPolicy | None) -> None:
         if not base_url or not username or not api_key:
             raise ValueError("a DHRU account needs base_url, username and api_key")
         self.account = account
@@ -254,14 +254,14 @@ class _DhruBase:
         self._config = ProviderConfig(
             name=f"dhru:{account}", base_url=self.base_url, timeout=timeout, retry=retry or RetryPolicy(),
             secret_fields=frozenset({"apiaccesskey"}), secret_values=(api_key,),
-        )  # fmt: skip
+        )
         self.redactor = Redactor(self._config.secret_fields, self._config.secret_values)
 
     def _form(self, action: str, params: dict[str, str] | None) -> dict[str, str]:
         return {
             "username": self.username, "apiaccesskey": self._api_key, "action": action, "requestformat": "JSON",
             "parameters": encode_parameters(params or {}, base64_encoded=self.base64_parameters),
-        }  # fmt: skip
+        }
 
     def _entries(self, response: httpx.Response, action: str, idempotent: bool) -> tuple[dict[str, Any], list[Any]]:
         data = parse_body(response.content, action=action, account=self.account, maybe_sent=not idempotent)
@@ -285,16 +285,16 @@ class DhruClient(_DhruBase):
 
     def __init__(self, account: str, base_url: str, username: str, api_key: str, *, base64_parameters: bool = False,
                  timeout: float = 30.0, retry: RetryPolicy | None = None, transport: httpx.BaseTransport | None = None,
-                 concurrency: int | None = None) -> None:  # fmt: skip
+                 concurrency: int | None = None) -> None:
         super().__init__(account, base_url, username, api_key, base64_parameters=base64_parameters, timeout=timeout,
-                         retry=retry)  # fmt: skip
+                         retry=retry)
         self._http = ProviderClient(self._config, transport=transport, max_concurrency=concurrency)
 
     def _call(
         self, action: str, params: dict[str, str] | None = None, *, idempotent: bool
     ) -> tuple[dict[str, Any], list[Any]]:
         response = self._http.request("POST", API_PATH, data=self._form(action, params), idempotent=idempotent,
-                                      log_fields={"action": action})  # fmt: skip
+                                      log_fields={"action": action})
         return self._entries(response, action, idempotent)
 
     def account_info(self) -> AccountInfo:
@@ -340,17 +340,17 @@ class AsyncDhruClient(_DhruBase):
     def __init__(self, account: str, base_url: str, username: str, api_key: str, *, base64_parameters: bool = False,
                  timeout: float = 30.0, retry: RetryPolicy | None = None,
                  transport: httpx.AsyncBaseTransport | None = None, rate_limiter: RateLimiter | None = None,
-                 concurrency: int | None = None) -> None:  # fmt: skip
+                 concurrency: int | None = None) -> None:
         super().__init__(account, base_url, username, api_key, base64_parameters=base64_parameters, timeout=timeout,
-                         retry=retry)  # fmt: skip
+                         retry=retry)
         self._http = AsyncProviderClient(self._config, transport=transport, rate_limiter=rate_limiter,
-                                         max_concurrency=concurrency)  # fmt: skip
+                                         max_concurrency=concurrency)
 
     async def _call(
         self, action: str, params: dict[str, str] | None = None, *, idempotent: bool
     ) -> tuple[dict[str, Any], list[Any]]:
         response = await self._http.request("POST", API_PATH, data=self._form(action, params), idempotent=idempotent,
-                                            log_fields={"action": action})  # fmt: skip
+                                            log_fields={"action": action})
         return self._entries(response, action, idempotent)
 
     async def account_info(self) -> AccountInfo:

@@ -43,7 +43,7 @@ from phoneops.settings import get_settings
 
 EXPORT_HEADER = ("SERVICE", "IMEI NO.", "CREDITS", "STATUS", "CODE", "IMEI 2", "CARRIER", "SIMLOCK", "MODEL", "FMI",
                  "ORDER DATE", "NOTES", "BRAND", "SERIAL", "MEID", "ICLOUD", "BLACKLIST", "WARRANTY", "PURCHASE DATE",
-                 "ACTIVATION", "COUNTRY", "OTHER RESULT FIELDS")  # fmt: skip
+                 "ACTIVATION", "COUNTRY", "OTHER RESULT FIELDS")
 TEXT_COLUMNS = frozenset(i for i, h in enumerate(EXPORT_HEADER) if h in ("IMEI NO.", "IMEI 2", "MEID", "SERIAL"))
 # Result filters: the value asked → the flag column's value.
 FLAG_FILTERS: dict[str, dict[str, bool]] = {
@@ -53,7 +53,7 @@ FLAG_FILTERS: dict[str, dict[str, bool]] = {
 }
 TEXT_FILTERS = ("carrier", "model", "brand", "country")
 STATE_LABELS = {QUEUED: "Queued", SENDING: "Sending", DUPLICATE: "Duplicate", FAILED: "Failed",
-                REVIEW: "Needs review", IMPORTED: "Imported", PLACED: "Placed", WRITTEN_OFF: "Written off"}  # fmt: skip
+                REVIEW: "Needs review", IMPORTED: "Imported", PLACED: "Placed", WRITTEN_OFF: "Written off"}
 ORDER_STATES = (PLACED, IMPORTED, REVIEW)  # rows that are (or may be) orders at the provider
 
 
@@ -107,7 +107,7 @@ class OrderFilters:
     def is_empty(self) -> bool:
         return not any((self.imeis, self.order_id, self.statuses, self.states, self.service_id, self.date_from,
                         self.date_to, self.text, self.batch_id, *(getattr(self, n) for n in FLAG_FILTERS),
-                        *(getattr(self, n) for n in TEXT_FILTERS)))  # fmt: skip
+                        *(getattr(self, n) for n in TEXT_FILTERS)))
 
 
 def _like(value: str) -> str:
@@ -152,7 +152,7 @@ def _filtered(query: Select[Any], filters: OrderFilters) -> Select[Any]:
         pattern = _like(filters.text)
         columns = (ImeiOrder.imei, ImeiOrder.order_id, ImeiOrder.model, ImeiOrder.carrier, ImeiOrder.service_title,
                    ImeiOrder.code_display, ImeiOrder.notes, ImeiOrder.error, ImeiOrder.imei2, ImeiOrder.serial,
-                   ImeiOrder.meid, ImeiOrder.country)  # fmt: skip
+                   ImeiOrder.meid, ImeiOrder.country)
         query = query.where(or_(*(func.lower(c).like(pattern, escape="\\") for c in columns)))
     return query
 
@@ -203,7 +203,7 @@ def find_orders(session: Session, reference: str) -> list[ImeiOrder]:
             select(ImeiOrder).where(ImeiOrder.imei == imeis[0], ImeiOrder.state != QUEUED)
             .order_by(ImeiOrder.id.desc()).limit(50)
         )
-    )  # fmt: skip
+    )
 
 
 # --- statistics ---------------------------------------------------------------------------------------
@@ -240,12 +240,12 @@ def statistics(session: Session) -> dict[str, Any]:
             select(ImeiOrder.status, func.count(ImeiOrder.id))
             .where(ImeiOrder.state.in_(ORDER_STATES)).group_by(ImeiOrder.status)
         )
-    }  # fmt: skip
+    }
     credits = session.scalar(
         select(func.coalesce(func.sum(ImeiOrder.credits), 0)).where(or_(
             ImeiOrder.state.in_((PLACED, IMPORTED)),
             ImeiOrder.state.in_(PAID_STATES) & ImeiOrder.placed_at.is_not(None)))
-    )  # fmt: skip
+    )
     today = datetime.combine(utcnow().date(), datetime.min.time(), tzinfo=UTC)
     orders_today = session.scalar(
         select(func.count(ImeiOrder.id)).where(ImeiOrder.state.in_(PAID_STATES), ImeiOrder.placed_at >= today)
@@ -286,7 +286,7 @@ def export_row(order: ImeiOrder) -> list[object]:
         order.brand or "", order.serial or "", order.meid or "", order.icloud or "", order.blacklist or "",
         order.warranty or "", order.purchase_date or "", order.activation or "", order.country or "",
         "; ".join(f"{k}: {v}" for k, v in (order.result_extra or {}).items()),
-    ]  # fmt: skip
+    ]
 
 
 def _export_query(filters: OrderFilters) -> Select[Any]:

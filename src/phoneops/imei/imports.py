@@ -30,7 +30,7 @@ from phoneops.imei.validation import check_imei
 MATCH_WINDOW = timedelta(hours=36)
 _CHUNK = 500
 _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%d/%m/%Y %H:%M",
-                 "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%d.%m.%Y %H:%M", "%m/%d/%Y", "%d/%m/%Y")  # fmt: skip
+                 "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%d.%m.%Y %H:%M", "%m/%d/%Y", "%d/%m/%Y")
 
 
 _IMPORT_HEADERS = {
@@ -38,7 +38,7 @@ _IMPORT_HEADERS = {
     "credit": "credits", "price": "credits", "status": "status", "code": "code", "result": "code", "imei2": "imei2",
     "carrier": "carrier", "simlock": "simlock", "model": "model", "fmi": "fmi", "findmyiphone": "fmi",
     "orderdate": "order_date", "date": "order_date", "requestedat": "order_date", "notes": "notes",
-}  # fmt: skip
+}
 
 
 def _header_key(name: str) -> str:
@@ -113,7 +113,7 @@ def _parse_export(path: Path) -> tuple[list[_ImportRow], int, int]:
             imei=check.imei, service=data.get("service", "")[:255], credits=_money(data.get("credits", "")),
             status=normalize_status(data.get("status")) or None, code=data.get("code", ""),
             values=data, when=_datetime(data.get("order_date", "")),
-        ))  # fmt: skip
+        ))
     return rows, total, skipped
 
 
@@ -165,7 +165,7 @@ def import_provider_export(session: Session, actor: Principal, path: Path, file_
         for order in session.scalars(
             select(ImeiOrder).where(ImeiOrder.imei.in_(imeis[start : start + _CHUNK]),
                                     ImeiOrder.state.in_(ORDER_LIKE_STATES))
-        ):  # fmt: skip
+        ):
             candidates.setdefault(order.imei, []).append(order)
     for row in rows:
         key = (row.imei, row.service.casefold(), row.when.isoformat() if row.when else "")
@@ -188,14 +188,14 @@ def import_provider_export(session: Session, actor: Principal, path: Path, file_
         order = ImeiOrder(
             imei=row.imei, service_id=titles.get(row.service.casefold()), service_title=row.service, state=IMPORTED,
             source="import", credits=row.credits, order_date=row.when, placed_at=row.when, fields={},
-        )  # fmt: skip
+        )
         _apply(order, row)
         session.add(order)
         inserted += 1
         if inserted % 1000 == 0:
             session.flush()
     record = ImeiImport(file_name=file_name[:255], rows_total=total, rows_inserted=inserted, rows_updated=updated,
-                        rows_skipped=skipped, created_by=actor.user_id)  # fmt: skip
+                        rows_skipped=skipped, created_by=actor.user_id)
     session.add(record)
     session.flush()
     audit(session, actor, "imei.import", "imei_import", record.id,

@@ -99,7 +99,7 @@ def _rows_from_table(path: Path) -> list[InputRow]:
         if imei_col is None:
             raise ValidationFailed("the file needs a column named 'imei' (found: " + ", ".join(header[:10]) + ")")
         service_cols = sorted((i for i, k in enumerate(keys) if k in _SERVICE_HEADERS),
-                              key=lambda i: _SERVICE_HEADERS.index(keys[i]))  # fmt: skip
+                              key=lambda i: _SERVICE_HEADERS.index(keys[i]))
         service_col = service_cols[0] if service_cols else None
         field_cols = {i: _FIELD_BY_KEY[k] for i, k in enumerate(keys) if k in _FIELD_BY_KEY and i not in service_cols}
         rows: list[InputRow] = []

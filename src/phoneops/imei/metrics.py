@@ -15,7 +15,7 @@ from phoneops.settings import get_settings
 
 def collect(session: Session) -> Iterator[GaugeMetricFamily]:
     orders = GaugeMetricFamily("phoneops_imei_orders", "IMEI order rows by state and provider status",
-                               labels=["state", "status"])  # fmt: skip
+                               labels=["state", "status"])
     rows = session.execute(
         select(ImeiOrder.state, ImeiOrder.status, func.count(ImeiOrder.id)).group_by(ImeiOrder.state, ImeiOrder.status)
     )

@@ -78,13 +78,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                    "activation date"),
     "country": ("country", "purchase country", "sold to country", "sold in", "sales country", "country sold",
                 "region", "sold country", "purchase country name"),
-}  # fmt: skip
+}
 COLUMN_LABELS: dict[str, str] = {
     "model": "Model", "brand": "Brand", "serial": "Serial", "imei2": "IMEI 2", "meid": "MEID",
     "carrier": "Carrier", "simlock": "SIM lock", "fmi": "Find My iPhone", "icloud": "iCloud",
     "blacklist": "GSMA blacklist", "warranty": "Warranty / coverage", "purchase_date": "Purchase date",
     "activation": "Activation", "country": "Country",
-}  # fmt: skip
+}
 _BY_LABEL = {label: column for column, labels in COLUMNS.items() for label in labels}
 # Labels not listed above: the first column whose word(s) appear in the label.
 _GUESSES: tuple[tuple[str, str], ...] = (
@@ -93,10 +93,10 @@ _GUESSES: tuple[tuple[str, str], ...] = (
     ("warranty", "warranty"), ("coverage", "warranty"), ("purchase date", "purchase_date"),
     ("activat", "activation"), ("country", "country"), ("sim lock", "simlock"), ("simlock", "simlock"),
     ("carrier", "carrier"), ("model", "model"), ("manufacturer", "brand"), ("brand", "brand"),
-)  # fmt: skip
+)
 COLUMN_SIZES = {"imei2": 32, "meid": 32, "fmi": 64, "serial": 64}  # others 255
 _BRANDS = ("Apple", "Samsung", "Google", "Xiaomi", "Huawei", "Motorola", "OnePlus", "LG", "Sony", "Nokia", "Oppo",
-           "Vivo", "Realme", "ZTE", "Alcatel", "HTC", "Lenovo", "Asus", "Honor", "TCL")  # fmt: skip
+           "Vivo", "Realme", "ZTE", "Alcatel", "HTC", "Lenovo", "Asus", "Honor", "TCL")
 _APPLE_MODEL = re.compile(r"\b(?:iphone|ipad|ipod|apple watch|macbook)\b", re.IGNORECASE)
 
 
@@ -245,7 +245,7 @@ def simlock_flag(value: str | None) -> bool | None:
 
 
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%B %d, %Y", "%b %d, %Y",
-                 "%d %B %Y", "%d %b %Y", "%B %d %Y", "%b %d %Y")  # fmt: skip
+                 "%d %B %Y", "%d %b %Y", "%B %d %Y", "%b %d %Y")
 _DATE_TEXT = re.compile(
     r"\d{4}[-/]\d{1,2}[-/]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{4}"
     r"|[A-Za-z]{3,9}\.? \d{1,2},? \d{4}|\d{1,2} [A-Za-z]{3,9} \d{4}"

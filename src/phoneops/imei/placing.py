@@ -132,7 +132,7 @@ class Outcome:
             "b_notes": "placed on reconciliation: the interrupted attempt never reached the provider"
             if placed and w.attempts > 1 else None,
             "b_raw": self.raw,
-        }  # fmt: skip
+        }
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def classify(work: Work, answer: PlacedOrder | BaseException, *, reconciling: bo
     if isinstance(answer, ImeiAlreadyExists):
         if reconciling:
             text = ("placed (and paid) before the interruption — the provider says the IMEI already exists — but "
-                    "its order id is unknown: attach it, match it from a provider export, or write it off")  # fmt: skip
+                    "its order id is unknown: attach it, match it from a provider export, or write it off")
             return Outcome(work, REVIEW, error=text, reason=NO_ORDER_ID), None
         return Outcome(work, DUPLICATE, error=describe(answer)), None
     if isinstance(answer, ProviderAuthError | InsufficientCredit):
@@ -222,7 +222,7 @@ class BatchRunner:
             counters={"placed": self.counts[PLACED], "duplicates": self.counts[DUPLICATE],
                       "failed": self.counts[FAILED], "needs_review": self.counts[REVIEW],
                       "invalid": self.invalid, "spend": money_text(self.spend)},
-        )  # fmt: skip
+        )
 
     def load(self) -> None:
         with session_scope() as session:
@@ -237,7 +237,7 @@ class BatchRunner:
                 left = session.scalars(
                     select(ImeiOrder.service_id).where(ImeiOrder.batch_id == self.batch_id,
                                                        ImeiOrder.state.in_((QUEUED, SENDING))).distinct()
-                )  # fmt: skip
+                )
                 read = self.guard.start(split_id(s or "")[0] for s in left)
                 if batch.balance_start is None and read:  # the first run's reading is the batch's start
                     batch.balance_account, batch.balance_start = sorted(read.items())[0]
@@ -251,7 +251,7 @@ class BatchRunner:
                        ImeiOrder.credits, ImeiOrder.forced)
                 .where(ImeiOrder.batch_id == self.batch_id, ImeiOrder.state == QUEUED)
                 .order_by(ImeiOrder.id).limit(limit)
-            ).all()  # fmt: skip
+            ).all()
             if not rows:
                 return []
             if self.guard is not None:  # nothing that would cross an account's minimum balance is sent
@@ -263,10 +263,10 @@ class BatchRunner:
             session.execute(
                 update(ImeiOrder).where(ImeiOrder.id.in_([r.id for r in rows]), ImeiOrder.state == QUEUED)
                 .values(state=SENDING, attempts=ImeiOrder.attempts + 1, sent_at=utcnow(), error=None)
-            )  # fmt: skip
+            )
             self._progress(session)
         return [Work(r.id, r.imei, r.service_id or "", dict(r.fields or {}), r.attempts + 1, r.credits, r.forced)
-                for r in rows]  # fmt: skip
+                for r in rows]
 
     def claim_unsettled(self) -> list[Work]:
         """Rows left `sending` by an earlier run: commit one more reconciliation attempt for each (placing
@@ -276,17 +276,17 @@ class BatchRunner:
                 select(ImeiOrder.id, ImeiOrder.imei, ImeiOrder.service_id, ImeiOrder.fields, ImeiOrder.attempts,
                        ImeiOrder.credits, ImeiOrder.forced)
                 .where(ImeiOrder.batch_id == self.batch_id, ImeiOrder.state == SENDING).order_by(ImeiOrder.id)
-            ).all()  # fmt: skip
+            ).all()
             if not rows:
                 return []
             session.execute(
                 update(ImeiOrder).where(ImeiOrder.id.in_([r.id for r in rows]), ImeiOrder.state == SENDING)
                 .values(attempts=ImeiOrder.attempts + 1, sent_at=utcnow())
-            )  # fmt: skip
+            )
             self.counts[SENDING] = 0
             self._progress(session, f"reconciling {len(rows)} unsettled orders")
         return [Work(r.id, r.imei, r.service_id or "", dict(r.fields or {}), r.attempts + 1, r.credits,
-                     r.forced) for r in rows]  # fmt: skip
+                     r.forced) for r in rows]
 
     def settle(self, outcomes: list[Outcome]) -> None:
         now = utcnow()
@@ -315,21 +315,21 @@ class BatchRunner:
                     ImeiOrder.imei == work.imei, ImeiOrder.service_id == work.service_id, ImeiOrder.id != work.id,
                     ImeiOrder.order_id.is_not(None), ImeiOrder.order_id != outcome.order_id,
                     ImeiOrder.state.in_((PLACED, IMPORTED, REVIEW)))
-            ).all()  # fmt: skip
+            ).all()
             if not earlier:
                 continue
             ids = [work.id, *(e.id for e in earlier)]
             order_ids = [outcome.order_id, *(e.order_id for e in earlier)]
             text = (f"GSM Fusion gave a second order id for IMEI {work.imei} and service {work.service_id} "
-                    f"(orders {', '.join(str(i) for i in order_ids)}): both are in review")  # fmt: skip
+                    f"(orders {', '.join(str(i) for i in order_ids)}): both are in review")
             session.execute(update(ImeiOrder).where(ImeiOrder.id.in_(ids)).values(
-                state=REVIEW, review_reason=SECOND_ORDER_ID, error=text))  # fmt: skip
+                state=REVIEW, review_reason=SECOND_ORDER_ID, error=text))
             self.counts[PLACED] -= 1
             self.counts[REVIEW] += 1
             audit(session, SYSTEM, "imei.second_order_id", "imei_batch", self.batch_id,
                   {"imei": work.imei, "service_id": work.service_id, "order_ids": order_ids, "rows": ids})
             log.error("imei.alert.second_order_id", batch_id=self.batch_id, imei=work.imei,
-                      service_id=work.service_id, order_ids=order_ids)  # fmt: skip
+                      service_id=work.service_id, order_ids=order_ids)
             self._set_stop(Stop("fail", f"{text}. The batch is stopped: the provider accepted a repeat order, "
                                 "so more orders may be paid twice; check both orders, then resume the batch"))
 
@@ -347,7 +347,7 @@ class BatchRunner:
             audit(session, SYSTEM, "imei.batch.run", "imei_batch", self.batch_id,
                   {"job_id": self.ctx.job_id, "status": status, "error": error,
                    **{k: summary[k] for k in ("placed", "placed_without_order_id", "duplicates_at_provider",
-                                              "failed", "needs_review", "spend")}})  # fmt: skip
+                                              "failed", "needs_review", "spend")}})
             return summary
 
     # --- the async part ---------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def result_values(parsed: ParsedResult) -> dict[str, Any]:
     values: dict[str, Any] = {column: parsed.columns.get(column) for column in RESULT_COLUMNS}
     values.update(fmi_on=parsed.fmi_on, blacklisted=parsed.blacklisted, sim_locked=parsed.sim_locked,
                   purchased_on=parsed.purchased_on, result_extra=dict(parsed.extra) or None,
-                  code_display=parsed.display or None)  # fmt: skip
+                  code_display=parsed.display or None)
     return values
 
 
@@ -67,7 +67,7 @@ def reparse_all(actor: Principal, progress: Callable[[int, int], None] | None = 
                     select(ImeiOrder).where(ImeiOrder.id > after, ImeiOrder.code.is_not(None))
                     .order_by(ImeiOrder.id).limit(REPARSE_CHUNK)
                 )
-            )  # fmt: skip
+            )
             if not orders:
                 break
             for order in orders:

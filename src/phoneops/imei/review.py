@@ -39,7 +39,7 @@ def review_rows(session: Session, limit: int = 200) -> list[ImeiOrder]:
     """Orders in review, oldest first."""
     return list(session.scalars(
         select(ImeiOrder).where(ImeiOrder.state == REVIEW).order_by(ImeiOrder.id).limit(max(1, min(limit, 1000)))
-    ))  # fmt: skip
+    ))
 
 
 def review_count(session: Session) -> int:
@@ -54,7 +54,7 @@ def describe_row(order: ImeiOrder) -> dict[str, Any]:
         "reason_text": REASONS.get(order.review_reason or "unsettled", order.review_reason or ""),
         "paid": order.placed_at is not None, "credits": None if order.credits is None else str(order.credits),
         "error": order.error, "sent_at": order.sent_at, "placed_at": order.placed_at,
-    }  # fmt: skip
+    }
 
 
 def _in_review(session: Session, row_id: int) -> ImeiOrder:
@@ -87,7 +87,7 @@ def attach_order_id(session: Session, actor: Principal, row_id: int, order_id: s
     order.resolved_by, order.resolved_at = actor.username, now
     session.flush()
     audit(session, actor, "imei.review.attach_order_id", "imei_order", order.id,
-          {"imei": order.imei, "order_id": value, "before": before})  # fmt: skip
+          {"imei": order.imei, "order_id": value, "before": before})
     return order
 
 

@@ -73,7 +73,7 @@ def filters_from(query: OrderQuery) -> history.OrderFilters:
         service_id=query.service_id or None, date_from=query.date_from, date_to=query.date_to, text=query.q,
         batch_id=query.batch_id, fmi=query.fmi, blacklist=query.blacklist, simlock=query.simlock,
         carrier=query.carrier, model=query.model, brand=query.brand, country=query.country,
-    )  # fmt: skip
+    )
 
 
 async def save_upload(session: Session, actor: Principal, file: UploadFile, kind: str) -> Path:
@@ -88,7 +88,7 @@ async def save_upload(session: Session, actor: Principal, file: UploadFile, kind
     row = await store.save_stream(
         session, actor, chunks(), kind=kind, original_name=file.filename, content_type=file.content_type,
         max_bytes=get_settings().max_upload_bytes,
-    )  # fmt: skip
+    )
     return store.session_local_path(session, row)
 
 
@@ -107,11 +107,11 @@ def list_services(
 ) -> ServicesOut:
     require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     found = catalogue.catalogue(session, search=search, category=category, refresh_now=refresh, kind=type,
-                                account=account or None)  # fmt: skip
+                                account=account or None)
     return ServicesOut(
         services=[ServiceOut.model_validate(s) for s in found.services], categories=found.categories,
         fetched_at=found.fetched_at, stale=found.stale, warning=found.warning,
-    )  # fmt: skip
+    )
 
 
 @router.get("/services/{package_id}", response_model=ServiceOut)
@@ -131,7 +131,7 @@ def balance(_: Principal = Depends(viewer)) -> BalanceOut:
         return BalanceOut(available=False, balance=None, message=BALANCE_NOT_AVAILABLE)
     first = next((q.balance for q in quotes if q.balance is not None), None)
     return BalanceOut(available=first is not None, balance=first, message="; ".join(q.text() for q in quotes),
-                      accounts=[q.to_dict() for q in quotes])  # fmt: skip
+                      accounts=[q.to_dict() for q in quotes])
 
 
 @router.get("/quote", response_model=QuoteOut)
@@ -174,7 +174,7 @@ def create_batch(
     batch, plan = submission.create_batch(
         session, actor, rows, body.service_id, source="api", force=body.force,
         confirm_over_budget=body.confirm_over_budget, fields=body.fields,
-    )  # fmt: skip
+    )
     return batch_detail(session, batch, plan.quote)
 
 
@@ -194,7 +194,7 @@ async def upload_batch(
     batch, plan = submission.create_batch(
         session, actor, rows, service_id, source="file", file_name=storage.safe_name(file.filename),
         force=force, confirm_over_budget=confirm_over_budget,
-    )  # fmt: skip
+    )
     return batch_detail(session, batch, plan.quote)
 
 
@@ -207,7 +207,7 @@ def create_order(
     batch, plan = submission.create_batch(
         session, actor, [inputs.InputRow(body.imei, fields=dict(body.fields))], body.service_id,
         source="single", force=body.force, confirm_over_budget=body.confirm_over_budget,
-    )  # fmt: skip
+    )
     return batch_detail(session, batch, plan.quote)
 
 
@@ -250,7 +250,7 @@ def search_orders(
     return OrderPageOut(
         items=[OrderOut.model_validate(o) for o in found.items], total=found.total, page=found.page,
         per_page=found.per_page, pages=found.pages,
-    )  # fmt: skip
+    )
 
 
 def export_response(
@@ -262,7 +262,7 @@ def export_response(
         return StreamingResponse(
             lines, media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="imei_orders_{stamp}.csv"'},
-        )  # fmt: skip
+        )
     spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)  # noqa: SIM115 - closed by the body
     history.export_xlsx(session, actor, filters, spool)
     spool.seek(0)
@@ -274,7 +274,7 @@ def export_response(
     return StreamingResponse(
         body(), media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         headers={"Content-Disposition": f'attachment; filename="imei_orders_{stamp}.xlsx"'},
-    )  # fmt: skip
+    )
 
 
 @router.get("/orders/export")
@@ -302,7 +302,7 @@ def refresh(
     require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     order = refresh_order(session, history.get_order(session, row_id))
     audit(session, actor, "imei.order.refresh", "imei_order", order.id, {"order_id": order.order_id,
-                                                                          "status": order.status})  # fmt: skip
+                                                                          "status": order.status})
     return OrderOut.model_validate(order)
 
 
@@ -319,7 +319,7 @@ def needs_review(session: Session = DbSession, _: Principal = Depends(viewer)) -
     """Everything paid work left for a human, across IMEI and HLR: IMEI orders in review (with why, and
     whether they were paid) and HLR lookups with numbers in review."""
     return {"imei": [review.describe_row(o) for o in review.review_rows(session)],
-            "hlr": lookups_in_review(session)}  # fmt: skip
+            "hlr": lookups_in_review(session)}
 
 
 @router.post("/orders/{row_id}/attach-order", response_model=OrderOut)

@@ -213,7 +213,7 @@ class AsyncPool:
                 self._clients[account] = AsyncDhruClient(
                     a.name, a.base_url, a.username, a.api_key.get_secret_value(), base64_parameters=a.base64_parameters,
                     timeout=self.timeout, concurrency=s.imei_concurrency, rate_limiter=limiter,
-                )  # fmt: skip
+                )
         return self._clients[account]
 
     async def place_order(self, imei: str, service_id: str, **fields: Any) -> PlacedOrder:
@@ -263,7 +263,7 @@ def async_client(settings: Settings | None = None, *, timeout: float = 30.0) -> 
     return AsyncGsmFusionClient(
         creds.base_url, creds.username, creds.api_key, timeout=timeout,
         concurrency=settings.imei_concurrency, rate_limiter=limiter,
-    )  # fmt: skip
+    )
 
 
 # --- errors, as users read them -----------------------------------------------------------------------

@@ -112,7 +112,7 @@ class CostQuote:
             "remaining": money_text(self.remaining), "over_budget": self.over_budget, "balance": self.balance,
             "balances": [b.to_dict() for b in self.balances],
             "balance_ok": all(b.fits for b in self.balances if b.balance is not None),
-        }  # fmt: skip
+        }
 
 
 def quote(session: Session, prices: Sequence[Decimal], service_ids: Sequence[str] = ()) -> CostQuote:
@@ -128,7 +128,7 @@ def quote(session: Session, prices: Sequence[Decimal], service_ids: Sequence[str
         count=len(prices), cost=cost, spent_today=spent, reserved=reserved, budget=budget,
         over_budget=spent + reserved + cost > budget, price=distinct.pop() if len(distinct) == 1 else None,
         balance=text, balances=balances,
-    )  # fmt: skip
+    )
 
 
 def quote_for(session: Session, service_id: str, count: int) -> CostQuote:
@@ -169,7 +169,7 @@ class Plan:
             "total_input": self.total_input, "to_send": len(self.rows), "invalid": self.invalid,
             "duplicates_in_batch": self.duplicates_in_batch, "duplicates_in_history": self.duplicates_in_history,
             "forced": self.forced, "quote": self.quote.to_dict(), "skipped": self.skipped[:MAX_SKIPPED_KEPT],
-        }  # fmt: skip
+        }
 
 
 def active_intents(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str | None], int | None]:
@@ -181,7 +181,7 @@ def active_intents(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[t
         rows = session.execute(
             select(ImeiOrder.imei, ImeiOrder.service_id, ImeiOrder.batch_id)
             .where(ImeiOrder.imei.in_(imeis[start : start + _CHUNK]), ImeiOrder.state.in_(ACTIVE_STATES))
-        )  # fmt: skip
+        )
         found.update({(imei, service): batch for imei, service, batch in rows if (imei, service) in wanted})
     return found
 
@@ -195,10 +195,10 @@ def _insert_orders(session: Session, values: list[dict[str, Any]]) -> None:
         chunk = values[start : start + 5_000]
         if dialect == "postgresql":
             session.execute(postgresql.insert(ImeiOrder).on_conflict_do_nothing(
-                index_elements=["imei", "service_id"], index_where=where), chunk)  # fmt: skip
+                index_elements=["imei", "service_id"], index_where=where), chunk)
         elif dialect == "sqlite":
             session.execute(sqlite.insert(ImeiOrder).on_conflict_do_nothing(
-                index_elements=["imei", "service_id"], index_where=where), chunk)  # fmt: skip
+                index_elements=["imei", "service_id"], index_where=where), chunk)
         else:
             session.execute(insert(ImeiOrder), chunk)
 
@@ -274,7 +274,7 @@ def plan(
         if pair in active:
             in_history += 1
             skipped.append({"value": candidate.imei, "line": None, "reason": f"being ordered for service "
-                            f"{candidate.service.package_id} right now (batch {active[pair]})"})  # fmt: skip
+                            f"{candidate.service.package_id} right now (batch {active[pair]})"})
             continue
         if pair in known:
             if not force:
@@ -289,7 +289,7 @@ def plan(
         rows=planned, skipped=skipped, total_input=len(rows), invalid=invalid, duplicates_in_batch=in_batch,
         duplicates_in_history=in_history, forced=forced,
         quote=quote(session, [p.service.price for p in planned], [p.service.package_id for p in planned]),
-    )  # fmt: skip
+    )
 
 
 # --- creating a batch ---------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def create_batch(
                 f"over the daily budget: this batch costs {q.cost}, today's spend is {q.spent_today} "
                 f"(+{q.reserved} in running batches) of {q.budget}; an admin must confirm it",
                 code="over_budget", details=result.quote.to_dict(),
-            )  # fmt: skip
+            )
         if not actor.can(Role.admin):
             raise Forbidden("only an admin can confirm a batch over the daily budget")
     first = result.rows[0].service if result.rows else None
@@ -352,7 +352,7 @@ def create_batch(
          "state": QUEUED, "credits": r.service.price, "fields": r.fields, "forced": r.forced, "attempts": 0,
          "source": "batch", "created_at": now, "updated_at": now}
         for r in result.rows
-    ]  # fmt: skip
+    ]
     _insert_orders(session, values)
     if values:  # rows another submission queued a moment ago were left out: say so
         inserted = set(session.scalars(select(ImeiOrder.imei).where(ImeiOrder.batch_id == batch.id)))
@@ -446,7 +446,7 @@ def batch_summary(session: Session, batch: ImeiBatch) -> dict[str, Any]:
             ImeiOrder.batch_id == batch.id, ImeiOrder.state == REVIEW, ImeiOrder.review_reason == NO_ORDER_ID)) or 0,
         "written_off": counts.get("written_off", 0),
         "spend": money_text(batch_spend(session, batch.id)), "error": batch.error,
-    }  # fmt: skip
+    }
 
 
 def balance_differences(session: Session) -> int:

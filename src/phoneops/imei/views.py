@@ -41,7 +41,7 @@ router = APIRouter(include_in_schema=False)
 # Badge colours of app.css for our states (succeeded = green, failed = red, queued = blue).
 BADGES = {"done": "succeeded", "placed": "succeeded", "imported": "succeeded", "failed": "failed",
           "review": "failed", "cancelled": "failed", "queued": "queued", "sending": "queued", "running": "running",
-          "waiting": "queued", "duplicate": "monitor"}  # fmt: skip
+          "waiting": "queued", "duplicate": "monitor"}
 
 
 def money(value: Decimal | str | None) -> str:
@@ -77,13 +77,13 @@ def dashboard_cards(session: Session) -> list[Card]:
         Card("Paid work to review", str(stats["needs_review"] + sum(r["numbers"] for r in lookups_in_review(session))),
              "/review"),
         Card("IMEI balance differences", str(submission.balance_differences(session)), "/imei"),
-    ]  # fmt: skip
+    ]
 
 
 def _page(request: Request, template: str, principal: Principal, **context: Any) -> HTMLResponse:
     status_code = int(context.pop("status_code", 200))
     return render(request, template, principal, status_code=status_code, money=money, badges=BADGES,
-                  configured=is_configured(), **context)  # fmt: skip
+                  configured=is_configured(), **context)
 
 
 # --- overview, services -------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ def overview(
         request, "imei/overview.html", principal, stats=history.statistics(session),
         spend=history.spend_by_day(session, 14), batches=submission.list_batches(session, 15),
         balance=balances_text(),
-    )  # fmt: skip
+    )
 
 
 @router.get("/imei/services", response_class=HTMLResponse)
@@ -126,7 +126,7 @@ def _submit_page(
         request, "imei/submit.html", principal, status_code=status_code, form=form, services=found.services,
         warning=found.warning, spent=submission.spend_today(session), reserved=submission.reserved_spend(session),
         budget=get_settings().imei_daily_budget, balance=balances_text(), is_admin=principal.can(Role.admin),
-    )  # fmt: skip
+    )
 
 
 UPLOAD_KIND = "imei-batch"
@@ -140,7 +140,7 @@ async def _store_upload(session: Session, principal: Principal, file: UploadFile
     row = await storage.get_storage().save_stream(
         session, principal, chunks(), kind=UPLOAD_KIND, original_name=file.filename,
         content_type=file.content_type, max_bytes=get_settings().max_upload_bytes,
-    )  # fmt: skip
+    )
     session.commit()  # kept for the submit that follows a preview, whatever this request ends with
     return row
 
@@ -215,13 +215,13 @@ async def submit(
         batch, _plan = submission.create_batch(
             session, principal, rows, service_id or None, source="file" if file_name else "text",
             file_name=file_name, force=force, confirm_over_budget=confirm_over_budget,
-        )  # fmt: skip
+        )
     except AppError as exc:
         session.rollback()
         quote = exc.details if isinstance(exc.details, dict) and "budget" in exc.details else None
         kept = form.file_id if form.file_id and _still_stored(session, form.file_id) else ""
         form = SubmitForm(**{**form.__dict__, "error": exc.message, "quote": quote, "file_id": kept,
-                             "file_name": form.file_name if kept else ""})  # fmt: skip
+                             "file_name": form.file_name if kept else ""})
         return _submit_page(request, session, principal, form, status_code=exc.status_code)
     return RedirectResponse(f"/imei/batches/{batch.id}", status_code=303)
 
@@ -243,7 +243,7 @@ def batch_page(
     return _page(
         request, "imei/batch.html", principal, batch=batch, job=job, summary=submission.batch_summary(session, batch),
         orders=orders, state_labels=history.STATE_LABELS,
-    )  # fmt: skip
+    )
 
 
 @router.post("/imei/batches/{batch_id}/resume")
@@ -274,7 +274,7 @@ def history_page(
     return _page(
         request, "imei/history.html", principal, found=found, query=query, qs=qs, msg=msg,
         state_labels=history.STATE_LABELS, can_operate=principal.can(Role.operator),
-    )  # fmt: skip
+    )
 
 
 @router.get("/imei/history/export")
@@ -300,7 +300,7 @@ async def history_import(
         session.rollback()
         return RedirectResponse(f"/imei/history?msg={quote_plus('Import failed: ' + exc.message)}", status_code=303)
     text = (f"Imported {record.file_name}: {record.rows_inserted} new, {record.rows_updated} updated, "
-            f"{record.rows_skipped} skipped")  # fmt: skip
+            f"{record.rows_skipped} skipped")
     return RedirectResponse(f"/imei/history?msg={quote_plus(text)}", status_code=303)
 
 
@@ -314,7 +314,7 @@ def order_page(
 ) -> Response:
     order = history.get_order(session, row_id)
     return _page(request, "imei/order.html", principal, order=order, msg=msg, state_labels=history.STATE_LABELS,
-                 can_operate=principal.can(Role.operator), result_rows=result_table(order))  # fmt: skip
+                 can_operate=principal.can(Role.operator), result_rows=result_table(order))
 
 
 @router.post("/imei/orders/{row_id}/refresh")
@@ -325,7 +325,7 @@ def order_refresh(
     try:
         refresh_order(session, order)
         audit(session, principal, "imei.order.refresh", "imei_order", order.id, {"order_id": order.order_id,
-                                                                                 "status": order.status})  # fmt: skip
+                                                                                 "status": order.status})
         text = f"Status refreshed: {order.status or 'unknown'}"
     except AppError as exc:
         text = f"Refresh failed: {exc.message}"
@@ -354,7 +354,7 @@ def review_page(
 ) -> Response:
     rows = [review.describe_row(o) for o in review.review_rows(session)]
     return _page(request, "imei/review.html", principal, rows=rows, lookups=lookups_in_review(session), msg=msg,
-                 can_operate=principal.can(Role.operator))  # fmt: skip
+                 can_operate=principal.can(Role.operator))
 
 
 def _back(text: str) -> Response:
@@ -365,7 +365,7 @@ def _back(text: str) -> Response:
 def review_attach(
     row_id: int, order_id: str = Form(default=""), session: Session = DbSession,
     principal: Principal = Depends(page_operator),
-) -> Response:  # fmt: skip
+) -> Response:
     try:
         order = review.attach_order_id(session, principal, row_id, order_id)
     except AppError as exc:
@@ -377,7 +377,7 @@ def review_attach(
 def review_write_off(
     row_id: int, reason: str = Form(default=""), session: Session = DbSession,
     principal: Principal = Depends(page_operator),
-) -> Response:  # fmt: skip
+) -> Response:
     try:
         order = review.write_off(session, principal, row_id, reason)
     except AppError as exc:
@@ -389,7 +389,7 @@ def review_write_off(
 def review_hlr_write_off(
     lookup_id: int, reason: str = Form(default=""), session: Session = DbSession,
     principal: Principal = Depends(page_operator),
-) -> Response:  # fmt: skip
+) -> Response:
     try:
         write_off_review(session, principal, lookup_id, reason)
     except AppError as exc:
@@ -423,4 +423,4 @@ def stats_page(
         request, "imei/stats.html", principal, stats=history.statistics(session), days=days,
         spend={day: float(value) for day, value in spend.items()}, spend_total=sum(spend.values(), Decimal(0)),
         today=utcnow().date().isoformat(),
-    )  # fmt: skip
+    )

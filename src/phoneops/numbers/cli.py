@@ -45,27 +45,27 @@ def lookup(
         + ("" if story.known else " (not in the number store)")
     )
     table = Table("when", "source said", "status after", "authority", "source", "reason", "by", "note",
-                  title="history")  # fmt: skip
+                  title="history")
     for e in status.get("history", []):
         table.add_row(e["at"][:19], e["verdict"] or "-", e["status"] or "none", e["authority"], e["source"] or "",
-                      e["reason"] or "", e["actor"], e["note"] or "")  # fmt: skip
+                      e["reason"] or "", e["actor"], e["note"] or "")
     console.print(table)
     hlr = Table("looked up (UTC)", "live status", "network", "outcome", title=f"HLR results ({len(story.hlr)})")
     for h in story.hlr[:20]:
         hlr.add_row(h["looked_up_at"][:19], h["live_status"], h["current_network"],
-                    f"{h['outcome']} {h['reason'] or ''}".strip())  # fmt: skip
+                    f"{h['outcome']} {h['reason'] or ''}".strip())
     console.print(hlr)
     voluum = story.voluum
     console.print(f"tracker: {voluum['traffic_rows']} traffic rows, {voluum['traffic_visits']} visits, "
                   f"{len(voluum['conversions'])} conversions"
-                  + (f", latest live event {voluum['live']['event_at'][:19]}" if voluum["live"] else ""))  # fmt: skip
+                  + (f", latest live event {voluum['live']['event_at'][:19]}" if voluum["live"] else ""))
     for c in voluum["conversions"][:10]:
         console.print(f"  {str(c['postback_at'] or '')[:19]} {c['kind']} {c['country'] or '?'} {c['offer_name']}")
     console.print(f"broadcasts (by campaign and day): {len(story.broadcasts)}; Ongage: "
-                  + (", ".join(f"{o['kind']} {o['status']}" for o in story.ongage) or "never sent"))  # fmt: skip
+                  + (", ".join(f"{o['kind']} {o['status']}" for o in story.ongage) or "never sent"))
     used = story.cleaning
     console.print("main database: " + (f"since {used['added_at'][:19]} (cleaning run {used['run_id']})" if used
-                                       else "no") + f"; imports: {len(story.imports)}")  # fmt: skip
+                                       else "no") + f"; imports: {len(story.imports)}")
     for e in story.erasures:
         console.print(f"erasure: {e['status']} requested {e['requested_at'][:19]} by {e['requested_by']}")
 
@@ -107,7 +107,7 @@ def _show_import(import_id: int) -> tuple[str, str | None]:
         record = get_import(session, import_id)
         status, error, preview, undo_result = record.status, record.error, dict(record.preview), dict(record.undo)
         summary = (f"import {record.id} ({record.kind} -> {record.target}, {record.original_name}): "
-                   f"[bold]{record.status}[/bold]")  # fmt: skip
+                   f"[bold]{record.status}[/bold]")
     console.print(summary)
     if error:
         console.print(f"[red]{error}[/red]")
@@ -125,7 +125,7 @@ def _show_import(import_id: int) -> tuple[str, str | None]:
         for category, rows in (preview.get("samples") or {}).items():
             for row in rows:
                 table.add_row(category, str(row["line"]), row["number"], row["from"] or "", row["to"] or "",
-                              row["outcome"])  # fmt: skip
+                              row["outcome"])
         console.print(table)
     if undo_result:
         console.print(f"undo: restored {undo_result.get('restored', 0)}, refused {undo_result.get('refused', 0)}")
@@ -165,7 +165,7 @@ def import_file(
             actor = cli_actor()
             stored = get_storage().save_bytes(session, actor, path.read_bytes(), kind="import", original_name=path.name)
             record = start_import(session, actor, stored, kind=kind, target=target or None,
-                                  region=region_or_default(region))  # fmt: skip
+                                  region=region_or_default(region))
             import_id, job_id = record.id, record.job_id
     except AppError as exc:
         raise fail(exc) from None
@@ -233,7 +233,7 @@ def list_imports_cmd(limit: int = 20) -> None:
     with session_scope() as session:
         for r in list_imports(session, limit):
             table.add_row(str(r.id), r.kind, r.target, r.original_name, r.status, str(r.rows), str(r.added),
-                          str(r.changed), str(r.already_listed), str(r.rejected), r.created_by)  # fmt: skip
+                          str(r.changed), str(r.already_listed), str(r.rejected), r.created_by)
     console.print(table)
 
 
@@ -253,7 +253,7 @@ def optout_add(
     try:
         with session_scope() as session:
             result = add(session, cli_actor(), number, reason, region=region_or_default(region), source="cli",
-                         detail=detail)  # fmt: skip
+                         detail=detail)
     except AppError as exc:
         raise fail(exc) from None
     console.print("opted out" if result.recorded else "already opted out")
@@ -290,7 +290,7 @@ def optouts_list(lifted: bool = False, limit: int = 100) -> None:
     with session_scope() as session:
         for row in list_optouts(session, cli_actor(), active=not lifted, limit=limit):
             table.add_row(row["number"], row["reason"], row["source"], row["opted_out_at"][:19], row["recorded_by"],
-                          row["lift_reason"] or "")  # fmt: skip
+                          row["lift_reason"] or "")
         totals = counts(session)
     console.print(table)
     console.print(", ".join(f"{k}: {v}" for k, v in totals.items()))

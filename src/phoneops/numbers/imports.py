@@ -68,9 +68,9 @@ _ALIASES = {
     "ip": ("ip", "ipaddress"),
     "detail": ("detail", "details", "note", "notes", "comment"),
     "message": ("message", "text", "body", "content", "sms", "reply", "messagetext", "messagebody"),
-}  # fmt: skip
+}
 _REQUIRED = {"list": ("phone", "reason", "source"), "optout": ("phone", "reason"),
-             "inbound": ("phone", "message"), "bulk": ("phone",)}  # fmt: skip
+             "inbound": ("phone", "message"), "bulk": ("phone",)}
 
 
 @dataclass
@@ -111,7 +111,7 @@ def _columns(header: list[str], kind: str) -> dict[str, int]:
 
 def _optional(kind: str) -> tuple[str, ...]:
     return {"list": ("os_version", "user_agent", "ip"), "optout": ("source", "detail"), "inbound": (),
-            "bulk": ()}[kind]  # fmt: skip
+            "bulk": ()}[kind]
 
 
 def _lines(path: Path, name: str) -> Iterator[tuple[int, list[str]]]:
@@ -182,7 +182,7 @@ def read_file(path: Path, name: str, kind: str) -> tuple[list[str], dict[str, in
         raise ValidationFailed(f"{name}: the file has a header but no rows")
     if kind == "optout":
         unknown = [(r.line, r.fields.get("reason", "")) for r in rows
-                   if r.fields.get("reason", "").strip().lower() not in optouts.REASONS]  # fmt: skip
+                   if r.fields.get("reason", "").strip().lower() not in optouts.REASONS]
         if unknown:
             shown = "; ".join(f"line {line}: {value!r}" for line, value in unknown[:10])
             more = f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else ""
@@ -332,7 +332,7 @@ def _preview_of(plan_: Plan, reveal: bool) -> dict[str, Any]:
             samples[row.category].append({
                 "line": row.line, "number": value if reveal else mask(value), "from": row.before, "to": row.after,
                 "outcome": row.outcome,
-            })  # fmt: skip
+            })
     return {"counts": counts, "transitions": dict(transitions), "refused_reasons": dict(refused), "samples": samples}
 
 
@@ -345,7 +345,7 @@ def _result_file(session: Session, actor: Principal, record: ManualImport, plan_
     return get_storage().save_bytes(
         session, actor, buffer.getvalue().encode("utf-8"), kind="import_result",
         original_name=f"result_{Path(record.original_name).stem}.csv", content_type="text/csv",
-    )  # fmt: skip
+    )
 
 
 # --- starting, confirming, discarding, undoing ------------------------------------------------------------
@@ -353,7 +353,7 @@ def _result_file(session: Session, actor: Principal, record: ManualImport, plan_
 
 def _actor_of(ctx: JobContext) -> Principal:
     return Principal(ctx.created_by, str(ctx.params.get("actor", "system")), Role(ctx.params.get("role", "operator")),
-                     via="job")  # fmt: skip
+                     via="job")
 
 
 def _job_params(actor: Principal, import_id: int, **extra: Any) -> dict[str, Any]:
@@ -384,14 +384,14 @@ def start_import(
     record = ManualImport(
         kind=kind, target=str(target), file_id=stored.id, original_name=stored.original_name, status="previewing",
         region=region, params=params or {}, created_by=actor.username, preview={}, undo={},
-    )  # fmt: skip
+    )
     session.add(record)
     session.flush()
     job = create_job(session, actor, PREVIEW_KIND, _job_params(actor, record.id),
-                     title=f"Preview import {record.id} ({stored.original_name})")  # fmt: skip
+                     title=f"Preview import {record.id} ({stored.original_name})")
     record.job_id = job.id
     audit(session, actor, "numbers.import.preview", "manual_import", record.id,
-          {"kind": kind, "target": target, "file": stored.original_name})  # fmt: skip
+          {"kind": kind, "target": target, "file": stored.original_name})
     return record
 
 
@@ -406,9 +406,9 @@ def start_bulk(
     writer.writerow(["phone"])
     writer.writerows([value] for value in numbers)
     stored = get_storage().save_bytes(session, actor, buffer.getvalue().encode("utf-8"), kind="import",
-                                      original_name="api-bulk-set.csv", content_type="text/csv")  # fmt: skip
+                                      original_name="api-bulk-set.csv", content_type="text/csv")
     return start_import(session, actor, stored, kind="bulk", target=status or "none", region=region,
-                        params={"reason": reason.strip()[:64], "source": "API"})  # fmt: skip
+                        params={"reason": reason.strip()[:64], "source": "API"})
 
 
 def confirm(session: Session, actor: Principal, import_id: int) -> ManualImport:
@@ -421,7 +421,7 @@ def confirm(session: Session, actor: Principal, import_id: int) -> ManualImport:
         raise Conflict(f"import {import_id} is {record.status}: only a finished preview can be applied")
     record.status = "applying"
     job = create_job(session, actor, APPLY_KIND, _job_params(actor, import_id),
-                     title=f"Apply import {import_id} ({record.original_name})")  # fmt: skip
+                     title=f"Apply import {import_id} ({record.original_name})")
     record.job_id = job.id
     audit(session, actor, "numbers.import.apply", "manual_import", import_id, {"kind": record.kind})
     return record
@@ -450,11 +450,11 @@ def undo(session: Session, actor: Principal, import_id: int) -> ManualImport:
     days = get_settings().import_undo_days
     if record.applied_at is None or record.applied_at < utcnow() - timedelta(days=days):
         raise Conflict(f"import {import_id} was applied more than {days} days ago: too old to undo "
-                       "(IMPORT_UNDO_DAYS)")  # fmt: skip
+                       "(IMPORT_UNDO_DAYS)")
     record.status = "undoing"
     total = session.scalar(select(func.count()).select_from(ImportChange).where(ImportChange.import_id == import_id))
     job = create_job(session, actor, UNDO_KIND, _job_params(actor, import_id),
-                     title=f"Undo import {import_id} ({record.original_name})", total=total or 0)  # fmt: skip
+                     title=f"Undo import {import_id} ({record.original_name})", total=total or 0)
     record.job_id = job.id
     audit(session, actor, "numbers.import.undo", "manual_import", import_id, {"kind": record.kind})
     return record
@@ -560,7 +560,7 @@ def _run_apply(ctx: JobContext) -> dict[str, Any]:
             done = done_before + start + len(chunk)
             ctx.step(session, checkpoint={"changed": changed, "created": created, "done": done}, done=done,
                      total=total, counters={"changed": changed, "new_numbers": created},
-                     message=f"applied {done:,} of {total:,}")  # fmt: skip
+                     message=f"applied {done:,} of {total:,}")
     with session_scope() as session:
         record = get_import(session, import_id)
         counts = plan_.counts()
@@ -569,21 +569,21 @@ def _run_apply(ctx: JobContext) -> dict[str, Any]:
         record.status, record.applied_at, record.error = "applied", utcnow(), None
         record.last_event_id = session.scalar(select(func.max(NumberEvent.id))) or 0
         audit(session, actor, "numbers.import.applied", "manual_import", import_id,
-              {"kind": record.kind, "changed": changed, "new_numbers": created})  # fmt: skip
+              {"kind": record.kind, "changed": changed, "new_numbers": created})
         ctx.step(session, done=total, total=total, counters={"changed": changed, "new_numbers": created},
-                 message=f"applied: {changed:,} numbers changed ({created:,} new)")  # fmt: skip
+                 message=f"applied: {changed:,} numbers changed ({created:,} new)")
     return {"import_id": import_id, "changed": changed, "new_numbers": created}
 
 
 _STATE = (PhoneNumber.id, PhoneNumber.blind_index, PhoneNumber.status, PhoneNumber.authority, PhoneNumber.reason,
-          PhoneNumber.source, PhoneNumber.listed_at, PhoneNumber.last_verdict)  # fmt: skip
+          PhoneNumber.source, PhoneNumber.listed_at, PhoneNumber.last_verdict)
 
 
 def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row]) -> tuple[int, int]:
     vault = get_vault()
     indexes = vault.index_many([row.e164 for row in chunk if row.e164])
     before = {row.blind_index: row for row in session.execute(select(*_STATE).where(
-        PhoneNumber.blind_index.in_(indexes)))}  # fmt: skip
+        PhoneNumber.blind_index.in_(indexes)))}
     verdicts = []
     for row in chunk:
         assert row.e164 is not None
@@ -598,7 +598,7 @@ def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row
         verdicts.append(Verdict(row.e164, status, Authority.manual, reason, source, evidence))
     apply_verdicts(session, actor, verdicts)
     after = {row.blind_index: row for row in session.execute(select(*_STATE).where(
-        PhoneNumber.blind_index.in_(indexes)))}  # fmt: skip
+        PhoneNumber.blind_index.in_(indexes)))}
     changes = []
     created = 0
     for index in indexes:
@@ -616,7 +616,7 @@ def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row
             "before_listed_at": was.listed_at if was else None,
             "before_last_verdict": was.last_verdict if was else None, "after_status": now_.status,
             "after_authority": now_.authority,
-        })  # fmt: skip
+        })
         created += was is None
     if changes:
         session.execute(insert(core_table(ImportChange)), changes)
@@ -631,13 +631,13 @@ def _apply_optouts(session: Session, actor: Principal, spec: _Spec, chunk: list[
         reason = "sms_stop" if spec.kind == "inbound" else row.fields.get("reason", "").strip().lower()
         detail = row.fields.get("detail") or (row.fields.get("message", "")[:60] if spec.kind == "inbound" else None)
         entries.append(optouts.OptOutEntry(row.e164, reason, (row.fields.get("source") or source)[:32],
-                                           detail or None))  # fmt: skip
+                                           detail or None))
     result = optouts.record_optouts(session, actor, entries, import_id=spec.id, direct=True)
     changes = [
         {"import_id": spec.id, "number_id": number_id, "what": "optout", "existed": existed, "before_status": prev,
          "after_status": OPTOUT_TARGET}
         for number_id, existed, prev in result.touched
-    ]  # fmt: skip
+    ]
     if changes:
         session.execute(insert(core_table(ImportChange)), changes)
     return len(changes), result.new_numbers
@@ -663,7 +663,7 @@ def _run_undo(ctx: JobContext) -> dict[str, Any]:
             changes = session.execute(
                 select(ImportChange.__table__).where(ImportChange.import_id == import_id, ImportChange.id > after)
                 .order_by(ImportChange.id).limit(BATCH)
-            ).all()  # fmt: skip
+            ).all()
             if not changes:
                 break
             restored, refused = _undo_batch(session, actor, import_id, list(changes), watermark)
@@ -673,7 +673,7 @@ def _run_undo(ctx: JobContext) -> dict[str, Any]:
             after = changes[-1].id
             ctx.step(session, checkpoint={"after": after, "counters": counters, "refused_sample": refused_sample},
                      done=counters["restored"] + counters["refused"], total=total, counters=counters,
-                     message=f"restored {counters['restored']:,}, refused {counters['refused']:,}")  # fmt: skip
+                     message=f"restored {counters['restored']:,}, refused {counters['refused']:,}")
     with session_scope() as session:
         record = get_import(session, import_id)
         record.status, record.undone_at, record.undone_by = "undone", utcnow(), actor.username
@@ -700,7 +700,7 @@ def _undo_batch(
         later[number_id] = (actor_name, reason, source)
     numbers = {row.id: row for row in session.execute(
         select(PhoneNumber.id, PhoneNumber.status, PhoneNumber.authority, PhoneNumber.sealed, PhoneNumber.blind_index)
-        .where(PhoneNumber.id.in_(ids)))}  # fmt: skip
+        .where(PhoneNumber.id.in_(ids)))}
     vault = get_vault()
     refused: list[dict[str, Any]] = []
     now = utcnow()
@@ -715,7 +715,7 @@ def _undo_batch(
         if change.number_id in later:
             who, why, source = later[change.number_id]
             refused.append({"number": mask(vault.open(number.sealed, number.blind_index)),
-                            "changed_by": who, "reason": why, "source": source})  # fmt: skip
+                            "changed_by": who, "reason": why, "source": source})
             continue
         if opt_kind:
             lifts.append(change.number_id)
@@ -723,18 +723,18 @@ def _undo_batch(
                 "number_id": change.number_id, "at": now, "status": number.status, "previous_status": number.status,
                 "authority": number.authority or "manual", "reason": label[:64], "source": optouts.EVENT_SOURCE,
                 "actor": actor.username[:64], "evidence": {"undo_of": import_id, "opt_out": "lifted"},
-            })  # fmt: skip
+            })
             continue
         updates.append({
             "number_id": change.number_id, "status": change.before_status, "authority": change.before_authority,
             "reason": change.before_reason, "source": change.before_source, "listed_at": change.before_listed_at,
             "last_verdict": change.before_last_verdict, "updated_at": now,
-        })  # fmt: skip
+        })
         events.append({
             "number_id": change.number_id, "at": now, "status": change.before_status, "verdict": change.before_status,
             "previous_status": number.status, "authority": change.before_authority or "manual",
             "reason": label[:64], "source": "UNDO", "actor": actor.username[:64], "evidence": {"undo_of": import_id},
-        })  # fmt: skip
+        })
     if updates:
         table = core_table(PhoneNumber)
         session.execute(
@@ -744,12 +744,12 @@ def _undo_batch(
                 updated_at=bindparam("updated_at"),
             ),
             updates,
-        )  # fmt: skip
+        )
     if lifts:
         session.execute(
             update(NumberOptOut).where(NumberOptOut.number_id.in_(lifts), NumberOptOut.state == "active")
             .values(state="lifted", lifted_at=now, lifted_by=actor.username[:64], lift_reason=label)
-        )  # fmt: skip
+        )
     if events:
         session.execute(insert(core_table(NumberEvent)), events)
     return len(updates) + len(lifts), refused

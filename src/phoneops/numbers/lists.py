@@ -84,7 +84,7 @@ def precedence(state: ListState, verdict: Verdict) -> tuple[ListState, str | Non
     new = state
     if verdict.authority is Authority.manual:
         return replace(new, status=verdict.status, authority=Authority.manual.value, reason=verdict.reason,
-                       source=verdict.source), None  # fmt: skip
+                       source=verdict.source), None
     if verdict.authority is Authority.auto:
         if verdict.reevaluate or SEVERITY[verdict.status] > SEVERITY[state.auto_status]:
             new = replace(new, auto_status=verdict.status, auto_reason=verdict.reason, auto_source=verdict.source)
@@ -95,10 +95,10 @@ def precedence(state: ListState, verdict: Verdict) -> tuple[ListState, str | Non
     auto, hlr = SEVERITY[new.auto_status], SEVERITY[new.hlr_status]
     if auto and auto >= hlr:
         new = replace(new, status=new.auto_status, authority=Authority.auto.value, reason=new.auto_reason,
-                      source=new.auto_source)  # fmt: skip
+                      source=new.auto_source)
     elif hlr:
         new = replace(new, status=new.hlr_status, authority=Authority.hlr.value, reason=new.hlr_reason,
-                      source="HLR")  # fmt: skip
+                      source="HLR")
     else:
         new = replace(new, status=None, authority=None, reason=None, source=None)
     note = None

@@ -53,7 +53,7 @@ STOP_KEYWORDS = frozenset({
     "baja", "darme de baja", "alto", "parar", "cancelar", "detener", "no mas",
     # French
     "arret", "arreter", "desabonner", "desabonnement", "desinscrire", "desinscription", "stop pub",
-})  # fmt: skip
+})
 _MAX_WORDS = 4
 
 
@@ -113,7 +113,7 @@ class OptOutResult:
 
     def as_dict(self) -> dict[str, int]:
         return {"numbers": self.numbers, "recorded": self.recorded, "already": self.already,
-                "kept_lifted": self.kept_lifted, "new_numbers": self.new_numbers}  # fmt: skip
+                "kept_lifted": self.kept_lifted, "new_numbers": self.new_numbers}
 
 
 def ensure_numbers(session: Session, e164s: Sequence[str]) -> tuple[dict[str, int], set[str]]:
@@ -137,7 +137,7 @@ def ensure_numbers(session: Session, e164s: Sequence[str]) -> tuple[dict[str, in
                 {"blind_index": index, "sealed": vault.seal(e164, index), "country": country_of(e164),
                  "first_seen_at": now, "updated_at": now}
                 for index, e164 in missing
-            ])  # fmt: skip
+            ])
             for number_id, index in session.execute(
                 select(PhoneNumber.id, PhoneNumber.blind_index).where(
                     PhoneNumber.blind_index.in_([i for i, _ in missing])
@@ -209,7 +209,7 @@ def _record_batch(
             "state": "active", "reason": entry.reason, "source": entry.source[:32],
             "detail": (entry.detail or None) and str(entry.detail)[:200], "opted_out_at": entry.at or now,
             "recorded_by": actor.username[:64], "import_id": import_id,
-        }  # fmt: skip
+        }
         existing = current.get(number_id)
         if existing is None:
             inserts.append({"number_id": number_id, "blind_index": vault.index(entry.e164), **values})
@@ -231,7 +231,7 @@ def _record_batch(
             "actor": actor.username[:64],
             "evidence": {"opt_out": entry.reason, "channel": entry.source, **({"detail": entry.detail} if entry.detail
                          else {}), **({"import_id": import_id} if import_id else {})},
-        })  # fmt: skip
+        })
     if inserts:
         session.execute(insert(core_table(NumberOptOut)), inserts)
     if revives:
@@ -315,10 +315,10 @@ def lift(session: Session, actor: Principal, raw: str, reason: str, *, region: s
         number_id=number.id, at=now, status=number.status, previous_status=number.status,
         authority=number.authority or "manual", reason="lifted", source=EVENT_SOURCE, actor=actor.username,
         evidence={"opt_out": "lifted", "was": row.reason, "why": reason.strip()[:200]},
-    ))  # fmt: skip
+    ))
     session.flush()
     audit(session, actor, "numbers.optout.lift", "number", mask(e164),
-          {"was": row.reason, "source": row.source, "reason": reason.strip()})  # fmt: skip
+          {"was": row.reason, "source": row.source, "reason": reason.strip()})
     return {"number": mask(e164), "lifted": True, "was": row.reason}
 
 
@@ -332,7 +332,7 @@ def state_of(session: Session, number_id: int) -> dict[str, Any] | None:
         "opted_out_at": row.opted_out_at.isoformat(), "recorded_by": row.recorded_by, "import_id": row.import_id,
         "lifted_at": row.lifted_at.isoformat() if row.lifted_at else None, "lifted_by": row.lifted_by,
         "lift_reason": row.lift_reason,
-    }  # fmt: skip
+    }
 
 
 def state_for(session: Session, e164: str) -> dict[str, Any] | None:
@@ -362,7 +362,7 @@ def list_optouts(
             "recorded_by": row.recorded_by, "import_id": row.import_id,
             "lifted_at": row.lifted_at.isoformat() if row.lifted_at else None, "lifted_by": row.lifted_by,
             "lift_reason": row.lift_reason,
-        })  # fmt: skip
+        })
     return out
 
 

@@ -87,7 +87,7 @@ def _day(value: Any) -> date | None:
 
 
 def _story(session: Session, actor: Principal, index: bytes, e164: str | None, region: str, *,
-           shown: str | None, erasures: list[dict[str, Any]] | None = None) -> NumberStory:  # fmt: skip
+           shown: str | None, erasures: list[dict[str, Any]] | None = None) -> NumberStory:
     erasures = erasures if erasures is not None else erasures_for(session, index)
     masked = mask(e164) if e164 else (erasures[0]["masked"] if erasures else "")
     known = session.scalar(select(PhoneNumber.id).where(PhoneNumber.blind_index == index)) is not None
@@ -106,7 +106,7 @@ def _story(session: Session, actor: Principal, index: bytes, e164: str | None, r
          "status": e["status"], "actor": e["actor"], "reason": e["reason"]}
         for e in (status or {}).get("history", []) if isinstance(e.get("evidence"), dict)
         and e["evidence"].get("import_file")
-    ]  # fmt: skip
+    ]
     return NumberStory(
         key=index.hex(),
         number=shown or masked,

@@ -182,7 +182,7 @@ def rules_save(
         if action == "preview":
             preview = reclassify.preview(session, rules_from_dicts(data))
             return render(request, "numbers/rules.html", principal, rules=rules.rules_as_dicts(session),
-                          rules_json=rules_json, note=note, error=None, preview=preview)  # fmt: skip
+                          rules_json=rules_json, note=note, error=None, preview=preview)
         rules.replace_rules(session, principal, data, note or None)
         job = reclassify.start(session, principal, note=note)
     except (ValueError, AppError) as exc:
@@ -263,7 +263,7 @@ async def imports_upload(
     except AppError as exc:
         session.rollback()
         return _imports_page(request, session, principal, error=exc.message, region=region,
-                             status_code=exc.status_code)  # fmt: skip
+                             status_code=exc.status_code)
     return RedirectResponse(f"/numbers/imports/{record.id}", status_code=303)
 
 
@@ -293,7 +293,7 @@ def _import_page(
         request, "numbers/import.html", principal, status_code=status_code, record=record, job=job, preview=preview,
         counts=preview.get("counts") or {}, actions=_actions(record, principal), error=error,
         undo_until=imports.undo_deadline(record) or "",
-    )  # fmt: skip
+    )
 
 
 @router.get("/numbers/imports/{import_id}")
@@ -331,7 +331,7 @@ def _optouts_page(
         request, "numbers/optouts.html", principal, status_code=status_code, rows=rows, lifted=lifted,
         next_after=rows[-1]["id"] if len(rows) == 100 else None, counts=optouts.counts(session),
         reasons=optouts.REASONS, error=error, message=message, region=region or get_settings().default_region,
-    )  # fmt: skip
+    )
 
 
 @router.get("/numbers/optouts")
@@ -357,11 +357,11 @@ def optouts_add(
 ) -> Response:
     try:
         result = optouts.add(session, principal, number, reason, region=region_or_default(region or None),
-                             source="ui", detail=detail or None)  # fmt: skip
+                             source="ui", detail=detail or None)
     except AppError as exc:
         session.rollback()
         return _optouts_page(request, session, principal, error=exc.message, region=region,
-                             status_code=exc.status_code)  # fmt: skip
+                             status_code=exc.status_code)
     message = "Opted out." if result.recorded else "That number was already opted out."
     return _optouts_page(request, session, principal, message=message, region=region)
 
@@ -399,7 +399,7 @@ def optouts_lift(
     except AppError as exc:
         session.rollback()
         return _optouts_page(request, session, principal, error=exc.message, region=region,
-                             status_code=exc.status_code)  # fmt: skip
+                             status_code=exc.status_code)
     return _optouts_page(request, session, principal, message="Opt-out lifted.", region=region)
 
 

@@ -98,7 +98,7 @@ def _status() -> None:
         found = counts(session)
         _console().print("contacts: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in found.items()))
         table = Table("started", "trigger", "status", "new", "contacts", "sent", "failed", "given up", "no number",
-                      "error", title="recent runs")  # fmt: skip
+                      "error", title="recent runs")
         for r in recent_runs(session, 10):
             table.add_row(r.started_at.isoformat(timespec="seconds"), r.trigger, r.status, str(r.enrolled),
                           str(r.contacts), str(r.sent), str(r.failed), str(r.gave_up), str(r.invalid), r.error or "")
@@ -114,7 +114,7 @@ def status() -> None:
     config = sync_config()
     _console().print(f"Ongage {'configured' if is_configured() else 'NOT configured'}; countries "
                      f"{', '.join(config.countries)}; email {config.email_pattern}; batches of {config.batch_size}; "
-                     f"{config.retry_limit} attempts")  # fmt: skip
+                     f"{config.retry_limit} attempts")
     _status()
 
 
@@ -164,7 +164,7 @@ def _show(job_id: int) -> str:
         _console().print(f"job {job.id} [bold]{job.status}[/bold] {job.name}: {job.rows_total} rows, "
                          f"{counts['sent']} sent, {counts['failed']} failed, {counts['pending'] + counts['sending']} "
                          f"left; {job.lower_limit}-{job.upper_limit} rows every {job.interval_seconds:g} s, "
-                         f"{job.batch_size} per call" + (f"; error: {job.error}" if job.error else ""))  # fmt: skip
+                         f"{job.batch_size} per call" + (f"; error: {job.error}" if job.error else ""))
         return job.status
 
 
@@ -191,7 +191,7 @@ def csv_upload(
         with session_scope() as session:
             pace = Pace(interval, lower, upper, batch_size).checked()
             writer = get_storage().writer(session, _actor(), kind=FILE_KIND, original_name=path.name,
-                                          content_type="text/csv")  # fmt: skip
+                                          content_type="text/csv")
             with writer as (out, created), path.open("rb") as source:
                 shutil.copyfileobj(source, out)
             job = create_csv_job(session, _actor(), created[0], pace)
@@ -282,7 +282,7 @@ def csv_pace(
     try:
         with session_scope() as session:
             set_pace(session, _actor(), job_id, interval_seconds=interval, lower_limit=lower, upper_limit=upper,
-                     batch_size=batch_size)  # fmt: skip
+                     batch_size=batch_size)
     except AppError as exc:
         raise _fail(exc) from None
     _show(job_id)
@@ -299,7 +299,7 @@ def csv_follow(job_id: int, timeout: float = 24 * 3600) -> None:
     _boot()
     deadline = time.monotonic() + timeout
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
-                  TextColumn("{task.completed:.0f}/{task.total}"), console=_console()) as progress:  # fmt: skip
+                  TextColumn("{task.completed:.0f}/{task.total}"), console=_console()) as progress:
         task = progress.add_task("csv job", total=None)
         while True:
             try:
@@ -310,7 +310,7 @@ def csv_follow(job_id: int, timeout: float = 24 * 3600) -> None:
             except AppError as exc:
                 raise _fail(exc) from None
             progress.update(task, description=f"job {job_id} [{state}]", completed=counts["sent"] + counts["failed"],
-                            total=total)  # fmt: skip
+                            total=total)
             if state != "running" or time.monotonic() > deadline:
                 break
             time.sleep(1.0)

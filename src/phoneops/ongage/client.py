@@ -205,7 +205,7 @@ class _Upsert:
 
 class _OngageBase:
     def __init__(self, base_url: str, list_id: str, username: str, password: str, account_code: str, *,
-                 timeout: float, retry: RetryPolicy | None, max_batch: int) -> None:  # fmt: skip
+                 timeout: float, retry: RetryPolicy | None, max_batch: int) -> None:
         if not all((base_url, list_id, username, password, account_code)):
             raise ValueError("Ongage needs base_url, list_id, username, password and account_code")
         self.base_url = base_url.rstrip("/")
@@ -290,7 +290,7 @@ class OngageClient(_OngageBase):
         max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
         super().__init__(base_url, list_id, username, password, account_code, timeout=timeout, retry=retry,
-                         max_batch=max_batch)  # fmt: skip
+                         max_batch=max_batch)
         self._http = ProviderClient(
             self._config,
             transport=_KeepErrorBody(transport or httpx.HTTPTransport(limits=_POOL)),
@@ -314,7 +314,7 @@ class OngageClient(_OngageBase):
             response = self._http.request(
                 "POST", self.contacts_path, json=prepared.body, idempotent=overwrite,
                 extensions={_ERROR_BODY: box}, log_fields={"contacts": len(prepared.body)},
-            )  # fmt: skip
+            )
         except (ProviderAuthError, ProviderResponseError) as exc:
             return self._partial(exc, box, prepared)
         return self._answered(prepared, response)
@@ -324,7 +324,7 @@ class OngageClient(_OngageBase):
         box: list[bytes] = []
         try:
             response = self._http.request("GET", self._contact_path(email), idempotent=True,
-                                          extensions={_ERROR_BODY: box})  # fmt: skip
+                                          extensions={_ERROR_BODY: box})
         except (ProviderAuthError, ProviderResponseError) as exc:
             if exc.status == 404:
                 return None
@@ -360,7 +360,7 @@ class AsyncOngageClient(_OngageBase):
         max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
         super().__init__(base_url, list_id, username, password, account_code, timeout=timeout, retry=retry,
-                         max_batch=max_batch)  # fmt: skip
+                         max_batch=max_batch)
         self._http = AsyncProviderClient(
             self._config,
             transport=_AsyncKeepErrorBody(transport or httpx.AsyncHTTPTransport(limits=_POOL)),
@@ -380,7 +380,7 @@ class AsyncOngageClient(_OngageBase):
             response = await self._http.request(
                 "POST", self.contacts_path, json=prepared.body, idempotent=overwrite,
                 extensions={_ERROR_BODY: box}, log_fields={"contacts": len(prepared.body)},
-            )  # fmt: skip
+            )
         except (ProviderAuthError, ProviderResponseError) as exc:
             return self._partial(exc, box, prepared)
         return self._answered(prepared, response)
@@ -389,7 +389,7 @@ class AsyncOngageClient(_OngageBase):
         box: list[bytes] = []
         try:
             response = await self._http.request("GET", self._contact_path(email), idempotent=True,
-                                                extensions={_ERROR_BODY: box})  # fmt: skip
+                                                extensions={_ERROR_BODY: box})
         except (ProviderAuthError, ProviderResponseError) as exc:
             if exc.status == 404:
                 return None

@@ -20,10 +20,10 @@ def collect(session: Session) -> Iterator[GaugeMetricFamily]:
     yield contacts
     jobs = GaugeMetricFamily("phoneops_ongage_csv_jobs", "Ongage CSV jobs by status", labels=["status"])
     for status, count in session.execute(select(OngageCsvJob.status, func.count(OngageCsvJob.id))
-                                         .group_by(OngageCsvJob.status)):  # fmt: skip
+                                         .group_by(OngageCsvJob.status)):
         jobs.add_metric([str(status)], int(count))
     yield jobs
     left = GaugeMetricFamily("phoneops_ongage_csv_rows_left", "CSV job rows not sent yet (pending or in flight)")
     left.add_metric([], session.scalar(select(func.count(OngageCsvRow.id))
-                                       .where(OngageCsvRow.status.in_(("pending", "sending")))) or 0)  # fmt: skip
+                                       .where(OngageCsvRow.status.in_(("pending", "sending")))) or 0)
     yield left

@@ -42,7 +42,7 @@ def status(session: Session = DB, _: Principal = Depends(viewer)) -> StatusOut:
         configured=is_configured(), countries=list(config.countries), email_pattern=config.email_pattern,
         batch_size=config.batch_size, retry_limit=config.retry_limit, counts=service_sync.counts(session),
         last_run=SyncRunOut.model_validate(runs[0]) if runs else None,
-    )  # fmt: skip
+    )
 
 
 @router.post("/sync", response_model=JobOut, status_code=202)
@@ -113,7 +113,7 @@ async def upload_csv(
     upload = await storage.get_storage().save_stream(
         session, actor, chunks(), kind=service_csv.FILE_KIND, original_name=file.filename,
         content_type=file.content_type, max_bytes=get_settings().max_upload_bytes,
-    )  # fmt: skip
+    )
     job = service_csv.create_csv_job(session, actor, upload, pace)
     return _detail(session, job)
 
@@ -132,7 +132,7 @@ def get_csv_job(job_id: int, session: Session = DB, _: Principal = Depends(viewe
 
 @router.patch("/csv-jobs/{job_id}", response_model=CsvJobDetailOut)
 def set_pace(job_id: int, body: PaceIn, session: Session = DB, actor: Principal = Depends(operator)
-             ) -> CsvJobDetailOut:  # fmt: skip
+             ) -> CsvJobDetailOut:
     """Change the pace (interval, rows per send, contacts per call) of a job not finished yet."""
     job = service_csv.set_pace(session, actor, job_id, **body.model_dump())
     return _detail(session, job)
@@ -181,7 +181,7 @@ def rows(
 
 @router.get("/csv-jobs/{job_id}/rows.csv", response_class=StreamingResponse)
 def rows_csv(job_id: int, session: Session = DB, actor: Principal = Depends(operator)
-             ) -> StreamingResponse:  # fmt: skip
+             ) -> StreamingResponse:
     """Every row with its outcome (the emails of the upload included; operators only)."""
     lines = service_csv.rows_csv(session, actor, job_id)
     return StreamingResponse(lines, media_type="text/csv",

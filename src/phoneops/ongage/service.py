@@ -48,13 +48,13 @@ def credentials(settings: Settings | None = None) -> Credentials:
     settings = settings or get_settings()
     password = settings.ongage_password.get_secret_value() if settings.ongage_password else ""
     values = {"ONGAGE_LIST_ID": settings.ongage_list_id, "ONGAGE_USERNAME": settings.ongage_username,
-              "ONGAGE_PASSWORD": password, "ONGAGE_ACCOUNT_CODE": settings.ongage_account_code}  # fmt: skip
+              "ONGAGE_PASSWORD": password, "ONGAGE_ACCOUNT_CODE": settings.ongage_account_code}
     missing = [name for name, value in values.items() if not value]
     if missing:
         raise ProviderNotConfigured(PROVIDER_NAME, missing)
     register_secret(password)
     return Credentials(settings.ongage_base_url, str(settings.ongage_list_id), str(settings.ongage_username),
-                       password, str(settings.ongage_account_code))  # fmt: skip
+                       password, str(settings.ongage_account_code))
 
 
 _clients: dict[tuple[Credentials, str, bool], OngageClient] = {}
@@ -70,7 +70,7 @@ def account_limiter(settings: Settings | None = None) -> RateLimiter:
 
 
 def get_client(list_id: str | None = None, settings: Settings | None = None, *, self_paced: bool = False
-               ) -> OngageClient:  # fmt: skip
+               ) -> OngageClient:
     """One client per process, account and list; every list of an account shares the account's rate limiter.
 
     `self_paced`: the caller takes a token from `account_limiter()` itself before each call, so that the wait
@@ -85,7 +85,7 @@ def get_client(list_id: str | None = None, settings: Settings | None = None, *, 
             client = _clients[(creds, wanted, self_paced)] = OngageClient(
                 creds.base_url, wanted, creds.username, creds.password, creds.account_code,
                 rate_limiter=_UNLIMITED if self_paced else limiter, max_batch=DEFAULT_MAX_BATCH,
-            )  # fmt: skip
+            )
         return client
 
 

@@ -54,7 +54,7 @@ log = structlog.get_logger("phoneops.ongage.csv")
 KIND = "ongage.csv_job"
 FILE_KIND = "ongage_csv"
 REQUIRED = ("List_ID", "Email", "Country", "Source", "Mobile", "conversion_type", "Original_source", "HLR_Status",
-            "Uuid")  # fmt: skip
+            "Uuid")
 FIELD_COLUMNS = REQUIRED[2:]  # sent as list fields (lower-cased names); List_ID and Email drive the call
 MAX_ROWS = 1_000_000
 INSERT_CHUNK = 5000
@@ -96,7 +96,7 @@ def _header_map(header: Sequence[str]) -> dict[str, int]:
     missing = [name for name in REQUIRED if normalise_header(name) not in found]
     if missing:
         raise ValidationFailed(f"the file lacks the column(s) {', '.join(missing)}; required: {', '.join(REQUIRED)}",
-                               details={"missing": missing, "required": list(REQUIRED)})  # fmt: skip
+                               details={"missing": missing, "required": list(REQUIRED)})
     return {name: found[normalise_header(name)] for name in REQUIRED}
 
 
@@ -124,7 +124,7 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
             return values[index].strip() if index < len(values) else ""
 
         yield {"row_no": number, "list_id": cell("List_ID")[:32], "email": cell("Email")[:255],
-               "fields": {name.lower(): cell(name) for name in FIELD_COLUMNS}}  # fmt: skip
+               "fields": {name.lower(): cell(name) for name in FIELD_COLUMNS}}
 
 
 def create_csv_job(session: Session, actor: Principal, upload: StoredFile, pace: Pace | None = None) -> OngageCsvJob:
@@ -163,7 +163,7 @@ def create_csv_job(session: Session, actor: Principal, upload: StoredFile, pace:
         storage.discard(upload)
         raise
     audit(session, actor, "ongage.csv.create", "ongage_csv_job", job.id,
-          {"name": job.name, "rows": total, "file_id": upload.id})  # fmt: skip
+          {"name": job.name, "rows": total, "file_id": upload.id})
     log.info("ongage.csv.created", csv_job_id=job.id, rows=total)
     return job
 
@@ -188,7 +188,7 @@ def list_csv_jobs(session: Session, limit: int = 100, include_cancelled: bool = 
 
 def set_pace(session: Session, actor: Principal, job_id: int, *, interval_seconds: float | None = None,
              lower_limit: int | None = None, upper_limit: int | None = None, batch_size: int | None = None,
-             ) -> OngageCsvJob:  # fmt: skip
+             ) -> OngageCsvJob:
     """Change the pace of a job not finished yet (a running worker follows from its next send)."""
     job = get_csv_job(session, job_id, lock=True)
     if job.status in ("done", "cancelled"):
@@ -200,10 +200,10 @@ def set_pace(session: Session, actor: Principal, job_id: int, *, interval_second
         batch_size=job.batch_size if batch_size is None else int(batch_size),
     ).checked()
     job.interval_seconds, job.lower_limit, job.upper_limit, job.batch_size = (
-        pace.interval_seconds, pace.lower_limit, pace.upper_limit, pace.batch_size)  # fmt: skip
+        pace.interval_seconds, pace.lower_limit, pace.upper_limit, pace.batch_size)
     audit(session, actor, "ongage.csv.pace", "ongage_csv_job", job.id, {
         "interval_seconds": pace.interval_seconds, "lower_limit": pace.lower_limit,
-        "upper_limit": pace.upper_limit, "batch_size": pace.batch_size})  # fmt: skip
+        "upper_limit": pace.upper_limit, "batch_size": pace.batch_size})
     return job
 
 
@@ -219,7 +219,7 @@ def transition(session: Session, actor: Principal, job_id: int, action: str) -> 
         allowed = allowed | {"running"}  # its worker ended without letting go (cancelled or gave up): restart
     if job.status not in allowed:
         raise Conflict(f"cannot {action} job {job_id}: it is {job.status}",
-                       details={"status": job.status, "action": action})  # fmt: skip
+                       details={"status": job.status, "action": action})
     if target == "running":
         credentials()  # 503 now rather than a worker failing
     before = job.status
@@ -251,19 +251,19 @@ def _ensure_worker(session: Session, actor: Principal, job: OngageCsvJob) -> Non
     if _worker_alive(session, job):
         return
     worker = create_job(session, actor, KIND, {"csv_job_id": job.id, "actor": actor.username},
-                        title=f"Ongage CSV: {job.name}"[:200], total=job.rows_total)  # fmt: skip
+                        title=f"Ongage CSV: {job.name}"[:200], total=job.rows_total)
     job.worker_job_id = worker.id
 
 
 def row_counts(session: Session, job_id: int) -> dict[str, int]:
     found = dict(session.execute(
         select(OngageCsvRow.status, func.count(OngageCsvRow.id)).where(OngageCsvRow.csv_job_id == job_id)
-        .group_by(OngageCsvRow.status)).all())  # fmt: skip
+        .group_by(OngageCsvRow.status)).all())
     return {status: int(found.get(status, 0)) for status in ROW_STATUSES}
 
 
 def list_rows(session: Session, job_id: int, status: str | None = None, limit: int = 100, offset: int = 0
-              ) -> list[OngageCsvRow]:  # fmt: skip
+              ) -> list[OngageCsvRow]:
     if status is not None and status not in ROW_STATUSES:
         raise ValidationFailed(f"unknown row status {status!r}; one of {', '.join(ROW_STATUSES)}")
     get_csv_job(session, job_id)
@@ -290,7 +290,7 @@ def shown_rows(session: Session, actor: Principal, job_id: int, status: str | No
             fields = {k: access.mask_cell(v) if isinstance(v, str) else v for k, v in fields.items()}
         shown.append({"row_no": row.row_no, "list_id": row.list_id, "email": email, "fields": fields,
                       "status": row.status, "error": row.error, "outcome": row.outcome,
-                      "contact_id": row.contact_id, "sent_at": row.sent_at})  # fmt: skip
+                      "contact_id": row.contact_id, "sent_at": row.sent_at})
     return shown
 
 
@@ -307,10 +307,10 @@ def rows_csv(session: Session, actor: Principal, job_id: int) -> Iterator[str]:
                        OngageCsvRow.outcome, OngageCsvRow.error, OngageCsvRow.sent_at)
                 .where(OngageCsvRow.csv_job_id == job_id).order_by(OngageCsvRow.row_no)
                 .execution_options(yield_per=5000)
-            )  # fmt: skip
+            )
             for number, list_id, email, status, outcome, error, sent_at in found:
                 yield [number, list_id, email, status, outcome or "", error or "",
-                       sent_at.isoformat() if sent_at else ""]  # fmt: skip
+                       sent_at.isoformat() if sent_at else ""]
 
     return csv_lines(("row", "list_id", "email", "status", "outcome", "error", "sent_at"), rows())
 
@@ -352,14 +352,14 @@ def _step(ctx: JobContext, session: Session, job_id: int, message: str | None = 
     job = get_csv_job(session, job_id)
     counts = _refresh_counts(session, job)
     ctx.step(session, done=counts["sent"] + counts["failed"], total=job.rows_total, counters=counts,
-             message=message)  # fmt: skip
+             message=message)
     return counts
 
 
 def _drop_opted_out(session: Session, rows: list[OngageCsvRow]) -> list[OngageCsvRow]:
     """Rows whose mobile is opted out (numbers/optouts.py) fail here, before any call: never sent to Ongage."""
     found = opted_out_raw(session, [str((r.fields or {}).get("mobile") or "") for r in rows],
-                          get_settings().default_region)  # fmt: skip
+                          get_settings().default_region)
     kept = []
     for row in rows:
         reason = found.get(str((row.fields or {}).get("mobile") or ""))
@@ -378,7 +378,7 @@ def reconcile(ctx: JobContext, csv_id: int) -> int:
     """Rows left `sending` by a worker that died mid-call: sent when Ongage has the contact, else pending."""
     with session_scope() as session:
         rows = list(session.scalars(select(OngageCsvRow).where(OngageCsvRow.csv_job_id == csv_id,
-                                                               OngageCsvRow.status == "sending")))  # fmt: skip
+                                                               OngageCsvRow.status == "sending")))
         for row in rows:
             session.expunge(row)
     if not rows:
@@ -396,11 +396,11 @@ def reconcile(ctx: JobContext, csv_id: int) -> int:
             values: dict[str, Any] = {"send_id": None}
             if payload is not None:
                 values.update(status="sent", outcome="reconciled", contact_id=str(payload.get("id") or "")[:32] or None,
-                              sent_at=now, error=None)  # fmt: skip
+                              sent_at=now, error=None)
             else:
                 values.update(status="pending")
             session.execute(update(OngageCsvRow).where(OngageCsvRow.id == row.id, OngageCsvRow.status == "sending")
-                            .values(**values))  # fmt: skip
+                            .values(**values))
         _step(ctx, session, csv_id, message=f"reconciled {len(rows)} rows left in flight")
     return len(rows)
 
@@ -412,12 +412,12 @@ def _mark(session: Session, rows: Sequence[OngageCsvRow], results: Sequence[Cont
     for row, result in zip(rows, results, strict=True):
         if isinstance(result, ContactResult) and result.ok:
             values.append({"id": row.id, "status": "sent", "outcome": result.outcome, "contact_id": result.contact_id,
-                           "sent_at": now, "error": None, "send_id": None})  # fmt: skip
+                           "sent_at": now, "error": None, "send_id": None})
         else:
             error = result if isinstance(result, str) else (result.error or result.outcome or "failed")
             values.append({"id": row.id, "status": "failed", "outcome": None if isinstance(result, str)
                            else result.outcome, "contact_id": None, "sent_at": None, "error": error[:2000],
-                           "send_id": None})  # fmt: skip
+                           "send_id": None})
     send_ids = {row.send_id for row in rows}
     assert len(send_ids) == 1, "one call, one send id"
     statement = update(OngageCsvRow).where(OngageCsvRow.send_id == send_ids.pop())
@@ -431,13 +431,13 @@ def _send(ctx: JobContext, job: OngageCsvJob, rows: list[OngageCsvRow]) -> None:
     account_limiter().acquire()  # the wait happens while the rows are still pending: a kill here costs nothing
     with session_scope() as session:
         session.execute(update(OngageCsvRow).where(OngageCsvRow.id.in_(ids), OngageCsvRow.status == "pending")
-                        .values(status="sending", send_id=send_id))  # fmt: skip
+                        .values(status="sending", send_id=send_id))
         ctx.step(session)  # the intent commits with the lease still ours
     for row in rows:
         row.send_id = send_id
     try:
         results: list[ContactResult | str] = list(get_client(rows[0].list_id or None, self_paced=True).upsert_contacts(
-            [_contact(r) for r in rows]))  # fmt: skip
+            [_contact(r) for r in rows]))
     except ProviderAuthError as exc:
         _give_back(rows, send_id)
         raise _Failed(f"Ongage refused the login: {exc.message}") from exc
@@ -462,7 +462,7 @@ def _give_back(rows: Sequence[OngageCsvRow], send_id: str) -> None:
     with session_scope() as session:
         session.execute(update(OngageCsvRow).where(OngageCsvRow.id.in_([r.id for r in rows]),
                                                    OngageCsvRow.send_id == send_id)
-                        .values(status="pending", send_id=None))  # fmt: skip
+                        .values(status="pending", send_id=None))
 
 
 def _wait(ctx: JobContext, csv_id: int, seconds: float) -> None:
@@ -470,7 +470,7 @@ def _wait(ctx: JobContext, csv_id: int, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     with session_scope() as session:
         session.execute(update(OngageCsvJob).where(OngageCsvJob.id == csv_id)
-                        .values(next_run_at=utcnow() + timedelta(seconds=seconds)))  # fmt: skip
+                        .values(next_run_at=utcnow() + timedelta(seconds=seconds)))
     while (left := deadline - time.monotonic()) > 0:
         time.sleep(min(1.0, left))
         with session_scope() as session:
@@ -488,7 +488,7 @@ def _finish(ctx: JobContext, csv_id: int) -> dict[str, int] | None:
             return None
         job.status, job.finished_at, job.next_run_at, job.worker_job_id = "done", utcnow(), None, None
         ctx.step(session, done=counts["sent"] + counts["failed"], total=job.rows_total, counters=counts,
-                 message=f"done: {counts['sent']} sent, {counts['failed']} failed")  # fmt: skip
+                 message=f"done: {counts['sent']} sent, {counts['failed']} failed")
         audit(session, job_actor(ctx), "ongage.csv.done", "ongage_csv_job", job.id, counts)
         return counts
 
@@ -515,7 +515,7 @@ def run_worker(ctx: JobContext, *, rng: random.Random | None = None) -> dict[str
                 with session_scope() as session:
                     rows = list(session.scalars(
                         select(OngageCsvRow).where(OngageCsvRow.csv_job_id == csv_id, OngageCsvRow.status == "pending")
-                        .order_by(OngageCsvRow.row_no).limit(count)))  # fmt: skip
+                        .order_by(OngageCsvRow.row_no).limit(count)))
                     rows = _drop_opted_out(session, rows)
                     for row in rows:
                         session.expunge(row)

@@ -120,7 +120,7 @@ def contact_fields(conversion: Conversion, phone: str, currency: str) -> dict[st
         "custom_var_1": phone, "custom_var_2": _raw(conversion, "customVariable2"),
         "custom_var_3": _raw(conversion, "customVariable3"), "offer_id": conversion.offer_id, "country_code": country,
         "conversion_date": _stamp(conversion.postback_at), "visit_timestamp": _stamp(conversion.visit_at),
-    }  # fmt: skip
+    }
     if ftd:
         fields["revenue"] = format((conversion.revenue or Decimal(0)).normalize(), "f")
         fields["ftd_date"] = _stamp(conversion.postback_at)
@@ -160,7 +160,7 @@ def enroll(session: Session, countries: Sequence[str], since: datetime, now: dat
         .outerjoin(OngageConversion, OngageConversion.conversion_id == Conversion.id)
         .where(OngageConversion.id.is_(None), Conversion.country.in_(list(countries)),
                or_(Conversion.postback_at >= since, Conversion.postback_at.is_(None) & (Conversion.synced_at >= since)))
-    )  # fmt: skip
+    )
     statement = _insert(session).from_select(
         ["conversion_id", "country", "kind", "status", "attempts", "created_at", "updated_at"], source
     ).on_conflict_do_nothing(index_elements=["conversion_id"]).returning(OngageConversion.id)
@@ -185,10 +185,10 @@ def claim(session: Session, token: str, now: datetime, limit: int = MAX_PER_RUN)
     ids = list(session.scalars(select(OngageConversion.id).where(_due(now)).order_by(OngageConversion.id).limit(limit)))
     for batch in _chunks(ids, CHUNK):
         session.execute(update(OngageConversion).where(OngageConversion.id.in_(batch), _due(now))
-                        .values(claimed_by=token, claimed_at=now))  # fmt: skip
+                        .values(claimed_by=token, claimed_at=now))
     session.flush()
     return list(session.scalars(select(OngageConversion.id).where(OngageConversion.claimed_by == token)
-                                .order_by(OngageConversion.id)))  # fmt: skip
+                                .order_by(OngageConversion.id)))
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -197,7 +197,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 
 def build_contacts(session: Session, ids: Sequence[int], config: SyncConfig, now: datetime,
-                   result: RunResult) -> list[Contact]:  # fmt: skip
+                   result: RunResult) -> list[Contact]:
     """The claimed conversions as contacts (one per number, fields merged in postback order); those without
     a number are marked `invalid` here."""
     vault = get_vault()
@@ -209,7 +209,7 @@ def build_contacts(session: Session, ids: Sequence[int], config: SyncConfig, now
             .join(Conversion, Conversion.id == OngageConversion.conversion_id)
             .outerjoin(PhoneNumber, PhoneNumber.blind_index == Conversion.blind_index)
             .where(OngageConversion.id.in_(batch))
-        ).all())  # fmt: skip
+        ).all())
     found.sort(key=lambda item: (item[1].postback_at or item[1].synced_at, item[1].id))
     suppressed = _opted_out(session, [c.blind_index for _, c, _ in found if c.blind_index is not None])
     contacts: dict[str, Contact] = {}
@@ -238,10 +238,10 @@ def build_contacts(session: Session, ids: Sequence[int], config: SyncConfig, now
 
 
 def record(session: Session, contacts: Sequence[Contact], results: Sequence[ContactResult | str], config: SyncConfig,
-           now: datetime, result: RunResult) -> None:  # fmt: skip
+           now: datetime, result: RunResult) -> None:
     """Mark each contact's conversions from its own result (`str`: the whole call failed with that error)."""
     rows = {r.id: r for batch in _chunks([i for c in contacts for i in c.ids], CHUNK)
-            for r in session.scalars(select(OngageConversion).where(OngageConversion.id.in_(batch)))}  # fmt: skip
+            for r in session.scalars(select(OngageConversion).where(OngageConversion.id.in_(batch)))}
     for contact, outcome in zip(contacts, results, strict=True):
         ok = isinstance(outcome, ContactResult) and outcome.ok
         error = outcome if isinstance(outcome, str) else (outcome.error or outcome.outcome or "failed")
@@ -265,7 +265,7 @@ def record(session: Session, contacts: Sequence[Contact], results: Sequence[Cont
 
 def release(session: Session, token: str) -> None:
     session.execute(update(OngageConversion).where(OngageConversion.claimed_by == token)
-                    .values(claimed_by=None, claimed_at=None))  # fmt: skip
+                    .values(claimed_by=None, claimed_at=None))
 
 
 # --- a run ------------------------------------------------------------------------------------------------
@@ -330,7 +330,7 @@ def run_sync(
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(max_parallel, MAX_PARALLEL)),
-                                thread_name_prefix="ongage-sync") as pool:  # fmt: skip
+                                thread_name_prefix="ongage-sync") as pool:
             list(pool.map(send, batches))
     finally:
         with session_scope() as session:
@@ -381,7 +381,7 @@ def start_sync(session: Session, actor: Principal) -> Job:
 def run_job(ctx: JobContext) -> dict[str, Any]:
     def progress(result: RunResult, batches: int) -> None:
         ctx.progress(done=result.calls, total=batches, counters=result.as_dict(),
-                     message=f"{result.sent} sent, {result.failed + result.gave_up} failed")  # fmt: skip
+                     message=f"{result.sent} sent, {result.failed + result.gave_up} failed")
 
     try:
         run = run_sync("manual", job_id=ctx.job_id, progress=progress)
@@ -405,7 +405,7 @@ def run_job(ctx: JobContext) -> dict[str, Any]:
 
 def counts(session: Session) -> dict[str, int]:
     found = dict(session.execute(select(OngageConversion.status, func.count(OngageConversion.id))
-                                 .group_by(OngageConversion.status)).all())  # fmt: skip
+                                 .group_by(OngageConversion.status)).all())
     return {status: int(found.get(status, 0)) for status in STATUSES}
 
 
@@ -429,7 +429,7 @@ class Problem:
 
 
 def problems(session: Session, statuses: Sequence[str] = ("failed", "gave_up", "invalid"), limit: int = 200
-             ) -> list[Problem]:  # fmt: skip
+             ) -> list[Problem]:
     """Contacts that did not go through, newest first, the number masked."""
     bad = [s for s in statuses if s not in STATUSES]
     if bad:
@@ -441,13 +441,13 @@ def problems(session: Session, statuses: Sequence[str] = ("failed", "gave_up", "
         .outerjoin(PhoneNumber, PhoneNumber.blind_index == Conversion.blind_index)
         .where(OngageConversion.status.in_(list(statuses)))
         .order_by(OngageConversion.updated_at.desc(), OngageConversion.id.desc()).limit(max(1, min(limit, 5000)))
-    ).all()  # fmt: skip
+    ).all()
     out = []
     for sync, conversion, sealed in rows:
         number = mask(vault.open(sealed, conversion.blind_index)) if sealed and conversion.blind_index else ""
         out.append(Problem(sync.id, sync.status, sync.attempts, sync.last_error, sync.next_attempt_at, sync.kind,
                            sync.country, conversion.click_id, conversion.campaign_name, conversion.postback_at,
-                           number))  # fmt: skip
+                           number))
     return out
 
 
@@ -457,7 +457,7 @@ def requeue(session: Session, actor: Principal, ids: Sequence[int] | None = None
     if ids:
         query = query.where(OngageConversion.id.in_(list(ids)))
     count = int(session.execute(query.values(status="pending", attempts=0, next_attempt_at=None, claimed_by=None,
-                                             claimed_at=None)).rowcount)  # type: ignore[attr-defined]  # fmt: skip
+                                             claimed_at=None)).rowcount)  # type: ignore[attr-defined]
     audit(session, actor, "ongage.sync.requeue", "ongage_conversions", None,
           {"count": count, "ids": list(ids or [])[:50]})
     return count
@@ -469,7 +469,7 @@ def requeue(session: Session, actor: Principal, ids: Sequence[int] | None = None
 def _sent() -> Any:
     return PhoneNumber.blind_index.in_(
         select(Conversion.blind_index).join(OngageConversion, OngageConversion.conversion_id == Conversion.id)
-        .where(OngageConversion.status == "sent"))  # fmt: skip
+        .where(OngageConversion.status == "sent"))
 
 
 def sent_numbers(session: Session, after: int, limit: int) -> list[tuple[int, bytes, bytes]]:
@@ -477,7 +477,7 @@ def sent_numbers(session: Session, after: int, limit: int) -> list[tuple[int, by
     rows = session.execute(
         select(PhoneNumber.id, PhoneNumber.blind_index, PhoneNumber.sealed)
         .where(PhoneNumber.id > after, _sent()).order_by(PhoneNumber.id).limit(limit)
-    ).all()  # fmt: skip
+    ).all()
     return [(r.id, r.blind_index, r.sealed) for r in rows]
 
 
@@ -492,7 +492,7 @@ def states_for_conversions(session: Session, conversion_ids: Sequence[int]) -> l
     rows = session.scalars(
         select(OngageConversion).where(OngageConversion.conversion_id.in_(list(conversion_ids)))
         .order_by(OngageConversion.id)
-    )  # fmt: skip
+    )
     return [{"conversion_id": r.conversion_id, "country": r.country, "kind": r.kind, "status": r.status,
              "attempts": r.attempts, "outcome": r.outcome, "last_error": r.last_error,
-             "sent_at": r.sent_at.isoformat() if r.sent_at else None} for r in rows]  # fmt: skip
+             "sent_at": r.sent_at.isoformat() if r.sent_at else None} for r in rows]

@@ -38,7 +38,7 @@ def start_check(session: Session, actor: Principal) -> Job:
     if running is not None:
         return running
     job = create_job(session, actor, KIND, {"what": "unsubscribes", "actor": actor.username},
-                     title="Ongage unsubscribes -> opt-outs")  # fmt: skip
+                     title="Ongage unsubscribes -> opt-outs")
     audit(session, actor, "ongage.unsubscribes.check", "job", job.id, {})
     return job
 

@@ -32,16 +32,16 @@ def dashboard_cards(session: Session) -> list[Card]:
     problems = counts["failed"] + counts["gave_up"]
     return [Card("Ongage contacts sent", f"{counts['sent']:,}", "/ongage",
                  chart={k: float(v) for k, v in counts.items() if v})] + (
-        [Card("Ongage contacts failing", f"{problems:,}", "/ongage")] if problems else [])  # fmt: skip
+        [Card("Ongage contacts failing", f"{problems:,}", "/ongage")] if problems else [])
 
 
 def _sync_jobs(session: Session) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.kind == service_sync.KIND)
-                                .order_by(Job.created_at.desc()).limit(5)))  # fmt: skip
+                                .order_by(Job.created_at.desc()).limit(5)))
 
 
 def _overview(request: Request, session: Session, principal: Principal, *, error: str | None = None,
-              message: str | None = None, status_code: int = 200) -> Response:  # fmt: skip
+              message: str | None = None, status_code: int = 200) -> Response:
     try:
         config = sync_config()
         config_error = None
@@ -52,18 +52,18 @@ def _overview(request: Request, session: Session, principal: Principal, *, error
         message=message, configured=is_configured(), config=config, counts=service_sync.counts(session),
         problems=service_sync.problems(session, limit=100), runs=service_sync.recent_runs(session, 15),
         jobs=_sync_jobs(session),
-    )  # fmt: skip
+    )
 
 
 @router.get("/ongage")
 def overview(request: Request, session: Session = DB, principal: Principal = Depends(page_viewer)
-             ) -> Response:  # fmt: skip
+             ) -> Response:
     return _overview(request, session, principal)
 
 
 @router.post("/ongage/sync")
 def start_sync(request: Request, session: Session = DB, principal: Principal = Depends(page_operator)
-               ) -> Response:  # fmt: skip
+               ) -> Response:
     try:
         service_sync.start_sync(session, principal)
     except AppError as exc:
@@ -74,7 +74,7 @@ def start_sync(request: Request, session: Session = DB, principal: Principal = D
 
 @router.post("/ongage/requeue")
 def requeue(request: Request, session: Session = DB, principal: Principal = Depends(page_operator)
-            ) -> Response:  # fmt: skip
+            ) -> Response:
     count = service_sync.requeue(session, principal)
     return _overview(request, session, principal, message=f"{count} contact(s) queued again")
 
@@ -83,15 +83,15 @@ def requeue(request: Request, session: Session = DB, principal: Principal = Depe
 
 
 def _jobs_page(request: Request, session: Session, principal: Principal, *, error: str | None = None,
-               status_code: int = 200) -> Response:  # fmt: skip
+               status_code: int = 200) -> Response:
     return render(request, "ongage/csv_jobs.html", principal, status_code=status_code, error=error,
                   jobs=service_csv.list_csv_jobs(session), required=service_csv.REQUIRED,
-                  configured=is_configured())  # fmt: skip
+                  configured=is_configured())
 
 
 @router.get("/ongage/csv-jobs")
 def csv_jobs(request: Request, session: Session = DB, principal: Principal = Depends(page_viewer)
-             ) -> Response:  # fmt: skip
+             ) -> Response:
     return _jobs_page(request, session, principal)
 
 
@@ -115,7 +115,7 @@ async def upload(
         row = await storage.get_storage().save_stream(
             session, principal, chunks(), kind=service_csv.FILE_KIND, original_name=file.filename,
             content_type=file.content_type, max_bytes=get_settings().max_upload_bytes,
-        )  # fmt: skip
+        )
         job = service_csv.create_csv_job(session, principal, row, pace)
     except AppError as exc:
         session.rollback()
@@ -124,7 +124,7 @@ async def upload(
 
 
 def _job_page(request: Request, session: Session, principal: Principal, job_id: int, *, error: str | None = None,
-              status_code: int = 200, show: str = "") -> Response:  # fmt: skip
+              status_code: int = 200, show: str = "") -> Response:
     job = service_csv.get_csv_job(session, job_id)
     worker = session.get(Job, job.worker_job_id) if job.worker_job_id else None
     return render(
@@ -132,12 +132,12 @@ def _job_page(request: Request, session: Session, principal: Principal, job_id: 
         counts=service_csv.row_counts(session, job.id), show=show,
         rows=service_csv.shown_rows(session, principal, job.id, show or None, limit=100),
         actions=[a for a, (allowed, _) in service_csv.TRANSITIONS.items() if job.status in allowed],
-    )  # fmt: skip
+    )
 
 
 @router.get("/ongage/csv-jobs/{job_id}")
 def csv_job(request: Request, job_id: int, show: str = "", session: Session = DB,
-            principal: Principal = Depends(page_viewer)) -> Response:  # fmt: skip
+            principal: Principal = Depends(page_viewer)) -> Response:
     wanted = show if show in service_csv.ROW_STATUSES else ""
     return _job_page(request, session, principal, job_id, show=wanted)
 
@@ -155,7 +155,7 @@ def set_pace(
 ) -> Response:
     try:
         service_csv.set_pace(session, principal, job_id, interval_seconds=interval_seconds, lower_limit=lower_limit,
-                             upper_limit=upper_limit, batch_size=batch_size)  # fmt: skip
+                             upper_limit=upper_limit, batch_size=batch_size)
     except AppError as exc:
         session.rollback()
         return _job_page(request, session, principal, job_id, error=exc.message, status_code=exc.status_code)
@@ -164,7 +164,7 @@ def set_pace(
 
 @router.post("/ongage/csv-jobs/{job_id}/{action}")
 def move(request: Request, job_id: int, action: str, session: Session = DB,
-         principal: Principal = Depends(page_operator)) -> Response:  # fmt: skip
+         principal: Principal = Depends(page_operator)) -> Response:
     try:
         service_csv.transition(session, principal, job_id, action)
     except AppError as exc:

@@ -74,7 +74,7 @@ def sqlite_path(url: str) -> Path:
 def _sqlite_counts(path: Path) -> dict[str, int]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
-                                            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]  # fmt: skip
+                                            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
         return {n: int(conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in names}  # noqa: S608
 
 
@@ -125,12 +125,12 @@ def check_sqlite_backup(path: Path) -> dict[str, int]:
             check = conn.execute("PRAGMA integrity_check").fetchone()
             if not check or check[0] != "ok":
                 raise ValidationFailed(f"{path} fails the integrity check: {check[0] if check else '?'}",
-                                       code="corrupt_backup")  # fmt: skip
+                                       code="corrupt_backup")
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             missing = [t for t in ("alembic_version", *CORE_TABLES) if t not in names]
             if missing:
                 raise ValidationFailed(f"{path} is not a phoneops database (no {', '.join(missing)}); "
-                                       "nothing was changed", code="not_phoneops")  # fmt: skip
+                                       "nothing was changed", code="not_phoneops")
             if not conn.execute("SELECT version_num FROM alembic_version").fetchall():
                 raise ValidationFailed(f"{path} has no migration version; nothing was changed", code="not_phoneops")
     except sqlite3.DatabaseError as exc:
@@ -152,7 +152,7 @@ def restore_sqlite(url: str, source: Path, *, force: bool = False) -> RestoreRes
         raise ValidationFailed("the backup is the database itself")
     if sqlite_in_use(target) and not force:
         raise Conflict(f"{target} looks in use (its -wal/-shm files exist): stop the API, workers and consumers "
-                       "first, or pass --force", code="database_in_use")  # fmt: skip
+                       "first, or pass --force", code="database_in_use")
     previous: Path | None = None
     if target.exists():
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -180,7 +180,7 @@ def _pg_env(url: str) -> tuple[dict[str, str], str]:
     parsed = make_url(url)
     env = dict(os.environ)
     for key, value in (("PGHOST", parsed.host), ("PGPORT", parsed.port), ("PGUSER", parsed.username),
-                       ("PGPASSWORD", parsed.password)):  # fmt: skip
+                       ("PGPASSWORD", parsed.password)):
         if value is not None:
             env[key] = str(value)
     return env, str(parsed.database or "")
@@ -194,13 +194,13 @@ def pg_dump_command(url: str, dest: Path) -> list[str]:
 def pg_restore_command(url: str, source: Path) -> list[str]:
     _, database = _pg_env(url)
     return ["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", f"--dbname={database}",
-            str(source)]  # fmt: skip
+            str(source)]
 
 
 def _shown(command: list[str], url: str) -> str:
     parsed = make_url(url)
     prefix = " ".join(f"{k}={v}" for k, v in (("PGHOST", parsed.host), ("PGPORT", parsed.port),
-                                               ("PGUSER", parsed.username)) if v)  # fmt: skip
+                                               ("PGUSER", parsed.username)) if v)
     return f"{prefix} PGPASSWORD=... {' '.join(command)}".strip()
 
 
@@ -217,7 +217,7 @@ def _pg_counts(url: str) -> dict[str, int]:
 def backup_postgres(url: str, dest: Path) -> BackupResult:
     if shutil.which("pg_dump") is None:
         raise ToolMissing("pg_dump is not on PATH; install the PostgreSQL client and run: "
-                          + _shown(pg_dump_command(url, dest), url))  # fmt: skip
+                          + _shown(pg_dump_command(url, dest), url))
     env, _ = _pg_env(url)
     tmp = _temp_next_to(dest)
     try:
@@ -238,10 +238,10 @@ def restore_postgres(url: str, source: Path) -> RestoreResult:
     with source.open("rb") as handle:
         if handle.read(5) != b"PGDMP":
             raise ValidationFailed(f"{source} is not a pg_dump custom-format archive; nothing was changed",
-                                   code="not_phoneops")  # fmt: skip
+                                   code="not_phoneops")
     if shutil.which("pg_restore") is None:
         raise ToolMissing("pg_restore is not on PATH; install the PostgreSQL client and run: "
-                          + _shown(pg_restore_command(url, source), url))  # fmt: skip
+                          + _shown(pg_restore_command(url, source), url))
     env, _ = _pg_env(url)
     done = subprocess.run(pg_restore_command(url, source), env=env, capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
@@ -262,6 +262,6 @@ def files_note(storage_backend: str, storage_root: Path, bucket: str | None, pre
     """Where the stored files are (not in the database): what to back up besides it."""
     if storage_backend == "s3":
         return (f"stored files are not in the database: they are in s3://{bucket}/{prefix}; keep bucket "
-                f"versioning on or copy them, e.g. aws s3 sync s3://{bucket}/{prefix} ./phoneops-files")  # fmt: skip
+                f"versioning on or copy them, e.g. aws s3 sync s3://{bucket}/{prefix} ./phoneops-files")
     return (f"stored files are not in the database: back up {storage_root} too, "
-            f"e.g. tar czf phoneops-files.tgz -C {storage_root} .")  # fmt: skip
+            f"e.g. tar czf phoneops-files.tgz -C {storage_root} .")

@@ -13,7 +13,7 @@ from phoneops.core.errors import AppError
 
 NAME = "privacy"
 app = typer.Typer(help="Privacy: erase a number everywhere, the erasure ledger, retention purge.",
-                  no_args_is_help=True)  # fmt: skip
+                  no_args_is_help=True)
 
 
 @app.command("erase")
@@ -84,7 +84,7 @@ def ledger(limit: int = 50) -> None:
     with session_scope() as session:
         for e in erase.list_erasures(session, limit):
             table.add_row(str(e.id), e.masked, e.status, e.requested_by, e.requested_at.isoformat(timespec="seconds"),
-                          ", ".join(f"{k}={v}" for k, v in sorted(e.counts.items())))  # fmt: skip
+                          ", ".join(f"{k}={v}" for k, v in sorted(e.counts.items())))
     console.print(table)
 
 

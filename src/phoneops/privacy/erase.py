@@ -46,13 +46,13 @@ def read_number(raw: str, region: str | None) -> tuple[str, str]:
     chosen = (region or get_settings().default_region or "").strip().upper()
     if chosen not in phonenumbers.SUPPORTED_REGIONS:
         raise ValidationFailed(f"unknown region code {region!r}: use an ISO 3166 code such as GB or US",
-                               code="invalid_region")  # fmt: skip
+                               code="invalid_region")
     if not isinstance(raw, str) or not raw.strip():
         raise ValidationFailed("give the number to erase", code="invalid_number")
     found = normalize(raw, chosen)
     if found.e164 is None:
         raise ValidationFailed(f"not a valid phone number ({found.reason}); nothing was changed",
-                               code="invalid_number", details={"reason": str(found.reason)})  # fmt: skip
+                               code="invalid_number", details={"reason": str(found.reason)})
     return found.e164, chosen
 
 
@@ -62,11 +62,11 @@ def request_erasure(session: Session, actor: Principal, raw: str, region: str | 
     index = vault.index(e164)
     record = Erasure(blind_index=index, masked=mask(e164), country=normalize(e164, chosen).country,
                      region=chosen, sealed=vault.seal(e164, index), status=QUEUED,
-                     requested_by=actor.username[:64], counts={})  # fmt: skip
+                     requested_by=actor.username[:64], counts={})
     session.add(record)
     session.flush()
     job = create_job(session, actor, KIND, {"erasure_id": record.id, "actor": actor.username},
-                     title=f"Erase {record.masked}")  # fmt: skip
+                     title=f"Erase {record.masked}")
     record.job_id = job.id
     audit(session, actor, "privacy.erase.request", "erasure", record.id, {"number": record.masked, "job_id": job.id})
     return record
@@ -144,7 +144,7 @@ def _add(counts: dict[str, Any], key: str, value: int) -> None:
 
 
 def _scrub_batch(session: Session, matcher: Matcher, table: Any, key: Column[Any], columns: list[Column[Any]],
-                 after: Any) -> tuple[Any, int, bool]:  # fmt: skip
+                 after: Any) -> tuple[Any, int, bool]:
     """One batch of one table: (last key, values replaced, more rows to read)."""
     seen = 0
     last = after
@@ -191,13 +191,13 @@ class _Run:
         self.total = max(self.total, self.done)
         self.ctx.step(session, checkpoint={**checkpoint, "counts": self.counts, "done": self.done,
                                            "total": self.total},
-                      done=self.done, total=self.total, counters=self.counts, message=message)  # fmt: skip
+                      done=self.done, total=self.total, counters=self.counts, message=message)
 
 
 def _files_count() -> int:
     with session_scope() as session:
         return int(session.scalar(select(func.count()).select_from(StoredFile)
-                                  .where(StoredFile.status != "deleted")) or 0)  # fmt: skip
+                                  .where(StoredFile.status != "deleted")) or 0)
 
 
 def _text_phase(run: _Run, position: int, after: Any) -> None:
@@ -224,7 +224,7 @@ def _file_phase(run: _Run, after_file: str) -> None:
             row = session.scalar(
                 select(StoredFile).where(StoredFile.status != "deleted", StoredFile.id > after_file)
                 .order_by(StoredFile.id).limit(1)
-            )  # fmt: skip
+            )
             if row is None:
                 return
             try:
@@ -239,7 +239,7 @@ def _file_phase(run: _Run, after_file: str) -> None:
                     _add(run.counts, "files_rewritten", 1)
                     _add(run.counts, "file_rows_removed", outcome.rows_removed)
                     audit(session, run.actor, "privacy.erase.file", "file", row.id,
-                          {"erasure_id": run.erasure_id, "rows_removed": outcome.rows_removed})  # fmt: skip
+                          {"erasure_id": run.erasure_id, "rows_removed": outcome.rows_removed})
             after_file = row.id
             run.step(session, {"phase": "files", "file_after": after_file}, f"file {row.id} scanned")
 
@@ -258,7 +258,7 @@ def run_erasure(ctx: JobContext) -> dict[str, Any]:
     phase = checkpoint.get("phase", "rows")
     run = _Run(ctx, erasure_id, Matcher(e164, [region, get_settings().default_region]), _actor(ctx),
                dict(checkpoint.get("counts", {})), int(checkpoint.get("done", 0)),
-               int(checkpoint.get("total", 0)) or 1 + len(places.text_columns()) + _files_count())  # fmt: skip
+               int(checkpoint.get("total", 0)) or 1 + len(places.text_columns()) + _files_count())
     if phase == "rows":
         with session_scope() as session:
             for place, count in places.erase_rows(session, index).items():
@@ -273,7 +273,7 @@ def run_erasure(ctx: JobContext) -> dict[str, Any]:
         record = get_erasure(session, erasure_id)
         record.status, record.counts, record.sealed, record.finished_at = DONE, run.counts, None, utcnow()
         audit(session, run.actor, "privacy.erase", "erasure", erasure_id,
-              {"number": record.masked, "counts": run.counts})  # fmt: skip
+              {"number": record.masked, "counts": run.counts})
     return {"erasure_id": erasure_id, "counts": run.counts}
 
 
@@ -281,7 +281,7 @@ def mark_failed(erasure_id: int, error: str) -> None:
     """The job ended without finishing: the sealed number is dropped too (request the erasure again)."""
     with session_scope() as session:
         session.execute(update(Erasure).where(Erasure.id == erasure_id, Erasure.status != DONE)
-                        .values(status=FAILED, error=error[:2000], sealed=None, finished_at=utcnow()))  # fmt: skip
+                        .values(status=FAILED, error=error[:2000], sealed=None, finished_at=utcnow()))
 
 
 def erasures_for(session: Session, blind_index: bytes) -> list[dict[str, Any]]:
@@ -292,4 +292,4 @@ def erasures_for(session: Session, blind_index: bytes) -> list[dict[str, Any]]:
     return [{"id": e.id, "status": e.status, "masked": e.masked, "country": e.country, "requested_by": e.requested_by,
              "requested_at": e.requested_at.isoformat(),
              "finished_at": e.finished_at.isoformat() if e.finished_at else None, "error": e.error}
-            for e in rows]  # fmt: skip
+            for e in rows]

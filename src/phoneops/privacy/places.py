@@ -24,7 +24,7 @@ from phoneops.core.db import Base
 ERASED_KIND = "erased"
 # Strings that are never free text (hashes, worker ids): never rewritten.
 SKIP_COLUMNS = {("users", "password_hash"), ("jobs", "lease_owner"), ("periodic_runs", "worker"),
-                ("sample_ticks", "worker")}  # fmt: skip
+                ("sample_ticks", "worker")}
 SKIP_TABLES = {"privacy_erasures"}  # the ledger itself holds the blind index by design
 TEXT_BATCH = 2000
 
@@ -99,14 +99,14 @@ def text_columns() -> list[tuple[Table, Column[Any], list[Column[Any]]]]:
             c for c in table.columns
             if (table.name, c.name) not in SKIP_COLUMNS and not c.primary_key
             and (isinstance(c.type, JSON | Text) or (isinstance(c.type, String) and (c.type.length or 1000) >= 100))
-        ]  # fmt: skip
+        ]
         if columns:
             found.append((table, keys[0], columns))
     return found
 
 
 def scan_batch(session: Session, table: Table, key: Column[Any], columns: list[Column[Any]], after: Any,
-               limit: int = TEXT_BATCH) -> Iterator[tuple[Any, dict[str, Any]]]:  # fmt: skip
+               limit: int = TEXT_BATCH) -> Iterator[tuple[Any, dict[str, Any]]]:
     """Rows of `table` after primary key `after` (None: from the start), `limit` of them, in key order."""
     query = select(key, *columns).order_by(key).limit(limit)
     if after is not None:

@@ -43,7 +43,7 @@ class PurgeSummary:
     def as_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "tracker_days": self.tracker_days, "hlr_days": self.hlr_days,
                 "tracker_cutoff": self.tracker_cutoff, "hlr_cutoff": self.hlr_cutoff,
-                "deleted": dict(self.deleted)}  # fmt: skip
+                "deleted": dict(self.deleted)}
 
 
 def _targets(tracker_cutoff: datetime | None, hlr_cutoff: datetime | None) -> list[tuple[str, Any, Any]]:
@@ -62,7 +62,7 @@ def _targets(tracker_cutoff: datetime | None, hlr_cutoff: datetime | None) -> li
              or_(LiveRawEvent.event_at < tracker_cutoff,
                  and_(LiveRawEvent.event_at.is_(None), LiveRawEvent.received_at < tracker_cutoff))),
             ("voluum_dead_letters", DeadLetter, DeadLetter.received_at < tracker_cutoff),
-        ]  # fmt: skip
+        ]
     if hlr_cutoff is not None:
         targets.append(("hlr_results", HlrResult, HlrResult.looked_up_at < hlr_cutoff))
     return targets
@@ -95,7 +95,7 @@ def purge(actor: Principal, *, dry_run: bool = False, now: datetime | None = Non
     tracker_cutoff, hlr_cutoff = cutoffs(now)
     summary = PurgeSummary(dry_run, settings.retention_tracker_events_days, settings.retention_hlr_raw_days,
                            tracker_cutoff.isoformat() if tracker_cutoff else None,
-                           hlr_cutoff.isoformat() if hlr_cutoff else None)  # fmt: skip
+                           hlr_cutoff.isoformat() if hlr_cutoff else None)
     targets = _targets(tracker_cutoff, hlr_cutoff)
     for name, model, condition in targets:
         if dry_run:

@@ -67,6 +67,6 @@ def retention_settings(_: Principal = Depends(admin)) -> RetentionOut:
 def purge(body: PurgeIn, session: Session = DbSession, actor: Principal = Depends(admin)) -> JobOut:
     """Purge raw rows past their retention now (a job; `dry_run` only counts)."""
     job = create_job(session, actor, PURGE_KIND, {"dry_run": body.dry_run, "actor": actor.username},
-                     title="Retention purge (dry run)" if body.dry_run else "Retention purge")  # fmt: skip
+                     title="Retention purge (dry run)" if body.dry_run else "Retention purge")
     audit(session, actor, "privacy.purge.start", "job", job.id, {"dry_run": body.dry_run})
     return JobOut.model_validate(job)

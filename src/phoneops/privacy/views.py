@@ -17,7 +17,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _page(request: Request, session: Session, principal: Principal, *, error: str | None = None,
-          number: str = "", region: str = "", status_code: int = 200) -> Response:  # fmt: skip
+          number: str = "", region: str = "", status_code: int = 200) -> Response:
     settings = get_settings()
     tracker, hlr = retention.cutoffs()
     return render(
@@ -26,7 +26,7 @@ def _page(request: Request, session: Session, principal: Principal, *, error: st
         region=region or settings.default_region,
         tracker_days=settings.retention_tracker_events_days, hlr_days=settings.retention_hlr_raw_days,
         tracker_cutoff=tracker, hlr_cutoff=hlr,
-    )  # fmt: skip
+    )
 
 
 @router.get("/privacy")
@@ -50,5 +50,5 @@ def erase_number(
     except AppError as exc:
         session.rollback()
         return _page(request, session, principal, error=exc.message, number=number, region=region,
-                     status_code=exc.status_code)  # fmt: skip
+                     status_code=exc.status_code)
     return RedirectResponse("/privacy", status_code=303)

@@ -181,7 +181,7 @@ class FaultInjector:
     def as_json(self) -> dict[str, Any]:
         with self._lock:
             return {"faults": _PLAN.dump_python(self.plan, mode="json"), "down": self.down,
-                    "down_retry_after_s": self.down_retry_after}  # fmt: skip
+                    "down_retry_after_s": self.down_retry_after}
 
     def stats(self) -> dict[str, int]:
         with self._lock:

@@ -64,7 +64,7 @@ DEFAULT_SERVICES = (
                    Decimal("0.35"), "5-30 Minutes", "Model, carrier, SIM lock, warranty, purchase date."),
     DhruSimService("201", "Blacklist", "GSMA Blacklist Check (Worldwide)", Decimal("0.04"), "Instant"),
     DhruSimService("301", "Samsung", "Samsung Info + Carrier + Warranty", Decimal("0.10"), "1-10 Minutes"),
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -172,7 +172,7 @@ class DhruSim:
                 {"reference_id": o.reference, "user": o.user, "imei": o.imei, "service_id": o.service.service_id,
                  "status": self._status(o, now), "credit": str(o.service.credit)}
                 for o in self.orders.values() if imei is None or o.imei == imei
-            ]  # fmt: skip
+            ]
 
     # --- the protocol --------------------------------------------------------------------------------
 
@@ -227,7 +227,7 @@ class DhruSim:
             group["SERVICES"][s.service_id] = {
                 "SERVICEID": s.service_id, "SERVICENAME": s.name, "CREDIT": f"{s.credit:.2f}", "TIME": s.time,
                 "INFO": s.info, "Requires.Network": "None", "Requires.Mobile": "None",
-            }  # fmt: skip
+            }
         return _answer(SUCCESS=[{"MESSAGE": "IMEI Service List", "LIST": groups}])
 
     def _place(self, user: str, params: Mapping[str, str]) -> str:

@@ -64,11 +64,11 @@ DEFAULT_IMEI_SERVICES = (
                "Lost/stolen status from the GSMA database."),
     SimService("3001", "Unlock", "AT&T USA iPhone Unlock - Clean IMEI", Decimal("15.00"), "1-3 Days",
                "Clean IMEIs only; blacklisted devices are rejected."),
-)  # fmt: skip
+)
 DEFAULT_FILE_SERVICES = (
     SimService("5001", "File Services", "Samsung QCN Repair File", Decimal("2.50"), "1-2 Hours",
                "Upload the device backup as a .zip file."),
-)  # fmt: skip
+)
 
 _MODELS = ("iPhone 13 Pro", "iPhone 14", "iPhone 12 mini", "iPhone 15 Pro Max", "iPhone SE (2022)")
 _CARRIERS = ("AT&T USA", "T-Mobile USA", "Verizon USA", "Unlocked", "Vodafone UK", "Orange France")
@@ -221,7 +221,7 @@ class GsmFusionSim:
                  "status": self._status(o, now), "requested_at": o.requested_at}
                 for o in self.orders.values()
                 if (imei is None or o.imei == imei) and (user is None or o.user == user)
-            ]  # fmt: skip
+            ]
 
     # --- traffic control -------------------------------------------------------------------------
 
@@ -298,7 +298,7 @@ class GsmFusionSim:
             + _leaf("PackageTitle", s.title) + _leaf("PackagePrice", f"{s.price:.2f}")
             + _leaf("TimeTaken", s.time_taken) + _leaf("MustRead", s.must_read) + "</Package>"
             for s in services
-        )  # fmt: skip
+        )
         return f"<Packages>{items}</Packages>"
 
     def _dup_key(self, user: str, service: SimService, imei: str) -> tuple[str, str, str] | None:
@@ -368,7 +368,7 @@ class GsmFusionSim:
                 "<imeis>" + _leaf("id", order.order_id) + _leaf("package", order.service.title)
                 + _leaf("imei", order.imei) + _leaf("status", status) + _leaf("code", code)
                 + _leaf("requestedat", order.requested_at) + "</imeis>"
-            )  # fmt: skip
+            )
         return f"<result>{''.join(parts)}</result>"
 
 

@@ -42,7 +42,7 @@ class SimBatch:
             "type": self.batch_type, "batchArguments": self.arguments, "scheduledStart": None,
             "creationDate": self.creation_date, "numItems": len(self.source), "numComplete": len(self.rows),
             "status": unstarted if self.status == "NEW" else self.status,
-        }  # fmt: skip
+        }
 
 
 class BatchHost:
@@ -70,7 +70,7 @@ class BatchHost:
             for line in batch.source[len(batch.rows) : target]:
                 params = {"telephone_number": line, "cache_days_private": args.get("cache_days_private", 0),
                           "cache_days_global": args.get("cache_days_global", 0),
-                          "save_to_cache": args.get("save_to_cache", "YES"), "output_format": ""}  # fmt: skip
+                          "save_to_cache": args.get("save_to_cache", "YES"), "output_format": ""}
                 batch.rows.append(csv_row(line, pay(batch.owner, params)))
             if len(batch.rows) >= total:
                 batch.status = "COMPLETE"

@@ -267,16 +267,16 @@ class HlrSim:
         if self.balances.get(account, 0.0) < cfg.credits_per_lookup:
             self.counters["insufficient_credit"] += 1
             blank = dict.fromkeys(("formatted_telephone_number", "telephone_number_type", "live_status",
-                                   "original_network", "current_network", "is_ported"), "")  # fmt: skip
+                                   "original_network", "current_network", "is_ported"), "")
             details: dict[str, Any] = {"original_network_details": {}, "current_network_details": {}}
             return {**head, "error": "INSUFFICIENT_CREDIT", "detected_telephone_number": number, **blank,
-                    **details, "timestamp": self.wall()}  # fmt: skip
+                    **details, "timestamp": self.wall()}
         override = cfg.overrides.get(number, {})
         result = merge(
             outcome(number, seed=cfg.seed, weights=cfg.status_weights, risky_ratio=cfg.risky_ratio,
                     ported_ratio=cfg.ported_ratio),
             override,
-        )  # fmt: skip
+        )
         fmt, kind = params.get("output_format", ""), result["telephone_number_type"]
         if fmt in ("E164", "PLUS_E164") and kind not in _UNCHARGED_TYPES:
             result["formatted_telephone_number"] = ("+" if fmt == "PLUS_E164" else "") + number
@@ -293,7 +293,7 @@ class HlrSim:
         self.credits_spent += cost
         spent = int(cost) if cost.is_integer() else cost
         answer = {**head, "error": error, "credits_spent": spent, **result, "timestamp": self.wall(),
-                  "sms_email": "", "mms_email": ""}  # fmt: skip
+                  "sms_email": "", "mms_email": ""}
         if error == "NONE":
             stamp = self.wall_seconds()
             self.private_cache[(account, number)] = (stamp, answer)

@@ -18,11 +18,11 @@ from typing import Any
 LIVE_STATUSES = (
     "LIVE", "DEAD", "ABSENT_SUBSCRIBER", "NO_TELESERVICE_PROVISIONED", "NO_COVERAGE", "INCONCLUSIVE",
     "NOT_AVAILABLE_NETWORK_ONLY", "NOT_APPLICABLE",
-)  # fmt: skip
+)
 DEFAULT_STATUS_WEIGHTS = {
     "LIVE": 60.0, "DEAD": 8.0, "ABSENT_SUBSCRIBER": 7.0, "NO_COVERAGE": 4.0, "INCONCLUSIVE": 4.0,
     "NO_TELESERVICE_PROVISIONED": 5.0, "NOT_AVAILABLE_NETWORK_ONLY": 6.0, "NOT_APPLICABLE": 6.0,
-}  # fmt: skip
+}
 _NON_DIGITS = re.compile(r"\D+")
 
 
@@ -69,7 +69,7 @@ COUNTRIES = (
         ("T-Mobile Polska S.A.", "26002", True), ("Polkomtel Sp. z o.o. (Plus)", "26001", True))),
     SimCountry("1", "United States", "USA", _nets(
         ("AT&T Mobility", "310410", False), ("T-Mobile USA", "310260", False), ("Verizon Wireless", "311480", False))),
-)  # fmt: skip
+)
 FALLBACK_COUNTRY = SimCountry(
     "", "Unknown", "", _nets(("Demo Mobile", "00101", False), ("Other Mobile", "00102", False))
 )
@@ -187,16 +187,16 @@ CSV_COLUMNS = (
     "original_network_details.area", "original_network_details.country_prefix", "current_network",
     "current_network_details.name", "current_network_details.mccmnc", "current_network_details.country_name",
     "current_network_details.country_iso3", "current_network_details.country_prefix", "is_ported", "timestamp",
-)  # fmt: skip
+)
 DEFAULT_OPTIONS: dict[str, Any] = {
     "input_format": "", "output_format": "", "save_to_cache": "YES", "cache_days_global": 0,
     "cache_days_private": 0, "get_ported_date": "NO", "get_landline_status": "NO", "usa_status": "NO",
-}  # fmt: skip
+}
 _CHOICES = {
     "output_format": ("", "E164", "PLUS_E164", "NATIONAL", "INTERNATIONAL", "ISO3"),
     "save_to_cache": ("YES", "NO", "PRIVATE"),
     "get_ported_date": ("YES", "NO"), "get_landline_status": ("YES", "NO"), "usa_status": ("YES", "NO"),
-}  # fmt: skip
+}
 
 
 class BadRequest(Exception):

@@ -89,7 +89,7 @@ class MessageWhizSimConfig:
 
 _CONFIG = TypeAdapter(MessageWhizSimConfig)
 _DATA_KNOBS = ("seed", "days", "anchor_date", "broadcasts_per_day", "chunk_ratio", "no_link_ratio", "no_campaign_ratio",
-               "cancelled_ratio", "campaign_ids", "tracker_url")  # fmt: skip
+               "cancelled_ratio", "campaign_ids", "tracker_url")
 
 
 def _iso(moment: datetime) -> str:
@@ -112,7 +112,7 @@ def voluum_campaigns(seed: int) -> list[tuple[str, str]]:
 
 def envelope(result: Any, error_code: int = 0, message: str = "", error_type: str = "") -> dict[str, Any]:
     return {"errorCode": error_code, "errorMessage": message, "errorType": error_type,
-            "executionTime": 0.0123, "result": result}  # fmt: skip
+            "executionTime": 0.0123, "result": result}
 
 
 def default_broadcast(broadcast_id: int, at: datetime | None = None) -> dict[str, Any]:
@@ -125,7 +125,7 @@ def default_broadcast(broadcast_id: int, at: datetime | None = None) -> dict[str
         "utc_offset": None, "next_segment_size": None, "eb_type": None, "company_name": "Demo LLC", "timezone": None,
         "send_now": False, "updated_at": None, "created_at": now, "created_by": "api+1@1.mmd", "updated_by": None,
         "department_id": 101, "department": {"id": 101, "name": "Team"}, "dlr": None, "broadcastConversion": None,
-    }  # fmt: skip
+    }
 
 
 @dataclass
@@ -222,7 +222,7 @@ class MessageWhizSim:
             "id": link_id, "name": name, "url": url, "type": 0, "enabled": True, "platform_based_links": None,
             "expiration_time": None, "expiration_url": None, "created_at": stamp, "updated_at": stamp,
             "created_by": "user@example.com", "updated_by": "user@example.com", "department_id": 101,
-        }  # fmt: skip
+        }
         return link_id
 
     def _seed_broadcast(self, rng: random.Random, bid: int, name: str, link: int | None, send: datetime) -> None:
@@ -239,16 +239,16 @@ class MessageWhizSim:
             "real_price": 0 if cancelled else price, "estimated_price": price, "estimated_count": recipients,
             "recipient_count": recipients, "create_date": _iso(send - timedelta(hours=2)),
             "created_at": _iso(send - timedelta(hours=2)),
-        }  # fmt: skip
+        }
         final = {"delivered": delivered, "undelivered": undelivered, "rejected": rejected, "unique": unique,
-                 "total": int(unique * rng.uniform(1.0, 1.4))}  # fmt: skip
+                 "total": int(unique * rng.uniform(1.0, 1.4))}
         self.seeded[bid] = _Seeded(item, send, dict.fromkeys(final, 0) if cancelled else final)
 
     def _render(self, seeded: _Seeded, now: datetime) -> dict[str, Any]:
         item, recipients = dict(seeded.item), seeded.item["recipient_count"]
         if now < seeded.send:
             return item | {"state": 1 if item["state"] == 4 else item["state"], "dlr": None,
-                           "broadcastConversion": None}  # fmt: skip
+                           "broadcastConversion": None}
         hours = (now - seeded.send).total_seconds() / 3600
         share = 1.0 if self.config.growth_hours <= 0 else min(1.0, hours / self.config.growth_hours)
         got = {key: int(value * share) for key, value in seeded.final.items()}
@@ -256,11 +256,11 @@ class MessageWhizSim:
         item["dlr"] = {"broadcast_id": item["id"], "sent_count": 0 if item["state"] == 2 else recipients - settled,
                        "delivered_count": got["delivered"], "undelivered_count": got["undelivered"],
                        "rejected_count": got["rejected"], "expired_count": 0, "failed_count": 0, "read_count": 0,
-                       "no_balance_count": None}  # fmt: skip
+                       "no_balance_count": None}
         ctr = f"{got['unique'] / recipients * 100:.2f}"
         item["broadcastConversion"] = {"uniqueClicks": got["unique"], "totalClicks": got["total"],
                                        "recipientCount": recipients, "conversion": ctr, "broadcastId": item["id"],
-                                       "segmented": True}  # fmt: skip
+                                       "segmented": True}
         return item
 
     def broadcasts(self) -> list[dict[str, Any]]:
@@ -294,7 +294,7 @@ class MessageWhizSim:
         with self.lock:
             return {"calls": dict(self.calls), "broadcasts": len(self.seeded) + len(self.static),
                     "links": len(self.links), "sms_sent": len(self.sms), "campaigns": len(self.campaigns),
-                    "in_flight": self.in_flight, "now": _iso(self.now()), **self.counters}  # fmt: skip
+                    "in_flight": self.in_flight, "now": _iso(self.now()), **self.counters}
 
     def list_orders(self, filters: Mapping[str, str]) -> list[dict[str, Any]]:
         day = filters.get("day")
@@ -448,7 +448,7 @@ def create_app(config: MessageWhizSimConfig | None = None, *, clock: Clock = tim
         with sim.lock:
             campaign = {"id": len(sim.campaigns) + 1, "is_default": False, "name": str(body.get("name", "")),
                         "start_date": body.get("start_date"), "end_date": body.get("end_date"),
-                        "enabled": True}  # fmt: skip
+                        "enabled": True}
             sim.campaigns.append(campaign)
         return envelope(campaign)
 
@@ -457,7 +457,7 @@ def create_app(config: MessageWhizSimConfig | None = None, *, clock: Clock = tim
             message_id = uuid.UUID(int=sim.rng.getrandbits(128), version=4).hex
             sim.sms[message_id] = {"message_id": message_id, "from": body.get("from"), "to": body.get("to"),
                                    "text": body.get("text"), "client_ref": body.get("client_ref"),
-                                   "status": "DELIVRD", "created_at": _iso(sim.now())}  # fmt: skip
+                                   "status": "DELIVRD", "created_at": _iso(sim.now())}
         return {"message_id": message_id}
 
     def sms_status(request: Request, body: Mapping[str, Any]) -> Any:
@@ -467,7 +467,7 @@ def create_app(config: MessageWhizSimConfig | None = None, *, clock: Clock = tim
     def unsubscribe_lists() -> list[dict[str, Any]]:
         return [{"id": lst["id"], "name": lst["name"], "enabled": lst["enabled"],
                  "unsubscribers_amount": len(lst["members"])}
-                for lst in sorted(sim.unsubscribe_lists.values(), key=lambda lst: -int(lst["id"]))]  # fmt: skip
+                for lst in sorted(sim.unsubscribe_lists.values(), key=lambda lst: -int(lst["id"]))]
 
     def members(request: Request, body: Mapping[str, Any]) -> Any:
         try:
@@ -482,12 +482,12 @@ def create_app(config: MessageWhizSimConfig | None = None, *, clock: Clock = tim
         numbers = body.get("numbers")
         if not isinstance(numbers, list) or not numbers:
             return JSONResponse(envelope(None, 400, "numbers must be a non-empty list", "ValidationError"),
-                                status_code=400)  # fmt: skip
+                                status_code=400)
         with sim.lock:
             found = sim.unsubscribe_lists.get(int(request.path_params["list_id"]))
             if found is None:
                 return JSONResponse(envelope(None, 404, "Unsubscribe list not found", "NotFoundError"),
-                                    status_code=404)  # fmt: skip
+                                    status_code=404)
             sim.add_unsubscribers(found["name"], [str(n) for n in numbers])
             return envelope({"id": found["id"], "unsubscribers_amount": len(found["members"])})
 

@@ -156,7 +156,7 @@ class OngageSim:
                 **{key: self.counters[key] for key in ("max_in_flight", "rate_limited", "too_many_parallel",
                                                        "partial_failures", "failed_contacts", "faults",
                                                        "auth_failures")},
-            }  # fmt: skip
+            }
 
     def list_orders(self, filters: Mapping[str, str]) -> list[dict[str, Any]]:
         email, wanted = filters.get("email", "").lower(), filters.get("list_id")
@@ -166,7 +166,7 @@ class OngageSim:
                  "receipts": self.receipts[(list_id, key)]}
                 for list_id, stored in self.contacts.items() if wanted in (None, list_id)
                 for key, c in stored.items() if email in ("", key)
-            ]  # fmt: skip
+            ]
 
     # --- traffic control -------------------------------------------------------------------------
 
@@ -270,7 +270,7 @@ class OngageSim:
             "failed_emails": failed or [],
             "code": 412 if failed else 200,
             "message": f"{len(failed)} contacts out of {rows} have failed" if failed else f"{rows} contacts processed",
-        }  # fmt: skip
+        }
         return (412 if failed else 200), {"metadata": {"error": bool(failed)}, "payload": payload}
 
     def contact(self, list_id: str, email: str) -> dict[str, Any] | None:
@@ -281,7 +281,7 @@ class OngageSim:
             gone = found.email.lower() in {e.lower() for e in self.config.unsubscribed_emails}
             return {"email": found.email, **found.fields, "id": found.id,
                     "ocx_status": "Unsubscribed" if gone else "Active", "ocx_created_date": found.created,
-                    "ocx_unsubscribe_date": found.created + 3600 if gone else None}  # fmt: skip
+                    "ocx_unsubscribe_date": found.created + 3600 if gone else None}
 
 
 # --- the ASGI app ------------------------------------------------------------------------------------
@@ -299,7 +299,7 @@ def create_app(config: OngageSimConfig | None = None, *, clock: Clock = time.mon
     def list_id_of(request: Request, body: Any) -> str:
         in_body = body.get("list_id") if isinstance(body, dict) else None
         return str(in_body or request.query_params.get("list_id") or request.path_params.get("list_id")
-                   or sim.config.default_list_id)  # fmt: skip
+                   or sim.config.default_list_id)
 
     async def handle(request: Request, key: str) -> Response:
         refusal = sim.admit(key)

@@ -46,9 +46,9 @@ DEFAULT_ACCESS_KEY = "sim-voluum-access-key-0001"  # the simulator's own demo cr
 TOKEN_HEADER = "cwauth-token"  # noqa: S105 (a header name)
 CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "LOCKED", 404: "NOT_FOUND", 417: "NO_VISITS_PERIOD",
          429: "TOO_MANY_REQUESTS", 500: "INTERNAL_SERVER_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE",
-         504: "GATEWAY_TIMEOUT"}  # fmt: skip
+         504: "GATEWAY_TIMEOUT"}
 DESCRIPTIONS = {403: "Quota limit (10) of requests exceeded", 429: "Too many requests",
-                500: "Internal server error", 503: "Service temporarily unavailable"}  # fmt: skip
+                500: "Internal server error", 503: "Service temporarily unavailable"}
 _SEED_KNOBS = ("seed", "start_date", "days", "visits_per_day", "token_key", "token_ratio")
 Clock = Callable[[], float]
 
@@ -115,7 +115,7 @@ class VoluumSim:
         start = date.fromisoformat(cfg.start_date)
         table = vd.DEMO_COUNTRIES if cfg.valid_numbers else vd.COUNTRIES
         self.data = vd.seed_dataset(cfg.seed, start, cfg.days, cfg.visits_per_day, token_key=key,
-                                    token_ratio=cfg.token_ratio, countries_table=table)  # fmt: skip
+                                    token_ratio=cfg.token_ratio, countries_table=table)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock() + self.offset, UTC)
@@ -161,7 +161,7 @@ class VoluumSim:
     def dump(self) -> dict[str, Any]:
         with self.lock:
             return {name: [dict(item) for item in getattr(self.data, name)]
-                    for name in ("visits", "conversions", "campaigns", "offers", "traffic_sources")}  # fmt: skip
+                    for name in ("visits", "conversions", "campaigns", "offers", "traffic_sources")}
 
     def load(self, payload: Mapping[str, Any]) -> dict[str, int]:
         """Replace (or with `"append": true` extend) the given collections; returns their sizes."""
@@ -209,11 +209,11 @@ class VoluumSim:
             return self._refuse(cfg.error_status, headers={"Retry-After": f"{cfg.retry_after_s:g}"})
 
     def _refuse(self, status: int, description: str = "", *, messages: tuple[str, ...] = (),
-                headers: Mapping[str, str] | None = None) -> Response:  # fmt: skip
+                headers: Mapping[str, str] | None = None) -> Response:
         self.statuses[status] += 1
         error = {"code": CODES.get(status, "ERROR"), "description": description or DESCRIPTIONS.get(status, ""),
                  "messages": list(messages), "webRequestId": f"req-vlm-{secrets.token_urlsafe(6)}",
-                 "time": self.now().isoformat(timespec="milliseconds")}  # fmt: skip
+                 "time": self.now().isoformat(timespec="milliseconds")}
         body = {"error": error}
         return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
@@ -282,7 +282,7 @@ class VoluumSim:
         page = [] if cfg.empty_page_at == index else rows[start : start + limit]
         total = max(0, len(rows) + cfg.shift_total_rows * index)
         return self._ok({"limit": limit, "offset": offset, "truncated": False, "messages": [], "totalRows": total,
-                         **extra, "rows": page})  # fmt: skip
+                         **extra, "rows": page})
 
     def report(self, params: QueryParams) -> Response:
         with self.lock:
@@ -304,11 +304,11 @@ class VoluumSim:
             selected = [
                 (pos, fact) for pos, fact in enumerate(self.data.visits)
                 if vd.within(fact.get("timestamp"), window) and all(fact.get(vd.FILTERS[f]) == v for f, v in filters)
-            ]  # fmt: skip
+            ]
             cost = vd.pushed_costs(self.data.visits, self.costs)
             extra = {i: cost[pos] for i, (pos, _) in enumerate(selected) if pos in cost}
             entities = {"offer": self.data.offers, "campaign": self.data.campaigns,
-                        "traffic-source": self.data.traffic_sources}  # fmt: skip
+                        "traffic-source": self.data.traffic_sources}
             listed = entities.get(group_by[0], []) if params.get("include") == "ALL" and len(group_by) == 1 else []
             rows, totals = vd.aggregate([f for _, f in selected], group_by, extra, entities=[] if filters else listed)
             columns = params.getlist("column")
@@ -338,7 +338,7 @@ class VoluumSim:
     def entities(self, kind: str, entity_id: str | None = None) -> Response:
         with self.lock:
             items = {"campaigns": self.data.campaigns, "offers": self.data.offers,
-                     "trafficSources": self.data.traffic_sources}[kind]  # fmt: skip
+                     "trafficSources": self.data.traffic_sources}[kind]
             if entity_id is None:
                 return self._ok({kind: [dict(i) for i in items]})
             found = next((i for i in items if i.get("id") == entity_id), None)
@@ -418,6 +418,6 @@ def create_app(config: VoluumSimConfig | None = None, *, clock: Clock = time.tim
             *introspection_routes(sim),
             Route("/_sim/data", data, methods=["GET", "POST"]),
         ]
-    )  # fmt: skip
+    )
     app.state.sim = sim
     return app

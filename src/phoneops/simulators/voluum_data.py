@@ -27,38 +27,38 @@ CONVERSION_COLUMNS = (
     "affiliateNetworkName", "countryCode", "countryName", "region", "city", "ip", "isp", "connectionType", "device",
     "deviceName", "os", "osVersion", "browser", "browserVersion", "userAgent", "language", "externalId",
     "externalIdType", *(f"customVariable{n}" for n in range(1, 11)),
-)  # fmt: skip
+)
 DIMENSIONS: dict[str, tuple[str, ...]] = {
     **{f"custom-variable-{n}": (f"customVariable{n}",) for n in range(1, 11)},
     "ip": ("ip",), "os": ("os",), "os-version": ("osVersion",), "browser": ("browser",),
     "browser-version": ("browserVersion",), "device": ("device",), "country-code": ("countryCode", "countryName"),
     "offer": ("offerId", "offerName"), "campaign": ("campaignId", "campaignName"),
     "traffic-source": ("trafficSourceId", "trafficSourceName"),
-}  # fmt: skip
+}
 FILTERS = {"traffic-source": "trafficSourceId", "campaign": "campaignId", "offer": "offerId",
-           "country-code": "countryCode"}  # fmt: skip
+           "country-code": "countryCode"}
 SUMMED = ("visits", "uniqueVisits", "clicks", "conversions", "revenue", "cost", "customConversions1",
           "customRevenue1", "customConversions2", "customRevenue2", "suspiciousVisits", "suspiciousClicks",
-          "errors")  # fmt: skip
+          "errors")
 OS_VERSIONS = (
     ("IOS 18.6", 12), ("IOS 17.5", 8), ("IOS 16", 3), ("IOS 10.3", 2), ("IOS", 1), ("Android 15.0", 10),
     ("Android 14", 10), ("Android 13", 6), ("Android 10", 3), ("Android 9", 3), ("Android 8.1", 2),
     ("Android 7.0", 2), ("Android", 1), ("Android 17", 1), ("Windows 10", 5), ("Windows 11", 3), ("Windows 7", 1),
     ("MacOS 10.15", 3), ("Mac OS X 10.15", 1), ("Linux", 1), ("Ubuntu", 1), ("Chrome OS", 1), ("iOS 17", 1),
-)  # fmt: skip
+)
 BROWSERS = ("Chrome Mobile 144", "Safari 18", "Mobile Safari 17", "Samsung Internet 27", "Firefox 133", "Edge 131")
 COUNTRIES = (  # code, name, phone prefix, digits after it (fictional ranges)
     ("GB", "United Kingdom", "447700900", 3),
     ("AU", "Australia", "61491570", 3),
     ("US", "United States", "120255501", 2),
-)  # fmt: skip
+)
 # The demo's phones: valid for the phone library (the fictional ranges above are rejected as invalid, so
 # the demo would skip their traffic and conversions).
 DEMO_COUNTRIES = (
     ("GB", "United Kingdom", "447400123", 3),
     ("AU", "Australia", "61412345", 3),
     ("US", "United States", "12127365", 3),
-)  # fmt: skip
+)
 NOT_A_PHONE = "{{phoneNumber}}"
 
 
@@ -126,7 +126,7 @@ def campaign_entity(
         "country": {"code": country[0], "name": country[1]}, "trafficSource": {"id": source_id},
         "redirectTarget": "CAMPAIGN", "tags": [], "workspace": {"id": "00000000-0000-0000-0000-000000000001"},
         "allowedActions": ["EDIT", "ARCHIVE"], "preferredTrackingDomain": "trk.example.com",
-    }  # fmt: skip
+    }
 
 
 def seed_dataset(
@@ -183,7 +183,7 @@ def seed_dataset(
                 "offerName": offer["name"], "countryCode": code, "countryName": country, "visits": visits,
                 "uniqueVisits": unique, "clicks": clicks, "conversions": 0, "revenue": 0.0, "cost": 0.0,
                 "customConversions1": 0, "customRevenue1": 0.0,
-            })  # fmt: skip
+            })
             if value not in ("", NOT_A_PHONE) and clicks and rng.random() < 0.12:
                 _convert(data, data.visits[-1], moment, rng)
     if data.conversions:
@@ -205,7 +205,7 @@ def _convert(data: Dataset, visit: dict[str, Any], moment: datetime, rng: random
             "clickId": click_id, "transactionId": rng.randbytes(8).hex(), "conversionType": kind,
             "conversionTypeId": kind.lower(), "revenue": revenue, "profit": revenue,
             "visitTimestamp": ampm(parse_when(visit["timestamp"]) or moment), "postbackTimestamp": ampm(moment),
-        }))  # fmt: skip
+        }))
 
 
 def conversion_row(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -299,7 +299,7 @@ def cost_update(item: Mapping[str, Any], reject_integer_cost: bool) -> dict[str,
     if start is None or end is None or start >= end or len(currency) != 3 or not item["campaignId"]:
         raise ValueError("period or currency")
     return {"campaignId": str(item["campaignId"]), "from": iso(start), "to": iso(end),
-            "timezone": str(item.get("timezone", "")), "cost": float(cost), "currency": currency}  # fmt: skip
+            "timezone": str(item.get("timezone", "")), "cost": float(cost), "currency": currency}
 
 
 def pushed_costs(visits: Sequence[Mapping[str, Any]], costs: Sequence[Mapping[str, Any]]) -> dict[int, float]:

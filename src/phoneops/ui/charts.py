@@ -22,7 +22,7 @@ MEANING: dict[str, str] = {
     "kept": "#16a34a", "clean": "#16a34a", "invalid": "#dc2626", "duplicate": "#d97706", "removed": "#dc2626",
     "live": "#16a34a", "dead": "#dc2626", "absent": "#d97706", "unknown": "#6b7280", "?": "#6b7280",
     "reg": "#2563eb", "ftd": "#16a34a",
-}  # fmt: skip
+}
 LABEL_CHARS = 40
 
 
@@ -114,6 +114,6 @@ def column_chart(
         )
         if i % every == 0:
             parts.append(f'<text x="{x + step / 2:.1f}" y="{height + 15}" font-size="10" text-anchor="middle">'
-                         f"{escape(str(label))}</text>")  # fmt: skip
+                         f"{escape(str(label))}</text>")
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every label and value above is escaped

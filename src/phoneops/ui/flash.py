@@ -28,7 +28,7 @@ def flash(response: Response, text: str, kind: Kind = "ok") -> Response:
     """Attach a message shown once on the next page this browser renders."""
     value = _serializer().dumps({"text": text[:MAX_TEXT], "kind": kind})
     response.set_cookie(FLASH_COOKIE, value, max_age=MAX_AGE_SECONDS, path="/", httponly=True, samesite="lax",
-                        secure=get_settings().secure_cookies)  # fmt: skip
+                        secure=get_settings().secure_cookies)
     return response
 
 

@@ -107,7 +107,7 @@ def login(
         user = security.authenticate(session, username.strip(), password, client_ip(request), policy)
     except AppError as exc:
         who = Principal(user_id=None, username=username.strip()[:64], role=Role.viewer, via="login",
-                        client_ip=client_ip(request))  # fmt: skip
+                        client_ip=client_ip(request))
         audit_service.audit(session, who, "login.failure", "user", None, {"reason": exc.code, "ip": client_ip(request)})
         session.commit()  # keep the failed attempt for throttling (and its audit line)
         response = _login_form(request, next, error=exc.message, status_code=exc.status_code)
@@ -118,7 +118,7 @@ def login(
     issue_session(session, response, user, client_ip(request))
     audit_service.audit(session, Principal(user_id=user.id, username=user.username, role=Role(user.role),
                                               via="session", client_ip=client_ip(request)),
-          "login.success", "user", user.id, {"ip": client_ip(request)})  # fmt: skip
+          "login.success", "user", user.id, {"ip": client_ip(request)})
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -209,11 +209,11 @@ class JobFilter:
             "status": self.status or None, "kind": self.kind or None, "user_id": user_id,
             "since": datetime.combine(self.date_from, time.min, tzinfo=UTC) if self.date_from else None,
             "until": datetime.combine(self.date_to + timedelta(days=1), time.min, tzinfo=UTC) if self.date_to else None,
-        }  # fmt: skip
+        }
 
     def qs(self) -> str:
         values = {"status": self.status, "kind": self.kind, "user": self.user,
-                  "date_from": self.date_from or "", "date_to": self.date_to or ""}  # fmt: skip
+                  "date_from": self.date_from or "", "date_to": self.date_to or ""}
         return urlencode({k: str(v) for k, v in values.items() if v})
 
 
@@ -239,7 +239,7 @@ def jobs_page(
     rows = jobs.list_jobs(session, **where, limit=JOBS_PER_PAGE, offset=(page - 1) * JOBS_PER_PAGE)
     usernames = list(session.scalars(select(User.username).order_by(User.username)))
     return render(request, "jobs.html", principal, jobs=rows, filters=filters, total=total, page=page, pages=pages,
-                  qs=filters.qs(), kinds=jobs.job_kinds(session), usernames=usernames)  # fmt: skip
+                  qs=filters.qs(), kinds=jobs.job_kinds(session), usernames=usernames)
 
 
 @router.get("/jobs/export.csv")
@@ -261,9 +261,9 @@ def jobs_export(
         ("id", "kind", "title", "status", "done", "total", "created_by", "created_at", "finished_at", "error"),
         ([j.id, j.kind, j.title, j.status, j.progress_done, j.progress_total, users.get(j.created_by, ""),
           when(j.created_at), when(j.finished_at), j.error or ""] for j in rows),
-    )  # fmt: skip
+    )
     return Response("".join(lines), media_type="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="jobs.csv"'})  # fmt: skip
+                    headers={"Content-Disposition": 'attachment; filename="jobs.csv"'})
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -407,7 +407,7 @@ def tokens_create(
     days_text = expires_in_days.strip()
     if days_text and not days_text.isdigit():
         return _tokens_page(request, session, principal, error="Expires in: a whole number of days, or empty",
-                            form=form, status_code=422)  # fmt: skip
+                            form=form, status_code=422)
     try:
         _token, plaintext = security.create_token(
             session, principal, principal.username, name, scopes=scopes or None,
@@ -447,7 +447,7 @@ def audit_page(
     usernames = list(session.scalars(select(User.username).order_by(User.username)))
     return render(request, "audit.html", principal, events=events, action=action, filters=filters, total=total,
                   page=page, pages=pages, qs=qs, actions=audit_service.event_actions(session),
-                  usernames=[*usernames, "cli", "system"])  # fmt: skip
+                  usernames=[*usernames, "cli", "system"])
 
 
 AUDIT_PER_PAGE = 100

@@ -19,7 +19,7 @@ from phoneops.core.errors import AppError
 
 NAME = "voluum"
 app = typer.Typer(help="Voluum: traffic and conversions, costs, live events, smart cleaning, REG search.",
-                  no_args_is_help=True)  # fmt: skip
+                  no_args_is_help=True)
 
 Queue = Annotated[bool, typer.Option("--queue", help="Leave the job to `phoneops worker` processes")]
 
@@ -103,7 +103,7 @@ def days(limit: Annotated[int, typer.Option(help="How many days")] = 14) -> None
         for d in recent_days(session, limit):
             lists = "/".join(str(d.per_list.get(k, 0)) for k in ("blacklist", "monitor", "whitelist", "unknown"))
             table.add_row(str(d.day), str(d.rows), str(d.numbers), lists, str(d.skipped),
-                          d.synced_at.strftime("%m-%d %H:%M"))  # fmt: skip
+                          d.synced_at.strftime("%m-%d %H:%M"))
     _console().print(table)
 
 
@@ -127,7 +127,7 @@ def sync_conversions(
             assert record is not None
             _console().print(f"{record.window_from:%Y-%m-%d %H:%M} to {record.window_to:%Y-%m-%d %H:%M} UTC: "
                              f"{record.rows} rows, {record.inserted} new, {record.duplicates} already stored, "
-                             f"{record.unknown_country} without a country")  # fmt: skip
+                             f"{record.unknown_country} without a country")
             return
         with session_scope() as session:
             job_id = conversions.start_sync(session, _actor(), date_from, date_to).id
@@ -150,7 +150,7 @@ def refresh_lookups() -> None:
     except AppError as exc:
         raise _fail(exc) from None
     _console().print(f"{result.campaigns} campaigns ({result.new_campaigns} new), "
-                     f"{result.offers} offers ({result.new_offers} new)")  # fmt: skip
+                     f"{result.offers} offers ({result.new_offers} new)")
 
 
 # --- costs ---------------------------------------------------------------------------------------------
@@ -203,7 +203,7 @@ def consume(
     _boot()
     try:
         consumer = make_consumer(config=ConsumerConfig(wait_seconds=wait, visibility_timeout=visibility),
-                                 actor=_actor())  # fmt: skip
+                                 actor=_actor())
     except AppError as exc:
         raise _fail(exc) from None
 
@@ -266,10 +266,10 @@ def smart_clean(
             file_id = None
             if file is not None:
                 file_id = get_storage().save_bytes(session, actor, file.read_bytes(), kind="voluum-input",
-                                                   original_name=file.name).id  # fmt: skip
+                                                   original_name=file.name).id
             job_id = start_smart_clean(session, actor, offers=offer, country=country, date_from=date_from,
                                        date_to=date_to, file_id=file_id, region=region, filter_regs=regs,
-                                       filter_live=live_24h).id  # fmt: skip
+                                       filter_live=live_24h).id
     except AppError as exc:
         raise _fail(exc) from None
     status = _run(job_id, queue)
@@ -296,7 +296,7 @@ def reg_search(
     try:
         with session_scope() as session:
             job_id = start_reg_search(session, _actor(), country=country, date_from=date_from, date_to=date_to,
-                                      offers=offer or []).id  # fmt: skip
+                                      offers=offer or []).id
     except AppError as exc:
         raise _fail(exc) from None
     status = _run(job_id, queue)
@@ -340,23 +340,23 @@ def find(number: str, region: Annotated[str | None, typer.Option()] = None) -> N
     status = report.status or {}
     console.print(f"[bold]{report.number}[/bold] ({report.country or '?'}) list: "
                   f"[bold]{status.get('status') or 'on no list'}[/bold] reason: {status.get('reason') or '-'}"
-                  f" authority: {status.get('authority') or '-'}")  # fmt: skip
+                  f" authority: {status.get('authority') or '-'}")
     table = Table("day", "os", "browser", "ip", "visits", "unique", "category",
                   title=f"traffic ({report.traffic_rows})")
     for t in report.traffic[:20]:
         table.add_row(t["day"], t["os_version"], t["browser_version"], t["ip"], str(t["visits"]),
-                      str(t["unique_visits"]), t["category"])  # fmt: skip
+                      str(t["unique_visits"]), t["category"])
     console.print(table)
     conv = Table("postback (UTC)", "kind", "country", "offer", "campaign", title="conversions")
     for c in report.conversions[:20]:
         conv.add_row(str(c["postback_at"] or "")[:19], c["kind"], c["country"] or "unknown", c["offer_name"],
-                     c["campaign_name"])  # fmt: skip
+                     c["campaign_name"])
     console.print(conv)
     if report.live:
         console.print(f"latest live event: {report.live['event_at']} offer {report.live['offer_id']} "
-                      f"({report.live['os']} {report.live['os_version']})")  # fmt: skip
+                      f"({report.live['os']} {report.live['os_version']})")
     hlr = Table("looked up (UTC)", "live status", "network", "outcome", title=f"HLR results ({len(report.hlr)})")
     for h in report.hlr[:20]:
         hlr.add_row(h["looked_up_at"][:19], h["live_status"], h["current_network"],
-                    f"{h['outcome']} {h['reason'] or ''}".strip())  # fmt: skip
+                    f"{h['outcome']} {h['reason'] or ''}".strip())
     console.print(hlr)

@@ -138,7 +138,7 @@ class VoluumClient:
             name=PROVIDER, base_url=self.base_url, timeout=timeout, retry=retry or RetryPolicy(),
             secret_fields=SECRET_FIELDS, secret_values=(access_key,),
             headers={"Accept": "application/json"},
-        )  # fmt: skip
+        )
         if rate_limiter is None and requests_per_second:
             rate_limiter = RateLimiter(requests_per_second, burst=1)
         pool = max(100, concurrency or 0)
@@ -177,7 +177,7 @@ class VoluumClient:
             where = f"{method} {path.partition('?')[0]}"
             error = error_from_answer(exc, envelope, where=where, redactor=self._redactor())
             log.warning("voluum.error", path=path, status=exc.status, voluum_code=error.voluum_code,
-                        description=error.description, web_request_id=error.web_request_id)  # fmt: skip
+                        description=error.description, web_request_id=error.web_request_id)
             raise error from exc
 
     def _json(self, response: httpx.Response, where: str, *, maybe_sent: bool = False) -> Any:
@@ -188,13 +188,13 @@ class VoluumClient:
             return response.json()
         except ValueError:
             raise VoluumBadResponse(f"Voluum {where}: answer is not JSON", status=response.status_code,
-                                    maybe_sent=maybe_sent) from None  # fmt: skip
+                                    maybe_sent=maybe_sent) from None
 
     def _authenticate(self) -> _Session:
         response = self._send(
             "POST", AUTH_PATH, idempotent=True, json={"accessId": self.access_id, "accessKey": self._access_key},
             headers={"Content-Type": "application/json; charset=utf-8"},
-        )  # fmt: skip
+        )
         data = self._json(response, "auth")
         token = data.get("token") if isinstance(data, dict) else None
         expires_text = data.get("expirationTimestamp") if isinstance(data, dict) else None
@@ -250,7 +250,7 @@ class VoluumClient:
         return self._send(method, path, idempotent=idempotent, headers=headers, **kwargs)
 
     def _pages(self, fetch: Callable[[int, int], ReportPage], what: str, page_size: int | None,
-               max_pages: int | None) -> Iterator[ReportPage]:  # fmt: skip
+               max_pages: int | None) -> Iterator[ReportPage]:
         size = page_size or self.page_size
         cap = max_pages or self.max_pages
         offset, rows, reason = 0, 0, "max_pages"
@@ -310,7 +310,7 @@ class VoluumClient:
             from_, to, group_by=group_by, columns=columns, currency=currency, tz=tz, filters=filters,
             limit=limit or self.page_size, offset=offset, sort=sort, direction=direction,
             report_type=report_type, include=include, extra=extra,
-        )  # fmt: skip
+        )
         fields = {"group_by": ",".join(group_by), "offset": offset, "limit": limit or self.page_size}
         response = self._call("GET", REPORT_PATH, idempotent=True, params=params, log_fields=fields)
         return parse_page(self._json(response, "report"), where="GET /report")
@@ -348,7 +348,7 @@ class VoluumClient:
     ) -> ReportPage:
         """One page of `GET /report/conversions` (all 49 columns when `columns` is empty)."""
         params = report_params(from_, to, columns=columns, currency=currency, tz=tz, limit=limit or self.page_size,
-                               offset=offset, report_type=None)  # fmt: skip
+                               offset=offset, report_type=None)
         fields = {"offset": offset, "limit": limit or self.page_size}
         response = self._call("GET", CONVERSIONS_PATH, idempotent=True, params=params, log_fields=fields)
         return parse_page(self._json(response, "conversions"), where="GET /report/conversions")
@@ -378,7 +378,7 @@ class VoluumClient:
         for row in self.iter_report_rows(
             from_, to, group_by=[entity], columns=[id_key, name_key], report_type="tree", include="ALL",
             direction="DESC", tz=tz,
-        ):  # fmt: skip
+        ):
             entity_id = str(row.get(id_key) or "")
             if entity_id and entity_id not in seen:
                 seen.add(entity_id)
@@ -425,7 +425,7 @@ class VoluumClient:
     def push_cost(
         self, campaign_id: str, from_: When, to: When, cost: Decimal | float | int, currency: str,
         *, timezone: str = DEFAULT_TZ,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         """Set one campaign's cost over [from_, to) in `currency` (see `push_costs`)."""
         return self.push_costs([CostUpdate(campaign_id, from_, to, cost, currency, timezone)])
 
@@ -450,4 +450,4 @@ class VoluumClient:
 __all__ = [
     "Campaign", "Conversion", "CostUpdate", "Offer", "ReportPage", "VoluumAuthError", "VoluumBadRequest",
     "VoluumBadResponse", "VoluumClient", "VoluumError", "VoluumNotFound", "VoluumRateLimited", "VoluumUnavailable",
-]  # fmt: skip
+]

@@ -80,7 +80,7 @@ _ALIASES = {
     "northernireland": "GB", "usa": "US", "unitedstatesofamerica": "US", "america": "US", "czechia": "CZ",
     "turkiye": "TR", "korea": "KR", "russianfederation": "RU", "ivorycoast": "CI", "uae": "AE",
     "holland": "NL", "thenetherlands": "NL", "southafrica": "ZA", "newzealand": "NZ",
-}  # fmt: skip
+}
 
 
 def _key(name: str) -> str:
@@ -179,7 +179,7 @@ def store(
         session, actor, client=client,
         offers={c.offer_id: c.offer_name for c in unique.values()},
         campaigns={c.campaign_id: c.campaign_name for c in unique.values()},
-    )  # fmt: skip
+    )
     existing: set[tuple[str, str, str]] = set()
     for batch in chunks(list(unique), BATCH):
         existing.update(
@@ -215,7 +215,7 @@ def store(
             "visitor_country": text(item.country_code, 8), "visit_at": item.visit_time,
             "postback_at": item.postback_time, "revenue": item.revenue,
             "raw": {k: v for k, v in item.raw.items() if k != "customVariable1"}, "synced_at": now,
-        })  # fmt: skip
+        })
     for batch in chunks(fresh, BATCH):
         statement = insert_for(session, Conversion).on_conflict_do_nothing(
             index_elements=["click_id", "transaction_id", "conversion_type"]
@@ -226,7 +226,7 @@ def store(
     if numbers:
         known = status_of_indexes(session, list(numbers))
         verdicts = [Verdict(e164, None, Authority.auto, reason="CONVERSION", source="VOLUUM")
-                    for index, e164 in numbers.items() if index not in known]  # fmt: skip
+                    for index, e164 in numbers.items() if index not in known]
         result.numbers_registered = apply_verdicts(session, actor, verdicts).new_numbers
     return result
 
@@ -255,11 +255,11 @@ def sync_window(
         trigger=trigger, window_from=start, window_to=end, status="succeeded", rows=result.rows,
         inserted=result.inserted, duplicates=result.duplicates, unknown_country=result.unknown_country,
         started_at=started, finished_at=utcnow(),
-    )  # fmt: skip
+    )
     session.add(record)
     session.flush()
     log.info("voluum.conversions.synced", trigger=trigger, start=start.isoformat(), end=end.isoformat(),
-             **result.as_dict())  # fmt: skip
+             **result.as_dict())
     return record
 
 
@@ -297,7 +297,7 @@ def periodic_sync(now: datetime | None = None, client: VoluumClient | None = Non
     except ProviderError as exc:
         with session_scope() as session:
             session.add(ConversionSync(trigger="periodic", window_from=start, window_to=end, status="failed",
-                                       error=exc.message[:2000], finished_at=utcnow()))  # fmt: skip
+                                       error=exc.message[:2000], finished_at=utcnow()))
         raise
 
 
@@ -313,7 +313,7 @@ def start_sync(session: Session, actor: Principal, start: date | str, end: date 
     label = f"{first}" if first == last else f"{first} to {last}"
     job = create_job(session, actor, KIND, {"from": first.isoformat(), "to": last.isoformat(),
                                              "actor": actor.username},
-                     title=f"Voluum conversions {label}", total=len(days))  # fmt: skip
+                     title=f"Voluum conversions {label}", total=len(days))
     audit(session, actor, "voluum.conversions.start", "job", job.id, {"from": str(first), "to": str(last)})
     return job
 
@@ -332,7 +332,7 @@ def run_job(ctx: JobContext) -> dict[str, Any]:
                     totals[key] = totals.get(key, 0) + int(getattr(record, key))
                 ctx.step(session, checkpoint={"next": number + 1, "totals": totals}, done=number + 1,
                          total=len(days), counters=totals,
-                         message=f"{days[number]}: {record.inserted} new of {record.rows}")  # fmt: skip
+                         message=f"{days[number]}: {record.inserted} new of {record.rows}")
         except ProviderError as exc:
             raise park_or_fail(ctx, exc) from exc
     return {"from": ctx.params["from"], "to": ctx.params["to"], **totals}

@@ -53,7 +53,7 @@ class CostResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"campaign_id": self.campaign_id, "day": self.day, "cost": self.cost, "currency": self.currency,
-                "outcome": self.outcome, "error": self.error}  # fmt: skip
+                "outcome": self.outcome, "error": self.error}
 
 
 def _cost(value: Any, campaign_id: str) -> Decimal:
@@ -114,13 +114,13 @@ def push_costs(
     for item in parsed:
         row = existing.get(item.campaign_id)
         if (not force and row is not None and row.status == "sent" and row.cost == item.cost
-                and row.currency == currency):  # fmt: skip
+                and row.currency == currency):
             results.append(CostResult(item.campaign_id, str(when), str(item.cost), currency, "unchanged"))
             continue
         error: str | None = None
         try:
             client.push_cost(item.campaign_id, start, start + timedelta(days=1), item.cost, currency,
-                             timezone=settings.voluum_timezone)  # fmt: skip
+                             timezone=settings.voluum_timezone)
         except ProviderError as exc:
             error = exc.message[:2000]
         if row is None:
@@ -130,7 +130,7 @@ def push_costs(
         row.attempts = (row.attempts or 0) + 1
         row.pushed_by, row.pushed_at = actor.username[:64], utcnow()
         results.append(CostResult(item.campaign_id, str(when), str(item.cost), currency,
-                                  "failed" if error else "sent", error))  # fmt: skip
+                                  "failed" if error else "sent", error))
     session.flush()
     outcomes = {o: sum(r.outcome == o for r in results) for o in ("sent", "unchanged", "failed")}
     audit(session, actor, "voluum.costs.push", "cost_day", str(when), {"currency": currency, **outcomes})

@@ -66,7 +66,7 @@ def report_for_index(session: Session, index: bytes, e164: str) -> NumberReport:
     totals = session.execute(
         select(func.coalesce(func.sum(TrafficRow.visits), 0), func.coalesce(func.sum(TrafficRow.clicks), 0),
                func.min(TrafficRow.day), func.max(TrafficRow.day)).where(TrafficRow.blind_index == index)
-    ).one()  # fmt: skip
+    ).one()
     traffic = [
         {"day": row.day.isoformat(), "traffic_source_id": row.traffic_source_id, "ip": row.ip,
          "os_version": row.os_version, "browser_version": row.browser_version, "visits": row.visits,
@@ -74,7 +74,7 @@ def report_for_index(session: Session, index: bytes, e164: str) -> NumberReport:
          "number_kind": row.number_kind}
         for row in session.scalars(select(TrafficRow).where(TrafficRow.blind_index == index)
                                    .order_by(TrafficRow.day.desc(), TrafficRow.id).limit(LIMIT))
-    ]  # fmt: skip
+    ]
     conversions = [
         {"id": c.id, "kind": c.kind, "conversion_type": c.conversion_type, "click_id": c.click_id,
          "transaction_id": c.transaction_id, "country": c.country, "campaign_id": c.campaign_id,
@@ -83,22 +83,22 @@ def report_for_index(session: Session, index: bytes, e164: str) -> NumberReport:
          "revenue": str(c.revenue) if c.revenue is not None else None}
         for c in session.scalars(select(Conversion).where(Conversion.blind_index == index)
                                  .order_by(Conversion.postback_at.desc(), Conversion.id.desc()).limit(LIMIT))
-    ]  # fmt: skip
+    ]
     latest = session.get(LiveEvent, index)
     live = None if latest is None else {
         "event_at": _iso(latest.event_at), "click_id": latest.click_id, "campaign_id": latest.campaign_id,
         "offer_id": latest.offer_id, "country_code": latest.country_code, "os": latest.os,
         "os_version": latest.os_version, "browser": latest.browser, "ip": latest.ip,
-    }  # fmt: skip
+    }
     events = [
         {"event_at": _iso(e.event_at), "source": e.source, "click_id": e.click_id, "campaign_id": e.campaign_id,
          "offer_id": e.offer_id, "received_at": _iso(e.received_at)}
         for e in session.scalars(select(LiveRawEvent).where(LiveRawEvent.blind_index == index)
                                  .order_by(LiveRawEvent.event_at.desc(), LiveRawEvent.id.desc()).limit(50))
-    ]  # fmt: skip
+    ]
     return NumberReport(number=e164, country=country_of(e164) if e164.startswith("+") else None, status=None,
                         traffic_rows=traffic_total, traffic=traffic, conversions=conversions, live=live,
                         live_events=events, hlr=results_for_number(session, index),
                         traffic_visits=int(totals[0]), traffic_clicks=int(totals[1]),
                         first_day=totals[2].isoformat() if totals[2] else None,
-                        last_day=totals[3].isoformat() if totals[3] else None)  # fmt: skip
+                        last_day=totals[3].isoformat() if totals[3] else None)

@@ -119,7 +119,7 @@ def sns_envelope(events: Sequence[dict[str, Any]] | dict[str, Any], topic_arn: s
         "TopicArn": topic_arn or "arn:aws:sns:eu-west-1:000000000000:voluum-live-events",
         "Message": json.dumps(events), "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         "SignatureVersion": "1", "Signature": "", "SigningCertURL": "", "UnsubscribeURL": "",
-    })  # fmt: skip
+    })
 
 
 def send_bodies(sqs: SQSClient, queue_url: str, bodies: Iterable[str]) -> int:
@@ -135,7 +135,7 @@ def send_bodies(sqs: SQSClient, queue_url: str, bodies: Iterable[str]) -> int:
 
 
 def send_event_batches(sqs: SQSClient, queue_url: str, batches: Iterable[Sequence[dict[str, Any]]],
-                       topic_arn: str = "") -> int:  # fmt: skip
+                       topic_arn: str = "") -> int:
     """Fill a queue with SNS-wrapped event batches, one message per batch."""
     return send_bodies(sqs, queue_url, (sns_envelope(list(b), topic_arn) for b in batches))
 
@@ -201,7 +201,7 @@ def ingest(
                 "click_id": text(event.get("clickId"), 64), "campaign_id": text(event.get("campaignId"), 64),
                 "offer_id": text(event.get("offerId"), 64), "event_at": moment, "blind_index": value.index,
                 "number_kind": value.kind, "payload": payload, "received_at": now,
-            }  # fmt: skip
+            }
             raw.append(row)
             if value.index is None or moment is None:
                 result.skipped += 1
@@ -216,7 +216,7 @@ def ingest(
                     "country_code": text(event.get("countryCode"), 8), "os": text(event.get("os"), 64),
                     "os_version": text(event.get("osVersion"), 120), "browser": text(event.get("browser"), 120),
                     "ip": text(event.get("ip"), 64), "payload": payload, "updated_at": now,
-                }  # fmt: skip
+                }
     for batch in chunks(raw, 2000):
         statement = insert_raw(session).on_conflict_do_nothing(index_elements=["message_id", "position"])
         result.stored += _rowcount(session.execute(statement.returning(LiveRawEvent.id), batch))
@@ -229,7 +229,7 @@ def ingest(
                 where=LiveEvent.__table__.c.event_at <= statement.excluded.event_at,
             ),
             batch,
-        )  # fmt: skip
+        )
     result.numbers = len(latest)
     result.list_changes = _apply_os_verdicts(session, latest, numbers)
     for row in raw:
@@ -257,7 +257,7 @@ def _apply_os_verdicts(
             continue
         evidence = {"os": found.family, "version": found.version, "os_text": os_text,
                     "browser": row["browser"], "ip": row["ip"], "click_id": row["click_id"],
-                    "at": row["event_at"].isoformat()}  # fmt: skip
+                    "at": row["event_at"].isoformat()}
         verdicts.append(Verdict(e164, found.status.value, Authority.auto, LIVE_REASON, LIVE_SOURCE, evidence))
     return apply_verdicts(session, SYSTEM, verdicts).changed if verdicts else 0
 
@@ -326,7 +326,7 @@ def sqs_client(settings: Settings | None = None) -> SQSClient:
     client: SQSClient = boto3.client(
         "sqs", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None,
         aws_access_key_id=settings.aws_access_key_id or None, aws_secret_access_key=secret,
-    )  # fmt: skip
+    )
     return client
 
 
@@ -358,7 +358,7 @@ class ConsumerStats:
 
     def as_dict(self) -> dict[str, int]:
         return {"batches": self.batches, "empty_receives": self.empty_receives, "deleted": self.deleted,
-                "left_on_queue": self.left_on_queue, "errors": self.errors, **self.totals.as_dict()}  # fmt: skip
+                "left_on_queue": self.left_on_queue, "errors": self.errors, **self.totals.as_dict()}
 
 
 class Consumer:
@@ -419,7 +419,7 @@ class Consumer:
         answer = self.sqs.receive_message(
             QueueUrl=self.url, MaxNumberOfMessages=cfg.max_messages, WaitTimeSeconds=cfg.wait_seconds,
             VisibilityTimeout=cfg.visibility_timeout, MessageSystemAttributeNames=["ApproximateReceiveCount"],
-        )  # fmt: skip
+        )
         messages = answer.get("Messages", [])
         if not messages:
             self.stats.empty_receives += 1
@@ -438,12 +438,12 @@ class Consumer:
         return len(messages)
 
     def _store(self, good: list[tuple[dict[str, Any], list[dict[str, Any]]]],
-               bad: list[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:  # fmt: skip
+               bad: list[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
         """Store the batch in one transaction; on failure, message by message. Returns the messages to delete."""
         try:
             with session_scope() as session:
                 result = ingest(session, [(message_key(m.get("Body", ""), m["MessageId"]), events)
-                                         for m, events in good], source="sqs")  # fmt: skip
+                                         for m, events in good], source="sqs")
                 for message, error in bad:
                     session.add(_dead_letter(message, error))
                 result.dead_letters = len(bad)
@@ -457,13 +457,13 @@ class Consumer:
             try:
                 with session_scope() as session:
                     one = ingest(session, [(message_key(message.get("Body", ""), message["MessageId"]), events)],
-                                 source="sqs")  # fmt: skip
+                                 source="sqs")
                 self.stats.totals.add(one)
                 done.append(message)
             except Exception as exc:
                 count = _receive_count(message)
                 log.warning("voluum.live.message_failed", message_id=message.get("MessageId"), receives=count,
-                            error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                            error=f"{type(exc).__name__}: {exc}")
                 if count >= self.config.max_receives:
                     bad.append((message, f"could not be stored after {count} receives: {type(exc).__name__}"))
         for message, error in bad:
@@ -507,7 +507,7 @@ def _dead_letter(message: dict[str, Any], error: str) -> DeadLetter:
     body = message.get("Body", "")
     return DeadLetter(source="sqs", message_id=text(message.get("MessageId"), 128),
                       receive_count=_receive_count(message), error=error[:2000],
-                      body=body if isinstance(body, str) else repr(body))  # fmt: skip
+                      body=body if isinstance(body, str) else repr(body))
 
 
 def make_consumer(settings: Settings | None = None, **options: Any) -> Consumer:

@@ -42,7 +42,7 @@ class RefreshResult:
 
     def as_dict(self) -> dict[str, int]:
         return {"campaigns": self.campaigns, "offers": self.offers, "new_campaigns": self.new_campaigns,
-                "new_offers": self.new_offers}  # fmt: skip
+                "new_offers": self.new_offers}
 
 
 def refresh(session: Session, actor: Principal, client: VoluumClient | None = None) -> RefreshResult:
@@ -156,5 +156,5 @@ def as_dicts(rows: list[Offer] | list[Campaign]) -> list[dict[str, Any]]:
         else:
             out.append({"id": row.campaign_id, "name": row.name, "country_code": row.country_code,
                         "traffic_source_id": row.traffic_source_id, "deleted": row.deleted,
-                        "refreshed_at": row.refreshed_at})  # fmt: skip
+                        "refreshed_at": row.refreshed_at})
     return out

@@ -48,14 +48,14 @@ def verdicts_for(session: Session, indexes: Sequence[bytes], rules: Sequence[OsR
     for index, os_text in session.execute(
         select(TrafficRow.blind_index, TrafficRow.os_version).where(TrafficRow.blind_index.in_(list(indexes)))
         .distinct()
-    ):  # fmt: skip
+    ):
         if index is not None:
             texts[index].add(os_text or "")
     live: dict[bytes, ListStatus | None] = {}
     for index, family, version, payload in session.execute(
         select(LiveEvent.blind_index, LiveEvent.os, LiveEvent.os_version, LiveEvent.payload)
         .where(LiveEvent.blind_index.in_(list(indexes)))
-    ):  # fmt: skip
+    ):
         agent = payload.get("userAgent") if isinstance(payload, dict) else None
         os_text = " ".join(part for part in (family, version) if part)
         live[index] = classify_click(os_text, agent if isinstance(agent, str) else None, rules).status
@@ -89,7 +89,7 @@ def preview(session: Session, rules: Sequence[OsRule] | None = None) -> dict[str
             if after.status != state.status:
                 moves[(state.status or "none", after.status or "none")] += 1
     return {"numbers": total, "moving": sum(moves.values()),
-            "moves": [{"from": a, "to": b, "count": n} for (a, b), n in sorted(moves.items())]}  # fmt: skip
+            "moves": [{"from": a, "to": b, "count": n} for (a, b), n in sorted(moves.items())]}
 
 
 def running_job(session: Session) -> Job | None:
@@ -103,7 +103,7 @@ def start(session: Session, actor: Principal, *, note: str = "") -> Job:
         raise Conflict(f"a re-evaluation is already running (job {running.id}); wait for it to end")
     total = len(_seen_indexes(session))
     job = create_job(session, actor, KIND, {"actor": actor.username, "note": note[:200]},
-                     title="Re-evaluate numbers under the OS rules", total=total)  # fmt: skip
+                     title="Re-evaluate numbers under the OS rules", total=total)
     audit(session, actor, "voluum.reclassify.start", "job", job.id, {"numbers": total})
     return job
 
@@ -121,12 +121,12 @@ def run_job(ctx: JobContext) -> dict[str, Any]:
             plain = reveal(session, chunk)
             verdicts = [Verdict(plain[index], status, Authority.auto, REASON, SOURCE,
                                 {"rules": "re-evaluated"}, reevaluate=True)
-                        for index, status in verdicts_for(session, chunk, rules).items() if index in plain]  # fmt: skip
+                        for index, status in verdicts_for(session, chunk, rules).items() if index in plain]
             result = apply_verdicts(session, actor, verdicts)
             done += len(chunk)
             totals = {"changed": totals["changed"] + result.changed, "events": totals["events"] + result.events}
             for key, count in result.per_status.items():
                 totals[f"to_{key}"] = int(totals.get(f"to_{key}", 0)) + count
             ctx.step(session, checkpoint={"done": done, "totals": totals}, done=done, total=len(indexes),
-                     counters=totals, message=f"{done} of {len(indexes)} numbers re-evaluated")  # fmt: skip
+                     counters=totals, message=f"{done} of {len(indexes)} numbers re-evaluated")
     return {"numbers": len(indexes), **totals}

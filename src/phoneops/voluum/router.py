@@ -52,7 +52,7 @@ def status(session: Session = DbSession, _: Principal = Depends(viewer)) -> Stat
         last_traffic_day=days[0].day if days else None,
         last_conversion_sync=ConversionSyncOut.model_validate(syncs[0]) if syncs else None,
         live=LiveCountsOut.model_validate(live.counts(session)),
-    )  # fmt: skip
+    )
 
 
 # --- traffic -------------------------------------------------------------------------------------------
@@ -134,10 +134,10 @@ def refresh_lookups(session: Session = DbSession, actor: Principal = Depends(ope
 
 @router.post("/costs", response_model=list[CostResultOut])
 def push_costs(body: CostIn, session: Session = DbSession, actor: Principal = Depends(operator)
-               ) -> list[CostResultOut]:  # fmt: skip
+               ) -> list[CostResultOut]:
     """Push each campaign's cost for a day, in VOLUUM_CURRENCY; the outcome per campaign is stored."""
     results = costs.push_costs(session, actor, body.day, [(i.campaign_id, i.cost) for i in body.items],
-                               force=body.force)  # fmt: skip
+                               force=body.force)
     return [CostResultOut.model_validate(r.as_dict()) for r in results]
 
 
@@ -189,7 +189,7 @@ def smart_clean(body: SmartCleanIn, session: Session = DbSession, actor: Princip
     job = smart.start_smart_clean(
         session, actor, offers=body.offers, country=body.country, date_from=body.from_, date_to=body.to,
         filter_regs=body.filter_regs, filter_live=body.filter_live,
-    )  # fmt: skip
+    )
     return JobOut.model_validate(job)
 
 
@@ -214,9 +214,9 @@ async def smart_clean_upload(
     stored = await storage.get_storage().save_stream(
         session, actor, chunks(), kind="voluum-input", original_name=file.filename, content_type=file.content_type,
         max_bytes=get_settings().max_upload_bytes,
-    )  # fmt: skip
+    )
     job = smart.start_smart_clean(session, actor, offers=offers, file_id=stored.id, region=region,
-                                  filter_regs=filter_regs, filter_live=filter_live)  # fmt: skip
+                                  filter_regs=filter_regs, filter_live=filter_live)
     return JobOut.model_validate(job)
 
 
@@ -224,7 +224,7 @@ async def smart_clean_upload(
 def reg_search(body: RegSearchIn, session: Session = DbSession, actor: Principal = Depends(operator)) -> JobOut:
     """Numbers with a REG but no FTD for a country and offers inside a window."""
     job = smart.start_reg_search(session, actor, country=body.country, date_from=body.from_, date_to=body.to,
-                                 offers=body.offers)  # fmt: skip
+                                 offers=body.offers)
     return JobOut.model_validate(job)
 
 
@@ -236,7 +236,7 @@ def runs(session: Session = DbSession, _: Principal = Depends(viewer)) -> list[J
 
 @router.get("/runs/{job_id}/download")
 def download_run(job_id: str, session: Session = DbSession, actor: Principal = Depends(viewer)
-                 ) -> StreamingResponse:  # fmt: skip
+                 ) -> StreamingResponse:
     file_id = smart.result_file(get_job(session, job_id), actor)
     return file_response(session, actor, storage.get_file(session, file_id))
 

@@ -156,7 +156,7 @@ class PhoneReader:
 
     def _tracker_digits(self, digits: str, kind: str, country: str | None) -> PhoneValue:
         international = normalize("+" + digits.lstrip("0") if digits.startswith("00") else "+" + digits,
-                                  self.region)  # fmt: skip
+                                  self.region)
         national = normalize(digits, country) if country else None
         if international.e164 and national is not None and national.e164 and national.e164 != international.e164:
             pick = international if international.country == country else national

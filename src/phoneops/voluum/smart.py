@@ -88,7 +88,7 @@ def offers_for(
         entry["name"] = names.get(entry["id"]) or entry["name"]
     ranked = sorted(found.values(), key=lambda e: (-(e[REG] + e[FTD]), e["name"]))
     others = [{"id": i, "name": n, REG: 0, FTD: 0} for i, n in sorted(names.items(), key=lambda x: x[1])
-              if i not in found and not country]  # fmt: skip
+              if i not in found and not country]
     return ranked + others
 
 
@@ -101,7 +101,7 @@ def resolve_offers(session: Session, offers: Sequence[str]) -> tuple[list[str], 
         raise ValidationFailed(f"at most {MAX_OFFERS} offers")
     known: dict[str, str] = {o.offer_id: o.name for o in session.scalars(select(Offer))}
     for offer_id, name in session.execute(select(Conversion.offer_id, func.max(Conversion.offer_name))
-                                          .group_by(Conversion.offer_id)):  # fmt: skip
+                                          .group_by(Conversion.offer_id)):
         if offer_id:
             known.setdefault(offer_id, name or "")
     by_name: dict[str, list[str]] = {}
@@ -130,7 +130,7 @@ def _offer_clause(offer_ids: Sequence[str]) -> Any:
 
 
 def _converted(session: Session, indexes: Sequence[bytes], offer_ids: Sequence[str],
-               kinds: Sequence[str]) -> set[bytes]:  # fmt: skip
+               kinds: Sequence[str]) -> set[bytes]:
     query = select(Conversion.blind_index).where(
         Conversion.blind_index.in_(list(indexes)), Conversion.kind.in_(list(kinds)), _offer_clause(offer_ids)
     )
@@ -141,7 +141,7 @@ def _seen_live(session: Session, indexes: Sequence[bytes], offer_ids: Sequence[s
     query = select(LiveRawEvent.blind_index).where(
         LiveRawEvent.blind_index.in_(list(indexes)), LiveRawEvent.event_at >= since,
         LiveRawEvent.offer_id.in_(list(offer_ids)),
-    )  # fmt: skip
+    )
     return {i for i in session.scalars(query.distinct()) if i is not None}
 
 
@@ -181,7 +181,7 @@ def start_smart_clean(
     """Queue a smart cleaning of a country's whitelist over a date range, or of an uploaded list (`file_id`)."""
     offer_ids, offer_names = resolve_offers(session, offers)
     params: dict[str, Any] = {"offers": offer_ids, "offer_names": offer_names, "filter_regs": bool(filter_regs),
-                              "filter_live": bool(filter_live), "actor": actor.username}  # fmt: skip
+                              "filter_live": bool(filter_live), "actor": actor.username}
     if file_id:
         if country:
             raise ValidationFailed("give either an uploaded list or a country and dates, not both")
@@ -192,17 +192,17 @@ def start_smart_clean(
         except (TableError, OSError) as exc:
             raise ValidationFailed(f"the uploaded list cannot be read: {exc}") from None
         params.update(mode="file", file_id=stored.id, file_name=stored.original_name, region=region_or_default(region),
-                      plaintext=True)  # fmt: skip
+                      plaintext=True)
         title = f"Smart cleaning of {stored.original_name}"
     else:
         code = _country(country)
         first, last = _window(date_from, date_to)
         params.update(mode="country", country=code, **{"from": first.isoformat(), "to": last.isoformat()},
-                      plaintext=actor.can(Role.admin))  # fmt: skip
+                      plaintext=actor.can(Role.admin))
         title = f"Smart cleaning {code} {first} to {last}"
     job = create_job(session, actor, SMART_KIND, params, title=title)
     audit(session, actor, "voluum.smart_clean.start", "job", job.id,
-          {k: v for k, v in params.items() if k != "offer_names"})  # fmt: skip
+          {k: v for k, v in params.items() if k != "offer_names"})
     return job
 
 
@@ -220,10 +220,10 @@ def start_reg_search(
     first, last = _window(date_from, date_to)
     offer_ids, offer_names = resolve_offers(session, offers) if any(o.strip() for o in offers) else ([], [])
     params = {"country": code, "from": first.isoformat(), "to": last.isoformat(), "offers": offer_ids,
-              "offer_names": offer_names, "plaintext": actor.can(Role.admin), "actor": actor.username}  # fmt: skip
+              "offer_names": offer_names, "plaintext": actor.can(Role.admin), "actor": actor.username}
     job = create_job(session, actor, REG_KIND, params, title=f"REG search {code} {first} to {last}")
     audit(session, actor, "voluum.reg_search.start", "job", job.id, {"country": code, "from": str(first),
-                                                                     "to": str(last), "offers": offer_ids})  # fmt: skip
+                                                                     "to": str(last), "offers": offer_ids})
     return job
 
 
@@ -278,7 +278,7 @@ def _file_entries(path: Path, reader: PhoneReader) -> Iterator[_Entry]:
 def _country_entries(session: Session, params: dict[str, Any], reveal: bool) -> Iterator[_Entry]:
     first, last = parse_day(params["from"]), parse_day(params["to"])
     for index, e164, listed_at in iter_listed(session, "whitelist", params["country"], day_start(first),
-                                                  day_start(last) + timedelta(days=1)):  # fmt: skip
+                                                  day_start(last) + timedelta(days=1)):
         value = PhoneValue(e164, index, params["country"], "phone")
         shown = e164 if reveal else mask(e164)
         yield _Entry([shown, params["country"], listed_at.isoformat() if listed_at else ""], value)
@@ -323,7 +323,7 @@ def run_smart_clean(ctx: JobContext) -> dict[str, Any]:
                 indexes = [e.value.index for e in candidates if e.value is not None and e.value.index is not None]
                 converted = _converted(session, indexes, offer_ids, kinds) if indexes else set()
                 live = (_seen_live(session, indexes, offer_ids, since)
-                        if indexes and params.get("filter_live") else set())  # fmt: skip
+                        if indexes and params.get("filter_live") else set())
                 for entry in candidates:
                     index = entry.value.index if entry.value is not None else None
                     if index in converted:
@@ -340,9 +340,9 @@ def run_smart_clean(ctx: JobContext) -> dict[str, Any]:
 
 
 def _write(session: Session, actor: Principal, name: str, header: list[str] | None,
-           rows: Iterator[list[str]]) -> str:  # fmt: skip
+           rows: Iterator[list[str]]) -> str:
     with storage.get_storage().writer(session, actor, kind="voluum-result", original_name=name,
-                                      content_type="text/csv") as (out, created):  # fmt: skip
+                                      content_type="text/csv") as (out, created):
         lines = csv_lines(header or [], rows)
         first = next(lines)
         if header:
@@ -370,16 +370,16 @@ def run_reg_search(ctx: JobContext) -> dict[str, Any]:
             .where(*where, Conversion.kind == REG, Conversion.postback_at >= start, Conversion.postback_at < end)
             .group_by(Conversion.blind_index)
             .order_by(func.min(Conversion.postback_at), Conversion.blind_index)
-        ).all()  # fmt: skip
+        ).all()
         ftd: set[bytes] = set()
         for batch in chunks([r[0] for r in regs], CHUNK):
             query = select(Conversion.blind_index).where(*where, Conversion.kind == FTD,
-                                                         Conversion.blind_index.in_(batch))  # fmt: skip
+                                                         Conversion.blind_index.in_(batch))
             ftd.update(i for i in session.scalars(query.distinct()) if i is not None)
         only = [r for r in regs if r[0] not in ftd]
         numbers = reveal_numbers(session, [r[0] for r in only if r[0] is not None])
         counts = {"regs": len(regs), "with_ftd": len(regs) - len(only), "reg_only": len(only),
-                  "not_available": sum(1 for r in only if r[0] not in numbers)}  # fmt: skip
+                  "not_available": sum(1 for r in only if r[0] not in numbers)}
 
         def rows() -> Iterator[list[str]]:
             for index, first_reg, count, offer in only:
@@ -387,7 +387,7 @@ def run_reg_search(ctx: JobContext) -> dict[str, Any]:
                 if e164 is None:
                     continue
                 yield [e164 if reveal else mask(e164), country, first_reg.isoformat() if first_reg else "",
-                       str(count), offer or ""]  # fmt: skip
+                       str(count), offer or ""]
 
         name = f"reg_only_{country}_{params['from']}_{params['to']}.csv"
         file_id = _write(session, actor, name, ["number", "country", "first_reg_at", "regs", "offer"], rows())
@@ -414,5 +414,5 @@ def result_file(job: Job, actor: Principal) -> str:
 
 def list_runs(session: Session, limit: int = 30) -> list[Job]:
     return list(session.scalars(select(Job).where(or_(Job.kind == SMART_KIND, Job.kind == REG_KIND))
-                                .order_by(Job.created_at.desc()).limit(limit)))  # fmt: skip
+                                .order_by(Job.created_at.desc()).limit(limit)))
 

@@ -69,7 +69,7 @@ REASON, SOURCE = "OS_VERSION", "VOLUUM"
 INSERT_BATCH = 5000
 _RANK = {"unknown": 0, "whitelist": 1, "monitor": 2, "blacklist": 3}
 _COLUMNS = {"customVariable1", "ip", "osVersion", "browserVersion", "visits", "uniqueVisits", "clicks",
-            "conversions", "revenue", "cost"}  # fmt: skip
+            "conversions", "revenue", "cost"}
 
 
 @dataclass
@@ -102,7 +102,7 @@ def start_sync(session: Session, actor: Principal, start: date | str, end: date 
     label = f"{first}" if first == last else f"{first} to {last}"
     job = create_job(session, actor, KIND, {"from": first.isoformat(), "to": last.isoformat(),
                                              "actor": actor.username},
-                     title=f"Voluum traffic {label}", total=len(days))  # fmt: skip
+                     title=f"Voluum traffic {label}", total=len(days))
     audit(session, actor, "voluum.traffic.start", "job", job.id, {"from": str(first), "to": str(last)})
     return job
 
@@ -122,7 +122,7 @@ def fetch_day(
         filters = {"trafficSourceId": source} if source else None
         for row in client.iter_report_rows(start, start + timedelta(days=1), group_by=GROUP_BY,
                                            currency=settings.voluum_currency, tz=settings.voluum_timezone,
-                                           filters=filters):  # fmt: skip
+                                           filters=filters):
             rows.append((source, row))
     return rows
 
@@ -177,7 +177,7 @@ def store_day(
                 category = verdict.category
                 evidence = {"os": verdict.family, "version": verdict.version, "os_text": os_text,
                             "browser": text(row.get("browserVersion"), 120), "ip": text(row.get("ip"), 64),
-                            "day": day.isoformat()}  # fmt: skip
+                            "day": day.isoformat()}
                 rank = _RANK[category]
                 if value.index not in best or rank > best[value.index][0]:
                     best[value.index] = (rank, category, evidence, value.e164)
@@ -190,7 +190,7 @@ def store_day(
                 "clicks": to_int(row.get("clicks")), "conversions": to_int(row.get("conversions")),
                 "revenue": _money(row.get("revenue")), "cost": _money(row.get("cost")), "category": category,
                 "metrics": {} if value.kind == ERASED else {k: v for k, v in row.items() if k not in _COLUMNS},
-            }  # fmt: skip
+            }
 
     for batch in chunks(prepared(), INSERT_BATCH):
         session.execute(insert(TrafficRow), batch)
@@ -198,7 +198,7 @@ def store_day(
         Verdict(e164, None if category == "unknown" else ListStatus(category).value, Authority.auto,
                 reason=REASON, source=SOURCE, evidence=evidence)
         for _, category, evidence, e164 in best.values()
-    ]  # fmt: skip
+    ]
     result = apply_verdicts(session, actor, verdicts)
     summary.numbers = len(best)
     for _, category, _, _ in best.values():
@@ -208,12 +208,12 @@ def store_day(
     summary.changed = result.changed
     _record_day(session, actor, day, summary, job_id, sources)
     log.info("voluum.traffic.day", day=summary.day, rows=summary.rows, numbers=summary.numbers,
-             skipped=summary.skipped, changed=summary.changed)  # fmt: skip
+             skipped=summary.skipped, changed=summary.changed)
     return summary
 
 
 def _record_day(session: Session, actor: Principal, day: date, summary: DaySummary, job_id: str | None,
-                sources: Sequence[str] | None) -> None:  # fmt: skip
+                sources: Sequence[str] | None) -> None:
     record = session.get(TrafficDay, day)
     if record is None:
         record = TrafficDay(day=day)

@@ -33,7 +33,7 @@ def dashboard_cards(session: Session) -> list[Card]:
         return [Card("Voluum traffic", "not synced yet", "/voluum")]
     last = days[0]
     return [Card(f"Voluum numbers on {last.day}", f"{last.numbers:,}", "/voluum",
-                 chart={k: float(last.per_list.get(k, 0)) for k in CHART_ORDER})]  # fmt: skip
+                 chart={k: float(last.per_list.get(k, 0)) for k in CHART_ORDER})]
 
 
 def _today() -> dt.date:
@@ -42,11 +42,11 @@ def _today() -> dt.date:
 
 def _sync_jobs(session: Session) -> list[Job]:
     return list(session.scalars(select(Job).where(Job.kind.in_([traffic.KIND, conversions.KIND]))
-                                .order_by(Job.created_at.desc()).limit(10)))  # fmt: skip
+                                .order_by(Job.created_at.desc()).limit(10)))
 
 
 def _overview(request: Request, session: Session, principal: Principal, *, error: str | None = None,
-              status_code: int = 200) -> Response:  # fmt: skip
+              status_code: int = 200) -> Response:
     settings = get_settings()
     days = traffic.recent_days(session, 30)
     counts = conversions.counts_by_country(session)
@@ -61,12 +61,12 @@ def _overview(request: Request, session: Session, principal: Principal, *, error
         conversion_chart={c: float(v["REG"] + v["FTD"]) for c, v in counts.items()},
         syncs=conversions.recent_syncs(session, 8), jobs=_sync_jobs(session), yesterday=yesterday,
         offers=len(lookups.list_offers(session)), campaigns=len(lookups.list_campaigns(session)),
-    )  # fmt: skip
+    )
 
 
 @router.get("/voluum")
 def overview(request: Request, session: Session = DbSession, principal: Principal = Depends(page_viewer)
-             ) -> Response:  # fmt: skip
+             ) -> Response:
     return _overview(request, session, principal)
 
 
@@ -104,7 +104,7 @@ def start_conversions(
 
 @router.post("/voluum/lookups/refresh")
 def refresh_lookups(request: Request, session: Session = DbSession,
-                    principal: Principal = Depends(page_operator)) -> Response:  # fmt: skip
+                    principal: Principal = Depends(page_operator)) -> Response:
     try:
         lookups.refresh(session, principal)
     except AppError as exc:
@@ -131,21 +131,21 @@ def find_page(
         except AppError as exc:
             error = exc.message
     return render(request, "voluum/find.html", principal, status_code=422 if error else 200, report=report,
-                  error=error, number=number or "", region=region or get_settings().default_region)  # fmt: skip
+                  error=error, number=number or "", region=region or get_settings().default_region)
 
 
 # --- smart cleaning and REG search ---------------------------------------------------------------------
 
 
 def _smart(request: Request, session: Session, principal: Principal, *, error: str | None = None,
-           status_code: int = 200, country: str = "") -> Response:  # fmt: skip
+           status_code: int = 200, country: str = "") -> Response:
     today = _today()
     return render(
         request, "voluum/smart.html", principal, status_code=status_code, error=error,
         offers=smart.offers_for(session, country or None), runs=smart.list_runs(session), country=country,
         date_from=(today - dt.timedelta(days=7)).isoformat(), date_to=today.isoformat(),
         region=get_settings().default_region,
-    )  # fmt: skip
+    )
 
 
 @router.get("/voluum/smart")
@@ -193,13 +193,13 @@ async def smart_start(
             stored = await storage.get_storage().save_stream(
                 session, principal, chunks(), kind="voluum-input", original_name=upload.filename,
                 content_type=upload.content_type, max_bytes=get_settings().max_upload_bytes,
-            )  # fmt: skip
+            )
             file_id = stored.id
         smart.start_smart_clean(
             session, principal, offers=offers, country=None if file_id else country, date_from=date_from or None,
             date_to=date_to or None, file_id=file_id, region=region or None, filter_regs=filter_regs,
             filter_live=filter_live,
-        )  # fmt: skip
+        )
     except AppError as exc:
         session.rollback()
         return _smart(request, session, principal, error=exc.message, status_code=exc.status_code)
@@ -218,7 +218,7 @@ def reg_search_start(
 ) -> Response:
     try:
         smart.start_reg_search(session, principal, country=country, date_from=date_from, date_to=date_to,
-                               offers=offers)  # fmt: skip
+                               offers=offers)
     except AppError as exc:
         session.rollback()
         return _smart(request, session, principal, error=exc.message, status_code=exc.status_code)
@@ -229,16 +229,16 @@ def reg_search_start(
 
 
 def _costs(request: Request, session: Session, principal: Principal, *, error: str | None = None,
-           results: list[Any] | None = None, status_code: int = 200, lines: str = "") -> Response:  # fmt: skip
+           results: list[Any] | None = None, status_code: int = 200, lines: str = "") -> Response:
     return render(request, "voluum/costs.html", principal, status_code=status_code, error=error,
                   results=results or [], pushes=costs.recent_pushes(session), currency=get_settings().voluum_currency,
                   day=(_today() - dt.timedelta(days=1)).isoformat(), lines=lines,
-                  campaigns=lookups.list_campaigns(session))  # fmt: skip
+                  campaigns=lookups.list_campaigns(session))
 
 
 @router.get("/voluum/costs")
 def costs_page(request: Request, session: Session = DbSession,
-               principal: Principal = Depends(page_viewer)) -> Response:  # fmt: skip
+               principal: Principal = Depends(page_viewer)) -> Response:
     return _costs(request, session, principal)
 
 
@@ -274,8 +274,8 @@ def costs_push(
 
 @router.get("/voluum/live")
 def live_page(request: Request, session: Session = DbSession,
-              principal: Principal = Depends(page_viewer)) -> Response:  # fmt: skip
+              principal: Principal = Depends(page_viewer)) -> Response:
     settings = get_settings()
     return render(request, "voluum/live.html", principal, counts=live.counts(session),
                   events=live.recent_events(session, 50), dead=live.dead_letters(session, 20),
-                  sqs_configured=bool(settings.sqs_queue_url))  # fmt: skip
+                  sqs_configured=bool(settings.sqs_queue_url))

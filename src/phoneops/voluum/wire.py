@@ -62,7 +62,7 @@ class VoluumError(ProviderError):
         messages: Sequence[str] = (),
     ) -> None:
         details = {"provider": PROVIDER, "status": status, "voluum_code": voluum_code,
-                   "description": description, "web_request_id": web_request_id}  # fmt: skip
+                   "description": description, "web_request_id": web_request_id}
         super().__init__(
             message, provider=PROVIDER, status=status, maybe_sent=maybe_sent, retry_after=retry_after, details=details
         )
@@ -169,7 +169,7 @@ def error_from_answer(
         text, status=status, maybe_sent=cause.maybe_sent, retry_after=cause.retry_after,
         voluum_code=redactor.redact(env.code), description=description,
         web_request_id=env.web_request_id, messages=messages,
-    )  # fmt: skip
+    )
 
 
 # --- parameters ---------------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ def report_params(
     params += [("column", c) for c in columns]
     params += filter_params(filters)
     optional = {"currency": currency, "sort": sort, "direction": direction, "reportType": report_type,
-                "include": include}  # fmt: skip
+                "include": include}
     params += [(key, value) for key, value in optional.items() if value]
     params += [("limit", str(limit)), ("offset", str(offset))]
     params += list((extra or {}).items())
@@ -430,4 +430,4 @@ class CostUpdate:
         # `cost` always goes out as a JSON float (`1.0`): an integer `1` was once refused as unreadable.
         return {"campaignId": self.campaign_id, "from": format_time(self.from_, millis=False),
                 "to": format_time(self.to, millis=False), "timezone": self.timezone, "cost": cost,
-                "currency": self.currency}  # fmt: skip
+                "currency": self.currency}

@@ -34,7 +34,7 @@ DELIVER_KIND = "webhooks.deliver"
 EVENTS: tuple[str, ...] = (
     "job.finished", "job.failed", "batch.paused", "budget.reached", "review.needed", "import.applied",
     "import.undone", "ping",
-)  # fmt: skip
+)
 SIGNATURE_HEADER = "Phoneops-Signature"
 RETRY_WINDOW = timedelta(hours=24)
 RETRY_FIRST_SECONDS = 10.0  # then doubling, at most RETRY_MAX_SECONDS
@@ -95,9 +95,9 @@ def register(session: Session, actor: Principal, url: str, secret: str, events: 
     unknown = sorted(set(events) - set(EVENTS))
     if unknown or not events:
         raise ValidationFailed(f"events must be one or more of: {', '.join(EVENTS)}"
-                               + (f" (unknown: {', '.join(unknown)})" if unknown else ""))  # fmt: skip
+                               + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
     endpoint = WebhookEndpoint(url=url, secret_sealed=_seal(secret), events=[e for e in EVENTS if e in events],
-                               created_by=actor.username)  # fmt: skip
+                               created_by=actor.username)
     session.add(endpoint)
     session.flush()
     audit(session, actor, "webhook.register", "webhook", endpoint.id, {"url": url, "events": endpoint.events})
@@ -130,7 +130,7 @@ def _enqueue(session: Session, endpoint: WebhookEndpoint, event: str, payload: d
     session.add(delivery)
     session.flush()
     job = create_job(session, SYSTEM, DELIVER_KIND, {"delivery_id": delivery.id},
-                     title=f"webhook {event} → {urlparse(endpoint.url).hostname}")  # fmt: skip
+                     title=f"webhook {event} → {urlparse(endpoint.url).hostname}")
     delivery.job_id = job.id
     return delivery
 
@@ -175,12 +175,12 @@ def list_deliveries(session: Session, endpoint_id: int | None = None, limit: int
 def attempts_of(session: Session, delivery_id: int) -> list[WebhookAttempt]:
     return list(session.scalars(
         select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id).order_by(WebhookAttempt.id)
-    ))  # fmt: skip
+    ))
 
 
 def body_of(delivery: WebhookDelivery) -> bytes:
     return json.dumps({"id": delivery.id, "event": delivery.event, "created_at": delivery.created_at.isoformat(),
-                       "data": delivery.payload}, separators=(",", ":"), sort_keys=True).encode()  # fmt: skip
+                       "data": delivery.payload}, separators=(",", ":"), sort_keys=True).encode()
 
 
 def retry_delay(attempts: int) -> float:
@@ -204,7 +204,7 @@ def deliver(delivery_id: int) -> str:
     else:
         headers = {"Content-Type": "application/json", "User-Agent": "phoneops-webhooks",
                    SIGNATURE_HEADER: sign(secret, int(time.time()), body), "Phoneops-Event": event,
-                   "Phoneops-Delivery": str(delivery_id)}  # fmt: skip
+                   "Phoneops-Delivery": str(delivery_id)}
         try:
             response = httpx.post(url, content=body, headers=headers, timeout=TIMEOUT_SECONDS, follow_redirects=False)
             status_code = response.status_code
@@ -217,7 +217,7 @@ def deliver(delivery_id: int) -> str:
     with session_scope() as session:
         delivery = get_delivery(session, delivery_id)
         session.add(WebhookAttempt(delivery_id=delivery_id, at=now, status_code=status_code, error=error,
-                                   elapsed_ms=int((time.monotonic() - started) * 1000)))  # fmt: skip
+                                   elapsed_ms=int((time.monotonic() - started) * 1000)))
         delivery.attempts += 1
         delivery.last_status_code, delivery.last_error = status_code, error
         if ok:

@@ -16,7 +16,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _page(request: Request, session: Session, principal: Principal, *, error: str | None = None,
-          form: dict[str, object] | None = None, status_code: int = 200) -> Response:  # fmt: skip
+          form: dict[str, object] | None = None, status_code: int = 200) -> Response:
     deliveries = service.list_deliveries(session, limit=50)
     response = render(
         request, "webhooks/index.html", principal, endpoints=service.list_endpoints(session), events=service.EVENTS,
@@ -45,7 +45,7 @@ def add(
         service.register(session, principal, url, secret, events)
     except ValidationFailed as exc:
         return _page(request, session, principal, error=exc.message, form={"url": url, "events": events},
-                     status_code=422)  # fmt: skip
+                     status_code=422)
     return RedirectResponse("/admin/webhooks", status_code=303)
 
 
