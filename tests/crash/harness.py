@@ -131,6 +131,29 @@ class ImeiScenario:
         return out
 
 
+class DhruScenario(ImeiScenario):
+    """The same batch and checks against a DHRU Fusion reseller account (the shared placement engine)."""
+
+    name = "dhru"
+    service = "alpha:201"
+
+    def simulator(self, rng: random.Random) -> Any:
+        from phoneops.simulators.dhru import DhruSimConfig, create_app
+
+        return create_app(DhruSimConfig(latency_ms=rng.uniform(10, 40), reject_ratio=0.0, seed=rng.randrange(99),
+                                        initial_balance=Decimal("100000"),
+                                        first_reference_id=rng.randrange(10**6, 10**9)))
+
+    def settings(self, url: str) -> dict[str, str]:
+        import json
+
+        from phoneops.simulators.dhru import DEFAULT_API_KEY, DEFAULT_USER
+
+        return {"DHRU_ACCOUNTS": json.dumps([{"name": "alpha", "base_url": url, "username": DEFAULT_USER,
+                                              "api_key": DEFAULT_API_KEY}]),
+                "GSM_FUSION_USERNAME": "", "IMEI_CONCURRENCY": "4"}
+
+
 # --- HLR (hlrlookup.com), batch and real-time ---------------------------------------------------------------
 
 
@@ -194,6 +217,7 @@ class HlrScenario:
 
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "imei": ImeiScenario,
+    "dhru": DhruScenario,
     "hlr_batch": lambda: HlrScenario("batch"),
     "hlr_realtime": lambda: HlrScenario("realtime"),
 }

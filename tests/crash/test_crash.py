@@ -3,8 +3,8 @@ worker SIGKILLed twice at seeded random points, on SQLite (SqliteHuey) and on Po
 IMEI scenario when PHONEOPS_TEST_REDIS_URL is set); nothing is paid twice, nothing is stuck or lost, and the
 ledger equals what the simulator charged. More seeds: `python bench/crash.py --seeds 20`.
 
-CI runs four cases (IMEI on both databases, HLR real-time on SQLite, HLR batch on PostgreSQL) to stay near
-two minutes; the seed is fixed (reproducible); PHONEOPS_TEST_CRASH_SEED picks another.
+CI runs five cases (IMEI on both databases, DHRU and HLR batch on PostgreSQL, HLR real-time on SQLite) to stay
+near a few minutes; the seed is fixed (reproducible); PHONEOPS_TEST_CRASH_SEED picks another.
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ def _redis_db(url: str, db: int = 12) -> str:
 
 
 # CI's share (the machine's 2 cores): each scenario on one database, IMEI on both; the bench runs them all.
-CI_CASES = {("sqlite", "imei"), ("sqlite", "hlr_realtime"), ("postgresql", "imei"), ("postgresql", "hlr_batch")}
+CI_CASES = {("sqlite", "imei"), ("sqlite", "hlr_realtime"), ("postgresql", "imei"), ("postgresql", "hlr_batch"),
+            ("postgresql", "dhru")}
 
 
-@pytest.mark.parametrize("scenario", ["imei", "hlr_batch", "hlr_realtime"])
+@pytest.mark.parametrize("scenario", ["imei", "dhru", "hlr_batch", "hlr_realtime"])
 def test_paid_work_survives_sigkills(scenario: str, db_url: str, tmp_path: Path) -> None:
     if (db_url.split(":", 1)[0].split("+", 1)[0], scenario) not in CI_CASES:
         pytest.skip("not in CI's share of the crash matrix (python bench/crash.py runs every case)")
