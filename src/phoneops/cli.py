@@ -291,6 +291,10 @@ def demo(port: int = 8800) -> None:
 
         settings = _bootstrap(service=True, need_database=False)
         prepare_demo(settings, console)
+        from phoneops.demo_seed import needs_seeding, seed_demo
+
+        if needs_seeding():  # the first start runs the first syncs, so every page has data
+            seed_demo(console)
         console.print(f"[bold]phoneops demo[/bold] on http://127.0.0.1:{port}  (Ctrl-C to stop) · "
                       f"API docs: http://127.0.0.1:{port}/docs", soft_wrap=True)
         console.print(f"The CLI uses this demo from this folder as is; from any other folder: "

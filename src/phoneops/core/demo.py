@@ -27,7 +27,3 @@ def prepare_demo(settings: Settings, console: Console) -> None:
                           f"password [bold]{shown}[/bold] — shown once, keep it")
         else:
             console.print("admin user already exists (password unchanged)")
-    from phoneops.demo_seed import needs_seeding, seed_demo
-
-    if needs_seeding():
-        seed_demo(console)

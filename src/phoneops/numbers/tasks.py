@@ -1,3 +1,4 @@
 """Background work of the numbers domain (imported by workers through phoneops.registry)."""
 
 from phoneops.numbers import exports  # noqa: F401  (registers the "numbers.export" job)
+from phoneops.numbers import imports  # noqa: F401  (registers the import preview, apply and undo jobs)

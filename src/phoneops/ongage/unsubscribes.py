@@ -1,7 +1,7 @@
 """Ongage unsubscribes -> opt-outs (docs/optouts.md).
 
 Ongage marks a contact that unsubscribed with `ocx_unsubscribe_date` (unix seconds; null while subscribed) on
-`GET /<list_id>/api/contacts/by_email/<email>` (shared/providers/ongage.md, confirmed in Ongage's Contacts API
+`GET /<list_id>/api/contacts/by_email/<email>` (docs/providers/ongage.md, confirmed in Ongage's Contacts API
 documentation). A job asks for each number we sent (conversions synced `sent`), within the account's rate limit,
 and records those unsubscribed as `email_unsubscribe` opt-outs from source `ongage`, dated by Ongage. Progress
 is committed every 200 numbers with a checkpoint (a killed worker resumes there); an outage parks the job.
