@@ -40,7 +40,7 @@ def _stored_on_disk() -> int:
         (b"", "the file is empty"),
         (b"\n\n  \n", "the file is empty"),
         (b"name,phone,city\n", "header but no data rows"),
-        (bytes(range(256)) * 40, "binary content"),
+        (bytes(range(256)) * 40, "NUL bytes, so it is not a text table"),
         (b"PK\x03\x04" + b"\x00junk" * 100, "spreadsheet cannot be opened"),
         (b"name,phone\nann,07400123456\nbob,07825123456,extra,cells\n", "ragged"),
     ],

@@ -69,6 +69,10 @@ _SHARED_PATTERNS = (
     (r"/(api/)?imei/services/\{package_id\}", "the provider's catalogue"),
     (r"/(api|admin)/users/\{username\}(/(disable|enable|toggle|role|password))?", "user administration (admins)"),
     (r"/api/privacy/erasures/\{erasure_id\}", "privacy ledger (admins)"),
+    (r"/(api/)?numbers/imports/\{import_id\}(/(apply|discard|undo|\{action\}))?",
+     "a list import: samples masked below admin; apply, discard and undo only by its operator or an admin "
+     "(numbers.imports, tested in tests/numbers/test_imports_undo.py)"),
+    (r"/numbers/optouts/feeds/\{feed\}", "a provider feed name (MessageWhiz, Ongage), not a stored object"),
     (r"/(api|admin)/webhooks/(\{endpoint_id\}/(disable|enable|test|toggle)|deliveries/\{delivery_id\}(/resend)?)",
      "webhook endpoints and deliveries (admins only; no numbers)"),
     (r"/(api/)?imei/(batches|orders)/\{(batch_id|row_id)\}(/(resume|refresh|attach-order|write-off))?",
