@@ -97,6 +97,22 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# --- settings ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """`get_settings()` is cached for the process. A test that patches the environment (monkeypatch) and reads
+    settings leaves a cached `Settings` built from that environment; monkeypatch restores the environment at its
+    teardown but not the cache, so the next test saw e.g. GSM Fusion credentials it never set. Autouse fixtures
+    are set up first and torn down last (after monkeypatch), so each test starts and ends with an empty cache."""
+    from phoneops.settings import reset_settings_cache
+
+    reset_settings_cache()
+    yield
+    reset_settings_cache()
+
+
 # --- database ----------------------------------------------------------------------------------
 
 _migrated: dict[str, str] = {}

@@ -301,6 +301,7 @@ def test_a_sigkilled_worker_mid_batch_places_each_imei_once_and_the_ledger_match
         for w in workers:
             if w.poll() is None:
                 stop_process(w)
+        reset_settings_cache()  # not left cached with this test's DHRU account
     with SimAdmin(dhru_process) as admin:
         stats = admin.stats()
         provider = {o["reference_id"]: o for o in admin.orders()}

@@ -46,9 +46,9 @@ def cli_env(gsm_sim: SimAdmin, gsm_sim_url: str, db_url: str, monkeypatch: pytes
         monkeypatch.setenv(name, value)
     reset_settings_cache()
     yield gsm_sim
-    reset_settings_cache()
     settings = get_settings()
     configure_logging(settings.log_json, settings.log_level)
+    reset_settings_cache()  # not left cached with this test's credentials (monkeypatch restores the env later)
 
 
 def invoke(*args: str) -> Any:
