@@ -44,6 +44,9 @@ def test_the_campaign_country_settles_digits_valid_both_ways(german_instance: No
     assert reader.read("3612345678", "US").e164 == "+13612345678"  # a US campaign: Texas
     assert reader.read("3612345678", "HU").e164 == "+3612345678"
     assert reader.read("3612345678", "not-a-country").e164 == "+3612345678"
+    # digits a German would never dial (no trunk 0) stay as written, even from a German campaign
+    assert reader.read("447400123456", "DE").e164 == "+447400123456"
+    assert reader.read("33612345678", "DE").e164 == "+33612345678"
     # a file a user uploads with a region of their choice is still read nationally first
     assert PhoneReader("US").read("3612345678").e164 == "+13612345678"
 

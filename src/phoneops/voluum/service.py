@@ -158,7 +158,11 @@ class PhoneReader:
         international = normalize("+" + digits.lstrip("0") if digits.startswith("00") else "+" + digits,
                                   self.region)
         national = normalize(digits, country) if country else None
-        if international.e164 and national is not None and national.e164 and national.e164 != international.e164:
+        if (international.e164 and national is not None and national.e164 and national.e164 != international.e164
+                and _dialled_nationally(digits, national.e164)):
+            # Valid both ways: the campaign's country settles it, but only when these digits are how the
+            # number is dialled in that country (German national numbers start with the trunk 0, so
+            # 447400123456 from a German campaign stays the UK number it is written as).
             pick = international if international.country == country else national
         elif international.e164:
             pick = international
@@ -228,6 +232,14 @@ def _text_of(value: Any) -> str:
 def phone_reader(settings: Settings | None = None) -> PhoneReader:
     """The syncs' reader of tracker values (international-first; see `PhoneReader`)."""
     return PhoneReader((settings or get_settings()).default_region, tracker=True)
+
+
+def _dialled_nationally(digits: str, e164: str) -> bool:
+    """Whether `digits` are exactly the national dialling form of `e164` (trunk prefix included)."""
+    import phonenumbers
+
+    national = phonenumbers.format_number(phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.NATIONAL)
+    return re.sub(r"\D", "", national) == digits
 
 
 def _region(country: str | None) -> str | None:
