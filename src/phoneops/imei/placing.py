@@ -308,14 +308,22 @@ class BatchRunner:
     def _check_second_orders(self, session: Session, placed: list[Outcome]) -> None:
         """The provider refuses repeats — checked: a second order id for an IMEI and service stops the batch,
         raises an alert and puts both orders in review."""
+        if not placed:
+            return
+        # One query for the whole chunk (not one per answer): settling must stay short, since answers received
+        # but not yet settled when a worker dies end in review.
+        candidates = session.scalars(
+            select(ImeiOrder).where(
+                ImeiOrder.imei.in_({o.work.imei for o in placed}), ImeiOrder.order_id.is_not(None),
+                ImeiOrder.state.in_((PLACED, IMPORTED, REVIEW)))
+        ).all()
+        by_key: dict[tuple[str, str | None], list[ImeiOrder]] = {}
+        for row in candidates:
+            by_key.setdefault((row.imei, row.service_id), []).append(row)
         for outcome in placed:
             work = outcome.work
-            earlier = session.scalars(
-                select(ImeiOrder).where(
-                    ImeiOrder.imei == work.imei, ImeiOrder.service_id == work.service_id, ImeiOrder.id != work.id,
-                    ImeiOrder.order_id.is_not(None), ImeiOrder.order_id != outcome.order_id,
-                    ImeiOrder.state.in_((PLACED, IMPORTED, REVIEW)))
-            ).all()
+            earlier = [e for e in by_key.get((work.imei, work.service_id), [])
+                       if e.id != work.id and e.order_id != outcome.order_id]
             if not earlier:
                 continue
             ids = [work.id, *(e.id for e in earlier)]
