@@ -196,3 +196,70 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+# --- a simulator in its own process, and workers SIGKILLed mid-job -----------------------------------------
+
+
+@contextmanager
+def simulator_process(name: str, *flags: str) -> Iterator[str]:
+    """`python -m phoneops.simulators NAME --port P FLAGS...` in its own process group; yields its URL."""
+    from phoneops.simulators._server import wait_until_up
+
+    port = free_port()
+    log = (TMP / f"{name}-sim-{os.getpid()}-{port}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phoneops.simulators", name, "--port", str(port), *flags],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, timeout=20)
+        yield url
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+def job_progress(job_id: str) -> tuple[str, int]:
+    """The job's status and `progress_done`, read in a fresh transaction."""
+    from phoneops.core.db import session_scope
+    from phoneops.core.models import Job
+
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job.status, job.progress_done
+
+
+def run_workers_killing_at(
+    job_id: str, env: dict[str, str], kill_at: list[int], workers: list[subprocess.Popen[bytes]], *, seed: int,
+    label: str,
+) -> None:
+    """Real `phoneops worker` processes on one job: each is SIGKILLed (its whole process group) once the job's
+    progress reaches the next threshold of `kill_at`, the next starting 3 s later (the job's lease, 5 s in
+    these tests, must expire first); a last worker runs the job to `succeeded`. Every worker started is
+    appended to `workers` (the caller stops them in its `finally`); the seed names the schedule in failures."""
+    import random
+    import signal
+
+    rng = random.Random(seed)
+    for number, threshold in enumerate(kill_at, start=1):
+        log_path = TMP / f"{label}-worker{number}-{os.getpid()}.log"
+        worker = start_process(["worker"], env, log_path)
+        workers.append(worker)
+        deadline = time.monotonic() + 120
+        while job_progress(job_id)[1] < threshold:
+            assert worker.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"worker {number} stalled at {job_progress(job_id)} (seed {seed})"
+            time.sleep(rng.uniform(0.01, 0.08))
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        assert job_progress(job_id)[0] == "running", f"{job_progress(job_id)} (seed {seed})"
+        time.sleep(3)  # the next worker's queue polling does not back off while the lease runs out
+    workers.append(start_process(["worker"], env, TMP / f"{label}-worker-last-{os.getpid()}.log"))
+    deadline = time.monotonic() + 180
+    while (status := job_progress(job_id)[0]) != "succeeded":
+        assert status in ("queued", "running"), f"job ended {status} (seed {seed})"
+        assert time.monotonic() < deadline, f"the job did not finish: {job_progress(job_id)} (seed {seed})"
+        time.sleep(0.2)

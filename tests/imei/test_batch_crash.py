@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +24,9 @@ from phoneops.core.models import Job
 from phoneops.core.security import SYSTEM
 from phoneops.imei import inputs, submission
 from phoneops.imei.models import ImeiOrder
-from phoneops.simulators._server import SimAdmin, wait_until_up
+from phoneops.simulators._server import SimAdmin
 from phoneops.simulators.gsm_fusion import DEFAULT_API_KEY, DEFAULT_USER
-from support import TMP, free_port, process_env, start_process, stop_process
+from support import process_env, run_workers_killing_at, simulator_process, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -43,28 +41,10 @@ def imei(serial: int) -> str:
 
 
 @pytest.fixture
-def sim_process(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (TMP / f"gsm-sim-{os.getpid()}-{port}.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "phoneops.simulators", "gsm_fusion", "--port", str(port), "--latency-ms", "25",
-         "--initial-balance", "100000", "--reject-ratio", "0"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, timeout=20)
+def sim_process() -> Iterator[str]:
+    flags = ("--latency-ms", "25", "--initial-balance", "100000", "--reject-ratio", "0")
+    with simulator_process("gsm_fusion", *flags) as url:
         yield url
-    finally:
-        stop_process(proc)
-        log.close()
-
-
-def _progress(job_id: str) -> tuple[str, int]:
-    with session_scope() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        return job.status, job.progress_done
 
 
 def test_three_sigkills_during_a_2000_imei_batch_place_each_imei_exactly_once(
@@ -94,29 +74,7 @@ def test_three_sigkills_during_a_2000_imei_batch_place_each_imei_exactly_once(
 
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        for number, threshold in enumerate(kill_at, start=1):
-            log_path = TMP / f"imei-worker{number}-{os.getpid()}.log"
-            worker = start_process(["worker"], env, log_path)
-            workers.append(worker)
-            deadline = time.monotonic() + 120
-            while _progress(job_id)[1] < threshold:
-                assert worker.poll() is None, log_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, f"worker {number} stalled at {_progress(job_id)} (seed {seed})"
-                time.sleep(rng.uniform(0.01, 0.08))
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(10)
-            assert _progress(job_id)[0] == "running"
-            # The next worker takes over once the lease (5 s) has expired; starting it a little before that
-            # keeps its queue polling from backing off while it waits.
-            time.sleep(3)
-        last = start_process(["worker"], env, TMP / f"imei-worker-last-{os.getpid()}.log")
-        workers.append(last)
-        deadline = time.monotonic() + 180
-        while _progress(job_id)[0] != "succeeded":
-            status = _progress(job_id)[0]
-            assert status in ("queued", "running"), f"job ended {status} (seed {seed})"
-            assert time.monotonic() < deadline, f"batch did not finish: {_progress(job_id)} (seed {seed})"
-            time.sleep(0.3)
+        run_workers_killing_at(job_id, env, kill_at, workers, seed=seed, label="imei")
     finally:
         for worker in workers:
             if worker.poll() is None:

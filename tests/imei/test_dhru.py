@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -20,12 +18,12 @@ from stdnum import luhn
 
 from phoneops.core.db import session_scope
 from phoneops.core.http import RetryPolicy
-from phoneops.core.models import AuditEvent, Job
+from phoneops.core.models import AuditEvent
 from phoneops.imei.dhru import DhruAuthError, DhruClient, DhruError, DhruImeiAlreadyExists, DhruInsufficientCredit
 from phoneops.imei.models import ImeiBatch, ImeiOrder
-from phoneops.simulators._server import SimAdmin, serve_in_thread, wait_until_up
+from phoneops.simulators._server import SimAdmin, serve_in_thread
 from phoneops.simulators.dhru import DEFAULT_API_KEY, DEFAULT_USER, DhruSimConfig, create_app
-from support import TMP, free_port, process_env, start_process, stop_process
+from support import process_env, run_workers_killing_at, simulator_process, stop_process
 
 FAST = RetryPolicy(attempts=3, total_timeout=5.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.0)
 OTHER_USER, OTHER_KEY = "dhru-second", "SIM-DHRU-SECOND-KEY-02"
@@ -108,6 +106,34 @@ def test_client_speaks_dhru_json_served_as_html_with_plain_or_base64_parameters(
     assert dhru.stats()["charged"] == {DEFAULT_USER: "0.12"}
 
 
+def test_status_of_many_orders_uses_getimeiorderbulk_and_falls_back_where_the_server_lacks_it(
+    dhru: SimAdmin, dhru_url: str
+) -> None:
+    with DhruClient("alpha", dhru_url, DEFAULT_USER, DEFAULT_API_KEY, retry=FAST) as client:
+        refs = [client.place_order(imei(40 + i), "201").order_id for i in range(5)]
+        dhru.advance(500)
+        statuses = client.get_imeis([*refs, "99999", refs[0]], chunk_size=4)  # unknown id, repeated id
+        assert sorted(s.order_id for s in statuses) == sorted(refs)
+        assert {s.status for s in statuses} == {"Completed"} and all("Model:" in s.code for s in statuses)
+        first = next(s for s in statuses if s.order_id == refs[0])
+        assert first.imei == imei(40) and json.loads(first.raw)["SUCCESS"][0]["STATUS"] == "4"  # its own part
+        calls = dhru.stats()["calls"]
+        assert calls["getimeiorderbulk"] == 2 and "getimeiorder" not in calls  # 6 distinct ids, 4 a call
+        assert client.bulk_supported is True
+    dhru.configure(bulk_status=False)  # a server without the bulk action: "Invalid Action"
+    with DhruClient("alpha", dhru_url, DEFAULT_USER, DEFAULT_API_KEY, retry=FAST) as client:
+        assert sorted(s.order_id for s in client.get_imeis(refs[:3])) == sorted(refs[:3])
+        assert client.bulk_supported is False
+        assert {s.status for s in client.get_imeis(refs[3:])} == {"Completed"}  # bulk not tried again
+        calls = dhru.stats()["calls"]
+        assert calls["getimeiorderbulk"] == 3 and calls["getimeiorder"] == 5
+    with (
+        DhruClient("alpha", dhru_url, DEFAULT_USER, "wrong-key", retry=FAST) as bad,
+        pytest.raises(DhruAuthError),
+    ):
+        bad.get_imeis(refs)  # a refused key is an error, not "no bulk here"
+
+
 # --- accounts side by side, through the API -------------------------------------------------------------
 
 
@@ -143,6 +169,8 @@ def test_each_service_belongs_to_one_account_and_orders_go_there(
     synced = client.get("/api/imei/orders", params={"batch_id": batch["id"]}, headers=op).json()["items"]
     assert {o["status"] for o in synced} == {"Completed"} and all(o["model"] for o in synced)
     assert all('"STATUS": "4"' in o["raw_response"] for o in synced)
+    calls = dhru_env.stats()["calls"]
+    assert calls["getimeiorderbulk"] == 2 and "getimeiorder" not in calls  # one bulk call per account
     # The balance change of the batch's account matched what we recorded: no difference.
     assert Decimal(batch["balance_difference"]) == 0 and batch["balance_account"] == "alpha"
 
@@ -232,27 +260,9 @@ COUNT = 240
 
 @pytest.fixture
 def dhru_process() -> Iterator[str]:
-    port = free_port()
-    log = (TMP / f"dhru-sim-{os.getpid()}-{port}.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "phoneops.simulators", "dhru", "--port", str(port), "--latency-ms", "40",
-         "--initial-balance", "1000", "--reject-ratio", "0"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, timeout=20)
+    flags = ("--latency-ms", "40", "--initial-balance", "1000", "--reject-ratio", "0")
+    with simulator_process("dhru", *flags) as url:
         yield url
-    finally:
-        stop_process(proc)
-        log.close()
-
-
-def _progress(job_id: str) -> tuple[str, int]:
-    with session_scope() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        return job.status, job.progress_done
 
 
 def test_a_sigkilled_worker_mid_batch_places_each_imei_once_and_the_ledger_matches(
@@ -281,21 +291,7 @@ def test_a_sigkilled_worker_mid_batch_places_each_imei_once_and_the_ledger_match
     kill_at = random.Random(seed).randrange(40, COUNT - 80)
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        worker = start_process(["worker"], env, TMP / f"dhru-worker1-{os.getpid()}.log")
-        workers.append(worker)
-        deadline = time.monotonic() + 90
-        while _progress(job_id)[1] < kill_at:
-            assert worker.poll() is None and time.monotonic() < deadline, f"stalled at {_progress(job_id)} ({seed})"
-            time.sleep(0.02)
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(10)
-        time.sleep(3)  # the next worker takes over once the lease (5 s) has expired
-        workers.append(start_process(["worker"], env, TMP / f"dhru-worker2-{os.getpid()}.log"))
-        deadline = time.monotonic() + 150
-        while _progress(job_id)[0] != "succeeded":
-            assert _progress(job_id)[0] in ("queued", "running"), f"job ended {_progress(job_id)} (seed {seed})"
-            assert time.monotonic() < deadline, f"batch did not finish: {_progress(job_id)} (seed {seed})"
-            time.sleep(0.2)
+        run_workers_killing_at(job_id, env, [kill_at], workers, seed=seed, label="dhru")
     finally:
         jobs.set_enqueue_hook(lambda job_id, delay: None)
         for w in workers:

@@ -1,4 +1,4 @@
-"""DHRU Fusion API client (wire protocol only; docs/imei.md, "DHRU Fusion", says what was confirmed where).
+"""DHRU Fusion API client (wire protocol only; docs/providers/dhru.md says what was confirmed where).
 
 One endpoint, `POST {base}/api/index.php`, form fields `username`, `apiaccesskey`, `action`,
 `requestformat=JSON` and `parameters`: an XML `<PARAMETERS>` document whose children are the action's
@@ -6,8 +6,13 @@ parameters in upper case (`<ID>`, `<IMEI>`), base64-encoded for servers that wan
 Answers are JSON, HTTP 200 for errors too, usually served as `text/html`: `{"SUCCESS": [...]}` or
 `{"ERROR": [{"MESSAGE": ...}]}`.
 
-- `accountinfo`, `imeiservicelist` and `getimeiorder` are reads (retried by the provider kit);
+- `accountinfo`, `imeiservicelist`, `getimeiorder` and `getimeiorderbulk` are reads (retried by the kit);
 - `placeimeiorder` costs money: one IMEI, sent once, never retried (`maybe_sent` on transport errors).
+
+Status of many orders: `getimeiorderbulk`, whose `parameters` is NOT the XML document but base64 JSON
+`{"<key>": {"ID": "<reference>"}, ...}`, answered per key (`{"<key>": {"SUCCESS": [...]} | {"ERROR": [...]}}`).
+A server without it answers `Invalid Action`; the client then asks each order with `getimeiorder` and
+remembers, for its lifetime, not to try the bulk action again.
 """
 
 from __future__ import annotations
@@ -47,6 +52,10 @@ from phoneops.imei.parsing import COMPLETED, IN_PROCESS, PENDING, REJECTED
 log = structlog.get_logger("phoneops.imei.dhru")
 
 API_PATH = "/api/index.php"
+BULK_ACTION = "getimeiorderbulk"
+BULK_IDS_PER_CALL = 100
+# How servers without an action say so ("Invalid Action" in the DHRU server templates).
+_UNKNOWN_ACTION = ("invalid action", "unknown action", "action not", "not supported", "unsupported")
 # getimeiorder STATUS: 0 waiting, 1 in process, 3 rejected, 4 completed (2 is unused by most servers; some
 # use it for completed: treated as still open, the next sync asks again).
 STATUS_BY_CODE = {"0": PENDING, "1": IN_PROCESS, "3": REJECTED, "4": COMPLETED}
@@ -228,6 +237,38 @@ def parse_placed(entries: list[dict[str, Any]], imei: str, *, account: str, raw:
     return PlacedOrder(order_id=reference, imei=imei, status=PENDING, raw=raw[:20_000])
 
 
+def encode_bulk(references: Sequence[str]) -> str:
+    """`getimeiorderbulk` parameters: base64 of the JSON object `{"<reference>": {"ID": "<reference>"}}`
+    (each order keyed by its own reference, so the answer maps back without a second table)."""
+    return base64.b64encode(json.dumps({r: {"ID": r} for r in references}).encode()).decode()
+
+
+def is_unknown_action(exc: DhruError) -> bool:
+    return any(marker in exc.provider_message.lower() for marker in _UNKNOWN_ACTION)
+
+
+def parse_bulk(data: dict[str, Any], references: Sequence[str], *, account: str) -> list[OrderStatus] | None:
+    """The statuses in a `getimeiorderbulk` answer, ids the server does not know left out; None when the
+    answer holds none of the requested keys (not a bulk answer: the caller asks order by order)."""
+    found: list[OrderStatus] = []
+    answered = 0
+    for reference in references:
+        entry = data.get(reference)
+        if not isinstance(entry, dict):
+            continue
+        answered += 1
+        error = next((v for k, v in entry.items() if k.upper() == "ERROR"), None)
+        entries = next((v for k, v in entry.items() if k.upper() == "SUCCESS"), None)
+        if isinstance(entries, dict):
+            entries = [entries]
+        if error or not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            log.warning("dhru.order_unknown", account=account, reference=reference,
+                        message=_messages(error) if error else "no SUCCESS in the bulk answer")
+            continue
+        found.append(parse_order(entry, entries, reference))
+    return found if answered else None
+
+
 def parse_order(data: dict[str, Any], entries: list[dict[str, Any]], reference: str) -> OrderStatus:
     entry = entries[0] if entries else {}
     code = str(_get(entry, "STATUS") if _get(entry, "STATUS") is not None else "").strip()
@@ -289,6 +330,7 @@ class DhruClient(_DhruBase):
         super().__init__(account, base_url, username, api_key, base64_parameters=base64_parameters, timeout=timeout,
                          retry=retry)
         self._http = ProviderClient(self._config, transport=transport, max_concurrency=concurrency)
+        self.bulk_supported: bool | None = None  # unknown until the server answered a bulk call
 
     def _call(
         self, action: str, params: dict[str, str] | None = None, *, idempotent: bool
@@ -296,6 +338,30 @@ class DhruClient(_DhruBase):
         response = self._http.request("POST", API_PATH, data=self._form(action, params), idempotent=idempotent,
                                       log_fields={"action": action})
         return self._entries(response, action, idempotent)
+
+    def _bulk(self, references: Sequence[str]) -> list[OrderStatus] | None:
+        """One `getimeiorderbulk` call; None when the server does not answer it as a bulk (ask one by one)."""
+        form = {**self._form(BULK_ACTION, None), "parameters": encode_bulk(references)}
+        response = self._http.request("POST", API_PATH, data=form, idempotent=True,
+                                      log_fields={"action": BULK_ACTION, "ids": len(references)})
+        data = parse_body(response.content, action=BULK_ACTION, account=self.account, maybe_sent=False)
+        error = next((v for k, v in data.items() if k.upper() == "ERROR"), None)
+        if error and not any(r in data for r in references):
+            try:
+                success(data, action=BULK_ACTION, account=self.account, redactor=self.redactor)
+            except DhruAuthError:
+                raise
+            except DhruError as exc:
+                if is_unknown_action(exc):
+                    self.bulk_supported = False
+                    log.info("dhru.bulk_unsupported", account=self.account, message=exc.provider_message)
+                return None
+        found = parse_bulk(data, references, account=self.account)
+        if found is None:
+            log.warning("dhru.bulk_unusable", account=self.account, keys=sorted(data)[:5])
+        else:
+            self.bulk_supported = True
+        return found
 
     def account_info(self) -> AccountInfo:
         return parse_account(self._call("accountinfo", idempotent=True)[1], account=self.account)
@@ -319,10 +385,19 @@ class DhruClient(_DhruBase):
             return None
         return parse_order(data, entries, str(reference))
 
-    def get_imeis(self, order_ids: Sequence[str | int], chunk_size: int = 0) -> list[OrderStatus]:
-        """Statuses of many orders (one `getimeiorder` each); unknown ids are simply absent."""
-        found = (self.get_order(str(i)) for i in dict.fromkeys(str(i).strip() for i in order_ids if str(i).strip()))
-        return [s for s in found if s is not None]
+    def get_imeis(self, order_ids: Sequence[str | int], chunk_size: int = BULK_IDS_PER_CALL) -> list[OrderStatus]:
+        """Statuses of many orders: `getimeiorderbulk`, `chunk_size` ids a call, where the server offers it,
+        else one `getimeiorder` each. Unknown ids are simply absent."""
+        references = list(dict.fromkeys(str(i).strip() for i in order_ids if str(i).strip()))
+        size = max(1, min(chunk_size or BULK_IDS_PER_CALL, BULK_IDS_PER_CALL))
+        found: list[OrderStatus] = []
+        for start in range(0, len(references), size):
+            chunk = references[start:start + size]
+            statuses = self._bulk(chunk) if self.bulk_supported is not False else None
+            if statuses is None:
+                statuses = [s for s in (self.get_order(r) for r in chunk) if s is not None]
+            found.extend(statuses)
+        return found
 
     def close(self) -> None:
         self._http.close()

@@ -1,11 +1,13 @@
-"""DHRU Fusion reseller API simulator (docs/imei.md, "DHRU Fusion").
+"""DHRU Fusion reseller API simulator (docs/providers/dhru.md).
 
 `POST {base}/api/index.php` with form fields `username`, `apiaccesskey`, `action`, `requestformat=JSON` and
 `parameters` (XML `<PARAMETERS><ID>…</ID><IMEI>…</IMEI></PARAMETERS>`, plain or base64). Answers are JSON
 `{"SUCCESS": [...], "apiversion": "2.0.0"}` or `{"ERROR": [{"MESSAGE": ...}], ...}`, HTTP 200 either way,
 served as `text/html` like most live servers (knob `content_type`). Actions: `accountinfo`,
-`imeiservicelist`, `placeimeiorder`, `getimeiorder`. Order status: 0 waiting, 1 in process, 4 completed,
-3 rejected, over simulated time.
+`imeiservicelist`, `placeimeiorder`, `getimeiorder` and `getimeiorderbulk` (its `parameters` a base64 JSON
+object `{"<key>": {"ID": "<reference>"}, ...}`, answered per key: `{"<key>": {"ID": ..., "SUCCESS": [...]}}` or
+`{"<key>": {"ID": ..., "ERROR": [...]}}`; knob `bulk_status=false` makes it an unknown action, as on servers
+without it). Order status: 0 waiting, 1 in process, 4 completed, 3 rejected, over simulated time.
 
 Knobs (`DhruSimConfig`, `POST /_sim/config`): latency, users and balance, services, duplicate scope,
 `parameters_encoding` (accept plain XML, base64 or both), the content type, lifecycle timing, fixed results
@@ -82,6 +84,8 @@ class DhruSimConfig:
     reject_ratio: float = 0.1
     results: dict[str, tuple[str, str]] = field(default_factory=dict)  # IMEI → ("4"|"3", result text)
     first_reference_id: int = 5001
+    bulk_status: bool = True  # offers `getimeiorderbulk`; off: "Invalid Action", as servers without it answer
+    bulk_max_ids: int = 500  # more ids in one bulk call: "Invalid Parameters"
     seed: int = 0
 
 
@@ -103,6 +107,25 @@ def _answer(**body: Any) -> str:
 
 def _error(message: str) -> str:
     return _answer(ERROR=[{"MESSAGE": message, "FULL_DESCRIPTION": ""}])
+
+
+ACTIONS = frozenset({"accountinfo", "imeiservicelist", "placeimeiorder", "getimeiorder", "getimeiorderbulk"})
+
+
+def _bulk_parameters(raw: str) -> dict[str, str] | None:
+    """`getimeiorderbulk`'s base64 JSON `{"<key>": {"ID": "<reference>"}}` as key -> reference; None if unreadable."""
+    try:
+        data = json.loads(base64.b64decode(raw.strip(), validate=True).decode("utf-8"))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict) or not data:
+        return None
+    found: dict[str, str] = {}
+    for key, entry in data.items():
+        if not isinstance(entry, dict) or not str(entry.get("ID", "")).strip():
+            return None
+        found[str(key)] = str(entry["ID"]).strip()
+    return found
 
 
 class DhruSim:
@@ -205,6 +228,10 @@ class DhruSim:
             key = fields.get("apiaccesskey", "")
             if user not in self.config.users or not hmac.compare_digest(key.encode(), self.config.users[user].encode()):
                 return _error("Authentication Failed")
+            if action not in ACTIONS or (action == "getimeiorderbulk" and not self.config.bulk_status):
+                return _error("Invalid Action")
+            if action == "getimeiorderbulk":
+                return self._get_bulk(user, fields.get("parameters", ""))
             params = self._parameters(fields.get("parameters", ""))
             if isinstance(params, str):
                 return _error(params)
@@ -216,9 +243,7 @@ class DhruSim:
                 return self._service_list()
             if action == "placeimeiorder":
                 return self._place(user, params)
-            if action == "getimeiorder":
-                return self._get(user, params.get("ID", ""))
-            return _error("Invalid Action")
+            return _answer(**self._get(user, params.get("ID", "")))
 
     def _service_list(self) -> str:
         groups: dict[str, dict[str, Any]] = {}
@@ -268,17 +293,25 @@ class DhruSim:
         rejected = int(order.imei[-6:]) % 1000 < self.config.reject_ratio * 1000
         return "3" if rejected else "4"
 
-    def _get(self, user: str, reference: str) -> str:
+    def _get(self, user: str, reference: str) -> dict[str, Any]:
+        """One order's answer (without `apiversion`): `{"ID", "SUCCESS": [...]}` or `{"ID", "ERROR": [...]}`."""
         order = self.orders.get(reference.strip())
         if order is None or order.user != user:
-            return _answer(ID=reference, ERROR=[{"MESSAGE": "No IMEI Found"}])
+            return {"ID": reference, "ERROR": [{"MESSAGE": "No IMEI Found"}]}
         status = self._status(order, self.now())
         code = ""
         if status in ("3", "4"):
             fixed = self.config.results.get(order.imei)
             code = fixed[1] if fixed else (result_code(order.imei) if status == "4" else "Invalid IMEI / no records")
         entry = {"IMEI": order.imei, "STATUS": status, "CODE": code, "COMMENTS": ""}
-        return _answer(ID=reference, SUCCESS=[entry])
+        return {"ID": reference, "SUCCESS": [entry]}
+
+    def _get_bulk(self, user: str, raw: str) -> str:
+        wanted = _bulk_parameters(raw)
+        if wanted is None or len(wanted) > self.config.bulk_max_ids:
+            return _error("Invalid Parameters")
+        self.counters["bulk_ids"] += len(wanted)
+        return _answer(**{key: self._get(user, reference) for key, reference in wanted.items()})
 
 
 def create_app(config: DhruSimConfig | None = None, *, clock: Clock = time.monotonic) -> Starlette:
