@@ -1,1 +1,2 @@
-"""Device checks: GSM Fusion IMEI orders (client, result parsing, IMEI validation, services, batches)."""
+"""Device checks: IMEI orders at GSM Fusion and DHRU Fusion resellers (clients, result parsing, IMEI validation,
+services, batches)."""

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from phoneops.core.errors import AppError
 
 NAME = "imei"
-app = typer.Typer(help="Device checks: GSM Fusion IMEI services, orders, batches, history.", no_args_is_help=True)
+app = typer.Typer(help="Device checks (GSM Fusion, DHRU accounts): IMEI services, orders, batches, history.",
+                  no_args_is_help=True)
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -59,7 +60,7 @@ def services(
     refresh: Annotated[bool, typer.Option(help="Fetch the list from the providers now")] = False,
     kind: Annotated[str, typer.Option("--type", help="imei or file services")] = "imei",
 ) -> None:
-    """List GSM Fusion IMEI services (cached), with prices and delivery times."""
+    """List the IMEI services of every configured account (cached), with prices and delivery times."""
     from phoneops.core.db import session_scope
     from phoneops.core.text import plain_text
     from phoneops.imei import catalogue
@@ -344,7 +345,8 @@ def review_list(ctx: typer.Context) -> None:
 @review_app.command("attach")
 def review_attach(
     row: Annotated[int, typer.Argument(help="The order row (see `phoneops imei review`)")],
-    order_id: Annotated[str, typer.Argument(help="GSM Fusion's order id for it")],
+    order_id: Annotated[str, typer.Argument(
+        help="The provider's order id for it (for a DHRU account its reference, bare or as account:reference)")],
 ) -> None:
     """Give an order in review its order id; its result is fetched by the next sync."""
     from phoneops.cli import cli_actor

@@ -114,7 +114,7 @@ def _rows_from_table(path: Path) -> list[InputRow]:
             if others - {service}:
                 names = ", ".join(repr(header[i]) for i in service_cols)
                 raise ValidationFailed(f"line {number}: the columns {names} disagree on the service; keep one service "
-                                       "column (GSM Fusion's service id, as in `phoneops imei services`)")
+                                       "column (the service id, as in `phoneops imei services`)")
             extra = {name: cells[i].strip() for i, name in field_cols.items() if i < len(cells) and cells[i].strip()}
             rows.append(InputRow(value, service or None, extra, number))
         return rows

@@ -77,7 +77,7 @@ from phoneops.imei.models import (
     ImeiBatch,
     ImeiOrder,
 )
-from phoneops.imei.service import AsyncPool, async_pool, describe, split_id
+from phoneops.imei.service import AsyncPool, account_title, async_pool, describe, split_id
 from phoneops.imei.submission import batch_counts, batch_spend, batch_summary, money_text
 from phoneops.settings import get_settings
 
@@ -85,7 +85,7 @@ log = structlog.get_logger("phoneops.imei.placing")
 
 ORDERS = cast(Table, ImeiOrder.__table__)
 RECONCILE_DELAY_SECONDS = 60.0  # let the provider finish a request that timed out before placing it again
-NO_ANSWER_STOP = 3  # this many orders in a row without an answer: GSM Fusion looks down, stop sending
+NO_ANSWER_STOP = 3  # this many orders in a row without an answer: the provider looks down, stop sending
 SETTLE_EVERY_SECONDS = 0.1  # answers received but not yet settled when a worker dies end in `review`
 KEEP = "sending"  # outcome: no answer, the intent stays open for reconciliation
 REVERT = "revert"  # outcome: the call provably did not place anything; the row goes back as it was
@@ -137,12 +137,18 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Stop:
-    """Why the batch stops early: `fail` (clear error), `retry` (park the job while GSM Fusion is unavailable,
-    at least `delay` seconds), `lost`, `cancelled`."""
+    """Why the batch stops early: `fail` (clear error), `retry` (park the job while `provider` — the account
+    that did not answer — is unavailable, at least `delay` seconds), `lost`, `cancelled`."""
 
     kind: str
     message: str
     delay: float | None = None
+    provider: str = "the provider"
+
+
+def provider_of(work: Work) -> str:
+    """The account a work item's service belongs to, as users read it ("GSM Fusion", a DHRU label)."""
+    return account_title(split_id(work.service_id)[0])
 
 
 _SETTLE = (
@@ -174,12 +180,12 @@ def classify(work: Work, answer: PlacedOrder | BaseException, *, reconciling: bo
         return Outcome(work, FAILED, error=describe(answer)), None
     if isinstance(answer, ProviderError) and not answer.maybe_sent:
         delay = answer.retry_after if isinstance(answer, ProviderRateLimited) and answer.retry_after else None
-        return Outcome(work, REVERT), Stop("retry", describe(answer), delay)
+        return Outcome(work, REVERT), Stop("retry", describe(answer), delay, provider_of(work))
     text = describe(answer) if isinstance(answer, ProviderError) else f"{type(answer).__name__}: {answer}"
     if reconciling and isinstance(answer, ProviderUnavailable | ProviderTimeout):
-        # No answer again (GSM Fusion failing or down): the intent stays open, reconciled once more later.
+        # No answer again (the provider failing or down): the intent stays open, reconciled once more later.
         # Safe: placing the same IMEI again can only be accepted if no earlier attempt was placed.
-        return Outcome(work, REVERT), Stop("retry", text)
+        return Outcome(work, REVERT), Stop("retry", text, provider=provider_of(work))
     if reconciling:
         return Outcome(work, REVIEW, error=f"unreadable answer while reconciling: {text}", reason=UNSETTLED), None
     return Outcome(work, KEEP, error=f"no answer ({text}); will be reconciled"), None
@@ -328,7 +334,7 @@ class BatchRunner:
                 continue
             ids = [work.id, *(e.id for e in earlier)]
             order_ids = [outcome.order_id, *(e.order_id for e in earlier)]
-            text = (f"GSM Fusion gave a second order id for IMEI {work.imei} and service {work.service_id} "
+            text = (f"{provider_of(work)} gave a second order id for IMEI {work.imei} and service {work.service_id} "
                     f"(orders {', '.join(str(i) for i in order_ids)}): both are in review")
             session.execute(update(ImeiOrder).where(ImeiOrder.id.in_(ids)).values(
                 state=REVIEW, review_reason=SECOND_ORDER_ID, error=text))
@@ -402,7 +408,8 @@ class BatchRunner:
             log.warning("imei.place_outcome", order_row=work.id, state=outcome.state, error=outcome.error)
         self.no_answer = self.no_answer + 1 if outcome.state == KEEP else 0
         if stop is None and self.no_answer >= NO_ANSWER_STOP:  # looks down: send nothing more for now
-            stop = Stop("retry", f"{self.no_answer} orders in a row got no answer ({outcome.error})")
+            stop = Stop("retry", f"{self.no_answer} orders in a row got no answer ({outcome.error})",
+                        provider=provider_of(outcome.work))
         self._record(outcome, stop)
 
     async def _reconcile(self) -> None:
@@ -411,7 +418,7 @@ class BatchRunner:
         except (LeaseLost, JobCancelled) as exc:
             self._set_stop(Stop("cancelled" if isinstance(exc, JobCancelled) else "lost", type(exc).__name__))
             return
-        if works:  # one first: while GSM Fusion is down, the others are not sent at all
+        if works:  # one first: while the provider is down, the others are not sent at all
             await self._place(works[0], reconciling=True)
         for work in works[1:] if self.stop is not None else ():
             self._record(Outcome(work, REVERT), None)
@@ -504,7 +511,7 @@ def _run_guarded(ctx: JobContext, runner: BatchRunner) -> dict[str, Any]:
             runner.finish("paused", stop.message)
             raise AppError(stop.message, code="imei_batch_paused")
         runner.finish("waiting", stop.message)
-        raise RetryLater.outage(ctx, "GSM Fusion", stop.message, stop.delay)
+        raise RetryLater.outage(ctx, stop.provider, stop.message, stop.delay)
     if runner.kept:
         message = f"{runner.kept} orders got no answer; they are reconciled in {RECONCILE_DELAY_SECONDS:.0f} s"
         runner.finish("waiting", message)

@@ -2,9 +2,9 @@
 
 An order is in `review` when no automatic step can settle it (`ImeiOrder.review_reason`):
 
-- `no_order_id`: proven placed and paid (GSM Fusion said "IMEI already exists" when it was reconciled),
-  but its order id is unknown, so its result can never be fetched. Counted in spend since it was proven.
-- `second_order_id`: GSM Fusion gave a second order id for the same IMEI and service.
+- `no_order_id`: proven placed and paid (the provider said "IMEI already exists" / "Duplicate IMEI" when it was
+  reconciled), but its order id is unknown, so its result can never be fetched. Counted in spend since it was proven.
+- `second_order_id`: the provider gave a second order id for the same IMEI and service.
 - `unsettled`: an answer we could not read.
 
 Ways out, each audited: `attach_order_id` (typed in from the provider's panel: the row becomes `placed` and
@@ -25,6 +25,7 @@ from phoneops.core.db import utcnow
 from phoneops.core.errors import Conflict, NotFound, ValidationFailed
 from phoneops.core.security import Principal
 from phoneops.imei.models import NO_ORDER_ID, PLACED, REVIEW, WRITTEN_OFF, ImeiOrder
+from phoneops.imei.service import account_title, join_id, split_id
 
 REASONS = {
     NO_ORDER_ID: "placed and paid, order id unknown",
@@ -69,10 +70,16 @@ def _in_review(session: Session, row_id: int) -> ImeiOrder:
 def attach_order_id(session: Session, actor: Principal, row_id: int, order_id: str) -> ImeiOrder:
     """Give an order in review the provider's order id (from the provider's panel): it becomes `placed` and
     its result is fetched by the next status sync."""
-    value = (order_id or "").strip()
-    if not _ORDER_ID.match(value):
-        raise ValidationFailed("the order id is GSM Fusion's order number (letters, digits, - or _; up to 64)")
     order = _in_review(session, row_id)
+    account = split_id(order.service_id)[0]
+    typed = (order_id or "").strip()
+    given, remote = split_id(typed)
+    if ":" in typed and given != account:
+        raise ValidationFailed(f"order {typed!r} is not of {account_title(account)}, whose service this order is")
+    if not _ORDER_ID.match(remote):
+        raise ValidationFailed(f"the order id is {account_title(account)}'s order number "
+                               "(letters, digits, - or _; up to 64)")
+    value = join_id(account, remote)  # a DHRU account's orders are stored as `<account>:<reference>`
     holder = session.scalar(select(ImeiOrder.id).where(ImeiOrder.order_id == value, ImeiOrder.id != order.id))
     if holder is not None:
         raise Conflict(f"order id {value} already belongs to IMEI order {holder}")

@@ -307,7 +307,8 @@ def refresh(
 
 
 class AttachIn(BaseModel):
-    order_id: str = Field(min_length=1, max_length=64, description="GSM Fusion's order number")
+    order_id: str = Field(min_length=1, max_length=64,
+                          description="The provider's order number (a DHRU reference: bare or account:reference)")
 
 
 class WriteOffIn(BaseModel):

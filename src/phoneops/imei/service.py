@@ -1,4 +1,5 @@
-"""GSM Fusion bound to our settings: building clients, and provider errors explained to users.
+"""The device-check providers bound to our settings (GSM Fusion and the DHRU accounts): building clients per
+account, and provider errors explained to users in the name of the account that answered.
 
 The domain's logic is split by meaning: `catalogue` (services cache), `submission` (input, duplicates,
 cost guard, batches), `placing` (the crash-safe batch engine), `sync` (status refresh) and `history`
@@ -26,9 +27,6 @@ from phoneops.imei.client import (
     AsyncGsmFusionClient,
     DeviceCheckRefused,
     GsmFusionClient,
-    GsmFusionError,
-    GsmImeiAlreadyExists,
-    GsmInsufficientCredit,
     GsmInvalidApiKey,
     GsmInvalidUser,
     ImeiAlreadyExists,
@@ -37,7 +35,7 @@ from phoneops.imei.client import (
     PlacedOrder,
     Service,
 )
-from phoneops.imei.dhru import AccountInfo, AsyncDhruClient, DhruAuthError, DhruClient, DhruError
+from phoneops.imei.dhru import AccountInfo, AsyncDhruClient, DhruAuthError, DhruClient
 from phoneops.settings import DhruAccount, Settings, get_settings
 
 PROVIDER_NAME = "GSM Fusion"
@@ -98,20 +96,32 @@ def accounts(settings: Settings | None = None) -> list[str]:
     return names + [a.name for a in settings.dhru_accounts]
 
 
+def _find_dhru(name: str, settings: Settings | None) -> DhruAccount | None:
+    return next((a for a in (settings or get_settings()).dhru_accounts if a.name == name), None)
+
+
 def dhru_account(name: str, settings: Settings | None = None) -> DhruAccount:
-    settings = settings or get_settings()
-    for account in settings.dhru_accounts:
-        if account.name == name:
-            register_secret(account.api_key.get_secret_value())
-            return account
-    raise ProviderNotConfigured(f"DHRU account {name!r}", ["DHRU_ACCOUNTS"])
+    account = _find_dhru(name, settings)
+    if account is None:
+        raise ProviderNotConfigured(f"DHRU account {name!r}", ["DHRU_ACCOUNTS"])
+    register_secret(account.api_key.get_secret_value())
+    return account
 
 
 def account_title(name: str, settings: Settings | None = None) -> str:
+    """How users read an account's name: "GSM Fusion", a DHRU account's label, or "DHRU <name>"."""
     if name == GSM:
         return PROVIDER_NAME
-    settings = settings or get_settings()
-    return next((a.title for a in settings.dhru_accounts if a.name == name), f"DHRU {name}")
+    account = _find_dhru(name, settings)
+    return account.title if account else f"DHRU {name}"
+
+
+def dhru_client_options(name: str, settings: Settings, *, timeout: float) -> dict[str, Any]:
+    """The constructor arguments of a DHRU account's client (sync or async): credentials and limits."""
+    a = dhru_account(name, settings)
+    return {"account": a.name, "base_url": a.base_url, "username": a.username,
+            "api_key": a.api_key.get_secret_value(), "base64_parameters": a.base64_parameters,
+            "timeout": timeout, "concurrency": settings.imei_concurrency}
 
 
 def has_balance(name: str) -> bool:
@@ -125,9 +135,7 @@ def sync_account_client(
     settings = settings or get_settings()
     if name == GSM:
         return sync_client(settings, timeout=timeout)
-    a = dhru_account(name, settings)
-    return DhruClient(a.name, a.base_url, a.username, a.api_key.get_secret_value(),
-                      base64_parameters=a.base64_parameters, timeout=timeout, concurrency=settings.imei_concurrency)
+    return DhruClient(**dhru_client_options(name, settings, timeout=timeout))
 
 
 class StatusSource(Protocol):
@@ -209,11 +217,8 @@ class AsyncPool:
             if account == GSM:
                 self._clients[account] = async_client(s, timeout=self.timeout)
             else:
-                a = dhru_account(account, s)
-                self._clients[account] = AsyncDhruClient(
-                    a.name, a.base_url, a.username, a.api_key.get_secret_value(), base64_parameters=a.base64_parameters,
-                    timeout=self.timeout, concurrency=s.imei_concurrency, rate_limiter=limiter,
-                )
+                options = dhru_client_options(account, s, timeout=self.timeout)
+                self._clients[account] = AsyncDhruClient(**options, rate_limiter=limiter)
         return self._clients[account]
 
     async def place_order(self, imei: str, service_id: str, **fields: Any) -> PlacedOrder:
@@ -269,7 +274,8 @@ def async_client(settings: Settings | None = None, *, timeout: float = 30.0) -> 
 # --- errors, as users read them -----------------------------------------------------------------------
 
 
-def _label(exc: ProviderError) -> str:
+def provider_label(exc: ProviderError) -> str:
+    """The account that answered, as users read it ("GSM Fusion", a DHRU account's label)."""
     provider = getattr(exc, "provider", None) or ""
     if provider.startswith("dhru:"):
         return account_title(provider.partition(":")[2])
@@ -277,47 +283,34 @@ def _label(exc: ProviderError) -> str:
 
 
 def describe(exc: ProviderError) -> str:
-    """One clear sentence for a provider failure (no secret: the client scrubs provider texts)."""
-    if isinstance(exc, DhruError):
-        label = account_title(exc.account)
+    """One clear sentence for a provider failure, naming the account that answered (no secret: the clients
+    scrub provider texts)."""
+    label = provider_label(exc)
+    if isinstance(exc, DeviceCheckRefused):
+        said = exc.provider_message
+        if isinstance(exc, GsmInvalidApiKey):
+            return f"{label} rejected the API key ({said})"
+        if isinstance(exc, GsmInvalidUser):
+            return f"{label} rejected the user name ({said})"
         if isinstance(exc, DhruAuthError):
-            return f"{label} rejected the credentials ({exc.provider_message})"
+            return f"{label} rejected the credentials ({said})"
         if isinstance(exc, InsufficientCredit):
-            return f"{label}: not enough credit on the account ({exc.provider_message})"
+            return f"{label}: not enough credit on the account ({said})"
         if isinstance(exc, ImeiAlreadyExists):
-            return f"{label}: duplicate — this IMEI was already ordered for this service ({exc.provider_message})"
-        return f"{label} refused the request ({exc.provider_message})"
-    if not isinstance(exc, DeviceCheckRefused) and _label(exc) != PROVIDER_NAME:
-        label = _label(exc)
-        if isinstance(exc, ProviderRateLimited):
-            return f"{label} is rate limiting us (HTTP 429); try again shortly"
-        if isinstance(exc, ProviderTimeout):
-            return f"{label} did not answer in time"
-        if isinstance(exc, ProviderUnavailable):
-            return f"{label} is unreachable or failing ({exc.message})"
-        return f"{label} answered something we cannot use ({exc.message})"
-    if isinstance(exc, GsmInvalidApiKey):
-        return f"GSM Fusion rejected the API key ({exc.provider_message})"
-    if isinstance(exc, GsmInvalidUser):
-        return f"GSM Fusion rejected the user name ({exc.provider_message})"
-    if isinstance(exc, GsmInsufficientCredit):
-        return f"GSM Fusion: not enough credit on the account ({exc.provider_message})"
-    if isinstance(exc, GsmImeiAlreadyExists):
-        return f"GSM Fusion: duplicate — this IMEI was already ordered for this service ({exc.provider_message})"
-    if isinstance(exc, GsmFusionError):
-        return f"GSM Fusion refused the request ({exc.provider_message})"
+            return f"{label}: duplicate — this IMEI was already ordered for this service ({said})"
+        return f"{label} refused the request ({said})"
     if isinstance(exc, ProviderRateLimited):
-        return "GSM Fusion is rate limiting us (HTTP 429); try again shortly"
+        return f"{label} is rate limiting us (HTTP 429); try again shortly"
     if isinstance(exc, ProviderTimeout):
-        return "GSM Fusion did not answer in time"
+        return f"{label} did not answer in time"
     if isinstance(exc, ProviderUnavailable):
-        return f"GSM Fusion is unreachable or failing ({exc.message})"
-    return f"GSM Fusion answered something we cannot use ({exc.message})"
+        return f"{label} is unreachable or failing ({exc.message})"
+    return f"{label} answered something we cannot use ({exc.message})"
 
 
 def as_app_error(exc: ProviderError) -> AppError:
     """The API/UI error for a provider failure met while serving a request (502/402/409...)."""
     error = UpstreamError(describe(exc), code=exc.code, details=exc.details)
-    if isinstance(exc, GsmInsufficientCredit | GsmImeiAlreadyExists | InsufficientCredit | ImeiAlreadyExists):
+    if isinstance(exc, InsufficientCredit | ImeiAlreadyExists):
         error.status_code = exc.status_code
     return error

@@ -48,7 +48,7 @@ from phoneops.imei.models import (
     ImeiOrder,
     ImeiService,
 )
-from phoneops.imei.service import BALANCE_NOT_AVAILABLE
+from phoneops.imei.service import BALANCE_NOT_AVAILABLE, account_title, split_id
 from phoneops.imei.validation import check_imei
 from phoneops.settings import get_settings
 
@@ -131,10 +131,14 @@ def quote(session: Session, prices: Sequence[Decimal], service_ids: Sequence[str
     )
 
 
+def _no_service(service_id: str) -> str:
+    return f"{account_title(split_id(service_id)[0])} has no service {service_id!r} (see the services list)"
+
+
 def quote_for(session: Session, service_id: str, count: int) -> CostQuote:
     services = services_by_id(session, [service_id])
     if service_id not in services:
-        raise NotFound(f"GSM Fusion has no service {service_id!r} (see the services list)")
+        raise NotFound(_no_service(service_id))
     if not 0 <= count <= MAX_BATCH_ROWS:
         raise ValidationFailed(f"count must be between 0 and {MAX_BATCH_ROWS}")
     return quote(session, [services[service_id].price] * count, [service_id] * count)
@@ -234,7 +238,7 @@ def plan(
     wanted_services = {r.service_id.strip() for r in rows if r.service_id} | ({default} if default else set())
     services = services_by_id(session, sorted(wanted_services))
     if default and default not in services:
-        raise NotFound(f"GSM Fusion has no service {default!r} (see the services list)")
+        raise NotFound(_no_service(default))
     skipped: list[dict[str, Any]] = []
     invalid = in_batch = 0
     seen: set[str] = set()

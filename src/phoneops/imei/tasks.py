@@ -13,7 +13,7 @@ from phoneops.core.http import ProviderError, ProviderRateLimited, ProviderTimeo
 from phoneops.core.jobs import JobContext, RetryLater, job_handler, periodic
 from phoneops.imei.models import ImeiOrder
 from phoneops.imei.placing import run_batch
-from phoneops.imei.service import as_app_error, is_configured
+from phoneops.imei.service import as_app_error, is_configured, provider_label
 from phoneops.imei.sync import count_open, sync_open_orders
 from phoneops.settings import get_settings
 
@@ -36,7 +36,7 @@ def sync_job(ctx: JobContext) -> dict[str, Any]:
     try:
         return sync_open_orders(progress=lambda done, counts: ctx.progress(done=done, counters=counts))
     except (ProviderUnavailable, ProviderTimeout, ProviderRateLimited) as exc:  # down: wait, then sync again
-        raise RetryLater.outage(ctx, "GSM Fusion", exc.message, exc.retry_after) from None
+        raise RetryLater.outage(ctx, provider_label(exc), exc.message, exc.retry_after) from None
     except ProviderError as exc:
         raise as_app_error(exc) from None
 

@@ -4,7 +4,7 @@ statistics."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -357,7 +357,14 @@ def review_page(
                  can_operate=principal.can(Role.operator))
 
 
-def _back(text: str) -> Response:
+def _review_action(change: Callable[[], object], done: Callable[[Any], str]) -> Response:
+    """Run one review change and go back to the review page saying what happened (or why nothing did)."""
+    try:
+        result = change()
+    except AppError as exc:
+        text = f"Not changed: {exc.message}"
+    else:
+        text = done(result)
     return RedirectResponse(f"/review?msg={quote_plus(text[:300])}", status_code=303)
 
 
@@ -366,11 +373,10 @@ def review_attach(
     row_id: int, order_id: str = Form(default=""), session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
-    try:
-        order = review.attach_order_id(session, principal, row_id, order_id)
-    except AppError as exc:
-        return _back(f"Not changed: {exc.message}")
-    return _back(f"Order id {order.order_id} attached to IMEI {order.imei}: its result comes with the next sync")
+    return _review_action(
+        lambda: review.attach_order_id(session, principal, row_id, order_id),
+        lambda order: f"Order id {order.order_id} attached to IMEI {order.imei}: its result comes with the next sync",
+    )
 
 
 @router.post("/review/imei/{row_id}/write-off")
@@ -378,11 +384,8 @@ def review_write_off(
     row_id: int, reason: str = Form(default=""), session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
-    try:
-        order = review.write_off(session, principal, row_id, reason)
-    except AppError as exc:
-        return _back(f"Not changed: {exc.message}")
-    return _back(f"IMEI {order.imei} written off")
+    return _review_action(lambda: review.write_off(session, principal, row_id, reason),
+                          lambda order: f"IMEI {order.imei} written off")
 
 
 @router.post("/review/hlr/{lookup_id}/write-off")
@@ -390,22 +393,16 @@ def review_hlr_write_off(
     lookup_id: int, reason: str = Form(default=""), session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
-    try:
-        write_off_review(session, principal, lookup_id, reason)
-    except AppError as exc:
-        return _back(f"Not changed: {exc.message}")
-    return _back(f"The numbers in review of HLR lookup {lookup_id} were written off")
+    return _review_action(lambda: write_off_review(session, principal, lookup_id, reason),
+                          lambda _: f"The numbers in review of HLR lookup {lookup_id} were written off")
 
 
 @router.post("/review/hlr/{lookup_id}/release")
 def review_hlr_release(
     lookup_id: int, session: Session = DbSession, principal: Principal = Depends(page_operator)
 ) -> Response:
-    try:
-        release_review(session, principal, lookup_id)
-    except AppError as exc:
-        return _back(f"Not changed: {exc.message}")
-    return _back(f"HLR lookup {lookup_id} looks its numbers in review up again")
+    return _review_action(lambda: release_review(session, principal, lookup_id),
+                          lambda _: f"HLR lookup {lookup_id} looks its numbers in review up again")
 
 
 # --- statistics ---------------------------------------------------------------------------------------
