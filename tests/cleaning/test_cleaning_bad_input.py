@@ -126,3 +126,23 @@ def test_file_over_the_size_limit_is_413(client: Any, users: Any, db_url: str, s
     assert _counts(client, users) == before
     assert _stored_on_disk() == on_disk
     assert os.environ["MAX_UPLOAD_MB"] == "1"
+
+
+def test_one_pipe_or_comma_in_a_single_column_list_does_not_refuse_it(
+    client: Any, users: Any, db_url: str, inline_jobs: list[str]
+) -> None:
+    """A `|` (or `,`) in one value of a one-column list is part of that value, not a delimiter that makes every
+    other row ragged (issue 13)."""
+    data = b"phone\n07400 123456\n07825 123456\ncall after 6 | 07956 123456\n+14155552671\n+33 6 12 34 56 78\n"
+    up = _upload(client, users, data, "single.csv")
+    assert up.status_code == 201, up.text
+    assert (up.json()["columns"], up.json()["has_header"]) == (["phone"], True)
+    run = client.post(f"/api/cleaning/files/{up.json()['id']}/runs", headers=users.headers("operator"), json={})
+    assert run.status_code == 202, run.text
+    done = client.get(f"/api/cleaning/runs/{run.json()['id']}", headers=users.headers("viewer")).json()
+    assert done["status"] == "succeeded" and done["stats"]["rows"] == 5, done
+    with_comma = _upload(client, users, b"07400 123456\n07825 123456\n07956 123456, mobile\n", "comma.csv")
+    assert with_comma.status_code == 201 and with_comma.json()["columns"] == ["column_1"], with_comma.text
+    # a real pipe-separated table is still read as one
+    table = _upload(client, users, b"name|phone\nann|07400 123456\nbob|07825 123456\n", "pipes.csv")
+    assert table.status_code == 201 and table.json()["columns"] == ["name", "phone"]

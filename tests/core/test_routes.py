@@ -154,6 +154,9 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/voluum/reg-search"): OPERATOR,
     ("GET", "/api/voluum/runs"): VIEWER,
     ("GET", "/api/voluum/runs/{job_id}/download"): VIEWER,  # masked below admin
+    ("POST", "/api/voluum/runs/{job_id}/archive"): OPERATOR,  # and owner or admin (core.access)
+    ("POST", "/api/voluum/runs/{job_id}/restore"): OPERATOR,
+    ("DELETE", "/api/voluum/runs/{job_id}"): OPERATOR,
     ("GET", "/api/voluum/find"): VIEWER,
     ("GET", "/voluum"): VIEWER,
     ("POST", "/voluum/traffic"): OPERATOR,
@@ -163,6 +166,9 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/voluum/smart"): VIEWER,
     ("POST", "/voluum/smart"): OPERATOR,
     ("POST", "/voluum/reg-search"): OPERATOR,
+    ("POST", "/voluum/runs/{job_id}/archive"): OPERATOR,
+    ("POST", "/voluum/runs/{job_id}/restore"): OPERATOR,
+    ("POST", "/voluum/runs/{job_id}/delete"): OPERATOR,
     ("GET", "/voluum/costs"): VIEWER,
     ("POST", "/voluum/costs"): OPERATOR,
     ("GET", "/voluum/live"): VIEWER,

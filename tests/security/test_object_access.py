@@ -24,7 +24,7 @@ from phoneops.core.access import RULES, Act, Obj
 from phoneops.core.routes import iter_routes
 
 F, RUN, JOB, ROWS, SAMPLE, TOKEN = Obj.file, Obj.run, Obj.job, Obj.job_rows, Obj.sample, Obj.token
-READ, DOWNLOAD, CANCEL, DELETE = Act.read, Act.download, Act.cancel, Act.delete
+READ, DOWNLOAD, CANCEL, ARCHIVE, DELETE = Act.read, Act.download, Act.cancel, Act.archive, Act.delete
 
 # (method, path) -> the object rule(s) the route applies. Route-level roles come first (tests/core/test_routes.py).
 OBJECT_ROUTES: dict[tuple[str, str], tuple[tuple[Obj, Act], ...]] = {
@@ -36,6 +36,12 @@ OBJECT_ROUTES: dict[tuple[str, str], tuple[tuple[Obj, Act], ...]] = {
     ("DELETE", "/api/tokens/{token_id}"): ((TOKEN, DELETE),),
     ("POST", "/account/tokens/{token_id}/revoke"): ((TOKEN, DELETE),),
     ("GET", "/api/voluum/runs/{job_id}/download"): ((RUN, DOWNLOAD),),
+    ("POST", "/api/voluum/runs/{job_id}/archive"): ((RUN, ARCHIVE),),
+    ("POST", "/api/voluum/runs/{job_id}/restore"): ((RUN, ARCHIVE),),
+    ("DELETE", "/api/voluum/runs/{job_id}"): ((RUN, DELETE),),
+    ("POST", "/voluum/runs/{job_id}/archive"): ((RUN, ARCHIVE),),
+    ("POST", "/voluum/runs/{job_id}/restore"): ((RUN, ARCHIVE),),
+    ("POST", "/voluum/runs/{job_id}/delete"): ((RUN, DELETE),),
     ("GET", "/api/cleaning/files/{file_id}"): ((SAMPLE, READ),),
     ("GET", "/cleaning/files/{file_id}"): ((SAMPLE, READ),),
     ("GET", "/api/cleaning/runs/{run_id}/download/{which}"): ((F, DOWNLOAD),),  # operators: the list's own rows
@@ -223,6 +229,10 @@ CASES = [
          {"owner": 200, "other": 403, "viewer": 403, "admin": 200}),
     Case("run masked", lambda w: _run(w, mode="country", plaintext=False), "GET",
          {"owner": 200, "other": 200, "viewer": 200, "admin": 200}),
+    Case("run archive", lambda w: _run(w, mode="file", plaintext=True).replace("/download", "/archive"), "POST",
+         {"owner": 200, "other": 403, "viewer": 403, "admin": 200}),
+    Case("run delete", lambda w: _run(w, mode="country", plaintext=False).removesuffix("/download"), "DELETE",
+         {"owner": 200, "other": 403, "viewer": 403, "admin": 200}),
     Case("job cancel", _sample_job, "POST", {"owner": 200, "other": 403, "viewer": 403, "admin": 200}),
     Case("erasure cancel", _erasure, "POST", {"owner": 403, "other": 403, "viewer": 403, "admin": 409}),
     Case("cleaning sample", _cleaning_file, "GET", {"owner": 200, "other": 200, "viewer": 200, "admin": 200},

@@ -1,4 +1,4 @@
-"""Smart cleaning and REG search: service jobs, the API (roles, uploads, downloads) and the CLI."""
+"""Smart cleaning and REG search: sources, filters, masking, API, CLI; archive, restore and delete of their runs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from phoneops.core import jobs
 from phoneops.core.db import session_scope
 from phoneops.core.errors import ValidationFailed
-from phoneops.core.models import Job, StoredFile
+from phoneops.core.models import AuditEvent, Job, StoredFile
 from phoneops.core.security import SYSTEM, Principal, Role
 from phoneops.core.storage import get_file, get_storage
 from phoneops.numbers.lists import Authority, Verdict, apply_verdicts
@@ -238,3 +238,102 @@ def test_cli_smart_clean_and_reg_search(seeded: None, db_url: str, tmp_path: Pat
     assert sorted(line.split(",")[0] for line in regs.read_text().splitlines()[1:]) == [phone(2), phone(6)]
     bad = CliRunner().invoke(app, ["reg-search", "--country", "GB", "--from", "x", "--to", str(REG_DAY)])
     assert bad.exit_code == 1 and "date like" in bad.output
+
+
+# --- archive, restore, delete (the original's archive/delete of these files) -------------------------------
+
+
+def _files(status: str) -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.count(StoredFile.id)).where(
+            StoredFile.kind.in_(("voluum-input", "voluum-result")), StoredFile.status == status)) or 0
+
+
+def test_archive_restore_delete_by_owner_or_admin(seeded: None, client: Any, users: Any,
+                                                  inline_jobs: list[str]) -> None:
+    viewer, owner, admin = users.headers("viewer"), users.headers("operator"), users.headers("admin")
+    other = {"Authorization": f"Bearer {users.create('operator', 'olga')}"}
+    upload = client.post("/api/voluum/smart-clean/upload", headers=owner,
+                         files={"file": ("mine.csv", b"07400 123401\n07400 123403\n", "text/csv")},
+                         data={"offers": ["Offer A"]}).json()["id"]
+    reg = client.post("/api/voluum/reg-search", headers=owner,
+                      json={"country": "GB", "from": str(REG_DAY), "to": str(REG_DAY)}).json()["id"]
+    listed = {r["id"] for r in client.get("/api/voluum/runs", headers=viewer).json()}
+    assert listed == {upload, reg}
+    assert _files("stored") == 3  # the upload and two results
+
+    # who may: the owner or an admin; a viewer cannot call the route, another operator is refused by name
+    assert client.post(f"/api/voluum/runs/{reg}/archive", headers=viewer).status_code == 403
+    refused = client.post(f"/api/voluum/runs/{reg}/archive", headers=other)
+    assert refused.status_code == 403 and "only the user who started this run" in refused.json()["error"]["message"]
+    assert client.delete(f"/api/voluum/runs/{upload}", headers=other).status_code == 403
+    assert {r["id"] for r in client.get("/api/voluum/runs", headers=viewer).json()} == {upload, reg}  # unchanged
+    assert _files("stored") == 3
+
+    archived = client.post(f"/api/voluum/runs/{reg}/archive", headers=owner)
+    assert archived.status_code == 200 and archived.json()["id"] == reg
+    assert [r["id"] for r in client.get("/api/voluum/runs", headers=viewer).json()] == [upload]
+    assert [r["id"] for r in client.get("/api/voluum/runs?archived=true", headers=viewer).json()] == [reg]
+    assert client.post(f"/api/voluum/runs/{reg}/archive", headers=owner).status_code == 409  # already
+    assert client.get(f"/api/voluum/runs/{reg}/download", headers=owner).status_code == 200  # still there
+    assert client.post(f"/api/voluum/runs/{reg}/restore", headers=admin).status_code == 200
+    assert client.post(f"/api/voluum/runs/{reg}/restore", headers=admin).status_code == 409  # not archived
+    assert {r["id"] for r in client.get("/api/voluum/runs", headers=viewer).json()} == {upload, reg}
+
+    deleted = client.delete(f"/api/voluum/runs/{upload}", headers=owner)
+    assert deleted.status_code == 200 and deleted.json() == {"id": upload, "status": "deleted", "files_removed": 2}
+    assert _files("stored") == 1 and _files("deleted") == 2  # the uploaded list and its result left storage
+    assert client.get(f"/api/voluum/runs/{upload}/download", headers=owner).status_code == 404
+    assert client.delete(f"/api/voluum/runs/{upload}", headers=owner).status_code == 404
+    assert client.post(f"/api/voluum/runs/{upload}/archive", headers=owner).status_code == 404
+    assert [r["id"] for r in client.get("/api/voluum/runs", headers=viewer).json()] == [reg]
+    assert client.delete(f"/api/voluum/runs/{reg}", headers=admin).json()["files_removed"] == 1
+    assert client.get("/api/voluum/runs", headers=viewer).json() == []
+    assert client.post("/api/voluum/runs/not-a-run/archive", headers=admin).status_code == 404
+    with session_scope() as session:
+        actions = session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("voluum.run.%"))).all()
+    assert sorted(actions) == ["voluum.run.archive", "voluum.run.delete", "voluum.run.delete", "voluum.run.restore"]
+
+
+def test_a_running_run_is_refused(seeded: None, client: Any, users: Any) -> None:
+    owner = users.headers("operator")
+    queued = client.post("/api/voluum/reg-search", headers=owner,
+                         json={"country": "GB", "from": str(REG_DAY), "to": str(REG_DAY)}).json()["id"]
+    for call in (lambda: client.post(f"/api/voluum/runs/{queued}/archive", headers=owner),
+                 lambda: client.delete(f"/api/voluum/runs/{queued}", headers=owner)):
+        answer = call()
+        assert answer.status_code == 409 and "cancel it or wait" in answer.json()["error"]["message"]
+    assert [r["id"] for r in client.get("/api/voluum/runs", headers=owner).json()] == [queued]
+
+
+def test_cli_lists_archives_restores_and_deletes(seeded: None, db_url: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from phoneops.settings import reset_settings_cache
+    from phoneops.voluum.cli import app
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    reset_settings_cache()
+    runner = CliRunner()
+    done = runner.invoke(app, ["reg-search", "--country", "GB", "--from", str(REG_DAY), "--to", str(REG_DAY)])
+    assert done.exit_code == 0, done.output
+    with session_scope() as session:
+        from phoneops.voluum import runs
+
+        job_id = runs.list_runs(session)[0].id
+    listed = runner.invoke(app, ["runs", "list"])
+    assert listed.exit_code == 0 and job_id in listed.output
+    assert runner.invoke(app, ["runs", "archive", job_id]).exit_code == 0
+    assert job_id not in runner.invoke(app, ["runs", "list"]).output
+    assert job_id in runner.invoke(app, ["runs", "list", "--archived"]).output
+    again = runner.invoke(app, ["runs", "archive", job_id])
+    assert again.exit_code == 1 and "already archived" in again.output
+    assert runner.invoke(app, ["runs", "restore", job_id]).exit_code == 0
+    kept = runner.invoke(app, ["runs", "delete", job_id], input="n\n")
+    assert kept.exit_code == 1 and _files("stored") == 1  # not confirmed: nothing deleted
+    gone = runner.invoke(app, ["runs", "delete", job_id, "--yes"])
+    assert gone.exit_code == 0 and "1 file removed" in gone.output
+    assert _files("stored") == 0 and job_id not in runner.invoke(app, ["runs", "list"]).output
+    missing = runner.invoke(app, ["runs", "delete", job_id, "--yes"])
+    assert missing.exit_code == 1 and "no smart cleaning or REG search" in missing.output

@@ -177,8 +177,8 @@ def inspect_table(
         else:  # nothing valid after the first row: a first row of labels (no number, no token) is a header
             header = (len(rows) > 1 and first_parsed.is_null().all() and all(c.strip() for c in rows[0])
                       and not any(looks_like_token(c) for c in rows[0]))
-    if len(rows) == 1 and first_parsed.is_null().all():
-        header = True
+    if len(rows) == 1 and first_parsed.is_null().all() and not any(looks_like_token(c) for c in rows[0]):
+        header = True  # one row of labels; one row of tokens is data (a one-token file to decrypt)
     data = rows[1:] if header else rows
     if not data:
         raise ValidationFailed("the file has a header but no data rows", code="header_only")

@@ -28,6 +28,18 @@ from phoneops.numbers.vault import get_vault
 from phoneops.settings import get_settings
 
 PURPOSES = ("clean", "encrypt")
+ALIASES = {"cleaning": "clean", "encryption": "encrypt"}  # the words the pages use
+
+
+def check_purpose(purpose: str) -> str:
+    """`clean` or `encrypt` (the pages' words `cleaning` / `encryption` accepted); anything else is a 422, never
+    an empty list."""
+    value = (purpose or "").strip().lower()
+    value = ALIASES.get(value, value)
+    if value not in PURPOSES:
+        raise ValidationFailed(f"purpose must be one of {', '.join(PURPOSES)} (got {purpose[:40]!r})",
+                               code="invalid_purpose")
+    return value
 IDLE = ("ready", "done", "failed")
 
 
@@ -50,8 +62,7 @@ async def upload_stream(
     phone_column: str | None = None, header: str | bool | None = None,
 ) -> CleaningFile:
     """Store an upload (streamed, size-limited) and register it as a cleaning or encryption file."""
-    if purpose not in PURPOSES:
-        raise ValidationFailed(f"purpose must be one of {', '.join(PURPOSES)}")
+    purpose = check_purpose(purpose)
     code = check_region(region, get_settings().default_region)
     wants_header = _parse_header(header)
     stored = await get_storage().save_stream(
@@ -144,7 +155,7 @@ def list_cleaning_files(
 ) -> list[CleaningFile]:
     query = select(CleaningFile).order_by(CleaningFile.id.desc()).limit(max(1, min(limit, 1000)))
     if purpose:
-        query = query.where(CleaningFile.purpose == purpose)
+        query = query.where(CleaningFile.purpose == check_purpose(purpose))
     if archived:
         query = query.where(CleaningFile.status == "archived")
     else:

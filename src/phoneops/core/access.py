@@ -41,6 +41,7 @@ class Act(StrEnum):
     read = "read"
     download = "download"
     cancel = "cancel"
+    archive = "archive"  # hide from the usual list, reversible (restore)
     delete = "delete"
 
 
@@ -63,6 +64,8 @@ RULES: dict[tuple[Obj, Act], Rule] = {
     (Obj.run, Act.download): Rule(V, V, plaintext=A,
                                   why="masked results for anyone; a result holding numbers in full: owner or admin"),
     (Obj.run, Act.cancel): Rule(OP, A),
+    (Obj.run, Act.archive): Rule(OP, A, why="only who started it, or an admin (restoring too)"),
+    (Obj.run, Act.delete): Rule(OP, A, why="only who started it, or an admin: its input and result files go"),
     (Obj.job, Act.read): Rule(V, V),
     (Obj.job, Act.cancel): Rule(OP, A, why="only who started it, or an admin"),
     (Obj.job_rows, Act.read): Rule(V, V, plaintext=OP, why="numbers and e-mails masked for viewers"),

@@ -86,20 +86,27 @@ def looks_binary(text: str) -> bool:
 
 
 def detect_delimiter(text: str) -> str:
-    """The delimiter giving the most consistent column count over the first lines."""
+    """The delimiter giving the most consistent column count over the first lines.
+
+    A character counts as a delimiter only when it splits the first line (a header) or most lines: one
+    `|` or `,` inside a value of a single-column list does not make the list a two-column table whose other
+    rows are then refused as ragged. A list no candidate splits gets the first delimiter it does not contain.
+    """
     lines = [line for line in text.splitlines()[:50] if line.strip()]
     if not lines:
         return ","
-    best, best_score = ",", -1.0
+    best, best_score = "", -1.0
     for delim in DELIMITERS:
         counts = [len(next(csv.reader([line], delimiter=delim))) for line in lines]
-        if max(counts) <= 1:
+        most = max(set(counts), key=lambda c: (counts.count(c), -c))
+        if counts[0] <= 1 and most <= 1:
             continue
-        most = max(set(counts), key=counts.count)
         score = counts.count(most) / len(counts) + (0.01 * most)
         if score > best_score:
             best, best_score = delim, score
-    return best
+    if best:
+        return best
+    return next((d for d in DELIMITERS if not any(d in line for line in lines)), ",")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ data, so a token cannot be moved to another key id. Every character is URL-safe 
 New tokens use the first key of the ring; any key of the ring (current or retired) opens its own tokens.
 
 The original format (URL-safe base64 without padding of ``nonce || ciphertext || tag`` under ``AES_KEY``,
-no associated data) has no ``.``; such tokens are opened with `legacy_key`.
+no associated data) has no ``.``; such tokens are opened with `legacy_key`. Legacy tokens that went
+through a tool adding ``=`` padding are opened too (only correct padding: the text then must be a multiple
+of 4 characters with at most two ``=``).
 
 Numbers at rest (`NumberVault`)
 -------------------------------
@@ -66,7 +68,7 @@ _NUMBER_VERSION = 1
 _KID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _V1_TOKEN = re.compile(r"v1\.[A-Za-z0-9_-]{1,32}\.[A-Za-z0-9_-]{38,}")
-_LEGACY_TOKEN = re.compile(r"[A-Za-z0-9_-]{38,}")  # 12 + 16 bytes at least
+_LEGACY_TOKEN = re.compile(r"[A-Za-z0-9_-]{38,}={0,2}")  # 12 + 16 bytes at least; padding tolerated
 _E164 = re.compile(r"\+[1-9][0-9]{1,19}")
 LOOKS_LIKE_TOKEN_MIN = 25  # the original decrypted custom_variable_1 from 25 characters on
 
@@ -102,6 +104,15 @@ def _b64decode(text: str) -> bytes | None:
     except (binascii.Error, ValueError):
         return None
     return raw if _b64encode(raw) == text else None
+
+
+def _unpadded(text: str) -> str:
+    """A legacy token without its ``=`` padding when the padding is exactly right; else as given (and then
+    refused by `_b64decode`)."""
+    core = text.rstrip("=")
+    if core != text and len(text) % 4 == 0 and len(text) - len(core) == -len(core) % 4:
+        return core
+    return text
 
 
 def decode_key(text: str) -> bytes:
@@ -206,7 +217,7 @@ class TokenCipher:
 
     def _split(self, token: str) -> tuple[str | None, bytes]:
         if "." not in token:
-            raw = _b64decode(token)
+            raw = _b64decode(_unpadded(token))
             if raw is None:
                 raise InvalidToken("token is not URL-safe base64")
             return None, raw

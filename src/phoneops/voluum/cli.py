@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from phoneops.core.errors import AppError
 
@@ -360,3 +360,68 @@ def find(number: str, region: Annotated[str | None, typer.Option()] = None) -> N
         hlr.add_row(h["looked_up_at"][:19], h["live_status"], h["current_network"],
                     f"{h['outcome']} {h['reason'] or ''}".strip())
     console.print(hlr)
+
+
+# --- managing smart cleanings and REG searches: `phoneops voluum runs ...` (service: voluum.runs) -------------
+
+runs_app = typer.Typer(help="Smart cleanings and REG searches: list, archive, restore, delete.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def list_runs(archived: Annotated[bool, typer.Option("--archived", help="Show the archived runs")] = False) -> None:
+    """Recent smart cleanings and REG searches (not archived, or with --archived the archived ones)."""
+    from phoneops.core.db import session_scope
+    from phoneops.voluum import runs
+
+    _boot()
+    table = Table(Column("id", no_wrap=True, min_width=36), "run", "status", "created (UTC)", "result")
+    with session_scope() as session:
+        for job in runs.list_runs(session, archived=archived):
+            result = ", ".join(f"{k} {v}" for k, v in job.result.items() if k != "file_id")
+            table.add_row(job.id, job.title, job.status, job.created_at.isoformat(timespec="seconds"), result)
+    _console().print(table)
+
+
+def _run_action(job_id: str, action: str) -> int:
+    from phoneops.core.db import session_scope
+    from phoneops.voluum import runs
+
+    _boot()
+    try:
+        with session_scope() as session:
+            if action == "archive":
+                runs.archive_run(session, _actor(), job_id)
+            elif action == "restore":
+                runs.restore_run(session, _actor(), job_id)
+            else:
+                return runs.delete_run(session, _actor(), job_id)
+    except AppError as exc:
+        raise _fail(exc) from None
+    return 0
+
+
+@runs_app.command("archive")
+def archive_run(job_id: str) -> None:
+    """Archive a finished run: hidden from the list, still downloadable, restorable."""
+    _run_action(job_id, "archive")
+    _console().print(f"archived run {job_id}")
+
+
+@runs_app.command("restore")
+def restore_run(job_id: str) -> None:
+    """Bring an archived run back to the list."""
+    _run_action(job_id, "restore")
+    _console().print(f"restored run {job_id}")
+
+
+@runs_app.command("delete")
+def delete_run(
+    job_id: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Delete a finished run: its result file and its uploaded list leave storage (audited)."""
+    if not yes and not typer.confirm(f"Delete run {job_id} and its files?"):
+        raise typer.Exit(1)
+    removed = _run_action(job_id, "delete")
+    _console().print(f"deleted run {job_id} ({removed} file{'' if removed == 1 else 's'} removed)")

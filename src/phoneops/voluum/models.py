@@ -227,3 +227,16 @@ class DeadLetter(Base):
     error: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class RunState(Base):
+    """A smart cleaning or REG search that its owner (or an admin) archived or deleted. The run itself is a row
+    of the core `jobs` table; no row here means the run is listed as usual."""
+
+    __tablename__ = "voluum_run_states"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # archived | deleted
+    changed_by: Mapped[str] = mapped_column(String(64), default="")
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    files_removed: Mapped[int] = mapped_column(Integer, default=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
@@ -12,12 +13,11 @@ from sqlalchemy.orm import Session
 from phoneops.core import storage
 from phoneops.core.deps import DbSession, operator, viewer
 from phoneops.core.errors import PayloadTooLarge
-from phoneops.core.jobs import get_job
 from phoneops.core.router import file_response
 from phoneops.core.schemas import JobOut
 from phoneops.core.security import Principal
 from phoneops.settings import get_settings
-from phoneops.voluum import conversions, costs, find, live, lookups, smart, traffic
+from phoneops.voluum import conversions, costs, find, live, lookups, runs, smart, traffic
 from phoneops.voluum.schemas import (
     CampaignOut,
     ConversionSyncOut,
@@ -229,16 +229,34 @@ def reg_search(body: RegSearchIn, session: Session = DbSession, actor: Principal
 
 
 @router.get("/runs", response_model=list[JobOut])
-def runs(session: Session = DbSession, _: Principal = Depends(viewer)) -> list[JobOut]:
-    """Recent smart cleanings and REG searches."""
-    return [JobOut.model_validate(j) for j in smart.list_runs(session)]
+def list_runs(archived: bool = False, session: Session = DbSession, _: Principal = Depends(viewer)) -> list[JobOut]:
+    """Recent smart cleanings and REG searches (`archived=true`: the archived ones)."""
+    return [JobOut.model_validate(j) for j in runs.list_runs(session, archived=archived)]
 
 
 @router.get("/runs/{job_id}/download")
 def download_run(job_id: str, session: Session = DbSession, actor: Principal = Depends(viewer)
                  ) -> StreamingResponse:
-    file_id = smart.result_file(get_job(session, job_id), actor)
+    file_id = smart.result_file(runs.get_run(session, job_id), actor)
     return file_response(session, actor, storage.get_file(session, file_id))
+
+
+@router.post("/runs/{job_id}/archive", response_model=JobOut)
+def archive_run(job_id: str, session: Session = DbSession, actor: Principal = Depends(operator)) -> JobOut:
+    """Hide a finished run from the list (its owner or an admin); `restore` brings it back."""
+    return JobOut.model_validate(runs.archive_run(session, actor, job_id))
+
+
+@router.post("/runs/{job_id}/restore", response_model=JobOut)
+def restore_run(job_id: str, session: Session = DbSession, actor: Principal = Depends(operator)) -> JobOut:
+    return JobOut.model_validate(runs.restore_run(session, actor, job_id))
+
+
+@router.delete("/runs/{job_id}")
+def delete_run(job_id: str, session: Session = DbSession, actor: Principal = Depends(operator)) -> dict[str, Any]:
+    """Delete a finished run's result and uploaded list from storage (its owner or an admin)."""
+    removed = runs.delete_run(session, actor, job_id)
+    return {"id": job_id, "status": "deleted", "files_removed": removed}
 
 
 # --- find a number -------------------------------------------------------------------------------------

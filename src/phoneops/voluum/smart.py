@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from phoneops.core import storage
@@ -410,9 +410,4 @@ def result_file(job: Job, actor: Principal) -> str:
     access.check(actor, access.Obj.run, access.Act.download, job.created_by, plaintext=holds_plaintext,
                  what="result")
     return str(job.result["file_id"])
-
-
-def list_runs(session: Session, limit: int = 30) -> list[Job]:
-    return list(session.scalars(select(Job).where(or_(Job.kind == SMART_KIND, Job.kind == REG_KIND))
-                                .order_by(Job.created_at.desc()).limit(limit)))
 

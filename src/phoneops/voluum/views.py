@@ -18,9 +18,10 @@ from phoneops.core.errors import AppError
 from phoneops.core.models import Job
 from phoneops.core.security import Principal
 from phoneops.settings import get_settings
+from phoneops.ui.flash import flash
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
-from phoneops.voluum import conversions, costs, find, live, lookups, smart, traffic
+from phoneops.voluum import conversions, costs, find, live, lookups, runs, smart, traffic
 from phoneops.voluum.service import is_configured, region_or_default
 
 router = APIRouter(include_in_schema=False)
@@ -138,11 +139,12 @@ def find_page(
 
 
 def _smart(request: Request, session: Session, principal: Principal, *, error: str | None = None,
-           status_code: int = 200, country: str = "") -> Response:
+           status_code: int = 200, country: str = "", archived: bool = False) -> Response:
     today = _today()
     return render(
-        request, "voluum/smart.html", principal, status_code=status_code, error=error,
-        offers=smart.offers_for(session, country or None), runs=smart.list_runs(session), country=country,
+        request, "voluum/smart.html", principal, status_code=status_code, error=error, archived=archived,
+        offers=smart.offers_for(session, country or None), runs=runs.list_runs(session, archived=archived),
+        country=country,
         date_from=(today - dt.timedelta(days=7)).isoformat(), date_to=today.isoformat(),
         region=get_settings().default_region,
     )
@@ -152,13 +154,14 @@ def _smart(request: Request, session: Session, principal: Principal, *, error: s
 def smart_page(
     request: Request,
     country: str = "",
+    archived: bool = False,
     session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     try:
-        return _smart(request, session, principal, country=country[:7])
+        return _smart(request, session, principal, country=country[:7], archived=archived)
     except AppError as exc:
-        return _smart(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return _smart(request, session, principal, error=exc.message, status_code=exc.status_code, archived=archived)
 
 
 @router.post("/voluum/smart")
@@ -223,6 +226,41 @@ def reg_search_start(
         session.rollback()
         return _smart(request, session, principal, error=exc.message, status_code=exc.status_code)
     return RedirectResponse("/voluum/smart", status_code=303)
+
+
+def _run_action(session: Session, principal: Principal, job_id: str, action: str) -> Response:
+    """Archive, restore or delete a smart cleaning / REG search (its owner or an admin: `voluum.runs`)."""
+    back = "/voluum/smart?archived=true" if action == "restore" else "/voluum/smart"
+    try:
+        if action == "archive":
+            runs.archive_run(session, principal, job_id)
+            note = "Run archived."
+        elif action == "restore":
+            runs.restore_run(session, principal, job_id)
+            note = "Run restored."
+        else:
+            removed = runs.delete_run(session, principal, job_id)
+            note = f"Run deleted ({removed} file{'' if removed == 1 else 's'} removed)."
+    except AppError as exc:
+        session.rollback()
+        return flash(RedirectResponse(back, status_code=303), exc.message, "error")
+    session.commit()
+    return flash(RedirectResponse(back, status_code=303), note)
+
+
+@router.post("/voluum/runs/{job_id}/archive")
+def archive_run(job_id: str, session: Session = DbSession, principal: Principal = Depends(page_operator)) -> Response:
+    return _run_action(session, principal, job_id, "archive")
+
+
+@router.post("/voluum/runs/{job_id}/restore")
+def restore_run(job_id: str, session: Session = DbSession, principal: Principal = Depends(page_operator)) -> Response:
+    return _run_action(session, principal, job_id, "restore")
+
+
+@router.post("/voluum/runs/{job_id}/delete")
+def delete_run(job_id: str, session: Session = DbSession, principal: Principal = Depends(page_operator)) -> Response:
+    return _run_action(session, principal, job_id, "delete")
 
 
 # --- costs ---------------------------------------------------------------------------------------------
