@@ -155,6 +155,47 @@ def test_unknown_offers_and_campaigns_refresh_the_lookups(
     assert voluum_sim.stats()["calls"].get("campaign") == calls.get("campaign")
 
 
+def test_refresh_while_another_worker_records_the_same_ids_upserts_them(
+    db_url: str, voluum_env: str, voluum_sim: SimAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manual refresh and a sync's automatic refresh (or a live event) may write the same ids at once: the
+    second writer updates the rows instead of failing with a duplicate key (once a 500 on /voluum)."""
+    from phoneops.voluum import lookups
+    from phoneops.voluum.service import get_client
+
+    data = httpx.get(f"{voluum_env}/_sim/data", timeout=10).json()
+    campaign, offer = data["campaigns"][0], data["offers"][0]
+    raced: list[bool] = []
+
+    def race() -> None:  # the other worker commits between our read of the known ids and our write
+        monkeypatch.setattr(lookups, "_last_auto_refresh", datetime.now(UTC))  # it just refreshed: records only
+        with session_scope() as other:
+            lookups.note_entities(other, SYSTEM, campaigns={campaign["id"]: "seen in a conversion"},
+                                  offers={offer["id"]: ""}, client=None)
+
+    with session_scope() as session:
+        read = session.scalars
+
+        def read_then_race(statement: Any, *args: Any, **kwargs: Any) -> Any:
+            rows = list(read(statement, *args, **kwargs))
+            if not raced and "voluum_campaigns" in str(statement):
+                raced.append(True)
+                race()
+            return rows
+
+        monkeypatch.setattr(session, "scalars", read_then_race)
+        result = lookups.refresh(session, SYSTEM, get_client())
+    assert raced
+    with session_scope() as session:
+        campaigns = {c.campaign_id: c for c in session.scalars(select(Campaign))}
+        offers = {o.offer_id: o.name for o in session.scalars(select(Offer))}
+    assert result.campaigns == len(data["campaigns"]) == len(campaigns)
+    assert result.new_campaigns == len(data["campaigns"])  # none was known when the refresh read them
+    assert campaigns[campaign["id"]].name == campaign["name"]  # Voluum's name wins over the placeholder
+    assert campaigns[campaign["id"]].country_code == campaign["country"]["code"]
+    assert offers[offer["id"]] == offer["name"]
+
+
 def test_campaign_country_rule() -> None:
     assert campaign_country(UK) == "GB"
     assert campaign_country("Marketing Services 4 - United States - Y") == "US"

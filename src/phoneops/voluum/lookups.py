@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -24,7 +24,7 @@ from phoneops.core.security import Principal
 from phoneops.settings import get_settings
 from phoneops.voluum.client import VoluumClient
 from phoneops.voluum.models import Campaign, Offer
-from phoneops.voluum.service import ceil_hour, get_client, is_configured, text
+from phoneops.voluum.service import ceil_hour, get_client, insert_for, is_configured, text
 
 log = structlog.get_logger("phoneops.voluum.lookups")
 
@@ -53,33 +53,35 @@ def refresh(session: Session, actor: Principal, client: VoluumClient | None = No
     campaigns = client.campaigns()
     end = ceil_hour(now)
     offers = client.offers(end - timedelta(days=OFFER_WINDOW_DAYS), end, tz=settings.voluum_timezone)
-    known_campaigns = {c.campaign_id: c for c in session.scalars(select(Campaign))}
-    known_offers = {o.offer_id: o for o in session.scalars(select(Offer))}
-    new_campaigns = new_offers = 0
-    for item in campaigns:
-        if not item.campaign_id:
-            continue
-        row = known_campaigns.get(item.campaign_id)
-        if row is None:
-            row = known_campaigns[item.campaign_id] = Campaign(campaign_id=text(item.campaign_id, 64))
-            session.add(row)
-            new_campaigns += 1
-        row.name = text(item.name, 255)
-        row.country_code = (item.country_code or "").upper()[:2] or None
-        row.traffic_source_id = text(item.traffic_source_id, 64)
-        row.deleted = item.deleted
-        row.refreshed_at = now
-    for offer in offers:
-        if not offer.offer_id:
-            continue
-        found = known_offers.get(offer.offer_id)
-        if found is None:
-            found = known_offers[offer.offer_id] = Offer(offer_id=text(offer.offer_id, 64))
-            session.add(found)
-            new_offers += 1
-        found.name = text(offer.offer_name, 255) or found.name
-        found.refreshed_at = now
-    session.flush()
+    campaign_rows = {
+        item.campaign_id: {"campaign_id": text(item.campaign_id, 64), "name": text(item.name, 255),
+                           "country_code": (item.country_code or "").upper()[:2] or None,
+                           "traffic_source_id": text(item.traffic_source_id, 64), "deleted": item.deleted,
+                           "refreshed_at": now}
+        for item in campaigns if item.campaign_id
+    }
+    offer_rows = {offer.offer_id: {"offer_id": text(offer.offer_id, 64), "name": text(offer.offer_name, 255),
+                                   "refreshed_at": now}
+                  for offer in offers if offer.offer_id}
+    known_campaigns = set(session.scalars(select(Campaign.campaign_id)))
+    known_offers = set(session.scalars(select(Offer.offer_id)))
+    new_campaigns = len(campaign_rows.keys() - known_campaigns)
+    new_offers = len(offer_rows.keys() - known_offers)
+    # upserts: a conversions sync or a live event may record the same ids at the same moment
+    if campaign_rows:
+        insert = insert_for(session, Campaign)
+        session.execute(insert.on_conflict_do_update(
+            index_elements=["campaign_id"],
+            set_={name: insert.excluded[name] for name in
+                  ("name", "country_code", "traffic_source_id", "deleted", "refreshed_at")},
+        ), list(campaign_rows.values()))
+    if offer_rows:
+        insert = insert_for(session, Offer)
+        session.execute(insert.on_conflict_do_update(  # an offer without a name keeps the one it had
+            index_elements=["offer_id"],
+            set_={"name": func.coalesce(func.nullif(insert.excluded.name, ""), Offer.name),
+                  "refreshed_at": insert.excluded.refreshed_at},
+        ), list(offer_rows.values()))
     result = RefreshResult(len(campaigns), len(offers), new_campaigns, new_offers)
     audit(session, actor, "voluum.lookups.refresh", None, None, result.as_dict())
     log.info("voluum.lookups.refreshed", **result.as_dict())
@@ -122,11 +124,15 @@ def note_entities(
         missing_campaigns -= set(
             session.scalars(select(Campaign.campaign_id).where(Campaign.campaign_id.in_(missing_campaigns)))
         )
-    for offer_id in missing_offers:
-        session.add(Offer(offer_id=text(offer_id, 64), name=text(offers[offer_id], 255)))
-    for campaign_id in missing_campaigns:
-        session.add(Campaign(campaign_id=text(campaign_id, 64), name=text(campaigns[campaign_id], 255)))
-    session.flush()
+    now_naive = utcnow()
+    if missing_offers:  # another worker may record the same id at the same moment: first one wins
+        session.execute(insert_for(session, Offer).on_conflict_do_nothing(index_elements=["offer_id"]), [
+            {"offer_id": text(i, 64), "name": text(offers[i], 255), "refreshed_at": now_naive}
+            for i in sorted(missing_offers)])
+    if missing_campaigns:
+        session.execute(insert_for(session, Campaign).on_conflict_do_nothing(index_elements=["campaign_id"]), [
+            {"campaign_id": text(i, 64), "name": text(campaigns[i], 255), "refreshed_at": now_naive}
+            for i in sorted(missing_campaigns)])
     return refreshed
 
 
