@@ -29,8 +29,9 @@ other processes slow the wall clock, not the CPU time. `--peak-rows` (default 1M
 file's first rows too and prints that peak, to show how memory grows with rows. The sha256 of the cleaned
 and rejected files is kept per data set (outputs-<tag>.json in the work folder): the first run records it
 (run the previous implementation first, e.g. with PYTHONPATH pointing at its src/), later runs print
-"identical" or "DIFFERENT". A last run adds the line_type column; `line_type_overhead` is the fraction of
-end-to-end time it adds.
+"identical" or "DIFFERENT". Each measured run is followed by one with the line_type column (in turn, so a
+change of load hits both); `line_type_overhead` is the fraction of end-to-end time the column adds, better
+run against better run (`line_type_cpu_overhead` the same in CPU seconds).
 
 Profile (py-spy record --subprocesses, 300,000 rows against 600,000, this machine with a load average of
 ~25 on 2 cores, so shares, not times, are what to read; busy samples of the job, its threads and its
@@ -430,14 +431,15 @@ def main() -> None:
         peak_small = small["peak"]
         print(line(f"ours on the first {args.peak_rows:,} rows", small), flush=True)
 
-    runs = []
-    for attempt in range(args.repeat):
+    runs, typed_runs = [], []
+    for attempt in range(args.repeat):  # with and without the column in turn, so a load change hits both
         runs.append(measure(csv_path, db_path, work, args.workers))
         print(line(f"ours, run {attempt + 1}", runs[-1]), flush=True)
+        if args.line_type:
+            typed_runs.append(measure(csv_path, db_path, work, args.workers, line_type=True))
+            print(line(f"ours with the line_type column, run {attempt + 1}", typed_runs[-1]), flush=True)
     best = min(runs, key=lambda r: r["seconds"])
-    typed = measure(csv_path, db_path, work, args.workers, line_type=True) if args.line_type else None
-    if typed is not None:
-        print(line("ours with the line_type column", typed), flush=True)
+    typed = min(typed_runs, key=lambda r: r["seconds"]) if typed_runs else None
     stats, seconds, peak, cpu = best["stats"], best["seconds"], best["peak"], best["cpu"]
     hashes = best["hashes"]
     if reference is None:
@@ -462,11 +464,13 @@ def main() -> None:
     print(f"peak RSS {peak:,.0f} MB at {rows:,} rows" + (f", {peak_small:,.0f} MB at {args.peak_rows:,} rows"
                                                           if peak_small else ""))
     print(f"outputs (sha256 of the cleaned and rejected files) vs {reference_path.name}: {identical}")
-    overhead = None
+    overhead = cpu_overhead = None
     if typed is not None:
         overhead = max(0.0, typed["seconds"] / seconds - 1)
-        print(f"line_type column: {rows / typed['seconds']:,.0f} rows/s with it vs {ours:,.0f} without "
-              f"(overhead {overhead:.1%} of the end-to-end time)")
+        cpu_overhead = max(0.0, typed["cpu"] / cpu - 1)
+        print(f"line_type column: {rows / typed['seconds']:,.0f} rows/s with it vs {ours:,.0f} without, better of "
+              f"{len(typed_runs)} each, run in turn (overhead {overhead:.1%} of the end-to-end time, "
+              f"{cpu_overhead:.1%} of the CPU time); with it: {typed['stats'].get('line_types')}")
     print(json.dumps({
         "bench": "clean", "rows": rows, "rows_per_s": round(ours), "peak_rss_mb": round(peak),
         "peak_rss_mb_small": round(peak_small) if peak_small else None, "small_rows": args.peak_rows,
@@ -476,6 +480,8 @@ def main() -> None:
         "cpus": os.cpu_count(), "cpu_seconds": round(cpu, 1), "rows_per_cpu_s": round(rows / cpu),
         "load_before": round(best["load_before"], 1), "load_after": round(best["load_after"], 1),
         "outputs": identical, "line_type_overhead": round(overhead, 3) if overhead is not None else None,
+        "line_type_cpu_overhead": round(cpu_overhead, 3) if cpu_overhead is not None else None,
+        "line_type_rows_per_s": round(rows / typed["seconds"]) if typed is not None else None,
     }))
 
 

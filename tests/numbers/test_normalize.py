@@ -23,6 +23,7 @@ from phoneops.numbers.normalize import (
     normalize,
     normalize_column,
 )
+from phoneops.numbers.prefixes import significant_prefix
 
 TYPES = [t for t in vars(PhoneNumberType).values() if isinstance(t, int) and t not in (PhoneNumberType.UNKNOWN,)]
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
@@ -347,3 +348,35 @@ def test_every_example_number_in_every_writing_agrees(region: str) -> None:
 @pytest.mark.parametrize("region", REGIONS)
 def test_every_example_number_in_every_writing_agrees_for_every_region(region: str) -> None:
     assert_agrees(EVERY_WRITING, region)
+
+
+# --- line types per prefix range -----------------------------------------------------------------------------
+
+
+def test_significant_prefix_reads_up_to_the_last_restrictive_digit() -> None:
+    assert significant_prefix("^(?:010|011):(?:7(?:[1-3][0-9][0-9]|4[0-5])[0-9]{6})$") == 7  # "010:7" + 2
+    assert significant_prefix("^(?:[2-9][0-9]){1,3}$") == 5  # the third copy can start at 4
+    assert significant_prefix("^[0-9]{2,3}5$") == 4  # the 5 may sit at 2 or 3
+    assert significant_prefix("^[0-9]+5$") is None  # after an unbounded repeat: read everything
+    assert significant_prefix("^[0-9]{6}$") == 0  # the length alone decides
+    assert significant_prefix("^(?=1)1$") is None  # a look-ahead: not walked, read everything
+
+
+def test_line_types_agree_with_phonenumbers_when_many_numbers_share_a_prefix_range() -> None:
+    """Numbers of one prefix range get the type of whichever of them is tested: every example number of every
+    region with its last digits redrawn (a few hundred variants per range), typed in one call, each checked."""
+    import random
+
+    draw = random.Random(16)
+    variants = []
+    for number in EXAMPLES:
+        e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+        for tail in (1, 2, 3, 4, 5):
+            variants += [e164[:-tail] + "".join(draw.choice("0123456789") for _ in range(tail)) for _ in range(3)]
+    frame = normalize_column(list(dict.fromkeys(variants)), "GB").filter(pl.col("e164").is_not_null())
+    assert frame.height > 3 * len(EXAMPLES)
+    types = line_types(frame["e164"], frame["country"]).to_list()
+    expected = [LINE_TYPES[phonenumbers.number_type(_as_number(e164))] for e164 in frame["e164"]]
+    wrong = [(e, t, x) for e, t, x in zip(frame["e164"], types, expected, strict=True) if t != x]
+    assert not wrong, wrong[:5]
+    assert len(set(types)) >= 8

@@ -102,15 +102,17 @@ def prepare_numbers(phone: pl.Series, region: str, key: bytes, with_digest: bool
     norm = normalize_column(phone, region)
     if norm["extension"].null_count() == norm.height:
         norm = norm.drop("extension")  # the usual case: the column comes back (all null) when batches meet
-    distinct = norm["e164"].drop_nulls().unique()
+    if line_type:  # the distinct numbers with their country; the type travels with the match keys' join
+        typed = norm.select("e164", "country").filter(pl.col("e164").is_not_null()).unique(subset="e164")
+        distinct = typed["e164"]
+    else:
+        distinct = norm["e164"].drop_nulls().unique()
     digests = blind_index_digests(distinct, key, pool)
     keyed = pl.DataFrame({"e164": distinct, **keys_of(digests)})
     if with_digest:
         keyed = keyed.with_columns(bi=digest_series(digests))
-    if line_type:  # once per distinct number (norm's country travels with it)
-        typed = norm.filter(pl.col("e164").is_not_null()).unique(subset="e164").select("e164", "country")
-        keyed = keyed.join(typed.with_columns(line_type=line_types(typed["e164"], typed["country"])).drop("country"),
-                           on="e164", how="left")
+    if line_type:
+        keyed = keyed.with_columns(line_type=line_types(distinct, typed["country"]))
     return norm.join(keyed, on="e164", how="left", maintain_order="left")
 
 

@@ -60,6 +60,7 @@ from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat,
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, _extract_possible_number, _test_number_length
 
 from phoneops.core.errors import ValidationFailed
+from phoneops.numbers.prefixes import significant_prefix
 
 __all__ = ["Normalized", "Rejection", "country_of", "normalize", "normalize_column"]
 
@@ -606,8 +607,9 @@ _HELPER_ORDER = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_n
 
 
 @cache
-def _type_plan(region: str) -> tuple[str, list[tuple[str, str]], bool] | None:
-    """(calling code, [(type, pattern over "LLL:nsn")] in the helper's order, same mobile and fixed line)."""
+def _type_plan(region: str) -> tuple[str, list[tuple[str, str]], bool, int | None] | None:
+    """(calling code, [(type, pattern over "LLL:nsn")] in the helper's order, same mobile and fixed line, the
+    key's significant prefix: the characters of "LLL:nsn" that decide the type, None for all)."""
     md = PhoneMetadata.metadata_for_region(region, None)
     if md is None or md.general_desc is None:
         return None
@@ -619,7 +621,9 @@ def _type_plan(region: str) -> tuple[str, list[tuple[str, str]], bool] | None:
         keyed = _keyed(desc.possible_length, desc.national_number_pattern)
         if keyed is not None:
             tests.append((name, f"^{keyed}$"))
-    return str(md.country_code), tests, bool(md.same_mobile_and_fixed_line_pattern)
+    depths = [significant_prefix(pattern) for _, pattern in tests]
+    depth = None if None in depths else max((d for d in depths if d is not None), default=0)
+    return str(md.country_code), tests, bool(md.same_mobile_and_fixed_line_pattern), depth
 
 
 def _python_type(e164: str) -> str:
@@ -629,33 +633,60 @@ def _python_type(e164: str) -> str:
         return "unknown"
 
 
+def _chosen(names: set[str], same: bool) -> pl.Expr:
+    """The helper's order over one boolean column per type test."""
+    fixed = pl.col("fixed_line") if "fixed_line" in names else pl.lit(False)
+    mobile = pl.col("mobile") if "mobile" in names else pl.lit(False)
+    chosen: pl.Expr = pl.lit("unknown")
+    chosen = pl.when(mobile & pl.lit(not same)).then(pl.lit("mobile")).otherwise(chosen)
+    chosen = pl.when(fixed).then(pl.when(pl.lit(same) | mobile).then(pl.lit("fixed_line_or_mobile"))
+                                 .otherwise(pl.lit("fixed_line"))).otherwise(chosen)
+    for name in reversed([n for n in _HELPER_ORDER[:-2] if n in names]):
+        chosen = pl.when(pl.col(name)).then(pl.lit(name)).otherwise(chosen)
+    return chosen
+
+
 def line_types(e164: pl.Series, country: pl.Series) -> pl.Series:
     """`phonenumbers.number_type` of valid E.164 numbers (as `normalize` returns them, with their country)
-    as names of LINE_TYPES, computed once per distinct number and one regex per region."""
+    as names of LINE_TYPES, computed set-based: the type patterns of a region run once per distinct prefix
+    range, not once per row. A range is the region, the number's length and the national digits the
+    region's patterns read (`numbers.prefixes`), held as one integer: rows meet their range on an integer
+    join, and the region's facts reach each row by its index in an Enum (no string lookups per row)."""
     frame = pl.DataFrame({"e164": e164, "country": country}, schema={"e164": pl.String, "country": pl.String})
-    distinct = frame.filter(pl.col("e164").is_not_null()).unique(subset="e164")
-    parts = []
-    for (region,), part in distinct.partition_by("country", as_dict=True).items():
-        plan = _type_plan(str(region)) if region is not None else None
-        if plan is None:  # non-geographic (+800, +882 ...): few, read by phonenumbers itself
-            values = part["e164"].to_list()
-            parts.append(pl.DataFrame({"e164": values, "line_type": [_python_type(v) for v in values]},
-                                      schema={"e164": pl.String, "line_type": pl.String}))
+    regions = sorted(frame["country"].drop_nulls().unique().to_list())
+    plans = [_type_plan(r) for r in regions]
+    code = frame["country"].cast(pl.Enum(regions)).to_physical().cast(pl.Int64)
+
+    def fact(values: list[int]) -> pl.Series:
+        return pl.Series(values, dtype=pl.Int64).gather(code) if values else pl.Series([None] * frame.height,
+                                                                                        dtype=pl.Int64)
+
+    planned = fact([0 if p is None else 1 for p in plans]) == 1
+    # past "LLL:", the national digits the region's type patterns read (its whole number when unbounded)
+    digits = fact([0 if p is None else _MAX_NSN if p[3] is None else max(0, p[3] - 4) for p in plans])
+    nsn = frame["e164"].str.slice(1 + fact([0 if p is None else len(p[0]) for p in plans]))
+    head = nsn.str.slice(0, digits).cast(pl.UInt64, strict=False).fill_null(0)  # "" (no digit read) -> 0
+    # region, length, digits: (index * 32 + length) * 10^digits + head, below 2^64 (digits <= 17, < 600 regions)
+    scale = pl.select(pl.lit(10, pl.UInt64).pow(digits)).to_series()
+    rows = pl.DataFrame({"range": (code.cast(pl.UInt64) * 32 + nsn.str.len_bytes().cast(pl.UInt64)) * scale + head})
+    rows = rows.with_columns(range=pl.when(planned).then("range"))
+    ranges = pl.DataFrame({"range": rows["range"], "nsn": nsn, "code": code}).filter(planned)
+    ranges = ranges.group_by("range").agg(pl.col("nsn").first(), pl.col("code").first())
+    parts = [pl.DataFrame(schema={"range": pl.UInt64, "line_type": pl.String})]
+    for index, plan in enumerate(plans):
+        if plan is None:
             continue
-        code, tests, same = plan
-        nsn = pl.col("e164").str.slice(1 + len(code))
-        key = pl.concat_str(nsn.str.len_bytes().cast(pl.String).str.zfill(3), pl.lit(":"), nsn)
+        _, tests, same, _ = plan
+        key = pl.concat_str(pl.col("nsn").str.len_bytes().cast(pl.String).str.zfill(3), pl.lit(":"), "nsn")
         # one match-only test per type (the regex engine's fast path, unlike captures), then the helper's order
-        hit = part.select("e164", key=key).with_columns(pl.col("key").str.contains(p).alias(n) for n, p in tests)
-        names = {n for n, _ in tests}
-        fixed, mobile = pl.col("fixed_line") if "fixed_line" in names else pl.lit(False), \
-            pl.col("mobile") if "mobile" in names else pl.lit(False)
-        chosen: pl.Expr = pl.lit("unknown")
-        chosen = pl.when(mobile & pl.lit(not same)).then(pl.lit("mobile")).otherwise(chosen)
-        chosen = pl.when(fixed).then(pl.when(pl.lit(same) | mobile).then(pl.lit("fixed_line_or_mobile"))
-                                     .otherwise(pl.lit("fixed_line"))).otherwise(chosen)
-        for name in reversed([n for n in _HELPER_ORDER[:-2] if n in names]):
-            chosen = pl.when(pl.col(name)).then(pl.lit(name)).otherwise(chosen)
-        parts.append(hit.select("e164", line_type=chosen))
-    found = pl.concat(parts) if parts else pl.DataFrame(schema={"e164": pl.String, "line_type": pl.String})
-    return frame.join(found, on="e164", how="left", maintain_order="left")["line_type"]
+        hit = ranges.filter(pl.col("code") == index).with_columns(key=key).with_columns(
+            pl.col("key").str.contains(p).alias(n) for n, p in tests)
+        parts.append(hit.select("range", line_type=_chosen({n for n, _ in tests}, same)))
+    typed = rows.join(pl.concat(parts), on="range", how="left", maintain_order="left")["line_type"]
+    others = frame.filter(~planned.fill_null(False) & pl.col("e164").is_not_null())["e164"].unique().to_list()
+    if not others:
+        return typed
+    # non-geographic numbers (+800, +882 ...): few, read by phonenumbers itself
+    read = {v: _python_type(v) for v in others}
+    return pl.select(pl.coalesce(typed, frame["e164"].replace_strict(read, default=None))).to_series().alias(
+        "line_type")
