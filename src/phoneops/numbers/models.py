@@ -133,15 +133,18 @@ class ImportChange(Base):
 class NumberOptOut(Base):
     """A suppression kept per number (one row per number): while `state` is `active`, nothing is sent to it.
 
-    Keyed by the number's blind index (as `phone_numbers`), so cleaning matches it like the lists. Only
+    Keyed by the number's blind index (as `phone_numbers`), so cleaning matches it like the lists, and it
+    outlives the erasure of the number (the row keeps the blind index, reason, source and dates). Only
     `numbers.optouts.lift` (an admin, with a reason, audited) or the undo of the import that recorded it sets
     `lifted`; list statuses, imports, syncs and tracker verdicts never touch this table."""
 
     __tablename__ = "number_optouts"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    number_id: Mapped[int] = mapped_column(
-        ForeignKey("phone_numbers.id", ondelete="CASCADE"), unique=True
+    # None once privacy erased the number: the opt-out then lives on by its blind index alone, so the number
+    # is still refused if it comes back (docs/optouts.md, "Erasure"); re-recording it links the new row
+    number_id: Mapped[int | None] = mapped_column(
+        ForeignKey("phone_numbers.id", ondelete="SET NULL"), unique=True, default=None
     )
     blind_index: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
     state: Mapped[str] = mapped_column(String(8), default="active")  # active | lifted

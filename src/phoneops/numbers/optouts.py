@@ -35,6 +35,7 @@ from phoneops.numbers.vault import get_vault, mask
 REASONS = ("sms_stop", "email_unsubscribe", "complaint", "manual")
 EVENT_SOURCE = "OPT_OUT"
 BATCH = 5000
+ERASED = "[erased]"  # how a list shows an opt-out whose number privacy erased (the opt-out stays)
 
 # Reply keywords meaning "stop sending", per language of the platform's countries (GB, IT, NL, DE, ES, FR),
 # compared without case, accents and punctuation. A reply opts out when it IS a keyword, or starts with one
@@ -182,14 +183,19 @@ def _record_batch(
     result.numbers += len(unique)
     ids, created = ensure_numbers(session, [e.e164 for e in unique])
     result.new_numbers += len(created)
-    current = {
-        row.number_id: row
+    vault = get_vault()
+    index_of = dict(zip((e.e164 for e in unique), vault.index_many([e.e164 for e in unique]), strict=True))
+    current = {  # by blind index: an opt-out whose number was erased (no number_id) still counts
+        bytes(row.blind_index): row
         for row in session.execute(
-            select(NumberOptOut.id, NumberOptOut.number_id, NumberOptOut.state, NumberOptOut.lifted_at).where(
-                NumberOptOut.number_id.in_(list(ids.values()))
-            )
+            select(NumberOptOut.id, NumberOptOut.number_id, NumberOptOut.blind_index, NumberOptOut.state,
+                   NumberOptOut.lifted_at).where(NumberOptOut.blind_index.in_(list(index_of.values())))
         )
     }
+    relinks = [{"id": row.id, "number_id": ids[e.e164]} for e in unique
+               if (row := current.get(index_of[e.e164])) is not None and row.number_id != ids[e.e164]]
+    if relinks:  # the number came back after an erasure: its opt-out points at it again
+        session.execute(update(NumberOptOut), relinks)
     statuses = {
         row.id: (row.status, row.authority)
         for row in session.execute(
@@ -199,7 +205,6 @@ def _record_batch(
         )
     }
     now = utcnow()
-    vault = get_vault()
     inserts: list[dict[str, Any]] = []
     revives: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -210,15 +215,16 @@ def _record_batch(
             "detail": (entry.detail or None) and str(entry.detail)[:200], "opted_out_at": entry.at or now,
             "recorded_by": actor.username[:64], "import_id": import_id,
         }
-        existing = current.get(number_id)
+        existing = current.get(index_of[entry.e164])
         if existing is None:
-            inserts.append({"number_id": number_id, "blind_index": vault.index(entry.e164), **values})
+            inserts.append({"number_id": number_id, "blind_index": index_of[entry.e164], **values})
             result.touched.append((number_id, entry.e164 not in created, None))
         elif existing.state == "active":
             result.already += 1
             continue
         elif direct or (entry.at is not None and existing.lifted_at is not None and entry.at > existing.lifted_at):
-            revives.append({"id": existing.id, **values, "lifted_at": None, "lifted_by": None, "lift_reason": None})
+            revives.append({"id": existing.id, **values, "number_id": number_id, "lifted_at": None, "lifted_by": None,
+                            "lift_reason": None})
             result.touched.append((number_id, True, "lifted"))
         else:
             result.kept_lifted += 1
@@ -273,7 +279,7 @@ def _row_for(session: Session, e164: str) -> tuple[PhoneNumber, NumberOptOut | N
     number = session.scalar(select(PhoneNumber).where(PhoneNumber.blind_index == get_vault().index(e164)))
     if number is None:
         raise NotFound(f"{mask(e164)} is not known")
-    return number, session.scalar(select(NumberOptOut).where(NumberOptOut.number_id == number.id))
+    return number, session.scalar(select(NumberOptOut).where(NumberOptOut.blind_index == number.blind_index))
 
 
 def add(
@@ -323,8 +329,10 @@ def lift(session: Session, actor: Principal, raw: str, reason: str, *, region: s
 
 
 def state_of(session: Session, number_id: int) -> dict[str, Any] | None:
-    """A number's opt-out, for its page (None: never opted out)."""
-    row = session.scalar(select(NumberOptOut).where(NumberOptOut.number_id == number_id))
+    """A number's opt-out, for its page (None: never opted out). Found by blind index: an opt-out recorded
+    before the number was erased and came back still shows."""
+    index = select(PhoneNumber.blind_index).where(PhoneNumber.id == number_id).scalar_subquery()
+    row = session.scalar(select(NumberOptOut).where(NumberOptOut.blind_index == index))
     if row is None:
         return None
     return {
@@ -346,7 +354,7 @@ def list_optouts(
     """A page of opt-outs (plaintext for admins, masked for everyone else)."""
     rows = session.execute(
         select(NumberOptOut, PhoneNumber.sealed, PhoneNumber.blind_index, PhoneNumber.country)
-        .join(PhoneNumber, PhoneNumber.id == NumberOptOut.number_id)
+        .outerjoin(PhoneNumber, PhoneNumber.blind_index == NumberOptOut.blind_index)
         .where(NumberOptOut.state == ("active" if active else "lifted"), NumberOptOut.id > after_id)
         .order_by(NumberOptOut.id)
         .limit(max(1, min(limit, 1000)))
@@ -355,9 +363,10 @@ def list_optouts(
     reveal = actor.can(Role.admin)
     out = []
     for row, sealed, index, country in rows:
-        e164 = vault.open(sealed, index)
+        e164 = vault.open(sealed, index) if sealed is not None else None  # None: the number was erased
+        shown = ERASED if e164 is None else e164 if reveal else mask(e164)
         out.append({
-            "id": row.id, "number": e164 if reveal else mask(e164), "country": country, "reason": row.reason,
+            "id": row.id, "number": shown, "country": country, "reason": row.reason,
             "source": row.source, "detail": row.detail, "opted_out_at": row.opted_out_at.isoformat(),
             "recorded_by": row.recorded_by, "import_id": row.import_id,
             "lifted_at": row.lifted_at.isoformat() if row.lifted_at else None, "lifted_by": row.lifted_by,

@@ -1,7 +1,8 @@
 """Where a number lives in the database, and how each place forgets it.
 
 Per-number state is deleted: the number and its list history, the main database of used numbers, the latest live
-event, HLR results and lookup items. Event rows that other figures are built from (Voluum traffic rows,
+event, HLR results and lookup items. An opt-out is kept, keyed by the blind index alone (docs/optouts.md), so the
+number is still never sent to if it comes back. Event rows that other figures are built from (Voluum traffic rows,
 conversions, raw live events) are kept as anonymous rows: blind index removed, `number_kind` = ``erased``, payload
 emptied. Day totals stay right, and because such a row keeps its natural key (click/transaction/type for
 conversions, message id/position for live events) a later sync of the same window finds it "already stored" and
@@ -37,7 +38,7 @@ def erase_rows(session: Session, index: bytes) -> dict[str, int]:
     """Delete or anonymise every row keyed by the number's blind index; counts per place."""
     from phoneops.cleaning.models import UsedNumber
     from phoneops.hlr.models import HlrLookupItem, HlrResult
-    from phoneops.numbers.models import NumberEvent, PhoneNumber
+    from phoneops.numbers.models import NumberEvent, NumberOptOut, PhoneNumber
     from phoneops.ongage.models import OngageConversion
     from phoneops.voluum.models import Conversion, LiveEvent, LiveRawEvent, TrafficRow
 
@@ -45,6 +46,11 @@ def erase_rows(session: Session, index: bytes) -> dict[str, int]:
     number_ids = select(PhoneNumber.id).where(PhoneNumber.blind_index == index).scalar_subquery()
     counts["number_events"] = session.execute(
         delete(NumberEvent).where(NumberEvent.number_id.in_(number_ids))
+    ).rowcount  # type: ignore[attr-defined]
+    # An opt-out outlives the erasure (docs/optouts.md, "Erasure"): it keeps the blind index, reason, source
+    # and dates, loses its link to the number and its free-text detail, so the number stays refused.
+    counts["number_optouts_kept"] = session.execute(
+        update(NumberOptOut).where(NumberOptOut.blind_index == index).values(number_id=None, detail=None)
     ).rowcount  # type: ignore[attr-defined]
     counts["phone_numbers"] = session.execute(
         delete(PhoneNumber).where(PhoneNumber.blind_index == index)
