@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     # --- MessageWhiz -------------------------------------------------------------------------
     messagewhiz_base_url: str = Field(default="https://sms.messagewhiz.com", alias="MESSAGEWHIZ_BASE_URL")
     messagewhiz_api_key: SecretStr | None = Field(default=None, alias="MESSAGEWHIZ_API_KEY")
+    # The currency MessageWhiz bills in; costs pushed to Voluum are converted to VOLUUM_CURRENCY with the
+    # admins' rate table when the two differ (docs/money.md).
+    messagewhiz_currency: str = Field(default="EUR", alias="MESSAGEWHIZ_CURRENCY", pattern=r"^[A-Za-z]{3}$")
 
     # --- HLR lookup --------------------------------------------------------------------------
     hlr_base_url: str = Field(default="https://api.hlrlookup.com", alias="HLR_BASE_URL")
@@ -219,6 +222,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_countries(cls, value: list[str]) -> list[str]:
         return [c.upper() for c in value]
+
+    @field_validator("voluum_currency", "messagewhiz_currency", mode="after")
+    @classmethod
+    def _upper_currency(cls, value: str) -> str:
+        return value.upper()
 
     @field_validator("default_region", mode="after")
     @classmethod

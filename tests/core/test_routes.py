@@ -225,6 +225,12 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/broadcasts/days/{day}/costs"): OPERATOR,
     ("GET", "/broadcasts/live"): VIEWER,
     ("GET", "/broadcasts/analytics"): VIEWER,
+    ("GET", "/api/broadcasts/rates"): VIEWER,
+    ("PUT", "/api/broadcasts/rates/{day}"): ADMIN,
+    ("DELETE", "/api/broadcasts/rates/{day}"): ADMIN,
+    ("GET", "/broadcasts/rates"): ADMIN,
+    ("POST", "/broadcasts/rates"): ADMIN,
+    ("POST", "/broadcasts/rates/{day}/delete"): ADMIN,
     # --- ongage ---
     ("GET", "/api/ongage/status"): VIEWER,
     ("POST", "/api/ongage/sync"): OPERATOR,

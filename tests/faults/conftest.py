@@ -178,7 +178,8 @@ def configure_providers(env: Any, **urls: str) -> None:
         values.update(VOLUUM_BASE_URL=urls["voluum"], VOLUUM_ACCESS_ID=vl.DEFAULT_ACCESS_ID,
                       VOLUUM_ACCESS_KEY=vl.DEFAULT_ACCESS_KEY, VOLUUM_CURRENCY="USD")
     if "mw" in urls:
-        values.update(MESSAGEWHIZ_BASE_URL=urls["mw"], MESSAGEWHIZ_API_KEY=messagewhiz.DEFAULT_API_KEY)
+        values.update(MESSAGEWHIZ_BASE_URL=urls["mw"], MESSAGEWHIZ_API_KEY=messagewhiz.DEFAULT_API_KEY,
+                      MESSAGEWHIZ_CURRENCY=values.get("VOLUUM_CURRENCY", "EUR"))
     if "ongage" in urls:
         values.update(ONGAGE_BASE_URL=urls["ongage"], ONGAGE_LIST_ID=og.DEFAULT_LIST_ID,
                       ONGAGE_USERNAME=og.DEFAULT_USERNAME, ONGAGE_PASSWORD=og.DEFAULT_PASSWORD,

@@ -42,7 +42,7 @@ def providers(voluum: tuple[str, SimAdmin], mw: tuple[str, SimAdmin], env: Any) 
     voluum[1].reset()
     mw[1].reset()
     env(VOLUUM_BASE_URL=voluum[0], VOLUUM_ACCESS_ID=DEFAULT_ACCESS_ID, VOLUUM_ACCESS_KEY=DEFAULT_ACCESS_KEY,
-        VOLUUM_CURRENCY="USD", MESSAGEWHIZ_BASE_URL=mw[0], MESSAGEWHIZ_API_KEY=DEFAULT_API_KEY)
+        VOLUUM_CURRENCY="USD", MESSAGEWHIZ_CURRENCY="USD", MESSAGEWHIZ_BASE_URL=mw[0], MESSAGEWHIZ_API_KEY=DEFAULT_API_KEY)
     reset_mw()
     reset_voluum()
     yield {"voluum": voluum[1], "mw": mw[1]}

@@ -94,6 +94,7 @@ _SHARED_PATTERNS = (
     (r"/(api/)?ongage/csv-jobs/\{job_id\}(/(start|pause|resume|pace))?",
      "a team's shared job; starting and pacing is the operator role's (route level)"),
     (r"/broadcasts/days/\{day\}/costs", "a day of shared totals"),
+    (r"/(api/)?broadcasts/rates/\{day\}(/delete)?", "a day's exchange rate: shared reference data (admins edit)"),
 )
 
 

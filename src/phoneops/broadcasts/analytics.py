@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from phoneops.broadcasts.models import BroadcastCampaignDay, BroadcastStat
+from phoneops.broadcasts.money import cost_sum
 from phoneops.broadcasts.service import parse_day, today
 from phoneops.core.csvio import csv_lines
 from phoneops.core.errors import ValidationFailed
@@ -125,7 +126,7 @@ def _fill_voluum(point: Point, sums: Any) -> None:
 
 
 def _cost_sum() -> Any:
-    return func.coalesce(func.sum(BroadcastStat.price).filter(BroadcastStat.counts_for_cost.is_(True)), 0)
+    return cost_sum()  # the one definition of a day's cost (docs/money.md)
 
 
 def analytics(session: Session, start: date | str | None = None, end: date | str | None = None,

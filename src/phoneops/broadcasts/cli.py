@@ -93,13 +93,14 @@ def sync_unsubscribers(queue: Queue = False) -> None:
 
 def _show_day(day: str) -> None:
     from phoneops.broadcasts.days import campaign_days, get_day
+    from phoneops.broadcasts.money import billing_currency
     from phoneops.core.db import session_scope
 
     with session_scope() as session:
         record = get_day(session, day)
         _console().print(f"{record.day}: [bold]{record.broadcasts}[/bold] broadcasts ({record.with_notes} with a "
-                         f"note), {record.campaigns} campaigns, cost {record.cost:,.2f} "
-                         f"({record.unattributed_cost:,.2f} without a campaign), Voluum {record.voluum}")
+                         f"note), {record.campaigns} campaigns, cost {record.cost:,.2f} {billing_currency()} "
+                         f"(of which {record.unattributed_cost:,.2f} without a campaign), Voluum {record.voluum}")
         table = Table("campaign", "broadcasts", "cost", "recipients", "unique clicks", "visits", "REG", "FTD")
         for c in campaign_days(session, day):
             table.add_row(c.campaign_name or c.campaign_id, str(c.broadcasts), f"{c.cost:,.2f}", str(c.recipients),
@@ -118,7 +119,10 @@ def list_days(limit: int = 30) -> None:
     from phoneops.core.db import session_scope
 
     _boot()
-    table = Table("day", "broadcasts", "with a note", "campaigns", "cost", "no campaign", "Voluum", "imported")
+    from phoneops.broadcasts.money import billing_currency
+
+    table = Table("day", "broadcasts", "with a note", "campaigns", f"cost ({billing_currency()})",
+                  "of which no campaign", "Voluum", "imported")
     with session_scope() as session:
         for d in recent_days(session, limit):
             table.add_row(str(d.day), str(d.broadcasts), str(d.with_notes), str(d.campaigns), f"{d.cost:,.2f}",
@@ -256,3 +260,62 @@ def show_analytics(
     _console().print(table)
     if out is not None:
         _console().print(f"CSV written to {out}")
+
+
+# --- exchange rates (docs/money.md) ----------------------------------------------------------------------
+
+rates_app = typer.Typer(help="The admins' exchange rates: MESSAGEWHIZ_CURRENCY → VOLUUM_CURRENCY, one per day.",
+                        no_args_is_help=True)
+app.add_typer(rates_app, name="rates")
+
+
+@rates_app.command("list")
+def rates_list() -> None:
+    """The billing and tracker currencies and every stored rate, newest day first."""
+    from phoneops.broadcasts.money import billing_currency, list_rates, tracker_currency
+    from phoneops.core.db import session_scope
+
+    _boot()
+    billed, tracker = billing_currency(), tracker_currency()
+    table = Table("day", "pair", "rate", "set by", "set at (UTC)")
+    with session_scope() as session:
+        for r in list_rates(session):
+            table.add_row(str(r.day), f"{r.from_currency}→{r.to_currency}", str(r.rate.normalize()), r.set_by,
+                          r.set_at.isoformat(timespec="seconds"))
+    note = "no rate needed" if billed == tracker else "costs are pushed converted with the day's rate"
+    _console().print(f"MessageWhiz bills in {billed}, Voluum counts in {tracker}: {note}.")
+    _console().print(table)
+
+
+@rates_app.command("set")
+def rates_set(
+    day: Annotated[str, typer.Argument(help="The day (YYYY-MM-DD, UTC)")],
+    rate: Annotated[str, typer.Argument(help="Units of VOLUUM_CURRENCY one unit of MESSAGEWHIZ_CURRENCY is worth")],
+) -> None:
+    """Set or replace one day's rate (audited with the previous value)."""
+    from phoneops.broadcasts.money import set_rate
+    from phoneops.core.db import session_scope
+
+    _boot()
+    try:
+        with session_scope() as session:
+            row = set_rate(session, _actor(), day, rate)
+            text = f"{row.day}: 1 {row.from_currency} = {row.rate.normalize()} {row.to_currency}"
+    except AppError as exc:
+        raise _fail(exc) from None
+    _console().print(text)
+
+
+@rates_app.command("delete")
+def rates_delete(day: Annotated[str, typer.Argument(help="The day (YYYY-MM-DD, UTC)")]) -> None:
+    """Delete one day's rate (audited); that day's pushes wait again until a rate is set."""
+    from phoneops.broadcasts.money import delete_rate
+    from phoneops.core.db import session_scope
+
+    _boot()
+    try:
+        with session_scope() as session:
+            delete_rate(session, _actor(), day)
+    except AppError as exc:
+        raise _fail(exc) from None
+    _console().print(f"rate of {day} deleted")

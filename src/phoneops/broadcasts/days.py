@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.broadcasts.client import Broadcast, Link, MessageWhizClient
 from phoneops.broadcasts.models import BroadcastCampaignDay, BroadcastDay, BroadcastStat
+from phoneops.broadcasts.money import day_cost
 from phoneops.broadcasts.service import get_client, is_transient, past_day, state_text
 from phoneops.core.audit import audit
 from phoneops.core.csvio import csv_lines, neutralise
@@ -303,9 +304,8 @@ def import_day(
     campaign_days = _campaign_days(session, when, rows, windows, now, result)
     result.with_notes = sum(1 for r in rows if r.note)
     result.campaigns = len(campaign_days)
-    cost = sum((r.price or Decimal(0) for r in rows if r.counts_for_cost and r.campaign_id), Decimal(0))
-    loose = sum((r.price or Decimal(0) for r in rows if r.counts_for_cost and not r.campaign_id), Decimal(0))
-    result.cost, result.unattributed_cost = str(cost.quantize(CENT)), str(loose.quantize(CENT))
+    spent = day_cost(rows)  # the one definition of a day's cost (docs/money.md)
+    result.cost, result.unattributed_cost = str(spent.total), str(spent.unattributed)
     result.voluum_calls = windows.calls if windows is not None else 0
 
     record = session.get(BroadcastDay, when)
@@ -315,7 +315,7 @@ def import_day(
     old_files = [f for f in (record.csv_file_id, record.xlsx_file_id) if f]
     csv_file, xlsx_file = write_history(session, actor, when, rows)
     record.broadcasts, record.with_notes, record.campaigns = len(rows), result.with_notes, result.campaigns
-    record.cost, record.unattributed_cost = cost.quantize(CENT), loose.quantize(CENT)
+    record.cost, record.unattributed_cost = spent.total, spent.unattributed
     record.recipients = sum(r.recipients for r in rows)
     record.voluum, record.voluum_error = result.voluum, result.voluum_error
     record.csv_file_id, record.xlsx_file_id = csv_file.id, xlsx_file.id
@@ -375,7 +375,7 @@ def _campaign_days(session: Session, day: date, rows: Sequence[BroadcastStat], w
         item = BroadcastCampaignDay(
             day=day, campaign_id=campaign_id, broadcasts=len(members),
             campaign_name=next((r.campaign_name for r in members if r.campaign_name), numbers.name if numbers else ""),
-            cost=sum((r.price or Decimal(0) for r in members if r.counts_for_cost), Decimal(0)).quantize(CENT),
+            cost=day_cost(members).total,
             recipients=sum(r.recipients for r in members), unique_clicks=sum(r.unique_clicks for r in members),
             total_clicks=sum(r.total_clicks for r in members), delivered=sum(r.delivered for r in members),
             sent=sum(r.sent for r in members), undelivered=sum(r.undelivered for r in members),

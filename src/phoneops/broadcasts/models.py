@@ -18,6 +18,7 @@ from phoneops.core.db import Base, utcnow
 
 MONEY = Numeric(14, 4)
 PERCENT = Numeric(9, 2)
+RATE = Numeric(18, 8)
 
 
 class BroadcastStat(Base):
@@ -101,8 +102,9 @@ class BroadcastDay(Base):
     broadcasts: Mapped[int] = mapped_column(Integer, default=0)
     with_notes: Mapped[int] = mapped_column(Integer, default=0)
     campaigns: Mapped[int] = mapped_column(Integer, default=0)
+    # the day's cost (docs/money.md): every broadcast that counts, with or without a campaign, billed currency
     cost: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
-    unattributed_cost: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # no campaign behind it
+    unattributed_cost: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # part of `cost`, no campaign
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     voluum: Mapped[str] = mapped_column(String(16), default="ok")  # ok | off | failed
     voluum_error: Mapped[str | None] = mapped_column(Text, default=None)
@@ -123,11 +125,29 @@ class BroadcastCostPush(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     day: Mapped[date] = mapped_column(Date, index=True)
     campaign_id: Mapped[str] = mapped_column(String(64))
-    cost: Mapped[Decimal] = mapped_column(MONEY)
+    cost: Mapped[Decimal] = mapped_column(MONEY)  # in `currency`, the tracker's
     currency: Mapped[str] = mapped_column(String(3))
+    billed_cost: Mapped[Decimal | None] = mapped_column(MONEY, default=None)  # in `billed_currency`
+    billed_currency: Mapped[str | None] = mapped_column(String(3), default=None)
+    rate: Mapped[Decimal | None] = mapped_column(RATE, default=None)  # tracker units per billed unit
     broadcasts: Mapped[int] = mapped_column(Integer, default=0)
     outcome: Mapped[str] = mapped_column(String(16))  # sent | unchanged | failed
     error: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # pushes actually sent (not "unchanged")
     pushed_by: Mapped[str] = mapped_column(String(64))
     pushed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExchangeRate(Base):
+    """An admin's rate for one day: how many units of the tracker's currency one billed unit is worth."""
+
+    __tablename__ = "broadcast_exchange_rates"
+    __table_args__ = (UniqueConstraint("day", "from_currency", "to_currency"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    from_currency: Mapped[str] = mapped_column(String(3))  # MESSAGEWHIZ_CURRENCY
+    to_currency: Mapped[str] = mapped_column(String(3))  # VOLUUM_CURRENCY
+    rate: Mapped[Decimal] = mapped_column(RATE)
+    set_by: Mapped[str] = mapped_column(String(64))
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)

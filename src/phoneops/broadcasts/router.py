@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from phoneops.broadcasts import analytics, costs, days, live
+from phoneops.broadcasts import analytics, costs, days, live, money
 from phoneops.broadcasts.schemas import (
     AnalyticsOut,
     CampaignDayOut,
@@ -17,12 +17,15 @@ from phoneops.broadcasts.schemas import (
     DayDetailOut,
     DayOut,
     ImportIn,
+    RateIn,
+    RateOut,
+    RatesOut,
     StatOut,
     StatusOut,
 )
 from phoneops.broadcasts.service import get_client, is_configured
 from phoneops.core.audit import audit
-from phoneops.core.deps import DbSession, operator, viewer
+from phoneops.core.deps import DbSession, admin, operator, viewer
 from phoneops.core.router import file_response
 from phoneops.core.schemas import JobOut
 from phoneops.core.security import Principal
@@ -107,6 +110,28 @@ def list_costs(
     _: Principal = Depends(viewer),
 ) -> list[CostPushOut]:
     return [CostPushOut.model_validate(p) for p in costs.cost_pushes(session, day, limit)]
+
+
+# --- exchange rates (docs/money.md) ----------------------------------------------------------------------
+
+
+@router.get("/rates", response_model=RatesOut)
+def list_rates(session: Session = DB, _: Principal = Depends(viewer)) -> RatesOut:
+    """The billing and tracker currencies and the admins' rates, newest day first."""
+    billed, tracker = money.billing_currency(), money.tracker_currency()
+    return RatesOut(billing_currency=billed, tracker_currency=tracker, needed=billed != tracker,
+                    rates=[RateOut.model_validate(r) for r in money.list_rates(session)])
+
+
+@router.put("/rates/{day}", response_model=RateOut)
+def set_rate(day: str, body: RateIn, session: Session = DB, actor: Principal = Depends(admin)) -> RateOut:
+    """Set or replace one day's rate (billing currency → tracker currency); audited with the previous value."""
+    return RateOut.model_validate(money.set_rate(session, actor, day, body.rate))
+
+
+@router.delete("/rates/{day}", status_code=204)
+def delete_rate(day: str, session: Session = DB, actor: Principal = Depends(admin)) -> None:
+    money.delete_rate(session, actor, day)
 
 
 # --- live ----------------------------------------------------------------------------------------------

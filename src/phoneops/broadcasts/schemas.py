@@ -19,6 +19,29 @@ class CostPushIn(BaseModel):
     force: bool = Field(default=False, description="Send even the costs Voluum already has")
 
 
+class RateIn(BaseModel):
+    rate: Decimal | str = Field(description="Units of VOLUUM_CURRENCY one unit of MESSAGEWHIZ_CURRENCY is worth "
+                                            "on that day (above 0, at most 8 decimals)")
+
+
+class RateOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    day: dt.date
+    from_currency: str
+    to_currency: str
+    rate: Decimal
+    set_by: str
+    set_at: dt.datetime
+
+
+class RatesOut(BaseModel):
+    billing_currency: str
+    tracker_currency: str
+    needed: bool = Field(description="False when both currencies are the same (rate 1, no table)")
+    rates: list[RateOut]
+
+
 class DayOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -113,6 +136,9 @@ class CostPushOut(BaseModel):
     campaign_id: str
     cost: Decimal
     currency: str
+    billed_cost: Decimal | None = Field(description="The cost in the billing currency, before conversion")
+    billed_currency: str | None
+    rate: Decimal | None = Field(description="Units of `currency` per unit of `billed_currency` used")
     broadcasts: int
     outcome: str
     error: str | None

@@ -2,7 +2,8 @@
 
 Job `broadcasts.import_day`: import one day (one committed step, with its checkpoint), then push the day's
 costs to Voluum (a second step; skipped with a message while Voluum is not configured). A worker killed in
-between resumes at the cost push; a provider that is down parks the job (`RetryLater`).
+between resumes at the cost push; a provider that is down parks the job (`RetryLater`), and so does a day with
+no exchange rate while the currencies differ (docs/money.md): the job waits, saying so, until an admin sets it.
 Periodic: every day at 05:00 UTC, yesterday's import and cost push (nothing while MessageWhiz is not
 configured; skipped when that day is being imported already).
 """
@@ -14,14 +15,17 @@ from typing import Any
 import structlog
 
 from phoneops.broadcasts import costs, days, unsubscribers  # noqa: F401  (unsubscribers: its job and tick)
+from phoneops.broadcasts.money import missing_message, rate_for
 from phoneops.broadcasts.service import is_configured, job_actor, park_or_fail, parse_day, yesterday
 from phoneops.core.db import session_scope
 from phoneops.core.errors import AppError
 from phoneops.core.http import ProviderError
-from phoneops.core.jobs import JobContext, active_job_for, job_handler, periodic
+from phoneops.core.jobs import JobContext, RetryLater, active_job_for, job_handler, periodic
 from phoneops.core.security import SYSTEM
 
 log = structlog.get_logger("phoneops.broadcasts.tasks")
+
+RATE_WAIT_SECONDS = 600.0  # a push waiting for its day's exchange rate looks again this often
 
 
 @job_handler(days.KIND, title="Broadcast day import", max_attempts=10)
@@ -52,6 +56,8 @@ def import_day_job(ctx: JobContext) -> dict[str, Any]:
         return {**result, "costs": "Voluum is not configured: costs not pushed"}
     try:
         with session_scope() as session:
+            if rate_for(session, day) is None:  # wait for an admin's rate rather than guess one
+                raise RetryLater(missing_message(day), RATE_WAIT_SECONDS)
             pushed = costs.push_day_costs(session, actor, day)
             outcome = costs.summary(pushed)
             ctx.step(session, done=total, counters={**(ctx.checkpoint.get("counters") or {}), **outcome},

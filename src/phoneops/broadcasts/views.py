@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from phoneops.broadcasts import analytics, costs, days, live
+from phoneops.broadcasts import analytics, costs, days, live, money
 from phoneops.broadcasts.service import is_configured, parse_day, today, yesterday
-from phoneops.core.deps import DbSession, page_operator, page_viewer
+from phoneops.core.deps import DbSession, page_admin, page_operator, page_viewer
 from phoneops.core.errors import AppError
 from phoneops.core.security import Principal
 from phoneops.settings import get_settings
@@ -27,7 +27,8 @@ def dashboard_cards(session: Session) -> list[Card]:
     if not last:
         return [Card("Broadcasts", "no day imported yet", "/broadcasts")]
     record = last[0]
-    return [Card(f"Broadcast cost on {record.day}", f"{record.cost:,.2f}", f"/broadcasts/days/{record.day}")]
+    return [Card(f"Broadcast cost on {record.day}", f"{record.cost:,.2f} {money.billing_currency()}",
+                 f"/broadcasts/days/{record.day}")]
 
 
 def _overview(request: Request, session: Session, principal: Principal, *, error: str | None = None,
@@ -39,7 +40,7 @@ def _overview(request: Request, session: Session, principal: Principal, *, error
         request, "broadcasts/overview.html", principal, status_code=status_code, error=error,
         configured=is_configured(), voluum_configured=voluum_configured(), days=recent,
         jobs=days.import_jobs(session), yesterday=yesterday(), today=today(),
-        currency=get_settings().voluum_currency,
+        currency=get_settings().voluum_currency, billing=money.billing_currency(),
         chart={str(d.day): float(d.cost) for d in reversed(recent[:30])},
     )
 
@@ -79,6 +80,8 @@ def _day_page(request: Request, session: Session, principal: Principal, day: dt.
         request, "broadcasts/day.html", principal, status_code=status_code, error=error, pushed=pushed,
         record=record, stats=stats, groups=groups, search=search, campaigns=days.campaign_days(session, day),
         pushes=costs.cost_pushes(session, day), voluum_configured=voluum_configured(),
+        billing=money.billing_currency(), tracker=money.tracker_currency(),
+        rate_missing=None if money.rate_for(session, day) is not None else money.missing_message(day),
     )
 
 
@@ -148,9 +151,50 @@ def analytics_page(
     top_ftds = sorted(result.campaigns, key=lambda p: p.ftds, reverse=True)[:12]
     return render(
         request, "broadcasts/analytics.html", principal, error=error, result=result, query=query,
+        billing=money.billing_currency(),
         campaign=result.campaign or "", no_campaign=analytics.NO_CAMPAIGN,
         # keyed by campaign id (names repeat and share prefixes), labelled by name
         cost_by_campaign={_campaign_key(p): float(p.cost) for p in top_cost},
         ftds_by_campaign={_campaign_key(p): float(p.ftds) for p in top_ftds},
         campaign_labels={_campaign_key(p): _campaign_label(p, result.campaigns) for p in result.campaigns},
     )
+
+
+# --- exchange rates (admins; docs/money.md) ------------------------------------------------------------
+
+
+def _rates_page(request: Request, session: Session, principal: Principal, *, error: str | None = None,
+                saved: str = "", status_code: int = 200, form: dict[str, str] | None = None) -> Response:
+    billed, tracker = money.billing_currency(), money.tracker_currency()
+    return render(request, "broadcasts/rates.html", principal, status_code=status_code, error=error, saved=saved,
+                  billing=billed, tracker=tracker, needed=billed != tracker, rates=money.list_rates(session),
+                  today=today(), yesterday=yesterday(), form=form or {})
+
+
+@router.get("/broadcasts/rates")
+def rates_page(request: Request, saved: str = "", session: Session = DB,
+               principal: Principal = Depends(page_admin)) -> Response:
+    return _rates_page(request, session, principal, saved=saved[:40])
+
+
+@router.post("/broadcasts/rates")
+def set_rate(request: Request, day: str = Form(""), rate: str = Form(""), session: Session = DB,
+             principal: Principal = Depends(page_admin)) -> Response:
+    try:
+        row = money.set_rate(session, principal, day, rate)
+    except AppError as exc:
+        session.rollback()
+        return _rates_page(request, session, principal, error=exc.message, status_code=exc.status_code,
+                           form={"day": day[:20], "rate": rate[:40]})
+    return RedirectResponse(f"/broadcasts/rates?saved={row.day}", status_code=303)
+
+
+@router.post("/broadcasts/rates/{day}/delete")
+def delete_rate(request: Request, day: str, session: Session = DB,
+                principal: Principal = Depends(page_admin)) -> Response:
+    try:
+        money.delete_rate(session, principal, day)
+    except AppError as exc:
+        session.rollback()
+        return _rates_page(request, session, principal, error=exc.message, status_code=exc.status_code)
+    return RedirectResponse("/broadcasts/rates", status_code=303)
