@@ -1,7 +1,7 @@
-"""The crash-schedule proof with many seeds: every paid-work scenario (IMEI batch, HLR batch, HLR real-time)
-run once per seed with real `phoneops worker` processes SIGKILLed at seeded random points.
+"""The crash-schedule proof with many seeds: every paid-work scenario (IMEI batch on GSM Fusion and on DHRU,
+HLR batch, HLR real-time) run once per seed with real `phoneops worker` processes SIGKILLed at seeded random points.
 
-    python bench/crash.py [--seeds 20] [--kills 3] [--size 200] [--scenarios imei,hlr_batch,hlr_realtime]
+    python bench/crash.py [--seeds 20] [--kills 3] [--size 200] [--scenarios imei,dhru,hlr_batch,hlr_realtime]
                           [--database-url postgresql://...] [--redis-url redis://.../12]
 
 Default database: a fresh SQLite file in a temporary directory (SqliteHuey queue). With `--database-url`
@@ -34,7 +34,7 @@ def main() -> int:
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--kills", type=int, default=3, help="SIGKILLs per case")
     parser.add_argument("--size", type=int, default=200, help="IMEIs or numbers per case")
-    parser.add_argument("--scenarios", default="imei,hlr_batch,hlr_realtime")
+    parser.add_argument("--scenarios", default="imei,dhru,hlr_batch,hlr_realtime")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--redis-url", default=None, help="RedisHuey queue (a Redis database of its own)")
     args = parser.parse_args()

@@ -43,3 +43,25 @@ def test_paid_work_survives_sigkills(scenario: str, db_url: str, tmp_path: Path)
     assert result["double_paid"] == 0, result
     assert result["lost"] == 0, result
     assert result["ledger_delta"] in ("0", "0.00", "0.0000", "0E-4", "0E-2"), result
+
+
+def test_scenarios_share_one_database(db_url: str) -> None:
+    """The bench runs every scenario in one database: a DHRU account configured after GSM Fusion's catalogue was
+    cached must have its services fetched at once (the catalogue's freshness is per account), not after the TTL."""
+    import random
+
+    from harness import SCENARIOS, environment
+
+    from phoneops.core.db import session_scope
+    from phoneops.imei.models import ImeiBatch
+    from phoneops.simulators._server import serve_in_thread
+
+    for name in ("imei", "dhru"):  # the db_url fixture's queue hook drops the jobs: created, not run
+        scenario = SCENARIOS[name]()
+        rng = random.Random(name)
+        with serve_in_thread(scenario.simulator(rng)) as url, environment(scenario.settings(url)):
+            job_id = scenario.create(rng, 3)
+        with session_scope() as session:
+            batch = session.get(ImeiBatch, scenario.batch_id)  # type: ignore[attr-defined]
+            assert batch is not None and batch.job_id == job_id and batch.to_send == 3, name
+            assert batch.service_id == scenario.service  # type: ignore[attr-defined]

@@ -1,4 +1,7 @@
-"""The audit log: every service that changes data or exports it writes one event here."""
+"""The audit log: every service that changes data or exports it writes one event here.
+
+Paid provider calls, manual syncs and logins also say how they ended: `outcome` ("ok", "failed", or the
+job's final status) is kept in the event's detail under that key (docs/operations.md lists the actions)."""
 
 from __future__ import annotations
 
@@ -21,7 +24,12 @@ def audit(
     target_type: str | None = None,
     target_id: object = None,
     detail: dict[str, Any] | None = None,
+    *,
+    outcome: str | None = None,
 ) -> AuditEvent:
+    detail = dict(detail or {})
+    if outcome is not None:
+        detail["outcome"] = outcome
     event = AuditEvent(
         actor_id=actor.user_id,
         actor=actor.username,
@@ -29,7 +37,7 @@ def audit(
         target_type=target_type,
         target_id=None if target_id is None else str(target_id),
         client_ip=actor.client_ip,
-        detail=detail or {},
+        detail=detail,
     )
     session.add(event)
     return event

@@ -27,8 +27,8 @@ from phoneops.core import access
 from phoneops.core.db import after_commit, rowcount, session_scope, utcnow
 from phoneops.core.errors import AppError, Conflict, NotFound
 from phoneops.core.http import ProviderRateLimited, ProviderTimeout, ProviderUnavailable
-from phoneops.core.models import Job, PeriodicRun
-from phoneops.core.security import Principal
+from phoneops.core.models import AuditEvent, Job, PeriodicRun
+from phoneops.core.security import Principal, Role
 
 log = structlog.get_logger("phoneops.jobs")
 
@@ -380,8 +380,34 @@ def _settle(ctx: JobContext, **values: Any) -> None:
             .values(lease_owner=None, **values)
         )
         settled = result.rowcount == 1  # type: ignore[attr-defined]
+        if settled and values.get("status") in ("succeeded", "failed"):
+            _audit_end(session, ctx, str(values["status"]), values.get("error"), values.get("result"))
     if settled and values.get("status") in ("succeeded", "failed"):
         _tell_listeners(ctx, str(values["status"]), values.get("error"))
+
+
+def _audit_end(session: Session, ctx: JobContext, status: str, error: Any, result: Any) -> None:
+    """A job whose start was audited (a manual sync, a paid batch...) has its end audited too, in the same
+    transaction as the end itself: `job.end` with the outcome, for the same actor (docs/operations.md)."""
+    from phoneops.core.audit import audit
+
+    created = session.scalar(select(Job.created_at).where(Job.id == ctx.job_id))
+    if created is None:
+        return
+    near = timedelta(minutes=5)  # the start is audited in the job's creating transaction (the `at` index)
+    start = session.execute(
+        select(AuditEvent.actor_id, AuditEvent.actor, AuditEvent.action)
+        .where(AuditEvent.at >= created - near, AuditEvent.at <= created + near, AuditEvent.target_type == "job",
+               AuditEvent.target_id == ctx.job_id).order_by(AuditEvent.id).limit(1)
+    ).first()
+    if start is None:
+        return
+    summary = {k: v for k, v in (result or {}).items()
+               if isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= 200)}
+    actor = Principal(user_id=start.actor_id, username=start.actor, role=Role.viewer, via="job")
+    audit(session, actor, "job.end", "job", ctx.job_id,
+          {"kind": ctx.kind, "started_by": start.action, "error": None if error is None else str(error)[:500],
+           "result": summary}, outcome=status)
 
 
 # --- job-end listeners (e.g. webhooks) ---------------------------------------------------------

@@ -48,7 +48,7 @@ from phoneops.core.audit import audit
 from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import AppError
 from phoneops.core.jobs import JobCancelled, JobContext, RetryLater
-from phoneops.core.security import Principal, Role
+from phoneops.core.security import Principal, Role, acting_for
 from phoneops.hlr import outputs
 from phoneops.hlr.client import (
     INSUFFICIENT_CREDIT,
@@ -145,6 +145,7 @@ class LookupRunner:
         self.ttl_days = settings.hlr_cache_ttl_days
         self.outcomes: OutcomeMap | None = None
         self.sleep: Callable[[float], None] = time.sleep
+        self.start_credits = Decimal(0)  # spent before this run (its audit line says what the run charged)
 
     # --- progress --------------------------------------------------------------------------------------
 
@@ -171,6 +172,7 @@ class LookupRunner:
             lookup = get_lookup(session, self.lookup_id)
             self.mode, self.batch_size, self.ttl_days = lookup.mode, lookup.batch_size, lookup.ttl_days
             lookup.status, lookup.error = RUNNING, None
+            self.start_credits = lookup.credits_spent
             counts = item_counts(session, self.lookup_id)
             open_work = counts.get(PENDING, 0) + counts.get(SENDING, 0)
             self.step(session, message="looking numbers up" if open_work else "all numbers have fresh results")
@@ -191,6 +193,8 @@ class LookupRunner:
     def _stopped(self, stop: Stop) -> dict[str, Any]:
         if stop.kind == "park":
             self._set_lookup(message=f"waiting: {stop.message}")
+            with session_scope() as session:  # this step's paid calls, before the job waits
+                self._audit_run(session, get_lookup(session, self.lookup_id), "waiting", stop.message)
             later = RetryLater.outage(self.ctx, "hlrlookup.com", stop.message, stop.delay)
             if stop.delay is None:  # failing or in doubt: the growing delay, at most PARK_SECONDS
                 later.delay_seconds = min(later.delay_seconds, PARK_SECONDS)
@@ -206,9 +210,15 @@ class LookupRunner:
             self._apply_cached(session)
             outputs.write_outputs(session, self.actor, lookup)
             lookup.status, lookup.error, lookup.finished_at = status, error, utcnow()
-            audit(session, self.actor, "hlr.lookup_run", "hlr_lookup", lookup.id,
-                  {"job_id": self.ctx.job_id, "status": status, "error": error,
-                   "counts": item_counts(session, self.lookup_id), "credits_spent": credits_text(lookup.credits_spent)})
+            self._audit_run(session, lookup, status, error)
+
+    def _audit_run(self, session: Session, lookup: HlrLookup, status: str, error: str | None) -> None:
+        """The paid calls of this run (job step), one audit line for whoever started the lookup: the numbers
+        by state, the credits this run charged and the lookup's total."""
+        audit(session, acting_for(session, self.ctx.created_by), "hlr.lookup_run", "hlr_lookup", lookup.id,
+              {"job_id": self.ctx.job_id, "mode": lookup.mode, "status": status, "error": error,
+               "counts": item_counts(session, self.lookup_id), "credits_spent": credits_text(lookup.credits_spent),
+               "run_credits": credits_text(lookup.credits_spent - self.start_credits)}, outcome=status)
 
     def finish(self) -> dict[str, Any]:
         with session_scope() as session:
@@ -218,9 +228,7 @@ class LookupRunner:
             lookup.status, lookup.finished_at, lookup.error = SUCCEEDED, utcnow(), None
             counts = item_counts(session, self.lookup_id)
             lookup.message = outputs.summary_line(lookup, counts)
-            audit(session, self.actor, "hlr.lookup_run", "hlr_lookup", lookup.id,
-                  {"job_id": self.ctx.job_id, "status": SUCCEEDED, "counts": counts,
-                   "credits_spent": credits_text(lookup.credits_spent)})
+            self._audit_run(session, lookup, SUCCEEDED, None)
             self.step(session, message=lookup.message)
             return {"lookup_id": lookup.id, "numbers": lookup.numbers, "cached": counts.get(CACHED, 0),
                     "looked_up": counts.get(DONE, 0), "needs_review": counts.get(REVIEW, 0),

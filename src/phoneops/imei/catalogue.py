@@ -43,6 +43,20 @@ def _last_fetch(session: Session) -> datetime | None:
     return session.scalar(select(func.max(ImeiService.fetched_at)).where(ImeiService.active.is_(True)))
 
 
+def _oldest_account_fetch(session: Session) -> datetime | None:
+    """When the least recently fetched configured account was fetched; None when one has never been (an
+    account added since the last refresh: its services must be fetched now, not after the TTL)."""
+    rows = session.execute(select(ImeiService.account, func.max(ImeiService.fetched_at))
+                           .where(ImeiService.active.is_(True)).group_by(ImeiService.account)).all()
+    fetched: dict[str, datetime] = {row[0]: row[1] for row in rows}
+    dates = [fetched.get(account) for account in accounts()]
+    if not dates:  # nothing configured: the cache is all there is
+        return max(fetched.values(), default=None)
+    if any(d is None for d in dates):
+        return None
+    return min(d for d in dates if d is not None)
+
+
 def store_services(session: Session, services: Sequence[Service], kind: str = "imei", account: str = GSM) -> int:
     """Upsert a fetched package list of one account (one statement; safe with concurrent refreshes).
 
@@ -105,8 +119,9 @@ def ensure_fresh(session: Session, *, force: bool = False) -> str | None:
     """Refresh the cache when older than IMEI_SERVICES_TTL_SECONDS; returns a warning if it had to stay stale."""
     settings = get_settings()
     last = _last_fetch(session)
+    oldest = _oldest_account_fetch(session)
     ttl = timedelta(seconds=settings.imei_services_ttl_seconds)
-    if not force and last is not None and utcnow() - last < ttl:
+    if not force and oldest is not None and utcnow() - oldest < ttl:
         return None
     try:
         with session.begin_nested():

@@ -432,31 +432,30 @@ def status(
     refresh: Annotated[bool, typer.Option(help="Ask the provider for the latest status")] = False,
 ) -> None:
     """Show the orders for order ids or IMEIs (optionally refreshed from the provider); exit 1 if one is unknown."""
+    from phoneops.cli import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import history
-    from phoneops.imei.sync import refresh_order
+    from phoneops.imei.sync import refresh_audited
 
     _boot()
     wanted = list(dict.fromkeys(p.strip() for r in references for p in r.split(",") if p.strip()))
     missing: list[str] = []
-    try:
-        with session_scope() as session:
-            for reference in wanted:
+    failure: AppError | None = None
+    with session_scope() as session:  # committed even when a refresh failed: its audit line stays
+        for reference in wanted:
+            try:
                 orders = history.find_orders(session, reference)
                 if not orders:
                     missing.append(reference)
                     continue
-                if refresh:
-                    from phoneops.cli import cli_actor
-                    from phoneops.core.audit import audit
-
-                    for order in orders:
-                        refresh_order(session, order)
-                        audit(session, cli_actor(), "imei.order.refresh", "imei_order", order.id,
-                              {"order_id": order.order_id, "status": order.status, "via": "cli"})
-                _print_orders(orders)
-    except AppError as exc:
-        raise _fail(exc) from None
+                for order in orders if refresh else []:
+                    refresh_audited(session, cli_actor(), order, "cli")
+            except AppError as exc:
+                failure = exc
+                break
+            _print_orders(orders)
+    if failure is not None:
+        raise _fail(failure)
     if missing:
         _console().print(f"[yellow]no order for {', '.join(missing)}[/yellow]")
         raise typer.Exit(1)
@@ -504,6 +503,9 @@ def wait(
 @app.command("sync")
 def sync() -> None:
     """Refresh every Pending / In Process order now (many ids per call)."""
+    from phoneops.cli import cli_actor
+    from phoneops.core.audit import audit
+    from phoneops.core.db import session_scope
     from phoneops.imei.service import require_configured
     from phoneops.imei.sync import sync_open_orders
 
@@ -513,14 +515,13 @@ def sync() -> None:
         result = sync_open_orders(
             progress=lambda done, counts: _console().print(f"checked {done} · {counts}", highlight=False)
         )
-        from phoneops.cli import cli_actor
-        from phoneops.core.audit import audit
-        from phoneops.core.db import session_scope
-
-        with session_scope() as session:
-            audit(session, cli_actor(), "imei.sync", None, None, {"via": "cli", "checked": result["checked"]})
     except AppError as exc:
+        with session_scope() as session:
+            audit(session, cli_actor(), "imei.sync", None, None, {"via": "cli", "error": exc.message}, outcome="failed")
         raise _fail(exc) from None
+    with session_scope() as session:
+        audit(session, cli_actor(), "imei.sync", None, None, {"via": "cli", "checked": result["checked"],
+                                                              "by_status": result["by_status"]}, outcome="ok")
     _console().print(f"[green]synced {result['checked']} open orders[/green]: {result['by_status']}")
 
 

@@ -59,7 +59,7 @@ from phoneops.core.http import (
     ProviderUnavailable,
 )
 from phoneops.core.jobs import JobCancelled, JobContext, LeaseLost, RetryLater
-from phoneops.core.security import SYSTEM
+from phoneops.core.security import SYSTEM, acting_for
 from phoneops.imei.balance import BalanceGuard, guard_for
 from phoneops.imei.balance import close as close_balance
 from phoneops.imei.client import DeviceCheckRefused, ImeiAlreadyExists, InsufficientCredit, PlacedOrder
@@ -212,6 +212,8 @@ class BatchRunner:
     invalid: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     spend: Decimal = Decimal(0)
+    start_counts: Counter[str] = field(default_factory=Counter)  # at the start of this run (its audit line)
+    start_spend: Decimal = Decimal(0)
     stop: Stop | None = None
     kept: int = 0
     no_answer: int = 0  # orders in a row without an answer
@@ -239,6 +241,7 @@ class BatchRunner:
             self.to_send, self.invalid = batch.to_send, batch.invalid
             self.counts.update(batch_counts(session, self.batch_id))
             self.spend = batch_spend(session, self.batch_id)
+            self.start_counts, self.start_spend = Counter(self.counts), self.spend
             if self.guard is not None:  # read guarded balances before anything is sent
                 left = session.scalars(
                     select(ImeiOrder.service_id).where(ImeiOrder.batch_id == self.batch_id,
@@ -357,12 +360,33 @@ class BatchRunner:
             if status in ("done", "paused") and self.guard is not None:  # balance change vs recorded spend
                 close_balance(session, None, batch, self.guard.pool)
             summary = batch_summary(session, batch)
-            # The paid calls of this run, one audit line per job step (run): what was placed and spent.
-            audit(session, SYSTEM, "imei.batch.run", "imei_batch", self.batch_id,
-                  {"job_id": self.ctx.job_id, "status": status, "error": error,
-                   **{k: summary[k] for k in ("placed", "placed_without_order_id", "duplicates_at_provider",
-                                              "failed", "needs_review", "spend")}})
+            self._audit_run(session, batch, summary, status, error)
             return summary
+
+    def _audit_run(self, session: Session, batch: ImeiBatch, summary: dict[str, Any], status: str,
+                   error: str | None) -> None:
+        """The paid calls of this run (job step), one audit line for whoever started the batch: what this run
+        placed, charged and failed, and the batch's totals. A single order (a batch of one: the API's
+        /orders, `phoneops imei submit`) is audited as the order itself: `imei.order.place`."""
+        actor = acting_for(session, batch.created_by)
+        run = {k: self.counts[s] - self.start_counts[s] for k, s in
+               (("placed", PLACED), ("duplicates_at_provider", DUPLICATE), ("failed", FAILED),
+                ("needs_review", REVIEW))}
+        detail = {"job_id": self.ctx.job_id, "status": status, "error": error,
+                  "run": {**run, "charged": money_text(self.spend - self.start_spend)},
+                  **{k: summary[k] for k in ("placed", "placed_without_order_id", "duplicates_at_provider",
+                                             "failed", "needs_review", "spend")}}
+        if batch.to_send != 1:
+            audit(session, actor, "imei.batch.run", "imei_batch", self.batch_id, detail, outcome=status)
+            return
+        order = session.scalars(select(ImeiOrder).where(ImeiOrder.batch_id == self.batch_id)).first()
+        if order is None:
+            return
+        settled = order.state not in (QUEUED, SENDING)
+        audit(session, actor, "imei.order.place", "imei_order", order.id,
+              {**detail, "batch_id": self.batch_id, "imei": order.imei, "service_id": order.service_id,
+               "order_id": order.order_id, "state": order.state, "reason": order.review_reason or order.error},
+              outcome=order.state if settled else status)
 
     # --- the async part ---------------------------------------------------------------------------------
 

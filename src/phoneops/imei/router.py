@@ -17,6 +17,7 @@ from phoneops.core import storage
 from phoneops.core.audit import audit
 from phoneops.core.db import utcnow
 from phoneops.core.deps import DbSession, operator, viewer
+from phoneops.core.errors import AppError
 from phoneops.core.jobs import create_job, get_job
 from phoneops.core.schemas import JobOut
 from phoneops.core.security import Principal
@@ -39,7 +40,7 @@ from phoneops.imei.schemas import (
     ServicesOut,
 )
 from phoneops.imei.service import BALANCE_NOT_AVAILABLE, require_configured
-from phoneops.imei.sync import refresh_order
+from phoneops.imei.sync import refresh_audited
 from phoneops.imei.tasks import SYNC_KIND
 from phoneops.settings import get_settings
 
@@ -300,9 +301,11 @@ def refresh(
     row_id: int, session: Session = DbSession, actor: Principal = Depends(operator)
 ) -> OrderOut:
     require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
-    order = refresh_order(session, history.get_order(session, row_id))
-    audit(session, actor, "imei.order.refresh", "imei_order", order.id, {"order_id": order.order_id,
-                                                                          "status": order.status})
+    try:
+        order = refresh_audited(session, actor, history.get_order(session, row_id), "api")
+    except AppError:
+        session.commit()  # the failed refresh's audit line stays (nothing else was changed)
+        raise
     return OrderOut.model_validate(order)
 
 

@@ -14,8 +14,11 @@ import structlog
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from phoneops.core.audit import audit
 from phoneops.core.db import session_scope, utcnow
+from phoneops.core.errors import AppError
 from phoneops.core.http import ProviderError
+from phoneops.core.security import Principal
 from phoneops.imei.client import OrderStatus
 from phoneops.imei.models import PLACED, ImeiOrder
 from phoneops.imei.parsing import FINAL_STATUSES, OPEN_STATUSES
@@ -126,6 +129,21 @@ def refresh_order(session: Session, order: ImeiOrder, client: StatusSource | Non
     finally:
         if own:
             client.close()
+    return order
+
+
+def refresh_audited(session: Session, actor: Principal, order: ImeiOrder, via: str) -> ImeiOrder:
+    """A user's refresh of one order (API, page, CLI), audited with its outcome. On a provider error the
+    failure is audited in `session` and the error re-raised: the caller keeps (commits) that audit line."""
+    detail: dict[str, Any] = {"order_id": order.order_id, "via": via}
+    try:
+        refresh_order(session, order)
+    except AppError as exc:
+        audit(session, actor, "imei.order.refresh", "imei_order", order.id, {**detail, "error": exc.message},
+              outcome="failed")
+        raise
+    audit(session, actor, "imei.order.refresh", "imei_order", order.id, {**detail, "status": order.status},
+          outcome="ok")
     return order
 
 

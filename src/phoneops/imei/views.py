@@ -29,7 +29,7 @@ from phoneops.imei.results import result_table
 from phoneops.imei.router import export_response, filters_from, save_upload
 from phoneops.imei.schemas import OrderQuery
 from phoneops.imei.service import is_configured, require_configured
-from phoneops.imei.sync import refresh_order
+from phoneops.imei.sync import refresh_audited
 from phoneops.imei.tasks import SYNC_KIND
 from phoneops.settings import get_settings
 from phoneops.ui.render import render
@@ -323,9 +323,7 @@ def order_refresh(
 ) -> Response:
     order = history.get_order(session, row_id)
     try:
-        refresh_order(session, order)
-        audit(session, principal, "imei.order.refresh", "imei_order", order.id, {"order_id": order.order_id,
-                                                                                 "status": order.status})
+        refresh_audited(session, principal, order, "page")
         text = f"Status refreshed: {order.status or 'unknown'}"
     except AppError as exc:
         text = f"Refresh failed: {exc.message}"

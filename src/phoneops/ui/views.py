@@ -100,6 +100,10 @@ def login(
         return _login_form(request, next, status_code=403,
                            error="The login form expired or was sent from another site; please log in again.")
     if not username.strip() or not password:
+        who = Principal(user_id=None, username=username.strip()[:64] or "-", role=Role.viewer, via="login",
+                        client_ip=client_ip(request))
+        audit_service.audit(session, who, "login.failure", "user", None,
+                            {"reason": "missing_fields", "ip": client_ip(request)}, outcome="refused")
         return _login_form(request, next, status_code=422, error="Enter your user name and password.")
     policy = security.LoginPolicy(free_failures=settings.login_max_failures, max_delay=settings.login_lockout_seconds,
                                   address_failures=settings.login_address_max_failures)
@@ -108,7 +112,8 @@ def login(
     except AppError as exc:
         who = Principal(user_id=None, username=username.strip()[:64], role=Role.viewer, via="login",
                         client_ip=client_ip(request))
-        audit_service.audit(session, who, "login.failure", "user", None, {"reason": exc.code, "ip": client_ip(request)})
+        audit_service.audit(session, who, "login.failure", "user", None, {"reason": exc.code, "ip": client_ip(request)},
+                            outcome="refused")
         session.commit()  # keep the failed attempt for throttling (and its audit line)
         response = _login_form(request, next, error=exc.message, status_code=exc.status_code)
         if exc.retry_after:
@@ -118,7 +123,7 @@ def login(
     issue_session(session, response, user, client_ip(request))
     audit_service.audit(session, Principal(user_id=user.id, username=user.username, role=Role(user.role),
                                               via="session", client_ip=client_ip(request)),
-          "login.success", "user", user.id, {"ip": client_ip(request)})
+          "login.success", "user", user.id, {"ip": client_ip(request)}, outcome="ok")
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -128,7 +133,7 @@ def logout(session: Session = DbSession, principal: Principal = Depends(page_vie
     """End the session server-side (the cookie stops working even if someone kept a copy)."""
     if principal.sid:
         security.end_session(session, principal.sid)
-    audit_service.audit(session, principal, "logout", "user", principal.user_id, {})
+    audit_service.audit(session, principal, "logout", "user", principal.user_id, {}, outcome="ok")
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
