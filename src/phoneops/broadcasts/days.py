@@ -36,7 +36,7 @@ from phoneops.broadcasts.money import day_cost
 from phoneops.broadcasts.service import get_client, is_transient, past_day, state_text
 from phoneops.core.audit import audit
 from phoneops.core.csvio import csv_lines, neutralise
-from phoneops.core.db import utcnow
+from phoneops.core.db import rowcount, utcnow
 from phoneops.core.errors import Conflict, NotFound
 from phoneops.core.http import ProviderError
 from phoneops.core.jobs import active_job_for, create_job
@@ -298,7 +298,7 @@ def import_day(
     gone = delete(BroadcastStat).where(BroadcastStat.day == when)
     if broadcasts:
         gone = gone.where(BroadcastStat.broadcast_id.not_in([b.id for b in broadcasts]))
-    result.removed = int(session.execute(gone).rowcount)  # type: ignore[attr-defined]
+    result.removed = rowcount(session.execute(gone))
     session.flush()
 
     campaign_days = _campaign_days(session, when, rows, windows, now, result)

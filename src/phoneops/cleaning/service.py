@@ -19,7 +19,7 @@ from phoneops.cleaning.models import CleaningFile, CleaningRun
 from phoneops.cleaning.reading import check_region, resolve_column
 from phoneops.cleaning.upload import IDLE, get_cleaning_file
 from phoneops.core.audit import audit
-from phoneops.core.db import utcnow
+from phoneops.core.db import rowcount, utcnow
 from phoneops.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from phoneops.core.jobs import TERMINAL, create_job
 from phoneops.core.models import Job, StoredFile
@@ -53,7 +53,7 @@ def _claim(session: Session, record: CleaningFile) -> None:
             .where(CleaningFile.id == record.id, CleaningFile.status.in_(IDLE))
             .values(status="running", error=None, updated_at=utcnow())
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
+        if rowcount(result) == 1:
             session.refresh(record)
             return
         session.refresh(record)

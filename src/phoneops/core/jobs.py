@@ -379,7 +379,7 @@ def _settle(ctx: JobContext, **values: Any) -> None:
             .where(Job.id == ctx.job_id, Job.lease_owner == ctx.worker, Job.status == "running")
             .values(lease_owner=None, **values)
         )
-        settled = result.rowcount == 1  # type: ignore[attr-defined]
+        settled = rowcount(result) == 1
         if settled and values.get("status") in ("succeeded", "failed"):
             _audit_end(session, ctx, str(values["status"]), values.get("error"), values.get("result"))
     if settled and values.get("status") in ("succeeded", "failed"):

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from phoneops.core import jobs, storage
 from phoneops.core.audit import audit
 from phoneops.core.csvio import TableError, iter_rows, normalise_header, sniff_table
-from phoneops.core.db import utcnow
+from phoneops.core.db import rowcount, utcnow
 from phoneops.core.errors import Conflict, NotFound, ValidationFailed
 from phoneops.core.models import Job
 from phoneops.core.security import Principal
@@ -388,11 +388,11 @@ def release_review(session: Session, actor: Principal, lookup_id: int) -> HlrLoo
         raise Conflict(f"HLR lookup {lookup_id} is running; release its numbers in review once it has stopped")
     if effective_status(lookup, job) in (AWAITING_CONFIRMATION, READY):
         raise Conflict(f"HLR lookup {lookup_id} has not started")
-    released = session.execute(
+    released = rowcount(session.execute(
         update(HlrLookupItem)
         .where(HlrLookupItem.lookup_id == lookup.id, HlrLookupItem.state == REVIEW)
         .values(state=PENDING, call_id=None, note=f"in doubt; sent again by decision of {actor.username}"[:200])
-    ).rowcount  # type: ignore[attr-defined]
+    ))
     if not released:
         raise Conflict(f"HLR lookup {lookup_id} has no number in review")
     lookup.review = max(0, lookup.review - int(released))
@@ -426,11 +426,11 @@ def write_off_review(session: Session, actor: Principal, lookup_id: int, reason:
     job = lookup_job(session, lookup)
     if job is not None and job.status in jobs.ACTIVE:
         raise Conflict(f"HLR lookup {lookup_id} is running; write its numbers in review off once it has stopped")
-    closed = session.execute(
+    closed = rowcount(session.execute(
         update(HlrLookupItem)
         .where(HlrLookupItem.lookup_id == lookup.id, HlrLookupItem.state == REVIEW)
         .values(state="failed", note=f"written off by {actor.username}: {text}"[:200])
-    ).rowcount  # type: ignore[attr-defined]
+    ))
     if not closed:
         raise Conflict(f"HLR lookup {lookup_id} has no number in review")
     lookup.review = max(0, lookup.review - int(closed))

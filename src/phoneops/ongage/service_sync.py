@@ -34,7 +34,7 @@ from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
-from phoneops.core.db import session_scope, utcnow
+from phoneops.core.db import rowcount, session_scope, utcnow
 from phoneops.core.errors import Conflict, ValidationFailed
 from phoneops.core.http import (
     ProviderAuthError,
@@ -456,8 +456,8 @@ def requeue(session: Session, actor: Principal, ids: Sequence[int] | None = None
     query = update(OngageConversion).where(OngageConversion.status == "gave_up")
     if ids:
         query = query.where(OngageConversion.id.in_(list(ids)))
-    count = int(session.execute(query.values(status="pending", attempts=0, next_attempt_at=None, claimed_by=None,
-                                             claimed_at=None)).rowcount)  # type: ignore[attr-defined]
+    count = rowcount(session.execute(query.values(status="pending", attempts=0, next_attempt_at=None,
+                                                  claimed_by=None, claimed_at=None)))
     audit(session, actor, "ongage.sync.requeue", "ongage_conversions", None,
           {"count": count, "ids": list(ids or [])[:50]})
     return count

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, String, Table, Text, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from phoneops.core.db import Base
+from phoneops.core.db import Base, rowcount
 
 ERASED_KIND = "erased"
 # Strings that are never free text (hashes, worker ids): never rewritten.
@@ -44,50 +44,50 @@ def erase_rows(session: Session, index: bytes) -> dict[str, int]:
 
     counts: dict[str, int] = {}
     number_ids = select(PhoneNumber.id).where(PhoneNumber.blind_index == index).scalar_subquery()
-    counts["number_events"] = session.execute(
+    counts["number_events"] = rowcount(session.execute(
         delete(NumberEvent).where(NumberEvent.number_id.in_(number_ids))
-    ).rowcount  # type: ignore[attr-defined]
+    ))
     # An opt-out outlives the erasure (docs/optouts.md, "Erasure"): it keeps the blind index, reason, source
     # and dates, loses its link to the number and its free-text detail, so the number stays refused.
-    counts["number_optouts_kept"] = session.execute(
+    counts["number_optouts_kept"] = rowcount(session.execute(
         update(NumberOptOut).where(NumberOptOut.blind_index == index).values(number_id=None, detail=None)
-    ).rowcount  # type: ignore[attr-defined]
-    counts["phone_numbers"] = session.execute(
+    ))
+    counts["phone_numbers"] = rowcount(session.execute(
         delete(PhoneNumber).where(PhoneNumber.blind_index == index)
-    ).rowcount  # type: ignore[attr-defined]
-    counts["used_numbers"] = session.execute(
+    ))
+    counts["used_numbers"] = rowcount(session.execute(
         delete(UsedNumber).where(UsedNumber.blind_index == index)
-    ).rowcount  # type: ignore[attr-defined]
-    counts["hlr_lookup_items"] = session.execute(
+    ))
+    counts["hlr_lookup_items"] = rowcount(session.execute(
         delete(HlrLookupItem).where(HlrLookupItem.blind_index == index)
-    ).rowcount  # type: ignore[attr-defined]
+    ))
     result_ids = select(HlrResult.id).where(HlrResult.blind_index == index).scalar_subquery()
     session.execute(update(HlrLookupItem).where(HlrLookupItem.result_id.in_(result_ids)).values(result_id=None))
-    counts["hlr_results"] = session.execute(
+    counts["hlr_results"] = rowcount(session.execute(
         delete(HlrResult).where(HlrResult.blind_index == index)
-    ).rowcount  # type: ignore[attr-defined]
-    counts["voluum_live_events"] = session.execute(
+    ))
+    counts["voluum_live_events"] = rowcount(session.execute(
         delete(LiveEvent).where(LiveEvent.blind_index == index)
-    ).rowcount  # type: ignore[attr-defined]
+    ))
     conversion_ids = select(Conversion.id).where(Conversion.blind_index == index).scalar_subquery()
-    counts["ongage_conversions"] = session.execute(
+    counts["ongage_conversions"] = rowcount(session.execute(
         update(OngageConversion)
         .where(OngageConversion.conversion_id.in_(conversion_ids))
         .values(status="invalid", last_error="number erased", contact_id=None, claimed_by=None,
                 claimed_at=None, next_attempt_at=None)
-    ).rowcount  # type: ignore[attr-defined]
-    counts["voluum_conversions"] = session.execute(
+    ))
+    counts["voluum_conversions"] = rowcount(session.execute(
         update(Conversion).where(Conversion.blind_index == index)
         .values(blind_index=None, number_kind=ERASED_KIND, raw={})
-    ).rowcount  # type: ignore[attr-defined]
-    counts["voluum_traffic_rows"] = session.execute(
+    ))
+    counts["voluum_traffic_rows"] = rowcount(session.execute(
         update(TrafficRow).where(TrafficRow.blind_index == index)
         .values(blind_index=None, number_kind=ERASED_KIND, ip="", metrics={})
-    ).rowcount  # type: ignore[attr-defined]
-    counts["voluum_live_raw_events"] = session.execute(
+    ))
+    counts["voluum_live_raw_events"] = rowcount(session.execute(
         update(LiveRawEvent).where(LiveRawEvent.blind_index == index)
         .values(blind_index=None, number_kind=ERASED_KIND, payload={})
-    ).rowcount  # type: ignore[attr-defined]
+    ))
     session.flush()
     return {k: int(v) for k, v in counts.items()}
 
