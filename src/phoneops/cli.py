@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from phoneops.core import commands
 from phoneops.core.errors import AppError
 from phoneops.core.security import Principal
 from phoneops.settings import Settings, SettingsError
@@ -29,7 +30,7 @@ app.add_typer(jobs_app, name="jobs")
 console = Console()
 err = Console(stderr=True)
 
-CLI_ACTOR_NAME = "cli"
+CLI_ACTOR_NAME = commands.CLI_ACTOR_NAME
 
 
 DEMO_SECRETS = "demo-secrets.env"
@@ -147,6 +148,9 @@ def _bootstrap(*, service: bool = False, need_database: bool = True) -> Settings
     db.configure(settings.database_url)
     load_domains()
     return settings
+
+
+commands.set_bootstrap(_bootstrap)  # domains' commands start up as every command does
 
 
 def cli_actor() -> Principal:

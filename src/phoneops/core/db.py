@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -198,13 +198,29 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     pending.append(callback)
 
 
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:  # callbacks registered inside a savepoint go with it if it rolls back
+        marks: dict[int, int] = session.info.setdefault("after_commit_marks", {})
+        marks[id(transaction)] = len(session.info.get("after_commit", []))
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released: nothing is committed yet (SQLAlchemy fires after_commit for it too)
+    session.info.pop("after_commit_marks", None)
     callbacks: list[Callable[[], None]] = session.info.pop("after_commit", [])
     for callback in callbacks:
         callback()
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_after_commit(session: Session) -> None:
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_commit(session: Session, previous: SessionTransaction) -> None:
+    if previous.nested:  # a savepoint rolled back: only what was registered inside it is dropped
+        mark = session.info.get("after_commit_marks", {}).pop(id(previous), None)
+        if mark is not None and "after_commit" in session.info:
+            del session.info["after_commit"][mark:]
+        return
+    session.info.pop("after_commit_marks", None)
     session.info.pop("after_commit", None)

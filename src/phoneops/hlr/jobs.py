@@ -81,6 +81,7 @@ from phoneops.hlr.wire import e164
 from phoneops.numbers.lists import apply_verdicts
 from phoneops.numbers.vault import get_vault
 from phoneops.settings import get_settings
+from phoneops.webhooks import service as webhooks
 
 log = structlog.get_logger("phoneops.hlr.jobs")
 
@@ -146,6 +147,7 @@ class LookupRunner:
         self.outcomes: OutcomeMap | None = None
         self.sleep: Callable[[float], None] = time.sleep
         self.start_credits = Decimal(0)  # spent before this run (its audit line says what the run charged)
+        self.review_before = 0  # numbers in review when this run started
 
     # --- progress --------------------------------------------------------------------------------------
 
@@ -175,6 +177,7 @@ class LookupRunner:
             self.start_credits = lookup.credits_spent
             counts = item_counts(session, self.lookup_id)
             open_work = counts.get(PENDING, 0) + counts.get(SENDING, 0)
+            self.review_before = counts.get(REVIEW, 0)
             self.step(session, message="looking numbers up" if open_work else "all numbers have fresh results")
         try:
             if open_work:
@@ -211,6 +214,7 @@ class LookupRunner:
             outputs.write_outputs(session, self.actor, lookup)
             lookup.status, lookup.error, lookup.finished_at = status, error, utcnow()
             self._audit_run(session, lookup, status, error)
+            self._tell_review(session, item_counts(session, self.lookup_id))
 
     def _audit_run(self, session: Session, lookup: HlrLookup, status: str, error: str | None) -> None:
         """The paid calls of this run (job step), one audit line for whoever started the lookup: the numbers
@@ -230,10 +234,18 @@ class LookupRunner:
             lookup.message = outputs.summary_line(lookup, counts)
             self._audit_run(session, lookup, SUCCEEDED, None)
             self.step(session, message=lookup.message)
+            self._tell_review(session, counts)
             return {"lookup_id": lookup.id, "numbers": lookup.numbers, "cached": counts.get(CACHED, 0),
                     "looked_up": counts.get(DONE, 0), "needs_review": counts.get(REVIEW, 0),
                     "failed": counts.get(FAILED, 0), "credits_spent": credits_text(lookup.credits_spent),
                     "clean_file_id": lookup.clean_file_id, "raw_file_id": lookup.raw_file_id}
+
+    def _tell_review(self, session: Session, counts: dict[str, int]) -> None:
+        """review.needed when this run left more numbers in doubt than it found (docs/api.md)."""
+        if counts.get(REVIEW, 0) > self.review_before:
+            webhooks.notify(session, "review.needed", {
+                "domain": "hlr", "lookup_id": self.lookup_id, "needs_review": counts.get(REVIEW, 0),
+                "new": counts.get(REVIEW, 0) - self.review_before, "page": f"/hlr/lookups/{self.lookup_id}"})
 
     # --- outcomes --------------------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from phoneops.numbers.models import PhoneNumber
 from phoneops.numbers.normalize import normalize_column
 from phoneops.numbers.vault import get_vault
 from phoneops.settings import get_settings
+from phoneops.webhooks import service as webhooks
 
 KIND = "hlr.lookup"
 MODES = ("batch", "realtime")
@@ -270,6 +271,10 @@ def create_lookup(
         lookup.message = confirmation_reason(lookup)
     else:
         _start(session, actor, lookup, confirmed=confirm)
+    if lookup.status == AWAITING_CONFIRMATION and lookup.credits_estimate > lookup.budget:
+        webhooks.notify(session, "budget.reached", {
+            "domain": "hlr", "lookup_id": lookup.id, "credits_estimate": credits_text(lookup.credits_estimate),
+            "budget": lookup.budget, "reason": confirmation_reason(lookup), "page": f"/hlr/lookups/{lookup.id}"})
     return lookup
 
 

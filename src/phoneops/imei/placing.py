@@ -80,6 +80,7 @@ from phoneops.imei.models import (
 from phoneops.imei.service import AsyncPool, account_title, async_pool, describe, split_id
 from phoneops.imei.submission import batch_counts, batch_spend, batch_summary, money_text
 from phoneops.settings import get_settings
+from phoneops.webhooks import service as webhooks
 
 log = structlog.get_logger("phoneops.imei.placing")
 
@@ -216,6 +217,7 @@ class BatchRunner:
     start_spend: Decimal = Decimal(0)
     stop: Stop | None = None
     kept: int = 0
+    review_before: int = 0  # orders in review when this run started (review.needed names the new ones)
     no_answer: int = 0  # orders in a row without an answer
     _pending: list[Outcome] = field(default_factory=list)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -240,6 +242,7 @@ class BatchRunner:
             batch.status, batch.error = "running", None
             self.to_send, self.invalid = batch.to_send, batch.invalid
             self.counts.update(batch_counts(session, self.batch_id))
+            self.review_before = self.counts[REVIEW]
             self.spend = batch_spend(session, self.batch_id)
             self.start_counts, self.start_spend = Counter(self.counts), self.spend
             if self.guard is not None:  # read guarded balances before anything is sent
@@ -361,6 +364,14 @@ class BatchRunner:
                 close_balance(session, None, batch, self.guard.pool)
             summary = batch_summary(session, batch)
             self._audit_run(session, batch, summary, status, error)
+            if status == "paused":
+                webhooks.notify(session, "batch.paused", {"domain": "imei", "batch_id": self.batch_id,
+                                                          "reason": error, "placed": summary["placed"],
+                                                          "spend": summary["spend"]})
+            if summary["needs_review"] > self.review_before:
+                webhooks.notify(session, "review.needed", {
+                    "domain": "imei", "batch_id": self.batch_id, "needs_review": summary["needs_review"],
+                    "new": summary["needs_review"] - self.review_before, "page": "/review"})
             return summary
 
     def _audit_run(self, session: Session, batch: ImeiBatch, summary: dict[str, Any], status: str,

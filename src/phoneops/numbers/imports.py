@@ -46,6 +46,7 @@ from phoneops.numbers.normalize import normalize_column
 from phoneops.numbers.optouts import core_table
 from phoneops.numbers.vault import get_vault, mask
 from phoneops.settings import get_settings
+from phoneops.webhooks import service as webhooks
 
 KINDS = ("list", "optout", "inbound", "bulk")
 TARGETS = ("blacklist", "monitor", "whitelist")
@@ -570,6 +571,9 @@ def _run_apply(ctx: JobContext) -> dict[str, Any]:
         record.last_event_id = session.scalar(select(func.max(NumberEvent.id))) or 0
         audit(session, actor, "numbers.import.applied", "manual_import", import_id,
               {"kind": record.kind, "changed": changed, "new_numbers": created})
+        webhooks.notify(session, "import.applied", {
+            "import_id": import_id, "kind": record.kind, "name": record.original_name, "rows": record.rows,
+            "refused": record.rejected, "changed": changed, "new_numbers": created, "by": actor.username})
         ctx.step(session, done=total, total=total, counters={"changed": changed, "new_numbers": created},
                  message=f"applied: {changed:,} numbers changed ({created:,} new)")
     return {"import_id": import_id, "changed": changed, "new_numbers": created}
@@ -679,6 +683,9 @@ def _run_undo(ctx: JobContext) -> dict[str, Any]:
         record.status, record.undone_at, record.undone_by = "undone", utcnow(), actor.username
         record.undo = {**counters, "refused_numbers": refused_sample}
         audit(session, actor, "numbers.import.undone", "manual_import", import_id, counters)
+        webhooks.notify(session, "import.undone", {"import_id": import_id, "kind": record.kind,
+                                                   "restored": counters["restored"],
+                                                   "refused": counters["refused"], "by": actor.username})
         ctx.step(session, message=f"undone: restored {counters['restored']:,}, refused {counters['refused']:,}")
     return {"import_id": import_id, **counters, "refused_numbers": refused_sample}
 

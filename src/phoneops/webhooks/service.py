@@ -16,10 +16,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+import structlog
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -41,6 +42,7 @@ RETRY_FIRST_SECONDS = 10.0  # then doubling, at most RETRY_MAX_SECONDS
 RETRY_MAX_SECONDS = 3600.0
 TIMEOUT_SECONDS = 10.0
 MIN_SECRET = 16
+log = structlog.get_logger(__name__)
 
 
 # --- secrets at rest ---------------------------------------------------------------------------
@@ -122,6 +124,17 @@ def set_active(session: Session, actor: Principal, endpoint_id: int, active: boo
     return endpoint
 
 
+def remove(session: Session, actor: Principal, endpoint_id: int) -> None:
+    """Delete an endpoint with its deliveries and their attempts (pending ones are never sent)."""
+    endpoint = get_endpoint(session, endpoint_id)
+    ids = select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint_id)
+    session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+    session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id))
+    audit(session, actor, "webhook.remove", "webhook", endpoint.id, {"url": endpoint.url})
+    session.delete(endpoint)
+    session.flush()
+
+
 # --- deliveries --------------------------------------------------------------------------------
 
 
@@ -141,6 +154,16 @@ def emit(session: Session, event: str, payload: dict[str, Any]) -> list[WebhookD
         raise ValueError(f"unknown webhook event {event!r}")
     endpoints = [e for e in list_endpoints(session) if e.active and event in e.events]
     return [_enqueue(session, endpoint, event, payload) for endpoint in endpoints]
+
+
+def notify(session: Session, event: str, payload: dict[str, Any]) -> None:
+    """What a domain calls in its own transaction: `emit` inside a savepoint, so recording the event can never
+    fail or block the work that caused it (a failure is logged and the event lost; the work stands)."""
+    try:
+        with session.begin_nested():
+            emit(session, event, payload)
+    except Exception:
+        log.exception("webhooks.emit_failed", event=event)
 
 
 def send_test(session: Session, actor: Principal, endpoint_id: int) -> WebhookDelivery:
@@ -190,7 +213,9 @@ def retry_delay(attempts: int) -> float:
 def deliver(delivery_id: int) -> str:
     """One attempt (called by the delivery job). Returns the final status, or raises RetryLater to wait."""
     with session_scope() as session:
-        delivery = get_delivery(session, delivery_id)
+        delivery = session.get(WebhookDelivery, delivery_id)
+        if delivery is None:
+            return "removed"  # its endpoint was removed while it waited
         if delivery.status != "pending":
             return delivery.status
         endpoint = get_endpoint(session, delivery.endpoint_id)
@@ -215,7 +240,10 @@ def deliver(delivery_id: int) -> str:
     ok = error is None
     now = utcnow()
     with session_scope() as session:
-        delivery = get_delivery(session, delivery_id)
+        found = session.get(WebhookDelivery, delivery_id)
+        if found is None:
+            return "removed"
+        delivery = found
         session.add(WebhookAttempt(delivery_id=delivery_id, at=now, status_code=status_code, error=error,
                                    elapsed_ms=int((time.monotonic() - started) * 1000)))
         delivery.attempts += 1
