@@ -24,6 +24,7 @@ from phoneops.core.errors import AppError, Conflict, NotFound, ValidationFailed
 from phoneops.core.models import StoredFile
 from phoneops.core.security import Principal
 from phoneops.core.storage import CHUNK, get_file, get_storage
+from phoneops.numbers.normalize import normalize
 from phoneops.numbers.vault import get_vault
 from phoneops.settings import get_settings
 
@@ -141,6 +142,19 @@ def shown_sample(record: CleaningFile, actor: Principal) -> list[list[str]]:
     if access.reveals(actor, access.Obj.sample, record.created_by):
         return rows
     return [[access.mask_cell(cell) for cell in row] for row in rows]
+
+
+def sample_keys(record: CleaningFile) -> list[str]:
+    """Per sample row, the page address of its phone cell's number (`phoneops.numbers.links`), "" when the cell
+    is not a number: the file page links the numbers without putting them in a URL."""
+    if record.phone_column is None:
+        return []
+    vault, column = get_vault(), record.phone_column
+    keys = []
+    for row in sample_rows(record):
+        e164 = normalize(row[column], record.region).e164 if column < len(row) else None
+        keys.append(vault.index(e164).hex() if e164 else "")
+    return keys
 
 
 def get_cleaning_file(session: Session, file_id: int, purpose: str | None = None) -> CleaningFile:

@@ -20,6 +20,7 @@ from phoneops.core.jobs import get_job
 from phoneops.core.models import Job
 from phoneops.core.router import file_response
 from phoneops.core.security import Principal
+from phoneops.numbers.links import linked
 from phoneops.settings import get_settings
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
@@ -69,8 +70,10 @@ def _render_file(request: Request, session: Session, principal: Principal, file_
     page = _file_page(session, file_id)
     from phoneops.numbers.normalize import LINE_TYPES, SMS_CAPABLE
 
+    keys = upload.sample_keys(page.file)
     return render(request, "cleaning/file.html", principal, status_code=status_code, page=page, error=error,
                   filters=filters.registered(), sample=upload.shown_sample(page.file, principal),
+                  sample_keys=keys, linked=linked(session, keys),
                   line_types=list(LINE_TYPES.values()), sms_default=SMS_CAPABLE)
 
 

@@ -196,8 +196,8 @@ def result_page(
     if state:
         query = query.where(HlrLookupItem.state == state)
     vault = get_vault()
-    return [_result_dict(item.id, _shown(vault.open(item.sealed, item.blind_index), actor), item, result)
-            for item, result in session.execute(query)]
+    return [{**_result_dict(item.id, _shown(vault.open(item.sealed, item.blind_index), actor), item, result),
+             "key": item.blind_index.hex()} for item, result in session.execute(query)]
 
 
 def _result_dict(item_id: int, number: str, item: HlrLookupItem | None, result: HlrResult | None) -> dict[str, Any]:

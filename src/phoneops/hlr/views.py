@@ -21,6 +21,7 @@ from phoneops.hlr import lookups, outcomes, outputs, risky
 from phoneops.hlr.lookups import FileSource, ListSource
 from phoneops.hlr.models import HlrResult
 from phoneops.hlr.service import confirm_above_credits, is_configured
+from phoneops.numbers.links import linked
 from phoneops.settings import get_settings
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
@@ -119,6 +120,7 @@ def lookup_page(
     return render(
         request, "hlr/lookup.html", principal, lookup=described, rows=rows, outcome_chart=chart,
         state=state or "", next_after=rows[-1]["id"] if len(rows) == 100 else None, states=outputs.STATE_LABELS,
+        linked=linked(session, [r["key"] for r in rows]),
     )
 
 

@@ -332,7 +332,7 @@ def _preview_of(plan_: Plan, reveal: bool) -> dict[str, Any]:
             value = row.e164 or row.fields.get("phone", "")
             samples[row.category].append({
                 "line": row.line, "number": value if reveal else mask(value), "from": row.before, "to": row.after,
-                "outcome": row.outcome,
+                "outcome": row.outcome, "key": get_vault().index(row.e164).hex() if row.e164 else "",
             })
     return {"counts": counts, "transitions": dict(transitions), "refused_reasons": dict(refused), "samples": samples}
 
@@ -722,6 +722,7 @@ def _undo_batch(
         if change.number_id in later:
             who, why, source = later[change.number_id]
             refused.append({"number": mask(vault.open(number.sealed, number.blind_index)),
+                            "key": number.blind_index.hex(),
                             "changed_by": who, "reason": why, "source": source})
             continue
         if opt_kind:

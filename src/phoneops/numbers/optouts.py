@@ -366,7 +366,8 @@ def list_optouts(
         e164 = vault.open(sealed, index) if sealed is not None else None  # None: the number was erased
         shown = ERASED if e164 is None else e164 if reveal else mask(e164)
         out.append({
-            "id": row.id, "number": shown, "country": country, "reason": row.reason,
+            "id": row.id, "number": shown, "key": row.blind_index.hex() if row.blind_index else "",
+            "country": country, "reason": row.reason,
             "source": row.source, "detail": row.detail, "opted_out_at": row.opted_out_at.isoformat(),
             "recorded_by": row.recorded_by, "import_id": row.import_id,
             "lifted_at": row.lifted_at.isoformat() if row.lifted_at else None, "lifted_by": row.lifted_by,

@@ -21,6 +21,7 @@ from phoneops.broadcasts.days import broadcasts_for
 from phoneops.cleaning.used import used_entry
 from phoneops.core.errors import NotFound, ValidationFailed
 from phoneops.core.security import Principal, Role
+from phoneops.numbers.links import key_of as key_of  # the page address (re-exported for callers)
 from phoneops.numbers.lists import lookup, reveal, to_e164
 from phoneops.numbers.models import PhoneNumber
 from phoneops.numbers.normalize import country_of
@@ -48,11 +49,6 @@ class NumberStory:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def key_of(e164: str) -> str:
-    """The page address of a number (its blind index in hex)."""
-    return get_vault().index(e164).hex()
 
 
 def story_for_number(session: Session, actor: Principal, raw: str, region: str) -> NumberStory:

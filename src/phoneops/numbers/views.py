@@ -15,9 +15,10 @@ from phoneops.core.deps import DbSession, page_admin, page_operator, page_viewer
 from phoneops.core.errors import AppError, NotFound, ValidationFailed
 from phoneops.core.security import Principal, Role
 from phoneops.numbers import exports, imports, lists, optouts, rules
+from phoneops.numbers.links import key_of, linked
 from phoneops.numbers.models import ManualImport
 from phoneops.numbers.router import region_or_default
-from phoneops.numbers.story import key_of, story_for_key
+from phoneops.numbers.story import story_for_key
 from phoneops.settings import get_settings
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
@@ -289,10 +290,12 @@ def _import_page(
     record = imports.get_import(session, import_id)
     job = get_job(session, record.job_id) if record.job_id else None
     preview = dict(record.preview or {})
+    shown = [r for rows in (preview.get("samples") or {}).values() for r in rows]
+    shown += list((record.undo or {}).get("refused_numbers") or [])
     return render(
         request, "numbers/import.html", principal, status_code=status_code, record=record, job=job, preview=preview,
         counts=preview.get("counts") or {}, actions=_actions(record, principal), error=error,
-        undo_until=imports.undo_deadline(record) or "",
+        undo_until=imports.undo_deadline(record) or "", linked=linked(session, [r.get("key") for r in shown]),
     )
 
 
@@ -329,6 +332,7 @@ def _optouts_page(
     rows = optouts.list_optouts(session, principal, active=not lifted, limit=100, after_id=after_id)
     return render(
         request, "numbers/optouts.html", principal, status_code=status_code, rows=rows, lifted=lifted,
+        linked=linked(session, [r["key"] for r in rows]),
         next_after=rows[-1]["id"] if len(rows) == 100 else None, counts=optouts.counts(session),
         reasons=optouts.REASONS, error=error, message=message, region=region or get_settings().default_region,
     )

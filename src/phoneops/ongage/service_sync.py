@@ -426,6 +426,7 @@ class Problem:
     campaign_name: str
     postback_at: datetime | None
     number: str  # masked
+    key: str = ""  # the number's page address (`/numbers/n/{key}`), when the number core knows it
 
 
 def problems(session: Session, statuses: Sequence[str] = ("failed", "gave_up", "invalid"), limit: int = 200
@@ -447,7 +448,7 @@ def problems(session: Session, statuses: Sequence[str] = ("failed", "gave_up", "
         number = mask(vault.open(sealed, conversion.blind_index)) if sealed and conversion.blind_index else ""
         out.append(Problem(sync.id, sync.status, sync.attempts, sync.last_error, sync.next_attempt_at, sync.kind,
                            sync.country, conversion.click_id, conversion.campaign_name, conversion.postback_at,
-                           number))
+                           number, conversion.blind_index.hex() if number and conversion.blind_index else ""))
     return out
 
 

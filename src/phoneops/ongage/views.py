@@ -15,6 +15,7 @@ from phoneops.core.deps import DbSession, page_operator, page_viewer
 from phoneops.core.errors import AppError
 from phoneops.core.models import Job
 from phoneops.core.security import Principal
+from phoneops.numbers.links import linked
 from phoneops.ongage import service_csv, service_sync
 from phoneops.ongage.service import is_configured, sync_config
 from phoneops.settings import get_settings
@@ -47,11 +48,12 @@ def _overview(request: Request, session: Session, principal: Principal, *, error
         config_error = None
     except AppError as exc:
         config, config_error = None, exc.message
+    problems = service_sync.problems(session, limit=100)
     return render(
         request, "ongage/overview.html", principal, status_code=status_code, error=error or config_error,
         message=message, configured=is_configured(), config=config, counts=service_sync.counts(session),
-        problems=service_sync.problems(session, limit=100), runs=service_sync.recent_runs(session, 15),
-        jobs=_sync_jobs(session),
+        problems=problems, runs=service_sync.recent_runs(session, 15), jobs=_sync_jobs(session),
+        linked=linked(session, [p.key for p in problems]),
     )
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from phoneops.core.deps import DbSession, page_admin
 from phoneops.core.errors import AppError
 from phoneops.core.security import Principal
+from phoneops.numbers.links import linked
 from phoneops.privacy import erase, retention
 from phoneops.settings import get_settings
 from phoneops.ui.render import render
@@ -20,9 +21,10 @@ def _page(request: Request, session: Session, principal: Principal, *, error: st
           number: str = "", region: str = "", status_code: int = 200) -> Response:
     settings = get_settings()
     tracker, hlr = retention.cutoffs()
+    erasures = erase.list_erasures(session, 100)
     return render(
         request, "privacy/overview.html", principal, status_code=status_code,
-        erasures=erase.list_erasures(session, 100), error=error, number=number,
+        erasures=erasures, linked=linked(session, [e.blind_index.hex() for e in erasures]), error=error, number=number,
         region=region or settings.default_region,
         tracker_days=settings.retention_tracker_events_days, hlr_days=settings.retention_hlr_raw_days,
         tracker_cutoff=tracker, hlr_cutoff=hlr,

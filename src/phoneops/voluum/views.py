@@ -17,6 +17,7 @@ from phoneops.core.deps import DbSession, page_operator, page_viewer
 from phoneops.core.errors import AppError
 from phoneops.core.models import Job
 from phoneops.core.security import Principal
+from phoneops.numbers.links import key_of, linked
 from phoneops.settings import get_settings
 from phoneops.ui.flash import flash
 from phoneops.ui.render import render
@@ -131,8 +132,10 @@ def find_page(
             report = find.find_number(session, principal, number[:64], region_or_default(region))
         except AppError as exc:
             error = exc.message
+    key = key_of(report.number) if report is not None else ""
     return render(request, "voluum/find.html", principal, status_code=422 if error else 200, report=report,
-                  error=error, number=number or "", region=region or get_settings().default_region)
+                  error=error, number=number or "", region=region or get_settings().default_region,
+                  number_key=key, linked=linked(session, [key]))
 
 
 # --- smart cleaning and REG search ---------------------------------------------------------------------
