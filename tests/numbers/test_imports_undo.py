@@ -16,6 +16,7 @@ from phoneops.core.security import SYSTEM, Principal
 from phoneops.numbers import imports
 from phoneops.numbers.lists import Authority, Verdict, apply_verdicts, set_status
 from phoneops.numbers.models import ManualImport, NumberEvent, PhoneNumber
+from phoneops.numbers.vault import get_vault
 
 UK = "+447911123456"
 
@@ -111,8 +112,10 @@ def test_undo_refuses_numbers_changed_later_and_lists_them(session: Any, inline_
         done = imports.get_import(s, record)
         assert done.status == "undone"
         assert (done.undo["restored"], done.undo["refused"]) == (9, 1)
-        assert done.undo["refused_numbers"] == [{"number": "+447*******03", "changed_by": "system",
-                                                 "reason": "CUSTOMER", "source": "MANUAL"}]
+        [refused] = done.undo["refused_numbers"]
+        assert refused.pop("key") == get_vault().index(numbers[3]).hex()  # its story page's address
+        assert refused == {"number": "+447*******03", "changed_by": "system", "reason": "CUSTOMER",
+                           "source": "MANUAL"}
         statuses = {r.status for r in s.scalars(select(PhoneNumber))}
     assert statuses == {None, "whitelist"}
 

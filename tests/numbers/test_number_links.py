@@ -99,10 +99,16 @@ def test_pages_link_known_numbers_and_leave_others_plain(client: Any, users: Any
 
 
 @pytest.mark.browser
-def test_a_viewer_clicks_numbers_through_to_their_story(browser: Any, live_server: str, users: Any,
+def test_a_viewer_clicks_numbers_through_to_their_story(browser: Any, live_server: str, client: Any, users: Any,
                                                         hlr_env: None) -> None:
     lookup_id = seed()
+    up = client.post("/api/cleaning/files", headers=users.headers("operator"),
+                     files={"file": ("people.csv", f"name,phone\nann,{NUMBER}\nbob,{STRANGER}\n".encode())})
+    assert up.status_code == 201, up.text
+    users.create("admin", "amy")
     users.create("viewer", "vera")
+    erased = client.post("/api/privacy/erasures", headers=users.headers("admin"), json={"number": "+14155552671"})
+    assert erased.status_code == 202, erased.text
     key = key_of(NUMBER)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page()
@@ -112,7 +118,8 @@ def test_a_viewer_clicks_numbers_through_to_their_story(browser: Any, live_serve
     page.click("button[type=submit]")
     page.wait_for_load_state()
     for name, path in (("hlr-lookup", f"/hlr/lookups/{lookup_id}"), ("optouts", "/numbers/optouts"),
-                       ("voluum-find", f"/voluum/find?number={NUMBER[1:]}&region=GB")):
+                       ("voluum-find", f"/voluum/find?number={NUMBER[1:]}&region=GB"),
+                       ("cleaning-file", f"/cleaning/files/{up.json()['id']}")):
         page.goto(live_server + path)
         link = page.locator("[data-number-link]").first
         shown = link.inner_text()
@@ -128,4 +135,15 @@ def test_a_viewer_clicks_numbers_through_to_their_story(browser: Any, live_serve
         masked = page.inner_text("[data-field=number]")
         assert masked.startswith("+447") and masked.endswith("56") and "*" in masked
     page.screenshot(path=str(SHOTS / "story.png"), full_page=True)
+    admin = browser.new_page()  # the privacy page is the admins': an erased number's story is its erasure
+    admin.goto(live_server + "/login")
+    admin.fill("input[name=username]", "amy")
+    admin.fill("input[name=password]", "correct-horse-battery")
+    admin.click("button[type=submit]")
+    admin.wait_for_load_state()
+    admin.goto(live_server + "/privacy")
+    admin.screenshot(path=str(SHOTS / "privacy.png"), full_page=True)
+    admin.click("[data-number-link]")
+    admin.wait_for_selector("[data-number-story]")
+    assert admin.url == f"{live_server}/numbers/n/{key_of('+14155552671')}" and "4155552671" not in admin.url
 

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from phoneops.core.db import session_scope
 from phoneops.core.http import RetryPolicy
 from phoneops.core.security import SYSTEM
+from phoneops.numbers.vault import get_vault
 from phoneops.ongage import service_sync
 from phoneops.ongage.client import OngageClient
 from phoneops.ongage.models import OngageConversion
@@ -144,6 +145,7 @@ def test_failures_back_off_then_give_up_then_requeue(ongage: SimAdmin) -> None:
         problems = service_sync.problems(session)
         assert [(p.status, p.click_id, p.attempts) for p in problems] == [("gave_up", "c3", 2)]
         assert problems[0].number.startswith("+447") and "*" in problems[0].number  # masked
+        assert problems[0].key == get_vault().index(phone(3)).hex()  # the Ongage page links its story
     later = service_sync.run_sync("manual", config=config, now=T0 + timedelta(hours=3))
     assert later.contacts == 0  # given up: shown, not retried
 
