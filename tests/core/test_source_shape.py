@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -27,3 +28,37 @@ def test_the_rowcount_rule_fails_when_broken(tmp_path: Path) -> None:
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "m.py").write_text("n = session.execute(q).rowcount  # type: ignore[attr-defined]\n")
     assert rowcount_ignores(tmp_path / "pkg") == ["pkg/m.py:1"]
+
+
+KIND_ARGUMENT = {"create_job": 2, "job_handler": 0}  # call -> position of the job kind
+
+
+def bare_job_kinds(root: Path) -> list[str]:
+    """A job kind written as a string where a job is created or handled: name it once as a constant, so the
+    creating module and the handling one cannot drift apart."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            position = KIND_ARGUMENT.get(name)
+            if position is None or len(node.args) <= position:
+                continue
+            argument = node.args[position]
+            if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno} {name}({argument.value!r})")
+    return found
+
+
+def test_job_kinds_are_named_constants() -> None:
+    assert not bare_job_kinds(SRC), "name the job kind as a module constant and use it in both places"
+
+
+def test_the_job_kind_rule_fails_when_broken(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "m.py").write_text(
+        'KIND = "a.b"\njob = create_job(s, actor, KIND, {})\n'
+        '@job_handler("x.y")\ndef handle(ctx):\n    return jobs.create_job(s, actor, "x.y", {})\n'
+    )
+    assert bare_job_kinds(tmp_path / "pkg") == ["pkg/m.py:3 job_handler('x.y')", "pkg/m.py:5 create_job('x.y')"]

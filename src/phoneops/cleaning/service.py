@@ -26,7 +26,9 @@ from phoneops.core.models import Job, StoredFile
 from phoneops.core.security import Principal, Role
 from phoneops.core.storage import get_file
 
-KINDS = {"clean": "cleaning.run", "encrypt": "cleaning.encrypt", "decrypt": "cleaning.encrypt"}
+CLEAN_KIND = "cleaning.run"
+ENCRYPT_KIND = "cleaning.encrypt"  # encrypts or decrypts a file
+KINDS = {"clean": CLEAN_KIND, "encrypt": ENCRYPT_KIND, "decrypt": ENCRYPT_KIND}
 
 
 def _release_if_stale(session: Session, record: CleaningFile) -> bool:

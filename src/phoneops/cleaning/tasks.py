@@ -20,6 +20,7 @@ from phoneops.cleaning.filters import resolve
 from phoneops.cleaning.models import CleaningFile, CleaningRun
 from phoneops.cleaning.pipeline import CleanOptions, clean_table, estimate_rows
 from phoneops.cleaning.reading import Layout, utf8_source
+from phoneops.cleaning.service import CLEAN_KIND, ENCRYPT_KIND
 from phoneops.cleaning.used import add_used
 from phoneops.core.audit import audit
 from phoneops.core.db import get_engine, session_scope, utcnow
@@ -200,11 +201,11 @@ def _encrypt(ctx: JobContext, spec: RunSpec, source: Path) -> dict[str, Any]:
     return {"run_id": spec.run_id, **stats}
 
 
-@job_handler("cleaning.run", title="Clean a list", max_attempts=3)
+@job_handler(CLEAN_KIND, title="Clean a list", max_attempts=3)
 def run_cleaning(ctx: JobContext) -> dict[str, Any]:
     return _execute(ctx, _clean)
 
 
-@job_handler("cleaning.encrypt", title="Encrypt or decrypt a file", max_attempts=3)
+@job_handler(ENCRYPT_KIND, title="Encrypt or decrypt a file", max_attempts=3)
 def run_encryption(ctx: JobContext) -> dict[str, Any]:
     return _execute(ctx, _encrypt)

@@ -17,16 +17,18 @@ from phoneops.core.jobs import JobContext, create_job, job_handler
 from phoneops.core.models import Job, SampleTick
 from phoneops.core.security import Principal
 
+KIND = "sample.count"
+
 
 def start_sample(session: Session, actor: Principal, steps: int, delay: float = 0.05) -> Job:
     if not 1 <= steps <= 100_000:
         raise ValidationFailed("steps must be between 1 and 100000")
     if not 0 <= delay <= 10:
         raise ValidationFailed("delay must be between 0 and 10 seconds")
-    return create_job(session, actor, "sample.count", {"steps": steps, "delay": delay}, total=steps)
+    return create_job(session, actor, KIND, {"steps": steps, "delay": delay}, total=steps)
 
 
-@job_handler("sample.count", title="Sample counting job")
+@job_handler(KIND, title="Sample counting job")
 def _count(ctx: JobContext) -> dict[str, Any]:
     steps = int(ctx.params["steps"])
     delay = float(ctx.params.get("delay", 0.05))

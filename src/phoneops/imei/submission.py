@@ -52,6 +52,8 @@ from phoneops.imei.service import BALANCE_NOT_AVAILABLE, account_title, split_id
 from phoneops.imei.validation import check_imei
 from phoneops.settings import get_settings
 
+BATCH_KIND = "imei.batch"  # the job that places a batch's orders (imei/tasks.py)
+
 MAX_SKIPPED_KEPT = 5_000  # skipped rows listed on the batch; counts are always complete
 _CHUNK = 500
 
@@ -379,7 +381,7 @@ def create_batch(
         audit(session, actor, "imei.budget_override", "imei_batch", batch.id, result.quote.to_dict())
     if result.rows:
         title = f"IMEI batch #{batch.id}: {len(result.rows)} x {batch.service_title or batch.service_id}"
-        job = create_job(session, actor, "imei.batch", {"batch_id": batch.id}, title=title, total=len(result.rows))
+        job = create_job(session, actor, BATCH_KIND, {"batch_id": batch.id}, title=title, total=len(result.rows))
         batch.job_id = job.id
     session.flush()
     return batch, result
@@ -397,7 +399,7 @@ def resume_batch(session: Session, actor: Principal, batch_id: int) -> ImeiBatch
     )
     if not left:
         raise Conflict(f"batch {batch_id} has nothing left to send")
-    job = create_job(session, actor, "imei.batch", {"batch_id": batch.id},
+    job = create_job(session, actor, BATCH_KIND, {"batch_id": batch.id},
                      title=f"IMEI batch #{batch.id} (resumed)", total=batch.to_send)
     batch.job_id, batch.status, batch.error, batch.finished_at = job.id, "queued", None, None
     audit(session, actor, "imei.batch.resume", "imei_batch", batch.id, {"left": left})

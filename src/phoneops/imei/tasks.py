@@ -14,12 +14,12 @@ from phoneops.core.jobs import JobContext, RetryLater, job_handler, periodic
 from phoneops.imei.models import ImeiOrder
 from phoneops.imei.placing import run_batch
 from phoneops.imei.service import as_app_error, is_configured, provider_label
+from phoneops.imei.submission import BATCH_KIND
 from phoneops.imei.sync import count_open, sync_open_orders
 from phoneops.settings import get_settings
 
 log = structlog.get_logger("phoneops.imei.tasks")
 
-BATCH_KIND = "imei.batch"
 SYNC_KIND = "imei.sync"
 
 
