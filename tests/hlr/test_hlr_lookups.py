@@ -494,7 +494,7 @@ def test_a_started_batch_that_never_moves_is_started_again_on_resume(hlr_env: Si
 
 
 def test_the_estimate_counts_numbers_in_review_and_recently_paid_apart(
-    hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch
+    hlr_env: SimAdmin, client: Any, users: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hlr_env.configure(fail_batches=True)
     in_review = uk(5, 3200)
@@ -510,18 +510,24 @@ def test_the_estimate_counts_numbers_in_review_and_recently_paid_apart(
     hlr_env.advance(10 * 86_400)
     monkeypatch.setenv("HLR_CACHE_TTL_DAYS", "5")
     reset_settings_cache()
+    before_new = hlr_env.stats()["credits_spent"]
     new = uk(3, 3400)
-    file_id = stored_csv([*in_review, *paid_before, *new])
-    with session_scope() as session:
-        lookup = create_lookup(session, SYSTEM, FileSource(file_id, "phone", "GB"))
-        estimate = lookups.estimate(lookup)
-        assert (estimate["to_lookup"], estimate["in_review"], estimate["recently_paid"]) == (12, 5, 4)
-        assert estimate["needs_confirmation"] and lookup.status == "awaiting_confirmation" and lookup.job_id is None
-        assert "5 numbers are in review" in (lookup.message or "") and "4 numbers were paid" in (lookup.message or "")
-        lookup_id = lookup.id
+    operator = users.headers("operator")  # the new lookup as an operator makes it: through the API
+    body = ("phone\n" + "".join(f"{n}\n" for n in [*in_review, *paid_before, *new])).encode()
+    stored = client.post("/api/files", files={"file": ("again.csv", body, "text/csv")}, headers=operator)
+    assert stored.status_code == 201, stored.text
+    created = client.post("/api/hlr/lookups", json={"file_id": stored.json()["id"], "phone_column": "phone"},
+                          headers=operator)
+    assert created.status_code == 201, created.text
+    lookup, estimate = created.json(), created.json()["estimate"]
+    assert (estimate["to_lookup"], estimate["in_review"], estimate["recently_paid"]) == (12, 5, 4)
+    assert estimate["needs_confirmation"] and lookup["status"] == "awaiting_confirmation" and lookup["job"] is None
+    assert "5 numbers are in review" in (lookup["message"] or "") and "4 numbers were paid" in (lookup["message"] or "")
+    lookup_id = lookup["id"]
+    assert hlr_env.stats()["credits_spent"] == before_new  # nothing is paid silently
     before = hlr_env.stats()["credits_spent"]
-    with session_scope() as session:
-        lookups.confirm_lookup(session, SYSTEM, lookup_id)
+    confirmed = client.post(f"/api/hlr/lookups/{lookup_id}/confirm", headers=operator)
+    assert confirmed.status_code == 200, confirmed.text
     assert run(lookup_id).status == "succeeded"
     # The 5 in review were never looked up (the batch failed before): looked up now, once; the 4 again.
     stats = hlr_env.stats()
@@ -531,9 +537,16 @@ def test_the_estimate_counts_numbers_in_review_and_recently_paid_apart(
         assert float(get_lookup(session, lookup_id).credits_spent) == stats["credits_spent"] - before
 
 
-def test_polling_gives_up_after_the_maximum_then_resumes(hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch) -> None:
-    from phoneops.settings import reset_settings_cache
+def test_polling_gives_up_after_the_maximum_then_resumes(
+    hlr_env: SimAdmin, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
 
+    from phoneops.core.logging import configure_logging
+    from phoneops.hlr.cli import app
+    from phoneops.settings import get_settings, reset_settings_cache
+
+    monkeypatch.setenv("DATABASE_URL", db_url)  # the CLI reads its database from the environment
     monkeypatch.setenv("HLR_POLL_MAX_SECONDS", "0.2")
     reset_settings_cache()
     hlr_env.configure(batch_items_per_second=1.0)
@@ -547,8 +560,10 @@ def test_polling_gives_up_after_the_maximum_then_resumes(hlr_env: SimAdmin, monk
     with session_scope() as session:
         assert get_lookup(session, lookup_id).status == "failed"
     hlr_env.advance(3600)
-    with session_scope() as session:
-        lookups.resume_lookup(session, SYSTEM, lookup_id)
+    resumed = CliRunner().invoke(app, ["resume", str(lookup_id), "--no-wait"])  # what the message says to do
+    settings = get_settings()
+    configure_logging(settings.log_json, settings.log_level)  # the runner's captured stderr is closed now
+    assert resumed.exit_code == 0, resumed.output
     assert run(lookup_id).status == "succeeded"
     assert counts(lookup_id) == {"done": 50}
     assert hlr_env.stats()["total_paid_lookups"] == 50

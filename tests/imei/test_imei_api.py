@@ -178,3 +178,37 @@ def test_upload_export_and_import(client: Any, users: Any, gsm_env: SimAdmin, in
     assert imported.status_code == 201, imported.text
     assert imported.json()["rows_inserted"] == 1 and imported.json()["rows_updated"] == 1
     assert client.get("/api/imei/orders", headers=op).json()["total"] == 3
+
+
+def test_simultaneous_orders_for_one_imei_make_one_provider_call(
+    client: Any, users: Any, gsm_env: SimAdmin, inline_jobs: list[str]
+) -> None:
+    """Issue 14 item 5 through the API: three operators order one IMEI at the same moment, from a provider
+    that would accept repeats; one active intent per IMEI and service (unique in the database) lets one
+    through, the others are told it is being (or was) ordered — one order, one charge."""
+    import threading
+
+    gsm_env.configure(duplicate_scope="off")
+    headers = users.headers("operator")
+    gate = threading.Barrier(3)
+    answers: list[Any] = []
+
+    def order() -> None:
+        gate.wait()
+        answers.append(client.post("/api/imei/orders", headers=headers, json={"imei": imei(60), "service_id": SERVICE}))
+
+    threads = [threading.Thread(target=order) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(a.status_code for a in answers) == [202, 202, 202], [a.text for a in answers]
+    bodies = [a.json() for a in answers]
+    assert sorted(b["to_send"] for b in bodies) == [0, 0, 1], bodies
+    for body in bodies:
+        if body["to_send"] == 0:
+            assert body["job_id"] is None and body["summary"]["duplicates_in_history"] == 1
+            assert body["skipped"][0]["reason"].startswith(("being ordered", "already ordered")), body
+    assert gsm_env.stats()["orders_per_imei"] == {imei(60): 1}
+    orders = client.get("/api/imei/orders", params={"imei": imei(60)}, headers=headers).json()["items"]
+    assert [o["state"] for o in orders] == ["placed"]
