@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from stdnum import luhn
 
 from phoneops.core.db import session_scope
@@ -173,6 +173,64 @@ def test_each_service_belongs_to_one_account_and_orders_go_there(
     assert calls["getimeiorderbulk"] == 2 and "getimeiorder" not in calls  # one bulk call per account
     # The balance change of the batch's account matched what we recorded: no difference.
     assert Decimal(batch["balance_difference"]) == 0 and batch["balance_account"] == "alpha"
+
+
+def test_what_users_read_of_a_dhru_account_names_that_account_not_gsm_fusion(
+    client: Any, users: Any, dhru_env: SimAdmin, inline_jobs: list[str]
+) -> None:
+    op = users.headers("operator")
+    missing = client.get("/api/imei/quote", params={"service_id": "beta:999", "count": 1}, headers=op)
+    assert missing.status_code == 404 and "Reseller Beta has no service 'beta:999'" in missing.json()["error"]["message"]
+    created = client.post("/api/imei/batches", headers=op, json={"service_id": "beta:201", "imeis": [imei(60)]})
+    assert _wait_batch(client, op, created.json()["id"])["summary"]["placed"] == 1
+    dhru_env.configure(down=True)  # the reseller is down: the sync waits, naming it
+    waiting = client.get(f"/api/jobs/{client.post('/api/imei/sync', headers=op).json()['id']}", headers=op).json()
+    assert waiting["status"] == "queued" and waiting["message"].startswith("waiting — Reseller Beta unavailable")
+    dhru_env.configure(down=False, users={DEFAULT_USER: DEFAULT_API_KEY, OTHER_USER: "a-new-key"})
+    failed = client.get(f"/api/jobs/{client.post('/api/imei/sync', headers=op).json()['id']}", headers=op).json()
+    assert failed["status"] == "failed", failed
+    assert failed["error"] == "Reseller Beta rejected the credentials (Authentication Failed)"
+    page = client.get("/imei/services", headers=op)
+    assert page.status_code == 200 and "GSM Fusion" not in page.text  # only DHRU accounts configured here
+    for surface in (missing.text, waiting["message"], failed["error"], page.text):
+        assert "GSM Fusion" not in surface
+
+
+def test_an_order_in_review_gets_its_dhru_reference_attached_and_synced_from_its_account(
+    client: Any, users: Any, dhru_env: SimAdmin, dhru_url: str
+) -> None:
+    from phoneops.core import jobs
+    from phoneops.core.db import utcnow
+    from phoneops.core.security import SYSTEM
+    from phoneops.imei import inputs, submission
+
+    op = users.headers("operator")
+    with session_scope() as session:
+        batch, _ = submission.create_batch(session, SYSTEM, [inputs.InputRow(imei(70))], "beta:201")
+        batch_id, job_id = batch.id, batch.job_id
+    assert job_id is not None
+    # A worker sent it and was SIGKILLed before recording the answer: the reseller has the order, we have no id.
+    with DhruClient("beta", dhru_url, OTHER_USER, OTHER_KEY, retry=FAST) as beta:
+        reference = beta.place_order(imei(70), "201").order_id
+    with session_scope() as session:
+        session.execute(update(ImeiOrder).where(ImeiOrder.batch_id == batch_id)
+                        .values(state="sending", attempts=1, sent_at=utcnow()))
+    jobs.run_job(job_id)  # reconciling: "Duplicate IMEI" proves it was placed; its id is unknown
+    with session_scope() as session:
+        row = session.scalars(select(ImeiOrder).where(ImeiOrder.batch_id == batch_id)).one()
+        row_id = row.id
+        assert (row.state, row.review_reason, row.order_id) == ("review", "no_order_id", None)
+    wrong = client.post(f"/api/imei/orders/{row_id}/attach-order", headers=op, json={"order_id": f"alpha:{reference}"})
+    assert wrong.status_code == 422 and "not of Reseller Beta" in wrong.json()["error"]["message"]
+    with session_scope() as session:
+        untouched = session.get(ImeiOrder, row_id)
+        assert untouched is not None and (untouched.state, untouched.order_id) == ("review", None)
+    attached = client.post(f"/api/imei/orders/{row_id}/attach-order", headers=op, json={"order_id": reference})
+    assert attached.status_code == 200, attached.text
+    assert attached.json()["order_id"] == f"beta:{reference}"  # the bare reference, namespaced to its account
+    dhru_env.advance(500)
+    refreshed = client.post(f"/api/imei/orders/{row_id}/refresh", headers=op).json()
+    assert refreshed["status"] == "Completed" and refreshed["imei"] == imei(70) and refreshed["model"]
 
 
 # --- the balance guard ----------------------------------------------------------------------------------
