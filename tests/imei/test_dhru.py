@@ -290,6 +290,34 @@ def test_a_batch_that_would_cross_the_minimum_mid_way_pauses_before_crossing(
     assert _wait_batch(client, op, second_id)["summary"]["placed"] == 12
 
 
+def test_the_balance_is_read_again_every_n_orders_and_spending_beside_the_batch_pauses_it(
+    client: Any, users: Any, dhru_env: SimAdmin, inline_jobs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone else spends 0.06 on the account beside each of our 0.04 orders: the estimate alone would send
+    all 75 (8.00 - 75 x 0.04 = 5.00, the minimum); reading the balance again every IMEI_BALANCE_CHECK_EVERY
+    (3) orders shows the real balance, and the batch pauses. The readings happen when intents are committed,
+    up to ~20 orders (a few times IMEI_CONCURRENCY) ahead of the sends, so they lag by that much."""
+    from phoneops.settings import reset_settings_cache
+
+    monkeypatch.setenv("IMEI_MIN_BALANCE", "5.00")  # room for the lag: 50 orders between minimum and empty
+    reset_settings_cache()
+    op = users.headers("operator")
+    dhru_env.configure(balance={DEFAULT_USER: "8.00"}, other_spend_per_order="0.06")
+    created = client.post("/api/imei/batches", headers=op,
+                          json={"service_id": "alpha:201", "imeis": [imei(100 + i) for i in range(75)]})
+    assert created.status_code == 202, created.text  # the quote fits: 3.00 <= 8.00 - 5.00
+    detail = _wait_batch(client, op, created.json()["id"])
+    assert detail["status"] == "paused" and "paused before crossing the minimum balance" in detail["error"], detail
+    placed = detail["summary"]["placed"]
+    stats = dhru_env.stats()
+    # The real balance crosses 5.04 after 29 orders; orders in flight at a reading count as spent (safe side),
+    # so the pause comes around there, within the readings' lag; with no re-reading all 75 would be sent.
+    assert 12 <= placed < 60 and stats["total_orders"] == placed, (placed, stats["balance"])
+    # The quote's reading, the batch's first, one every 3 orders admitted, and the one after the pause.
+    assert stats["calls"]["accountinfo"] >= 3 + placed // 3, stats["calls"]
+    assert Decimal(detail["balance_difference"]) == Decimal(stats["other_spent"][DEFAULT_USER])  # shown
+
+
 def test_a_balance_change_we_did_not_record_is_shown_and_audited(
     client: Any, users: Any, dhru_env: SimAdmin, inline_jobs: list[str]
 ) -> None:

@@ -9,7 +9,8 @@ object `{"<key>": {"ID": "<reference>"}, ...}`, answered per key: `{"<key>": {"I
 `{"<key>": {"ID": ..., "ERROR": [...]}}`; knob `bulk_status=false` makes it an unknown action, as on servers
 without it). Order status: 0 waiting, 1 in process, 4 completed, 3 rejected, over simulated time.
 
-Knobs (`DhruSimConfig`, `POST /_sim/config`): latency, users and balance, services, duplicate scope,
+Knobs (`DhruSimConfig`, `POST /_sim/config`): latency, users and balance, someone else's spending on the
+account beside each order (`other_spend_per_order`, for the balance guard), services, duplicate scope,
 `parameters_encoding` (accept plain XML, base64 or both), the content type, lifecycle timing, fixed results
 per IMEI; the shared `faults` / `down` knobs come from `phoneops.simulators._server`. Introspection under
 `/_sim/` (stats with every user's balance and charges, orders, reset, advance).
@@ -86,6 +87,7 @@ class DhruSimConfig:
     first_reference_id: int = 5001
     bulk_status: bool = True  # offers `getimeiorderbulk`; off: "Invalid Action", as servers without it answer
     bulk_max_ids: int = 500  # more ids in one bulk call: "Invalid Parameters"
+    other_spend_per_order: Decimal = Decimal(0)  # someone else's spending on the account beside each order
     seed: int = 0
 
 
@@ -143,6 +145,7 @@ class DhruSim:
             self.orders: dict[str, _Order] = {}
             self.balances = dict.fromkeys(self.config.users, self.config.initial_balance)
             self.charged: dict[str, Decimal] = {}
+            self.other_spent: dict[str, Decimal] = {}
             self.orders_per_imei: Counter[str] = Counter()
             self.calls: Counter[str] = Counter()
             self.counters: Counter[str] = Counter()
@@ -183,6 +186,7 @@ class DhruSim:
                 "max_orders_per_imei": max(self.orders_per_imei.values(), default=0),
                 "balance": {u: str(v) for u, v in self.balances.items()},
                 "charged": {u: str(v) for u, v in self.charged.items()},
+                "other_spent": {u: str(v) for u, v in self.other_spent.items()},
                 "calls": dict(self.calls),
                 **self.counters,
             }
@@ -279,6 +283,9 @@ class DhruSim:
         self.orders[reference] = _Order(reference, user, imei, service, self.now())
         self.balances[user] -= service.credit
         self.charged[user] = self.charged.get(user, Decimal(0)) + service.credit
+        if self.config.other_spend_per_order:
+            self.balances[user] -= self.config.other_spend_per_order
+            self.other_spent[user] = self.other_spent.get(user, Decimal(0)) + self.config.other_spend_per_order
         self.orders_per_imei[imei] += 1
         return _answer(SUCCESS=[{"MESSAGE": "Order received", "REFERENCEID": reference}])
 
