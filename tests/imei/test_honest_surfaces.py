@@ -151,3 +151,37 @@ def test_cli_batches_resume_review_and_audits(cli_env: SimAdmin, gsm_client: Any
     with session_scope() as session:
         run = session.scalars(select(AuditEvent).where(AuditEvent.action == "imei.batch.run")).first()
         assert run is not None and run.detail["placed"] == 3 and run.detail["spend"] == "0.24"
+
+
+def test_cli_batch_reports_what_the_worker_that_took_its_job_did(cli_env: SimAdmin, tmp_path: Path) -> None:
+    """Issue 14 item 6: a `phoneops worker` takes the batch's job before the command's own run does; the command
+    follows that worker's run to its end and reports what it really placed (not "batch paused, 0 placed")."""
+    import re
+    import threading
+    import time
+
+    from phoneops.core import jobs
+    from phoneops.core.models import Job
+
+    cli_env.configure(latency_ms=150)  # the worker's run lasts while the command looks
+    ran: list[str | None] = []
+
+    def a_worker_takes_it(job_id: str, delay: float | None) -> None:
+        worker = threading.Thread(target=lambda: ran.append(jobs.run_job(job_id, "other-worker")), daemon=True)
+        worker.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the worker holds the job before the command starts its own run
+            with session_scope() as session:
+                if session.get(Job, job_id).status == "running":  # type: ignore[union-attr]
+                    return
+            time.sleep(0.01)
+
+    jobs.set_enqueue_hook(a_worker_takes_it)
+    source = tmp_path / "imeis.csv"
+    source.write_text("imei\n" + "\n".join(imei(i) for i in range(40, 46)) + "\n")
+    done = invoke("batch", str(source), "--service", SERVICE)
+    assert done.exit_code == 0, done.output
+    assert ran == ["succeeded"]  # the other worker ran it to the end; the command's own run found it taken
+    assert "paused" not in done.output and "error" not in done.output
+    assert re.search(r"│\s*6\s*│\s*0\s*│\s*0\s*│\s*0\s*│\s*0\s*│", done.output), done.output  # placed 6, the rest 0
+    assert cli_env.stats()["total_orders"] == 6
