@@ -8,6 +8,7 @@ import random
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from phoneops.imei.dhru import DhruAuthError, DhruClient, DhruError, DhruImeiAlr
 from phoneops.imei.models import ImeiBatch, ImeiOrder
 from phoneops.simulators._server import SimAdmin, serve_in_thread
 from phoneops.simulators.dhru import DEFAULT_API_KEY, DEFAULT_USER, DhruSimConfig, create_app
+from result_texts import TEXTS
 from support import process_env, run_workers_killing_at, simulator_process, stop_process
 
 FAST = RetryPolicy(attempts=3, total_timeout=5.0, wait_initial=0.01, wait_max=0.05, wait_jitter=0.0)
@@ -132,6 +134,32 @@ def test_status_of_many_orders_uses_getimeiorderbulk_and_falls_back_where_the_se
         pytest.raises(DhruAuthError),
     ):
         bad.get_imeis(refs)  # a refused key is an error, not "no bulk here"
+
+
+def test_realistic_result_texts_come_through_the_dhru_bulk_sync_as_columns(
+    client: Any, users: Any, dhru_env: SimAdmin, inline_jobs: list[str]
+) -> None:
+    """The texts of tests/imei/test_results.py (GSM Fusion's sync) again, as DHRU `CODE`s in bulk answers."""
+    op = users.headers("operator")
+    imeis = [imei(200 + i) for i in range(len(TEXTS))]
+    dhru_env.configure(results={n: ["4" if status == "Completed" else "3", text]
+                                for n, (status, text, _, _) in zip(imeis, TEXTS, strict=True)})
+    created = client.post("/api/imei/batches", headers=op, json={"service_id": "alpha:102", "imeis": imeis})
+    assert created.status_code == 202, created.text
+    assert _wait_batch(client, op, created.json()["id"])["summary"]["placed"] == len(TEXTS)
+    dhru_env.advance(500)
+    assert client.post("/api/imei/sync", headers=op).status_code == 202
+    listed = client.get("/api/imei/orders", params={"batch_id": created.json()["id"], "per_page": 100}, headers=op)
+    rows = {o["imei"]: o for o in listed.json()["items"]}
+    for number, (status, text, expected, extra) in zip(imeis, TEXTS, strict=True):
+        row = rows[number]
+        assert row["status"] == status and row["code"] in (text, text.replace("\r", ""))  # raw text kept
+        for name, value in expected.items():
+            got = row[name]
+            assert (date.fromisoformat(got) if name == "purchased_on" and got else got) == value, (number, name)
+        assert set(row["result_extra"] or {}) == extra
+    calls = dhru_env.stats()["calls"]
+    assert calls["getimeiorderbulk"] == 1 and "getimeiorder" not in calls  # 12 orders, one bulk call
 
 
 # --- accounts side by side, through the API -------------------------------------------------------------
