@@ -337,3 +337,40 @@ def test_cli_lists_archives_restores_and_deletes(seeded: None, db_url: str, tmp_
     assert _files("stored") == 0 and job_id not in runner.invoke(app, ["runs", "list"]).output
     missing = runner.invoke(app, ["runs", "delete", job_id, "--yes"])
     assert missing.exit_code == 1 and "no smart cleaning or REG search" in missing.output
+
+
+@pytest.mark.browser
+def test_archive_restore_delete_from_the_page(seeded: None, browser: Any, live_server: str, users: Any) -> None:
+    shots = Path("/tmp/i13c")
+    shots.mkdir(parents=True, exist_ok=True)
+    users.create("operator", "otto")
+    page = browser.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # the delete button asks first
+    page.goto(live_server + "/login?next=/voluum/smart")
+    page.fill("input[name=username]", "otto")
+    page.fill("input[name=password]", "correct-horse-battery")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/voluum/smart")
+    page.fill("form[data-form=reg] input[name=country]", "GB")
+    page.fill("form[data-form=reg] input[name=from]", str(REG_DAY))
+    page.fill("form[data-form=reg] input[name=to]", str(REG_DAY))
+    page.click("form[data-form=reg] button[type=submit]")
+    page.wait_for_selector("tr[data-job-status=succeeded]", timeout=60_000)
+    page.reload()
+    page.screenshot(path=str(shots / "smart-runs.png"), full_page=True)
+    job_id = page.get_attribute("tr[data-job-status=succeeded]", "data-job-id")
+    page.click(f"tr[data-job-id='{job_id}'] [data-action=archive]")
+    page.wait_for_load_state()
+    assert "Run archived." in page.inner_text("main") and page.locator(f"tr[data-job-id='{job_id}']").count() == 0
+    page.click("[data-link=archived-runs]")
+    assert page.locator(f"tr[data-job-id='{job_id}']").count() == 1
+    page.screenshot(path=str(shots / "smart-archived.png"), full_page=True)
+    page.click(f"tr[data-job-id='{job_id}'] [data-action=restore]")
+    page.wait_for_load_state()
+    assert "Run restored." in page.inner_text("main") and page.locator(f"tr[data-job-id='{job_id}']").count() == 0
+    page.goto(live_server + "/voluum/smart")
+    page.click(f"tr[data-job-id='{job_id}'] [data-action=delete]")
+    page.wait_for_load_state()
+    assert "Run deleted (1 file removed)." in page.inner_text("main")
+    assert page.locator(f"tr[data-job-id='{job_id}']").count() == 0
+    assert _files("stored") == 0 and _files("deleted") == 1
