@@ -305,7 +305,8 @@ def test_the_job_parks_while_messagewhiz_is_down(db_url: str, providers: dict[st
     from phoneops.core import jobs
 
     fast = RetryPolicy(attempts=2, total_timeout=2.0, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0)
-    service._clients[service.credentials()] = service.MessageWhizClient(*service.credentials(), retry=fast)
+    service.reset_clients()  # the next client the job asks for retries fast
+    service._clients.get(service.credentials(), lambda: service.MessageWhizClient(*service.credentials(), retry=fast))
     providers["mw"].configure(fail_next=100, fail_status=503)
     with session_scope() as session:
         job_id = days.start_import(session, SYSTEM, DAY).id

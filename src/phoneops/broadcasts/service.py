@@ -6,12 +6,17 @@ to Voluum), `live` (today's broadcasts as server-sent events) and `analytics` (o
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, date, datetime, timedelta
 
 from phoneops.broadcasts.client import MessageWhizClient
 from phoneops.core.errors import ProviderNotConfigured, ValidationFailed
-from phoneops.core.http import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
+from phoneops.core.http import (
+    ClientCache,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 from phoneops.core.jobs import JobContext, RetryLater
 from phoneops.core.logging import register_secret
 from phoneops.core.security import Principal, Role
@@ -36,26 +41,16 @@ def credentials(settings: Settings | None = None) -> tuple[str, str]:
     return settings.messagewhiz_base_url, key
 
 
-_clients: dict[tuple[str, str], MessageWhizClient] = {}
-_lock = threading.Lock()
+_clients: ClientCache[MessageWhizClient] = ClientCache()
 
 
 def get_client(settings: Settings | None = None) -> MessageWhizClient:
-    """One client per process and credentials (thread-safe; its concurrency cap is shared)."""
+    """One client per process and credentials (its concurrency cap is shared)."""
     creds = credentials(settings)
-    with _lock:
-        client = _clients.get(creds)
-        if client is None:
-            client = _clients[creds] = MessageWhizClient(*creds)
-        return client
+    return _clients.get(creds, lambda: MessageWhizClient(*creds))
 
 
-def reset_clients() -> None:
-    """Close and forget the cached clients (tests, or after credentials change)."""
-    with _lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()
+reset_clients = _clients.reset
 
 
 STATE_TEXT = {0: "draft", 1: "scheduled", 2: "cancelled", 4: "completed"}

@@ -24,11 +24,11 @@ import email.utils
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Protocol, Self, TypeVar
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -477,3 +477,33 @@ class AsyncProviderClient(_KitBase):
 
     async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         await self.aclose()
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+class ClientCache(Generic[C]):
+    """One provider client per process and key (credentials, list, ...), shared by every thread that asks:
+    a client's session token, connection pool and concurrency cap are the process's, not a caller's."""
+
+    def __init__(self) -> None:
+        self._clients: dict[Hashable, C] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, build: Callable[[], C]) -> C:
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = build()
+            return client
+
+    def reset(self) -> None:
+        """Close and forget every client (tests, or after credentials change)."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()

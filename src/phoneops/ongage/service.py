@@ -16,7 +16,7 @@ from datetime import timedelta
 from functools import lru_cache
 
 from phoneops.core.errors import ProviderNotConfigured, ValidationFailed
-from phoneops.core.http import RateLimiter
+from phoneops.core.http import ClientCache, RateLimiter
 from phoneops.core.jobs import JobContext
 from phoneops.core.logging import register_secret
 from phoneops.core.security import Principal, Role
@@ -57,7 +57,7 @@ def credentials(settings: Settings | None = None) -> Credentials:
                        password, str(settings.ongage_account_code))
 
 
-_clients: dict[tuple[Credentials, str, bool], OngageClient] = {}
+_clients: ClientCache[OngageClient] = ClientCache()
 _limiters: dict[Credentials, RateLimiter] = {}
 _lock = threading.Lock()
 
@@ -79,14 +79,10 @@ def get_client(list_id: str | None = None, settings: Settings | None = None, *, 
     creds = credentials(settings)
     wanted = (list_id or "").strip() or creds.list_id
     limiter = account_limiter(settings)
-    with _lock:
-        client = _clients.get((creds, wanted, self_paced))
-        if client is None:
-            client = _clients[(creds, wanted, self_paced)] = OngageClient(
-                creds.base_url, wanted, creds.username, creds.password, creds.account_code,
-                rate_limiter=_UNLIMITED if self_paced else limiter, max_batch=DEFAULT_MAX_BATCH,
-            )
-        return client
+    return _clients.get((creds, wanted, self_paced), lambda: OngageClient(
+        creds.base_url, wanted, creds.username, creds.password, creds.account_code,
+        rate_limiter=_UNLIMITED if self_paced else limiter, max_batch=DEFAULT_MAX_BATCH,
+    ))
 
 
 _UNLIMITED = RateLimiter(rate=1e9, burst=1_000_000)  # for self-paced clients: the caller holds the real limiter
@@ -94,10 +90,8 @@ _UNLIMITED = RateLimiter(rate=1e9, burst=1_000_000)  # for self-paced clients: t
 
 def reset_clients() -> None:
     """Close and forget the cached clients (tests, or after credentials change)."""
+    _clients.reset()
     with _lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()
         _limiters.clear()
 
 

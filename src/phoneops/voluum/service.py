@@ -9,7 +9,6 @@ a number). Every module gets its Voluum client and its phone reader from here.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +17,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from phoneops.core.errors import ProviderNotConfigured, ValidationFailed
-from phoneops.core.http import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnavailable
+from phoneops.core.http import (
+    ClientCache,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 from phoneops.core.jobs import JobContext, RetryLater
 from phoneops.core.logging import register_secret
 from phoneops.core.security import Principal, Role
@@ -50,26 +55,16 @@ def credentials(settings: Settings | None = None) -> tuple[str, str, str]:
     return settings.voluum_base_url, settings.voluum_access_id, key
 
 
-_clients: dict[tuple[str, str, str], VoluumClient] = {}
-_clients_lock = threading.Lock()
+_clients: ClientCache[VoluumClient] = ClientCache()
 
 
 def get_client(settings: Settings | None = None) -> VoluumClient:
     """One client per process and credentials (its session token is shared by every caller)."""
     creds = credentials(settings)
-    with _clients_lock:
-        client = _clients.get(creds)
-        if client is None:
-            client = _clients[creds] = VoluumClient(*creds)
-        return client
+    return _clients.get(creds, lambda: VoluumClient(*creds))
 
 
-def reset_clients() -> None:
-    """Close and forget the cached clients (tests, or after credentials change)."""
-    with _clients_lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()
+reset_clients = _clients.reset
 
 
 def is_transient(exc: ProviderError) -> bool:
