@@ -192,6 +192,41 @@ def session_scope() -> Iterator[Session]:
         session.close()
 
 
+def release(session: Session) -> bool:
+    """Hand the session's pooled connection back before waiting on something slow (a provider call).
+
+    A request or task step that has only read so far ends its transaction (a commit of nothing) and the
+    connection returns to the pool; the session takes one again at its next query, and the objects it
+    loaded stay usable (sessions do not expire on commit). A transaction that has written keeps its
+    connection: ending it would commit half a unit of work. Returns whether the connection was released.
+    """
+    if session.new or session.dirty or session.deleted or session.info.get(_WROTE):
+        return False
+    if session.in_transaction():
+        session.commit()
+    return True
+
+
+_WROTE = "phoneops.wrote"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flush(session: Session, _context: Any) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_write(state: Any) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_writes(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
+
+
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
     """Run `callback` once the session's transaction commits; drop it on rollback."""
     pending: list[Callable[[], None]] = session.info.setdefault("after_commit", [])

@@ -16,7 +16,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from phoneops.core.db import utcnow
+from phoneops.core.db import release, utcnow
 from phoneops.core.errors import NotFound, UpstreamError, ValidationFailed
 from phoneops.core.http import ProviderError
 from phoneops.imei.client import Service
@@ -85,10 +85,16 @@ def store_services(session: Session, services: Sequence[Service], kind: str = "i
     return len(rows)
 
 
-def refresh(session: Session) -> int:
-    """Fetch every account's service list now and store it; when an account fails the others are still
-    stored, then its failure is raised as a clear AppError."""
-    count = 0
+@dataclass(frozen=True)
+class _Fetched:
+    lists: list[tuple[str, list[Service], list[Service] | None]]  # account, imei services, file services
+    failure: ProviderError | None
+    empty: list[str]
+
+
+def _fetch() -> _Fetched:
+    """Every account's service lists, from the providers only (no database: see `refresh`)."""
+    lists: list[tuple[str, list[Service], list[Service] | None]] = []
     failure: ProviderError | None = None
     empty: list[str] = []
     with sync_pool(timeout=15.0) as pool:
@@ -104,15 +110,30 @@ def refresh(session: Session) -> int:
                 log.warning("imei.services_empty_kept_catalogue", account=account)
                 empty.append(account)
                 continue
-            count += store_services(session, services, account=account)
-            if files is not None:
-                count += store_services(session, files, kind="file", account=account)
-    if failure is not None:
-        raise as_app_error(failure)
-    if empty:
-        raise UpstreamError(f"{', '.join(empty)} answered an empty service list; the cached catalogue is kept")
+            lists.append((account, services, files))
+    return _Fetched(lists, failure, empty)
+
+
+def _store(session: Session, fetched: _Fetched) -> int:
+    count = 0
+    for account, services, files in fetched.lists:
+        count += store_services(session, services, account=account)
+        if files is not None:
+            count += store_services(session, files, kind="file", account=account)
+    if fetched.failure is not None:
+        raise as_app_error(fetched.failure)
+    if fetched.empty:
+        raise UpstreamError(f"{', '.join(fetched.empty)} answered an empty service list; the cached catalogue is kept")
     log.info("imei.services_refreshed", count=count)
     return count
+
+
+def refresh(session: Session) -> int:
+    """Fetch every account's service list now and store it; when an account fails the others are still
+    stored, then its failure is raised as a clear AppError. The lists are fetched with no pooled connection
+    held (`db.release`) and stored afterwards."""
+    release(session)
+    return _store(session, _fetch())
 
 
 def ensure_fresh(session: Session, *, force: bool = False) -> str | None:
@@ -123,9 +144,11 @@ def ensure_fresh(session: Session, *, force: bool = False) -> str | None:
     ttl = timedelta(seconds=settings.imei_services_ttl_seconds)
     if not force and oldest is not None and utcnow() - oldest < ttl:
         return None
+    release(session)  # the provider calls below hold no pooled connection (issue 21)
     try:
+        fetched = _fetch()
         with session.begin_nested():
-            refresh(session)
+            _store(session, fetched)
     except Exception as exc:
         if last is None:
             raise

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from phoneops.core import storage
 from phoneops.core.audit import audit
@@ -191,12 +192,16 @@ async def upload_batch(
     """A CSV or XLSX file with a column `imei` (any case), optional `service` and provider field columns."""
     require_configured()  # 503 provider_not_configured without GSM Fusion or DHRU credentials
     path = await save_upload(session, actor, file, "imei-batch")
-    rows = inputs.rows_from_table(path)
-    batch, plan = submission.create_batch(
-        session, actor, rows, service_id, source="file", file_name=storage.safe_name(file.filename),
-        force=force, confirm_over_budget=confirm_over_budget,
-    )
-    return batch_detail(session, batch, plan.quote)
+
+    def create() -> BatchDetail:  # reading the file, the database and the balances: in the threadpool
+        rows = inputs.rows_from_table(path)
+        batch, plan = submission.create_batch(
+            session, actor, rows, service_id, source="file", file_name=storage.safe_name(file.filename),
+            force=force, confirm_over_budget=confirm_over_budget,
+        )
+        return batch_detail(session, batch, plan.quote)
+
+    return await run_in_threadpool(create)
 
 
 @router.post("/orders", response_model=BatchDetail, status_code=202)
@@ -359,5 +364,6 @@ async def import_export(
 ) -> ImportOut:
     """Import a GSM Fusion export (XLSX or CSV with the export's columns) without duplicating orders."""
     path = await save_upload(session, actor, file, "imei-import")
-    record = imports.import_provider_export(session, actor, path, storage.safe_name(file.filename, "export.xlsx"))
+    record = await run_in_threadpool(imports.import_provider_export, session, actor, path,
+                                     storage.safe_name(file.filename, "export.xlsx"))
     return ImportOut.model_validate(record)

@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
-from phoneops.core.db import utcnow
+from phoneops.core.db import release, utcnow
 from phoneops.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from phoneops.core.jobs import create_job
 from phoneops.core.security import Principal, Role
@@ -124,6 +124,7 @@ def quote(session: Session, prices: Sequence[Decimal], service_ids: Sequence[str
     spent, reserved = spend_today(session), reserved_spend(session)
     cost = sum(prices, Decimal(0))
     distinct = set(prices)
+    release(session)  # the balances are read from the providers with no pooled connection held (issue 21)
     balances = tuple(quote_balances(costs_by_account(zip(service_ids, prices, strict=False))))
     text = "; ".join(b.text() for b in balances) or BALANCE_NOT_AVAILABLE
     return CostQuote(

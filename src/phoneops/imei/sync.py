@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
-from phoneops.core.db import session_scope, utcnow
+from phoneops.core.db import release, session_scope, utcnow
 from phoneops.core.errors import AppError
 from phoneops.core.http import ProviderError
 from phoneops.core.security import Principal
@@ -122,8 +122,10 @@ def refresh_order(session: Session, order: ImeiOrder, client: StatusSource | Non
         return order
     own = client is None
     client = client or sync_pool(timeout=15.0)
+    release(session)  # no pooled connection held while the provider answers (issue 21)
     try:
-        apply_statuses(session, client.get_imeis([order.order_id]))
+        statuses = client.get_imeis([order.order_id])
+        apply_statuses(session, statuses)
     except ProviderError as exc:
         raise as_app_error(exc) from None
     finally:

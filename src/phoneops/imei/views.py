@@ -13,10 +13,11 @@ from urllib.parse import quote_plus
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from phoneops.core import storage
 from phoneops.core.audit import audit
-from phoneops.core.db import utcnow
+from phoneops.core.db import release, utcnow
 from phoneops.core.deps import DbSession, page_operator, page_viewer
 from phoneops.core.errors import AppError, ValidationFailed
 from phoneops.core.jobs import create_job, get_job
@@ -93,10 +94,10 @@ def _page(request: Request, template: str, principal: Principal, **context: Any)
 def overview(
     request: Request, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
+    balance = balances_text()  # the providers first, before a query takes a pooled connection (issue 21)
     return _page(
         request, "imei/overview.html", principal, stats=history.statistics(session),
-        spend=history.spend_by_day(session, 14), batches=submission.list_batches(session, 15),
-        balance=balances_text(),
+        spend=history.spend_by_day(session, 14), batches=submission.list_batches(session, 15), balance=balance,
     )
 
 
@@ -121,11 +122,13 @@ def _submit_page(
     request: Request, session: Session, principal: Principal, form: SubmitForm, status_code: int = 200
 ) -> HTMLResponse:
     require_configured()
+    release(session)  # the balances are read from the providers with no pooled connection held (issue 21)
+    balance = balances_text()
     found = catalogue.catalogue(session)
     return _page(
         request, "imei/submit.html", principal, status_code=status_code, form=form, services=found.services,
         warning=found.warning, spent=submission.spend_today(session), reserved=submission.reserved_spend(session),
-        budget=get_settings().imei_daily_budget, balance=balances_text(), is_admin=principal.can(Role.admin),
+        budget=get_settings().imei_daily_budget, balance=balance, is_admin=principal.can(Role.admin),
     )
 
 
@@ -193,11 +196,27 @@ async def submit(
     """Textarea or CSV/XLSX file; `preview` shows the plan and the cost, `submit` starts the batch. The file
     chosen for a preview is kept (by its stored id) so the submit after it sends the same rows."""
     form = SubmitForm(text=text, service_id=service_id, force=force, confirm_over_budget=confirm_over_budget)
+    upload: StoredFile | AppError | None = None
+    if file is not None and file.filename:
+        try:
+            upload = await _store_upload(session, principal, file)
+        except AppError as exc:
+            upload = exc
+    # reading the file, the database and the balances (a provider call): in the threadpool, off the event loop
+    return await run_in_threadpool(_submit, request, session, principal, form, upload, file_id=file_id,
+                                   drop_file=drop_file, action=action)
+
+
+def _submit(request: Request, session: Session, principal: Principal, form: SubmitForm,
+            upload: StoredFile | AppError | None, *, file_id: str, drop_file: bool, action: str) -> Response:
+    text, service_id, force, confirm_over_budget = form.text, form.service_id, form.force, form.confirm_over_budget
     try:
         rows = inputs.rows_from_text(text)
         stored = None
-        if file is not None and file.filename:
-            stored = await _store_upload(session, principal, file)
+        if isinstance(upload, AppError):
+            raise upload
+        if upload is not None:
+            stored = upload
         elif file_id and not drop_file:
             stored = _kept_upload(session, principal, file_id)
         file_name = None
@@ -295,7 +314,8 @@ async def history_import(
 ) -> Response:
     try:
         path = await save_upload(session, principal, file, "imei-import")
-        record = imports.import_provider_export(session, principal, path, storage.safe_name(file.filename))
+        record = await run_in_threadpool(imports.import_provider_export, session, principal, path,
+                                         storage.safe_name(file.filename))
     except AppError as exc:
         session.rollback()
         return RedirectResponse(f"/imei/history?msg={quote_plus('Import failed: ' + exc.message)}", status_code=303)

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
-from phoneops.core.db import utcnow
+from phoneops.core.db import release, utcnow
 from phoneops.core.errors import ValidationFailed
 from phoneops.core.http import ProviderError
 from phoneops.core.security import Principal
@@ -110,19 +110,26 @@ def push_costs(
         )
     }
     start = day_start(when)
-    results: list[CostResult] = []
+    errors: dict[str, str | None] = {}
+    release(session)  # the pushes hold no pooled connection; their outcomes are written after the last one
     for item in parsed:
         row = existing.get(item.campaign_id)
         if (not force and row is not None and row.status == "sent" and row.cost == item.cost
                 and row.currency == currency):
-            results.append(CostResult(item.campaign_id, str(when), str(item.cost), currency, "unchanged"))
             continue
-        error: str | None = None
         try:
             client.push_cost(item.campaign_id, start, start + timedelta(days=1), item.cost, currency,
                              timezone=settings.voluum_timezone)
+            errors[item.campaign_id] = None
         except ProviderError as exc:
-            error = exc.message[:2000]
+            errors[item.campaign_id] = exc.message[:2000]
+    results: list[CostResult] = []
+    for item in parsed:
+        row = existing.get(item.campaign_id)
+        if item.campaign_id not in errors:
+            results.append(CostResult(item.campaign_id, str(when), str(item.cost), currency, "unchanged"))
+            continue
+        error = errors[item.campaign_id]
         if row is None:
             row = CostPush(campaign_id=item.campaign_id, day=when, attempts=0)
             session.add(row)

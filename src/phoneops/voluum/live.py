@@ -299,11 +299,16 @@ def ingest_body(session: Session, actor: Principal, body: str | bytes) -> Ingest
     except MalformedMessage as exc:
         raise ValidationFailed(f"live events not readable: {exc}", code="malformed_events") from None
     result = ingest(session, [(message_key(body, f"http-{uuid.uuid4()}"), events)], source="http")
-    _note_lookups(session, actor, result)
     from phoneops.core.audit import audit
 
     audit(session, actor, "voluum.live.post", None, None, result.as_dict())
     return result
+
+
+def note_lookups(session: Session, actor: Principal, result: IngestResult) -> None:
+    """Offers and campaigns met in a posted batch (after it is committed: a refresh from Voluum that this may
+    start then holds no pooled connection)."""
+    _note_lookups(session, actor, result)
 
 
 def _note_lookups(session: Session, actor: Principal, result: IngestResult) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
-from phoneops.core.db import utcnow
+from phoneops.core.db import release, utcnow
 from phoneops.core.http import ProviderError
 from phoneops.core.security import Principal
 from phoneops.settings import get_settings
@@ -115,6 +115,7 @@ def note_entities(
     recent = _last_auto_refresh is not None and now - _last_auto_refresh < MIN_REFRESH_INTERVAL
     if (client is not None or is_configured()) and not recent:
         _last_auto_refresh = now
+        release(session)  # only read so far: no pooled connection held while Voluum answers (issue 21)
         try:  # the provider calls come before any write, so a failure leaves the session clean
             refresh(session, actor, client)
             refreshed = True

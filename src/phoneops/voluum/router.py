@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from phoneops.core import storage
 from phoneops.core.deps import DbSession, operator, viewer
@@ -165,7 +166,11 @@ async def post_live_events(
         body += chunk
         if len(body) > limit:
             raise PayloadTooLarge(f"a batch is at most {limit // 1024} KB")
-    return IngestOut.model_validate(live.ingest_body(session, actor, body).as_dict())
+    # database work and a possible lookup refresh from Voluum run in the threadpool, never on the event loop
+    result = await run_in_threadpool(live.ingest_body, session, actor, body)
+    await run_in_threadpool(session.commit)  # the events are stored before the lookups may ask Voluum
+    await run_in_threadpool(live.note_lookups, session, actor, result)
+    return IngestOut.model_validate(result.as_dict())
 
 
 @router.get("/live-events/counts", response_model=LiveCountsOut)
