@@ -172,6 +172,23 @@ def imei_sync_cli(env: Env) -> Expected:
     return Expected("cli", "imei.sync", None, None, "ok", {"via": "cli", "checked": 1})
 
 
+def imei_order_cli(env: Env) -> Expected:
+    from phoneops.core.logging import configure_logging
+    from phoneops.imei.cli import app
+    from phoneops.settings import get_settings
+
+    gsm(env)
+    env.use({"DATABASE_URL": env.db_url})
+    result = CliRunner().invoke(app, ["submit", imei(5), "--service", "1739"], catch_exceptions=False)
+    settings = get_settings()
+    configure_logging(settings.log_json, settings.log_level)  # the runner's captured stderr is closed now
+    assert result.exit_code == 0, result.output
+    order = env.ok(env.client.get("/api/imei/orders", params={"imei": imei(5)}, headers=env.users.headers("viewer")),
+                   200)["items"][0]
+    return Expected("cli", "imei.order.place", "imei_order", str(order["id"]), "placed",
+                    {"imei": imei(5), "order_id": order["order_id"]})
+
+
 def hlr_lookup(mode: str) -> Callable[[Env], Expected]:
     def act(env: Env) -> Expected:
         hlr(env)
@@ -253,6 +270,7 @@ def logout(env: Env) -> Expected:
 ENTRY_POINTS: dict[str, Callable[[Env], Expected]] = {
     "imei-single-order-gsm-fusion": imei_order("1739", gsm),
     "imei-single-order-dhru": imei_order("alpha:201", dhru),
+    "imei-single-order-cli": imei_order_cli,
     "imei-batch-run": imei_batch,
     "imei-order-refresh": imei_refresh,
     "imei-order-refresh-failed": imei_refresh_failed,

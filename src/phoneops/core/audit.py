@@ -43,6 +43,13 @@ def audit(
     return event
 
 
+def first_actor(session: Session, action: str, target_type: str, target_id: object) -> str | None:
+    """Who did `action` on a target first (e.g. who created a batch, when no user id says it: the CLI)."""
+    return session.scalar(select(AuditEvent.actor).where(
+        AuditEvent.action == action, AuditEvent.target_type == target_type, AuditEvent.target_id == str(target_id))
+        .order_by(AuditEvent.id).limit(1))
+
+
 def recent_events(
     session: Session, limit: int = 100, action: str | None = None, before_id: int | None = None
 ) -> list[AuditEvent]:

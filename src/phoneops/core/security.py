@@ -83,11 +83,12 @@ def principal_for(user: User, via: str, client_ip: str | None = None, csrf: str 
     return Principal(user.id, user.username, Role(user.role), via=via, client_ip=client_ip, csrf=csrf, sid=sid)
 
 
-def acting_for(session: Session, user_id: int | None, via: str = "job") -> Principal:
-    """Who background work acts for: the user who started it (by id), or the system."""
+def acting_for(session: Session, user_id: int | None, via: str = "job", name: str | None = None) -> Principal:
+    """Who background work acts for: the user who started it (by id); else `name` (who started it without a
+    user id, e.g. `cli`), or the system."""
     user = session.get(User, user_id) if user_id is not None else None
     if user is None:
-        return Principal(user_id=None, username="system", role=Role.admin, via=via)
+        return Principal(user_id=None, username=name or "system", role=Role.admin, via=via)
     return principal_for(user, via)
 
 

@@ -44,7 +44,7 @@ import structlog
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from phoneops.core.audit import audit
+from phoneops.core.audit import audit, first_actor
 from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import AppError
 from phoneops.core.jobs import JobCancelled, JobContext, RetryLater
@@ -219,7 +219,9 @@ class LookupRunner:
     def _audit_run(self, session: Session, lookup: HlrLookup, status: str, error: str | None) -> None:
         """The paid calls of this run (job step), one audit line for whoever started the lookup: the numbers
         by state, the credits this run charged and the lookup's total."""
-        audit(session, acting_for(session, self.ctx.created_by), "hlr.lookup_run", "hlr_lookup", lookup.id,
+        actor = acting_for(session, self.ctx.created_by,
+                           name=first_actor(session, "hlr.lookup_create", "hlr_lookup", lookup.id))
+        audit(session, actor, "hlr.lookup_run", "hlr_lookup", lookup.id,
               {"job_id": self.ctx.job_id, "mode": lookup.mode, "status": status, "error": error,
                "counts": item_counts(session, self.lookup_id), "credits_spent": credits_text(lookup.credits_spent),
                "run_credits": credits_text(lookup.credits_spent - self.start_credits)}, outcome=status)

@@ -48,7 +48,7 @@ import structlog
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from phoneops.core.audit import audit
+from phoneops.core.audit import audit, first_actor
 from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import AppError
 from phoneops.core.http import (
@@ -379,7 +379,8 @@ class BatchRunner:
         """The paid calls of this run (job step), one audit line for whoever started the batch: what this run
         placed, charged and failed, and the batch's totals. A single order (a batch of one: the API's
         /orders, `phoneops imei submit`) is audited as the order itself: `imei.order.place`."""
-        actor = acting_for(session, batch.created_by)
+        actor = acting_for(session, batch.created_by, name=first_actor(session, "imei.batch.create", "imei_batch",
+                                                                     batch.id))
         run = {k: self.counts[s] - self.start_counts[s] for k, s in
                (("placed", PLACED), ("duplicates_at_provider", DUPLICATE), ("failed", FAILED),
                 ("needs_review", REVIEW))}
