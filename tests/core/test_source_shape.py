@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "phoneops"
 
 
-def _modules() -> list[Path]:
-    return sorted(SRC.rglob("*.py"))
+@cache
+def _parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
 
 
 def rowcount_ignores(root: Path) -> list[str]:
@@ -38,7 +41,7 @@ def bare_job_kinds(root: Path) -> list[str]:
     creating module and the handling one cannot drift apart."""
     found = []
     for path in sorted(root.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(_parsed(path)):
             if not isinstance(node, ast.Call):
                 continue
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
@@ -62,3 +65,40 @@ def test_the_job_kind_rule_fails_when_broken(tmp_path: Path) -> None:
         '@job_handler("x.y")\ndef handle(ctx):\n    return jobs.create_job(s, actor, "x.y", {})\n'
     )
     assert bare_job_kinds(tmp_path / "pkg") == ["pkg/m.py:3 job_handler('x.y')", "pkg/m.py:5 create_job('x.y')"]
+
+
+BLOCK = 10  # lines
+
+
+def repeated_blocks(root: Path, size: int = BLOCK) -> list[str]:
+    """Places where `size` identical lines (stripped, none blank or a comment) appear twice in the source: the
+    second copy should be a shared function. Import statements are left out: two modules may import alike."""
+    places: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text()
+        imports = {line for node in ast.walk(_parsed(path)) if isinstance(node, ast.Import | ast.ImportFrom)
+                   for line in range(node.lineno, (node.end_lineno or node.lineno) + 1)}
+        lines = [("" if number in imports else line.strip()) for number, line in enumerate(text.splitlines(), 1)]
+        for start in range(len(lines) - size + 1):
+            block = lines[start:start + size]
+            if all(line and not line.startswith("#") for line in block):
+                places["\n".join(block)].append(f"{path.relative_to(root.parent)}:{start + 1}")
+    found: list[str] = []
+    seen: set[str] = set()
+    for where in places.values():
+        if len(where) > 1 and where[0] not in seen:
+            seen.update(f"{w.rpartition(':')[0]}:{int(w.rpartition(':')[2]) + d}" for w in where for d in range(size))
+            found.append(" = ".join(where))
+    return found
+
+
+def test_no_block_of_ten_lines_is_written_twice() -> None:
+    assert not repeated_blocks(SRC), "share these lines (one function) instead of a copy"
+
+
+def test_the_repeated_block_rule_fails_when_broken(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    body = "".join(f"    total += {n}\n" for n in range(BLOCK))
+    (tmp_path / "pkg" / "a.py").write_text(f"import os\n\ndef a(total):\n{body}    return total\n")
+    (tmp_path / "pkg" / "b.py").write_text(f"import os\n\ndef b(total):\n{body}    return total + 1\n")
+    assert repeated_blocks(tmp_path / "pkg") == ["pkg/a.py:4 = pkg/b.py:4"]

@@ -204,8 +204,24 @@ class _Upsert:
 
 
 class _OngageBase:
-    def __init__(self, base_url: str, list_id: str, username: str, password: str, account_code: str, *,
-                 timeout: float, retry: RetryPolicy | None, max_batch: int) -> None:
+    """What the sync and async clients share: credentials, paths, batching and reading answers. `transport` is an
+    `httpx.BaseTransport` for `OngageClient`, an `httpx.AsyncBaseTransport` for `AsyncOngageClient` (tests)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        list_id: str,
+        username: str,
+        password: str,
+        account_code: str,
+        *,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        transport: Any = None,
+        rate_limiter: RateLimiter | None = None,
+        max_parallel: int = MAX_PARALLEL,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
         if not all((base_url, list_id, username, password, account_code)):
             raise ValueError("Ongage needs base_url, list_id, username, password and account_code")
         self.base_url = base_url.rstrip("/")
@@ -222,6 +238,10 @@ class _OngageBase:
         )
         self.redactor = Redactor(self._config.secret_fields, self._config.secret_values)
         self.contacts_path = f"/{quote(self.list_id, safe='')}/api/v2/contacts/"
+        self._connect(transport, rate_limiter or ongage_rate_limiter(), max_parallel)
+
+    def _connect(self, transport: Any, rate_limiter: RateLimiter, max_parallel: int) -> None:
+        raise NotImplementedError
 
     def _contact_path(self, email: str) -> str:
         return f"/{quote(self.list_id, safe='')}/api/contacts/by_email/{quote(email, safe='@+')}"
@@ -274,27 +294,13 @@ class _OngageBase:
 class OngageClient(_OngageBase):
     """Synchronous Ongage client (thread-safe; `max_parallel` caps requests in flight across threads)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        list_id: str,
-        username: str,
-        password: str,
-        account_code: str,
-        *,
-        timeout: float = 60.0,
-        retry: RetryPolicy | None = None,
-        transport: httpx.BaseTransport | None = None,
-        rate_limiter: RateLimiter | None = None,
-        max_parallel: int = MAX_PARALLEL,
-        max_batch: int = DEFAULT_MAX_BATCH,
-    ) -> None:
-        super().__init__(base_url, list_id, username, password, account_code, timeout=timeout, retry=retry,
-                         max_batch=max_batch)
+    _http: ProviderClient
+
+    def _connect(self, transport: Any, rate_limiter: RateLimiter, max_parallel: int) -> None:
         self._http = ProviderClient(
             self._config,
             transport=_KeepErrorBody(transport or httpx.HTTPTransport(limits=_POOL)),
-            rate_limiter=rate_limiter or ongage_rate_limiter(),
+            rate_limiter=rate_limiter,
             max_concurrency=max_parallel,
         )
 
@@ -344,27 +350,13 @@ class OngageClient(_OngageBase):
 class AsyncOngageClient(_OngageBase):
     """Asyncio Ongage client: gather many `upsert_contacts` calls, at most `max_parallel` run at once."""
 
-    def __init__(
-        self,
-        base_url: str,
-        list_id: str,
-        username: str,
-        password: str,
-        account_code: str,
-        *,
-        timeout: float = 60.0,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        rate_limiter: RateLimiter | None = None,
-        max_parallel: int = MAX_PARALLEL,
-        max_batch: int = DEFAULT_MAX_BATCH,
-    ) -> None:
-        super().__init__(base_url, list_id, username, password, account_code, timeout=timeout, retry=retry,
-                         max_batch=max_batch)
+    _http: AsyncProviderClient
+
+    def _connect(self, transport: Any, rate_limiter: RateLimiter, max_parallel: int) -> None:
         self._http = AsyncProviderClient(
             self._config,
             transport=_AsyncKeepErrorBody(transport or httpx.AsyncHTTPTransport(limits=_POOL)),
-            rate_limiter=rate_limiter or ongage_rate_limiter(),
+            rate_limiter=rate_limiter,
             max_concurrency=max_parallel,
         )
 
