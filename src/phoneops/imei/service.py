@@ -282,30 +282,31 @@ def provider_label(exc: ProviderError) -> str:
     return PROVIDER_NAME
 
 
+# What users read, first match wins: `label` is the account that answered, `said` the provider's (scrubbed) text
+# for refusals, our transport's message otherwise.
+_REFUSALS: tuple[tuple[type[DeviceCheckRefused], str], ...] = (
+    (GsmInvalidApiKey, "{label} rejected the API key ({said})"),
+    (GsmInvalidUser, "{label} rejected the user name ({said})"),
+    (DhruAuthError, "{label} rejected the credentials ({said})"),
+    (InsufficientCredit, "{label}: not enough credit on the account ({said})"),
+    (ImeiAlreadyExists, "{label}: duplicate — this IMEI was already ordered for this service ({said})"),
+    (DeviceCheckRefused, "{label} refused the request ({said})"),
+)
+_FAILURES: tuple[tuple[type[ProviderError], str], ...] = (
+    (ProviderRateLimited, "{label} is rate limiting us (HTTP 429); try again shortly"),
+    (ProviderTimeout, "{label} did not answer in time"),
+    (ProviderUnavailable, "{label} is unreachable or failing ({said})"),
+    (ProviderError, "{label} answered something we cannot use ({said})"),
+)
+
+
 def describe(exc: ProviderError) -> str:
     """One clear sentence for a provider failure, naming the account that answered (no secret: the clients
     scrub provider texts)."""
-    label = provider_label(exc)
-    if isinstance(exc, DeviceCheckRefused):
-        said = exc.provider_message
-        if isinstance(exc, GsmInvalidApiKey):
-            return f"{label} rejected the API key ({said})"
-        if isinstance(exc, GsmInvalidUser):
-            return f"{label} rejected the user name ({said})"
-        if isinstance(exc, DhruAuthError):
-            return f"{label} rejected the credentials ({said})"
-        if isinstance(exc, InsufficientCredit):
-            return f"{label}: not enough credit on the account ({said})"
-        if isinstance(exc, ImeiAlreadyExists):
-            return f"{label}: duplicate — this IMEI was already ordered for this service ({said})"
-        return f"{label} refused the request ({said})"
-    if isinstance(exc, ProviderRateLimited):
-        return f"{label} is rate limiting us (HTTP 429); try again shortly"
-    if isinstance(exc, ProviderTimeout):
-        return f"{label} did not answer in time"
-    if isinstance(exc, ProviderUnavailable):
-        return f"{label} is unreachable or failing ({exc.message})"
-    return f"{label} answered something we cannot use ({exc.message})"
+    said = exc.provider_message if isinstance(exc, DeviceCheckRefused) else exc.message
+    table = _REFUSALS if isinstance(exc, DeviceCheckRefused) else _FAILURES
+    template = next(text for kind, text in table if isinstance(exc, kind))
+    return template.format(label=provider_label(exc), said=said)
 
 
 def as_app_error(exc: ProviderError) -> AppError:
