@@ -1,4 +1,5 @@
-"""The services catalogue: GSM Fusion's `imeiservices` cached in our database with a TTL.
+"""The services catalogue: every account's services (GSM Fusion `imeiservices`, DHRU `imeiservicelist`) cached
+in our database with a TTL.
 
 All workers and web processes share the cache (it is a table). A refresh upserts every package and
 marks the ones that left the list inactive; when the provider cannot be reached the stale list is

@@ -9,16 +9,16 @@ The order rows are the intents (see `phoneops.imei.models`). For each chunk of r
    intent that was sent (`state = sending AND attempts = n`), so a stale worker cannot overwrite a newer
    decision.
 
-On (re)start, rows left `sending` are reconciled before anything new is sent. GSM Fusion offers no
-lookup by IMEI, so reconciling means placing the same IMEI and service once more — safe however often a
+On (re)start, rows left `sending` are reconciled before anything new is sent. Neither GSM Fusion nor DHRU
+offers a lookup by IMEI, so reconciling means placing the same IMEI and service once more — safe however often a
 kill interrupts it, because the provider refuses repeats:
 
 - accepted → no earlier attempt reached the provider: settle with the new order id;
-- "IMEI already exists!" → an earlier attempt was placed (and paid) but its id is unknown: `review` with
-  reason `no_order_id`, counted in spend at once (`placed_at`), never resent; a way out is on the
-  "Needs review" screen (attach the order id, match it from an export, write it off);
+- "IMEI already exists!" / "Duplicate IMEI" → an earlier attempt was placed (and paid) but its id is
+  unknown: `review` with reason `no_order_id`, counted in spend at once (`placed_at`), never resent; a way
+  out is on the "Needs review" screen (attach the order id, match it from an export, write it off);
 - refused otherwise → `failed` with the provider's reason (not placed);
-- no answer again (5xx, timeout: GSM Fusion failing or down) → the row stays open and the job waits;
+- no answer again (5xx, timeout: the provider failing or down) → the row stays open and the job waits;
 - an answer we cannot read → `review` (`unsettled`).
 
 So a batch ends `done` only when every row is placed (with or without a known order id), a proven
@@ -28,7 +28,7 @@ The "provider refuses repeats" assumption is checked: an order id for an IMEI an
 another order id (not a forced re-check) stops the batch, logs an alert, and puts both rows in review
 (`second_order_id`).
 
-While GSM Fusion looks down (`NO_ANSWER_STOP` orders in a row without an answer, or the first
+While the provider looks down (`NO_ANSWER_STOP` orders in a row without an answer, or the first
 reconciliation without one), nothing more is sent: the job waits with a growing delay and resumes.
 
 Errors that prove the request never left (`maybe_sent=False`) put the row back as it was.
