@@ -2,7 +2,8 @@
 
 In order, each as the real job the UI and CLI start, run here to its end before the server starts: a week
 of Voluum traffic and conversions, the MessageWhiz broadcasts of those days, the Ongage sync of the
-converted numbers, a cleaned sample list, a few IMEI orders and an HLR lookup of the monitored numbers.
+converted numbers, three labelled lists (sources whose ROI differ), a cleaned sample list, a few IMEI
+orders and an HLR lookup of the monitored numbers.
 A step that fails is reported and the next one runs. It runs once: a database with jobs already is left as
 it is.
 """
@@ -88,6 +89,7 @@ def seed_demo(console: Console) -> None:
         day = today - timedelta(days=offset)
         _run(console, f"MessageWhiz broadcasts of {day}", broadcasts_of(day))
     _run(console, "Ongage sync of the converted numbers", in_session(lambda s: ongage_sync(s, SYSTEM)))
+    seed_sources(console, first, today)
 
     with tempfile.TemporaryDirectory() as folder:
         sample = Path(folder) / "demo-sample-list.csv"
@@ -115,3 +117,55 @@ def seed_demo(console: Console) -> None:
             return create_lookup(session, SYSTEM, ListSource("monitor"), confirm=True).job_id
 
     _run(console, "HLR lookup of the monitored numbers", hlr)
+
+
+DEMO_SOURCES = ("partner-a", "partner-b", "partner-c")
+
+
+def seed_sources(console: Console, first: date, last: date) -> None:
+    """Three labelled lists uploaded and cleaned as an operator would, so the sources page compares them: each
+    named after one of the week's costliest MessageWhiz broadcast groups (so its SMS cost counts), the first
+    holding most of the numbers that made an FTD, the second a few, the third none (ROI high, low, negative)."""
+    from phoneops.broadcasts.analytics import group_days
+    from phoneops.cleaning.service import start_clean
+    from phoneops.cleaning.upload import upload_path
+    from phoneops.numbers.models import PhoneNumber
+    from phoneops.numbers.vault import get_vault
+    from phoneops.sources.service import normalise_label
+    from phoneops.voluum.models import Conversion
+
+    with session_scope() as session:
+        sms = group_days(first, last)
+        groups = list(session.scalars(select(sms.c.group_name).group_by(sms.c.group_name)
+                                      .order_by(func.sum(sms.c.cost).desc(), sms.c.group_name).limit(3)))
+        ftd = set(session.scalars(select(Conversion.blind_index).where(Conversion.kind == "FTD")))
+        vault = get_vault()
+        known = sorted(session.execute(select(PhoneNumber.blind_index, PhoneNumber.sealed)).all())
+        winners = [vault.open(sealed, index) for index, sealed in known if index in ftd]
+        others = [vault.open(sealed, index) for index, sealed in known if index not in ftd]
+    labels: list[str] = []
+    for name in [*groups, *DEMO_SOURCES]:
+        try:
+            label = normalise_label(name)
+        except AppError:
+            continue
+        if label and label not in labels:
+            labels.append(label)
+    cut_w, cut_o = len(winners) * 7 // 10, len(others) // 5
+    lists = {
+        labels[0]: winners[:cut_w] + others[:cut_o],
+        labels[1]: winners[cut_w:] + others[cut_o : cut_o * 3],
+        labels[2]: others[cut_o * 3 :],
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        for label, numbers in lists.items():
+            path = Path(folder) / f"{label}.csv"
+            path.write_text("phone\n" + "\n".join(numbers) + "\n")
+
+            def clean(path: Path = path, label: str = label) -> str | None:
+                with session_scope() as session:
+                    record = upload_path(session, SYSTEM, path, purpose="clean", name=path.name, source_label=label)
+                    session.flush()
+                    return start_clean(session, SYSTEM, record.id, filters=["blacklist"]).job_id
+
+            _run(console, f"Source {label}: {len(numbers)} numbers uploaded and cleaned", clean)

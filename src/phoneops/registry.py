@@ -6,7 +6,7 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-DOMAINS = ["numbers", "cleaning", "voluum", "hlr", "broadcasts", "ongage", "imei", "privacy", "webhooks"]
+DOMAINS = ["numbers", "cleaning", "voluum", "hlr", "broadcasts", "ongage", "imei", "privacy", "webhooks", "sources"]
 PARTS = ("models", "tasks", "router", "views", "cli", "metrics")
 
 

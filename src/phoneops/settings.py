@@ -168,6 +168,7 @@ class Settings(BaseSettings):
     hlr_poll_max_seconds: float = Field(default=3600.0, gt=0, alias="HLR_POLL_MAX_SECONDS")
     hlr_cache_ttl_days: int = Field(default=30, ge=0, alias="HLR_CACHE_TTL_DAYS")
     hlr_confirm_above_credits: int = Field(default=1000, ge=0, alias="HLR_CONFIRM_ABOVE_CREDITS")
+    hlr_credit_price: Decimal = Field(default=Decimal("0.01"), ge=0, alias="HLR_CREDIT_PRICE")
 
     # --- AWS SQS -----------------------------------------------------------------------------
     aws_region: str = Field(default="eu-west-1", alias="AWS_REGION")

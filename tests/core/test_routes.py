@@ -50,6 +50,10 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/files"): OPERATOR,
     ("GET", "/api/files/{file_id}/download"): VIEWER,  # then per-kind rules (core.router.FILE_ROLES)
     ("GET", "/api/audit"): ADMIN,
+    # --- sources (which lists pay: counts and money, no numbers) ---
+    ("GET", "/api/sources"): VIEWER,
+    ("GET", "/api/sources/report.csv"): VIEWER,
+    ("GET", "/sources"): VIEWER,
     # --- webhooks (admin only) ---
     ("GET", "/api/webhooks"): ADMIN,
     ("POST", "/api/webhooks"): ADMIN,

@@ -200,3 +200,15 @@ def csv_rows(result: Analytics, by: str = "days") -> Iterator[str]:
         return csv_lines(("day", *metrics), ([p.key, *(p.as_dict()[m] for m in metrics)] for p in result.days))
     return csv_lines(("campaign_id", "campaign", *metrics),
                      ([p.key, p.label, *(p.as_dict()[m] for m in metrics)] for p in result.campaigns))
+
+
+def group_days(start: date, end: date) -> Any:
+    """SMS sent and their cost per broadcast group (the list's name before `_chunk`, lower case) and day in
+    [start, end]: a subquery with group_name, day, sent, cost."""
+    return (
+        select(func.lower(BroadcastStat.group_name).label("group_name"), BroadcastStat.day.label("day"),
+               func.coalesce(func.sum(BroadcastStat.recipients), 0).label("sent"), _cost_sum().label("cost"))
+        .where(BroadcastStat.day >= start, BroadcastStat.day <= end)
+        .group_by(func.lower(BroadcastStat.group_name), BroadcastStat.day)
+        .subquery()
+    )

@@ -164,6 +164,13 @@ class CleanResult:
     timings: dict[str, float] = field(default_factory=dict)
     match_modes: dict[str, str] = field(default_factory=dict)
     line_types: dict[str, int] = field(default_factory=dict)  # distinct valid numbers per line type (when asked)
+    distinct: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)  # bi, kept per valid number
+
+    def members(self) -> list[tuple[bytes, bool]]:
+        """(blind index, kept) of each distinct valid number (when with_digest): a source's members."""
+        if self.distinct.is_empty():
+            return []
+        return [(bytes(bi), bool(kept)) for bi, kept in self.distinct.iter_rows()]
 
     def stats(self) -> dict[str, Any]:
         return {"rows": self.rows, "kept": self.outcomes.get(KEPT, 0), "outcomes": self.outcomes,
@@ -331,6 +338,8 @@ def clean_table(
         invalid_reasons=_count(rows.filter(pl.col("e164").is_null()), "reason"),
         line_types=(_count(rows.filter(pl.col("outcome") != DUPLICATE).drop_nulls("line_type"), "line_type")
                     if "line_type" in rows.columns else {}),
+        distinct=(rows.filter(pl.col("e164").is_not_null() & (pl.col("outcome") != DUPLICATE))
+                  .select("bi", kept=pl.col("outcome") == KEPT) if options.with_digest else pl.DataFrame()),
         kept=(rows.filter(pl.col("outcome") == KEPT).select("bi", "country") if options.with_digest
               else pl.DataFrame(schema={"bi": pl.Binary, "country": pl.String})),
         timings={"normalise": round(normalised_at - started, 3), "match": round(matched_at - normalised_at, 3),

@@ -58,13 +58,14 @@ async def upload_file(
     region: str | None = Form(None),
     phone_column: str | None = Form(None),
     header: str | None = Form(None, description="auto, yes or no"),
+    source_label: str | None = Form(None, description="which list this is (the sources page, docs/sources.md)"),
     session: Session = DbSession,
     actor: Principal = Depends(operator),
 ) -> FileDetail:
     """Upload a CSV, TSV or .xlsx (streamed to storage, size-limited); 422 when it cannot be read."""
     record = await upload.upload_stream(
         session, actor, _chunks(file), filename=file.filename, content_type=file.content_type, purpose=purpose,
-        region=region, phone_column=phone_column, header=header,
+        region=region, phone_column=phone_column, header=header, source_label=source_label,
     )
     out = detail(session, record, actor)
     session.commit()  # before answering (get_db commits after the response is sent)

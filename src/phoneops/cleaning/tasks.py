@@ -30,6 +30,7 @@ from phoneops.core.models import StoredFile
 from phoneops.core.security import Principal, Role
 from phoneops.core.storage import get_file, get_storage
 from phoneops.settings import get_settings
+from phoneops.sources import service as sources
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes
 
@@ -141,6 +142,8 @@ def _clean(ctx: JobContext, spec: RunSpec, source: Path) -> dict[str, Any]:
     total = estimate_rows(source)
     ctx.progress(done=0, total=total, message="reading")
     storage = get_storage()
+    with session_scope() as session:
+        labelled = sources.label_of(session, "cleaning", spec.file_id) is not None
     clean_rows: list[StoredFile] = []
     rejected_rows: list[StoredFile] = []
     try:
@@ -153,7 +156,7 @@ def _clean(ctx: JobContext, spec: RunSpec, source: Path) -> dict[str, Any]:
                 result = clean_table(
                     get_engine(), source, spec.layout,
                     CleanOptions(int(options["phone_column"]), str(options["region"]), resolve(options["filters"]),
-                                 with_digest=bool(options.get("add_to_used")),
+                                 with_digest=bool(options.get("add_to_used")) or labelled,
                                  line_type=bool(options.get("line_type")),
                                  sms_types=tuple(options["sms_types"]) if options.get("sms_types") else None),
                     get_settings().blind_key(), clean_out, rejected_out, _reporter(ctx, total),
@@ -161,6 +164,8 @@ def _clean(ctx: JobContext, spec: RunSpec, source: Path) -> dict[str, Any]:
             stats = result.stats()
             if options.get("add_to_used"):
                 stats["added_to_used"] = add_used(session, result.kept, spec.run_id)
+            if labelled:  # the list's valid numbers, kept or not, by blind index only
+                stats["source_numbers"] = sources.record(session, "cleaning", spec.file_id, result.members())
             _succeed(session, spec, stats, {"output": clean_rows[0].id, "rejected": rejected_rows[0].id})
             audit(session, spec.actor, "cleaning.run", "cleaning_file", spec.file_id,
                   {"run_id": spec.run_id, "rows": result.rows, "outcomes": result.outcomes,

@@ -27,6 +27,7 @@ from phoneops.core.storage import CHUNK, get_file, get_storage
 from phoneops.numbers.normalize import normalize
 from phoneops.numbers.vault import get_vault
 from phoneops.settings import get_settings
+from phoneops.sources import service as sources
 
 PURPOSES = ("clean", "encrypt")
 ALIASES = {"cleaning": "clean", "encryption": "encrypt"}  # the words the pages use
@@ -60,24 +61,30 @@ def _parse_header(header: str | bool | None) -> bool | None:
 async def upload_stream(
     session: Session, actor: Principal, chunks: AsyncIterator[bytes], *, filename: str | None,
     content_type: str | None = None, purpose: str = "clean", region: str | None = None,
-    phone_column: str | None = None, header: str | bool | None = None,
+    phone_column: str | None = None, header: str | bool | None = None, source_label: str | None = None,
 ) -> CleaningFile:
-    """Store an upload (streamed, size-limited) and register it as a cleaning or encryption file."""
+    """Store an upload (streamed, size-limited) and register it as a cleaning or encryption file; a cleaning
+    file may carry a source label (its numbers count for that source on the sources page)."""
     purpose = check_purpose(purpose)
+    label = sources.normalise_label(source_label)  # refused before anything is stored
     code = check_region(region, get_settings().default_region)
     wants_header = _parse_header(header)
     stored = await get_storage().save_stream(
         session, actor, chunks, kind=f"cleaning_{purpose}_upload", original_name=filename,
         content_type=content_type, max_bytes=get_settings().max_upload_bytes,
     )
-    return await run_in_threadpool(  # the table is read: on a worker thread, never on the event loop
+    record = await run_in_threadpool(  # the table is read: on a worker thread, never on the event loop
         register_upload, session, actor, stored, purpose=purpose, region=code, phone_column=phone_column,
         header=wants_header)
+    if purpose == "clean":
+        sources.label_list(session, actor, label, "cleaning", record.id, record.original_name)
+    return record
 
 
 def upload_path(
     session: Session, actor: Principal, path: Path, *, purpose: str = "clean", region: str | None = None,
     phone_column: str | None = None, header: str | bool | None = None, name: str | None = None,
+    source_label: str | None = None,
 ) -> CleaningFile:
     """The same from a local file (CLI, bench)."""
 
@@ -87,7 +94,8 @@ def upload_path(
                 yield block
 
     return asyncio.run(upload_stream(session, actor, chunks(), filename=name or path.name, purpose=purpose,
-                                     region=region, phone_column=phone_column, header=header))
+                                     region=region, phone_column=phone_column, header=header,
+                                     source_label=source_label))
 
 
 def register_upload(

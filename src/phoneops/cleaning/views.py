@@ -101,14 +101,14 @@ def encryption(request: Request, session: Session = DbSession,
 @router.post("/cleaning/upload")
 async def upload_page(
     request: Request, file: UploadFile, purpose: str = Form("clean"), region: str = Form(""),
-    phone_column: str = Form(""), header: str = Form("auto"), session: Session = DbSession,
-    principal: Principal = Depends(page_operator),
+    phone_column: str = Form(""), header: str = Form("auto"), source_label: str = Form(""),
+    session: Session = DbSession, principal: Principal = Depends(page_operator),
 ) -> Response:
     try:
         record = await upload.upload_stream(
             session, principal, _chunks(file), filename=file.filename, content_type=file.content_type,
             purpose=purpose if purpose in upload.PURPOSES else "clean", region=region or None,
-            phone_column=phone_column or None, header=header,
+            phone_column=phone_column or None, header=header, source_label=source_label,
         )
     except AppError as exc:
         session.rollback()

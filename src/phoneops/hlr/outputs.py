@@ -226,3 +226,20 @@ def number_history(session: Session, actor: Principal, e164: str, limit: int = 2
     ))
     shown = _shown(e164, actor)
     return [{**_result_dict(r.id, shown, None, r), "lookup_id": r.lookup_id} for r in rows]
+
+
+def credits_per_number_days(start: Any, end: Any) -> Any:
+    """Credits paid for HLR lookups of numbers (by blind index) per day in [start, end] (dates): a subquery
+    with blind_index, day, credits (for joins by blind index: no plaintext leaves the database)."""
+    from datetime import UTC, datetime, timedelta
+
+    day = func.date(HlrResult.looked_up_at)
+    since = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    until = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
+    return (
+        select(HlrResult.blind_index.label("blind_index"), day.label("day"),
+               func.coalesce(func.sum(HlrResult.credits_spent), 0).label("credits"))
+        .where(HlrResult.looked_up_at >= since, HlrResult.looked_up_at < until)
+        .group_by(HlrResult.blind_index, day)
+        .subquery()
+    )

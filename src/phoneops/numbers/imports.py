@@ -46,6 +46,7 @@ from phoneops.numbers.normalize import normalize_column
 from phoneops.numbers.optouts import core_table
 from phoneops.numbers.vault import get_vault, mask
 from phoneops.settings import get_settings
+from phoneops.sources import service as sources
 from phoneops.webhooks import service as webhooks
 
 KINDS = ("list", "optout", "inbound", "bulk")
@@ -370,8 +371,10 @@ def start_import(
     target: str | None = None,
     region: str,
     params: dict[str, Any] | None = None,
+    source_label: str | None = None,
 ) -> ManualImport:
-    """Check the file's header and queue its preview (nothing changes until `confirm`)."""
+    """Check the file's header and queue its preview (nothing changes until `confirm`); `source_label` names
+    the list on the sources page (its numbers are recorded there when the import is applied)."""
     if kind not in KINDS:
         raise ValidationFailed(f"kind must be one of {', '.join(KINDS)}")
     if kind == "list" and target not in TARGETS:
@@ -388,6 +391,7 @@ def start_import(
     )
     session.add(record)
     session.flush()
+    sources.label_list(session, actor, source_label, "import", record.id, stored.original_name)
     job = create_job(session, actor, PREVIEW_KIND, _job_params(actor, record.id),
                      title=f"Preview import {record.id} ({stored.original_name})")
     record.job_id = job.id
@@ -571,6 +575,9 @@ def _run_apply(ctx: JobContext) -> dict[str, Any]:
         record.last_event_id = session.scalar(select(func.max(NumberEvent.id))) or 0
         audit(session, actor, "numbers.import.applied", "manual_import", import_id,
               {"kind": record.kind, "changed": changed, "new_numbers": created})
+        if sources.label_of(session, "import", import_id):  # the list's valid numbers, by blind index only
+            valid = [row.e164 for row in plan_.rows if row.e164]
+            sources.record(session, "import", import_id, ((i, True) for i in get_vault().index_many(valid)))
         webhooks.notify(session, "import.applied", {
             "import_id": import_id, "kind": record.kind, "name": record.original_name, "rows": record.rows,
             "refused": record.rejected, "changed": changed, "new_numbers": created, "by": actor.username})

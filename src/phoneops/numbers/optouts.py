@@ -388,3 +388,9 @@ def counts(session: Session) -> dict[str, int]:
         session.scalar(select(func.count()).select_from(NumberOptOut).where(NumberOptOut.state == "lifted")) or 0
     )
     return out
+
+
+def active_indexes() -> Any:
+    """The blind indexes of numbers opted out now (a subquery with blind_index), for joins by blind index."""
+    return select(NumberOptOut.blind_index.label("blind_index")).where(NumberOptOut.state == "active").distinct() \
+        .subquery()

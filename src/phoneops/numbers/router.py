@@ -36,6 +36,7 @@ from phoneops.numbers.schemas import (
 )
 from phoneops.numbers.vault import get_vault
 from phoneops.settings import get_settings
+from phoneops.sources.service import normalise_label
 
 router = APIRouter(prefix="/api/numbers", tags=["numbers"])
 
@@ -165,6 +166,7 @@ async def import_file(
     target: str = Form(""),
     kind: str = Form("list"),
     region: str | None = Form(default=None),
+    source_label: str = Form("", description="which list this is (the sources page, docs/sources.md)"),
     session: Session = DbSession,
     actor: Principal = Depends(operator),
 ) -> ImportOut:
@@ -178,6 +180,7 @@ async def import_file(
         raise ValidationFailed("kind must be one of list, optout, inbound")
     if kind == "list" and target not in imports.TARGETS:
         raise ValidationFailed(f"target must be one of {', '.join(imports.TARGETS)}")
+    label = normalise_label(source_label)  # refused before anything is stored
 
     async def chunks() -> AsyncIterator[bytes]:
         while block := await file.read(storage.CHUNK):
@@ -193,7 +196,8 @@ async def import_file(
         max_bytes=get_settings().max_upload_bytes,
     )
     record = await run_in_threadpool(
-        imports.start_import, session, actor, stored, kind=kind, target=target or None, region=region_value
+        imports.start_import, session, actor, stored, kind=kind, target=target or None, region=region_value,
+        source_label=label,
     )
     return ImportOut.model_validate(record)
 

@@ -20,6 +20,7 @@ from phoneops.numbers.models import ManualImport
 from phoneops.numbers.router import region_or_default
 from phoneops.numbers.story import story_for_key
 from phoneops.settings import get_settings
+from phoneops.sources.service import normalise_label
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
 
@@ -235,6 +236,7 @@ async def imports_upload(
     target: str = Form(""),
     kind: str = Form("list"),
     region: str = Form(""),
+    source_label: str = Form(""),
     session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
@@ -249,6 +251,7 @@ async def imports_upload(
         if kind not in ("list", "optout", "inbound"):
             raise ValidationFailed("kind must be one of list, optout, inbound")
         region_value = region_or_default(region or None)
+        label = normalise_label(source_label)
         stored = await storage.get_storage().save_stream(
             session,
             principal,
@@ -259,7 +262,8 @@ async def imports_upload(
             max_bytes=get_settings().max_upload_bytes,
         )
         record = await run_in_threadpool(
-            imports.start_import, session, principal, stored, kind=kind, target=target or None, region=region_value
+            imports.start_import, session, principal, stored, kind=kind, target=target or None, region=region_value,
+            source_label=label,
         )
     except AppError as exc:
         session.rollback()

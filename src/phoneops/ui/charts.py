@@ -117,3 +117,43 @@ def column_chart(
                          f"{escape(str(label))}</text>")
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every label and value above is escaped
+
+
+def cost_revenue_chart(series: list[tuple[str, float, float]], *, height: int = 150, title: str = "") -> Markup:
+    """Cost (red) and revenue (green) per day as two lines over ISO days, a value axis (0 and the peak), day
+    labels and a tooltip per day. Labels and values are escaped."""
+    if not series or not any(c or r for _, c, r in series):
+        return Markup('<p class="muted">No cost or revenue in this period.</p>')
+    peak = max(max(c, r) for _, c, r in series) or 1.0
+    width, left, bottom, top = 640, 56, 22, 12
+    step = (width - left) / max(1, len(series) - 1) if len(series) > 1 else 0.0
+    every = max(1, -(-len(series) // 6))
+
+    def y(value: float) -> float:
+        return height - (height - top) * value / peak
+
+    def points(values: list[float]) -> str:
+        return " ".join(f"{left + i * step:.1f},{y(v):.1f}" for i, v in enumerate(values))
+
+    parts = [
+        f'<svg class="chart line-chart" role="img" viewBox="0 0 {width} {height + bottom}" width="100%" '
+        f'aria-label="{escape(title or "chart")}">',
+        f'<text x="{left - 6}" y="{top + 4}" font-size="11" text-anchor="end">{escape(_number(peak))}</text>',
+        f'<text x="{left - 6}" y="{height}" font-size="11" text-anchor="end">0</text>',
+        f'<line x1="{left}" y1="{top}" x2="{width}" y2="{top}" stroke="#e5e7eb" stroke-dasharray="3 3"/>',
+        f'<line x1="{left}" y1="{height}" x2="{width}" y2="{height}" stroke="#cbd5e1"/>',
+        f'<polyline data-line="cost" fill="none" stroke="{MEANING["failed"]}" stroke-width="2" '
+        f'points="{points([c for _, c, _ in series])}"/>',
+        f'<polyline data-line="revenue" fill="none" stroke="{MEANING["succeeded"]}" stroke-width="2" '
+        f'points="{points([r for _, _, r in series])}"/>',
+    ]
+    for i, (day, cost, revenue) in enumerate(series):
+        x = left + i * step
+        tip = f"{day}: revenue {_number(revenue)}, cost {_number(cost)}"
+        parts.append(f'<circle cx="{x:.1f}" cy="{y(revenue):.1f}" r="3" fill="{MEANING["succeeded"]}">'
+                     f"<title>{escape(tip)}</title></circle>")
+        if i % every == 0:
+            parts.append(f'<text x="{x:.1f}" y="{height + 15}" font-size="10" text-anchor="middle">'
+                         f"{escape(day)}</text>")
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every label and value above is escaped

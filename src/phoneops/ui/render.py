@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from phoneops import __version__
 from phoneops.core.routes import iter_routes
 from phoneops.core.security import Principal, Role
-from phoneops.ui.charts import bar_chart, column_chart
+from phoneops.ui.charts import bar_chart, column_chart, cost_revenue_chart
 from phoneops.ui.flash import clear_flash, read_flash
 
 HERE = Path(__file__).parent
@@ -21,6 +21,7 @@ STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["bar_chart"] = bar_chart
 templates.env.globals["column_chart"] = column_chart
+templates.env.globals["cost_revenue_chart"] = cost_revenue_chart
 templates.env.globals["version"] = __version__
 
 
@@ -40,6 +41,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("Voluum", "/voluum", "voluum"),
     NavItem("HLR", "/hlr", "hlr"),
     NavItem("Broadcasts", "/broadcasts", "broadcasts"),
+    NavItem("Sources", "/sources", "sources"),
     NavItem("Ongage", "/ongage", "ongage"),
     NavItem("Devices", "/imei", "imei"),
     NavItem("Privacy", "/privacy", "privacy", Role.admin),

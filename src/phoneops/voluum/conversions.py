@@ -22,13 +22,13 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import phonenumbers
 import structlog
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -376,3 +376,23 @@ def country_filter(country: str | None) -> Any:
     if len(code) != 2 or not code.isalpha():
         raise ValidationFailed(f"country must be an ISO code such as GB, or {UNKNOWN!r} (got {country!r})")
     return Conversion.country == code
+
+
+def per_number_days(start: date, end: date) -> Any:
+    """Conversions attributed to a number (by blind index), per postback day in [start, end]: a subquery with
+    blind_index, day, regs, ftds, revenue (for joins by blind index: no plaintext leaves the database)."""
+    day = func.date(Conversion.postback_at)
+    return (
+        select(Conversion.blind_index.label("blind_index"), day.label("day"),
+               func.sum(case((Conversion.kind == REG, 1), else_=0)).label("regs"),
+               func.sum(case((Conversion.kind == FTD, 1), else_=0)).label("ftds"),
+               func.coalesce(func.sum(Conversion.revenue), 0).label("revenue"))
+        .where(Conversion.blind_index.is_not(None), Conversion.postback_at >= _day_start(start),
+               Conversion.postback_at < _day_start(end + timedelta(days=1)))
+        .group_by(Conversion.blind_index, day)
+        .subquery()
+    )
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)

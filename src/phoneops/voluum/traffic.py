@@ -281,3 +281,15 @@ def day_result(session: Session, day: date | str) -> TrafficDay | None:
 
 def row_count(session: Session, day: date) -> int:
     return session.scalar(select(func.count(TrafficRow.id)).where(TrafficRow.day == day)) or 0
+
+
+def clicks_per_number_days(start: date, end: date) -> Any:
+    """Tracker clicks of numbers (by blind index) per day in [start, end]: a subquery with blind_index, day,
+    clicks (for joins by blind index: no plaintext leaves the database)."""
+    return (
+        select(TrafficRow.blind_index.label("blind_index"), TrafficRow.day.label("day"),
+               func.sum(TrafficRow.clicks).label("clicks"))
+        .where(TrafficRow.blind_index.is_not(None), TrafficRow.day >= start, TrafficRow.day <= end)
+        .group_by(TrafficRow.blind_index, TrafficRow.day)
+        .subquery()
+    )
