@@ -385,7 +385,7 @@ def _tokens_page(
     allowed = [s for s in security.SCOPES if s in security.ROLE_SCOPES[principal.role]]
     response = render(
         request, "tokens.html", principal, tokens=security.list_tokens(session, user_id), created=created,
-        error=error, allowed_scopes=allowed, form=form or {"name": "cli", "scopes": ["read"], "expires_in_days": ""},
+        error=error, allowed_scopes=allowed, form=form or {"name": "", "scopes": ["read"], "expires_in_days": ""},
         now=utcnow(),
     )
     response.status_code = status_code

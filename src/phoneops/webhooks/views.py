@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
@@ -18,8 +20,10 @@ router = APIRouter(include_in_schema=False)
 def _page(request: Request, session: Session, principal: Principal, *, error: str | None = None,
           form: dict[str, object] | None = None, status_code: int = 200) -> Response:
     deliveries = service.list_deliveries(session, limit=50)
+    endpoints = service.list_endpoints(session)
     response = render(
-        request, "webhooks/index.html", principal, endpoints=service.list_endpoints(session), events=service.EVENTS,
+        request, "webhooks/index.html", principal, endpoints=endpoints, events=service.EVENTS,
+        urls={e.id: urlparse(e.url).netloc for e in endpoints},
         deliveries=[(d, service.attempts_of(session, d.id)) for d in deliveries], error=error,
         form=form or {"url": "", "events": ["job.finished", "job.failed"]},
     )
