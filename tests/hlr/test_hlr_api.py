@@ -53,7 +53,8 @@ def test_a_lookup_through_the_api(client: Any, users: Any, hlr_env: SimAdmin, in
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["estimate"] == {"rows": 12, "invalid": 0, "duplicates": 0, "numbers": 12, "fresh": 0, "to_lookup": 12,
-                                "in_review": 0, "recently_paid": 0,
+                                "in_review": 0, "recently_paid": 0, "opted_out": 0, "not_mobile": 0,
+                                "not_mobile_types": {}, "include_non_mobile": False, "credits_saved": "0",
                                 "credits_estimate": "12", "budget": 1000, "ttl_days": 30, "needs_confirmation": False}
     lookup_id = body["id"]
     done = client.get(f"/api/hlr/lookups/{lookup_id}", headers=viewer).json()
@@ -176,3 +177,62 @@ def test_cli_lookup_confirm_status_and_download(
     added = runner.invoke(app, ["risky", "add", "--name", "Test Mobile", "--mccmnc", "23488"])
     assert added.exit_code == 0 and "testmobile" in added.output
     assert "270 risky operators" in runner.invoke(app, ["risky", "list", "test"]).output
+
+
+FIXED, FREEPHONE = "+441212345678", "+448001234567"  # a fixed line and a toll-free number: never mobile
+
+
+def test_the_estimate_leaves_out_opted_out_and_non_mobile_numbers_and_shows_the_saving(
+    client: Any, users: Any, hlr_env: SimAdmin, inline_jobs: list[str]
+) -> None:
+    op = users.headers("operator")
+    assert client.post("/api/numbers/optouts", json={"number": NUMBERS[5], "reason": "sms_stop"},
+                       headers=op).status_code == 201
+    file_id = upload(client, op, [*NUMBERS[:6], FIXED, FREEPHONE])
+    created = client.post("/api/hlr/lookups", json={"file_id": file_id, "region": "GB", "mode": "realtime"},
+                          headers=op)
+    assert created.status_code == 201, created.text
+    e = created.json()["estimate"]
+    assert (e["rows"], e["numbers"], e["to_lookup"], e["credits_estimate"]) == (8, 5, 5, "5")
+    assert (e["opted_out"], e["not_mobile"], e["not_mobile_types"]) == (1, 2, {"fixed_line": 1, "toll_free": 1})
+    assert (e["credits_saved"], e["include_non_mobile"]) == ("3", False)
+    done = client.get(f"/api/hlr/lookups/{created.json()['id']}", headers=op).json()
+    assert done["status"] == "succeeded" and done["counts"] == {"done": 5}
+    assert hlr_env.stats()["total_paid_lookups"] == 5  # the three left out were never sent
+
+    # asked for: the non-mobile numbers are looked up too; the opted-out one never is
+    again = client.post("/api/hlr/lookups", json={"file_id": file_id, "region": "GB", "mode": "realtime",
+                                                  "include_non_mobile": True}, headers=op).json()["estimate"]
+    assert (again["numbers"], again["fresh"], again["to_lookup"]) == (7, 5, 2)
+    assert (again["opted_out"], again["not_mobile"], again["credits_saved"], again["include_non_mobile"]) == (
+        1, 0, "1", True)
+
+    # nothing left to look up: a clear 422, no lookup stored
+    before = len(client.get("/api/hlr/lookups", headers=op).json())
+    only = upload(client, op, [FIXED, FREEPHONE, NUMBERS[5]])
+    refused = client.post("/api/hlr/lookups", json={"file_id": only, "region": "GB"}, headers=op)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["message"] == (
+        "nothing to look up: 1 opted out, 2 not mobile (include_non_mobile looks them up anyway)")
+    assert len(client.get("/api/hlr/lookups", headers=op).json()) == before
+
+
+def test_cli_estimate_shows_what_is_left_out_and_the_saving(
+    client: Any, users: Any, hlr_env: SimAdmin, inline_jobs: list[str], tmp_path: Path
+) -> None:
+    from phoneops.hlr.cli import app
+
+    assert client.post("/api/numbers/optouts", json={"number": NUMBERS[0], "reason": "complaint"},
+                       headers=users.headers("operator")).status_code == 201
+    source = tmp_path / "numbers.csv"
+    source.write_text("phone\n" + "\n".join([*NUMBERS[:3], FIXED, FREEPHONE]) + "\n")
+    runner = CliRunner()
+    estimated = runner.invoke(app, ["lookup", str(source), "--region", "GB", "--estimate"])
+    assert estimated.exit_code in (0, 3), estimated.output
+    text = " ".join(estimated.output.split())
+    assert "-> 2 numbers" in text and "2 to look up ≈ 2 credits" in text
+    assert "left out, never paid: 1 opted out, 2 not mobile (fixed line 1, toll free 1) -> saves ≈ 3 credits" in text
+    included = runner.invoke(app, ["lookup", str(source), "--region", "GB", "--estimate", "--include-non-mobile"])
+    text = " ".join(included.output.split())
+    assert "-> 4 numbers" in text and "1 opted out, 0 not mobile -> saves ≈ 1 credits" in text
+    assert hlr_env.stats()["total_paid_lookups"] == 0  # estimates only

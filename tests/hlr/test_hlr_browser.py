@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,40 @@ def test_lookup_from_upload_to_downloads(
     page.fill("form[data-risky-add] input[name=name]", "Brand New Mobile")
     page.click("form[data-risky-add] button[type=submit]")
     page.wait_for_selector("[data-risky] code:text-is('brandnewmobile')")
+
+
+def test_the_form_leaves_out_opted_out_and_non_mobile_numbers_unless_asked(
+    browser: Any, live_server: str, users: Any, hlr_sim: SimAdmin, tmp_path: Path
+) -> None:
+    from phoneops.numbers import optouts
+
+    with session_scope() as session:
+        optouts.add(session, SYSTEM, "+447911006000", "sms_stop", region="GB")
+    users.create("operator", "olly")
+    source = tmp_path / "mixed.csv"
+    source.write_text("phone\n+447911006000\n+447911006001\n+447911006002\n+441212345678\n+448001234567\n")
+    page = browser.new_page()
+    page.goto(live_server + "/login?next=/hlr")
+    page.fill("input[name=username]", "olly")
+    page.fill("input[name=password]", "correct-horse-battery")
+    page.click("button[type=submit]")
+    page.set_input_files("form[data-hlr-start] input[name=file]", str(source))
+    page.click("form[data-hlr-start] button[type=submit]")
+    page.wait_for_selector("[data-left-out]")
+    assert page.inner_text("[data-counter=opted_out]") == "1"
+    assert page.inner_text("[data-counter=not_mobile]") == "2 (fixed line 1, toll free 1)"
+    assert page.inner_text("[data-counter=credits_saved]") == "3"
+    assert page.inner_text("[data-counter=to_lookup]") == "2"
+    if os.environ.get("PHONEOPS_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["PHONEOPS_SCREENSHOTS"], "hlr-left-out.png"), full_page=True)
+
+    page.goto(live_server + "/hlr")
+    page.set_input_files("form[data-hlr-start] input[name=file]", str(source))
+    page.check("form[data-hlr-start] input[name=include_non_mobile]")
+    page.click("form[data-hlr-start] button[type=submit]")
+    page.wait_for_selector("[data-left-out]")
+    assert page.inner_text("[data-counter=not_mobile]") == "0"
+    assert page.inner_text("[data-counter=numbers]") == "4"
+    if os.environ.get("PHONEOPS_SCREENSHOTS"):
+        page.goto(live_server + "/hlr")
+        page.screenshot(path=os.path.join(os.environ["PHONEOPS_SCREENSHOTS"], "hlr-form.png"), full_page=True)

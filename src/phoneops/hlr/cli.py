@@ -25,6 +25,10 @@ def _print(lookup: dict[str, Any]) -> None:
                   f"{e['numbers']:,} numbers; {e['fresh']:,} with a result younger than {e['ttl_days']} days; "
                   f"{e['to_lookup']:,} to look up ≈ {e['credits_estimate']} credits "
                   f"(budget {e['budget']:,})")
+    if e["opted_out"] or e["not_mobile"]:
+        kinds = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in e["not_mobile_types"].items())
+        console.print(f"  left out, never paid: {e['opted_out']:,} opted out, {e['not_mobile']:,} not mobile"
+                      + (f" ({kinds})" if kinds else "") + f" -> saves ≈ {e['credits_saved']} credits")
     if e["in_review"] or e["recently_paid"]:
         console.print(
             f"  of those, {e['in_review']:,} in review or in flight in another lookup (free if they were "
@@ -78,6 +82,8 @@ def lookup(
     batch_size: Annotated[int | None, typer.Option(help="Numbers per provider batch")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm a cost above the budget")] = False,
     estimate_only: Annotated[bool, typer.Option("--estimate", help="Estimate only; start later with confirm")] = False,
+    include_non_mobile: Annotated[bool, typer.Option(
+        "--include-non-mobile", help="Also look up numbers known not to be mobile (fixed line, toll-free)")] = False,
     wait: Annotated[bool, typer.Option(help="Follow the job with a progress bar")] = True,
 ) -> None:
     """Estimate, then look up the numbers of a file or a list (only those without a fresh result)."""
@@ -105,7 +111,7 @@ def lookup(
                 assert file_id is not None
                 source = FileSource(file_id, column, region)
             lookup_id = create_lookup(session, actor, source, mode=mode, batch_size=batch_size, confirm=yes,
-                                      start=not estimate_only).id
+                                      start=not estimate_only, include_non_mobile=include_non_mobile).id
     except AppError as exc:
         raise fail(exc) from None
     _after_start(lookup_id, wait)

@@ -3,7 +3,10 @@
 A lookup's source is a stored file (core `files`: a cleaned file, a direct upload...; its phone column and
 default region) or a list selection (a list status and, optionally, a country). Creating a lookup reads
 the source once, set-based: numbers are normalised to E.164 as a column, de-duplicated by blind index and
-stored as items (sealed at rest, as in the number core). The estimate counts the numbers, those with a
+stored as items (sealed at rest, as in the number core). Left out first, never paid for: opted-out numbers
+(`numbers.optouts`) and, unless the user asks for them, numbers whose line type (`numbers.normalize.line_types`,
+from the phone library's metadata, free) is known not to be mobile; the estimate counts them apart with the
+credits that saves (docs/paid-calls.md). The estimate counts the numbers, those with a
 result younger than `HLR_CACHE_TTL_DAYS` (not looked up again) and the credits the rest will cost. Of
 those, it counts apart the numbers in review (or in flight) in another lookup — possibly paid already; the
 calls ask the provider's private cache first, so they are free if so — and those paid within the
@@ -48,7 +51,8 @@ from phoneops.hlr.models import (
 from phoneops.hlr.service import CREDITS_PER_LOOKUP, confirm_above_credits, credits_text, require_configured
 from phoneops.numbers.lists import LISTS
 from phoneops.numbers.models import PhoneNumber
-from phoneops.numbers.normalize import normalize_column
+from phoneops.numbers.normalize import line_types, normalize_column
+from phoneops.numbers.optouts import opted_out
 from phoneops.numbers.vault import get_vault
 from phoneops.settings import get_settings
 from phoneops.webhooks import service as webhooks
@@ -61,6 +65,8 @@ CHUNK = 5000
 PHONE_HEADERS = {"phone", "phonenumber", "number", "msisdn", "mobile", "tel", "telephone", "e164",
                  "customvariable1", "telephonenumber"}
 OPEN_BATCH_STATES = ("new", "created", "uploaded", "starting", "started")
+# line types an HLR may answer for: the rest (fixed line, toll-free, VoIP, ...) is left out unless asked for
+MAY_BE_MOBILE = ("mobile", "fixed_line_or_mobile", "unknown")
 PRIVATE_CACHE_DAYS = 30  # the provider keeps our results this long in our private cache (docs/providers/hlr_cache.md)
 
 
@@ -85,6 +91,7 @@ class Collected:
     items: list[tuple[bytes, bytes, str | None]]  # blind index, sealed number, country
     source: dict[str, Any]
     title: str
+    line_types: list[str | None]  # of each item (numbers.normalize.LINE_TYPES names)
 
 
 def check_region(region: str | None) -> str:
@@ -118,13 +125,14 @@ def _column(first: list[str], wanted: str | None) -> tuple[int, bool]:
     return 0, not any(ch.isdigit() for ch in cell)
 
 
-def _collect_numbers(values: Sequence[str], region: str) -> tuple[int, list[tuple[str, str | None]]]:
-    """(invalid count, distinct valid (E.164, country) in first-seen order)."""
+def _collect_numbers(values: Sequence[str], region: str) -> tuple[int, list[tuple[str, str | None]], list[str | None]]:
+    """(invalid count, distinct valid (E.164, country) in first-seen order, their line types)."""
     frame = normalize_column(pl.Series(values, dtype=pl.String), region)
     valid = frame.filter(pl.col("e164").is_not_null())
     invalid = frame.height - valid.height
     distinct = valid.unique(subset="e164", keep="first", maintain_order=True)
-    return invalid, list(zip(distinct["e164"].to_list(), distinct["country"].to_list(), strict=True))
+    types = line_types(distinct["e164"], distinct["country"]).to_list()
+    return invalid, list(zip(distinct["e164"].to_list(), distinct["country"].to_list(), strict=True)), types
 
 
 def collect_file(session: Session, source: FileSource) -> Collected:
@@ -142,7 +150,7 @@ def collect_file(session: Session, source: FileSource) -> Collected:
     index, header = _column(table[0], source.phone_column)
     data = table[1:] if header else table
     values = [r[index].strip() if index < len(r) else "" for r in data]
-    invalid, numbers = _collect_numbers(values, region)
+    invalid, numbers, types = _collect_numbers(values, region)
     vault = get_vault()
     indexes = vault.index_many([e164 for e164, _ in numbers])
     items = [(idx, vault.seal(e164, idx), country) for (e164, country), idx in zip(numbers, indexes, strict=True)]
@@ -150,7 +158,7 @@ def collect_file(session: Session, source: FileSource) -> Collected:
     return Collected(
         rows=len(values), invalid=invalid, duplicates=len(values) - invalid - len(items), items=items,
         source={"file_id": row.id, "file_name": row.original_name, "phone_column": column, "region": region},
-        title=f"HLR lookup of {row.original_name}",
+        title=f"HLR lookup of {row.original_name}", line_types=types,
     )
 
 
@@ -166,10 +174,13 @@ def collect_list(session: Session, source: ListSource) -> Collected:
     if country:
         query = query.where(PhoneNumber.country == country)
     items = [(bytes(idx), bytes(sealed), c) for idx, sealed, c in session.execute(query.order_by(PhoneNumber.id))]
+    vault = get_vault()
+    e164s = pl.Series([vault.open(sealed, idx) for idx, sealed, _ in items], dtype=pl.String)
+    types = line_types(e164s, normalize_column(e164s, "GB")["country"]).to_list() if items else []
     return Collected(
         rows=len(items), invalid=0, duplicates=0, items=items,
         source={"status": source.status, "country": country},
-        title=f"HLR lookup of the {source.status}" + (f" ({country})" if country else ""),
+        title=f"HLR lookup of the {source.status}" + (f" ({country})" if country else ""), line_types=types,
     )
 
 
@@ -226,9 +237,14 @@ def create_lookup(
     batch_size: int | None = None,
     confirm: bool = False,
     start: bool = True,
+    include_non_mobile: bool = False,
 ) -> HlrLookup:
-    """Read the source, store its numbers, estimate; start the job unless the estimate needs confirmation
-    (or `start` is False)."""
+    """Read the source, leave out what is never worth paying for, store the rest, estimate; start the job
+    unless the estimate needs confirmation (or `start` is False).
+
+    Left out before anything is paid: opted-out numbers (always: nothing is sent to them) and numbers whose
+    line type is known not to be mobile (fixed line, toll-free, VoIP ...: an HLR only answers for mobiles),
+    unless `include_non_mobile`. Numbers of type mobile, fixed-line-or-mobile or unknown are looked up."""
     if mode not in MODES:
         raise ValidationFailed(f"mode must be one of {', '.join(MODES)}")
     size = batch_size or DEFAULT_BATCH_SIZE
@@ -239,16 +255,38 @@ def create_lookup(
         raise ValidationFailed("no valid phone number in the source", details={"rows": collected.rows,
                                                                                "invalid": collected.invalid})
     ttl = get_settings().hlr_cache_ttl_days
+    fresh = fresh_results(session, [idx for idx, _, _ in collected.items], ttl)
+    stopped = opted_out(session, [idx for idx, _, _ in collected.items])
+    kept: list[tuple[bytes, bytes, str | None]] = []
+    left_out, not_mobile = 0, dict[str, int]()
+    for item, kind in zip(collected.items, collected.line_types, strict=True):
+        if item[0] in stopped:
+            pass
+        elif not include_non_mobile and kind not in MAY_BE_MOBILE:
+            not_mobile[str(kind)] = not_mobile.get(str(kind), 0) + 1
+        else:
+            kept.append(item)
+            continue
+        left_out += item[0] not in fresh  # would have been paid
+    if not kept:
+        raise ValidationFailed(
+            f"nothing to look up: {len(stopped):,} opted out, {sum(not_mobile.values()):,} not mobile"
+            + ("" if not not_mobile else " (include_non_mobile looks them up anyway)"),
+            code="nothing_to_look_up", details={"rows": collected.rows, "invalid": collected.invalid,
+                                                "opted_out": len(stopped), "not_mobile": not_mobile})
     lookup = HlrLookup(
         title=collected.title[:200], mode=mode, batch_size=size,
         source_kind="file" if isinstance(source, FileSource) else "list", source=collected.source,
         rows=collected.rows, invalid=collected.invalid, duplicates=collected.duplicates,
-        numbers=len(collected.items), budget=confirm_above_credits(), ttl_days=ttl, created_by=actor.username,
-        breakdown={},
+        numbers=len(kept), budget=confirm_above_credits(), ttl_days=ttl, created_by=actor.username,
+        breakdown={}, opted_out=len(stopped), not_mobile=sum(not_mobile.values()),
+        not_mobile_types=dict(sorted(not_mobile.items(), key=lambda kv: -kv[1])),
+        include_non_mobile=include_non_mobile, credits_saved=Decimal(left_out * CREDITS_PER_LOOKUP),
     )
     session.add(lookup)
     session.flush()
-    fresh = fresh_results(session, [idx for idx, _, _ in collected.items], ttl)
+    collected = Collected(collected.rows, collected.invalid, collected.duplicates, kept, collected.source,
+                          collected.title, [])
     rows = [
         {"lookup_id": lookup.id, "blind_index": idx, "sealed": sealed, "country": country,
          "state": CACHED if idx in fresh else PENDING, "result_id": fresh.get(idx)}
@@ -306,6 +344,9 @@ def estimate(lookup: HlrLookup) -> dict[str, Any]:
         "rows": lookup.rows, "invalid": lookup.invalid, "duplicates": lookup.duplicates, "numbers": lookup.numbers,
         "fresh": lookup.fresh, "to_lookup": lookup.to_lookup, "in_review": lookup.in_review,
         "recently_paid": lookup.recently_paid, "credits_estimate": credits_text(lookup.credits_estimate),
+        "opted_out": lookup.opted_out, "not_mobile": lookup.not_mobile,
+        "not_mobile_types": dict(lookup.not_mobile_types or {}), "include_non_mobile": lookup.include_non_mobile,
+        "credits_saved": credits_text(lookup.credits_saved),
         "budget": lookup.budget, "ttl_days": lookup.ttl_days, "needs_confirmation": needs_confirmation(lookup),
     }
 

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -74,6 +75,14 @@ class HlrLookup(Base):
     in_review: Mapped[int] = mapped_column(Integer, default=0)
     recently_paid: Mapped[int] = mapped_column(Integer, default=0)
     credits_estimate: Mapped[Decimal] = mapped_column(CREDITS, default=Decimal(0))
+    # left out of the lookup before anything is paid (not among `numbers`): opted out (always), and known not
+    # mobile by the line type (fixed line, toll-free ...: unless `include_non_mobile`); `credits_saved` is
+    # what those of them without a fresh result would have cost
+    opted_out: Mapped[int] = mapped_column(Integer, default=0)
+    not_mobile: Mapped[int] = mapped_column(Integer, default=0)
+    not_mobile_types: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    include_non_mobile: Mapped[bool] = mapped_column(Boolean, default=False)
+    credits_saved: Mapped[Decimal] = mapped_column(CREDITS, default=Decimal(0))
     budget: Mapped[int] = mapped_column(Integer, default=0)
     ttl_days: Mapped[int] = mapped_column(Integer, default=30)
     confirmed_by: Mapped[str | None] = mapped_column(String(64), default=None)

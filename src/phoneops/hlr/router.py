@@ -60,7 +60,7 @@ def create_lookup(
 ) -> LookupOut:
     lookup = lookups.create_lookup(
         session, actor, source_of(body), mode=body.mode, batch_size=body.batch_size, confirm=body.confirm,
-        start=body.start,
+        start=body.start, include_non_mobile=body.include_non_mobile,
     )
     session.flush()
     return lookup_out(session, lookup)

@@ -23,6 +23,9 @@ class LookupCreate(BaseModel):
     batch_size: int | None = Field(default=None, ge=1, le=100_000)
     confirm: bool = Field(default=False, description="confirm a cost above the budget right away")
     start: bool = Field(default=True, description="false: estimate only")
+    include_non_mobile: bool = Field(
+        default=False, description="also look up numbers whose line type is known not to be mobile (fixed line, "
+        "toll-free, VoIP ...); opted-out numbers are always left out")
 
 
 class EstimateOut(BaseModel):
@@ -35,6 +38,11 @@ class EstimateOut(BaseModel):
     in_review: int = Field(description="of to_lookup: in review or in flight in another lookup (possibly paid)")
     recently_paid: int = Field(description="of to_lookup: paid within 30 days but older than the TTL (paid again)")
     credits_estimate: str
+    opted_out: int = Field(description="left out: opted out (never looked up)")
+    not_mobile: int = Field(description="left out: line type known not to be mobile (unless include_non_mobile)")
+    not_mobile_types: dict[str, int] = Field(description="not_mobile per line type")
+    include_non_mobile: bool
+    credits_saved: str = Field(description="what the numbers left out would have cost (those without a fresh result)")
     budget: int
     ttl_days: int
     needs_confirmation: bool

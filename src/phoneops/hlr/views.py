@@ -73,6 +73,7 @@ async def start_lookup(
     country: str = Form(""),
     mode: str = Form("batch"),
     confirm: str = Form(""),
+    include_non_mobile: str = Form(""),
     session: Session = SESSION,
     principal: Principal = Depends(page_operator),
 ) -> Response:
@@ -96,7 +97,8 @@ async def start_lookup(
             if not file_id:
                 raise ValidationFailed("choose a file to upload or a stored file")
             chosen = FileSource(file_id, phone_column.strip() or None, region.strip() or None)
-        lookup = lookups.create_lookup(session, principal, chosen, mode=mode, confirm=bool(confirm))
+        lookup = lookups.create_lookup(session, principal, chosen, mode=mode, confirm=bool(confirm),
+                                       include_non_mobile=bool(include_non_mobile))
     except AppError as exc:
         session.rollback()
         return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
