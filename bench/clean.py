@@ -45,6 +45,19 @@ hashing workers):
      5.0%  storage: sha256 of the stored outputs (core/storage.file_digest) and their rows
      3.1%  writing (neutralise + write_csv);  1.8% reading batches;  11.7% other (imports, session)
 
+The line_type column (issue 16: at most 15% of the end-to-end time). It cost 20-35% when the type patterns
+ran once per distinct number and the result met the rows through three extra joins on E.164 strings (a
+unique, a partition and a join inside `line_types`, then a unique and a join in `prepare_numbers`): the
+profile showed the string joins, not the regexes, on top. Now the patterns run once per prefix range (the
+digits they read, `numbers/prefixes.py`: ~81,000 ranges for ~846,000 distinct numbers of the 1M-row file),
+ranges meet numbers on one integer join, and the column rides the match keys' existing join. Measured
+2026-12-06 on this machine at a load average of 15-24 (so wall clocks are noisy; CPU seconds less so):
+- the per-batch step alone (normalise + blind index + type, 1M rows in 250k batches, CPU seconds, better of
+  3): before 4.23 -> 5.53 s with the column (+31%), now 4.30 -> 4.81 s (+11.9%);
+- `python bench/clean.py --rows 1000000 --blacklist 1000000 --peak-rows 0 --repeat 3`, end to end, better of
+  3 each, in turn: before `"line_type_overhead": 0.162` (CPU 0.050); now `"line_type_overhead": 0.0` (the run
+  with the column was the faster one; CPU 0.058). Outputs identical to the previous implementation.
+
 So the next step is the replica's validity test (one regex per region over each distinct candidate), not
 the HMAC, which the worker processes now take off the job's GIL.
 """
