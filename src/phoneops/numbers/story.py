@@ -97,6 +97,8 @@ def _story(session: Session, actor: Principal, index: bytes, e164: str | None, r
     visits = [(c.get("campaign_id") or "", _day(c.get("visit_at"))) for c in report.conversions]
     visits += [(e.get("campaign_id") or "", _day(e.get("event_at"))) for e in report.live_events]
     campaign_days = [(campaign, day) for campaign, day in visits if campaign and day]
+    # conversions a retention purge folded into facts still tell which broadcasts reached the number
+    campaign_days += [(campaign, date.fromisoformat(day)) for campaign, day in report.facts.get("campaign_days", [])]
     imports = [
         {"at": e["at"], "file": e["evidence"].get("import_file"), "file_id": e["evidence"].get("file_id"),
          "status": e["status"], "actor": e["actor"], "reason": e["reason"]}

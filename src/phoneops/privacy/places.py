@@ -40,7 +40,7 @@ def erase_rows(session: Session, index: bytes) -> dict[str, int]:
     from phoneops.hlr.models import HlrLookupItem, HlrResult
     from phoneops.numbers.models import NumberEvent, NumberOptOut, PhoneNumber
     from phoneops.ongage.models import OngageConversion
-    from phoneops.voluum.models import Conversion, LiveEvent, LiveRawEvent, TrafficRow
+    from phoneops.voluum.models import Conversion, ConversionFact, LiveEvent, LiveRawEvent, TrafficFact, TrafficRow
 
     counts: dict[str, int] = {}
     number_ids = select(PhoneNumber.id).where(PhoneNumber.blind_index == index).scalar_subquery()
@@ -83,6 +83,14 @@ def erase_rows(session: Session, index: bytes) -> dict[str, int]:
     counts["voluum_traffic_rows"] = rowcount(session.execute(
         update(TrafficRow).where(TrafficRow.blind_index == index)
         .values(blind_index=None, number_kind=ERASED_KIND, ip="", metrics={})
+    ))
+    # facts kept from purged rows (docs/retention.md): conversion facts stay for the reports, anonymous;
+    # traffic facts exist only per number and go
+    counts["voluum_conversion_facts"] = rowcount(session.execute(
+        update(ConversionFact).where(ConversionFact.blind_index == index).values(blind_index=None)
+    ))
+    counts["voluum_traffic_facts"] = rowcount(session.execute(
+        delete(TrafficFact).where(TrafficFact.blind_index == index)
     ))
     counts["voluum_live_raw_events"] = rowcount(session.execute(
         update(LiveRawEvent).where(LiveRawEvent.blind_index == index)

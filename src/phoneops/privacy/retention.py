@@ -3,7 +3,10 @@
 - `RETENTION_TRACKER_EVENTS_DAYS`: Voluum traffic rows (by day), conversions (by postback time, else sync time;
   their Ongage sync state goes with them), raw live events (by event time, else receipt time) and live-event
   dead letters (by receipt time). What was derived from them stays: list statuses and their history, day
-  summaries (`voluum_traffic_days`), the latest live event per number.
+  summaries (`voluum_traffic_days`), the latest live event per number, and the facts that filters, reports
+  and a number's story read (`phoneops.voluum.facts`, docs/retention.md): per number whether and when it
+  converted (REG/FTD, offer, country, campaign, day) and the OS versions, visits and days it was seen with.
+  So old depositors never come back as clean, and lists and reports read the same after a purge.
 - `RETENTION_HLR_RAW_DAYS`: HLR result rows (the provider's per-number answers) by lookup time. Lookups, their
   counters and their files stay; a lookup item loses its link to the purged result.
 
@@ -69,11 +72,18 @@ def _targets(tracker_cutoff: datetime | None, hlr_cutoff: datetime | None) -> li
 
 
 def _before_delete(session: Session, name: str, ids: list[Any]) -> None:
-    """Dependent rows first (explicit, not left to each backend's cascade)."""
+    """The facts the rows carry are kept (same transaction); dependent rows go first (explicit, not left to
+    each backend's cascade)."""
     if name == "voluum_conversions":
         from phoneops.ongage.models import OngageConversion
+        from phoneops.voluum.facts import fold_conversions
 
+        fold_conversions(session, ids)
         session.execute(delete(OngageConversion).where(OngageConversion.conversion_id.in_(ids)))
+    elif name == "voluum_traffic_rows":
+        from phoneops.voluum.facts import fold_traffic
+
+        fold_traffic(session, ids)
     elif name == "hlr_results":
         from phoneops.hlr.models import HlrLookupItem
 

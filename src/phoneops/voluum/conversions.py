@@ -42,6 +42,7 @@ from phoneops.numbers.lists import Authority, Verdict, apply_verdicts, status_of
 from phoneops.settings import get_settings
 from phoneops.voluum import lookups
 from phoneops.voluum.client import VoluumClient
+from phoneops.voluum.facts import conversion_events
 from phoneops.voluum.models import Conversion, ConversionSync
 from phoneops.voluum.service import (
     ceil_hour,
@@ -344,20 +345,20 @@ def run_job(ctx: JobContext) -> dict[str, Any]:
 def converted_indexes(session: Session, indexes: Sequence[bytes]) -> set[bytes]:
     """The blind indexes among `indexes` of numbers with any conversion (REG or FTD) — list cleaning's
     "converted" filter. Chunked `IN` probes, never one query per number."""
+    events = conversion_events()  # purged conversions too (docs/retention.md)
     found: set[bytes] = set()
     for batch in chunks(set(indexes), BATCH):
-        query = select(Conversion.blind_index).where(Conversion.blind_index.in_(batch)).distinct()
+        query = select(events.c.blind_index).where(events.c.blind_index.in_(batch)).distinct()
         found.update(index for index in session.scalars(query) if index is not None)
     return found
 
 
 def counts_by_country(session: Session, since: datetime | None = None) -> dict[str, dict[str, int]]:
     """REG and FTD counts per country (the unknown bucket under "unknown"), from `since` on."""
-    query = select(Conversion.country, Conversion.kind, func.count(Conversion.id)).group_by(
-        Conversion.country, Conversion.kind
-    )
+    events = conversion_events()  # purged conversions too (docs/retention.md)
+    query = select(events.c.country, events.c.kind, func.sum(events.c.n)).group_by(events.c.country, events.c.kind)
     if since is not None:
-        query = query.where(Conversion.postback_at >= since)
+        query = query.where(events.c.at >= since)
     out: dict[str, dict[str, int]] = {}
     for country, kind, count in session.execute(query):
         out.setdefault(country or UNKNOWN, {REG: 0, FTD: 0})[str(kind)] = int(count)
@@ -368,14 +369,15 @@ def recent_syncs(session: Session, limit: int = 20) -> list[ConversionSync]:
     return list(session.scalars(select(ConversionSync).order_by(ConversionSync.id.desc()).limit(limit)))
 
 
-def country_filter(country: str | None) -> Any:
-    """The WHERE clause for a country code or the "unknown" bucket."""
+def country_filter(country: str | None, column: Any = None) -> Any:
+    """The WHERE clause for a country code or the "unknown" bucket (on `column`, default the conversions')."""
+    column = Conversion.country if column is None else column
     if country is None or country.strip().lower() == UNKNOWN:
-        return Conversion.country.is_(None)
+        return column.is_(None)
     code = country.strip().upper()
     if len(code) != 2 or not code.isalpha():
         raise ValidationFailed(f"country must be an ISO code such as GB, or {UNKNOWN!r} (got {country!r})")
-    return Conversion.country == code
+    return column == code
 
 
 def per_number_days(start: date, end: date) -> Any:

@@ -1,8 +1,9 @@
 """Find a number: everything known about one number in one answer.
 
-List status and its history (the number core), traffic rows, conversions, the latest live event and recent
-raw ones, and HLR results (the HLR domain's `results_for_number`). The number is matched by its blind index through
-bound parameters only (the original built this query by string interpolation, so it was injectable).
+List status and its history (the number core), traffic rows, conversions, the latest live event and recent raw ones
+(the raw rows that retention has not purged; the totals and `facts` count the purged ones too), and HLR results (the
+HLR domain's `results_for_number`). The number is matched by its blind index through bound parameters only (the
+original built this query by string interpolation, so it was injectable).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phoneops.core.errors import NotFound
@@ -19,6 +20,7 @@ from phoneops.hlr.outcomes import results_for_number
 from phoneops.numbers.lists import lookup, to_e164
 from phoneops.numbers.normalize import country_of
 from phoneops.numbers.vault import get_vault
+from phoneops.voluum.facts import conversion_summary, traffic_totals
 from phoneops.voluum.models import Conversion, LiveEvent, LiveRawEvent, TrafficRow
 
 LIMIT = 200
@@ -39,6 +41,8 @@ class NumberReport:
     traffic_clicks: int = 0
     first_day: str | None = None
     last_day: str | None = None
+    # what filters read, raw rows and those a retention purge folded into facts alike (voluum.facts)
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,11 +66,7 @@ def find_number(session: Session, actor: Principal, raw: str, region: str) -> Nu
 
 def report_for_index(session: Session, index: bytes, e164: str) -> NumberReport:
     """What the tracker and HLR know about one number (its blind index); `status` is left to the caller."""
-    traffic_total = session.scalar(select(func.count(TrafficRow.id)).where(TrafficRow.blind_index == index)) or 0
-    totals = session.execute(
-        select(func.coalesce(func.sum(TrafficRow.visits), 0), func.coalesce(func.sum(TrafficRow.clicks), 0),
-               func.min(TrafficRow.day), func.max(TrafficRow.day)).where(TrafficRow.blind_index == index)
-    ).one()
+    traffic_total, visits, clicks, first_day, last_day = traffic_totals(session, index)  # purged rows too
     traffic = [
         {"day": row.day.isoformat(), "traffic_source_id": row.traffic_source_id, "ip": row.ip,
          "os_version": row.os_version, "browser_version": row.browser_version, "visits": row.visits,
@@ -99,6 +99,7 @@ def report_for_index(session: Session, index: bytes, e164: str) -> NumberReport:
     return NumberReport(number=e164, country=country_of(e164) if e164.startswith("+") else None, status=None,
                         traffic_rows=traffic_total, traffic=traffic, conversions=conversions, live=live,
                         live_events=events, hlr=results_for_number(session, index),
-                        traffic_visits=int(totals[0]), traffic_clicks=int(totals[1]),
-                        first_day=totals[2].isoformat() if totals[2] else None,
-                        last_day=totals[3].isoformat() if totals[3] else None)
+                        traffic_visits=visits, traffic_clicks=clicks,
+                        first_day=first_day.isoformat() if first_day else None,
+                        last_day=last_day.isoformat() if last_day else None,
+                        facts=conversion_summary(session, index))

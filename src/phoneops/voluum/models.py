@@ -240,3 +240,49 @@ class RunState(Base):
     changed_by: Mapped[str] = mapped_column(String(64), default="")
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     files_removed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ConversionFact(Base):
+    """What purged conversions leave behind (docs/retention.md): per number, kind, offer, country, campaign,
+    postback day (UTC; the sync day when Voluum sent none) and visit day, how many there were and when.
+
+    Every reader of conversions (list cleaning's "converted", smart cleaning, REG search, offers, the counts per
+    country, a number's story) reads these beside the raw rows, so a purge changes no answer. Erasure removes
+    the blind index, as it does on the raw rows.
+    """
+
+    __tablename__ = "voluum_conversion_facts"
+    __table_args__ = (
+        Index("ix_voluum_conversion_facts_blind_index", "blind_index"),
+        Index("ix_voluum_conversion_facts_country_kind_first_at", "country", "kind", "first_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
+    blind_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
+    kind: Mapped[str] = mapped_column(String(8))  # REG | FTD
+    offer_id: Mapped[str] = mapped_column(String(64), default="")
+    offer_name: Mapped[str] = mapped_column(String(255), default="")
+    country: Mapped[str | None] = mapped_column(String(2), default=None)
+    campaign_id: Mapped[str] = mapped_column(String(64), default="")
+    day: Mapped[date] = mapped_column(Date)
+    visit_day: Mapped[date | None] = mapped_column(Date, default=None)
+    conversions: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime | None] = mapped_column(default=None)  # earliest postback time
+    last_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class TrafficFact(Base):
+    """What purged traffic rows of a number leave behind, per OS version seen: how many rows, visits and
+    clicks, first and last day. The OS versions are what the OS rules classify (`reclassify`)."""
+
+    __tablename__ = "voluum_traffic_facts"
+    __table_args__ = (UniqueConstraint("blind_index", "os_version"),)
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
+    blind_index: Mapped[bytes] = mapped_column(LargeBinary(32))
+    os_version: Mapped[str] = mapped_column(String(120), default="")
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    visits: Mapped[int] = mapped_column(Integer, default=0)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)

@@ -1,11 +1,11 @@
 """OS rules changed: what they mean for the numbers the tracker saw, previewed and then applied.
 
-The tracker's verdict for a number is the strongest status the OS rules give any OS it was seen with (its
-traffic rows and its latest live event). When the rules change, `preview` says how many numbers would move
-and from which list to which (through the number core's precedence, docs/lists.md: a manual decision and an
-HLR verdict stay where they are); `start` runs the `voluum.reclassify` job, which applies the new verdicts as
-re-evaluations (the one automatic verdict that may loosen the tracker's earlier one), in committed steps with
-progress, each change an event in the number's history.
+The tracker's verdict for a number is the strongest status the OS rules give any OS it was seen with (its traffic
+rows, those a retention purge folded into facts included, and its latest live event). When the rules change,
+`preview` says how many numbers would move and from which list to which (through the number core's precedence,
+docs/lists.md: a manual decision and an HLR verdict stay where they are); `start` runs the `voluum.reclassify` job,
+which applies the new verdicts as re-evaluations (the one automatic verdict that may loosen the tracker's earlier
+one), in committed steps with progress, each change an event in the number's history.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from phoneops.core.security import Principal
 from phoneops.numbers.lists import Authority, Verdict, apply_verdicts, list_states, precedence, reveal
 from phoneops.numbers.osrules import ListStatus, OsRule, classify, classify_click, strongest
 from phoneops.numbers.rules import current_rules
-from phoneops.voluum.models import LiveEvent, TrafficRow
+from phoneops.voluum.facts import traffic_indexes, traffic_os_versions
+from phoneops.voluum.models import LiveEvent
 from phoneops.voluum.service import job_actor
 
 KIND = "voluum.reclassify"
@@ -36,8 +37,7 @@ STEP = 2000
 
 def _seen_indexes(session: Session) -> list[bytes]:
     """Every number the tracker saw with an OS (traffic rows and live events), in a stable order."""
-    found: set[bytes] = {index for index in session.scalars(
-        select(TrafficRow.blind_index).where(TrafficRow.blind_index.is_not(None)).distinct()) if index is not None}
+    found = traffic_indexes(session)  # purged traffic rows too (docs/retention.md)
     found.update(session.scalars(select(LiveEvent.blind_index)))
     return sorted(found)
 
@@ -45,12 +45,8 @@ def _seen_indexes(session: Session) -> list[bytes]:
 def verdicts_for(session: Session, indexes: Sequence[bytes], rules: Sequence[OsRule]) -> dict[bytes, str | None]:
     """The tracker verdict of each number under `rules`: the strongest over every OS it was seen with."""
     texts: dict[bytes, set[str]] = {index: set() for index in indexes}
-    for index, os_text in session.execute(
-        select(TrafficRow.blind_index, TrafficRow.os_version).where(TrafficRow.blind_index.in_(list(indexes)))
-        .distinct()
-    ):
-        if index is not None:
-            texts[index].add(os_text or "")
+    for index, os_text in traffic_os_versions(session, indexes):  # purged traffic rows too
+        texts[index].add(os_text)
     live: dict[bytes, ListStatus | None] = {}
     for index, family, version, payload in session.execute(
         select(LiveEvent.blind_index, LiveEvent.os, LiveEvent.os_version, LiveEvent.payload)

@@ -42,7 +42,8 @@ from phoneops.numbers.lists import reveal as reveal_numbers
 from phoneops.numbers.vault import mask
 from phoneops.settings import get_settings
 from phoneops.voluum.conversions import FTD, REG, UNKNOWN, country_filter
-from phoneops.voluum.models import Conversion, LiveRawEvent, Offer
+from phoneops.voluum.facts import conversion_events
+from phoneops.voluum.models import LiveRawEvent, Offer
 from phoneops.voluum.service import (
     PhoneReader,
     PhoneValue,
@@ -70,15 +71,16 @@ def offers_for(
 ) -> list[dict[str, Any]]:
     """Offers to choose from: those with conversions (for a country / window when given), with their REG and FTD
     counts, then every other known offer."""
-    query = select(Conversion.offer_id, func.max(Conversion.offer_name), Conversion.kind, func.count(Conversion.id))
+    events = conversion_events()  # purged conversions too (docs/retention.md)
+    query = select(events.c.offer_id, func.max(events.c.offer_name), events.c.kind, func.sum(events.c.n))
     if country:
-        query = query.where(country_filter(country))
+        query = query.where(country_filter(country, events.c.country))
     if start is not None:
-        query = query.where(Conversion.postback_at >= day_start(start))
+        query = query.where(events.c.at >= day_start(start))
     if end is not None:
-        query = query.where(Conversion.postback_at < day_start(end) + timedelta(days=1))
+        query = query.where(events.c.at < day_start(end) + timedelta(days=1))
     found: dict[str, dict[str, Any]] = {}
-    for offer_id, name, kind, count in session.execute(query.group_by(Conversion.offer_id, Conversion.kind)):
+    for offer_id, name, kind, count in session.execute(query.group_by(events.c.offer_id, events.c.kind)):
         if not offer_id:
             continue
         entry = found.setdefault(offer_id, {"id": offer_id, "name": name or "", REG: 0, FTD: 0})
@@ -100,8 +102,9 @@ def resolve_offers(session: Session, offers: Sequence[str]) -> tuple[list[str], 
     if len(wanted) > MAX_OFFERS:
         raise ValidationFailed(f"at most {MAX_OFFERS} offers")
     known: dict[str, str] = {o.offer_id: o.name for o in session.scalars(select(Offer))}
-    for offer_id, name in session.execute(select(Conversion.offer_id, func.max(Conversion.offer_name))
-                                          .group_by(Conversion.offer_id)):
+    events = conversion_events()
+    for offer_id, name in session.execute(select(events.c.offer_id, func.max(events.c.offer_name))
+                                          .group_by(events.c.offer_id)):
         if offer_id:
             known.setdefault(offer_id, name or "")
     by_name: dict[str, list[str]] = {}
@@ -122,8 +125,8 @@ def resolve_offers(session: Session, offers: Sequence[str]) -> tuple[list[str], 
     return ids, [known[i] for i in ids]
 
 
-def _offer_clause(offer_ids: Sequence[str]) -> Any:
-    return Conversion.offer_id.in_(list(offer_ids))
+def _offer_clause(offer_ids: Sequence[str], column: Any) -> Any:
+    return column.in_(list(offer_ids))
 
 
 # --- filters -------------------------------------------------------------------------------------------
@@ -131,8 +134,10 @@ def _offer_clause(offer_ids: Sequence[str]) -> Any:
 
 def _converted(session: Session, indexes: Sequence[bytes], offer_ids: Sequence[str],
                kinds: Sequence[str]) -> set[bytes]:
-    query = select(Conversion.blind_index).where(
-        Conversion.blind_index.in_(list(indexes)), Conversion.kind.in_(list(kinds)), _offer_clause(offer_ids)
+    events = conversion_events()  # purged conversions too (docs/retention.md)
+    query = select(events.c.blind_index).where(
+        events.c.blind_index.in_(list(indexes)), events.c.kind.in_(list(kinds)),
+        _offer_clause(offer_ids, events.c.offer_id),
     )
     return {i for i in session.scalars(query.distinct()) if i is not None}
 
@@ -361,20 +366,19 @@ def run_reg_search(ctx: JobContext) -> dict[str, Any]:
     actor = job_actor(ctx)
     start, end = day_start(first), day_start(last) + timedelta(days=1)
     with session_scope() as session:
-        where = [country_filter(country), Conversion.blind_index.is_not(None)]
+        ev = conversion_events()  # purged conversions too (docs/retention.md)
+        where = [country_filter(country, ev.c.country), ev.c.blind_index.is_not(None)]
         if offer_ids:
-            where.append(_offer_clause(offer_ids))
+            where.append(_offer_clause(offer_ids, ev.c.offer_id))
         regs = session.execute(
-            select(Conversion.blind_index, func.min(Conversion.postback_at), func.count(Conversion.id),
-                   func.min(Conversion.offer_name))
-            .where(*where, Conversion.kind == REG, Conversion.postback_at >= start, Conversion.postback_at < end)
-            .group_by(Conversion.blind_index)
-            .order_by(func.min(Conversion.postback_at), Conversion.blind_index)
+            select(ev.c.blind_index, func.min(ev.c.at), func.sum(ev.c.n), func.min(ev.c.offer_name))
+            .where(*where, ev.c.kind == REG, ev.c.at >= start, ev.c.at < end)
+            .group_by(ev.c.blind_index)
+            .order_by(func.min(ev.c.at), ev.c.blind_index)
         ).all()
         ftd: set[bytes] = set()
         for batch in chunks([r[0] for r in regs], CHUNK):
-            query = select(Conversion.blind_index).where(*where, Conversion.kind == FTD,
-                                                         Conversion.blind_index.in_(batch))
+            query = select(ev.c.blind_index).where(*where, ev.c.kind == FTD, ev.c.blind_index.in_(batch))
             ftd.update(i for i in session.scalars(query.distinct()) if i is not None)
         only = [r for r in regs if r[0] not in ftd]
         numbers = reveal_numbers(session, [r[0] for r in only if r[0] is not None])
