@@ -1,4 +1,4 @@
-"""Sources through the API: labelled imports and cleaning uploads record their numbers by blind index; the report
+"""Sources through the API: labelled imports, cleaning uploads and Ongage CSVs record their numbers by blind index; the report
 joins them with HLR spend, SMS (by broadcast group name), clicks, conversions and opt-outs; a bad label is refused
 with nothing stored; the CSV says the same and holds no phone number."""
 
@@ -50,6 +50,12 @@ def test_sources_attribute_money_by_blind_index(client: Any, users: Any, inline_
     assert uploaded.status_code == 201, uploaded.text
     run = client.post(f"/api/cleaning/files/{uploaded.json()['id']}/runs", headers=op, json={})
     assert run.status_code == 202, run.text
+    ongage = ("List_ID,Email,Country,Source,Mobile,conversion_type,Original_source,HLR_Status,Uuid\n"
+              "1,a@example.com,GB,x,+447911123407,REG,sms,LIVE,u1\n1,b@example.com,GB,x,not a number,REG,sms,LIVE,u2\n"
+              "1,c@example.com,GB,x,+447911123408,REG,sms,LIVE,u3\n").encode()
+    drafted = client.post("/api/ongage/csv-jobs", headers=op, data={"source_label": "partner-c"},
+                          files={"file": ("c.csv", ongage, "text/csv")})
+    assert drafted.status_code == 201, drafted.text
     assert client.post("/api/numbers/optouts", headers=op, json={"number": B[1], "reason": "sms_stop"}).status_code == 201
     # What other domains recorded: an FTD of 100 and a REG on partner-a numbers, clicks; HLR credits on
     # partner-b; a broadcast to the list named partner-b.
@@ -69,6 +75,7 @@ def test_sources_attribute_money_by_blind_index(client: Any, users: Any, inline_
     assert report.status_code == 200, report.text
     by = {s["source"]: s for s in report.json()["sources"]}
     a, b = by["partner-a"], by["partner-b"]
+    assert (by["partner-c"]["lists"], by["partner-c"]["numbers"], by["partner-c"]["kept"]) == (1, 2, 2)
     assert (a["numbers"], a["kept"], a["clicks"], a["regs"], a["ftds"], a["revenue"]) == (3, 3, 3, 1, 1, "100.00")
     assert a["cost"] == "0.00" and a["roi_percent"] is None  # nothing spent on it
     # B[0] (= A[2]) is on the blacklist now: the cleaning removed it; B[1] opted out since.

@@ -26,6 +26,7 @@ from phoneops.ongage.schemas import (
 )
 from phoneops.ongage.service import is_configured, sync_config
 from phoneops.settings import get_settings
+from phoneops.sources.service import normalise_label
 
 router = APIRouter(prefix="/api/ongage", tags=["ongage"])
 DB = DbSession  # commit before the response is sent
@@ -99,12 +100,14 @@ async def upload_csv(
     lower_limit: int = Form(1),
     upper_limit: int = Form(1),
     batch_size: int = Form(500),
+    source_label: str = Form("", description="which list this is (the sources page, docs/sources.md)"),
     session: Session = DB,
     actor: Principal = Depends(operator),
 ) -> CsvJobDetailOut:
     """Upload a CSV (List_ID, Email, Country, Source, Mobile, conversion_type, Original_source, HLR_Status,
     Uuid) as a draft job; a file missing a column is refused and leaves nothing behind."""
     pace = service_csv.Pace(interval_seconds, lower_limit, upper_limit, batch_size).checked()
+    label = normalise_label(source_label)  # refused before anything is stored
 
     async def chunks() -> AsyncIterator[bytes]:
         while block := await file.read(storage.CHUNK):
@@ -114,7 +117,7 @@ async def upload_csv(
         session, actor, chunks(), kind=service_csv.FILE_KIND, original_name=file.filename,
         content_type=file.content_type, max_bytes=get_settings().max_upload_bytes,
     )
-    job = service_csv.create_csv_job(session, actor, upload, pace)
+    job = service_csv.create_csv_job(session, actor, upload, pace, source_label=label)
     return _detail(session, job)
 
 

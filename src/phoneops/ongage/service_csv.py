@@ -48,6 +48,7 @@ from phoneops.ongage.client import DEFAULT_MAX_BATCH, ContactResult
 from phoneops.ongage.models import OngageCsvJob, OngageCsvRow
 from phoneops.ongage.service import account_limiter, credentials, get_client, job_actor
 from phoneops.settings import get_settings
+from phoneops.sources import service as sources
 
 log = structlog.get_logger("phoneops.ongage.csv")
 
@@ -127,8 +128,10 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
                "fields": {name.lower(): cell(name) for name in FIELD_COLUMNS}}
 
 
-def create_csv_job(session: Session, actor: Principal, upload: StoredFile, pace: Pace | None = None) -> OngageCsvJob:
-    """A draft job from an uploaded file (stored as `upload`); a refused file is deleted with nothing left."""
+def create_csv_job(session: Session, actor: Principal, upload: StoredFile, pace: Pace | None = None, *,
+                   source_label: str | None = None) -> OngageCsvJob:
+    """A draft job from an uploaded file (stored as `upload`); a refused file is deleted with nothing left.
+    With `source_label` its valid mobile numbers count for that source (docs/sources.md), by blind index."""
     pace = (pace or Pace()).checked()
     storage = get_storage()
     try:
@@ -140,10 +143,14 @@ def create_csv_job(session: Session, actor: Principal, upload: StoredFile, pace:
         session.add(job)
         session.flush()
         total = failed = 0
+        labelled = sources.label_list(session, actor, source_label, "ongage", job.id, job.name) is not None
+        mobiles: list[str] = []
         chunk: list[dict[str, Any]] = []
         with storage.local_path(upload) as path:
             for row in read_rows(path):
                 row["csv_job_id"] = job.id
+                if labelled and row["fields"].get("mobile"):
+                    mobiles.append(str(row["fields"]["mobile"]))
                 if not row["email"]:
                     row["status"], row["error"] = "failed", NO_EMAIL
                     failed += 1
@@ -157,6 +164,8 @@ def create_csv_job(session: Session, actor: Principal, upload: StoredFile, pace:
         if total == 0:
             raise ValidationFailed("the file has a header but no row")
         job.rows_total, job.rows_failed = total, failed
+        if labelled:
+            sources.record(session, "ongage", job.id, ((i, True) for i in indexes_of(mobiles)))
         upload.kind = FILE_KIND
         session.flush()
     except BaseException:
@@ -546,3 +555,15 @@ def run_worker(ctx: JobContext, *, rng: random.Random | None = None) -> dict[str
 def _park(ctx: JobContext, exc: ProviderError) -> RetryLater:
     """Ongage is unavailable: the worker waits (growing delay, as long as the outage lasts) and comes back."""
     return RetryLater.outage(ctx, "Ongage", exc.message, exc.retry_after)
+
+
+def indexes_of(values: list[str]) -> list[bytes]:
+    """Blind indexes of the valid numbers among raw mobile values (read with DEFAULT_REGION)."""
+    from phoneops.numbers.normalize import normalize_column
+    from phoneops.numbers.vault import get_vault
+
+    raws = [v for v in dict.fromkeys(values) if v]
+    if not raws:
+        return []
+    e164s = [e for e in normalize_column(raws, get_settings().default_region)["e164"].to_list() if e]
+    return get_vault().index_many(e164s)

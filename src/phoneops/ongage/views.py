@@ -19,6 +19,7 @@ from phoneops.numbers.links import linked
 from phoneops.ongage import service_csv, service_sync
 from phoneops.ongage.service import is_configured, sync_config
 from phoneops.settings import get_settings
+from phoneops.sources.service import normalise_label
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
 
@@ -105,6 +106,7 @@ async def upload(
     lower_limit: int = Form(1),
     upper_limit: int = Form(1),
     batch_size: int = Form(500),
+    source_label: str = Form(""),
     session: Session = DB,
     principal: Principal = Depends(page_operator),
 ) -> Response:
@@ -114,11 +116,12 @@ async def upload(
 
     try:
         pace = service_csv.Pace(interval_seconds, lower_limit, upper_limit, batch_size).checked()
+        label = normalise_label(source_label)
         row = await storage.get_storage().save_stream(
             session, principal, chunks(), kind=service_csv.FILE_KIND, original_name=file.filename,
             content_type=file.content_type, max_bytes=get_settings().max_upload_bytes,
         )
-        job = service_csv.create_csv_job(session, principal, row, pace)
+        job = service_csv.create_csv_job(session, principal, row, pace, source_label=label)
     except AppError as exc:
         session.rollback()
         return _jobs_page(request, session, principal, error=exc.message, status_code=exc.status_code)
