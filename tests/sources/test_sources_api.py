@@ -50,9 +50,9 @@ def test_sources_attribute_money_by_blind_index(client: Any, users: Any, inline_
     assert uploaded.status_code == 201, uploaded.text
     run = client.post(f"/api/cleaning/files/{uploaded.json()['id']}/runs", headers=op, json={})
     assert run.status_code == 202, run.text
-    ongage = ("List_ID,Email,Country,Source,Mobile,conversion_type,Original_source,HLR_Status,Uuid\n"
-              "1,a@example.com,GB,x,+447911123407,REG,sms,LIVE,u1\n1,b@example.com,GB,x,not a number,REG,sms,LIVE,u2\n"
-              "1,c@example.com,GB,x,+447911123408,REG,sms,LIVE,u3\n").encode()
+    ongage = (b"List_ID,Email,Country,Source,Mobile,conversion_type,Original_source,HLR_Status,Uuid\n"
+              b"1,a@example.com,GB,x,+447911123407,REG,sms,LIVE,u1\n1,b@example.com,GB,x,not a number,REG,sms,LIVE,u2\n"
+              b"1,c@example.com,GB,x,+447911123408,REG,sms,LIVE,u3\n")
     drafted = client.post("/api/ongage/csv-jobs", headers=op, data={"source_label": "partner-c"},
                           files={"file": ("c.csv", ongage, "text/csv")})
     assert drafted.status_code == 201, drafted.text
