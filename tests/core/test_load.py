@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import time
 from typing import Any
 
 import httpx
@@ -53,8 +54,6 @@ def _set_limit(app: Any, *, limit: int | None = None, wait: float | None = None)
 
 
 def test_past_the_limit_the_answer_is_503_with_retry_after(app: Any, users: Any, monkeypatch: Any) -> None:
-    import time
-
     from phoneops.numbers import lists
 
     real = lists.lookup
@@ -114,25 +113,70 @@ def test_stored_files_and_the_database_are_private(client: Any, users: Any, db_u
         pytest.skip("PostgreSQL keeps its own files")
 
 
+# Rows of the import below: 10k in CI (20-30 s per database); PHONEOPS_TEST_IMPORT_ROWS=200000 runs the issue's
+# full size (docs/operations.md has the figure).
+IMPORT_ROWS = int(os.environ.get("PHONEOPS_TEST_IMPORT_ROWS", "10000"))
+
+
 def test_a_numbers_import_leaves_health_answering(app: Any, users: Any) -> None:
-    """The import's per-row work runs off the event loop: /health is answered while it runs (in CI with
-    10k rows; bench/load.py for the 200k-row figure)."""
-    rows = "phone,reason,source\n" + "".join(f"+447400{n:06d},probe,test\n" for n in range(10_000))
+    """A big import, uploaded, previewed and applied by a job worker in the same process (as `make demo`
+    runs it): /health answers in under a second throughout, every time."""
+    import threading
 
-    async def run() -> tuple[int, list[int]]:
+    from phoneops.core import jobs
+
+    rows = "phone,reason,source\n" + "".join(f"+447400{n:06d},probe,test\n" for n in range(IMPORT_ROWS))
+    workers: list[threading.Thread] = []
+
+    def worker(job_id: str, delay: float | None) -> None:  # the embedded worker's thread
+        workers.append(threading.Thread(target=jobs.run_job, args=(job_id,), daemon=True))
+        workers[-1].start()
+
+    async def run() -> tuple[dict[str, Any], list[tuple[int, float]]]:
         transport = httpx.ASGITransport(app=app)
+        headers = users.headers("operator")
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=600) as client:
-            task = asyncio.create_task(client.post(
-                "/api/numbers/imports", headers=users.headers("operator"), data={"target": "blacklist"},
-                files={"file": ("big.csv", rows.encode(), "text/csv")}))
-            during: list[int] = []
-            while not task.done():
-                during.append((await client.get("/health")).status_code)
-                await asyncio.sleep(0.05)
-            answer = await task
-            assert answer.status_code == 202, answer.text[:300]  # the rows are read by the preview job
-            return answer.status_code, during
+            health: list[tuple[int, float]] = []
 
-    status, during = asyncio.run(run())
-    assert status == 202
-    assert set(during) <= {200}, during  # /health answered while the upload ran
+            async def probe_until(task: asyncio.Future[Any]) -> Any:
+                while not task.done():
+                    started = time.monotonic()
+                    status = (await client.get("/health")).status_code
+                    health.append((status, time.monotonic() - started))
+                    await asyncio.sleep(0.05)
+                return await task
+
+            async def until(import_id: int, status: str) -> dict[str, Any]:
+                while True:
+                    record: dict[str, Any] = (await client.get(f"/api/numbers/imports/{import_id}",
+                                                               headers=headers)).json()
+                    if record["status"] in (status, "failed"):
+                        return record
+                    await asyncio.sleep(0.2)
+
+            assert (await client.get("/health")).status_code == 200  # warm: its threads and engine exist
+            upload = await probe_until(asyncio.ensure_future(client.post(
+                "/api/numbers/imports", headers=headers, data={"target": "blacklist"},
+                files={"file": ("big.csv", rows.encode(), "text/csv")})))
+            assert upload.status_code == 202, upload.text[:300]
+            import_id = upload.json()["id"]
+            preview = await probe_until(asyncio.ensure_future(until(import_id, "preview")))
+            assert preview["status"] == "preview" and preview["added"] == IMPORT_ROWS, preview
+            applying = await client.post(f"/api/numbers/imports/{import_id}/apply", headers=headers)
+            assert applying.status_code == 202, applying.text[:300]
+            return await probe_until(asyncio.ensure_future(until(import_id, "applied"))), health
+
+    jobs.set_enqueue_hook(worker)
+    try:
+        started = time.monotonic()
+        applied, health = asyncio.run(run())
+        took = time.monotonic() - started
+    finally:
+        jobs.set_enqueue_hook(lambda job_id, delay: None)
+        for thread in workers:
+            thread.join(60)
+    assert applied["status"] == "applied" and applied["new_numbers"] == IMPORT_ROWS, applied
+    slowest = max(seconds for _, seconds in health)
+    print(f"import of {IMPORT_ROWS:,} rows: {took:.1f} s, /health asked {len(health)} times, slowest {slowest:.3f} s")
+    assert len(health) > 10 and {status for status, _ in health} == {200}, health
+    assert slowest < 1.0, sorted(seconds for _, seconds in health)[-5:]

@@ -180,3 +180,26 @@ def test_a_slow_provider_does_not_starve_the_pool(
         db.POOL_TIMEOUT = timeout
         db.dispose_all()  # the next test gets the normal pool
         db.configure(db_url)
+
+
+def test_release_ends_only_a_transaction_that_has_not_written(session: Any) -> None:
+    """`db.release` hands back the connection of a reading transaction; one that has written keeps it and
+    commits nothing (half a unit of work is never made visible)."""
+    from sqlalchemy import func, select
+
+    from phoneops.core import db
+    from phoneops.core.audit import audit
+    from phoneops.core.models import AuditEvent
+    from phoneops.core.security import SYSTEM
+
+    pool = db.get_engine().pool
+    before = session.scalar(select(func.count()).select_from(AuditEvent))
+    assert pool.checkedout() == 1  # type: ignore[attr-defined]
+    assert db.release(session) and pool.checkedout() == 0  # type: ignore[attr-defined]
+    audit(session, SYSTEM, "probe.release", None, None, {})
+    session.flush()
+    assert not db.release(session) and pool.checkedout() == 1  # type: ignore[attr-defined]
+    with db.session_scope() as other:
+        assert other.scalar(select(func.count()).select_from(AuditEvent)) == before  # not committed
+    session.rollback()
+    assert db.release(session)  # a new transaction starts clean

@@ -8,15 +8,22 @@
   connection, and the few that do not touch the database (static files) are not starved.
 - `health_checks()` runs on its own two threads with its own connection (no pool), so `/health` answers
   within a second whatever the API is doing.
+- `big_heap()`: a job holding a large structure for minutes (the rows of a 200k-row import) freezes the heap
+  while it works, so the interpreter's full garbage collections, which stop every thread of the process (the
+  event loop answering `/health` too) for as long as they walk the heap, do not walk those rows again and again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -121,3 +128,25 @@ async def health_checks() -> dict[str, dict[str, Any]]:
         else:
             checks[name] = {"ok": True, "slow": True, "note": f"no answer within {HEALTH_BUDGET} s (busy)"}
     return checks
+
+
+_frozen = 0
+_frozen_lock = threading.Lock()
+
+
+@contextmanager
+def big_heap() -> Iterator[None]:
+    """Within: objects alive at entry are left out of garbage collections (`gc.freeze`); at the last exit they
+    are collectable again (`gc.unfreeze`). Measured on a 60k-row import: full collections of 1-3 s each, every
+    few seconds, and `/health` waiting as long; with the heap frozen they walk only what is new."""
+    global _frozen
+    with _frozen_lock:
+        _frozen += 1
+        gc.freeze()
+    try:
+        yield
+    finally:
+        with _frozen_lock:
+            _frozen -= 1
+            if _frozen == 0:
+                gc.unfreeze()

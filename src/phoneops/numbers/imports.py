@@ -36,6 +36,7 @@ from phoneops.core.csvio import TableError, iter_rows, neutralise, normalise_hea
 from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import AppError, Conflict, Forbidden, NotFound, ValidationFailed
 from phoneops.core.jobs import JobContext, create_job, job_handler
+from phoneops.core.load import big_heap
 from phoneops.core.models import StoredFile
 from phoneops.core.security import Principal, Role
 from phoneops.core.storage import get_storage
@@ -505,12 +506,15 @@ def _run_preview(ctx: JobContext) -> dict[str, Any]:
                 raise NotFound(f"the file of import {import_id} is gone")
             path = get_storage().session_local_path(session, stored)
             ctx.step(session, message="reading the file")
-            plan_ = plan(session, record, path)
-            counts = plan_.counts()
-            record.preview = _preview_of(plan_, reveal=False)
-            record.rows, record.rejected = counts["rows"], counts["refused"]
-            record.added, record.already_listed, record.changed = counts["new"], counts["unchanged"], counts["change"]
-            record.result_file_id = _result_file(session, actor, record, plan_).id
+            with big_heap():  # what the process holds now; then the plan's rows too (see core.load)
+                plan_ = plan(session, record, path)
+                with big_heap():
+                    counts = plan_.counts()
+                    record.preview = _preview_of(plan_, reveal=False)
+                    record.rows, record.rejected = counts["rows"], counts["refused"]
+                    record.added, record.already_listed = counts["new"], counts["unchanged"]
+                    record.changed = counts["change"]
+                    record.result_file_id = _result_file(session, actor, record, plan_).id
             record.status, record.error = "preview", None
             ctx.step(session, done=counts["rows"], total=counts["rows"], counters=counts, message="preview ready")
     except AppError as exc:
@@ -533,6 +537,11 @@ class _Spec:
 def _run_apply(ctx: JobContext) -> dict[str, Any]:
     """Apply in batches of 5,000, each committed with its change records and the job's progress; a worker
     killed midway resumes by planning again (what was applied is then unchanged) and going on."""
+    with big_heap():  # what the process holds now; the plan's rows too once planned (see core.load)
+        return _apply(ctx)
+
+
+def _apply(ctx: JobContext) -> dict[str, Any]:
     import_id = int(ctx.params["import_id"])
     actor = _actor_of(ctx)
     try:
@@ -549,6 +558,11 @@ def _run_apply(ctx: JobContext) -> dict[str, Any]:
     except AppError as exc:
         _fail(import_id, exc.message)
         raise
+    with big_heap():  # the plan's rows live through every batch: not walked by each full collection
+        return _apply_batches(ctx, import_id, actor, spec, plan_)
+
+
+def _apply_batches(ctx: JobContext, import_id: int, actor: Principal, spec: _Spec, plan_: Plan) -> dict[str, Any]:
     todo = [row for row in plan_.rows if row.category in ("new", "change") and row.e164]
     changed = int(ctx.checkpoint.get("changed", 0))
     created = int(ctx.checkpoint.get("created", 0))
