@@ -152,8 +152,11 @@ def cost_revenue_chart(series: list[tuple[str, float, float]], *, height: int = 
         tip = f"{day}: revenue {_number(revenue)}, cost {_number(cost)}"
         parts.append(f'<circle cx="{x:.1f}" cy="{y(revenue):.1f}" r="3" fill="{MEANING["succeeded"]}">'
                      f"<title>{escape(tip)}</title></circle>")
-        if i % every == 0:
-            parts.append(f'<text x="{x:.1f}" y="{height + 15}" font-size="10" text-anchor="middle">'
+        if i % every == 0 or i == len(series) - 1:  # the ends anchored inside the chart (never clipped)
+            anchor = "start" if i == 0 else "end" if i == len(series) - 1 else "middle"
+            if anchor == "end" and i % every and i - (i // every) * every < every / 2:
+                continue  # too close to the label before it
+            parts.append(f'<text x="{x:.1f}" y="{height + 15}" font-size="10" text-anchor="{anchor}">'
                          f"{escape(day)}</text>")
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every label and value above is escaped
