@@ -55,8 +55,10 @@ ranges meet numbers on one integer join, and the column rides the match keys' ex
 - the per-batch step alone (normalise + blind index + type, 1M rows in 250k batches, CPU seconds, better of
   3): before 4.23 -> 5.53 s with the column (+31%), now 4.30 -> 4.81 s (+11.9%);
 - `python bench/clean.py --rows 1000000 --blacklist 1000000 --peak-rows 0 --repeat 3`, end to end, better of
-  3 each, in turn: before `"line_type_overhead": 0.162` (CPU 0.050); now `"line_type_overhead": 0.0` (the run
-  with the column was the faster one; CPU 0.058). Outputs identical to the previous implementation.
+  3 each, in turn: before `"line_type_overhead": 0.162` (CPU 0.050); now `"line_type_overhead": 0.0` in two
+  runs (the better run with the column was the faster one both times; CPU 0.058 and 0.078). At this load a
+  run varies by ±30%, so the CPU figures and the per-batch step are the steadier evidence. Outputs identical
+  to the previous implementation.
 
 So the next step is the replica's validity test (one regex per region over each distinct candidate), not
 the HMAC, which the worker processes now take off the job's GIL.
