@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from phoneops.broadcasts import costs, days, unsubscribers  # noqa: F401  (unsubscribers: its job and tick)
-from phoneops.broadcasts.money import missing_message, rate_for
+from phoneops.broadcasts.money import RateMissing
 from phoneops.broadcasts.service import is_configured, job_actor, park_or_fail, parse_day, yesterday
 from phoneops.core.db import session_scope
 from phoneops.core.errors import AppError
@@ -56,9 +56,10 @@ def import_day_job(ctx: JobContext) -> dict[str, Any]:
         return {**result, "costs": "Voluum is not configured: costs not pushed"}
     try:
         with session_scope() as session:
-            if rate_for(session, day) is None:  # wait for an admin's rate rather than guess one
-                raise RetryLater(missing_message(day), RATE_WAIT_SECONDS)
-            pushed = costs.push_day_costs(session, actor, day)
+            try:  # a day with costs to push and no rate waits for an admin's rate rather than guess one
+                pushed = costs.push_day_costs(session, actor, day)
+            except RateMissing as exc:
+                raise RetryLater(exc.message, RATE_WAIT_SECONDS) from exc
             outcome = costs.summary(pushed)
             ctx.step(session, done=total, counters={**(ctx.checkpoint.get("counters") or {}), **outcome},
                      message=f"costs: {outcome['sent']} sent, {outcome['unchanged']} unchanged, "

@@ -81,7 +81,8 @@ def _day_page(request: Request, session: Session, principal: Principal, day: dt.
         record=record, stats=stats, groups=groups, search=search, campaigns=days.campaign_days(session, day),
         pushes=costs.cost_pushes(session, day), voluum_configured=voluum_configured(),
         billing=money.billing_currency(), tracker=money.tracker_currency(),
-        rate_missing=None if money.rate_for(session, day) is not None else money.missing_message(day),
+        rate_missing=None if money.rate_for(session, day) is not None or record.cost == record.unattributed_cost
+        else money.missing_message(day),
     )
 
 
