@@ -5,6 +5,9 @@ client-side rate limiter, an optional concurrency cap, typed errors, canonical l
 for calls marked idempotent only, bounded retries (stamina: exponential backoff with jitter, `Retry-After`
 honoured, a stop after `attempts` tries or `total_timeout` seconds, whichever comes first).
 
+A provider's client describes each call once, as a `ProviderCall` (method, path, httpx options, how to read the
+answer); its sync and async classes (on `SyncProviderAPI` / `AsyncProviderAPI`) differ only in how they send it.
+
 Paid calls (`idempotent=False`) are sent exactly once. When such a call fails, the error's `maybe_sent` says
 whether the provider may have received, and acted on, the request:
 
@@ -271,6 +274,26 @@ class _Call:
         return self.path.partition("?")[0]  # a query string is never logged
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ProviderCall(Generic[T]):
+    """One provider call, described once: what to send (`options` go to httpx: `params`, `data`, `json`,
+    `headers`, ...) and how to read the answer (`parse`, which raises the provider's typed errors; `recover`,
+    when given, turns a failed call's `ProviderError` into an answer or the provider's own error).
+    `ProviderClient.call` sends it and returns what `parse` made of the answer; `AsyncProviderClient.call`
+    is its awaitable twin."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    idempotent: bool
+    log_fields: Mapping[str, object] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    recover: Callable[[ProviderError], T] | None = None  # a failed call's answer after all, or raises
+
+
 class _KitBase:
     """What the sync and async clients share: error mapping, retry decisions, logging."""
 
@@ -404,6 +427,17 @@ class ProviderClient(_KitBase):
                 return self._send(call, attempt.num)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
+    def call(self, spec: ProviderCall[T]) -> T:
+        """Send a described call (see `request`) and return its parsed answer."""
+        try:
+            response = self.request(spec.method, spec.path, idempotent=spec.idempotent, log_fields=spec.log_fields,
+                                    **spec.options)
+        except ProviderError as exc:
+            if spec.recover is None:
+                raise
+            return spec.recover(exc)
+        return spec.parse(response)
+
     def _send(self, call: _Call, attempt: int) -> httpx.Response:
         with self._slots if self._slots is not None else contextlib.nullcontext():
             if self.rate_limiter is not None:
@@ -458,6 +492,17 @@ class AsyncProviderClient(_KitBase):
                 return await self._send(call, attempt.num)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
+    async def call(self, spec: ProviderCall[T]) -> T:
+        """Async twin of `ProviderClient.call`."""
+        try:
+            response = await self.request(spec.method, spec.path, idempotent=spec.idempotent,
+                                          log_fields=spec.log_fields, **spec.options)
+        except ProviderError as exc:
+            if spec.recover is None:
+                raise
+            return spec.recover(exc)
+        return spec.parse(response)
+
     async def _send(self, call: _Call, attempt: int) -> httpx.Response:
         async with self._slots if self._slots is not None else contextlib.nullcontext():
             if self.rate_limiter is not None:
@@ -476,6 +521,36 @@ class AsyncProviderClient(_KitBase):
         return self
 
     async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        await self.aclose()
+
+
+class SyncProviderAPI:
+    """Base of a provider's synchronous client: it owns `_http` (a `ProviderClient`) and closes it."""
+
+    _http: ProviderClient
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncProviderAPI:
+    """Base of a provider's asyncio client: it owns `_http` (an `AsyncProviderClient`) and closes it."""
+
+    _http: AsyncProviderClient
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
 

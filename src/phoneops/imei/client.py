@@ -16,11 +16,11 @@ import asyncio
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import defusedxml.ElementTree as SafeET
 import httpx
@@ -28,8 +28,10 @@ import structlog
 from defusedxml import DefusedXmlException
 
 from phoneops.core.http import (
+    AsyncProviderAPI,
     AsyncProviderClient,
     ProviderAuthError,
+    ProviderCall,
     ProviderClient,
     ProviderConfig,
     ProviderError,
@@ -37,6 +39,7 @@ from phoneops.core.http import (
     RateLimiter,
     Redactor,
     RetryPolicy,
+    SyncProviderAPI,
 )
 from phoneops.imei.parsing import ParsedResult, normalize_status, parse_code
 
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
 
 log = structlog.get_logger("phoneops.imei.client")
+T = TypeVar("T")
 
 PROVIDER = "gsm_fusion"
 API_PATH = "/gsmfusion_api/index.php"
@@ -342,6 +346,8 @@ def _chunks(order_ids: Iterable[str | int], size: int) -> list[str]:
 
 
 class _GsmFusionBase:
+    """Each call described once (`ProviderCall`); the sync and async clients below only send them."""
+
     def __init__(self, base_url: str, user_id: str, api_key: str, timeout: float, retry: RetryPolicy | None):
         if not base_url or not user_id or not api_key:
             raise ValueError("GSM Fusion needs base_url, user_id and api_key")
@@ -358,8 +364,12 @@ class _GsmFusionBase:
         )
         self.redactor = Redactor(self._config.secret_fields, self._config.secret_values)
 
-    def _form(self, action: str, params: dict[str, str] | None = None) -> dict[str, str]:
-        return {"apiKey": self._api_key, "userId": self.user_id, "action": action, **(params or {})}
+    def _action(
+        self, action: str, read: Callable[[Element], T], params: dict[str, str] | None = None, *, idempotent: bool
+    ) -> ProviderCall[T]:
+        form = {"apiKey": self._api_key, "userId": self.user_id, "action": action, **(params or {})}
+        return ProviderCall("POST", API_PATH, lambda response: read(self._root(response, action, idempotent)),
+                            idempotent=idempotent, log_fields={"action": action}, options={"data": form})
 
     def _root(self, response: httpx.Response, action: str, idempotent: bool) -> Element:
         json_error = json_error_message(response.content)
@@ -372,11 +382,21 @@ class _GsmFusionBase:
         raise_for_error(root, action=action, redactor=self.redactor)
         return root
 
+    def _services(self, action: str) -> ProviderCall[list[Service]]:
+        return self._action(action, parse_services, idempotent=True)
+
+    def _place_order(self, imei: str, network_id: str | int, fields: dict[str, Any]) -> ProviderCall[PlacedOrder]:
+        form = _order_form(imei, network_id, fields)
+        return self._action("placeorder", lambda root: parse_placed(root, form["imei"]), form, idempotent=False)
+
+    def _get_imeis(self, chunk: str) -> ProviderCall[list[OrderStatus]]:
+        return self._action("getimeis", parse_statuses, {"orderIds": chunk}, idempotent=True)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, user_id={self.user_id!r})"
 
 
-class GsmFusionClient(_GsmFusionBase):
+class GsmFusionClient(_GsmFusionBase, SyncProviderAPI):
     """Synchronous GSM Fusion client (thread-safe). `concurrency` caps requests in flight."""
 
     def __init__(
@@ -396,42 +416,23 @@ class GsmFusionClient(_GsmFusionBase):
             self._config, transport=transport, rate_limiter=rate_limiter, max_concurrency=concurrency
         )
 
-    def _call(self, action: str, params: dict[str, str] | None = None, *, idempotent: bool) -> Element:
-        response = self._http.request(
-            "POST", API_PATH, data=self._form(action, params), idempotent=idempotent,
-            log_fields={"action": action},
-        )
-        return self._root(response, action, idempotent)
-
     def imei_services(self) -> list[Service]:
-        return parse_services(self._call("imeiservices", idempotent=True))
+        return self._http.call(self._services("imeiservices"))
 
     def file_services(self) -> list[Service]:
-        return parse_services(self._call("fileservices", idempotent=True))
+        return self._http.call(self._services("fileservices"))
 
     def place_order(self, imei: str, network_id: str | int, **fields: Any) -> PlacedOrder:
         """Order one IMEI. Sent once, never retried: on `maybe_sent` errors reconcile, do not resend."""
-        form = _order_form(imei, network_id, fields)
-        return parse_placed(self._call("placeorder", form, idempotent=False), form["imei"])
+        return self._http.call(self._place_order(imei, network_id, fields))
 
     def get_imeis(self, order_ids: Sequence[str | int], chunk_size: int = DEFAULT_CHUNK_SIZE) -> list[OrderStatus]:
         """Statuses of many orders, `chunk_size` ids per call; unknown ids are simply absent."""
-        results: list[OrderStatus] = []
-        for chunk in _chunks(order_ids, chunk_size):
-            results.extend(parse_statuses(self._call("getimeis", {"orderIds": chunk}, idempotent=True)))
-        return results
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> GsmFusionClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        chunks = _chunks(order_ids, chunk_size)
+        return [status for chunk in chunks for status in self._http.call(self._get_imeis(chunk))]
 
 
-class AsyncGsmFusionClient(_GsmFusionBase):
+class AsyncGsmFusionClient(_GsmFusionBase, AsyncProviderAPI):
     """Asyncio GSM Fusion client for batch work; `concurrency` caps requests in flight (e.g. 30)."""
 
     def __init__(
@@ -451,43 +452,25 @@ class AsyncGsmFusionClient(_GsmFusionBase):
             self._config, transport=transport, rate_limiter=rate_limiter, max_concurrency=concurrency
         )
 
-    async def _call(self, action: str, params: dict[str, str] | None = None, *, idempotent: bool) -> Element:
-        response = await self._http.request(
-            "POST", API_PATH, data=self._form(action, params), idempotent=idempotent,
-            log_fields={"action": action},
-        )
-        return self._root(response, action, idempotent)
-
     async def imei_services(self) -> list[Service]:
-        return parse_services(await self._call("imeiservices", idempotent=True))
+        return await self._http.call(self._services("imeiservices"))
 
     async def file_services(self) -> list[Service]:
-        return parse_services(await self._call("fileservices", idempotent=True))
+        return await self._http.call(self._services("fileservices"))
 
     async def place_order(self, imei: str, network_id: str | int, **fields: Any) -> PlacedOrder:
         """Order one IMEI. Sent once, never retried: on `maybe_sent` errors reconcile, do not resend."""
-        form = _order_form(imei, network_id, fields)
-        return parse_placed(await self._call("placeorder", form, idempotent=False), form["imei"])
+        return await self._http.call(self._place_order(imei, network_id, fields))
 
     async def get_imeis(
         self, order_ids: Sequence[str | int], chunk_size: int = DEFAULT_CHUNK_SIZE
     ) -> list[OrderStatus]:
         """Statuses of many orders; chunks are fetched concurrently (within `concurrency`), in order."""
-        chunks = _chunks(order_ids, chunk_size)
-        calls = (self._call("getimeis", {"orderIds": chunk}, idempotent=True) for chunk in chunks)
-        roots = await asyncio.gather(*calls, return_exceptions=True)  # no call is left running on failure
+        calls = (self._http.call(self._get_imeis(chunk)) for chunk in _chunks(order_ids, chunk_size))
+        answers = await asyncio.gather(*calls, return_exceptions=True)  # no call is left running on failure
         results: list[OrderStatus] = []
-        for root in roots:
-            if isinstance(root, BaseException):
-                raise root
-            results.extend(parse_statuses(root))
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+            results.extend(answer)
         return results
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncGsmFusionClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

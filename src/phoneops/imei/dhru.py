@@ -19,13 +19,23 @@ remembers, for its lifetime, not to try the bulk action again.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import httpx
 import structlog
 
-from phoneops.core.http import AsyncProviderClient, ProviderClient, ProviderConfig, RateLimiter, Redactor, RetryPolicy
+from phoneops.core.http import (
+    AsyncProviderAPI,
+    AsyncProviderClient,
+    ProviderCall,
+    ProviderClient,
+    ProviderConfig,
+    RateLimiter,
+    Redactor,
+    RetryPolicy,
+    SyncProviderAPI,
+)
 from phoneops.imei.client import OrderStatus, PlacedOrder, Service
 from phoneops.imei.dhru_wire import (
     API_PATH,
@@ -49,6 +59,7 @@ from phoneops.imei.dhru_wire import (
 )
 
 log = structlog.get_logger("phoneops.imei.dhru")
+T = TypeVar("T")
 
 # --- the clients --------------------------------------------------------------------------------------
 
@@ -75,9 +86,29 @@ class _DhruBase:
             "parameters": encode_parameters(params or {}, base64_encoded=self.base64_parameters),
         }
 
-    def _entries(self, response: httpx.Response, action: str, idempotent: bool) -> tuple[dict[str, Any], list[Any]]:
-        data = parse_body(response.content, action=action, account=self.account, maybe_sent=not idempotent)
-        return data, success(data, action=action, account=self.account, redactor=self.redactor)
+    def _action(self, action: str, read: Callable[[dict[str, Any], list[Any]], T],
+                params: dict[str, str] | None = None, *, idempotent: bool) -> ProviderCall[T]:
+        """One action described once (`ProviderCall`): the sync and async clients below only send it."""
+
+        def parse(response: httpx.Response) -> T:
+            data = parse_body(response.content, action=action, account=self.account, maybe_sent=not idempotent)
+            return read(data, success(data, action=action, account=self.account, redactor=self.redactor))
+
+        return ProviderCall("POST", API_PATH, parse, idempotent=idempotent, log_fields={"action": action},
+                            options={"data": self._form(action, params)})
+
+    def _account_info(self) -> ProviderCall[AccountInfo]:
+        return self._action("accountinfo", lambda _, entries: parse_account(entries, account=self.account),
+                            idempotent=True)
+
+    def _place_order(self, imei: str, service_id: str | int, fields: dict[str, Any]) -> ProviderCall[PlacedOrder]:
+        params = self._order_params(imei, service_id, fields)
+
+        def read(data: dict[str, Any], entries: list[Any]) -> PlacedOrder:
+            raw = json.dumps(data, ensure_ascii=False)
+            return parse_placed(entries, params["IMEI"], account=self.account, raw=raw)
+
+        return self._action("placeimeiorder", read, params, idempotent=False)
 
     @staticmethod
     def _order_params(imei: str, service_id: str | int, fields: dict[str, Any]) -> dict[str, str]:
@@ -92,7 +123,7 @@ class _DhruBase:
         return f"{type(self).__name__}(account={self.account!r}, base_url={self.base_url!r})"
 
 
-class DhruClient(_DhruBase):
+class DhruClient(_DhruBase, SyncProviderAPI):
     """Synchronous DHRU client (thread-safe)."""
 
     def __init__(self, account: str, base_url: str, username: str, api_key: str, *, base64_parameters: bool = False,
@@ -102,13 +133,6 @@ class DhruClient(_DhruBase):
                          retry=retry)
         self._http = ProviderClient(self._config, transport=transport, max_concurrency=concurrency)
         self.bulk_supported: bool | None = None  # unknown until the server answered a bulk call
-
-    def _call(
-        self, action: str, params: dict[str, str] | None = None, *, idempotent: bool
-    ) -> tuple[dict[str, Any], list[Any]]:
-        response = self._http.request("POST", API_PATH, data=self._form(action, params), idempotent=idempotent,
-                                      log_fields={"action": action})
-        return self._entries(response, action, idempotent)
 
     def _bulk(self, references: Sequence[str]) -> list[OrderStatus] | None:
         """One `getimeiorderbulk` call; None when the server does not answer it as a bulk (ask one by one)."""
@@ -135,20 +159,20 @@ class DhruClient(_DhruBase):
         return found
 
     def account_info(self) -> AccountInfo:
-        return parse_account(self._call("accountinfo", idempotent=True)[1], account=self.account)
+        return self._http.call(self._account_info())
 
     def imei_services(self) -> list[Service]:
-        return parse_services(self._call("imeiservicelist", idempotent=True)[1])
+        return self._http.call(self._action("imeiservicelist", lambda _, entries: parse_services(entries),
+                                            idempotent=True))
 
     def place_order(self, imei: str, service_id: str | int, **fields: Any) -> PlacedOrder:
-        params = self._order_params(imei, service_id, fields)
-        data, entries = self._call("placeimeiorder", params, idempotent=False)
-        return parse_placed(entries, params["IMEI"], account=self.account, raw=json.dumps(data, ensure_ascii=False))
+        return self._http.call(self._place_order(imei, service_id, fields))
 
     def get_order(self, reference: str) -> OrderStatus | None:
         """One order's status; None when the server does not know it ("No IMEI Found")."""
         try:
-            data, entries = self._call("getimeiorder", {"ID": str(reference)}, idempotent=True)
+            data, entries = self._http.call(self._action("getimeiorder", lambda d, e: (d, e), {"ID": str(reference)},
+                                                         idempotent=True))
         except DhruError as exc:
             if isinstance(exc, DhruAuthError):
                 raise
@@ -170,17 +194,8 @@ class DhruClient(_DhruBase):
             found.extend(statuses)
         return found
 
-    def close(self) -> None:
-        self._http.close()
 
-    def __enter__(self) -> DhruClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class AsyncDhruClient(_DhruBase):
+class AsyncDhruClient(_DhruBase, AsyncProviderAPI):
     """Asyncio DHRU client for batch placement."""
 
     def __init__(self, account: str, base_url: str, username: str, api_key: str, *, base64_parameters: bool = False,
@@ -192,23 +207,11 @@ class AsyncDhruClient(_DhruBase):
         self._http = AsyncProviderClient(self._config, transport=transport, rate_limiter=rate_limiter,
                                          max_concurrency=concurrency)
 
-    async def _call(
-        self, action: str, params: dict[str, str] | None = None, *, idempotent: bool
-    ) -> tuple[dict[str, Any], list[Any]]:
-        response = await self._http.request("POST", API_PATH, data=self._form(action, params), idempotent=idempotent,
-                                            log_fields={"action": action})
-        return self._entries(response, action, idempotent)
-
     async def account_info(self) -> AccountInfo:
-        return parse_account((await self._call("accountinfo", idempotent=True))[1], account=self.account)
+        return await self._http.call(self._account_info())
 
     async def place_order(self, imei: str, service_id: str | int, **fields: Any) -> PlacedOrder:
-        params = self._order_params(imei, service_id, fields)
-        data, entries = await self._call("placeimeiorder", params, idempotent=False)
-        return parse_placed(entries, params["IMEI"], account=self.account, raw=json.dumps(data, ensure_ascii=False))
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        return await self._http.call(self._place_order(imei, service_id, fields))
 
 
 __all__ = [

@@ -30,8 +30,10 @@ import httpx
 import structlog
 
 from phoneops.core.http import (
+    AsyncProviderAPI,
     AsyncProviderClient,
     ProviderAuthError,
+    ProviderCall,
     ProviderClient,
     ProviderConfig,
     ProviderError,
@@ -39,6 +41,7 @@ from phoneops.core.http import (
     RateLimiter,
     Redactor,
     RetryPolicy,
+    SyncProviderAPI,
 )
 
 log = structlog.get_logger("phoneops.ongage.client")
@@ -274,12 +277,34 @@ class _OngageBase:
         all_ok = not _email_map(payload.get("failed_emails")) and not _count(payload.get("failed"))
         return self._settle(prepared, payload, all_ok=all_ok)
 
-    def _partial(self, exc: ProviderError, box: list[bytes], prepared: _Upsert) -> list[ContactResult]:
-        """Settle a 412 partial failure; raise the typed error for any other refusal."""
-        payload = payload_of(box[-1]) if box else None
-        if exc.status == 412 and payload is not None and has_contact_results(payload):
-            return self._settle(prepared, payload, all_ok=False)
-        raise self._refusal(exc, box, "upsert") from exc
+    def _upsert(self, prepared: _Upsert, overwrite: bool) -> ProviderCall[list[ContactResult]]:
+        """The upsert call, described once; a 412 partial failure is settled, any other refusal typed."""
+        box: list[bytes] = []
+
+        def recover(exc: ProviderError) -> list[ContactResult]:
+            if not isinstance(exc, ProviderAuthError | ProviderResponseError):
+                raise exc
+            payload = payload_of(box[-1]) if box else None
+            if exc.status == 412 and payload is not None and has_contact_results(payload):
+                return self._settle(prepared, payload, all_ok=False)
+            raise self._refusal(exc, box, "upsert") from exc
+
+        return ProviderCall("POST", self.contacts_path, lambda response: self._answered(prepared, response),
+                            idempotent=overwrite, log_fields={"contacts": len(prepared.body)},
+                            options={"json": prepared.body, "extensions": {_ERROR_BODY: box}}, recover=recover)
+
+    def _get_contact(self, email: str) -> ProviderCall[dict[str, Any] | None]:
+        box: list[bytes] = []
+
+        def recover(exc: ProviderError) -> dict[str, Any] | None:
+            if not isinstance(exc, ProviderAuthError | ProviderResponseError):
+                raise exc
+            if exc.status == 404:
+                return None
+            raise self._refusal(exc, box, "get contact") from exc
+
+        return ProviderCall("GET", self._contact_path(email), lambda response: payload_of(response.content),
+                            idempotent=True, options={"extensions": {_ERROR_BODY: box}}, recover=recover)
 
     def _refusal(self, exc: ProviderError, box: list[bytes], what: str) -> OngageError:
         payload = (payload_of(box[-1]) if box else None) or {}
@@ -291,7 +316,7 @@ class _OngageBase:
         return f"{type(self).__name__}(base_url={self.base_url!r}, list_id={self.list_id!r})"
 
 
-class OngageClient(_OngageBase):
+class OngageClient(_OngageBase, SyncProviderAPI):
     """Synchronous Ongage client (thread-safe; `max_parallel` caps requests in flight across threads)."""
 
     _http: ProviderClient
@@ -315,39 +340,14 @@ class OngageClient(_OngageBase):
         prepared = self._prepare(contacts, overwrite)
         if not prepared.body:
             return self._settle(prepared, {}, all_ok=True)
-        box: list[bytes] = []
-        try:
-            response = self._http.request(
-                "POST", self.contacts_path, json=prepared.body, idempotent=overwrite,
-                extensions={_ERROR_BODY: box}, log_fields={"contacts": len(prepared.body)},
-            )
-        except (ProviderAuthError, ProviderResponseError) as exc:
-            return self._partial(exc, box, prepared)
-        return self._answered(prepared, response)
+        return self._http.call(self._upsert(prepared, overwrite))
 
     def get_contact(self, email: str) -> dict[str, Any] | None:
         """The contact's `payload` from `GET .../contacts/by_email/<email>`, None when Ongage has none."""
-        box: list[bytes] = []
-        try:
-            response = self._http.request("GET", self._contact_path(email), idempotent=True,
-                                          extensions={_ERROR_BODY: box})
-        except (ProviderAuthError, ProviderResponseError) as exc:
-            if exc.status == 404:
-                return None
-            raise self._refusal(exc, box, "get contact") from exc
-        return payload_of(response.content)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> OngageClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return self._http.call(self._get_contact(email))
 
 
-class AsyncOngageClient(_OngageBase):
+class AsyncOngageClient(_OngageBase, AsyncProviderAPI):
     """Asyncio Ongage client: gather many `upsert_contacts` calls, at most `max_parallel` run at once."""
 
     _http: AsyncProviderClient
@@ -367,32 +367,7 @@ class AsyncOngageClient(_OngageBase):
         prepared = self._prepare(contacts, overwrite)
         if not prepared.body:
             return self._settle(prepared, {}, all_ok=True)
-        box: list[bytes] = []
-        try:
-            response = await self._http.request(
-                "POST", self.contacts_path, json=prepared.body, idempotent=overwrite,
-                extensions={_ERROR_BODY: box}, log_fields={"contacts": len(prepared.body)},
-            )
-        except (ProviderAuthError, ProviderResponseError) as exc:
-            return self._partial(exc, box, prepared)
-        return self._answered(prepared, response)
+        return await self._http.call(self._upsert(prepared, overwrite))
 
     async def get_contact(self, email: str) -> dict[str, Any] | None:
-        box: list[bytes] = []
-        try:
-            response = await self._http.request("GET", self._contact_path(email), idempotent=True,
-                                                extensions={_ERROR_BODY: box})
-        except (ProviderAuthError, ProviderResponseError) as exc:
-            if exc.status == 404:
-                return None
-            raise self._refusal(exc, box, "get contact") from exc
-        return payload_of(response.content)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncOngageClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+        return await self._http.call(self._get_contact(email))
