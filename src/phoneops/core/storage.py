@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, SessionTransaction
+from starlette.concurrency import run_in_threadpool
 
 from phoneops.core.audit import audit
 from phoneops.core.db import utcnow
@@ -128,7 +129,10 @@ class Storage(ABC):
                         )
                     digest.update(chunk)
                     out.write(chunk)
-            return self._register(session, actor, tmp, kind, original_name, content_type, size, digest.hexdigest())
+            # storing the bytes (S3: an upload) and the row's insert (which may wait on a locked SQLite
+            # database) run in the threadpool, never on the event loop that answers /health
+            return await run_in_threadpool(self._register, session, actor, tmp, kind, original_name, content_type,
+                                           size, digest.hexdigest())
         finally:
             tmp.unlink(missing_ok=True)
 
