@@ -25,6 +25,7 @@ from phoneops.privacy import retention
 from phoneops.voluum import conversions, reclassify, smart, traffic
 from phoneops.voluum.models import Conversion, ConversionFact, TrafficFact, TrafficRow
 from phoneops.voluum.wire import Conversion as WireConversion
+from support import login
 
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=40)  # past a 30-day retention
@@ -155,6 +156,10 @@ def test_a_purge_changes_no_list_story_filter_or_report(history: None, client: A
         assert after[key] == before[key], key
     story = client.get(f"/api/numbers/{phone(1)}", headers=admin).json()["voluum"]
     assert len(story["conversions"]) == 0 and story["facts"]["regs"] == 1  # raw list empty, facts intact
+    users.create("admin", "ada")
+    login(client, "ada")
+    page = client.get(f"/numbers/n/{get_vault().index(phone(1)).hex()}").text
+    assert "Converted: 1 REG · 1 FTD" in page and "Raw rows purged by retention; counted above." in page
 
 
 def test_erasure_removes_a_numbers_kept_facts(history: None, client: Any, users: Any) -> None:
