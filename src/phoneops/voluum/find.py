@@ -1,6 +1,7 @@
 """Find a number: everything known about one number in one answer.
 
-List status and its history (the number core), traffic rows, conversions, the latest live event and recent raw ones
+List status and its history (the number core), the opt-out (`numbers.optouts.state_for`: an opted-out number
+gets no SMS whatever list it is on), traffic rows, conversions, the latest live event and recent raw ones
 (the raw rows that retention has not purged; the totals and `facts` count the purged ones too), and HLR results (the
 HLR domain's `results_for_number`). The number is matched by its blind index through bound parameters only (the
 original built this query by string interpolation, so it was injectable).
@@ -19,6 +20,7 @@ from phoneops.core.security import Principal
 from phoneops.hlr.outcomes import results_for_number
 from phoneops.numbers.lists import lookup, to_e164
 from phoneops.numbers.normalize import country_of
+from phoneops.numbers.optouts import state_for
 from phoneops.numbers.vault import get_vault
 from phoneops.voluum.facts import conversion_summary, traffic_totals
 from phoneops.voluum.models import Conversion, LiveEvent, LiveRawEvent, TrafficRow
@@ -43,6 +45,7 @@ class NumberReport:
     last_day: str | None = None
     # what filters read, raw rows and those a retention purge folded into facts alike (voluum.facts)
     facts: dict[str, Any] = field(default_factory=dict)
+    optout: dict[str, Any] | None = None  # None: never opted out; else `numbers.optouts.state_of`
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +64,7 @@ def find_number(session: Session, actor: Principal, raw: str, region: str) -> Nu
         status = None
     report = report_for_index(session, get_vault().index(e164), e164)
     report.status = status
+    report.optout = state_for(session, e164)
     return report
 
 

@@ -36,10 +36,10 @@ from phoneops.core.errors import ProviderNotConfigured, ValidationFailed
 from phoneops.core.logging import register_secret
 from phoneops.core.security import SYSTEM, Principal
 from phoneops.numbers.lists import Authority, Verdict, apply_verdicts
-from phoneops.numbers.osrules import classify_click
 from phoneops.numbers.rules import current_rules
 from phoneops.settings import Settings, get_settings
 from phoneops.voluum import lookups
+from phoneops.voluum.agents import click_verdict
 from phoneops.voluum.models import DeadLetter, LiveEvent, LiveRawEvent
 from phoneops.voluum.service import ERASED, PhoneReader, chunks, phone_reader, text
 from phoneops.voluum.wire import parse_time
@@ -252,7 +252,7 @@ def _apply_os_verdicts(
         if not e164:
             continue
         os_text = " ".join(part for part in (row["os"], row["os_version"]) if part)
-        found = classify_click(os_text, user_agent, rules)
+        found = click_verdict(os_text, user_agent, rules)
         if found.status is None:
             continue
         evidence = {"os": found.family, "version": found.version, "os_text": os_text,

@@ -24,8 +24,9 @@ from phoneops.core.jobs import ACTIVE, JobContext, create_job
 from phoneops.core.models import Job
 from phoneops.core.security import Principal
 from phoneops.numbers.lists import Authority, Verdict, apply_verdicts, list_states, precedence, reveal
-from phoneops.numbers.osrules import ListStatus, OsRule, classify, classify_click, strongest
+from phoneops.numbers.osrules import ListStatus, OsRule, strongest
 from phoneops.numbers.rules import current_rules
+from phoneops.voluum.agents import click_verdict, latest_agents, names_no_os
 from phoneops.voluum.facts import traffic_indexes, traffic_os_versions
 from phoneops.voluum.models import LiveEvent
 from phoneops.voluum.service import job_actor
@@ -43,7 +44,8 @@ def _seen_indexes(session: Session) -> list[bytes]:
 
 
 def verdicts_for(session: Session, indexes: Sequence[bytes], rules: Sequence[OsRule]) -> dict[bytes, str | None]:
-    """The tracker verdict of each number under `rules`: the strongest over every OS it was seen with."""
+    """The tracker verdict of each number under `rules`: the strongest over every OS it was seen with (a
+    traffic row whose OS field names no OS read through the number's latest User-Agent, as the sync reads it)."""
     texts: dict[bytes, set[str]] = {index: set() for index in indexes}
     for index, os_text in traffic_os_versions(session, indexes):  # purged traffic rows too
         texts[index].add(os_text)
@@ -54,11 +56,13 @@ def verdicts_for(session: Session, indexes: Sequence[bytes], rules: Sequence[OsR
     ):
         agent = payload.get("userAgent") if isinstance(payload, dict) else None
         os_text = " ".join(part for part in (family, version) if part)
-        live[index] = classify_click(os_text, agent if isinstance(agent, str) else None, rules).status
-    cache: dict[str, Any] = {}
+        live[index] = click_verdict(os_text, agent if isinstance(agent, str) else None, rules).status
+    agents = latest_agents(session, (index for index, seen in texts.items() if any(map(names_no_os, seen))))
+    cache: dict[tuple[str, str | None], Any] = {}
     out: dict[bytes, str | None] = {}
     for index, seen in texts.items():
-        found = [cache.setdefault(text, classify(text, rules).status) for text in seen]
+        found = [cache.setdefault(key, click_verdict(*key, rules).status)
+                 for key in ((text, agents.get(index) if names_no_os(text) else None) for text in seen)]
         best = strongest(*found, live.get(index))
         out[index] = best.value if best else None
     return out

@@ -173,6 +173,7 @@ class NumberReportOut(BaseModel):
     traffic_clicks: int = 0
     first_day: str | None = None
     last_day: str | None = None
+    optout: dict[str, Any] | None = None
 
 
 class StatusOut(BaseModel):

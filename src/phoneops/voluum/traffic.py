@@ -8,7 +8,8 @@ browser version and OS version is read page by page. Then, in ONE transaction wi
 - custom variable 1 is read: link tokens decrypted, `{{phoneNumber}}` / empty / unreadable values counted
   and skipped (their rows are kept, marked `skipped`);
 - every row with a number is classified by the OS rules in force, whatever its unique-visit count (the
-  original dropped rows with two or more unique visits);
+  original dropped rows with two or more unique visits); a row whose OS field names no OS is classified by
+  the latest User-Agent the tracker sent for that number (`voluum/agents.py`: the report carries none);
 - each number gets one automatic verdict for the day, the most severe of its rows, with that row's evidence;
   the number core decides precedence (an automatic verdict never lifts a manual or HLR one);
 - the day's result (rows, numbers per list, skipped values) is stored.
@@ -37,10 +38,11 @@ from phoneops.core.jobs import ACTIVE, JobContext, create_job
 from phoneops.core.models import Job
 from phoneops.core.security import Principal
 from phoneops.numbers.lists import Authority, Verdict, apply_verdicts
-from phoneops.numbers.osrules import ListStatus, OsRule, classify
+from phoneops.numbers.osrules import ListStatus, OsRule
 from phoneops.numbers.osrules import Verdict as OsVerdict
 from phoneops.numbers.rules import current_rules
 from phoneops.settings import get_settings
+from phoneops.voluum.agents import click_verdict, latest_agents, names_no_os
 from phoneops.voluum.client import VoluumClient
 from phoneops.voluum.models import TrafficDay, TrafficRow
 from phoneops.voluum.service import (
@@ -158,7 +160,10 @@ def store_day(
     summary = DaySummary(day=day.isoformat())
     skipped: Counter[str] = Counter()
     best: dict[bytes, tuple[int, str, dict[str, Any], str]] = {}  # index -> (rank, category, evidence, e164)
-    verdicts_by_os: dict[str, OsVerdict] = {}
+    verdicts_by_os: dict[tuple[str, str | None], OsVerdict] = {}
+    blank = (reader.read(row.get("customVariable1")).index for _, row in rows
+             if names_no_os(text(row.get("osVersion"), 120)))
+    agents = latest_agents(session, (index for index in blank if index is not None))
     session.execute(delete(TrafficRow).where(TrafficRow.day == day))
 
     def prepared() -> Iterator[dict[str, Any]]:
@@ -171,13 +176,16 @@ def store_day(
                 category = SKIPPED
             else:
                 summary.phone_rows += 1
-                verdict = verdicts_by_os.get(os_text)
+                agent = agents.get(value.index) if names_no_os(os_text) else None
+                verdict = verdicts_by_os.get((os_text, agent))
                 if verdict is None:
-                    verdict = verdicts_by_os[os_text] = classify(os_text, rules)
+                    verdict = verdicts_by_os[(os_text, agent)] = click_verdict(os_text, agent, rules)
                 category = verdict.category
                 evidence = {"os": verdict.family, "version": verdict.version, "os_text": os_text,
                             "browser": text(row.get("browserVersion"), 120), "ip": text(row.get("ip"), 64),
                             "day": day.isoformat()}
+                if agent is not None:
+                    evidence["user_agent"] = agent
                 rank = _RANK[category]
                 if value.index not in best or rank > best[value.index][0]:
                     best[value.index] = (rank, category, evidence, value.e164)
