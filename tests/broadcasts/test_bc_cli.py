@@ -97,3 +97,23 @@ def test_live_and_errors(cli_env: SimAdmin, monkeypatch: pytest.MonkeyPatch) -> 
     reset_clients()
     refused = runner.invoke(app, ["import", str(DAY)])
     assert refused.exit_code == 1 and "MESSAGEWHIZ_API_KEY" in refused.output
+    unsubscribers = runner.invoke(app, ["unsubscribers"])  # the opt-out feed, through core.commands.start_job
+    assert unsubscribers.exit_code == 1 and "MESSAGEWHIZ_API_KEY" in unsubscribers.output
+
+
+def test_unsubscribers_command_records_opt_outs(cli_env: SimAdmin, mw_sim_url: str) -> None:
+    import httpx
+
+    from phoneops.core.db import session_scope
+    from phoneops.numbers import optouts
+    from phoneops.numbers.vault import get_vault
+
+    loaded = httpx.post(f"{mw_sim_url}/_sim/data", json={"unsubscribers": {"Main": ["447911100007"]}})
+    assert loaded.status_code == 200, loaded.text
+    synced = runner.invoke(app, ["unsubscribers"])
+    assert synced.exit_code == 0, synced.output
+    with session_scope() as session:
+        index = get_vault().index("+447911100007")
+        assert optouts.opted_out(session, [index]) == {index: "sms_stop"}
+    queued = runner.invoke(app, ["unsubscribers", "--queue"])
+    assert queued.exit_code == 0 and "queued" in queued.output

@@ -115,3 +115,13 @@ def test_contacts_ongage_shows_unsubscribed_become_opt_outs(ongage: SimAdmin, cl
     assert (found["opt_out"]["reason"], found["opt_out"]["source"]) == ("email_unsubscribe", "ongage")
     again = client.post("/api/ongage/unsubscribes/check", headers=op)
     assert client.get(f"/api/jobs/{again.json()['id']}", headers=op).json()["result"]["recorded"] == 0
+    from typer.testing import CliRunner
+
+    from phoneops.ongage.cli import app
+
+    ongage.configure(unsubscribed_emails=[f"{OPTED}@yourmobile.com", f"{OTHER}@yourmobile.com"])
+    checked = CliRunner().invoke(app, ["unsubscribes"])  # the same check from the CLI (core.commands.start_job)
+    assert checked.exit_code == 0, checked.output
+    with session_scope() as session:
+        index = get_vault().index(OTHER)
+        assert optouts.opted_out(session, [index]) == {index: "email_unsubscribe"}

@@ -79,16 +79,10 @@ def import_day(
 def sync_unsubscribers(queue: Queue = False) -> None:
     """Record the MessageWhiz unsubscribe lists' members as opt-outs (sms_stop; docs/optouts.md)."""
     from phoneops.broadcasts.unsubscribers import start_sync
-    from phoneops.core.db import session_scope
+    from phoneops.core.commands import start_job
 
     _boot()
-    try:
-        with session_scope() as session:
-            job_id = start_sync(session, _actor()).id
-    except AppError as exc:
-        raise _fail(exc) from None
-    if _run(job_id, queue) not in ("succeeded", "queued"):
-        raise typer.Exit(1)
+    start_job(start_sync, queue, _run)
 
 
 def _show_day(day: str) -> None:

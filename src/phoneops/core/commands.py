@@ -9,12 +9,16 @@ own, as tests do) `bootstrap` configures the database from the settings.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
 from phoneops.core.errors import AppError
 from phoneops.core.security import Principal, Role
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 console = Console()
 err = Console(stderr=True)
@@ -44,3 +48,17 @@ def cli_actor() -> Principal:
 def fail(exc: AppError) -> typer.Exit:
     err.print(f"[red]error:[/red] {exc.message}")
     return typer.Exit(1)
+
+
+def start_job(start: Callable[[Session, Principal], Any], queue: bool, run: Callable[[str, bool], str]) -> None:
+    """A command that starts one background job (an opt-out feed's check, ...) as the CLI's actor and hands its
+    id to `run` (in this process, or left to workers with `queue`); exits 1 unless it succeeded or was queued."""
+    from phoneops.core.db import session_scope
+
+    try:
+        with session_scope() as session:
+            job_id = start(session, cli_actor()).id
+    except AppError as exc:
+        raise fail(exc) from None
+    if run(job_id, queue) not in ("succeeded", "queued"):
+        raise typer.Exit(1)

@@ -75,19 +75,12 @@ def sync(queue: Queue = False) -> None:
 @app.command("unsubscribes")
 def unsubscribes(queue: Queue = False) -> None:
     """Record the contacts Ongage shows unsubscribed (ocx_unsubscribe_date) as opt-outs (docs/optouts.md)."""
-    from phoneops.core.db import session_scope
+    from phoneops.cli import run_here_or_queue
+    from phoneops.core.commands import start_job
     from phoneops.ongage.unsubscribes import start_check
 
     _boot()
-    try:
-        with session_scope() as session:
-            job_id = start_check(session, _actor()).id
-    except AppError as exc:
-        raise _fail(exc) from None
-    from phoneops.cli import run_here_or_queue
-
-    if run_here_or_queue(job_id, queue) not in ("succeeded", "queued"):
-        raise typer.Exit(1)
+    start_job(start_check, queue, run_here_or_queue)
 
 
 def _status() -> None:
