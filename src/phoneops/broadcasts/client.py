@@ -37,6 +37,7 @@ from phoneops.core.http import (
     RateLimiter,
     Redactor,
     RetryPolicy,
+    SyncProviderAPI,
 )
 
 log = structlog.get_logger("phoneops.broadcasts.client")
@@ -343,7 +344,7 @@ T = TypeVar("T", bound=_HasId)
 # --- the client ---------------------------------------------------------------------------------------
 
 
-class MessageWhizClient:
+class MessageWhizClient(SyncProviderAPI):
     """Synchronous MessageWhiz client (thread-safe); `concurrency` caps requests in flight."""
 
     def __init__(
@@ -473,15 +474,6 @@ class MessageWhizClient:
                 return
             start += len(page)
         raise MessageWhizPagingLimit(f"more than {self.max_pages} pages", what=path)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> MessageWhizClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"

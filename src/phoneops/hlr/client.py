@@ -27,7 +27,15 @@ from typing import Any
 import httpx
 import structlog
 
-from phoneops.core.http import ProviderClient, ProviderConfig, ProviderError, RateLimiter, Redactor, RetryPolicy
+from phoneops.core.http import (
+    ProviderClient,
+    ProviderConfig,
+    ProviderError,
+    RateLimiter,
+    Redactor,
+    RetryPolicy,
+    SyncProviderAPI,
+)
 from phoneops.hlr.errors import (
     PROVIDER,
     HlrAuthError,
@@ -122,7 +130,7 @@ def _batch_path(batch_id: str, suffix: str = "") -> str:
 # --- the client ---------------------------------------------------------------------------------------
 
 
-class HlrClient:
+class HlrClient(SyncProviderAPI):
     """Synchronous hlrlookup.com client (thread-safe; share one per process).
 
     `base_url` is the real-time host (https://api.hlrlookup.com), `batch_base_url` the batch host
@@ -380,9 +388,3 @@ class HlrClient:
     def close(self) -> None:
         self._http.close()
         self._batch_http.close()
-
-    def __enter__(self) -> HlrClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

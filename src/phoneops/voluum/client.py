@@ -23,12 +23,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import Any, Self
+from typing import Any
 
 import httpx
 import structlog
 
-from phoneops.core.http import ProviderClient, ProviderConfig, ProviderError, RateLimiter, Redactor, RetryPolicy
+from phoneops.core.http import (
+    ProviderClient,
+    ProviderConfig,
+    ProviderError,
+    RateLimiter,
+    Redactor,
+    RetryPolicy,
+    SyncProviderAPI,
+)
 from phoneops.voluum.wire import (
     AUTH_PATH,
     CAMPAIGN_PATH,
@@ -99,7 +107,7 @@ class _Session:
     expires: datetime  # as Voluum reported it
 
 
-class VoluumClient:
+class VoluumClient(SyncProviderAPI):
     """Synchronous Voluum client, thread-safe; share one per process.
 
     `requests_per_second=None` (and no `rate_limiter`) disables client-side limiting; `clock` (monotonic
@@ -436,15 +444,6 @@ class VoluumClient:
         """When the cached session expires (Voluum's time), None before the first call."""
         session = self._session
         return session.expires if session is not None else None
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 __all__ = [
