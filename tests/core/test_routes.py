@@ -178,6 +178,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/voluum/live"): VIEWER,
     # --- hlr ---
     ("POST", "/api/hlr/lookups"): OPERATOR,
+    ("POST", "/api/hlr/estimates"): OPERATOR,
     ("GET", "/api/hlr/lookups"): VIEWER,
     ("GET", "/api/hlr/lookups/{lookup_id}"): VIEWER,
     ("POST", "/api/hlr/lookups/{lookup_id}/confirm"): OPERATOR,
@@ -198,6 +199,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/hlr/outcomes/reset"): ADMIN,
     ("GET", "/hlr"): VIEWER,
     ("POST", "/hlr/lookups"): OPERATOR,
+    ("POST", "/hlr/estimates"): OPERATOR,
     ("GET", "/hlr/lookups/{lookup_id}"): VIEWER,
     ("POST", "/hlr/lookups/{lookup_id}/confirm"): OPERATOR,
     ("POST", "/hlr/lookups/{lookup_id}/resume"): OPERATOR,

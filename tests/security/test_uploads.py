@@ -34,13 +34,14 @@ UPLOADS: dict[str, dict[str, Any]] = {
     "/cleaning/upload": {},
     "/voluum/smart": {"source": "file", "offers": ["Offer A"]},
     "/hlr/lookups": {"source": "file"},
+    "/hlr/estimates": {"source": "file"},
     "/ongage/csv-jobs": {},
     "/imei/submit": {"action": "preview"},
     "/imei/history/import": {},
 }
 # Routes that accept this CSV with no provider configured (the others refuse it first: 422/503).
 STORES = {"/api/files", "/api/numbers/imports", "/api/cleaning/files", "/numbers/imports", "/cleaning/upload",
-          "/imei/history/import"}
+          "/imei/history/import", "/hlr/estimates"}
 
 HOSTILE_NAMES = [
     "../../etc/passwd",

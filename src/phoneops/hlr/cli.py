@@ -118,6 +118,70 @@ def lookup(
 
 
 @app.command()
+def estimate(
+    path: Annotated[Path | None, typer.Argument(help="A CSV/XLSX file to upload and estimate")] = None,
+    file_id: Annotated[str | None, typer.Option(help="A stored file's id instead of a PATH")] = None,
+    column: Annotated[str | None, typer.Option(help="Phone column: header name or 1-based number")] = None,
+    region: Annotated[str | None, typer.Option(help="Default region for national numbers")] = None,
+    include_non_mobile: Annotated[bool, typer.Option(
+        "--include-non-mobile", help="Count numbers known not to be mobile as looked up")] = False,
+    queue: Annotated[bool, typer.Option("--queue", help="Leave the job to the workers instead of running it here")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the estimate as JSON")] = False,
+) -> None:
+    """Estimate what looking a file up would cost, as a background job with progress (nothing is stored
+    but the job; a file of millions takes seconds). Start the lookup itself with `phoneops hlr lookup`."""
+    import json
+
+    from phoneops.cli import run_here_or_queue
+    from phoneops.core.db import session_scope
+    from phoneops.core.jobs import get_job
+    from phoneops.core.storage import get_storage
+    from phoneops.hlr.estimates import start_estimate
+    from phoneops.hlr.lookups import FileSource
+
+    _bootstrap()
+    if (path is None) == (file_id is None):
+        err.print("[red]give exactly one of: a PATH or --file-id[/red]")
+        raise typer.Exit(2)
+    if path is not None and not path.is_file():
+        err.print(f"[red]no such file: {path}[/red]")
+        raise typer.Exit(2)
+    try:
+        with session_scope() as session:
+            actor = cli_actor()
+            if path is not None:
+                file_id = get_storage().save_bytes(session, actor, path.read_bytes(), kind="upload",
+                                                   original_name=path.name).id
+            assert file_id is not None
+            job_id = start_estimate(session, actor, FileSource(file_id, column, region),
+                                    include_non_mobile=include_non_mobile).id
+    except AppError as exc:
+        raise fail(exc) from None
+    if run_here_or_queue(job_id, queue) == "queued":
+        return
+    with session_scope() as session:
+        job = get_job(session, job_id)
+        status, result = job.status, dict(job.result or {})
+    if status != "succeeded":
+        raise typer.Exit(1)
+    if as_json:
+        console.print_json(json.dumps(result))
+        return
+    e = result
+    console.print(f"[bold]HLR estimate[/bold] of {e['source']['file_name']} ({e['source']['phone_column']}, "
+                  f"region {e['source']['region']})")
+    console.print(f"  {e['rows']:,} rows, {e['invalid']:,} invalid, {e['duplicates']:,} duplicates -> "
+                  f"{e['numbers']:,} numbers; {e['fresh']:,} with a result younger than {e['ttl_days']} days; "
+                  f"{e['to_lookup']:,} to look up ≈ {e['credits_estimate']} credits (budget {e['budget']:,})")
+    console.print(f"  left out, never paid: {e['opted_out']:,} opted out, {e['not_mobile']:,} not mobile "
+                  f"-> saves ≈ {e['credits_saved']} credits")
+    if e["in_review"] or e["recently_paid"]:
+        console.print(f"  of those, {e['in_review']:,} in review or in flight in another lookup, "
+                      f"{e['recently_paid']:,} paid within 30 days but older than the TTL (paid again)")
+
+
+@app.command()
 def confirm(lookup_id: int, wait: Annotated[bool, typer.Option()] = True) -> None:
     """Confirm a lookup waiting for confirmation (its cost is above the budget) and start it."""
     _act(lookup_id, "confirm", wait)

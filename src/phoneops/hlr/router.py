@@ -14,11 +14,12 @@ from phoneops.core.errors import NotFound, ValidationFailed
 from phoneops.core.router import file_response
 from phoneops.core.schemas import JobOut
 from phoneops.core.security import Principal
-from phoneops.hlr import lookups, outcomes, outputs, risky
+from phoneops.hlr import estimates, lookups, outcomes, outputs, risky
 from phoneops.hlr.lookups import FileSource, ListSource, check_region
 from phoneops.hlr.models import HlrLookup
 from phoneops.hlr.schemas import (
     CountOut,
+    EstimateCreate,
     LookupCreate,
     LookupOut,
     OutcomeRuleOut,
@@ -49,6 +50,18 @@ def source_of(body: LookupCreate) -> FileSource | ListSource:
     if not body.file_id:
         raise ValidationFailed("a file lookup needs `file_id` (upload it with POST /api/files)")
     return FileSource(body.file_id, body.phone_column, body.region)
+
+
+# --- estimates ---------------------------------------------------------------------------------------
+
+
+@router.post("/estimates", response_model=JobOut, status_code=202)
+def start_estimate(body: EstimateCreate, session: Session = SESSION, actor: Principal = Depends(operator)) -> JobOut:
+    """Estimate a lookup of a stored file in a background job; follow it with GET /api/jobs/{id} (its `result`
+    is the estimate, as a lookup's `estimate` shows it, plus `source`)."""
+    job = estimates.start_estimate(session, actor, FileSource(body.file_id, body.phone_column, body.region),
+                                   include_non_mobile=body.include_non_mobile)
+    return JobOut.model_validate(job)
 
 
 # --- lookups -----------------------------------------------------------------------------------------

@@ -10,6 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from phoneops.core.schemas import JobOut
 
 
+class EstimateCreate(BaseModel):
+    """An estimate of a lookup over a stored file, computed in a background job (its result: the estimate)."""
+
+    file_id: str = Field(max_length=36, description="a stored file (POST /api/files)")
+    phone_column: str | None = Field(default=None, max_length=200, description="header name or 1-based number")
+    region: str | None = Field(default=None, min_length=2, max_length=2, description="default: DEFAULT_REGION")
+    include_non_mobile: bool = Field(default=False, description="count numbers known not to be mobile as looked up")
+
+
 class LookupCreate(BaseModel):
     """A lookup over a stored file (`file_id`, its phone column, the default region) or a list selection."""
 

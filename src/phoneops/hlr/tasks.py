@@ -1,10 +1,12 @@
-"""Background work of the HLR domain: the lookup job (see `phoneops.hlr.jobs`)."""
+"""Background work of the HLR domain: the lookup job (see `phoneops.hlr.jobs`) and the estimate job
+(`phoneops.hlr.estimates`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from phoneops.core.jobs import JobContext, job_handler
+from phoneops.hlr.estimates import ESTIMATE_KIND, run_estimate
 from phoneops.hlr.jobs import LookupRunner
 from phoneops.hlr.lookups import KIND
 
@@ -12,3 +14,8 @@ from phoneops.hlr.lookups import KIND
 @job_handler(KIND, title="HLR lookup", max_attempts=25)
 def lookup_job(ctx: JobContext) -> dict[str, Any]:
     return LookupRunner(ctx, int(ctx.params["lookup_id"])).run()
+
+
+@job_handler(ESTIMATE_KIND, title="HLR estimate", max_attempts=3)
+def estimate_job(ctx: JobContext) -> dict[str, Any]:
+    return run_estimate(ctx)

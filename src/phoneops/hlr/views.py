@@ -17,7 +17,7 @@ from phoneops.core.deps import DbSession, page_admin, page_operator, page_viewer
 from phoneops.core.errors import AppError, NotFound, ValidationFailed
 from phoneops.core.router import file_response
 from phoneops.core.security import Principal
-from phoneops.hlr import lookups, outcomes, outputs, risky
+from phoneops.hlr import estimates, lookups, outcomes, outputs, risky
 from phoneops.hlr.lookups import FileSource, ListSource
 from phoneops.hlr.models import HlrResult
 from phoneops.hlr.service import confirm_above_credits, is_configured
@@ -61,6 +61,51 @@ def overview(
     return _overview(request, session, principal)
 
 
+async def _stored_file_id(session: Session, principal: Principal, file: UploadFile | None, file_id: str) -> str:
+    """The id of the uploaded file (stored now) or of the stored file chosen."""
+    if file is not None and file.filename:
+        upload = file
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while block := await upload.read(storage.CHUNK):
+                yield block
+
+        stored = await storage.get_storage().save_stream(
+            session, principal, chunks(), kind="upload", original_name=file.filename,
+            content_type=file.content_type, max_bytes=get_settings().max_upload_bytes,
+        )
+        audit(session, principal, "file.upload", "file", stored.id, {"name": stored.original_name})
+        return stored.id
+    if not file_id:
+        raise ValidationFailed("choose a file to upload or a stored file")
+    return file_id
+
+
+@router.post("/hlr/estimates")
+async def start_estimate(
+    request: Request,
+    source: str = Form("file"),
+    file: UploadFile | None = None,
+    file_id: str = Form(""),
+    phone_column: str = Form(""),
+    region: str = Form(""),
+    include_non_mobile: str = Form(""),
+    session: Session = SESSION,
+    principal: Principal = Depends(page_operator),
+) -> Response:
+    """The estimate of a file in a background job; its page shows the progress, then the estimate."""
+    try:
+        if source == "list" and not (file is not None and file.filename) and not file_id:
+            raise ValidationFailed("the background estimate reads a file: upload one or choose a stored file")
+        chosen = FileSource(await _stored_file_id(session, principal, file, file_id), phone_column.strip() or None,
+                            region.strip() or None)
+        job = estimates.start_estimate(session, principal, chosen, include_non_mobile=bool(include_non_mobile))
+    except AppError as exc:
+        session.rollback()
+        return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
 @router.post("/hlr/lookups")
 async def start_lookup(
     request: Request,
@@ -81,21 +126,7 @@ async def start_lookup(
         if source == "list":
             chosen: FileSource | ListSource = ListSource(status, country or None)
         else:
-            if file is not None and file.filename:
-                upload = file
-
-                async def chunks() -> AsyncIterator[bytes]:
-                    while block := await upload.read(storage.CHUNK):
-                        yield block
-
-                stored = await storage.get_storage().save_stream(
-                    session, principal, chunks(), kind="upload", original_name=file.filename,
-                    content_type=file.content_type, max_bytes=get_settings().max_upload_bytes,
-                )
-                audit(session, principal, "file.upload", "file", stored.id, {"name": stored.original_name})
-                file_id = stored.id
-            if not file_id:
-                raise ValidationFailed("choose a file to upload or a stored file")
+            file_id = await _stored_file_id(session, principal, file, file_id)
             chosen = FileSource(file_id, phone_column.strip() or None, region.strip() or None)
         lookup = lookups.create_lookup(session, principal, chosen, mode=mode, confirm=bool(confirm),
                                        include_non_mobile=bool(include_non_mobile))
