@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,12 @@ from phoneops.hlr import risky
 from phoneops.hlr.lookups import FileSource, create_lookup, get_lookup
 from phoneops.numbers.models import PhoneNumber
 from phoneops.numbers.story import key_of
+from phoneops.ongage.service_sync import enroll
 from phoneops.simulators._server import SimAdmin, serve_in_thread
 from phoneops.simulators.hlr_lookup import DEFAULT_API_KEY, DEFAULT_API_SECRET, HlrSimConfig, create_app
-from phoneops.voluum import live, traffic
+from phoneops.voluum import conversions, live, traffic
+from phoneops.voluum.wire import Conversion as WireConversion
+from support import login as login_form
 
 NUMBER = "+447400123456"
 
@@ -180,3 +183,37 @@ def test_the_number_page_shows_hlr_results(browser: Any, live_server: str, users
     viewer.screenshot(path=str(tmp_path / "number-viewer.png"), full_page=True)
     missing = viewer.goto(live_server + "/numbers/n/00ff")
     assert missing is not None and missing.status == 422
+
+
+def test_the_story_names_the_cleaning_run_and_the_ongage_state(client: Any, users: Any,
+                                                               inline_jobs: list[str]) -> None:
+    """Item 3: the cleaning run that used the number (with its file) and where its conversion stands at Ongage,
+    through the API and the page (the whole-story test above pins both empty for a number without them)."""
+    op = users.headers("operator")
+    with session_scope() as session:
+        conversions.store(session, SYSTEM, [WireConversion.from_row({
+            "clickId": "k1", "transactionId": "t1", "conversionType": "FTD", "campaignName": "A - United Kingdom - B",
+            "offerId": "offer-a", "offerName": "Offer A", "customVariable1": NUMBER,
+            "postbackTimestamp": "2026-01-06 10:59:30 AM"})])
+        assert enroll(session, ["GB"], datetime(2026, 1, 1, tzinfo=UTC)) == 1
+    up = client.post("/api/cleaning/files", headers=op, data={"region": "GB"},
+                     files={"file": ("june list.csv", b"phone\n07400 123456\n", "text/csv")})
+    assert up.status_code == 201, up.text
+    run = client.post(f"/api/cleaning/files/{up.json()['id']}/runs", headers=op, json={"add_to_used": True})
+    assert run.status_code == 202, run.text
+    run_id = run.json()["id"]
+
+    story = client.get(f"/api/numbers/{NUMBER}", headers=users.headers("viewer")).json()
+    assert story["cleaning"]["run_id"] == run_id and story["cleaning"]["file_name"] == "june list.csv"
+    assert story["cleaning"]["run_status"] == "succeeded"
+    [state] = story["ongage"]
+    assert (state["kind"], state["country"], state["status"], state["attempts"]) == ("FTD", "GB", "pending", 0)
+
+    users.create("viewer", "vera")
+    client.cookies.clear()
+    login_form(client, "vera")
+    page = client.get(f"/numbers/n/{key_of(NUMBER)}")
+    assert page.status_code == 200
+    assert f"used by cleaning run {run_id} of" in page.text and "june list.csv" in page.text
+    ongage = page.text.split('data-table="ongage"', 1)[1].split("</table>", 1)[0]
+    assert "<td>FTD</td><td>GB</td><td>pending</td><td>0</td>" in ongage
