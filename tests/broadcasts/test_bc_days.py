@@ -26,6 +26,9 @@ from phoneops.simulators._server import SimAdmin, serve_in_thread
 from phoneops.simulators.messagewhiz import DEFAULT_API_KEY
 from phoneops.simulators.voluum import DEFAULT_ACCESS_ID, DEFAULT_ACCESS_KEY, VoluumSimConfig
 from phoneops.simulators.voluum import create_app as voluum_app
+from phoneops.voluum import conversions
+from phoneops.voluum.wire import Conversion as WireConversion
+from support import login
 
 DAY = date(2024, 3, 13)  # a seeded day of the MessageWhiz simulator (tests/broadcasts/conftest.py)
 
@@ -317,3 +320,34 @@ def test_the_job_parks_while_messagewhiz_is_down(db_url: str, providers: dict[st
         job.run_after = datetime.now(UTC)
     providers["mw"].configure(fail_next=0)
     assert jobs.run_job(job_id) == "succeeded"
+
+
+def test_a_numbers_story_lists_the_broadcasts_that_reached_it(client: Any, users: Any,
+                                                              providers: dict[str, SimAdmin]) -> None:
+    """Issue 13 item 3: the broadcasts whose link led to the campaign a number converted on, that day, show on
+    its story (API and page); a number that converted elsewhere shows none."""
+    reached, elsewhere = "+447400123456", "+447400123457"
+    with session_scope() as session:
+        days.import_day(session, SYSTEM, DAY)
+    with session_scope() as session:
+        linked = session.scalars(select(BroadcastStat).where(BroadcastStat.campaign_id.is_not(None))
+                                 .order_by(BroadcastStat.broadcast_id)).all()
+        assert linked, "the seeded day has broadcasts linked to Voluum campaigns"
+        campaign = linked[0].campaign_id
+        expected = {r.broadcast_id for r in linked if r.campaign_id == campaign and r.day == DAY}
+        moment = DAY.strftime("%Y-%m-%d") + " 10:00:00 AM"
+        conversions.store(session, SYSTEM, [WireConversion.from_row({
+            "clickId": f"k{n}", "transactionId": f"t{n}", "conversionType": "REG", "campaignId": camp,
+            "campaignName": "A - United Kingdom - B", "offerId": "offer-a", "customVariable1": number,
+            "visitTimestamp": moment, "postbackTimestamp": moment})
+            for n, (number, camp) in enumerate(((reached, campaign), (elsewhere, "no-such-campaign")))])
+    viewer = users.headers("viewer")
+    story = client.get(f"/api/numbers/{reached}", headers=viewer).json()
+    assert {b["broadcast_id"] for b in story["broadcasts"]} == expected
+    assert all(b["day"] == DAY.isoformat() and b["campaign_id"] == campaign for b in story["broadcasts"])
+    assert client.get(f"/api/numbers/{elsewhere}", headers=viewer).json()["broadcasts"] == []
+    users.create("viewer", "vera")
+    login(client, "vera")
+    page = client.get(f"/numbers/n/{story['key']}")
+    table = page.text.split('data-table="broadcasts"', 1)[1].split("</table>", 1)[0]
+    assert all(f"#{broadcast_id}<" in table for broadcast_id in expected)
