@@ -100,3 +100,32 @@ def test_the_form_leaves_out_opted_out_and_non_mobile_numbers_unless_asked(
     if os.environ.get("PHONEOPS_SCREENSHOTS"):
         page.goto(live_server + "/hlr")
         page.screenshot(path=os.path.join(os.environ["PHONEOPS_SCREENSHOTS"], "hlr-form.png"), full_page=True)
+
+
+def test_the_background_estimate_from_the_form_shows_its_progress_then_the_estimate(
+    browser: Any, live_server: str, users: Any, tmp_path: Path
+) -> None:
+    users.create("operator", "otto")
+    source = tmp_path / "big.csv"
+    source.write_text("phone\n" + "".join(f"07911{n:06d}\n" for n in range(7000, 7300)) + "+441212345678\nnope\n")
+    page = browser.new_page()
+    page.goto(live_server + "/login?next=/hlr")
+    page.fill("input[name=username]", "otto")
+    page.fill("input[name=password]", "correct-horse-battery")
+    page.click("button[type=submit]")
+    page.set_input_files("form[data-hlr-start] input[name=file]", str(source))
+    page.click("form[data-hlr-start] button[data-hlr-estimate]")
+    page.wait_for_selector("[data-job-id]")
+    assert "/jobs/" in page.url and "HLR estimate of big.csv" in page.inner_text("h1")
+    page.wait_for_selector("[data-field=status]:text('succeeded')", timeout=60_000)
+    page.wait_for_selector("[data-field=result]:has-text('to_lookup')")
+    result = page.inner_text("[data-field=result]")
+    assert '"to_lookup": 300' in result and '"not_mobile": 1' in result and '"invalid": 1' in result
+    assert page.get_attribute("[data-progress-for]", "aria-valuenow") == "100"
+    if os.environ.get("PHONEOPS_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["PHONEOPS_SCREENSHOTS"], "hlr-estimate-job.png"), full_page=True)
+    page.goto(live_server + "/hlr")  # a list has no file to read: a clear error on the form
+    page.click("form[data-hlr-start] button[data-hlr-estimate]")
+    assert "the background estimate reads a file" in page.inner_text("[role=alert]")
+    if os.environ.get("PHONEOPS_SCREENSHOTS"):
+        page.screenshot(path=os.path.join(os.environ["PHONEOPS_SCREENSHOTS"], "hlr-estimate-form.png"), full_page=True)
