@@ -6,38 +6,41 @@ cost; for a file of millions that is slow. `start_estimate` checks the source an
 `ESTIMATE_KIND` job; the job (`compute_estimate`) reads the phone column once and works on columns:
 normalisation to E.164, de-duplication and line types are polars expressions (`numbers.normalize`), the
 blind indexes one batch call per chunk (`numbers.vault.index_many`), the stored facts (fresh results,
-opt-outs, numbers in review or recently paid) set-based queries by blind index, and the counts polars
-aggregations. The result has the keys of `lookups.estimate` with the same rules: opted-out numbers and
+opt-outs, numbers in review or recently paid) one scan each (`stored_facts`) met on polars `is_in`, and the
+counts polars aggregations. The result has the keys of `lookups.estimate` with the same rules: opted-out numbers and
 numbers of a line type known not to be mobile (unless `include_non_mobile`) are left out with the credits
 that saves. Measured by `bench/hlr_estimate.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import polars as pl
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phoneops.core import jobs, storage
 from phoneops.core.audit import audit
 from phoneops.core.csvio import TableError, iter_rows, sniff_table
+from phoneops.core.db import utcnow
 from phoneops.core.errors import NotFound, ValidationFailed
 from phoneops.core.models import Job
 from phoneops.core.security import Principal
-from phoneops.hlr.lookups import MAY_BE_MOBILE, FileSource, _column, check_region, fresh_results, paid_elsewhere
+from phoneops.hlr.lookups import MAY_BE_MOBILE, PRIVATE_CACHE_DAYS, FileSource, _column, check_region
+from phoneops.hlr.models import REVIEW, HlrLookupItem, HlrResult
 from phoneops.hlr.service import CREDITS_PER_LOOKUP, confirm_above_credits, credits_text
 from phoneops.numbers.normalize import line_types, normalize_column
-from phoneops.numbers.optouts import opted_out
+from phoneops.numbers.optouts import active_indexes
 from phoneops.numbers.vault import get_vault
 from phoneops.settings import get_settings
 
 ESTIMATE_KIND = "hlr.estimate"
 HASH_CHUNK = 100_000  # numbers hashed between two progress reports
 STAGES = ("reading", "normalising", "hashing", "checking stored results", "counting")
-NO_LOOKUP = 0  # no lookup has id 0: `paid_elsewhere` then counts numbers in review in every lookup
 
 Report = Callable[[int, str], None]  # (stage index, message)
 
@@ -76,8 +79,28 @@ def _hash(e164: pl.Series, report: Report) -> pl.Series:
     return pl.Series("idx", out, dtype=pl.Binary)
 
 
-def _member(idx: pl.Series, found: Iterable[bytes]) -> pl.Series:
-    return idx.is_in(pl.Series(list(found), dtype=pl.Binary).implode())
+def _indexes(session: Session, query: Any) -> pl.Series:
+    return pl.Series([bytes(i) for i in session.scalars(query)], dtype=pl.Binary)
+
+
+def stored_facts(session: Session, ttl_days: int) -> dict[str, pl.Series]:
+    """The blind indexes that decide an estimate, each set read in one scan (not one query per chunk of the
+    file's numbers): results younger than `ttl_days` (fresh), active opt-outs, numbers in review or in flight
+    in any lookup, and numbers paid within the provider's private-cache window but older than `ttl_days`.
+    The same rules as `lookups.fresh_results`, `paid_elsewhere` and `numbers.optouts.opted_out`."""
+    now = utcnow()
+    cutoff, window = now - timedelta(days=max(ttl_days, 0)), now - timedelta(days=PRIVATE_CACHE_DAYS)
+    fresh = (select(HlrResult.blind_index).where(HlrResult.looked_up_at >= cutoff).distinct() if ttl_days > 0
+             else None)
+    return {
+        "fresh": _indexes(session, fresh) if fresh is not None else pl.Series([], dtype=pl.Binary),
+        "opted_out": _indexes(session, select(active_indexes().c.blind_index)),
+        "in_review": _indexes(session, select(HlrLookupItem.blind_index).where(
+            HlrLookupItem.state.in_((REVIEW, "sending"))).distinct()),
+        "recently_paid": _indexes(session, select(HlrResult.blind_index).where(
+            HlrResult.looked_up_at >= window, HlrResult.looked_up_at < cutoff, HlrResult.credits_spent > 0
+        ).distinct()),
+    }
 
 
 def compute_estimate(session: Session, source: FileSource, *, include_non_mobile: bool = False,
@@ -97,10 +120,10 @@ def compute_estimate(session: Session, source: FileSource, *, include_non_mobile
     idx = _hash(distinct["e164"], report)
     report(3, f"checking {idx.len():,} numbers against stored results and opt-outs")
     ttl = get_settings().hlr_cache_ttl_days
-    indexes = idx.to_list()
+    facts = stored_facts(session, ttl)
     numbers = pl.DataFrame([idx, kinds]).with_columns(
-        fresh=_member(idx, fresh_results(session, indexes, ttl).keys()),
-        stopped=_member(idx, opted_out(session, indexes).keys()),
+        fresh=idx.is_in(facts["fresh"].implode()), stopped=idx.is_in(facts["opted_out"].implode()),
+        in_review=idx.is_in(facts["in_review"].implode()), recent=idx.is_in(facts["recently_paid"].implode()),
     )
     numbers = numbers.with_columns(
         not_mobile=~pl.col("stopped") & pl.lit(not include_non_mobile) & ~pl.col("kind").is_in(MAY_BE_MOBILE)
@@ -119,7 +142,8 @@ def compute_estimate(session: Session, source: FileSource, *, include_non_mobile
                                                 "not_mobile": not_mobile})
     fresh = int(kept["fresh"].sum())
     to_lookup = kept.height - fresh
-    in_review, recently_paid = paid_elsewhere(session, NO_LOOKUP, kept.filter(~pl.col("fresh"))["idx"].to_list(), ttl)
+    paid = kept.filter(~pl.col("fresh"))
+    in_review, recently_paid = int(paid["in_review"].sum()), int((paid["recent"] & ~paid["in_review"]).sum())
     budget = confirm_above_credits()
     credits = Decimal(to_lookup * CREDITS_PER_LOOKUP)
     return {
