@@ -217,3 +217,21 @@ def test_the_story_names_the_cleaning_run_and_the_ongage_state(client: Any, user
     assert f"used by cleaning run {run_id} of" in page.text and "june list.csv" in page.text
     ongage = page.text.split('data-table="ongage"', 1)[1].split("</table>", 1)[0]
     assert "<td>FTD</td><td>GB</td><td>pending</td><td>0</td>" in ongage
+
+
+def test_an_erased_number_tells_only_that_it_was_erased(client: Any, users: Any, inline_jobs: list[str]) -> None:
+    """Item 3, erasure state: after an erasure the story says so (API and page) and shows nothing else."""
+    tracked()
+    erased = client.post("/api/privacy/erasures", headers=users.headers("admin"),
+                         json={"number": NUMBER, "region": "GB"})
+    assert erased.status_code == 202, erased.text
+    story = client.get(f"/api/numbers/{NUMBER}", headers=users.headers("viewer")).json()
+    [erasure] = story["erasures"]
+    assert (erasure["status"], erasure["masked"], erasure["requested_by"]) == ("done", "+447*******56", "admin-user")
+    assert story["known"] is False and story["status"] is None and story["voluum"]["traffic_rows"] == 0
+    users.create("viewer", "vera")
+    client.cookies.clear()
+    login_form(client, "vera")
+    page = client.get(f"/numbers/n/{key_of(NUMBER)}")
+    assert page.status_code == 200 and 'data-field="erasure"' in page.text and "Erased on" in page.text
+    assert "7400123456" not in page.text
