@@ -22,7 +22,8 @@ from phoneops.numbers.vault import get_vault
 from phoneops.simulators import voluum_data as vd
 from phoneops.simulators._server import SimAdmin
 from phoneops.simulators.voluum import DEFAULT_ACCESS_ID, DEFAULT_ACCESS_KEY
-from phoneops.voluum import conversions, reclassify, traffic
+from phoneops.voluum import conversions, live, reclassify, traffic
+from phoneops.voluum.models import TrafficRow
 from phoneops.voluum.service import reset_clients
 
 Load = Callable[..., dict[str, int]]
@@ -102,3 +103,27 @@ def test_empty_os_field_is_read_from_the_user_agent_by_the_sync_and_the_reevalua
         assert event.evidence["version"] == 6 and event.evidence["os_text"] == ""
         # The re-evaluation reads the same rows the same way: nothing would move.
         assert reclassify.preview(session)["moving"] == 0
+
+
+@pytest.mark.usefixtures("voluum_env")
+def test_a_live_click_without_an_os_is_read_from_its_user_agent_and_lends_it_to_the_traffic_sync(
+    db_url: str, load_data: Load
+) -> None:
+    e164 = phone(5)
+    event = {"clickId": "c-live", "campaignId": "camp-1", "offerId": "offer-1", "timestamp": "2026-02-03T08:00:00Z",
+             "os": "", "osVersion": "", "userAgent": ANDROID_6, "customVariables": [e164[1:]] + [""] * 9}
+    with session_scope() as session:
+        assert live.ingest(session, [("m-live", [event])], source="http").numbers == 1
+    index = get_vault().index(e164)
+    with session_scope() as session:
+        assert status_of_indexes(session, [index]) == {index: "blacklist"}  # Android 6 by the event's User-Agent
+        first = session.scalars(select(NumberEvent).where(NumberEvent.source == "VOLUUM_LIVE")).one()
+        assert first.evidence["os"] == "android" and first.evidence["version"] == 6
+    # the day's report has the number with no OS and no conversion: the live event's User-Agent decides
+    load_data(visits=[visit(e164, "", 10)], conversions=[])
+    with session_scope() as session:
+        job_id = traffic.start_sync(session, SYSTEM, DAY).id
+    assert jobs.run_job(job_id) == "succeeded"
+    with session_scope() as session:
+        row = session.scalars(select(TrafficRow).where(TrafficRow.blind_index == index)).one()
+        assert (row.os_version, row.category) == ("", "blacklist")
