@@ -299,6 +299,12 @@ def demo(port: int = 8800) -> None:
 
         if needs_seeding():  # the first start runs the first syncs, so every page has data
             seed_demo(console)
+        from phoneops.demo_live import start_live_feed
+
+        feed = start_live_feed(os.environ, stack)  # Voluum live events on a local SQS queue (moto)
+        if feed is not None:
+            console.print(f"Voluum live events: a local SQS queue (moto) at {feed.queue_url}, fed every few "
+                          "seconds and consumed here (Voluum → Live events)", soft_wrap=True)
         console.print(f"[bold]phoneops demo[/bold] on http://127.0.0.1:{port}  (Ctrl-C to stop) · "
                       f"API docs: http://127.0.0.1:{port}/docs", soft_wrap=True)
         console.print(f"The CLI uses this demo from this folder as is; from any other folder: "

@@ -22,7 +22,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 DOMAINS = ("numbers", "cleaning", "voluum", "hlr", "broadcasts", "ongage", "imei", "privacy")
 TOP = ("app", "cli", "registry", "__main__", "demo_seed")
 # Entry points allowed to start simulators: the demo command runs the product against them.
-STARTS_SIMULATORS = ("cli", "demo_seed")  # the demo command and its first syncs
+STARTS_SIMULATORS = ("cli", "demo_seed", "demo_live")  # the demo command, its first syncs and its live feed
 # The privacy domain finds and erases one person's data in every table: it reads every domain's models by design
 # (a service per domain for that would only forward the same query).
 READS_EVERY_DOMAIN = ("privacy",)

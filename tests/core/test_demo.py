@@ -10,6 +10,7 @@ import shlex
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -108,6 +109,18 @@ def test_demo_seeds_every_page_and_the_readme_cli_runs_against_it(tmp_path: Path
                 assert card in dashboard, card
             assert "no day imported yet" not in dashboard
             assert 'data-job-status="failed"' not in client.get("/jobs").text
+            # the live feed: events arrive on the demo's local SQS queue and the live page counts them
+            assert "Voluum live events: a local SQS queue (moto)" in text
+            stored = []
+            for _ in range(60):
+                live = client.get("/voluum/live").text
+                found = re.search(r'Events stored</div><div class="value">([\d,]+)<', live)
+                assert found and 'data-refresh="3"' in live, live[:2000]
+                stored.append(int(found.group(1).replace(",", "")))
+                if stored[-1] > stored[0] > 0:
+                    break
+                time.sleep(1)
+            assert stored[-1] > stored[0] > 0, stored  # it moves
 
         # Another folder with no demo above it: a clear message, no traceback, no new database.
         elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"

@@ -101,6 +101,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("GET", "/numbers/find"): VIEWER,
     ("POST", "/numbers/status"): OPERATOR,
     ("GET", "/numbers/lists/{status}"): VIEWER,
+    ("GET", "/numbers/lists/{status}/export.csv"): VIEWER,
     ("GET", "/numbers/rules"): VIEWER,
     ("POST", "/numbers/rules"): ADMIN,
     ("GET", "/numbers/imports"): VIEWER,

@@ -2,7 +2,8 @@
 simulator): for admin, operator and viewer, every page reachable from the navigation (and its tabs), every
 page of the route table without path values, every same-site link on them, and every form submitted with
 the values the page pre-fills (GET forms once more with their optional fields empty). Fails on a 4xx/5xx,
-raw JSON, a Python traceback, a broken link, or a nav link that refuses its own role. New pages join by
+raw JSON, a Python traceback, a broken link, a nav link that refuses its own role, or an action (a POST
+form) whose next page says nothing about it. New pages join by
 themselves: they are found from the navigation and the route table. One browser per role, reused."""
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ UNSAFE_ACTIONS = re.compile(r"/logout|/delete|/erase|/toggle|/revoke|/cancel|/re
 # Links that are not pages of their own.
 SKIP_LINKS = re.compile(r"^/(logout|static/|docs|openapi\.json|metrics)")
 MAX_LINKS_PER_SHAPE = 2
+# What a page shows after an action: the flash, or the message of a form shown again.
+MESSAGE = "[data-flash], .alert[role=alert], .alert[role=status]"
 # Found by this walk, reported to the lead for its owner (voluum): remove once fixed so the walk covers it.
 
 
@@ -147,7 +150,8 @@ class Walk:
                         form.evaluate("f => f.requestSubmit()")
                 except Exception:  # noqa: S112 - a form handled by the page's script (no navigation)
                     continue
-                self.check_page(what, nav.value)
+                if self.check_page(what, nav.value) and method == "post" and not self.page.locator(MESSAGE).count():
+                    self.problem(f"{what}: the page after the action shows no message (flash)")
 
 
 @pytest.mark.timeout(1500)

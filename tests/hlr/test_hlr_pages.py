@@ -85,10 +85,10 @@ def test_risky_and_outcome_pages(client: Any, users: Any, hlr_env: SimAdmin) -> 
     users.create("admin", "ada")
     csrf = login(client, "ada")
     page = client.get("/hlr/risky", params={"q": "truphone"})
-    assert page.status_code == 200 and "truphonelimited" in page.text and "269 entries" in page.text
+    assert page.status_code == 200 and "truphonelimited" in page.text and "4 of 269 operators" in page.text
     added = client.post("/hlr/risky", data={"csrf_token": csrf, "name": "Odd Net", "mccmnc": "23401"},
                         follow_redirects=True)
-    assert "oddnet" in added.text and "270 entries" in added.text
+    assert "oddnet" in added.text and "of 270 operators" in added.text and "Added Odd Net" in added.text
     bad = client.post("/hlr/risky", data={"csrf_token": csrf, "mccmnc": "1"})
     assert bad.status_code == 422 and "5 or 6 digits" in bad.text
     rules = client.get("/hlr/outcomes")

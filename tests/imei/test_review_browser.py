@@ -61,7 +61,7 @@ def test_attach_an_order_id_on_the_needs_review_screen(browser: Any, review_serv
     assert page.locator(f"tr[data-row='{stuck_id}']").count() == 1
     row.locator("input[name=order_id]").fill("900777")
     row.locator("[data-attach] button").click()
-    page.wait_for_selector("[data-field=msg]:has-text('Order id 900777 attached')")
+    page.wait_for_selector("[data-flash]:has-text('Order id 900777 attached')")
     assert page.locator(f"tr[data-row='{stuck_id}']").count() == 0
     assert page.locator("tr[data-row]").count() == 1  # the other one is still there
     page.screenshot(path=str(SCREENSHOTS / "review-after.png"), full_page=True)

@@ -57,12 +57,12 @@ def test_preview_apply_undo_and_opt_outs(browser: Any, live_server: str, users: 
     page.fill("form[data-form=optout] input[name=number]", "07911 123456")
     page.select_option("form[data-form=optout] select[name=reason]", "sms_stop")
     page.click("form[data-form=optout] button[type=submit]")
-    assert "Opted out." in page.inner_text("[data-field=message]")
+    assert "Opted out." in page.inner_text("[data-flash]")
     assert "+447911123456" in page.inner_text("[data-table=optouts]")
     assert page.inner_text("[data-count=sms_stop]") == "1"
     page.screenshot(path=str(SHOTS / "optouts.png"), full_page=True)
     page.fill("form[data-form=lift] input[name=number]", "+447911123456")
     page.fill("form[data-form=lift] input[name=reason]", "texted by mistake")
     page.click("form[data-form=lift] button[type=submit]")
-    assert "Opt-out lifted." in page.inner_text("[data-field=message]")
+    assert "Opt-out lifted." in page.inner_text("[data-flash]")
     assert page.inner_text("[data-count=total]") == "0"

@@ -68,7 +68,7 @@ NOT_OBJECTS: dict[tuple[str, str], str] = {}
 _SHARED_PATTERNS = (
     (r"/(api/)?(broadcasts|voluum/traffic)/days/\{day\}", "a day of shared totals"),
     (r"/api/broadcasts/days/\{day\}/history\.\{fmt\}", "a day of shared totals (no numbers)"),
-    (r"/(api/)?numbers/lists/\{status\}", "a list name; numbers masked below admin by the numbers domain"),
+    (r"/(api/)?numbers/lists/\{status\}(/export\.csv)?", "a list name; numbers masked below admin (numbers domain)"),
     (r"/api/numbers/\{number\}", "a number the caller already knows; its story is shared reference data"),
     (r"/numbers/n/\{key\}", "a number's page (blind index); the number masked below admin by the numbers domain"),
     (r"/(api/)?hlr/risky(-operators)?/\{operator_id\}(/delete)?", "shared reference data (admins edit)"),

@@ -10,6 +10,7 @@ configured; skipped when that day is being imported already).
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import structlog
@@ -28,7 +29,8 @@ log = structlog.get_logger("phoneops.broadcasts.tasks")
 RATE_WAIT_SECONDS = 600.0  # a push waiting for its day's exchange rate looks again this often
 
 
-@job_handler(days.KIND, title="Broadcast day import", max_attempts=10)
+@job_handler(days.KIND, title="Broadcast day import", max_attempts=10,
+             origin=lambda p: (f"Broadcasts of {p['day']}", f"/broadcasts/days/{date.fromisoformat(p['day'])}"))
 def import_day_job(ctx: JobContext) -> dict[str, Any]:
     day = parse_day(ctx.params["day"])
     actor = job_actor(ctx)

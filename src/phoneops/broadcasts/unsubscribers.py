@@ -68,7 +68,8 @@ def _record(ctx: JobContext, actor: Principal, batch: list[tuple[str, Any]], lis
                  message=f"{counters['members']:,} unsubscribers read, {counters['recorded']:,} new opt-outs")
 
 
-@job_handler(KIND, title="MessageWhiz unsubscribers", max_attempts=10)
+@job_handler(KIND, title="MessageWhiz unsubscribers", max_attempts=10,
+             origin=lambda p: ("Opt-outs", "/numbers/optouts"))
 def sync_job(ctx: JobContext) -> dict[str, Any]:
     actor = job_actor(ctx)
     counters = {"lists": 0, "members": 0, "recorded": 0, "already": 0, "kept_lifted": 0, "invalid": 0}

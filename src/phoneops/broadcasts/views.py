@@ -15,6 +15,7 @@ from phoneops.core.deps import DbSession, page_admin, page_operator, page_viewer
 from phoneops.core.errors import AppError
 from phoneops.core.security import Principal
 from phoneops.settings import get_settings
+from phoneops.ui.flash import redirect_with
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
 
@@ -60,11 +61,11 @@ def start_import(
     principal: Principal = Depends(page_operator),
 ) -> Response:
     try:
-        days.start_import(session, principal, day, push_costs=push_costs)
+        job = days.start_import(session, principal, day, push_costs=push_costs)
     except AppError as exc:
         session.rollback()
         return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse("/broadcasts", status_code=303)
+    return redirect_with("/broadcasts", f"Import of {day} started.", link=("Follow the job", f"/jobs/{job.id}"))
 
 
 def _day_page(request: Request, session: Session, principal: Principal, day: dt.date, search: str, *,
@@ -106,7 +107,8 @@ def push_costs(
     except AppError as exc:
         session.rollback()
         return _day_page(request, session, principal, when, "", error=exc.message, status_code=exc.status_code)
-    return RedirectResponse(f"/broadcasts/days/{when}?pushed=1#costs", status_code=303)
+    return redirect_with(f"/broadcasts/days/{when}?pushed=1#costs", f"Costs of {when} pushed to Voluum: each "
+                         "campaign's outcome is in the table below.")
 
 
 @router.get("/broadcasts/live")
@@ -187,7 +189,7 @@ def set_rate(request: Request, day: str = Form(""), rate: str = Form(""), sessio
         session.rollback()
         return _rates_page(request, session, principal, error=exc.message, status_code=exc.status_code,
                            form={"day": day[:20], "rate": rate[:40]})
-    return RedirectResponse(f"/broadcasts/rates?saved={row.day}", status_code=303)
+    return RedirectResponse(f"/broadcasts/rates?saved={row.day}", status_code=303)  # the page says it was saved
 
 
 @router.post("/broadcasts/rates/{day}/delete")
@@ -198,4 +200,4 @@ def delete_rate(request: Request, day: str, session: Session = DB,
     except AppError as exc:
         session.rollback()
         return _rates_page(request, session, principal, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse("/broadcasts/rates", status_code=303)
+    return redirect_with("/broadcasts/rates", f"Rate of {day} deleted.")

@@ -206,11 +206,15 @@ def _encrypt(ctx: JobContext, spec: RunSpec, source: Path) -> dict[str, Any]:
     return {"run_id": spec.run_id, **stats}
 
 
-@job_handler(CLEAN_KIND, title="Clean a list", max_attempts=3)
+def _file_page(params: dict[str, Any]) -> tuple[str, str]:
+    return f"File {params['file_id']}", f"/cleaning/files/{int(params['file_id'])}"
+
+
+@job_handler(CLEAN_KIND, title="Clean a list", max_attempts=3, origin=_file_page)
 def run_cleaning(ctx: JobContext) -> dict[str, Any]:
     return _execute(ctx, _clean)
 
 
-@job_handler(ENCRYPT_KIND, title="Encrypt or decrypt a file", max_attempts=3)
+@job_handler(ENCRYPT_KIND, title="Encrypt or decrypt a file", max_attempts=3, origin=_file_page)
 def run_encryption(ctx: JobContext) -> dict[str, Any]:
     return _execute(ctx, _encrypt)

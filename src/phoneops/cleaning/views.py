@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,7 @@ from phoneops.core.router import file_response
 from phoneops.core.security import Principal
 from phoneops.numbers.links import linked
 from phoneops.settings import get_settings
+from phoneops.ui.flash import redirect_with
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
 
@@ -34,11 +35,15 @@ def dashboard_cards(session: Session) -> list[Card]:
     return [Card("Lists cleaned", f"{files:,}", "/cleaning"), Card("Main database", f"{used_count(session):,}")]
 
 
-def _committed(session: Session, location: str) -> Response:
+def _committed(session: Session, location: str, message: str) -> Response:
     """Commit before answering: `get_db` commits after the response is sent (FastAPI's default scope for
     yield dependencies), and the page the browser loads next must see this change (and its job queued)."""
     session.commit()
-    return RedirectResponse(location, status_code=303)
+    return redirect_with(location, message)
+
+
+def _name(record: CleaningFile, file_id: int) -> str:
+    return record.original_name or f"file {file_id}"
 
 
 @dataclass
@@ -114,7 +119,8 @@ async def upload_page(
         session.rollback()
         return _list(request, session, principal, purpose if purpose in upload.PURPOSES else "clean",
                      error=exc.message, status_code=exc.status_code)
-    return _committed(session, f"/cleaning/files/{record.id}")
+    return _committed(session, f"/cleaning/files/{record.id}", f"Uploaded {record.original_name}: choose how to "
+                      f"{'clean' if record.purpose == 'clean' else 'encrypt or decrypt'} it below.")
 
 
 @router.get("/cleaning/files/{file_id}")
@@ -144,28 +150,29 @@ async def run_page(request: Request, file_id: int, session: Session = DbSession,
     except AppError as exc:
         session.rollback()
         return _render_file(request, session, principal, file_id, error=exc.message, status_code=exc.status_code)
-    return _committed(session, f"/cleaning/files/{file_id}")
+    return _committed(session, f"/cleaning/files/{file_id}", "Started: the run's progress shows below.")
 
 
 @router.post("/cleaning/files/{file_id}/archive")
 def archive_page(file_id: int, session: Session = DbSession,
                  principal: Principal = Depends(page_operator)) -> Response:
-    upload.archive_file(session, principal, file_id)
-    return _committed(session, "/cleaning")
+    record = upload.archive_file(session, principal, file_id)
+    return _committed(session, "/cleaning", f"Archived {_name(record, file_id)}.")
 
 
 @router.post("/cleaning/files/{file_id}/restore")
 def restore_page(file_id: int, session: Session = DbSession,
                  principal: Principal = Depends(page_operator)) -> Response:
-    upload.restore_file(session, principal, file_id)
-    return _committed(session, f"/cleaning/files/{file_id}")
+    record = upload.restore_file(session, principal, file_id)
+    return _committed(session, f"/cleaning/files/{file_id}", f"Restored {_name(record, file_id)}.")
 
 
 @router.post("/cleaning/files/{file_id}/delete")
 def delete_page(file_id: int, session: Session = DbSession,
                 principal: Principal = Depends(page_operator)) -> Response:
     record = upload.delete_file(session, principal, file_id)
-    return _committed(session, "/cleaning" if record.purpose == "clean" else "/cleaning/encryption")
+    return _committed(session, "/cleaning" if record.purpose == "clean" else "/cleaning/encryption",
+                      f"Deleted {_name(record, file_id)} and its results.")
 
 
 @router.get("/cleaning/runs/{run_id}/download/{which}")

@@ -163,6 +163,9 @@ class JobSpec:
     # False for work that must never stop half-way (a privacy erasure): cancelling it is refused; a
     # crashed or parked run resumes to completion instead
     cancellable: bool = True
+    # Where a job of this kind comes from: its params -> (label, page path), shown on the job's page as a
+    # link back (the HLR lookup, the IMEI batch, the cleaned file ...); None when it has no page of its own.
+    origin: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -178,14 +181,34 @@ _jobs: dict[str, JobSpec] = {}
 _periodic: dict[str, PeriodicSpec] = {}
 
 
-def job_handler(kind: str, *, title: str = "", max_attempts: int = 10,
-                cancellable: bool = True) -> Callable[[Handler], Handler]:
+def job_handler(kind: str, *, title: str = "", max_attempts: int = 10, cancellable: bool = True,
+                origin: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None,
+                ) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         _jobs[kind] = JobSpec(kind=kind, handler=fn, title=title or kind, max_attempts=max_attempts,
-                              cancellable=cancellable)
+                              cancellable=cancellable, origin=origin)
         return fn
 
     return register
+
+
+def job_origin(job: Job) -> tuple[str, str] | None:
+    """(label, page path) of what started `job` (its kind's `origin`), or None."""
+    spec = _jobs.get(job.kind)
+    if spec is None or spec.origin is None:
+        return None
+    try:
+        return spec.origin(dict(job.params or {}))
+    except (KeyError, TypeError, ValueError):  # params of an older version: no link rather than an error
+        return None
+
+
+def finished_since(session: Session, user_id: int, since: datetime, *, limit: int = 5) -> list[Job]:
+    """The user's jobs that ended (succeeded, failed or cancelled) after `since`, newest first."""
+    return list(session.scalars(
+        select(Job).where(Job.created_by == user_id, Job.status.in_(TERMINAL), Job.finished_at > since)
+        .order_by(Job.finished_at.desc()).limit(limit)
+    ))
 
 
 def periodic(name: str, *, minute: str = "*", hour: str = "*") -> Callable[[Callable[[], None]], Callable[[], None]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
@@ -117,20 +118,26 @@ def load_matcher(session: Session) -> RiskyMatcher:
     )
 
 
-def list_operators(session: Session, query: str | None = None, limit: int = 1000) -> list[HlrRiskyOperator]:
-    statement = select(HlrRiskyOperator).order_by(HlrRiskyOperator.normalized, HlrRiskyOperator.mccmnc)
-    if query:
-        key = normalize_name(query)
-        code = normalize_mccmnc(query)
-        condition = HlrRiskyOperator.normalized.contains(key, autoescape=True)
-        if code and code == query.strip():
-            condition = condition | HlrRiskyOperator.mccmnc.startswith(code, autoescape=True)
-        statement = statement.where(condition)
-    return list(session.scalars(statement.limit(max(1, min(limit, 5000)))))
+def _search(query: str | None) -> list[Any]:
+    if not query:
+        return []
+    key = normalize_name(query)
+    code = normalize_mccmnc(query)
+    condition = HlrRiskyOperator.normalized.contains(key, autoescape=True)
+    if code and code == query.strip():
+        condition = condition | HlrRiskyOperator.mccmnc.startswith(code, autoescape=True)
+    return [condition]
 
 
-def count_operators(session: Session) -> int:
-    return int(session.scalar(select(func.count(HlrRiskyOperator.id))) or 0)
+def list_operators(session: Session, query: str | None = None, limit: int = 1000,
+                   offset: int = 0) -> list[HlrRiskyOperator]:
+    statement = (select(HlrRiskyOperator).where(*_search(query))
+                 .order_by(HlrRiskyOperator.normalized, HlrRiskyOperator.mccmnc, HlrRiskyOperator.id))
+    return list(session.scalars(statement.limit(max(1, min(limit, 5000))).offset(max(0, offset))))
+
+
+def count_operators(session: Session, query: str | None = None) -> int:
+    return int(session.scalar(select(func.count(HlrRiskyOperator.id)).where(*_search(query))) or 0)
 
 
 def add_operator(

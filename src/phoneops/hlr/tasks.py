@@ -11,7 +11,8 @@ from phoneops.hlr.jobs import LookupRunner
 from phoneops.hlr.lookups import KIND
 
 
-@job_handler(KIND, title="HLR lookup", max_attempts=25)
+@job_handler(KIND, title="HLR lookup", max_attempts=25,
+             origin=lambda p: (f"HLR lookup {p['lookup_id']}", f"/hlr/lookups/{int(p['lookup_id'])}"))
 def lookup_job(ctx: JobContext) -> dict[str, Any]:
     return LookupRunner(ctx, int(ctx.params["lookup_id"])).run()
 

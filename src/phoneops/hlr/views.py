@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
+from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from phoneops.hlr.models import HlrResult
 from phoneops.hlr.service import confirm_above_credits, is_configured
 from phoneops.numbers.links import linked
 from phoneops.settings import get_settings
+from phoneops.ui.flash import redirect_with
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
 
@@ -133,7 +135,7 @@ async def start_lookup(
     except AppError as exc:
         session.rollback()
         return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse(f"/hlr/lookups/{lookup.id}", status_code=303)
+    return redirect_with(f"/hlr/lookups/{lookup.id}", f"HLR lookup {lookup.id} created: its progress shows below.")
 
 
 @router.get("/hlr/lookups/{lookup_id}")
@@ -160,8 +162,17 @@ def lookup_page(
 def _act(session: Session, principal: Principal, lookup_id: int, action: str) -> Response:
     actions = {"confirm": lookups.confirm_lookup, "resume": lookups.resume_lookup, "cancel": lookups.cancel_lookup,
                "release-review": lookups.release_review}
-    actions[action](session, principal, lookup_id)
-    return RedirectResponse(f"/hlr/lookups/{lookup_id}", status_code=303)
+    done = {"confirm": "confirmed: it runs now", "resume": "resumed", "cancel": "cancelled",
+            "release-review": "releases its numbers in review: they are looked up again"}
+    where = f"/hlr/lookups/{lookup_id}"
+    try:
+        actions[action](session, principal, lookup_id)
+    except AppError as exc:
+        session.rollback()
+        if isinstance(exc, NotFound):
+            raise
+        return redirect_with(where, f"Not done: {exc.message}", "error")
+    return redirect_with(where, f"HLR lookup {lookup_id} {done[action]}.")
 
 
 @router.post("/hlr/lookups/{lookup_id}/confirm")
@@ -206,19 +217,28 @@ def download(
 # --- risky operators and outcome rules ----------------------------------------------------------------
 
 
+RISKY_PER_PAGE = 50
+
+
 def _risky_page(request: Request, session: Session, principal: Principal, q: str = "", error: str | None = None,
-                status_code: int = 200) -> Response:
+                status_code: int = 200, page: int = 1) -> Response:
+    matching = risky.count_operators(session, q)
+    pages = max(1, -(-matching // RISKY_PER_PAGE))
+    page = min(page, pages)
     return render(
-        request, "hlr/risky.html", principal, status_code=status_code, operators=risky.list_operators(session, q),
-        total=risky.count_operators(session), q=q, error=error,
+        request, "hlr/risky.html", principal, status_code=status_code,
+        operators=risky.list_operators(session, q, limit=RISKY_PER_PAGE, offset=(page - 1) * RISKY_PER_PAGE),
+        total=risky.count_operators(session), matching=matching, page=page, pages=pages, q=q, error=error,
+        qs=urlencode({"q": q}) if q else "",
     )
 
 
 @router.get("/hlr/risky")
 def risky_page(
-    request: Request, q: str = "", session: Session = SESSION, principal: Principal = Depends(page_viewer)
+    request: Request, q: str = Query(default="", max_length=200), page: int = Query(default=1, ge=1, le=100_000),
+    session: Session = SESSION, principal: Principal = Depends(page_viewer),
 ) -> Response:
-    return _risky_page(request, session, principal, q)
+    return _risky_page(request, session, principal, q, page=page)
 
 
 @router.post("/hlr/risky")
@@ -235,7 +255,8 @@ def risky_add(
     except AppError as exc:
         session.rollback()
         return _risky_page(request, session, principal, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse("/hlr/risky", status_code=303)
+    return redirect_with("/hlr/risky?" + urlencode({"q": name.strip()}),
+                         f"Added {name.strip()} to the risky operators.")
 
 
 @router.post("/hlr/risky/{operator_id}/delete")
@@ -243,13 +264,14 @@ def risky_delete(
     operator_id: int, session: Session = SESSION, principal: Principal = Depends(page_admin)
 ) -> Response:
     risky.remove_operator(session, principal, operator_id)
-    return RedirectResponse("/hlr/risky", status_code=303)
+    return redirect_with("/hlr/risky", "Operator removed from the risky list.")
 
 
 @router.post("/hlr/risky/restore")
 def risky_restore(session: Session = SESSION, principal: Principal = Depends(page_admin)) -> Response:
-    risky.restore_seed(session, principal)
-    return RedirectResponse("/hlr/risky", status_code=303)
+    added = risky.restore_seed(session, principal)
+    return redirect_with("/hlr/risky", f"{added} of the original's names restored." if added
+                         else "Nothing to restore: every original name is on the list.")
 
 
 @router.get("/hlr/outcomes")
@@ -276,10 +298,10 @@ async def outcomes_save(
         session.rollback()
         return render(request, "hlr/outcomes.html", principal, status_code=exc.status_code,
                       rules=outcomes.rules_table(session), actions=outcomes.ACTIONS, error=exc.message)
-    return RedirectResponse("/hlr/outcomes", status_code=303)
+    return redirect_with("/hlr/outcomes", "Outcome rules saved: new HLR results follow them.")
 
 
 @router.post("/hlr/outcomes/reset")
 def outcomes_reset(session: Session = SESSION, principal: Principal = Depends(page_admin)) -> Response:
     outcomes.reset_rules(session, principal)
-    return RedirectResponse("/hlr/outcomes", status_code=303)
+    return redirect_with("/hlr/outcomes", "Outcome rules reset to the defaults.")

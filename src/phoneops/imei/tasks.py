@@ -23,12 +23,13 @@ log = structlog.get_logger("phoneops.imei.tasks")
 SYNC_KIND = "imei.sync"
 
 
-@job_handler(BATCH_KIND, title="IMEI batch", max_attempts=25)
+@job_handler(BATCH_KIND, title="IMEI batch", max_attempts=25,
+             origin=lambda p: (f"IMEI batch {p['batch_id']}", f"/imei/batches/{int(p['batch_id'])}"))
 def batch_job(ctx: JobContext) -> dict[str, Any]:
     return run_batch(ctx)
 
 
-@job_handler(SYNC_KIND, title="IMEI status sync")
+@job_handler(SYNC_KIND, title="IMEI status sync", origin=lambda p: ("Devices", "/imei"))
 def sync_job(ctx: JobContext) -> dict[str, Any]:
     with session_scope() as session:
         total = count_open(session)

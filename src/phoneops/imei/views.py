@@ -11,7 +11,7 @@ from typing import Any, Literal
 from urllib.parse import quote_plus
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -19,7 +19,7 @@ from phoneops.core import storage
 from phoneops.core.audit import audit
 from phoneops.core.db import release, utcnow
 from phoneops.core.deps import DbSession, page_operator, page_viewer
-from phoneops.core.errors import AppError, ValidationFailed
+from phoneops.core.errors import AppError, NotFound, ValidationFailed
 from phoneops.core.jobs import create_job, get_job
 from phoneops.core.models import StoredFile
 from phoneops.core.security import Principal, Role
@@ -33,6 +33,7 @@ from phoneops.imei.service import is_configured, require_configured
 from phoneops.imei.sync import refresh_audited
 from phoneops.imei.tasks import SYNC_KIND
 from phoneops.settings import get_settings
+from phoneops.ui.flash import redirect_with
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
 
@@ -242,7 +243,7 @@ def _submit(request: Request, session: Session, principal: Principal, form: Subm
         form = SubmitForm(**{**form.__dict__, "error": exc.message, "quote": quote, "file_id": kept,
                              "file_name": form.file_name if kept else ""})
         return _submit_page(request, session, principal, form, status_code=exc.status_code)
-    return RedirectResponse(f"/imei/batches/{batch.id}", status_code=303)
+    return redirect_with(f"/imei/batches/{batch.id}", f"Batch {batch.id} submitted: its orders are placed below.")
 
 
 # --- batches ------------------------------------------------------------------------------------------
@@ -270,8 +271,14 @@ def resume(
     batch_id: int, session: Session = DbSession, principal: Principal = Depends(page_operator)
 ) -> Response:
     require_configured()
-    submission.resume_batch(session, principal, batch_id)
-    return RedirectResponse(f"/imei/batches/{batch_id}", status_code=303)
+    try:
+        submission.resume_batch(session, principal, batch_id)
+    except AppError as exc:
+        session.rollback()
+        if isinstance(exc, NotFound):
+            raise
+        return redirect_with(f"/imei/batches/{batch_id}", f"Not resumed: {exc.message}", "error")
+    return redirect_with(f"/imei/batches/{batch_id}", f"Batch {batch_id} resumed.")
 
 
 # --- history, orders ----------------------------------------------------------------------------------
@@ -282,7 +289,6 @@ def history_page(
     request: Request,
     query: OrderQuery = Depends(),
     page: int = Query(default=1, ge=1),
-    msg: str = Query(default="", max_length=300),
     session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
@@ -291,7 +297,7 @@ def history_page(
     params = {k: v for k, v in query.model_dump().items() if v not in (None, "")}
     qs = "&".join(f"{k}={quote_plus(str(v))}" for k, v in params.items())
     return _page(
-        request, "imei/history.html", principal, found=found, query=query, qs=qs, msg=msg,
+        request, "imei/history.html", principal, found=found, query=query, qs=qs,
         state_labels=history.STATE_LABELS, can_operate=principal.can(Role.operator),
     )
 
@@ -318,22 +324,21 @@ async def history_import(
                                          storage.safe_name(file.filename))
     except AppError as exc:
         session.rollback()
-        return RedirectResponse(f"/imei/history?msg={quote_plus('Import failed: ' + exc.message)}", status_code=303)
+        return redirect_with("/imei/history", f"Import failed: {exc.message}", "error")
     text = (f"Imported {record.file_name}: {record.rows_inserted} new, {record.rows_updated} updated, "
             f"{record.rows_skipped} skipped")
-    return RedirectResponse(f"/imei/history?msg={quote_plus(text)}", status_code=303)
+    return redirect_with("/imei/history", text)
 
 
 @router.get("/imei/orders/{row_id}", response_class=HTMLResponse)
 def order_page(
     request: Request,
     row_id: int,
-    msg: str = Query(default="", max_length=300),
     session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     order = history.get_order(session, row_id)
-    return _page(request, "imei/order.html", principal, order=order, msg=msg, state_labels=history.STATE_LABELS,
+    return _page(request, "imei/order.html", principal, order=order, state_labels=history.STATE_LABELS,
                  can_operate=principal.can(Role.operator), result_rows=result_table(order))
 
 
@@ -344,10 +349,9 @@ def order_refresh(
     order = history.get_order(session, row_id)
     try:
         refresh_audited(session, principal, order, "page")
-        text = f"Status refreshed: {order.status or 'unknown'}"
     except AppError as exc:
-        text = f"Refresh failed: {exc.message}"
-    return RedirectResponse(f"/imei/orders/{row_id}?msg={quote_plus(text)}", status_code=303)
+        return redirect_with(f"/imei/orders/{row_id}", f"Refresh failed: {exc.message}", "error")
+    return redirect_with(f"/imei/orders/{row_id}", f"Status refreshed: {order.status or 'unknown'}")
 
 
 @router.post("/imei/sync")
@@ -357,7 +361,7 @@ def sync_now(
     require_configured()
     job = create_job(session, principal, SYNC_KIND, {}, title="IMEI status sync")
     audit(session, principal, "imei.sync", "job", job.id, {"via": "page"})
-    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+    return redirect_with(f"/jobs/{job.id}", "IMEI status sync started: open orders are asked for their result.")
 
 
 # --- needs review (IMEI and HLR) ---------------------------------------------------------------------
@@ -366,12 +370,11 @@ def sync_now(
 @router.get("/review", response_class=HTMLResponse)
 def review_page(
     request: Request,
-    msg: str = Query(default="", max_length=300),
     session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
     rows = [review.describe_row(o) for o in review.review_rows(session)]
-    return _page(request, "imei/review.html", principal, rows=rows, lookups=lookups_in_review(session), msg=msg,
+    return _page(request, "imei/review.html", principal, rows=rows, lookups=lookups_in_review(session),
                  can_operate=principal.can(Role.operator))
 
 
@@ -380,10 +383,8 @@ def _review_action(change: Callable[[], object], done: Callable[[Any], str]) -> 
     try:
         result = change()
     except AppError as exc:
-        text = f"Not changed: {exc.message}"
-    else:
-        text = done(result)
-    return RedirectResponse(f"/review?msg={quote_plus(text[:300])}", status_code=303)
+        return redirect_with("/review", f"Not changed: {exc.message}", "error")
+    return redirect_with("/review", done(result))
 
 
 @router.post("/review/imei/{row_id}/attach")

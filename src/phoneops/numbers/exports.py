@@ -44,7 +44,7 @@ def exports(session: Session, limit: int = 50) -> list[Job]:
     return list_jobs(session, kind=KIND, limit=limit)
 
 
-@job_handler(KIND, title="List export", max_attempts=3)
+@job_handler(KIND, title="List export", max_attempts=3, origin=lambda p: ("Exports", "/numbers/exports"))
 def _run_export(ctx: JobContext) -> dict[str, Any]:
     status = str(ctx.params["status"])
     reveal = bool(ctx.params.get("plaintext"))

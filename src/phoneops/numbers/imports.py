@@ -492,7 +492,11 @@ def _fail(import_id: int, message: str) -> None:
             record.error = message
 
 
-@job_handler(PREVIEW_KIND, title="Import preview", max_attempts=3)
+def _import_page(params: dict[str, Any]) -> tuple[str, str]:
+    return f"Import {params['import_id']}", f"/numbers/imports/{int(params['import_id'])}"
+
+
+@job_handler(PREVIEW_KIND, title="Import preview", max_attempts=3, origin=_import_page)
 def _run_preview(ctx: JobContext) -> dict[str, Any]:
     import_id = int(ctx.params["import_id"])
     actor = _actor_of(ctx)
@@ -533,7 +537,7 @@ class _Spec:
     file_id: str | None
 
 
-@job_handler(APPLY_KIND, title="Import apply", max_attempts=3)
+@job_handler(APPLY_KIND, title="Import apply", max_attempts=3, origin=_import_page)
 def _run_apply(ctx: JobContext) -> dict[str, Any]:
     """Apply in batches of 5,000, each committed with its change records and the job's progress; a worker
     killed midway resumes by planning again (what was applied is then unchanged) and going on."""
@@ -668,7 +672,7 @@ def _apply_optouts(session: Session, actor: Principal, spec: _Spec, chunk: list[
     return len(changes), result.new_numbers
 
 
-@job_handler(UNDO_KIND, title="Import undo", max_attempts=5)
+@job_handler(UNDO_KIND, title="Import undo", max_attempts=5, origin=_import_page)
 def _run_undo(ctx: JobContext) -> dict[str, Any]:
     import_id = int(ctx.params["import_id"])
     actor = _actor_of(ctx)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import date
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -14,13 +16,14 @@ from phoneops.core import storage
 from phoneops.core.deps import DbSession, page_admin, page_operator, page_viewer
 from phoneops.core.errors import AppError, NotFound, ValidationFailed
 from phoneops.core.security import Principal, Role
-from phoneops.numbers import exports, imports, lists, optouts, rules
+from phoneops.numbers import browse, exports, imports, lists, optouts, rules
 from phoneops.numbers.links import key_of, linked
 from phoneops.numbers.models import ManualImport
 from phoneops.numbers.router import region_or_default
 from phoneops.numbers.story import story_for_key
 from phoneops.settings import get_settings
 from phoneops.sources.service import normalise_label
+from phoneops.ui.flash import flash, redirect_with
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
 
@@ -127,26 +130,68 @@ def set_status(
             region=region,
             message=None,
         )
-    return RedirectResponse(f"/numbers?number={number}&region={region}", status_code=303)
+    label = "on no list" if status in ("", "none") else f"on the {status}"
+    return redirect_with(f"/numbers?{urlencode({'number': number, 'region': region})}",
+                         f"Saved: the number is now {label}.")
+
+
+LIST_PER_PAGE = 100
+
+
+def _list_query(
+    status: str,
+    country: str = Query(default="", max_length=2),
+    reason: str = Query(default="", max_length=64),
+    source: str = Query(default="", max_length=32),
+    authority: str = Query(default="", max_length=8),
+    date_from: date | None = None,
+    date_to: date | None = None,
+    sort: str = Query(default=browse.DEFAULT_SORT, max_length=32),
+) -> browse.ListQuery:
+    return browse.ListQuery(status, country, reason, source, authority, date_from, date_to, sort)
 
 
 @router.get("/numbers/lists/{status}")
 def list_page(
     request: Request,
-    status: str,
-    after_id: int = 0,
+    query: browse.ListQuery = Depends(_list_query),
+    page: int = Query(default=1, ge=1, le=1_000_000),
     session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
-    rows = lists.list_numbers(session, principal, status, limit=100, after_id=after_id)
+    """One list as a table: filters, sortable columns, real pages with the total, CSV of the filtered table."""
+    try:
+        query = query.checked()
+    except AppError as exc:  # an unknown sort key or reversed dates: the table without them, and why
+        if query.status not in lists.LISTS:
+            raise
+        fixed = replace(query, sort=browse.DEFAULT_SORT, date_from=None, date_to=None) if exc.code == "bad_sort" \
+            else replace(query, date_from=None, date_to=None)
+        return flash(RedirectResponse(f"{request.url.path}?{fixed.qs()}".rstrip("?"), status_code=303),
+                     exc.message, "error")
+    total = browse.count(session, query)
+    pages = max(1, -(-total // LIST_PER_PAGE))
+    page = min(page, pages)
+    rows = browse.page(session, principal, query, limit=LIST_PER_PAGE, offset=(page - 1) * LIST_PER_PAGE)
     return render(
-        request,
-        "numbers/list.html",
-        principal,
-        status=status,
-        rows=rows,
-        next_after=rows[-1]["id"] if len(rows) == 100 else None,
+        request, "numbers/list.html", principal, status=query.status, rows=rows, query=query, total=total,
+        page=page, pages=pages, qs=query.qs(), filters_qs=query.filters_qs(),
+        facets=browse.facets(session, query.status), export_max=browse.EXPORT_MAX,
     )
+
+
+@router.get("/numbers/lists/{status}/export.csv")
+def list_export(
+    query: browse.ListQuery = Depends(_list_query),
+    session: Session = DbSession,
+    principal: Principal = Depends(page_viewer),
+) -> Response:
+    """The filtered list as CSV, sorted as on the page (numbers masked below admin; audited)."""
+    from phoneops.core.csvio import csv_lines
+
+    rows = list(browse.export_rows(session, principal, query))
+    return Response("".join(csv_lines(browse.CSV_COLUMNS, rows)), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{query.status}.csv"'})
 
 
 @router.get("/numbers/rules")
@@ -203,7 +248,8 @@ def rules_save(
             note=note,
             error=message,
         )
-    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+    return redirect_with(f"/jobs/{job.id}", "OS rules saved: the numbers are being re-evaluated under them.",
+                         link=("Back to the rules", "/numbers/rules"))
 
 
 def _imports_page(
@@ -269,7 +315,8 @@ async def imports_upload(
         session.rollback()
         return _imports_page(request, session, principal, error=exc.message, region=region,
                              status_code=exc.status_code)
-    return RedirectResponse(f"/numbers/imports/{record.id}", status_code=303)
+    return redirect_with(f"/numbers/imports/{record.id}", f"Uploaded {file.filename}: the preview is being made; "
+                         "check it, then apply or discard it.")
 
 
 def _actions(record: ManualImport, principal: Principal) -> list[str]:
@@ -326,7 +373,8 @@ def import_action(
     except AppError as exc:
         session.rollback()
         return _import_page(request, session, principal, import_id, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse(f"/numbers/imports/{import_id}", status_code=303)
+    done = {"apply": "is being applied", "discard": "discarded", "undo": "is being undone"}
+    return redirect_with(f"/numbers/imports/{import_id}", f"Import {import_id} {done[action]}.")
 
 
 def _optouts_page(
@@ -371,7 +419,7 @@ def optouts_add(
         return _optouts_page(request, session, principal, error=exc.message, region=region,
                              status_code=exc.status_code)
     message = "Opted out." if result.recorded else "That number was already opted out."
-    return _optouts_page(request, session, principal, message=message, region=region)
+    return redirect_with("/numbers/optouts", message, "ok" if result.recorded else "warn")
 
 
 @router.post("/numbers/optouts/feeds/{feed}")
@@ -390,7 +438,8 @@ def optouts_feed(
     except AppError as exc:
         session.rollback()
         return _optouts_page(request, session, principal, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+    return redirect_with(f"/jobs/{job.id}", f"Fetching {feed.capitalize()} opt-outs now.",
+                         link=("Back to opt-outs", "/numbers/optouts"))
 
 
 @router.post("/numbers/optouts/lift")
@@ -408,7 +457,7 @@ def optouts_lift(
         session.rollback()
         return _optouts_page(request, session, principal, error=exc.message, region=region,
                              status_code=exc.status_code)
-    return _optouts_page(request, session, principal, message="Opt-out lifted.", region=region)
+    return redirect_with("/numbers/optouts", "Opt-out lifted.")
 
 
 @router.get("/numbers/exports")
@@ -424,5 +473,10 @@ def exports_start(
     session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
-    exports.start_export(session, principal, status)
-    return RedirectResponse("/numbers/exports", status_code=303)
+    try:
+        job = exports.start_export(session, principal, status)
+    except AppError as exc:
+        session.rollback()
+        return redirect_with("/numbers/exports", f"Not started: {exc.message}", "error")
+    return redirect_with("/numbers/exports", f"Export of the {status} started: its file appears below when done.",
+                         link=("Follow the job", f"/jobs/{job.id}"))

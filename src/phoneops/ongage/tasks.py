@@ -13,12 +13,13 @@ from phoneops.core.jobs import JobContext, job_handler, periodic
 from phoneops.ongage import service_csv, service_sync, unsubscribes  # noqa: F401  (unsubscribes: its job)
 
 
-@job_handler(service_sync.KIND, title="Ongage conversion sync", max_attempts=3)
+@job_handler(service_sync.KIND, title="Ongage conversion sync", max_attempts=3, origin=lambda p: ("Ongage", "/ongage"))
 def sync_job(ctx: JobContext) -> dict[str, Any]:
     return service_sync.run_job(ctx)
 
 
-@job_handler(service_csv.KIND, title="Ongage CSV job", max_attempts=20)
+@job_handler(service_csv.KIND, title="Ongage CSV job", max_attempts=20,
+             origin=lambda p: (f"CSV job {p['csv_job_id']}", f"/ongage/csv-jobs/{int(p['csv_job_id'])}"))
 def csv_job(ctx: JobContext) -> dict[str, Any]:
     return service_csv.run_worker(ctx)
 

@@ -53,7 +53,7 @@ def _unsubscribed_at(payload: dict[str, Any] | None) -> datetime | None:
         return datetime.now(UTC)  # set but unreadable: it is still an unsubscribe
 
 
-@job_handler(KIND, title="Ongage unsubscribes", max_attempts=10)
+@job_handler(KIND, title="Ongage unsubscribes", max_attempts=10, origin=lambda p: ("Opt-outs", "/numbers/optouts"))
 def check_job(ctx: JobContext) -> dict[str, Any]:
     actor = job_actor(ctx)
     config = sync_config()

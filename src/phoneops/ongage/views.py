@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from phoneops.ongage import service_csv, service_sync
 from phoneops.ongage.service import is_configured, sync_config
 from phoneops.settings import get_settings
 from phoneops.sources.service import normalise_label
+from phoneops.ui.flash import redirect_with
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
 
@@ -68,18 +69,19 @@ def overview(request: Request, session: Session = DB, principal: Principal = Dep
 def start_sync(request: Request, session: Session = DB, principal: Principal = Depends(page_operator)
                ) -> Response:
     try:
-        service_sync.start_sync(session, principal)
+        job = service_sync.start_sync(session, principal)
     except AppError as exc:
         session.rollback()
         return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse("/ongage", status_code=303)
+    return redirect_with("/ongage", "Ongage sync started: converted numbers are sent to the list.",
+                         link=("Follow the job", f"/jobs/{job.id}"))
 
 
 @router.post("/ongage/requeue")
 def requeue(request: Request, session: Session = DB, principal: Principal = Depends(page_operator)
             ) -> Response:
     count = service_sync.requeue(session, principal)
-    return _overview(request, session, principal, message=f"{count} contact(s) queued again")
+    return redirect_with("/ongage", f"{count} contact(s) queued again: the next sync sends them.")
 
 
 # --- CSV jobs ------------------------------------------------------------------------------------------
@@ -125,7 +127,7 @@ async def upload(
     except AppError as exc:
         session.rollback()
         return _jobs_page(request, session, principal, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse(f"/ongage/csv-jobs/{job.id}", status_code=303)
+    return redirect_with(f"/ongage/csv-jobs/{job.id}", f"CSV job {job.id} created from {file.filename}.")
 
 
 def _job_page(request: Request, session: Session, principal: Principal, job_id: int, *, error: str | None = None,
@@ -164,15 +166,15 @@ def set_pace(
     except AppError as exc:
         session.rollback()
         return _job_page(request, session, principal, job_id, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse(f"/ongage/csv-jobs/{job_id}", status_code=303)
+    return redirect_with(f"/ongage/csv-jobs/{job_id}", "Pace saved: the next batches follow it.")
 
 
 @router.post("/ongage/csv-jobs/{job_id}/{action}")
 def move(request: Request, job_id: int, action: str, session: Session = DB,
          principal: Principal = Depends(page_operator)) -> Response:
     try:
-        service_csv.transition(session, principal, job_id, action)
+        job = service_csv.transition(session, principal, job_id, action)
     except AppError as exc:
         session.rollback()
         return _job_page(request, session, principal, job_id, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse(f"/ongage/csv-jobs/{job_id}", status_code=303)
+    return redirect_with(f"/ongage/csv-jobs/{job_id}", f"CSV job {job_id} is now {job.status}.")

@@ -12,7 +12,8 @@ from phoneops.privacy import erase, retention
 PURGE_KIND = "privacy.purge"
 
 
-@job_handler(erase.KIND, title="Erase a number", max_attempts=10, cancellable=False)  # never stops half-way
+@job_handler(erase.KIND, title="Erase a number", max_attempts=10, cancellable=False,  # never stops half-way
+             origin=lambda p: ("Privacy", "/privacy"))
 def erase_job(ctx: JobContext) -> dict[str, Any]:
     try:
         return erase.run_erasure(ctx)
@@ -29,7 +30,7 @@ def erase_job(ctx: JobContext) -> dict[str, Any]:
         raise
 
 
-@job_handler(PURGE_KIND, title="Retention purge", max_attempts=3)
+@job_handler(PURGE_KIND, title="Retention purge", max_attempts=3, origin=lambda p: ("Privacy", "/privacy"))
 def purge_job(ctx: JobContext) -> dict[str, Any]:
     actor = Principal(ctx.created_by, str(ctx.params.get("actor") or "system"), Role.admin, via="job")
     return retention.purge(actor, dry_run=bool(ctx.params.get("dry_run"))).as_dict()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from phoneops.core.deps import DbSession, page_admin
@@ -12,6 +12,7 @@ from phoneops.core.security import Principal
 from phoneops.numbers.links import linked
 from phoneops.privacy import erase, retention
 from phoneops.settings import get_settings
+from phoneops.ui.flash import redirect_with
 from phoneops.ui.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -48,9 +49,10 @@ def erase_number(
     try:
         if confirm != "yes":
             raise AppError("tick the box to confirm: erasure cannot be undone")
-        erase.request_erasure(session, principal, number, region or None)
+        erasure = erase.request_erasure(session, principal, number, region or None)
     except AppError as exc:
         session.rollback()
         return _page(request, session, principal, error=exc.message, number=number, region=region,
                      status_code=exc.status_code)
-    return RedirectResponse("/privacy", status_code=303)
+    return redirect_with("/privacy", "Erasure requested: every stored trace of the number is being removed.",
+                         link=("Follow the job", f"/jobs/{erasure.job_id}") if erasure.job_id else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from phoneops.core.routes import iter_routes
 from phoneops.core.security import Principal, Role
 from phoneops.ui.charts import bar_chart, column_chart, cost_revenue_chart
 from phoneops.ui.flash import clear_flash, read_flash
+from phoneops.ui.notices import job_notice, mark_seen
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -23,6 +25,31 @@ templates.env.globals["bar_chart"] = bar_chart
 templates.env.globals["column_chart"] = column_chart
 templates.env.globals["cost_revenue_chart"] = cost_revenue_chart
 templates.env.globals["version"] = __version__
+
+
+def human_pairs(data: object) -> list[tuple[str, str]]:
+    """A job's counters or result as (label, value) lines a person reads: `rows_skipped` -> "Rows skipped",
+    12345 -> "12,345"; nested values stay compact JSON. (static/app.js does the same for live updates.)"""
+    if not isinstance(data, dict):
+        return [] if data in (None, "", [], {}) else [("Value", json.dumps(data, default=str))]
+    pairs = []
+    for key, value in data.items():
+        label = str(key).replace("_", " ").strip().capitalize() or "?"
+        if isinstance(value, bool) or value is None:
+            text = {True: "yes", False: "no", None: "—"}[value]
+        elif isinstance(value, int):
+            text = f"{value:,}"
+        elif isinstance(value, float):
+            text = f"{value:,.2f}".rstrip("0").rstrip(".")
+        elif isinstance(value, str):
+            text = value
+        else:
+            text = json.dumps(value, default=str)
+        pairs.append((label, text))
+    return pairs
+
+
+templates.env.globals["human_pairs"] = human_pairs
 
 
 @dataclass(frozen=True)
@@ -73,15 +100,18 @@ def render(
         if principal is None or principal.can(item.role)
     ]
     flash = read_flash(request)
+    notice, seen = job_notice(request, principal)
     response = templates.TemplateResponse(
         request,
         template,
         {"principal": principal, "nav": nav, "csrf": principal.csrf if principal else "", "flash": flash,
-         **context},
+         "job_notice": notice, **context},
         status_code=status_code,
     )
     if flash is not None:
         clear_flash(response)  # shown once
+    if seen:
+        mark_seen(response)
     return response
 
 

@@ -24,6 +24,7 @@ from phoneops.core.models import StoredFile, User
 from phoneops.core.security import SESSION_COOKIE, Principal, Role
 from phoneops.registry import domain_modules
 from phoneops.settings import get_settings
+from phoneops.ui.flash import redirect_with
 from phoneops.ui.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -134,7 +135,7 @@ def logout(session: Session = DbSession, principal: Principal = Depends(page_vie
     if principal.sid:
         security.end_session(session, principal.sid)
     audit_service.audit(session, principal, "logout", "user", principal.user_id, {}, outcome="ok")
-    response = RedirectResponse("/login", status_code=303)
+    response = redirect_with("/login", "You are logged out.")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -166,7 +167,7 @@ def password_change(
         session.rollback()
         return render(request, "account_password.html", principal, status_code=exc.status_code, error=exc.message,
                       done=False)
-    response = RedirectResponse("/account/password?changed=1", status_code=303)
+    response = redirect_with("/account/password?changed=1", "Password changed: your other sessions have ended.")
     issue_session(session, response, user, client_ip(request))
     return response
 
@@ -275,7 +276,8 @@ def jobs_export(
 def job_page(
     request: Request, job_id: str, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
-    return render(request, "job.html", principal, job=jobs.get_job(session, job_id))
+    job = jobs.get_job(session, job_id)
+    return render(request, "job.html", principal, job=job, origin=jobs.job_origin(job))
 
 
 @router.post("/jobs/sample")
@@ -288,7 +290,7 @@ def start_sample_page(
     if not principal.can(Role.operator):
         raise Forbidden("this needs the operator role")
     job = start_sample(session, principal, steps, 0.2)
-    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+    return redirect_with(f"/jobs/{job.id}", f"Sample job of {steps} steps started.")
 
 
 @router.get("/admin/users", response_class=HTMLResponse)
@@ -325,7 +327,7 @@ def users_create(
             error=exc.message,
             roles=[r.value for r in Role],
         )
-    return RedirectResponse("/admin/users", status_code=303)
+    return redirect_with("/admin/users", f"User {username.strip()} created ({role}).")
 
 
 def _users_page_error(request: Request, session: Session, principal: Principal, exc: AppError) -> Response:
@@ -349,7 +351,8 @@ def users_toggle(
         security.set_user_active(session, principal, username, not user.is_active, revoke_tokens=_ticked(revoke_tokens))
     except AppError as exc:
         return _users_page_error(request, session, principal, exc)
-    return RedirectResponse("/admin/users", status_code=303)
+    done = "enabled" if user.is_active else "disabled: their sessions have ended"
+    return redirect_with("/admin/users", f"User {username} {done}.")
 
 
 @router.post("/admin/users/{username}/role")
@@ -361,7 +364,7 @@ def users_role(
         security.set_role(session, principal, username, role)
     except AppError as exc:
         return _users_page_error(request, session, principal, exc)
-    return RedirectResponse("/admin/users", status_code=303)
+    return redirect_with("/admin/users", f"User {username} is now {role}.")
 
 
 @router.post("/admin/users/{username}/password")
@@ -374,7 +377,7 @@ def users_password(
         security.set_password(session, principal, username, password, revoke_tokens=_ticked(revoke_tokens))
     except AppError as exc:
         return _users_page_error(request, session, principal, exc)
-    return RedirectResponse("/admin/users", status_code=303)
+    return redirect_with("/admin/users", f"Password of {username} reset: their sessions have ended.")
 
 
 def _tokens_page(
@@ -428,8 +431,9 @@ def tokens_create(
 def tokens_revoke(
     token_id: int, session: Session = DbSession, principal: Principal = Depends(page_viewer)
 ) -> Response:
-    security.revoke_token(session, principal, access.token_for(session, principal, token_id))
-    return RedirectResponse("/account/tokens", status_code=303)
+    token = access.token_for(session, principal, token_id)
+    security.revoke_token(session, principal, token)
+    return redirect_with("/account/tokens", f"Token {token.name!r} revoked.")
 
 
 @router.get("/admin/audit", response_class=HTMLResponse)

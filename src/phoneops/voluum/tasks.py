@@ -31,22 +31,24 @@ register(Filter("converted", "Numbers that converted (Voluum)", "converted",
                 KeyedSource("voluum_conversions", Conversion.__table__.c.blind_index), order=30))
 
 
-@job_handler(traffic.KIND, title="Voluum traffic sync", max_attempts=10)
+@job_handler(traffic.KIND, title="Voluum traffic sync", max_attempts=10, origin=lambda p: ("Voluum", "/voluum"))
 def traffic_job(ctx: JobContext) -> dict[str, Any]:
     return traffic.run_job(ctx)
 
 
-@job_handler(conversions.KIND, title="Voluum conversions sync", max_attempts=10)
+@job_handler(conversions.KIND, title="Voluum conversions sync", max_attempts=10,
+             origin=lambda p: ("Voluum", "/voluum"))
 def conversions_job(ctx: JobContext) -> dict[str, Any]:
     return conversions.run_job(ctx)
 
 
-@job_handler(smart.SMART_KIND, title="Smart cleaning (Voluum)", max_attempts=3)
+@job_handler(smart.SMART_KIND, title="Smart cleaning (Voluum)", max_attempts=3,
+             origin=lambda p: ("Smart cleaning", "/voluum/smart"))
 def smart_clean_job(ctx: JobContext) -> dict[str, Any]:
     return smart.run_smart_clean(ctx)
 
 
-@job_handler(smart.REG_KIND, title="REG search", max_attempts=3)
+@job_handler(smart.REG_KIND, title="REG search", max_attempts=3, origin=lambda p: ("REG search", "/voluum/smart"))
 def reg_search_job(ctx: JobContext) -> dict[str, Any]:
     return smart.run_reg_search(ctx)
 
@@ -73,6 +75,7 @@ def traffic_daily_tick() -> None:
             log.warning("voluum.traffic_daily.failed", error=exc.message)
 
 
-@job_handler(reclassify.KIND, title="Re-evaluate numbers under the OS rules", max_attempts=5)
+@job_handler(reclassify.KIND, title="Re-evaluate numbers under the OS rules", max_attempts=5,
+             origin=lambda p: ("OS rules", "/numbers/rules"))
 def reclassify_job(ctx: JobContext) -> dict[str, Any]:
     return reclassify.run_job(ctx)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,7 +19,7 @@ from phoneops.core.models import Job
 from phoneops.core.security import Principal
 from phoneops.numbers.links import key_of, linked
 from phoneops.settings import get_settings
-from phoneops.ui.flash import flash
+from phoneops.ui.flash import redirect_with
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
 from phoneops.voluum import conversions, costs, find, live, lookups, runs, smart, traffic
@@ -81,11 +81,12 @@ def start_traffic(
     principal: Principal = Depends(page_operator),
 ) -> Response:
     try:
-        traffic.start_sync(session, principal, date_from, date_to or None)
+        job = traffic.start_sync(session, principal, date_from, date_to or None)
     except AppError as exc:
         session.rollback()
         return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse("/voluum", status_code=303)
+    return redirect_with("/voluum", f"Traffic sync of {date_from}{' to ' + date_to if date_to else ''} started.",
+                         link=("Follow the job", f"/jobs/{job.id}"))
 
 
 @router.post("/voluum/conversions")
@@ -97,22 +98,24 @@ def start_conversions(
     principal: Principal = Depends(page_operator),
 ) -> Response:
     try:
-        conversions.start_sync(session, principal, date_from, date_to or None)
+        job = conversions.start_sync(session, principal, date_from, date_to or None)
     except AppError as exc:
         session.rollback()
         return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse("/voluum", status_code=303)
+    return redirect_with("/voluum", f"Conversions sync of {date_from}{' to ' + date_to if date_to else ''} started.",
+                         link=("Follow the job", f"/jobs/{job.id}"))
 
 
 @router.post("/voluum/lookups/refresh")
 def refresh_lookups(request: Request, session: Session = DbSession,
                     principal: Principal = Depends(page_operator)) -> Response:
     try:
-        lookups.refresh(session, principal)
+        found = lookups.refresh(session, principal)
     except AppError as exc:
         session.rollback()
         return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse("/voluum", status_code=303)
+    return redirect_with("/voluum", f"Refreshed from Voluum: {found.campaigns} campaigns ({found.new_campaigns} new), "
+                         f"{found.offers} offers ({found.new_offers} new).")
 
 
 # --- find a number -------------------------------------------------------------------------------------
@@ -201,7 +204,7 @@ async def smart_start(
                 content_type=upload.content_type, max_bytes=get_settings().max_upload_bytes,
             )
             file_id = stored.id
-        smart.start_smart_clean(
+        job = smart.start_smart_clean(
             session, principal, offers=offers, country=None if file_id else country, date_from=date_from or None,
             date_to=date_to or None, file_id=file_id, region=region or None, filter_regs=filter_regs,
             filter_live=filter_live,
@@ -209,7 +212,8 @@ async def smart_start(
     except AppError as exc:
         session.rollback()
         return _smart(request, session, principal, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse("/voluum/smart", status_code=303)
+    return redirect_with("/voluum/smart", "Smart cleaning started: its result file appears below when done.",
+                         link=("Follow the job", f"/jobs/{job.id}"))
 
 
 @router.post("/voluum/reg-search")
@@ -223,12 +227,13 @@ def reg_search_start(
     principal: Principal = Depends(page_operator),
 ) -> Response:
     try:
-        smart.start_reg_search(session, principal, country=country, date_from=date_from, date_to=date_to,
+        job = smart.start_reg_search(session, principal, country=country, date_from=date_from, date_to=date_to,
                                offers=offers)
     except AppError as exc:
         session.rollback()
         return _smart(request, session, principal, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse("/voluum/smart", status_code=303)
+    return redirect_with("/voluum/smart", f"REG search of {country} started: its result appears below when done.",
+                         link=("Follow the job", f"/jobs/{job.id}"))
 
 
 def _run_action(session: Session, principal: Principal, job_id: str, action: str) -> Response:
@@ -246,9 +251,9 @@ def _run_action(session: Session, principal: Principal, job_id: str, action: str
             note = f"Run deleted ({removed} file{'' if removed == 1 else 's'} removed)."
     except AppError as exc:
         session.rollback()
-        return flash(RedirectResponse(back, status_code=303), exc.message, "error")
+        return redirect_with(back, exc.message, "error")
     session.commit()
-    return flash(RedirectResponse(back, status_code=303), note)
+    return redirect_with(back, note)
 
 
 @router.post("/voluum/runs/{job_id}/archive")
@@ -319,4 +324,7 @@ def live_page(request: Request, session: Session = DbSession,
     settings = get_settings()
     return render(request, "voluum/live.html", principal, counts=live.counts(session),
                   events=live.recent_events(session, 50), dead=live.dead_letters(session, 20),
-                  sqs_configured=bool(settings.sqs_queue_url))
+                  sqs_configured=bool(settings.sqs_queue_url),
+                  queue_name=(settings.sqs_queue_url or "").rstrip("/").rsplit("/", 1)[-1], refresh_seconds=3,
+                  offer_names=lookups.offer_names(session),
+                  campaign_names={c.campaign_id: c.name for c in lookups.list_campaigns(session)})

@@ -10,7 +10,7 @@ from phoneops.core.jobs import JobContext, job_handler, on_job_end
 from phoneops.webhooks import service
 
 
-@job_handler(service.DELIVER_KIND, title="Webhook delivery")
+@job_handler(service.DELIVER_KIND, title="Webhook delivery", origin=lambda p: ("Webhooks", "/admin/webhooks"))
 def deliver(ctx: JobContext) -> dict[str, Any]:
     return {"status": service.deliver(int(ctx.params["delivery_id"]))}
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from phoneops.core.deps import DbSession, page_admin
 from phoneops.core.errors import ValidationFailed
 from phoneops.core.security import Principal
+from phoneops.ui.flash import redirect_with
 from phoneops.ui.render import render
 from phoneops.webhooks import service
 
@@ -46,27 +47,27 @@ def add(
     principal: Principal = Depends(page_admin),
 ) -> Response:
     try:
-        service.register(session, principal, url, secret, events)
+        endpoint = service.register(session, principal, url, secret, events)
     except ValidationFailed as exc:
         return _page(request, session, principal, error=exc.message, form={"url": url, "events": events},
                      status_code=422)
-    return RedirectResponse("/admin/webhooks", status_code=303)
+    return redirect_with("/admin/webhooks", f"Webhook {endpoint.url} registered.")
 
 
 @router.post("/admin/webhooks/{endpoint_id}/toggle")
 def toggle(endpoint_id: int, session: Session = DbSession, principal: Principal = Depends(page_admin)) -> Response:
     endpoint = service.get_endpoint(session, endpoint_id)
     service.set_active(session, principal, endpoint_id, not endpoint.active)
-    return RedirectResponse("/admin/webhooks", status_code=303)
+    return redirect_with("/admin/webhooks", f"Webhook {endpoint.url} {'enabled' if endpoint.active else 'disabled'}.")
 
 
 @router.post("/admin/webhooks/{endpoint_id}/test")
 def send_test(endpoint_id: int, session: Session = DbSession, principal: Principal = Depends(page_admin)) -> Response:
     service.send_test(session, principal, endpoint_id)
-    return RedirectResponse("/admin/webhooks", status_code=303)
+    return redirect_with("/admin/webhooks", "Test event queued: its delivery shows below.")
 
 
 @router.post("/admin/webhooks/deliveries/{delivery_id}/resend")
 def resend(delivery_id: int, session: Session = DbSession, principal: Principal = Depends(page_admin)) -> Response:
     service.resend(session, principal, delivery_id)
-    return RedirectResponse("/admin/webhooks", status_code=303)
+    return redirect_with("/admin/webhooks", f"Delivery {delivery_id} sent again as a new delivery.")
