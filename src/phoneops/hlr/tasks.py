@@ -17,6 +17,6 @@ def lookup_job(ctx: JobContext) -> dict[str, Any]:
     return LookupRunner(ctx, int(ctx.params["lookup_id"])).run()
 
 
-@job_handler(ESTIMATE_KIND, title="HLR estimate", max_attempts=3)
+@job_handler(ESTIMATE_KIND, title="HLR estimate", max_attempts=3, origin=lambda p: ("HLR", "/hlr"))
 def estimate_job(ctx: JobContext) -> dict[str, Any]:
     return run_estimate(ctx)

@@ -105,7 +105,8 @@ async def start_estimate(
     except AppError as exc:
         session.rollback()
         return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
-    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+    return redirect_with(f"/jobs/{job.id}", "Estimate started: it shows here when the file has been read.",
+                         link=("Back to HLR", "/hlr"))
 
 
 @router.post("/hlr/lookups")
