@@ -22,6 +22,7 @@ from phoneops.numbers.lists import Authority, Verdict, apply_verdicts
 from phoneops.numbers.osrules import DEFAULT_RULES, ListStatus, OsRule
 from phoneops.numbers.vault import get_vault
 from phoneops.privacy import retention
+from phoneops.sources import service as sources
 from phoneops.voluum import conversions, reclassify, smart, traffic
 from phoneops.voluum.models import Conversion, ConversionFact, TrafficFact, TrafficRow
 from phoneops.voluum.wire import Conversion as WireConversion
@@ -38,8 +39,8 @@ def phone(n: int) -> str:
     return f"+4474001234{n:02d}"
 
 
-def conv(click: str, n: int, kind: str, offer: str, moment: datetime) -> WireConversion:
-    return WireConversion.from_row({
+def conv(click: str, n: int, kind: str, offer: str, moment: datetime, revenue: str = "0") -> WireConversion:
+    return WireConversion.from_row({"revenue": revenue,
         "clickId": click, "transactionId": f"t-{click}", "conversionType": kind, "campaignId": "c-1",
         "campaignName": GB, "offerId": offer, "offerName": f"Offer {offer[-1].upper()}",
         "customVariable1": phone(n)[1:], "postbackTimestamp": moment.isoformat(),
@@ -63,11 +64,11 @@ def history(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_settings_cache()
     with session_scope() as session:
         conversions.store(session, SYSTEM, [
-            conv("k1r", 1, "REG", "offer-a", OLD), conv("k1f", 1, "FTD", "offer-a", OLD + timedelta(hours=3)),
+            conv("k1r", 1, "REG", "offer-a", OLD), conv("k1f", 1, "FTD", "offer-a", OLD + timedelta(hours=3), "150.25"),
             conv("k2", 2, "REG", "offer-a", OLD),
-            conv("k3r", 3, "REG", "offer-a", OLD - timedelta(days=1)), conv("k3f", 3, "FTD", "offer-a", RECENT),
+            conv("k3r", 3, "REG", "offer-a", OLD - timedelta(days=1)), conv("k3f", 3, "FTD", "offer-a", RECENT, "80"),
             conv("k4", 4, "REG", "offer-b", RECENT),
-            conv("k6a", 6, "REG", "offer-a", OLD), conv("k6b", 6, "REG", "offer-a", OLD + timedelta(hours=2)),
+            conv("k6a", 6, "REG", "offer-a", OLD, "2.5"), conv("k6b", 6, "REG", "offer-a", OLD + timedelta(hours=2)),
         ])
         traffic.store_day(session, SYSTEM, OLD.date(), [visit(1, "iOS 16.1", 3), visit(2, "Android 14", 2),
                                                         visit(5, "Android 14", 1)], rules=[])
@@ -75,6 +76,9 @@ def history(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                           rules=[])
         apply_verdicts(session, SYSTEM, [Verdict(phone(n), "whitelist", Authority.auto, "OS_VERSION", "VOLUUM")
                                          for n in range(1, 7)])
+        for label, members in (("early", (1, 2, 3)), ("late", (3, 4, 5, 6))):  # sources (docs/sources.md)
+            sources.label_list(session, ADMIN, label, "import", label, label)
+            sources.record(session, "import", label, [(get_vault().index(phone(n)), True) for n in members])
     yield
     monkeypatch.undo()
     reset_settings_cache()
@@ -108,6 +112,9 @@ def _observe(client: Any, admin: dict[str, str]) -> dict[str, Any]:
     seen["offers"] = client.get("/api/voluum/offers", headers=admin).json()
     seen["offers GB old"] = client.get("/api/voluum/offers", params={
         "country": "GB", "from": str((OLD - timedelta(days=2)).date()), "to": str(OLD.date())}, headers=admin).json()
+    period = {"from": str(OLD.date() - timedelta(days=3)), "to": str(NOW.date())}
+    seen["sources"] = client.get("/api/sources", params=period, headers=admin).json()
+    seen["sources csv"] = client.get("/api/sources/report.csv", params=period, headers=admin).text
     vault = get_vault()
     with session_scope() as session:
         found = conversions.converted_indexes(session, [vault.index(phone(n)) for n in range(1, 7)])
@@ -142,6 +149,10 @@ def test_a_purge_changes_no_list_story_filter_or_report(history: None, client: A
     assert before["story 5"]["traffic"][:3] == [1, 1, 1] and before["reclassify"]["moving"] >= 2
     assert [r[0] for r in before["reg search"][2:]] == [phone(2), phone(6), phone(4)]  # 1 and 3 deposited
     assert sorted(r[0] for r in before["smart clean"][2:]) == [phone(n) for n in (2, 4, 5, 6)]  # FTD on A dropped
+    by = {s["source"]: s for s in before["sources"]["sources"]}
+    assert [by["early"][k] for k in ("clicks", "regs", "ftds", "revenue")] == [4, 3, 2, "230.25"]
+    assert [by["late"][k] for k in ("clicks", "regs", "ftds", "revenue")] == [1, 4, 1, "82.50"]
+    assert {d["day"]: d["revenue"] for d in by["early"]["days"]}[str(OLD.date())] == "150.25"
     assert _rows() == {"voluum_conversions": 8, "voluum_traffic_rows": 5, "voluum_conversion_facts": 0,
                        "voluum_traffic_facts": 0}
 
@@ -170,6 +181,7 @@ def test_erasure_removes_a_numbers_kept_facts(history: None, client: Any, users:
     with session_scope() as session:
         counts = erase_rows(session, index)
     assert counts["voluum_conversion_facts"] >= 1 and counts["voluum_traffic_facts"] == 1
+    assert counts["voluum_traffic_day_facts"] == 1
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(ConversionFact)
                               .where(ConversionFact.blind_index == index)) == 0

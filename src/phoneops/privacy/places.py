@@ -40,7 +40,15 @@ def erase_rows(session: Session, index: bytes) -> dict[str, int]:
     from phoneops.hlr.models import HlrLookupItem, HlrResult
     from phoneops.numbers.models import NumberEvent, NumberOptOut, PhoneNumber
     from phoneops.ongage.models import OngageConversion
-    from phoneops.voluum.models import Conversion, ConversionFact, LiveEvent, LiveRawEvent, TrafficFact, TrafficRow
+    from phoneops.voluum.models import (
+        Conversion,
+        ConversionFact,
+        LiveEvent,
+        LiveRawEvent,
+        TrafficDayFact,
+        TrafficFact,
+        TrafficRow,
+    )
 
     counts: dict[str, int] = {}
     number_ids = select(PhoneNumber.id).where(PhoneNumber.blind_index == index).scalar_subquery()
@@ -91,6 +99,9 @@ def erase_rows(session: Session, index: bytes) -> dict[str, int]:
     ))
     counts["voluum_traffic_facts"] = rowcount(session.execute(
         delete(TrafficFact).where(TrafficFact.blind_index == index)
+    ))
+    counts["voluum_traffic_day_facts"] = rowcount(session.execute(
+        delete(TrafficDayFact).where(TrafficDayFact.blind_index == index)
     ))
     counts["voluum_live_raw_events"] = rowcount(session.execute(
         update(LiveRawEvent).where(LiveRawEvent.blind_index == index)

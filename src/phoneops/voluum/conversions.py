@@ -22,13 +22,13 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import phonenumbers
 import structlog
-from sqlalchemy import case, func, select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -42,7 +42,7 @@ from phoneops.numbers.lists import Authority, Verdict, apply_verdicts, status_of
 from phoneops.settings import get_settings
 from phoneops.voluum import lookups
 from phoneops.voluum.client import VoluumClient
-from phoneops.voluum.facts import conversion_events
+from phoneops.voluum.facts import conversion_days, conversion_events
 from phoneops.voluum.models import Conversion, ConversionSync
 from phoneops.voluum.service import (
     ceil_hour,
@@ -381,20 +381,8 @@ def country_filter(country: str | None, column: Any = None) -> Any:
 
 
 def per_number_days(start: date, end: date) -> Any:
-    """Conversions attributed to a number (by blind index), per postback day in [start, end]: a subquery with
-    blind_index, day, regs, ftds, revenue (for joins by blind index: no plaintext leaves the database)."""
-    day = func.date(Conversion.postback_at)
-    return (
-        select(Conversion.blind_index.label("blind_index"), day.label("day"),
-               func.sum(case((Conversion.kind == REG, 1), else_=0)).label("regs"),
-               func.sum(case((Conversion.kind == FTD, 1), else_=0)).label("ftds"),
-               func.coalesce(func.sum(Conversion.revenue), 0).label("revenue"))
-        .where(Conversion.blind_index.is_not(None), Conversion.postback_at >= _day_start(start),
-               Conversion.postback_at < _day_start(end + timedelta(days=1)))
-        .group_by(Conversion.blind_index, day)
-        .subquery()
-    )
+    """Conversions attributed to a number (by blind index), per postback day in [start, end], purged ones
+    included (docs/retention.md): a subquery with blind_index, day, regs, ftds, revenue (for joins by blind
+    index: no plaintext leaves the database)."""
+    return conversion_days(start, end)
 
-
-def _day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)

@@ -5,7 +5,11 @@ their age. Before a batch goes, `fold_conversions` / `fold_traffic` add it to th
 
 - `ConversionFact`: per number, kind (REG/FTD), offer, country, campaign, postback day (UTC) and visit day,
   how many conversions and the first and last postback time;
-- `TrafficFact`: per number and OS version seen, how many rows, visits and clicks, first and last day.
+- `TrafficFact`: per number and OS version seen, how many rows, visits and clicks, first and last day;
+- `TrafficDayFact`: per number and day, how many clicks (the sources report counts clicks per period).
+
+Conversion facts also keep the revenue (the sources report, docs/sources.md, reads `conversions.per_number_days`
+and `traffic.clicks_per_number_days`, which add these facts to the raw rows).
 
 Every reader that answers "did this number convert", "which numbers REG'd in this window", "which offers",
 "how many per country", "which OS versions was it seen with" reads `conversion_events()` (raw rows and kept
@@ -16,13 +20,14 @@ reports and a number's story give the same answers after a purge as before it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Subquery, func, literal, or_, select, union_all
+from sqlalchemy import Subquery, and_, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from phoneops.voluum.models import Conversion, ConversionFact, TrafficFact, TrafficRow
+from phoneops.voluum.models import Conversion, ConversionFact, TrafficDayFact, TrafficFact, TrafficRow
 
 FactKey = tuple[bytes | None, str, str, str | None, str, date, date | None]
 
@@ -38,14 +43,16 @@ def fold_conversions(session: Session, ids: Sequence[int]) -> int:
     """Add the conversions `ids` to the kept facts (same transaction as their deletion); facts touched."""
     rows = session.execute(select(
         Conversion.blind_index, Conversion.kind, Conversion.offer_id, Conversion.offer_name, Conversion.country,
-        Conversion.campaign_id, Conversion.postback_at, Conversion.synced_at, Conversion.visit_at,
+        Conversion.campaign_id, Conversion.postback_at, Conversion.synced_at, Conversion.visit_at, Conversion.revenue,
     ).where(Conversion.id.in_(list(ids)))).all()
     groups: dict[FactKey, dict[str, Any]] = {}
-    for index, kind, offer_id, offer_name, country, campaign_id, postback, synced, visit in rows:
+    for index, kind, offer_id, offer_name, country, campaign_id, postback, synced, visit, revenue in rows:
         key: FactKey = (index, kind, offer_id or "", country, campaign_id or "", _utc_day(postback or synced),
                         _utc_day(visit) if visit else None)
-        group = groups.setdefault(key, {"n": 0, "first": None, "last": None, "name": offer_name or ""})
+        group = groups.setdefault(key, {"n": 0, "first": None, "last": None, "name": offer_name or "",
+                                        "revenue": Decimal(0)})
         group["n"] += 1
+        group["revenue"] += revenue or Decimal(0)
         group["name"] = min(group["name"], offer_name or "")
         if postback is not None:
             group["first"] = postback if group["first"] is None else min(group["first"], postback)
@@ -67,9 +74,12 @@ def fold_conversions(session: Session, ids: Sequence[int]) -> int:
             index, kind, offer_id, country, campaign_id, day, visit_day = key
             session.add(ConversionFact(blind_index=index, kind=kind, offer_id=offer_id, offer_name=group["name"],
                                        country=country, campaign_id=campaign_id, day=day, visit_day=visit_day,
-                                       conversions=group["n"], first_at=group["first"], last_at=group["last"]))
+                                       conversions=group["n"], first_at=group["first"], last_at=group["last"],
+                                       revenue=group["revenue"]))
             continue
         fact.conversions += group["n"]
+        # a fact folded before revenue was kept has none (NULL): what is folded into it now is known
+        fact.revenue = (fact.revenue or Decimal(0)) + group["revenue"]
         fact.offer_name = min(fact.offer_name, group["name"])
         fact.first_at = _earliest(fact.first_at, group["first"])
         fact.last_at = _latest(fact.last_at, group["last"])
@@ -83,9 +93,11 @@ def fold_traffic(session: Session, ids: Sequence[int]) -> int:
         TrafficRow.blind_index, TrafficRow.os_version, TrafficRow.day, TrafficRow.visits, TrafficRow.clicks,
     ).where(TrafficRow.id.in_(list(ids)), TrafficRow.blind_index.is_not(None))).all()
     groups: dict[tuple[bytes, str], dict[str, Any]] = {}
+    days: dict[tuple[bytes, date], int] = {}
     for index, os_version, day, visits, clicks in rows:
         if index is None:
             continue
+        days[(index, day)] = days.get((index, day), 0) + (clicks or 0)
         group = groups.setdefault((index, os_version or ""), {"rows": 0, "visits": 0, "clicks": 0,
                                                               "first": day, "last": day})
         group["rows"] += 1
@@ -107,8 +119,20 @@ def fold_traffic(session: Session, ids: Sequence[int]) -> int:
         fact.visits += group["visits"]
         fact.clicks += group["clicks"]
         fact.first_day, fact.last_day = min(fact.first_day, group["first"]), max(fact.last_day, group["last"])
+    _fold_click_days(session, days)
     session.flush()
     return len(groups)
+
+
+def _fold_click_days(session: Session, days: dict[tuple[bytes, date], int]) -> None:
+    existing = {(f.blind_index, f.day): f for f in session.scalars(select(TrafficDayFact).where(
+        TrafficDayFact.blind_index.in_({k[0] for k in days}), TrafficDayFact.day.in_({k[1] for k in days})))}
+    for (index, day), clicks in days.items():
+        fact = existing.get((index, day))
+        if fact is None:
+            session.add(TrafficDayFact(blind_index=index, day=day, clicks=clicks))
+        else:
+            fact.clicks += clicks
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -191,3 +215,41 @@ def conversion_summary(session: Session, index: bytes) -> dict[str, Any]:
             "first_conversion_at": first.isoformat() if first else None,
             "last_conversion_at": last.isoformat() if last else None, "offers": offers,
             "campaign_days": [[c, d.isoformat()] for c, d in sorted(visits)]}
+
+
+def conversion_days(start: date, end: date) -> Subquery:
+    """Conversions of numbers per postback day (UTC; the sync day when Voluum sent none) in [start, end], raw
+    rows and kept facts as one: blind_index, day, regs, ftds, revenue. Facts folded before revenue was kept
+    count their REG/FTD with no revenue."""
+    since = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    until = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
+    moment = func.coalesce(Conversion.postback_at, Conversion.synced_at)
+    raw = select(Conversion.blind_index.label("blind_index"), func.date(moment).label("day"),
+                 case((Conversion.kind == "REG", 1), else_=0).label("regs"),
+                 case((Conversion.kind == "FTD", 1), else_=0).label("ftds"),
+                 func.coalesce(Conversion.revenue, 0).label("revenue")).where(
+        Conversion.blind_index.is_not(None),
+        or_(and_(Conversion.postback_at >= since, Conversion.postback_at < until),
+            and_(Conversion.postback_at.is_(None), Conversion.synced_at >= since, Conversion.synced_at < until)))
+    kept = select(ConversionFact.blind_index, ConversionFact.day,
+                  case((ConversionFact.kind == "REG", ConversionFact.conversions), else_=0),
+                  case((ConversionFact.kind == "FTD", ConversionFact.conversions), else_=0),
+                  func.coalesce(ConversionFact.revenue, 0)).where(
+        ConversionFact.blind_index.is_not(None), ConversionFact.day >= start, ConversionFact.day <= end)
+    rows = union_all(raw, kept).subquery("conversion_rows")
+    return (select(rows.c.blind_index, rows.c.day, func.sum(rows.c.regs).label("regs"),
+                   func.sum(rows.c.ftds).label("ftds"), func.sum(rows.c.revenue).label("revenue"))
+            .group_by(rows.c.blind_index, rows.c.day).subquery("conversion_days"))
+
+
+def click_days(start: date, end: date) -> Subquery:
+    """Tracker clicks of numbers per day in [start, end], raw rows and kept facts as one: blind_index, day,
+    clicks."""
+    raw = select(TrafficRow.blind_index.label("blind_index"), TrafficRow.day.label("day"),
+                 func.coalesce(TrafficRow.clicks, 0).label("clicks")).where(
+        TrafficRow.blind_index.is_not(None), TrafficRow.day >= start, TrafficRow.day <= end)
+    kept = select(TrafficDayFact.blind_index, TrafficDayFact.day, TrafficDayFact.clicks).where(
+        TrafficDayFact.day >= start, TrafficDayFact.day <= end)
+    rows = union_all(raw, kept).subquery("click_rows")
+    return (select(rows.c.blind_index, rows.c.day, func.sum(rows.c.clicks).label("clicks"))
+            .group_by(rows.c.blind_index, rows.c.day).subquery("click_days"))

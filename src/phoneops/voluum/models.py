@@ -269,6 +269,8 @@ class ConversionFact(Base):
     conversions: Mapped[int] = mapped_column(Integer, default=0)
     first_at: Mapped[datetime | None] = mapped_column(default=None)  # earliest postback time
     last_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Voluum's revenue of the conversions; NULL on facts folded before revenue was kept (unknown, not zero)
+    revenue: Mapped[Decimal | None] = mapped_column(MONEY, default=None)
 
 
 class TrafficFact(Base):
@@ -286,3 +288,16 @@ class TrafficFact(Base):
     clicks: Mapped[int] = mapped_column(Integer, default=0)
     first_day: Mapped[date] = mapped_column(Date)
     last_day: Mapped[date] = mapped_column(Date)
+
+
+class TrafficDayFact(Base):
+    """Clicks of a number's purged traffic rows per day, for reports by period (the sources report,
+    docs/sources.md). Erasure deletes them with the number's other traffic facts."""
+
+    __tablename__ = "voluum_traffic_day_facts"
+    __table_args__ = (UniqueConstraint("blind_index", "day"), Index("ix_voluum_traffic_day_facts_day", "day"))
+
+    id: Mapped[int] = mapped_column(BIG_ID, primary_key=True)
+    blind_index: Mapped[bytes] = mapped_column(LargeBinary(32))
+    day: Mapped[date] = mapped_column(Date)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)

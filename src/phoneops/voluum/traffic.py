@@ -44,6 +44,7 @@ from phoneops.numbers.rules import current_rules
 from phoneops.settings import get_settings
 from phoneops.voluum.agents import click_verdict, latest_agents, names_no_os
 from phoneops.voluum.client import VoluumClient
+from phoneops.voluum.facts import click_days
 from phoneops.voluum.models import TrafficDay, TrafficRow
 from phoneops.voluum.service import (
     ERASED,
@@ -292,12 +293,7 @@ def row_count(session: Session, day: date) -> int:
 
 
 def clicks_per_number_days(start: date, end: date) -> Any:
-    """Tracker clicks of numbers (by blind index) per day in [start, end]: a subquery with blind_index, day,
-    clicks (for joins by blind index: no plaintext leaves the database)."""
-    return (
-        select(TrafficRow.blind_index.label("blind_index"), TrafficRow.day.label("day"),
-               func.sum(TrafficRow.clicks).label("clicks"))
-        .where(TrafficRow.blind_index.is_not(None), TrafficRow.day >= start, TrafficRow.day <= end)
-        .group_by(TrafficRow.blind_index, TrafficRow.day)
-        .subquery()
-    )
+    """Tracker clicks of numbers (by blind index) per day in [start, end], purged rows included
+    (docs/retention.md): a subquery with blind_index, day, clicks (for joins by blind index: no plaintext
+    leaves the database)."""
+    return click_days(start, end)
