@@ -1,6 +1,6 @@
 """The domains' own events reach a subscribed endpoint over real HTTP, signed: import.applied and import.undone
 (numbers imports), budget.reached (an HLR lookup above its confirmation budget), batch.paused (the IMEI balance
-guard) and review.needed (an IMEI order in doubt). No event carries a phone number."""
+guard) and review.needed (an IMEI order or HLR numbers in doubt). No event carries a phone number."""
 
 from __future__ import annotations
 
@@ -144,3 +144,39 @@ def test_imei_batches_tell_batch_paused_and_review_needed(
     assert review["page"] == "/review"
     assert len(events_of(receiver)["batch.paused"]) == 1
     _no_plaintext(receiver, [imei(i) for i in range(50)])
+
+
+def test_an_hlr_run_that_leaves_numbers_in_doubt_tells_review_needed(
+    client: Any, users: Any, receiver: Receiver, inline_jobs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phoneops.core import storage
+    from phoneops.hlr.lookups import FileSource, create_lookup, item_counts
+    from phoneops.simulators.hlr_lookup import DEFAULT_API_KEY, DEFAULT_API_SECRET, HlrSimConfig, create_app
+
+    _subscribe(client, users, receiver, ["review.needed"])
+    with serve_in_thread(create_app(HlrSimConfig(retry_after_s=0.0, batch_items_per_second=0.0))) as url, \
+            SimAdmin(url) as sim:
+        for name, value in {"HLR_BASE_URL": url, "HLR_BATCH_BASE_URL": url, "HLR_API_KEY": DEFAULT_API_KEY,
+                            "HLR_API_SECRET": DEFAULT_API_SECRET, "HLR_POLL_EVERY_SECONDS": "0.02"}.items():
+            monkeypatch.setenv(name, value)
+        reset_settings_cache()
+
+        def lookup(numbers: list[str]) -> int:
+            with session_scope() as session:
+                file_id = storage.get_storage().save_bytes(
+                    session, SYSTEM, ("phone\n" + "\n".join(numbers) + "\n").encode(), kind="upload",
+                    original_name="list.csv").id
+            with session_scope() as session:  # confirmed: its job runs when this commits
+                return create_lookup(session, SYSTEM, FileSource(file_id, "phone", "GB"), confirm=True).id
+
+        done = lookup(UK[:1])  # a run that ends well says nothing
+        assert "review.needed" not in events_of(receiver)
+        sim.configure(fail_batches=True)  # the provider's batch fails: the numbers sent are in doubt
+        doubt = lookup(UK[1:])  # (the first is answered from the fresh result of the run above)
+        with session_scope() as session:
+            assert item_counts(session, done) == {"done": 1} and item_counts(session, doubt) == {"review": 2}
+    reset_settings_cache()
+    [review] = events_of(receiver)["review.needed"]
+    assert review == {"domain": "hlr", "lookup_id": doubt, "needs_review": 2, "new": 2,
+                      "page": f"/hlr/lookups/{doubt}"}
+    _no_plaintext(receiver, UK)
