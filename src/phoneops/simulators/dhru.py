@@ -18,13 +18,10 @@ per IMEI; the shared `faults` / `down` knobs come from `phoneops.simulators._ser
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import dataclasses
 import hmac
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -41,8 +38,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from stdnum import luhn
 
+from phoneops.simulators._kit import Clock, SimCore
 from phoneops.simulators._server import introspection_routes
-from phoneops.simulators.gsm_fusion import Clock, result_code
+from phoneops.simulators.gsm_fusion import result_code
 
 API_PATH = "/api/index.php"
 DEFAULT_USER = "dhru-demo"
@@ -130,53 +128,23 @@ def _bulk_parameters(raw: str) -> dict[str, str] | None:
     return found
 
 
-class DhruSim:
-    """State and behaviour; every access under one lock."""
+class DhruSim(SimCore[DhruSimConfig]):
+    """State and behaviour; every access under one lock (`SimCore`)."""
 
-    def __init__(self, config: DhruSimConfig, clock: Clock = time.monotonic) -> None:
-        self.initial = dataclasses.replace(config)
-        self.clock = clock
-        self.lock = threading.Lock()
-        self.reset()
+    adapter = _CONFIG
 
-    def reset(self) -> None:
-        with self.lock:
-            self.config = dataclasses.replace(self.initial)
-            self.orders: dict[str, _Order] = {}
-            self.balances = dict.fromkeys(self.config.users, self.config.initial_balance)
-            self.charged: dict[str, Decimal] = {}
-            self.other_spent: dict[str, Decimal] = {}
-            self.orders_per_imei: Counter[str] = Counter()
-            self.calls: Counter[str] = Counter()
-            self.counters: Counter[str] = Counter()
-            self.next_id = self.config.first_reference_id
-            self.offset = 0.0
+    def start(self) -> None:
+        self.orders: dict[str, _Order] = {}
+        self.balances = dict.fromkeys(self.config.users, self.config.initial_balance)
+        self.charged: dict[str, Decimal] = {}
+        self.other_spent: dict[str, Decimal] = {}
+        self.orders_per_imei: Counter[str] = Counter()
+        self.next_id = self.config.first_reference_id
 
-    def now(self) -> float:
-        return self.clock() + self.offset
+    def amount(self, value: Any) -> Decimal:
+        return Decimal(str(value))
 
     # --- introspection -------------------------------------------------------------------------------
-
-    def patch_config(self, changes: Mapping[str, Any]) -> None:
-        changes = dict(changes)
-        balance = changes.pop("balance", None)
-        unknown = set(changes) - {f.name for f in dataclasses.fields(DhruSimConfig)}
-        if unknown:
-            raise ValueError(f"unknown knobs: {sorted(unknown)}")
-        with self.lock:
-            self.config = _CONFIG.validate_python({**dataclasses.asdict(self.config), **changes})
-            if balance is not None:
-                per_user = balance if isinstance(balance, dict) else dict.fromkeys(self.config.users, balance)
-                self.balances.update({u: Decimal(str(v)) for u, v in per_user.items()})
-
-    def config_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = _CONFIG.dump_python(self.config, mode="json")
-        data["users"] = dict.fromkeys(self.config.users, "***")
-        return data
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.offset += seconds
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -330,8 +298,7 @@ def create_app(config: DhruSimConfig | None = None, *, clock: Clock = time.monot
         if request.method != "GET":
             form = await request.form()
             fields.update({k: v for k, v in form.items() if isinstance(v, str)})
-        if sim.config.latency_ms > 0:
-            await asyncio.sleep(sim.config.latency_ms / 1000)
+        await sim.delay()
         return Response(sim.handle(fields).encode(), media_type=sim.config.content_type)
 
     app = Starlette(routes=[Route(API_PATH, provider, methods=["GET", "POST"]), *introspection_routes(sim)])

@@ -18,10 +18,9 @@ import dataclasses
 import hashlib
 import hmac
 import random
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -35,12 +34,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 from stdnum import luhn
 
+from phoneops.simulators._kit import Clock, SimCore
 from phoneops.simulators._server import introspection_routes
 
 API_PATH = "/gsmfusion_api/index.php"
 DEFAULT_USER = "demo"
 DEFAULT_API_KEY = "SIMU-LATO-RDEM-OKEY-0001"  # the simulator's own demo credential, not a real one
-Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -150,55 +149,28 @@ def result_code(imei: str) -> str:
     return "<br>".join(lines)
 
 
-class GsmFusionSim:
-    """The simulator's state and behaviour. Every access goes through one lock (thread- and async-safe)."""
+class GsmFusionSim(SimCore[GsmFusionSimConfig]):
+    """The simulator's state and behaviour. Every access goes through one lock (`SimCore`)."""
+
+    adapter = _CONFIG
 
     def __init__(self, config: GsmFusionSimConfig, clock: Clock = time.monotonic) -> None:
-        self.initial = dataclasses.replace(config)
-        self.clock = clock
-        self.lock = threading.Lock()
         self._queue: tuple[int, asyncio.Semaphore] | None = None
-        self.reset()
+        super().__init__(config, clock)
 
-    def reset(self) -> None:
-        with self.lock:
-            self.config = dataclasses.replace(self.initial)
-            self.orders: dict[str, _Order] = {}
-            self.by_key: dict[tuple[str, str, str], str] = {}
-            self.orders_per_imei: Counter[str] = Counter()
-            self.balances = dict.fromkeys(self.config.users, self.config.initial_balance)
-            self.calls: Counter[str] = Counter()
-            self.counters: Counter[str] = Counter()
-            self.next_id = self.config.first_order_id
-            self.offset = 0.0
-            self.in_flight = 0
-            self.rng = random.Random(self.config.seed)
+    def start(self) -> None:
+        self.orders: dict[str, _Order] = {}
+        self.by_key: dict[tuple[str, str, str], str] = {}
+        self.orders_per_imei: Counter[str] = Counter()
+        self.balances = dict.fromkeys(self.config.users, self.config.initial_balance)
+        self.next_id = self.config.first_order_id
+        self.in_flight = 0
+        self.rng = random.Random(self.config.seed)
 
-    def now(self) -> float:
-        return self.clock() + self.offset
+    def amount(self, value: Any) -> Decimal:
+        return Decimal(str(value))
 
     # --- introspection (/_sim/) ------------------------------------------------------------------
-
-    def patch_config(self, changes: Mapping[str, Any]) -> None:
-        changes = dict(changes)
-        balance = changes.pop("balance", None)
-        unknown = set(changes) - {f.name for f in dataclasses.fields(GsmFusionSimConfig)}
-        if unknown:
-            raise ValueError(f"unknown knobs: {sorted(unknown)}")
-        with self.lock:
-            self.config = _CONFIG.validate_python({**dataclasses.asdict(self.config), **changes})
-            if balance is not None:
-                per_user = balance if isinstance(balance, dict) else dict.fromkeys(self.config.users, balance)
-                self.balances.update({u: Decimal(str(v)) for u, v in per_user.items()})
-
-    def config_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = _CONFIG.dump_python(self.config, mode="json")
-        data["users"] = dict.fromkeys(self.config.users, "***")
-        return data
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.offset += seconds
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -406,8 +378,7 @@ def create_app(config: GsmFusionSimConfig | None = None, *, clock: Clock = time.
             return _fault(503, sim.config.retry_after_s)
         try:
             cfg = sim.config
-            if cfg.latency_ms > 0:
-                await asyncio.sleep(cfg.latency_ms / 1000)
+            await sim.delay()
             fault = sim.begin(fields.get("action", "").strip().lower())
             body = sim.handle(fields) if fault is None or cfg.fault_after_commit else None
             if fault == "timeout":

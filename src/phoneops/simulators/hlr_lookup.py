@@ -31,11 +31,9 @@ live in `hlr_outcomes`, the batch state machine in `hlr_batches`.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hmac
 import random
-import threading
 import time
 import uuid
 from collections import Counter
@@ -51,6 +49,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from phoneops.simulators._kit import Clock, SimCore
 from phoneops.simulators._server import introspection_routes
 from phoneops.simulators.hlr_batches import BatchHost
 from phoneops.simulators.hlr_outcomes import (
@@ -66,7 +65,6 @@ API_PATH = "/apiv2/hlr"
 BATCHES_PATH = "/batches"
 DEFAULT_API_KEY = "sim-hlr-demo-key-0001"  # the simulator's own demo credentials, not real ones
 DEFAULT_API_SECRET = "sim-hlr-demo-secret-0001"  # noqa: S105
-Clock = Callable[[], float]
 
 UNAUTHORIZED = {"error": "UNAUTHORIZED", "message": "Invalid api_key or api_secret"}
 TOO_MANY_REQUESTS = {"error": "TOO_MANY_REQUESTS", "message": "Please try again later"}
@@ -107,36 +105,33 @@ class HlrSimConfig:
 _CONFIG = TypeAdapter(HlrSimConfig)
 
 
-class HlrSim:
-    """The simulator's state and behaviour. Every access goes through one lock (thread- and async-safe)."""
+class HlrSim(SimCore[HlrSimConfig]):
+    """The simulator's state and behaviour. Every access goes through one lock (`SimCore`)."""
 
-    def __init__(self, config: HlrSimConfig, clock: Clock = time.monotonic) -> None:
-        self.initial = dataclasses.replace(config)
-        self.clock = clock
-        self.lock = threading.Lock()
-        self.reset()
+    adapter = _CONFIG
+    accounts_knob = "accounts"
 
-    def reset(self) -> None:
-        with self.lock:
-            self.config = dataclasses.replace(self.initial)
-            self.balances = dict.fromkeys(self.config.accounts, float(self.config.initial_credits))
-            self.lookups: Counter[str] = Counter()
-            self.calls: Counter[str] = Counter()
-            self.counters: Counter[str] = Counter()
-            self.numbers_per_call: list[int] = []
-            self.charges: Counter[str] = Counter()
-            self.private_hits: Counter[str] = Counter()
-            self.global_hits: Counter[str] = Counter()
-            # (account, number) -> (wall time, result); number -> (wall time, owner, result) for the global one
-            self.private_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
-            self.global_cache: dict[str, tuple[float, str, dict[str, Any]]] = {}
-            self.credits_spent = 0.0
-            self.host = BatchHost(self.config.first_batch_id, self.config.unstarted_status)
-            self.offset = 0.0
-            self.rng = random.Random(self.config.seed)
+    def start(self) -> None:
+        self.balances = dict.fromkeys(self.config.accounts, float(self.config.initial_credits))
+        self.lookups: Counter[str] = Counter()
+        self.numbers_per_call: list[int] = []
+        self.charges: Counter[str] = Counter()
+        self.private_hits: Counter[str] = Counter()
+        self.global_hits: Counter[str] = Counter()
+        # (account, number) -> (wall time, result); number -> (wall time, owner, result) for the global one
+        self.private_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self.global_cache: dict[str, tuple[float, str, dict[str, Any]]] = {}
+        self.credits_spent = 0.0
+        self.host = BatchHost(self.config.first_batch_id, self.config.unstarted_status)
+        self.rng = random.Random(self.config.seed)
 
-    def now(self) -> float:
-        return self.clock() + self.offset
+    def configured(self) -> None:
+        for key in self.config.accounts:
+            self.balances.setdefault(key, float(self.config.initial_credits))
+        self.host.unstarted_status = self.config.unstarted_status
+
+    def amount(self, value: Any) -> float:
+        return float(value)
 
     def wall(self) -> str:
         return (datetime.now(UTC) + timedelta(seconds=self.offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -145,31 +140,6 @@ class HlrSim:
         return time.time() + self.offset
 
     # --- introspection (/_sim/) ------------------------------------------------------------------
-
-    def patch_config(self, changes: Mapping[str, Any]) -> None:
-        """Change knobs; `balance` (a number for every account, or `{api_key: credits}`) sets balances."""
-        changes = dict(changes)
-        balance = changes.pop("balance", None)
-        unknown = set(changes) - {f.name for f in dataclasses.fields(HlrSimConfig)}
-        if unknown:
-            raise ValueError(f"unknown knobs: {sorted(unknown)}")
-        with self.lock:
-            self.config = _CONFIG.validate_python({**dataclasses.asdict(self.config), **changes})
-            for key in self.config.accounts:
-                self.balances.setdefault(key, float(self.config.initial_credits))
-            self.host.unstarted_status = self.config.unstarted_status
-            if balance is not None:
-                per_key = balance if isinstance(balance, dict) else dict.fromkeys(self.config.accounts, balance)
-                self.balances.update({str(k): float(v) for k, v in per_key.items()})
-
-    def config_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = _CONFIG.dump_python(self.config, mode="json")
-        data["accounts"] = dict.fromkeys(self.config.accounts, "***")
-        return data
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.offset += seconds
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -349,8 +319,7 @@ def create_app(config: HlrSimConfig | None = None, *, clock: Clock = time.monoto
         async def serve(request: Request) -> Response:
             fault = sim.begin(call)
             cfg = sim.config
-            if cfg.latency_ms > 0:
-                await asyncio.sleep(cfg.latency_ms / 1000)
+            await sim.delay()
             if fault == "throttle":
                 headers = {"Retry-After": f"{cfg.retry_after_s:g}"} if cfg.retry_after_s is not None else None
                 return JSONResponse(TOO_MANY_REQUESTS, status_code=429, headers=headers)

@@ -23,14 +23,11 @@ loads explicit, static broadcasts and links, and unsubscribe list members).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hmac
 import random
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -43,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from phoneops.simulators import voluum_data
+from phoneops.simulators._kit import Clock, SimState
 from phoneops.simulators._server import introspection_routes
 
 DEFAULT_API_KEY = "sim-messagewhiz-demo-key-0001"  # the simulator's own demo credential, not a real one
@@ -50,7 +48,6 @@ TRACKER_URL = "https://trk.example.com"
 FIRST_BROADCAST_ID = 395000001
 FIRST_LINK_ID = 7000001
 FIRST_UNSUBSCRIBE_LIST_ID = 901
-Clock = Callable[[], float]
 _COUNTRIES = ("UK", "IT", "NL", "DE", "ES", "FR")
 _WORDS = ("demo", "promo", "bonus", "vip", "winback", "reg")
 _SENDERS = ("Promo", "Offers", "Info")
@@ -137,29 +134,23 @@ class _Seeded:
     final: dict[str, int]
 
 
-class MessageWhizSim:
-    """State and behaviour; every access goes through one lock."""
+class MessageWhizSim(SimState[MessageWhizSimConfig]):
+    """State and behaviour; every access goes through one lock (`SimState`)."""
+
+    adapter = _CONFIG
 
     def __init__(self, config: MessageWhizSimConfig, clock: Clock = time.time) -> None:
-        self.initial = dataclasses.replace(config)
-        self.clock = clock
-        self.lock = threading.Lock()
-        self.reset()
+        super().__init__(config, clock)
 
-    def reset(self) -> None:
-        with self.lock:
-            self.config = dataclasses.replace(self.initial)
-            self.offset = 0.0
-            self.calls: Counter[str] = Counter()
-            self.counters: Counter[str] = Counter()
-            self.in_flight = 0
-            self.rng = random.Random(self.config.seed)
-            self.static: dict[int, dict[str, Any]] = {}
-            self.sms: dict[str, dict[str, Any]] = {}
-            self.campaigns: list[dict[str, Any]] = []
-            self.unsubscribe_lists: dict[int, dict[str, Any]] = {}
-            self._seed()
-            self._seed_unsubscribers()
+    def start(self) -> None:
+        self.in_flight = 0
+        self.rng = random.Random(self.config.seed)
+        self.static: dict[int, dict[str, Any]] = {}
+        self.sms: dict[str, dict[str, Any]] = {}
+        self.campaigns: list[dict[str, Any]] = []
+        self.unsubscribe_lists: dict[int, dict[str, Any]] = {}
+        self._seed()
+        self._seed_unsubscribers()
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock() + self.offset, UTC)
@@ -272,12 +263,9 @@ class MessageWhizSim:
     # --- introspection (/_sim/) ------------------------------------------------------------------
 
     def patch_config(self, changes: Mapping[str, Any]) -> None:
-        unknown = set(changes) - {f.name for f in dataclasses.fields(MessageWhizSimConfig)}
-        if unknown:
-            raise ValueError(f"unknown knobs: {sorted(unknown)}")
         with self.lock:
             before = self.config
-            self.config = _CONFIG.validate_python({**dataclasses.asdict(self.config), **changes})
+            self.config = self.changed(changes)
             if any(getattr(before, k) != getattr(self.config, k) for k in _DATA_KNOBS):
                 self._seed()  # explicit broadcasts loaded through /_sim/data stay
 
@@ -285,10 +273,6 @@ class MessageWhizSim:
         data: dict[str, Any] = _CONFIG.dump_python(self.config, mode="json")
         data["api_keys"] = ["***" for _ in self.config.api_keys]
         return data
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.offset += seconds
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -407,8 +391,7 @@ def create_app(config: MessageWhizSimConfig | None = None, *, clock: Clock = tim
             sim.enter(key)
             try:
                 cfg = sim.config
-                if cfg.latency_ms > 0:
-                    await asyncio.sleep(cfg.latency_ms / 1000)
+                await sim.delay()
                 if (status := sim.fault()) is not None:
                     headers = {"Retry-After": f"{cfg.retry_after_s:g}"} if cfg.retry_after_s is not None else None
                     return JSONResponse({"message": "Service Unavailable"}, status_code=status, headers=headers)

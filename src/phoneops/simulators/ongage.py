@@ -19,17 +19,15 @@ received; `?email=`, `?list_id=`), `GET|POST config`, `POST reset`, `POST advanc
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import dataclasses
 import hashlib
 import hmac
 import random
 import re
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from phoneops.simulators._kit import Clock, SimState
 from phoneops.simulators._server import introspection_routes
 
 # The simulator's own demo credentials, not real ones.
@@ -47,7 +46,6 @@ DEFAULT_PASSWORD = "sim-ongage-password-0001"  # noqa: S105 - the simulator's de
 DEFAULT_ACCOUNT_CODE = "simaccount01"
 DEFAULT_LIST_ID = "100001"
 RATE_WINDOW_S = 60.0
-Clock = Callable[[], float]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _RESERVED = ("email", "overwrite", "fields", "list_id")
 
@@ -97,26 +95,17 @@ class _Contact:
     created: int
 
 
-class OngageSim:
-    """State and behaviour; every access goes through one lock."""
+class OngageSim(SimState[OngageSimConfig]):
+    """State and behaviour; every access goes through one lock (`SimState`)."""
 
-    def __init__(self, config: OngageSimConfig, clock: Clock = time.monotonic) -> None:
-        self.initial = dataclasses.replace(config)
-        self.clock = clock
-        self.lock = threading.Lock()
-        self.reset()
+    adapter = _CONFIG
 
-    def reset(self) -> None:
-        with self.lock:
-            self.config = dataclasses.replace(self.initial)
-            self.contacts: dict[str, dict[str, _Contact]] = {}
-            self.receipts: Counter[tuple[str, str]] = Counter()
-            self.calls: Counter[str] = Counter()
-            self.counters: Counter[str] = Counter()
-            self.window: collections.deque[float] = collections.deque()
-            self.in_flight = 0
-            self.offset = 0.0
-            self.rng = random.Random(0)
+    def start(self) -> None:
+        self.contacts: dict[str, dict[str, _Contact]] = {}
+        self.receipts: Counter[tuple[str, str]] = Counter()
+        self.window: collections.deque[float] = collections.deque()
+        self.in_flight = 0
+        self.rng = random.Random(0)
 
     def now(self) -> float:
         return self.clock() + self.offset
@@ -124,11 +113,8 @@ class OngageSim:
     # --- introspection (/_sim/) ------------------------------------------------------------------
 
     def patch_config(self, changes: Mapping[str, Any]) -> None:
-        unknown = set(changes) - {f.name for f in dataclasses.fields(OngageSimConfig)}
-        if unknown:
-            raise ValueError(f"unknown knobs: {sorted(unknown)}")
         with self.lock:
-            config = _CONFIG.validate_python({**dataclasses.asdict(self.config), **changes})
+            config = self.changed(changes)
             try:
                 re.compile(config.fail_pattern)
             except re.error as exc:
@@ -139,10 +125,6 @@ class OngageSim:
         data: dict[str, Any] = _CONFIG.dump_python(self.config, mode="json")
         data["password"] = "***"  # noqa: S105 - a mask, not a password
         return data
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.offset += seconds
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -306,8 +288,7 @@ def create_app(config: OngageSimConfig | None = None, *, clock: Clock = time.mon
         if refusal is not None:
             return refuse(429, refusal)
         try:
-            if sim.config.latency_ms > 0:
-                await asyncio.sleep(sim.config.latency_ms / 1000)
+            await sim.delay()
             if not sim.authorised(request.headers):
                 return refuse(401, "Unauthorized: wrong username, password or account code")
             body: Any = None

@@ -19,11 +19,9 @@ Introspection for tests and benches only, JSON under `/_sim/`: `GET stats`, `GET
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import secrets
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -39,6 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from phoneops.simulators import voluum_data as vd
+from phoneops.simulators._kit import Clock, SimState
 from phoneops.simulators._server import introspection_routes
 
 DEFAULT_ACCESS_ID = "00000000-5111-4a7e-9000-00000000000a"
@@ -50,7 +49,6 @@ CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "LOCKED", 404: "NOT_FOUND
 DESCRIPTIONS = {403: "Quota limit (10) of requests exceeded", 429: "Too many requests",
                 500: "Internal server error", 503: "Service temporarily unavailable"}
 _SEED_KNOBS = ("seed", "start_date", "days", "visits_per_day", "token_key", "token_ratio")
-Clock = Callable[[], float]
 
 
 @dataclass
@@ -87,27 +85,21 @@ class VoluumSimConfig:
 _CONFIG = TypeAdapter(VoluumSimConfig)
 
 
-class VoluumSim:
-    """The simulator's state and behaviour. Every access goes through one lock (thread- and async-safe)."""
+class VoluumSim(SimState[VoluumSimConfig]):
+    """The simulator's state and behaviour. Every access goes through one lock (`SimState`)."""
+
+    adapter = _CONFIG
 
     def __init__(self, config: VoluumSimConfig, clock: Clock = time.time) -> None:
-        self.initial = dataclasses.replace(config)
-        self.clock = clock
-        self.lock = threading.Lock()
-        self.reset()
+        super().__init__(config, clock)
 
-    def reset(self) -> None:
-        with self.lock:
-            self.config = dataclasses.replace(self.initial)
-            self._seed()
-            self.tokens: dict[str, float] = {}
-            self.costs: list[dict[str, Any]] = []
-            self.calls: Counter[str] = Counter()
-            self.statuses: Counter[int] = Counter()
-            self.counters: Counter[str] = Counter()
-            self.arrivals: deque[float] = deque()
-            self.admitted: deque[float] = deque()
-            self.offset = 0.0
+    def start(self) -> None:
+        self._seed()
+        self.tokens: dict[str, float] = {}
+        self.costs: list[dict[str, Any]] = []
+        self.statuses: Counter[int] = Counter()
+        self.arrivals: deque[float] = deque()
+        self.admitted: deque[float] = deque()
 
     def _seed(self) -> None:
         cfg = self.config
@@ -123,11 +115,8 @@ class VoluumSim:
     # --- introspection (/_sim/) ------------------------------------------------------------------
 
     def patch_config(self, changes: Mapping[str, Any]) -> None:
-        unknown = set(changes) - {f.name for f in dataclasses.fields(VoluumSimConfig)}
-        if unknown:
-            raise ValueError(f"unknown knobs: {sorted(unknown)}")
         with self.lock:
-            self.config = _CONFIG.validate_python({**dataclasses.asdict(self.config), **changes})
+            self.config = self.changed(changes)
             if set(changes) & set(_SEED_KNOBS):
                 self._seed()
 
@@ -136,10 +125,6 @@ class VoluumSim:
         data["access_keys"] = dict.fromkeys(self.config.access_keys, "***")
         data["token_key"] = "***" if self.config.token_key else None
         return data
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.offset += seconds
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
@@ -381,8 +366,7 @@ def create_app(config: VoluumSimConfig | None = None, *, clock: Clock = time.tim
             early = sim.arrive(name)
             if early is not None:
                 return early
-            if sim.config.latency_ms > 0:
-                await asyncio.sleep(sim.config.latency_ms / 1000)
+            await sim.delay()
             if authenticated and (refused := sim.check_token(request.headers.get(TOKEN_HEADER, ""))) is not None:
                 return refused
             return serve(request, await request.body())
