@@ -348,7 +348,20 @@ def _chunks(order_ids: Iterable[str | int], size: int) -> list[str]:
 class _GsmFusionBase:
     """Each call described once (`ProviderCall`); the sync and async clients below only send them."""
 
-    def __init__(self, base_url: str, user_id: str, api_key: str, timeout: float, retry: RetryPolicy | None):
+    def __init__(
+        self,
+        base_url: str,
+        user_id: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        transport: Any = None,
+        rate_limiter: RateLimiter | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        """`transport`: an `httpx.BaseTransport` for the sync client, an `httpx.AsyncBaseTransport` for the async
+        one (tests); `concurrency` caps requests in flight."""
         if not base_url or not user_id or not api_key:
             raise ValueError("GSM Fusion needs base_url, user_id and api_key")
         self.base_url = base_url.rstrip("/")
@@ -363,6 +376,10 @@ class _GsmFusionBase:
             secret_values=(api_key,),
         )
         self.redactor = Redactor(self._config.secret_fields, self._config.secret_values)
+        self._connect(transport, rate_limiter, concurrency)
+
+    def _connect(self, transport: Any, rate_limiter: RateLimiter | None, concurrency: int | None) -> None:
+        raise NotImplementedError
 
     def _action(
         self, action: str, read: Callable[[Element], T], params: dict[str, str] | None = None, *, idempotent: bool
@@ -399,22 +416,10 @@ class _GsmFusionBase:
 class GsmFusionClient(_GsmFusionBase, SyncProviderAPI):
     """Synchronous GSM Fusion client (thread-safe). `concurrency` caps requests in flight."""
 
-    def __init__(
-        self,
-        base_url: str,
-        user_id: str,
-        api_key: str,
-        *,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-        transport: httpx.BaseTransport | None = None,
-        rate_limiter: RateLimiter | None = None,
-        concurrency: int | None = None,
-    ) -> None:
-        super().__init__(base_url, user_id, api_key, timeout, retry)
-        self._http = ProviderClient(
-            self._config, transport=transport, rate_limiter=rate_limiter, max_concurrency=concurrency
-        )
+    def _connect(self, transport: httpx.BaseTransport | None, rate_limiter: RateLimiter | None,
+                 concurrency: int | None) -> None:
+        self._http = ProviderClient(self._config, transport=transport, rate_limiter=rate_limiter,
+                                    max_concurrency=concurrency)
 
     def imei_services(self) -> list[Service]:
         return self._http.call(self._services("imeiservices"))
@@ -435,22 +440,10 @@ class GsmFusionClient(_GsmFusionBase, SyncProviderAPI):
 class AsyncGsmFusionClient(_GsmFusionBase, AsyncProviderAPI):
     """Asyncio GSM Fusion client for batch work; `concurrency` caps requests in flight (e.g. 30)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        user_id: str,
-        api_key: str,
-        *,
-        timeout: float = 30.0,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        rate_limiter: RateLimiter | None = None,
-        concurrency: int | None = None,
-    ) -> None:
-        super().__init__(base_url, user_id, api_key, timeout, retry)
-        self._http = AsyncProviderClient(
-            self._config, transport=transport, rate_limiter=rate_limiter, max_concurrency=concurrency
-        )
+    def _connect(self, transport: httpx.AsyncBaseTransport | None, rate_limiter: RateLimiter | None,
+                 concurrency: int | None) -> None:
+        self._http = AsyncProviderClient(self._config, transport=transport, rate_limiter=rate_limiter,
+                                         max_concurrency=concurrency)
 
     async def imei_services(self) -> list[Service]:
         return await self._http.call(self._services("imeiservices"))
