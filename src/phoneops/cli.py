@@ -5,18 +5,14 @@ from __future__ import annotations
 import getpass
 import os
 import secrets
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from phoneops.core import commands
 from phoneops.core.errors import AppError
-from phoneops.core.security import Principal
 from phoneops.settings import Settings, SettingsError
 
 app = typer.Typer(help="phoneops: phone-number audience hygiene and IMEI device checks.", no_args_is_help=True)
@@ -27,8 +23,10 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(jobs_app, name="jobs")
 
-console = Console()
-err = Console(stderr=True)
+console = commands.console
+err = commands.err
+follow_job = commands.follow_job
+run_here_or_queue = commands.run_here_or_queue
 
 CLI_ACTOR_NAME = commands.CLI_ACTOR_NAME
 
@@ -153,15 +151,8 @@ def _bootstrap(*, service: bool = False, need_database: bool = True) -> Settings
 commands.set_bootstrap(_bootstrap)  # domains' commands start up as every command does
 
 
-def cli_actor() -> Principal:
-    from phoneops.core.security import Role
-
-    return Principal(user_id=None, username=CLI_ACTOR_NAME, role=Role.admin, via="cli")
-
-
-def fail(exc: AppError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc.message}")
-    return typer.Exit(1)
+cli_actor = commands.cli_actor
+fail = commands.fail
 
 
 # --- database ----------------------------------------------------------------------------------
@@ -511,51 +502,6 @@ def token_revoke(token_id: int) -> None:
 
 
 # --- jobs --------------------------------------------------------------------------------------
-
-
-def follow_job(job_id: str, timeout: float = 24 * 3600) -> str:
-    """Show a Rich progress bar for a job until it ends; returns its final status."""
-    from phoneops.core.db import session_scope
-    from phoneops.core.jobs import TERMINAL, get_job
-
-    deadline = time.monotonic() + timeout
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
-        TextColumn("{task.completed:.0f}/{task.total}"), TimeElapsedColumn(), console=console,
-    ) as progress:
-        task = progress.add_task("job", total=None)
-        while True:
-            with session_scope() as session:
-                job = get_job(session, job_id)
-                progress.update(task, description=f"{job.kind} [{job.status}]",
-                                completed=job.progress_done, total=job.progress_total)
-                status, error, message = job.status, job.error, job.message
-            if status in TERMINAL or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-    if error:
-        err.print(f"[red]{status}:[/red] {error}")
-    elif message:
-        console.print(message)
-    console.print(f"job {job_id}: [bold]{status}[/bold]")
-    return status
-
-
-def run_here_or_queue(job_id: str, queue: bool) -> str:
-    """Run a job in this process with a progress bar, or leave it to workers; returns its final status
-    ("queued" when left to workers)."""
-    import threading
-
-    from phoneops.core.jobs import run_job
-
-    if queue:
-        console.print(f"job {job_id} queued; follow it with `phoneops jobs follow {job_id}`")
-        return "queued"
-    worker = threading.Thread(target=run_job, args=(job_id,), daemon=True, name="cli-job")
-    worker.start()
-    status = follow_job(job_id)
-    worker.join(timeout=5)
-    return status
 
 
 @jobs_app.command("list")

@@ -58,14 +58,6 @@ KNOWN: dict[tuple[str, str, str], str] = {
         "needs a numbers query service (issue 17 item 2)",
     ("domain-uses-services", "phoneops.ongage.service_sync", "phoneops.voluum.models"):
         "needs a voluum query service (issue 17 item 2)",
-    ("layers", "phoneops.broadcasts.cli", "phoneops.cli"): "CLI helpers to move below the domains (issue 17 item 2)",
-    ("layers", "phoneops.cleaning.cli", "phoneops.cli"): "CLI helpers to move below the domains (issue 17 item 2)",
-    ("layers", "phoneops.hlr.cli", "phoneops.cli"): "CLI helpers to move below the domains (issue 17 item 2)",
-    ("layers", "phoneops.imei.cli", "phoneops.cli"): "CLI helpers to move below the domains (issue 17 item 2)",
-    ("layers", "phoneops.numbers.cli", "phoneops.cli"): "CLI helpers to move below the domains (issue 17 item 2)",
-    ("layers", "phoneops.ongage.cli", "phoneops.cli"): "CLI helpers to move below the domains (issue 17 item 2)",
-    ("layers", "phoneops.privacy.cli", "phoneops.cli"): "CLI helpers to move below the domains (issue 17 item 2)",
-    ("layers", "phoneops.voluum.cli", "phoneops.cli"): "CLI helpers to move below the domains (issue 17 item 2)",
     ("layers", "phoneops.ui.views", "phoneops.registry"): "dashboard cards are found through the registry",
     ("migrations-are-frozen", "phoneops.migrations.versions.0006_hlr", "phoneops.hlr.risky"):
         "seeds the risky-prefix table from live code; existing migrations are never edited",
@@ -255,8 +247,6 @@ def import_cycles(modules: set[str], imports: list[Import]) -> list[list[str]]:
 KNOWN_CYCLES: dict[str, str] = {
     # the cycle's first module (alphabetically) -> why it is still there
     "phoneops.core.storage": "get_storage() builds S3Storage, which subclasses Storage; the factory is to move up",
-    "phoneops.cli": "the root CLI mounts voluum's commands, which use the root CLI's helpers (CLI kit to move "
-    "below the domains, issue 17 item 2)",
     "phoneops.cleaning.filters": "filters and the pipeline call each other (issue 20 reworks the pipeline)",
     "phoneops.hlr.batches": "the lookup job and its batch/real-time engines call each other (issue 14 reworks them)",
 }

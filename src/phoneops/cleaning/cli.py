@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from phoneops.cli import _bootstrap, cli_actor, console, fail, follow_job
+from phoneops.core.commands import bootstrap as _bootstrap
+from phoneops.core.commands import cli_actor, console, fail, follow_job
 from phoneops.core.errors import AppError
 
 NAME = "cleaning"

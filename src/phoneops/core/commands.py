@@ -8,14 +8,17 @@ own, as tests do) `bootstrap` configures the database from the settings.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from phoneops.core.errors import AppError
 from phoneops.core.security import Principal, Role
+from phoneops.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -31,14 +34,18 @@ def set_bootstrap(hook: Callable[[], object]) -> None:
     _bootstrap = hook
 
 
-def bootstrap() -> None:
-    if _bootstrap is not None:
-        _bootstrap()
-        return
-    from phoneops.core import db
+def bootstrap() -> Settings:
+    """Start up a command (the entry point's start-up when installed) and return the settings."""
     from phoneops.settings import get_settings
 
-    db.configure(get_settings().database_url)
+    if _bootstrap is not None:
+        _bootstrap()
+        return get_settings()
+    from phoneops.core import db
+
+    settings = get_settings()
+    db.configure(settings.database_url)
+    return settings
 
 
 def cli_actor() -> Principal:
@@ -62,3 +69,48 @@ def start_job(start: Callable[[Session, Principal], Any], queue: bool, run: Call
         raise fail(exc) from None
     if run(job_id, queue) not in ("succeeded", "queued"):
         raise typer.Exit(1)
+
+
+def follow_job(job_id: str, timeout: float = 24 * 3600) -> str:
+    """Show a Rich progress bar for a job until it ends; returns its final status."""
+    from phoneops.core.db import session_scope
+    from phoneops.core.jobs import TERMINAL, get_job
+
+    deadline = time.monotonic() + timeout
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+        TextColumn("{task.completed:.0f}/{task.total}"), TimeElapsedColumn(), console=console,
+    ) as progress:
+        task = progress.add_task("job", total=None)
+        while True:
+            with session_scope() as session:
+                job = get_job(session, job_id)
+                progress.update(task, description=f"{job.kind} [{job.status}]",
+                                completed=job.progress_done, total=job.progress_total)
+                status, error, message = job.status, job.error, job.message
+            if status in TERMINAL or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    if error:
+        err.print(f"[red]{status}:[/red] {error}")
+    elif message:
+        console.print(message)
+    console.print(f"job {job_id}: [bold]{status}[/bold]")
+    return status
+
+
+def run_here_or_queue(job_id: str, queue: bool) -> str:
+    """Run a job in this process with a progress bar, or leave it to workers; returns its final status
+    ("queued" when left to workers)."""
+    import threading
+
+    from phoneops.core.jobs import run_job
+
+    if queue:
+        console.print(f"job {job_id} queued; follow it with `phoneops jobs follow {job_id}`")
+        return "queued"
+    worker = threading.Thread(target=run_job, args=(job_id,), daemon=True, name="cli-job")
+    worker.start()
+    status = follow_job(job_id)
+    worker.join(timeout=5)
+    return status

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from phoneops.cli import _bootstrap, cli_actor, console, err, fail, follow_job
+from phoneops.core.commands import bootstrap as _bootstrap
+from phoneops.core.commands import cli_actor, console, err, fail, follow_job
 from phoneops.core.errors import AppError
 
 NAME = "hlr"
@@ -133,7 +134,7 @@ def estimate(
     but the job; a file of millions takes seconds). Start the lookup itself with `phoneops hlr lookup`."""
     import json
 
-    from phoneops.cli import run_here_or_queue
+    from phoneops.core.commands import run_here_or_queue
     from phoneops.core.db import session_scope
     from phoneops.core.jobs import get_job
     from phoneops.core.storage import get_storage

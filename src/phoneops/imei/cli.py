@@ -27,19 +27,19 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def _console() -> Any:
-    from phoneops.cli import console
+    from phoneops.core.commands import console
 
     return console
 
 
 def _fail(exc: AppError) -> typer.Exit:
-    from phoneops.cli import fail
+    from phoneops.core.commands import fail
 
     return fail(exc)
 
 
 def _boot() -> None:
-    from phoneops.cli import _bootstrap
+    from phoneops.core.commands import bootstrap as _bootstrap
 
     _bootstrap()
 
@@ -181,7 +181,7 @@ def submit(
     inline: Annotated[bool, typer.Option("--inline/--queue", help="Run here, or leave it to workers")] = True,
 ) -> None:
     """Order one IMEI and show the result (order id, duplicate, invalid or error)."""
-    from phoneops.cli import cli_actor
+    from phoneops.core.commands import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import inputs, submission
     from phoneops.imei.models import ImeiOrder
@@ -229,7 +229,7 @@ def batch(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write every row's result as JSON here")] = None,
 ) -> None:
     """Submit a file of IMEIs: validation, duplicates and the cost guard first, then a progress bar."""
-    from phoneops.cli import cli_actor
+    from phoneops.core.commands import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import inputs, submission
     from phoneops.imei.service import require_configured
@@ -286,7 +286,7 @@ def resume(
     inline: Annotated[bool, typer.Option("--inline/--queue", help="Run here, or leave it to workers")] = True,
 ) -> None:
     """Resume a stopped batch (after a key or credit problem was fixed): nothing settled is sent again."""
-    from phoneops.cli import cli_actor
+    from phoneops.core.commands import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import submission
     from phoneops.imei.service import require_configured
@@ -349,7 +349,7 @@ def review_attach(
         help="The provider's order id for it (for a DHRU account its reference, bare or as account:reference)")],
 ) -> None:
     """Give an order in review its order id; its result is fetched by the next sync."""
-    from phoneops.cli import cli_actor
+    from phoneops.core.commands import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import review
 
@@ -368,7 +368,7 @@ def review_write_off(
     reason: Annotated[str, typer.Option(help="Why it is written off (required)")] = "",
 ) -> None:
     """Close an order in review without a result (kept in spend when it was paid)."""
-    from phoneops.cli import cli_actor
+    from phoneops.core.commands import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import review
 
@@ -432,7 +432,7 @@ def status(
     refresh: Annotated[bool, typer.Option(help="Ask the provider for the latest status")] = False,
 ) -> None:
     """Show the orders for order ids or IMEIs (optionally refreshed from the provider); exit 1 if one is unknown."""
-    from phoneops.cli import cli_actor
+    from phoneops.core.commands import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import history
     from phoneops.imei.sync import refresh_audited
@@ -503,8 +503,8 @@ def wait(
 @app.command("sync")
 def sync() -> None:
     """Refresh every Pending / In Process order now (many ids per call)."""
-    from phoneops.cli import cli_actor
     from phoneops.core.audit import audit
+    from phoneops.core.commands import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei.service import require_configured
     from phoneops.imei.sync import sync_open_orders
@@ -528,7 +528,7 @@ def sync() -> None:
 @app.command("reparse")
 def reparse() -> None:
     """Parse every stored result text again into the result columns (after a parser change); audited."""
-    from phoneops.cli import cli_actor
+    from phoneops.core.commands import cli_actor
     from phoneops.imei.results import reparse_all
 
     _boot()
@@ -556,7 +556,7 @@ def export(
     model: Annotated[str | None, typer.Option(help="Model contains")] = None,
 ) -> None:
     """Export history with the original columns (SERVICE, IMEI NO., CREDITS, STATUS, CODE, ...)."""
-    from phoneops.cli import cli_actor
+    from phoneops.core.commands import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import history
 
@@ -591,7 +591,7 @@ def import_(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="GSM Fusion export (.xlsx)")],
 ) -> None:
     """Import a GSM Fusion export into history without duplicating orders."""
-    from phoneops.cli import cli_actor
+    from phoneops.core.commands import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import imports
 

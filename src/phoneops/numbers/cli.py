@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from phoneops.cli import _bootstrap, cli_actor, console, fail, follow_job
+from phoneops.core.commands import bootstrap as _bootstrap
+from phoneops.core.commands import cli_actor, console, fail, follow_job
 from phoneops.core.errors import AppError
 
 NAME = "numbers"
@@ -135,7 +136,7 @@ def _show_import(import_id: int) -> tuple[str, str | None]:
 
 
 def _run(job_id: str | None) -> None:
-    from phoneops.cli import run_here_or_queue
+    from phoneops.core.commands import run_here_or_queue
 
     if job_id:
         run_here_or_queue(job_id, queue=False)

@@ -24,25 +24,25 @@ Queue = Annotated[bool, typer.Option("--queue", help="Leave the job to `phoneops
 
 
 def _boot() -> None:
-    from phoneops.cli import _bootstrap
+    from phoneops.core.commands import bootstrap as _bootstrap
 
     _bootstrap()
 
 
 def _console() -> Any:
-    from phoneops.cli import console
+    from phoneops.core.commands import console
 
     return console
 
 
 def _fail(exc: AppError) -> typer.Exit:
-    from phoneops.cli import fail
+    from phoneops.core.commands import fail
 
     return fail(exc)
 
 
 def _actor() -> Any:
-    from phoneops.cli import cli_actor
+    from phoneops.core.commands import cli_actor
 
     return cli_actor()
 
@@ -62,7 +62,7 @@ def sync(queue: Queue = False) -> None:
             job_id = start_sync(session, _actor()).id
     except AppError as exc:
         raise _fail(exc) from None
-    from phoneops.cli import run_here_or_queue
+    from phoneops.core.commands import run_here_or_queue
 
     status = run_here_or_queue(job_id, queue)
     if status == "queued":
@@ -75,8 +75,7 @@ def sync(queue: Queue = False) -> None:
 @app.command("unsubscribes")
 def unsubscribes(queue: Queue = False) -> None:
     """Record the contacts Ongage shows unsubscribed (ocx_unsubscribe_date) as opt-outs (docs/optouts.md)."""
-    from phoneops.cli import run_here_or_queue
-    from phoneops.core.commands import start_job
+    from phoneops.core.commands import run_here_or_queue, start_job
     from phoneops.ongage.unsubscribes import start_check
 
     _boot()

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from phoneops.cli import _bootstrap, cli_actor, console, fail, run_here_or_queue
+from phoneops.core.commands import bootstrap as _bootstrap
+from phoneops.core.commands import cli_actor, console, fail, run_here_or_queue
 from phoneops.core.errors import AppError
 
 NAME = "privacy"

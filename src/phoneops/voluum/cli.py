@@ -25,31 +25,31 @@ Queue = Annotated[bool, typer.Option("--queue", help="Leave the job to `phoneops
 
 
 def _boot() -> None:
-    from phoneops.cli import _bootstrap
+    from phoneops.core.commands import bootstrap as _bootstrap
 
     _bootstrap()
 
 
 def _console() -> Any:
-    from phoneops.cli import console
+    from phoneops.core.commands import console
 
     return console
 
 
 def _fail(exc: AppError) -> typer.Exit:
-    from phoneops.cli import fail
+    from phoneops.core.commands import fail
 
     return fail(exc)
 
 
 def _actor() -> Any:
-    from phoneops.cli import cli_actor
+    from phoneops.core.commands import cli_actor
 
     return cli_actor()
 
 
 def _run(job_id: str, queue: bool) -> str:
-    from phoneops.cli import run_here_or_queue
+    from phoneops.core.commands import run_here_or_queue
 
     return run_here_or_queue(job_id, queue)
 
