@@ -47,9 +47,8 @@ def hlr_env(hlr_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def seed() -> int:
-    """NUMBER opted out, then both numbers looked up in one HLR lookup (run as a worker would); its id."""
-    with session_scope() as session:
-        optouts.add(session, SYSTEM, NUMBER, "complaint", region="GB")
+    """NUMBER looked up in an HLR lookup (run as a worker would), then opted out (an opted-out number is left
+    out of lookups); the lookup's id."""
     with session_scope() as session:
         risky.restore_seed(session, SYSTEM)
         stored = storage.get_storage().save_bytes(
@@ -62,6 +61,8 @@ def seed() -> int:
     jobs.run_job(job_id)  # (already run when the test runs jobs inline)
     with session_scope() as session:
         assert jobs.get_job(session, job_id).status == "succeeded"
+    with session_scope() as session:
+        optouts.add(session, SYSTEM, NUMBER, "complaint", region="GB")
     return lookup_id
 
 
