@@ -13,9 +13,10 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import phonenumbers
 import polars as pl
 
-from phoneops.numbers.crypto import InvalidToken, looks_like_token
+from phoneops.numbers.crypto import LOOKS_LIKE_TOKEN_MIN, InvalidToken, looks_like_token
 from phoneops.numbers.normalize import country_of, normalize, normalize_column
 from phoneops.numbers.vault import get_vault
 
@@ -37,6 +38,8 @@ class Matcher:
         self.regions = list(dict.fromkeys(ordered))
         self._cipher = get_vault().cipher
         self._memo: dict[str, bool] = {}
+        # the national significant number's digits: any writing of the number holds at least these
+        self._digits = len(phonenumbers.national_significant_number(phonenumbers.parse(e164)))
 
     # --- single values ------------------------------------------------------------------------------
 
@@ -115,16 +118,23 @@ class Matcher:
     # --- table columns ------------------------------------------------------------------------------
 
     def cells(self, values: Sequence[str]) -> list[bool]:
-        """Which cells of a column are the number (vectorised normalisation, tokens opened one by one)."""
+        """Which cells of a column are the number. Set-based: only cells holding at least the number's national
+        digits can be it (its digits come from the text: letters standing for digits are refused), and only
+        those are normalised (vectorised); only cells of `LOOKS_LIKE_TOKEN_MIN` characters or more can be
+        link tokens, and those are opened one by one."""
         hits = [False] * len(values)
         if not values:
             return hits
-        for region in self.regions:
-            frame = normalize_column(pl.Series(values, dtype=pl.String), region)
-            for position, e164 in enumerate(frame["e164"].to_list()):
-                if e164 == self.e164:
+        column = pl.Series(values, dtype=pl.String)
+        maybe = (column.str.count_matches(r"\d").fill_null(0) >= self._digits).arg_true()
+        if maybe.len():
+            subset = column.gather(maybe)
+            for region in self.regions:
+                found = (normalize_column(subset, region)["e164"] == self.e164).fill_null(False).arg_true()
+                for position in maybe.gather(found).to_list():
                     hits[position] = True
-        for position, value in enumerate(values):
+        for position in (column.str.len_chars() >= LOOKS_LIKE_TOKEN_MIN).fill_null(False).arg_true().to_list():
+            value = values[position]
             if not hits[position] and value and looks_like_token(value) and self.is_number(value):
                 hits[position] = True
         return hits
