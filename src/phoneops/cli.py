@@ -1,3 +1,4 @@
+# Over 400 lines: the root command: serve, worker, demo, migrate, users, tokens, jobs, backups.
 """The `phoneops` command: serve, worker, demo, migrate, user, token, jobs; domains add sub-commands."""
 
 from __future__ import annotations

@@ -102,3 +102,29 @@ def test_the_repeated_block_rule_fails_when_broken(tmp_path: Path) -> None:
     (tmp_path / "pkg" / "a.py").write_text(f"import os\n\ndef a(total):\n{body}    return total\n")
     (tmp_path / "pkg" / "b.py").write_text(f"import os\n\ndef b(total):\n{body}    return total + 1\n")
     assert repeated_blocks(tmp_path / "pkg") == ["pkg/a.py:4 = pkg/b.py:4"]
+
+
+LONG = 400  # lines
+REASON = "# Over 400 lines: "
+
+
+def long_without_reason(root: Path) -> list[str]:
+    """A module over 400 lines says why on its first line (`# Over 400 lines: <reason>.`), or is split."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        if len(lines) > LONG and not (lines[0].startswith(REASON) and len(lines[0]) > len(REASON) + 10):
+            found.append(f"{path.relative_to(root.parent)} ({len(lines)} lines)")
+    return found
+
+
+def test_long_modules_say_why() -> None:
+    assert not long_without_reason(SRC), f"split these modules or start them with '{REASON}<why>.'"
+
+
+def test_the_long_module_rule_fails_when_broken(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "long.py").write_text("x = 1\n" * (LONG + 1))
+    (tmp_path / "pkg" / "said.py").write_text(f"{REASON}one protocol, kept whole.\n" + "x = 1\n" * LONG)
+    (tmp_path / "pkg" / "short.py").write_text("x = 1\n" * LONG)
+    assert long_without_reason(tmp_path / "pkg") == [f"pkg/long.py ({LONG + 1} lines)"]

@@ -1,3 +1,4 @@
+# Over 400 lines: one client for the whole MessageWhiz API (broadcasts, stats, unsubscribers).
 """MessageWhiz (MMD Smart) SMS API client (wire protocol only; docs/providers/messagewhiz.md).
 
 - Auth: the `apikey` header, from the constructor only (the original had a key hard-coded in its source).

@@ -1,3 +1,4 @@
+# Over 400 lines: a day's import is one job: fetch, join to Voluum, store, cost.
 """A day's broadcasts: imported from MessageWhiz, joined to Voluum, stored as stats rows and history files.
 
 - The day's broadcasts (UTC) with their link (the first `{{link:N}}` of the body), the Voluum campaign behind

@@ -1,3 +1,4 @@
+# Over 400 lines: the provider kit: config, retries, rate limits, redaction, sync and async clients.
 """The provider kit: one httpx setup shared by every provider client.
 
 `ProviderClient` (sync) and `AsyncProviderClient` (async) wrap an httpx client with explicit timeouts, a

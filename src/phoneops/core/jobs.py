@@ -1,3 +1,4 @@
+# Over 400 lines: the job protocol: leases, heartbeats, retries, outages, cancellation, one state machine.
 """Background jobs: the `jobs` row is the truth; Huey only carries "run job X" messages.
 
 A job is created in the caller's transaction and enqueued after that transaction commits. A worker

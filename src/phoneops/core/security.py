@@ -1,3 +1,4 @@
+# Over 400 lines: authentication in one place: passwords, tokens, sessions, CSRF, throttling.
 """Users, roles, passwords, API tokens, session cookies, CSRF and login throttling."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Over 400 lines: the crash-safe lookup engine: claim, pay once, settle, resume, one protocol.
 """The `hlr.lookup` job: look every pending number up once, whatever kills the worker, and settle it.
 
 Every paid call has an intent row (`HlrCall`), committed — together with its numbers moving

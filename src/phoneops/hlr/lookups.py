@@ -1,3 +1,4 @@
+# Over 400 lines: a lookup's life before the job: sources, estimate, budget, start, resume.
 """Lookups: read the numbers of a source, estimate, ask for confirmation above the budget, start and resume.
 
 A lookup's source is a stored file (core `files`: a cleaned file, a direct upload...; its phone column and

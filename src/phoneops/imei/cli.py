@@ -1,3 +1,4 @@
+# Over 400 lines: one Typer app per domain: every imei command lives here, each thin.
 """`phoneops imei ...`: services, submit, batch, batches, resume, review, status, wait, sync, export, import.
 
 Submissions go through the same batch job as the API and the UI. By default the CLI runs that job in its

@@ -1,3 +1,4 @@
+# Over 400 lines: every GSM Fusion action described once for the sync and async clients.
 """GSM Fusion XML API client (wire protocol only; it knows nothing of our tables).
 
 One endpoint, `POST {base}/gsmfusion_api/index.php`, form fields `apiKey`, `userId`, `action` plus the

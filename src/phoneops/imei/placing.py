@@ -1,3 +1,4 @@
+# Over 400 lines: the crash-safe batch engine: reserve, pay once, reconcile, settle, one protocol.
 """The crash-safe batch engine behind the `imei.batch` job: place every queued order exactly once.
 
 The order rows are the intents (see `phoneops.imei.models`). For each chunk of rows:

@@ -1,3 +1,4 @@
+# Over 400 lines: submission is one transaction: parse, validate, dedupe, guard cost, record intents.
 """Submitting IMEIs: input parsing, validation, duplicates caught before spending, the cost guard, batches.
 
 A submission (one IMEI or 20,000) becomes an `ImeiBatch` with one `ImeiOrder` row per IMEI to send, in

@@ -1,3 +1,4 @@
+# Over 400 lines: one router per domain: every IMEI page, each a thin handler.
 """IMEI pages: overview, services, submit (with the cost guard), batch with live progress, history, order,
 statistics."""
 

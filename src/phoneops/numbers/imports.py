@@ -1,3 +1,4 @@
+# Over 400 lines: an import's preview, apply and undo share one row model and one transaction rule.
 """List imports you can preview and undo (docs/imports.md).
 
 Kinds of import, one pipeline:

@@ -1,3 +1,4 @@
+# Over 400 lines: the one precedence table and its only writer; splitting it would split the rule.
 """Whitelist / monitor / blacklist: one status per number, decided by one precedence table.
 
 The table is `docs/lists.md`; `precedence()` is its only implementation and `apply_verdicts()` the only

@@ -1,3 +1,4 @@
+# Over 400 lines: scalar and vectorised normalisation must give the same answers, so they sit together.
 """E.164 normalisation: `normalize` for one value, `normalize_column` for a column; both give the same answer.
 
 The rule (it never guesses: a result is always a number `phonenumbers` itself calls valid, of the country the

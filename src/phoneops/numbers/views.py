@@ -1,3 +1,4 @@
+# Over 400 lines: one router per domain: every numbers page, each a thin handler.
 """Numbers pages: overview with counts, lookup, lists, OS rules, imports, exports."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Over 400 lines: the paced, resumable CSV worker and its job rows, one protocol.
 """Ongage CSV jobs: an uploaded CSV of contacts sent to Ongage at a chosen pace by a resumable worker.
 
 - Upload: the header must hold the original's columns (List_ID, Email, Country, Source, Mobile,

@@ -1,3 +1,4 @@
+# Over 400 lines: the conversion sync's claim/send/settle protocol, kept together.
 """Converted numbers sent to Ongage as contacts, each marked from its own result.
 
 - Enrolment (set-based): every stored conversion of the configured countries (`ONGAGE_COUNTRIES`, default

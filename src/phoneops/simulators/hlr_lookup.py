@@ -1,3 +1,4 @@
+# Over 400 lines: the provider's real-time and batch APIs with their fault knobs, one app.
 """hlrlookup.com API v2 simulator (docs/providers/hlr_lookup.md).
 
 One app serves both hosts: real-time `POST /apiv2/hlr` (JSON body auth `api_key` / `api_secret`, up to 80

@@ -1,3 +1,4 @@
+# Over 400 lines: the provider's broadcast, stats and unsubscriber endpoints with fault knobs, one app.
 """MessageWhiz (MMD Smart) SMS API simulator (docs/providers/messagewhiz.md).
 
 Provider endpoints, all behind the `apikey` header (401 and an error envelope otherwise):

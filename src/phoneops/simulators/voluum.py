@@ -1,3 +1,4 @@
+# Over 400 lines: one provider's whole API surface (auth, reports, conversions, entities, costs) in one app.
 """Voluum API simulator (docs/providers/voluum.md).
 
 Provider endpoints: `POST /auth/access/session` (tokens with `expirationTimestamp`), `GET /report` (groupBy,

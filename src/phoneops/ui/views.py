@@ -1,3 +1,4 @@
+# Over 400 lines: the shell's pages (login, dashboard, jobs, users, tokens, audit), each a thin handler.
 """Pages of the shell: login, dashboard, jobs, users, API tokens, audit log."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# Over 400 lines: one Typer app per domain: every voluum command lives here, each thin.
 """`phoneops voluum ...`: traffic and conversion syncs, lookups, costs, live events, smart cleaning, REG search.
 
 Syncs, smart cleanings and REG searches are the same background jobs as the API and the UI start. By default

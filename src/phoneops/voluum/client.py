@@ -1,3 +1,4 @@
+# Over 400 lines: one client for the whole Voluum API (session, reports, conversions, entities, costs).
 """Voluum API client (wire protocol only; it knows nothing of our tables or settings).
 
 - Session: `POST /auth/access/session` with the access id / key gives a token sent as `cwauth-token`. It is

@@ -1,3 +1,4 @@
+# Over 400 lines: the live-event path end to end: SNS/SQS envelopes, parsing, storing, consuming.
 """Live events: Voluum -> SNS -> SQS, consumed with boto3 (or posted to the HTTP endpoint).
 
 A message body is an SNS envelope whose `Message` is a JSON string holding a list of events (one event object

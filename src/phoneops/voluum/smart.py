@@ -1,3 +1,4 @@
+# Over 400 lines: smart cleaning and REG search share their reading, matching and result writing.
 """Smart cleaning (the original's "smart cleaning (Voluum)") and REG search, as background jobs.
 
 Smart cleaning takes numbers from one of two sources:

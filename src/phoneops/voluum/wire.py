@@ -1,3 +1,4 @@
+# Over 400 lines: the whole Voluum wire vocabulary (errors, parameters, row types) in one place.
 """The Voluum wire format: typed errors from the error envelope, request parameters, pages and rows.
 
 Pure functions and value types, no I/O (the client in `phoneops.voluum.client` does the calls). Names follow
