@@ -128,3 +128,27 @@ def test_the_long_module_rule_fails_when_broken(tmp_path: Path) -> None:
     (tmp_path / "pkg" / "said.py").write_text(f"{REASON}one protocol, kept whole.\n" + "x = 1\n" * LONG)
     (tmp_path / "pkg" / "short.py").write_text("x = 1\n" * LONG)
     assert long_without_reason(tmp_path / "pkg") == [f"pkg/long.py ({LONG + 1} lines)"]
+
+
+def unlisted_modules(root: Path) -> list[str]:
+    """Each package's `__init__` docstring lists its modules, one line each (`- name.py: what it holds`), so a
+    newcomer reads a domain's map before its code."""
+    found = []
+    for init in sorted(root.glob("*/__init__.py")):
+        listed = {line.strip()[2:].split(":")[0] for line in (ast.get_docstring(_parsed(init)) or "").splitlines()
+                  if line.strip().startswith("- ")}
+        found += [f"{path.relative_to(root.parent)}" for path in sorted(init.parent.glob("*.py"))
+                  if path.name != "__init__.py" and path.name not in listed]
+    return found
+
+
+def test_each_package_lists_its_modules() -> None:
+    assert not unlisted_modules(SRC), "add a line '- name.py: what it holds' to the package's __init__ docstring"
+
+
+def test_the_module_list_rule_fails_when_broken(tmp_path: Path) -> None:
+    (tmp_path / "pkg" / "dom").mkdir(parents=True)
+    (tmp_path / "pkg" / "dom" / "__init__.py").write_text('"""A domain.\n\n- listed.py: here\n"""\n')
+    (tmp_path / "pkg" / "dom" / "listed.py").write_text("")
+    (tmp_path / "pkg" / "dom" / "forgotten.py").write_text("")
+    assert unlisted_modules(tmp_path / "pkg") == ["pkg/dom/forgotten.py"]
