@@ -12,6 +12,12 @@ Measured (the same process):
   `--naive-sample` rows; its rate is extrapolated.
 The machine's load is printed: on a shared machine the wall clock is noisy; CPU seconds are less so.
 The last line is one JSON object.
+
+Measured 2026-12-06 on this machine (2 cores shared by 8 engineers, load average 5.0-8.0: wall clocks are this
+process's share of a busy machine), 1M numbers: 253.95 s and 109.87 s wall, 66.6 and 66.0 CPU s, best 9,102
+rows/s (15,152 rows per CPU second); naive 2,566 rows/s; ratio 3.5. Not changed here: the export is a per-row
+Python loop (an ORM object per row, `vault.open` — AES-GCM — per number, `csv_lines` neutralising each cell),
+the next thing to make set-based (plain column reads, decryption in a process pool).
 """
 
 from __future__ import annotations
