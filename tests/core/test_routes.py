@@ -60,6 +60,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/api/webhooks/{endpoint_id}/disable"): ADMIN,
     ("POST", "/api/webhooks/{endpoint_id}/enable"): ADMIN,
     ("POST", "/api/webhooks/{endpoint_id}/test"): ADMIN,
+    ("DELETE", "/api/webhooks/{endpoint_id}"): ADMIN,
     ("GET", "/api/webhooks/deliveries"): ADMIN,
     ("GET", "/api/webhooks/deliveries/{delivery_id}"): ADMIN,
     ("POST", "/api/webhooks/deliveries/{delivery_id}/resend"): ADMIN,
@@ -67,6 +68,8 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/admin/webhooks"): ADMIN,
     ("POST", "/admin/webhooks/{endpoint_id}/test"): ADMIN,
     ("POST", "/admin/webhooks/{endpoint_id}/toggle"): ADMIN,
+    ("GET", "/admin/webhooks/{endpoint_id}/remove"): ADMIN,
+    ("POST", "/admin/webhooks/{endpoint_id}/remove"): ADMIN,
     ("POST", "/admin/webhooks/deliveries/{delivery_id}/resend"): ADMIN,
     # --- numbers ---
     ("GET", "/api/numbers/lookup"): VIEWER,

@@ -79,7 +79,7 @@ _SHARED_PATTERNS = (
      "a list import: samples masked below admin; apply, discard and undo only by its operator or an admin "
      "(numbers.imports, tested in tests/numbers/test_imports_undo.py)"),
     (r"/numbers/optouts/feeds/\{feed\}", "a provider feed name (MessageWhiz, Ongage), not a stored object"),
-    (r"/(api|admin)/webhooks/(\{endpoint_id\}/(disable|enable|test|toggle)|deliveries/\{delivery_id\}(/resend)?)",
+    (r"/(api|admin)/webhooks/(\{endpoint_id\}(/(disable|enable|test|toggle|remove))?|deliveries/\{delivery_id\}(/resend)?)",
      "webhook endpoints and deliveries (admins only; no numbers)"),
     (r"/(api/)?imei/(batches|orders)/\{(batch_id|row_id)\}(/(resume|refresh|attach-order|write-off))?",
      "IMEI results hold no phone numbers; a team's shared work"),

@@ -1,5 +1,6 @@
 """The API tokens page and the webhooks admin page in Chromium, as an admin uses them: create a scoped expiring
-token; add an endpoint, send a test to a real receiver, see the delivery and its attempt."""
+token; add an endpoint, send a test to a real receiver, see the delivery and its attempt; remove the endpoint
+through its confirm page."""
 
 from __future__ import annotations
 
@@ -49,3 +50,15 @@ def test_tokens_and_webhooks_pages(browser: Any, live_server: str, users: Any, r
     page.reload()
     assert "delivered" in page.inner_text("main") and "200" in page.inner_text("main")
     page.screenshot(path=str(SHOTS / "webhooks.png"), full_page=True)
+    # Remove it: a confirm page says what goes; Cancel keeps it, Remove endpoint deletes it.
+    page.click("a:has-text('Remove…')")
+    page.wait_for_selector("h1:has-text('Remove webhook endpoint')")
+    assert receiver.url in page.inner_text("main") and "(1 delivery)" in page.inner_text("main")
+    page.screenshot(path=str(SHOTS / "webhooks-remove.png"), full_page=True)
+    page.click("a:has-text('Cancel')")
+    page.wait_for_selector(f"code:has-text('{receiver.url}')")
+    page.click("a:has-text('Remove…')")
+    page.click("button:has-text('Remove endpoint')")
+    page.wait_for_selector("text=No endpoints yet")
+    assert "removed with its delivery history" in page.inner_text("main")
+    page.screenshot(path=str(SHOTS / "webhooks-removed.png"), full_page=True)

@@ -140,3 +140,42 @@ def test_webhooks_page_adds_an_endpoint_and_shows_errors(client: Any, users: Any
                                                 "secret": SECRET, "events": ["job.failed"]}, follow_redirects=True)
     assert good.status_code == 200 and "https://example.org/h" in good.text and "job.failed" in good.text
     assert SECRET not in good.text
+
+
+def test_an_endpoint_is_removed_with_its_deliveries_by_an_admin_only_and_audited(
+    client: Any, users: Any, receiver: Receiver, inline_jobs: list[str]
+) -> None:
+    from support import login
+
+    admin, op = users.headers("admin"), users.headers("operator")
+    kept, gone = _register(client, admin, receiver.url, ["ping"]), _register(client, admin, receiver.url, ["ping"])
+    for endpoint in (kept, gone):
+        assert client.post(f"/api/webhooks/{endpoint['id']}/test", headers=admin).status_code == 202
+    assert len(_deliveries(client, admin)) == 2
+    # Refused: not an admin, no such endpoint; nothing removed.
+    assert client.delete(f"/api/webhooks/{gone['id']}", headers=op).status_code == 403
+    assert client.delete("/api/webhooks/999999", headers=admin).status_code == 404
+    assert client.delete("/api/webhooks/0", headers=admin).status_code == 422
+    assert len(client.get("/api/webhooks", headers=admin).json()) == 2
+    assert client.delete(f"/api/webhooks/{gone['id']}", headers=admin).status_code == 204
+    assert [e["id"] for e in client.get("/api/webhooks", headers=admin).json()] == [kept["id"]]
+    assert [d["endpoint_id"] for d in _deliveries(client, admin)] == [kept["id"]]  # its history went with it
+    assert client.delete(f"/api/webhooks/{gone['id']}", headers=admin).status_code == 404
+    # The page: a confirm step; without its confirmation or without the CSRF token nothing is deleted.
+    users.create("admin", "ada")
+    csrf = login(client, "ada")
+    url = f"/admin/webhooks/{kept['id']}/remove"
+    assert f'href="{url}"' in client.get("/admin/webhooks").text
+    asked = client.get(url)
+    assert asked.status_code == 200 and receiver.url in asked.text and "(1 delivery)" in asked.text
+    assert client.post(url, data={"confirm": "yes"}).status_code == 403  # no CSRF token
+    unconfirmed = client.post(url, data={"csrf_token": csrf}, follow_redirects=False)
+    assert unconfirmed.status_code == 303 and unconfirmed.headers["location"] == url
+    assert len(client.get("/api/webhooks", headers=admin).json()) == 1
+    removed = client.post(url, data={"csrf_token": csrf, "confirm": "yes"}, follow_redirects=True)
+    assert removed.status_code == 200 and "No endpoints yet" in removed.text
+    assert client.get("/api/webhooks", headers=admin).json() == [] and _deliveries(client, admin) == []
+    assert client.get(url).status_code == 404
+    audited = client.get("/api/audit", params={"action": "webhook.remove"}, headers=admin).json()
+    assert sorted((e["target_id"], e["actor"]) for e in audited) == sorted(
+        [(str(gone["id"]), "admin-user"), (str(kept["id"]), "ada")])

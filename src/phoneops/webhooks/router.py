@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy.orm import Session
 
 from phoneops.core.deps import DbSession, admin
@@ -40,6 +40,14 @@ def disable(endpoint_id: int = Path(ge=1, le=MAX_ID),
 def enable(endpoint_id: int = Path(ge=1, le=MAX_ID),
     session: Session = DbSession, actor: Principal = Depends(admin)) -> EndpointOut:
     return EndpointOut.model_validate(service.set_active(session, actor, endpoint_id, True))
+
+
+@router.delete("/{endpoint_id}", status_code=204)
+def remove(endpoint_id: int = Path(ge=1, le=MAX_ID),
+    session: Session = DbSession, actor: Principal = Depends(admin)) -> Response:
+    """Delete an endpoint with its delivery history (pending deliveries are never sent); audited."""
+    service.remove(session, actor, endpoint_id)
+    return Response(status_code=204)
 
 
 @router.post("/{endpoint_id}/test", response_model=DeliveryOut, status_code=202)

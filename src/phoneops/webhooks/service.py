@@ -20,7 +20,7 @@ import structlog
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -193,6 +193,11 @@ def list_deliveries(session: Session, endpoint_id: int | None = None, limit: int
     if endpoint_id is not None:
         query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
     return list(session.scalars(query))
+
+
+def delivery_count(session: Session, endpoint_id: int) -> int:
+    return int(session.scalar(select(func.count()).select_from(WebhookDelivery)
+                              .where(WebhookDelivery.endpoint_id == endpoint_id)) or 0)
 
 
 def attempts_of(session: Session, delivery_id: int) -> list[WebhookAttempt]:

@@ -61,6 +61,25 @@ def toggle(endpoint_id: int, session: Session = DbSession, principal: Principal 
     return redirect_with("/admin/webhooks", f"Webhook {endpoint.url} {'enabled' if endpoint.active else 'disabled'}.")
 
 
+@router.get("/admin/webhooks/{endpoint_id}/remove", response_class=HTMLResponse)
+def confirm_remove(request: Request, endpoint_id: int, session: Session = DbSession,
+                   principal: Principal = Depends(page_admin)) -> Response:
+    """The confirm step: what goes (the endpoint and its delivery history) before anything is deleted."""
+    endpoint = service.get_endpoint(session, endpoint_id)
+    return render(request, "webhooks/remove.html", principal, endpoint=endpoint,
+                  deliveries=service.delivery_count(session, endpoint_id))
+
+
+@router.post("/admin/webhooks/{endpoint_id}/remove")
+def remove(endpoint_id: int, confirm: str = Form(""), session: Session = DbSession,
+           principal: Principal = Depends(page_admin)) -> Response:
+    if confirm != "yes":  # only the confirm page's button sends it
+        return redirect_with(f"/admin/webhooks/{endpoint_id}/remove", "Confirm the removal with the button below.")
+    url = service.get_endpoint(session, endpoint_id).url
+    service.remove(session, principal, endpoint_id)
+    return redirect_with("/admin/webhooks", f"Webhook {url} removed with its delivery history.")
+
+
 @router.post("/admin/webhooks/{endpoint_id}/test")
 def send_test(endpoint_id: int, session: Session = DbSession, principal: Principal = Depends(page_admin)) -> Response:
     service.send_test(session, principal, endpoint_id)
