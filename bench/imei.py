@@ -52,7 +52,7 @@ def _client_baseline(url: str, count: int, concurrency: int) -> float:
     """Wall time of the bare async client placing `count` fresh IMEIs, `concurrency` in flight."""
     import asyncio
 
-    from phoneops.imei.service import async_client
+    from phoneops.imei.provider import async_client
 
     values = [body + luhn.calc_check_digit(body) for body in (f"36{i:012d}" for i in range(count))]
 

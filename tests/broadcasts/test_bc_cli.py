@@ -31,10 +31,10 @@ def voluum_url() -> Iterator[str]:
 @pytest.fixture(autouse=True)
 def cli_env(db_url: str, mw_sim: SimAdmin, mw_sim_url: str, voluum_url: str,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[SimAdmin]:
-    from phoneops.broadcasts.service import reset_clients
+    from phoneops.broadcasts.provider import reset_clients
     from phoneops.cli import console
     from phoneops.settings import reset_settings_cache
-    from phoneops.voluum.service import reset_clients as reset_voluum
+    from phoneops.voluum.provider import reset_clients as reset_voluum
 
     monkeypatch.setattr(console, "_width", 220)  # wide tables: no wrapped cells
     with SimAdmin(voluum_url) as voluum:
@@ -85,7 +85,7 @@ def test_import_show_history_costs_and_analytics(tmp_path: Path, cli_env: SimAdm
 
 
 def test_live_and_errors(cli_env: SimAdmin, monkeypatch: pytest.MonkeyPatch) -> None:
-    from phoneops.broadcasts.service import reset_clients
+    from phoneops.broadcasts.provider import reset_clients
     from phoneops.settings import reset_settings_cache
 
     live = runner.invoke(app, ["live", "--search", "no-such-broadcast"])  # the seeded days are in the past

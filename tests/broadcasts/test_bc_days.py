@@ -49,9 +49,9 @@ def voluum_sim(voluum_url: str) -> Iterator[SimAdmin]:
 
 
 def _reset_clients() -> None:
-    from phoneops.broadcasts.service import reset_clients
+    from phoneops.broadcasts.provider import reset_clients
     from phoneops.settings import reset_settings_cache
-    from phoneops.voluum.service import reset_clients as reset_voluum
+    from phoneops.voluum.provider import reset_clients as reset_voluum
 
     reset_settings_cache()
     reset_clients()
@@ -304,7 +304,7 @@ def test_the_daily_tick_queues_yesterday_once(db_url: str, providers: dict[str, 
 
 
 def test_the_job_parks_while_messagewhiz_is_down(db_url: str, providers: dict[str, SimAdmin]) -> None:
-    from phoneops.broadcasts import service
+    from phoneops.broadcasts import provider as service
     from phoneops.core import jobs
 
     fast = RetryPolicy(attempts=2, total_timeout=2.0, wait_initial=0.01, wait_max=0.02, wait_jitter=0.0)

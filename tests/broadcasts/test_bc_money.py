@@ -35,9 +35,9 @@ def voluum_url() -> Iterator[str]:
 
 
 def _reset() -> None:
-    from phoneops.broadcasts.service import reset_clients
+    from phoneops.broadcasts.provider import reset_clients
     from phoneops.settings import reset_settings_cache
-    from phoneops.voluum.service import reset_clients as reset_voluum
+    from phoneops.voluum.provider import reset_clients as reset_voluum
 
     reset_settings_cache()
     reset_clients()

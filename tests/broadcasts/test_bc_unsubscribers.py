@@ -16,7 +16,7 @@ from phoneops.simulators.messagewhiz import DEFAULT_API_KEY
 
 
 def _reset() -> None:
-    from phoneops.broadcasts.service import reset_clients
+    from phoneops.broadcasts.provider import reset_clients
     from phoneops.settings import reset_settings_cache
 
     reset_settings_cache()

@@ -278,7 +278,7 @@ CLEAN = {
     "numbers/models.py": "from pkg.core.db import x\n",
     "numbers/service.py": "from pkg.numbers import models\n",
     "hlr/client.py": "import httpx\n",
-    "hlr/service.py": "from pkg.numbers.service import find\nfrom pkg.hlr import client\n"
+    "hlr/provider.py": "from pkg.numbers.service import find\nfrom pkg.hlr import client\n"
     "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.app import App\n",
     "simulators/hlr.py": "from pkg.simulators import _server\n",
     "simulators/_server.py": "import json\n",

@@ -159,12 +159,12 @@ def ongage() -> Iterator[tuple[str, SimAdmin]]:
 
 def configure_providers(env: Any, **urls: str) -> None:
     """Point the product at the simulators given (gsm, hlr, voluum, mw, ongage) and drop cached clients."""
-    from phoneops.broadcasts.service import reset_clients as reset_mw
-    from phoneops.ongage.service import reset_clients as reset_ongage
+    from phoneops.broadcasts.provider import reset_clients as reset_mw
+    from phoneops.ongage.provider import reset_clients as reset_ongage
     from phoneops.simulators import gsm_fusion, hlr_lookup, messagewhiz
     from phoneops.simulators import ongage as og
     from phoneops.simulators import voluum as vl
-    from phoneops.voluum.service import reset_clients as reset_voluum
+    from phoneops.voluum.provider import reset_clients as reset_voluum
 
     values: dict[str, str] = {}
     if "gsm" in urls:

@@ -34,10 +34,10 @@ def snapshot(*models: Any) -> dict[str, list[tuple[Any, ...]]]:
 
 @pytest.fixture
 def providers(voluum: tuple[str, SimAdmin], mw: tuple[str, SimAdmin], env: Any) -> Iterator[dict[str, SimAdmin]]:
-    from phoneops.broadcasts.service import reset_clients as reset_mw
+    from phoneops.broadcasts.provider import reset_clients as reset_mw
     from phoneops.simulators.messagewhiz import DEFAULT_API_KEY
     from phoneops.simulators.voluum import DEFAULT_ACCESS_ID, DEFAULT_ACCESS_KEY
-    from phoneops.voluum.service import reset_clients as reset_voluum
+    from phoneops.voluum.provider import reset_clients as reset_voluum
 
     voluum[1].reset()
     mw[1].reset()

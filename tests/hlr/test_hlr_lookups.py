@@ -374,7 +374,7 @@ def _lost_call(lookup_id: int, size: int) -> None:
 def test_an_interrupted_realtime_call_is_charged_exactly_once(hlr_env: SimAdmin, reached: bool) -> None:
     """Whether or not the lost call reached the provider, each of its numbers is charged once, and the
     lookup's spend equals what the provider charged."""
-    from phoneops.hlr.service import client
+    from phoneops.hlr.provider import client
 
     numbers = uk(90, 1200)
     with session_scope() as session:
@@ -412,7 +412,7 @@ def test_a_call_in_doubt_while_the_provider_is_down_stays_open_then_settles(
 
 def test_every_batch_intent_state_is_reconciled_without_paying_twice(hlr_env: SimAdmin) -> None:
     """Kill points of the batch flow, rebuilt by hand: each resumes to exactly one lookup per number."""
-    from phoneops.hlr.service import client
+    from phoneops.hlr.provider import client
 
     groups = [uk(10, 1400 + 20 * i) for i in range(4)]
     with client() as hlr:
@@ -448,7 +448,7 @@ def test_every_batch_intent_state_is_reconciled_without_paying_twice(hlr_env: Si
 def test_a_start_in_doubt_is_sent_again_whatever_the_status_names(hlr_env: SimAdmin, unstarted: str) -> None:
     """Killed around the paid start: the start is re-issued; the provider's answer (started now, or refused as
     already started) decides — never a status name we guess. Both batches end looked up once."""
-    from phoneops.hlr.service import client
+    from phoneops.hlr.provider import client
 
     hlr_env.configure(unstarted_status=unstarted, restart_answer="already_started")
     groups = [uk(10, 3000), uk(10, 3020)]
@@ -478,7 +478,7 @@ def test_a_start_in_doubt_is_sent_again_whatever_the_status_names(hlr_env: SimAd
 def test_a_started_batch_that_never_moves_is_started_again_on_resume(hlr_env: SimAdmin) -> None:
     """An intent recorded `started` whose batch never started at the provider (as a provider losing the start
     would leave it): the resumed job sends the start again instead of waiting forever."""
-    from phoneops.hlr.service import client
+    from phoneops.hlr.provider import client
 
     hlr_env.configure(unstarted_status="QUEUED")
     numbers = uk(10, 3100)

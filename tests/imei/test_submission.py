@@ -94,7 +94,7 @@ def test_services_that_leave_the_list_are_deactivated(gsm_env: SimAdmin) -> None
 
 
 def test_provider_without_credentials_is_switched_off(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from phoneops.imei.service import credentials
+    from phoneops.imei.provider import credentials
     from phoneops.settings import reset_settings_cache
 
     monkeypatch.delenv("GSM_FUSION_API_KEY", raising=False)

@@ -44,7 +44,7 @@ def csv_bytes(count: int, *, header: list[str] = HEADER, list_id: str = DEFAULT_
 
 
 def _reset() -> None:
-    from phoneops.ongage.service import reset_clients
+    from phoneops.ongage.provider import reset_clients
     from phoneops.settings import reset_settings_cache
 
     reset_settings_cache()
@@ -192,7 +192,7 @@ def test_pause_and_resume_send_every_row_once(ongage: SimAdmin) -> None:
 
 
 def test_rows_left_in_flight_are_reconciled_not_sent_again(ongage: SimAdmin) -> None:
-    from phoneops.ongage.service import get_client
+    from phoneops.ongage.provider import get_client
 
     job_id = create(csv_bytes(4), interval_seconds=1, lower_limit=10, upper_limit=10, batch_size=10)
     move(job_id, "start")

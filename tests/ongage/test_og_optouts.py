@@ -25,7 +25,7 @@ OPTED, OTHER = "+447911123401", "+447911123402"
 
 
 def _reset() -> None:
-    from phoneops.ongage.service import reset_clients
+    from phoneops.ongage.provider import reset_clients
     from phoneops.settings import reset_settings_cache
 
     reset_settings_cache()

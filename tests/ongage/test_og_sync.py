@@ -19,7 +19,7 @@ from phoneops.numbers.vault import get_vault
 from phoneops.ongage import service_sync
 from phoneops.ongage.client import OngageClient
 from phoneops.ongage.models import OngageConversion
-from phoneops.ongage.service import sync_config
+from phoneops.ongage.provider import sync_config
 from phoneops.simulators import voluum_data as vd
 from phoneops.simulators._server import SimAdmin
 from phoneops.simulators.ongage import DEFAULT_ACCOUNT_CODE, DEFAULT_LIST_ID, DEFAULT_PASSWORD, DEFAULT_USERNAME
@@ -41,7 +41,7 @@ def email(n: int) -> str:
 
 
 def _reset() -> None:
-    from phoneops.ongage.service import reset_clients
+    from phoneops.ongage.provider import reset_clients
     from phoneops.settings import reset_settings_cache
 
     reset_settings_cache()

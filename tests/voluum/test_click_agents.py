@@ -24,7 +24,7 @@ from phoneops.simulators._server import SimAdmin
 from phoneops.simulators.voluum import DEFAULT_ACCESS_ID, DEFAULT_ACCESS_KEY
 from phoneops.voluum import conversions, live, reclassify, traffic
 from phoneops.voluum.models import TrafficRow
-from phoneops.voluum.service import reset_clients
+from phoneops.voluum.provider import reset_clients
 
 Load = Callable[..., dict[str, int]]
 

@@ -22,7 +22,7 @@ from phoneops.simulators.voluum import DEFAULT_ACCESS_ID, DEFAULT_ACCESS_KEY
 from phoneops.voluum import conversions
 from phoneops.voluum.conversions import campaign_country, converted_indexes, country_code, periodic_window
 from phoneops.voluum.models import Campaign, Conversion, ConversionSync, Offer
-from phoneops.voluum.service import reset_clients
+from phoneops.voluum.provider import reset_clients
 
 Load = Callable[..., dict[str, int]]
 UK = "Marketing Services 1 - United Kingdom - X"
@@ -161,7 +161,7 @@ def test_refresh_while_another_worker_records_the_same_ids_upserts_them(
     """A manual refresh and a sync's automatic refresh (or a live event) may write the same ids at once: the
     second writer updates the rows instead of failing with a duplicate key (once a 500 on /voluum)."""
     from phoneops.voluum import lookups
-    from phoneops.voluum.service import get_client
+    from phoneops.voluum.provider import get_client
 
     data = httpx.get(f"{voluum_env}/_sim/data", timeout=10).json()
     campaign, offer = data["campaigns"][0], data["offers"][0]

@@ -18,7 +18,7 @@ from phoneops.simulators._server import SimAdmin
 from phoneops.simulators.voluum import DEFAULT_ACCESS_ID, DEFAULT_ACCESS_KEY
 from phoneops.voluum.costs import push_costs
 from phoneops.voluum.models import CostPush
-from phoneops.voluum.service import reset_clients
+from phoneops.voluum.provider import reset_clients
 
 DAY = date(2026, 2, 5)
 

@@ -14,7 +14,7 @@ from phoneops.core.security import SYSTEM
 from phoneops.numbers.lists import lookup
 from phoneops.numbers.models import PhoneNumber
 from phoneops.voluum import traffic
-from phoneops.voluum.service import PhoneReader, phone_reader
+from phoneops.voluum.provider import PhoneReader, phone_reader
 
 
 @pytest.fixture

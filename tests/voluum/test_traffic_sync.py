@@ -25,7 +25,7 @@ from phoneops.simulators._server import SimAdmin
 from phoneops.simulators.voluum import DEFAULT_ACCESS_ID, DEFAULT_ACCESS_KEY
 from phoneops.voluum import traffic
 from phoneops.voluum.models import TrafficDay, TrafficRow
-from phoneops.voluum.service import reset_clients
+from phoneops.voluum.provider import reset_clients
 
 Load = Callable[..., dict[str, int]]
 DAY1, DAY2, DAY3 = date(2025, 12, 31), date(2026, 1, 1), date(2026, 1, 2)  # a year (and month) boundary
@@ -89,7 +89,7 @@ def dataset(days: list[date], numbers: int = 24, seed: int = 7) -> list[dict[str
 
 def expected_statuses(facts: list[dict[str, Any]]) -> dict[bytes, str | None]:
     """Each number's list by the OS rules: the most severe verdict over all of its rows."""
-    from phoneops.voluum.service import phone_reader
+    from phoneops.voluum.provider import phone_reader
 
     reader = phone_reader()
     verdicts: dict[bytes, list[Any]] = {}

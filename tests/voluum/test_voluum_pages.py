@@ -17,7 +17,7 @@ from phoneops.numbers.lists import Authority, Verdict, apply_verdicts
 from phoneops.simulators._server import SimAdmin
 from phoneops.simulators.voluum import DEFAULT_ACCESS_ID, DEFAULT_ACCESS_KEY
 from phoneops.voluum import conversions, live, traffic
-from phoneops.voluum.service import reset_clients
+from phoneops.voluum.provider import reset_clients
 from phoneops.voluum.wire import Conversion as WireConversion
 from support import login
 

@@ -10,9 +10,9 @@ Modules:
 - metrics.py: Prometheus gauges of the broadcasts domain: the last imported day, its cost, cost pushes by outcome
 - models.py: Tables of the broadcasts domain: one stats row per broadcast, per campaign and day, per imported...
 - money.py: Money: one definition of a day's cost, the billing currency, and the admins' exchange-rate table
+- provider.py: MessageWhiz bound to our settings, and what every part of the broadcasts domain shares
 - router.py: Broadcasts API: day imports, stats, history files, cost pushes, the live stream and analytics
 - schemas.py: API shapes of the broadcasts domain
-- service.py: MessageWhiz bound to our settings, and what every part of the broadcasts domain shares
 - tasks.py: Background work of the broadcasts domain
 - unsubscribers.py: MessageWhiz unsubscribers -> opt-outs (docs/optouts.md; wire format:...
 - views.py: Broadcast pages: days (import, history files, cost pushes), a day's broadcasts, the live view,...

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.broadcasts.models import BroadcastCampaignDay, BroadcastStat
 from phoneops.broadcasts.money import cost_sum
-from phoneops.broadcasts.service import parse_day, today
+from phoneops.broadcasts.provider import parse_day, today
 from phoneops.core.csvio import csv_lines
 from phoneops.core.errors import ValidationFailed
 

@@ -59,7 +59,7 @@ def import_day(
 ) -> None:
     """Import a day's broadcasts (stats rows and history files), then push its costs to Voluum."""
     from phoneops.broadcasts.days import start_import
-    from phoneops.broadcasts.service import yesterday
+    from phoneops.broadcasts.provider import yesterday
     from phoneops.core.db import session_scope
 
     _boot()
@@ -199,7 +199,7 @@ def push_costs(
 def live(search: Annotated[str, typer.Option(help="Broadcast name contains")] = "") -> None:
     """Today's broadcasts now, grouped by list (one pass; the web page follows them live)."""
     from phoneops.broadcasts.live import group_totals, today_rows
-    from phoneops.broadcasts.service import get_client
+    from phoneops.broadcasts.provider import get_client
 
     _boot()
     try:

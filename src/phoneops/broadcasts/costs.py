@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from phoneops.broadcasts.days import get_day
 from phoneops.broadcasts.models import BroadcastCampaignDay, BroadcastCostPush
 from phoneops.broadcasts.money import CENT, billing_currency, convert, require_rate
-from phoneops.broadcasts.service import past_day
+from phoneops.broadcasts.provider import past_day
 from phoneops.core.audit import audit
 from phoneops.core.db import utcnow
 from phoneops.core.security import Principal
@@ -60,7 +60,7 @@ def push_day_costs(
         return []
     rate = require_rate(session, when)  # no rate for the day: nothing is pushed or stored (docs/money.md)
     if client is None:
-        from phoneops.voluum.service import get_client
+        from phoneops.voluum.provider import get_client
 
         client = get_client()
     items = sorted(costs.items())

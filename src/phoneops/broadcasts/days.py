@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from phoneops.broadcasts.client import Broadcast, Link, MessageWhizClient
 from phoneops.broadcasts.models import BroadcastCampaignDay, BroadcastDay, BroadcastStat
 from phoneops.broadcasts.money import day_cost
-from phoneops.broadcasts.service import get_client, is_transient, past_day, state_text
+from phoneops.broadcasts.provider import get_client, is_transient, past_day, state_text
 from phoneops.core.audit import audit
 from phoneops.core.csvio import csv_lines, neutralise
 from phoneops.core.db import rowcount, utcnow
@@ -338,8 +338,8 @@ def import_day(
 def _windows(voluum: Fetch | None, result: ImportResult) -> VoluumWindows | None:
     if voluum is not None:
         return VoluumWindows(voluum)
-    from phoneops.voluum.service import get_client as voluum_client
-    from phoneops.voluum.service import is_configured as voluum_configured
+    from phoneops.voluum.provider import get_client as voluum_client
+    from phoneops.voluum.provider import is_configured as voluum_configured
 
     if not voluum_configured():
         result.voluum, result.voluum_error = "off", "Voluum is not configured: no visits or conversions"
@@ -470,7 +470,7 @@ def write_history(session: Session, actor: Principal, day: date, rows: Sequence[
 
 def start_import(session: Session, actor: Principal, day: date | str, *, push_costs: bool = True) -> Job:
     """Queue the import of one day (then, by default, the day's cost push); one import per day at a time."""
-    from phoneops.broadcasts.service import credentials
+    from phoneops.broadcasts.provider import credentials
 
     when = past_day(day)
     credentials()  # 503 now rather than a failed job
@@ -489,7 +489,7 @@ def recent_days(session: Session, limit: int = 60) -> list[BroadcastDay]:
 
 
 def get_day(session: Session, day: date | str) -> BroadcastDay:
-    from phoneops.broadcasts.service import parse_day
+    from phoneops.broadcasts.provider import parse_day
 
     when = parse_day(day)
     found = session.get(BroadcastDay, when)
@@ -499,7 +499,7 @@ def get_day(session: Session, day: date | str) -> BroadcastDay:
 
 
 def day_stats(session: Session, day: date | str, search: str | None = None) -> list[BroadcastStat]:
-    from phoneops.broadcasts.service import parse_day
+    from phoneops.broadcasts.provider import parse_day
 
     query = select(BroadcastStat).where(BroadcastStat.day == parse_day(day))
     if search and search.strip():
@@ -508,7 +508,7 @@ def day_stats(session: Session, day: date | str, search: str | None = None) -> l
 
 
 def campaign_days(session: Session, day: date | str) -> list[BroadcastCampaignDay]:
-    from phoneops.broadcasts.service import parse_day
+    from phoneops.broadcasts.provider import parse_day
 
     query = select(BroadcastCampaignDay).where(BroadcastCampaignDay.day == parse_day(day))
     return list(session.scalars(query.order_by(BroadcastCampaignDay.campaign_id)))

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from phoneops.broadcasts.client import Broadcast, MessageWhizClient, day_window
-from phoneops.broadcasts.service import state_text
+from phoneops.broadcasts.provider import state_text
 from phoneops.core.http import ProviderError
 
 log = structlog.get_logger("phoneops.broadcasts.live")

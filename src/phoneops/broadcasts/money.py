@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from phoneops.broadcasts.models import BroadcastStat, ExchangeRate
-from phoneops.broadcasts.service import parse_day, past_day
+from phoneops.broadcasts.provider import parse_day, past_day
 from phoneops.core.audit import audit
 from phoneops.core.db import utcnow
 from phoneops.core.errors import Conflict, Forbidden, NotFound, ValidationFailed

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from phoneops.broadcasts import analytics, costs, days, live, money
+from phoneops.broadcasts.provider import get_client, is_configured
 from phoneops.broadcasts.schemas import (
     AnalyticsOut,
     CampaignDayOut,
@@ -23,7 +24,6 @@ from phoneops.broadcasts.schemas import (
     StatOut,
     StatusOut,
 )
-from phoneops.broadcasts.service import get_client, is_configured
 from phoneops.core.audit import audit
 from phoneops.core.deps import DbSession, admin, operator, viewer
 from phoneops.core.router import file_response
@@ -37,7 +37,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 @router.get("/status", response_model=StatusOut)
 def status(session: Session = DB, _: Principal = Depends(viewer)) -> StatusOut:
-    from phoneops.voluum.service import is_configured as voluum_configured
+    from phoneops.voluum.provider import is_configured as voluum_configured
 
     last = days.recent_days(session, 1)
     return StatusOut(configured=is_configured(), voluum_configured=voluum_configured(),

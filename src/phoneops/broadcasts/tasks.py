@@ -17,7 +17,7 @@ import structlog
 
 from phoneops.broadcasts import costs, days, unsubscribers  # noqa: F401  (unsubscribers: its job and tick)
 from phoneops.broadcasts.money import RateMissing
-from phoneops.broadcasts.service import is_configured, job_actor, park_or_fail, parse_day, yesterday
+from phoneops.broadcasts.provider import is_configured, job_actor, park_or_fail, parse_day, yesterday
 from phoneops.core.db import session_scope
 from phoneops.core.errors import AppError
 from phoneops.core.http import ProviderError
@@ -51,7 +51,7 @@ def import_day_job(ctx: JobContext) -> dict[str, Any]:
         "xlsx_file_id")}}
     if not push:
         return result
-    from phoneops.voluum.service import is_configured as voluum_configured
+    from phoneops.voluum.provider import is_configured as voluum_configured
 
     if not voluum_configured():
         ctx.progress(done=total, message="Voluum is not configured: costs not pushed")

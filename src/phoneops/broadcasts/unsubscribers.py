@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session
 
-from phoneops.broadcasts.service import get_client, is_configured, job_actor, park_or_fail
+from phoneops.broadcasts.provider import get_client, is_configured, job_actor, park_or_fail
 from phoneops.core.audit import audit
 from phoneops.core.db import session_scope
 from phoneops.core.errors import AppError
@@ -35,7 +35,7 @@ BATCH = 5000
 
 def start_sync(session: Session, actor: Principal) -> Job:
     """Queue a sync of MessageWhiz unsubscribers (one at a time: a running one is returned)."""
-    from phoneops.broadcasts.service import credentials
+    from phoneops.broadcasts.provider import credentials
 
     credentials()  # 503 naming the missing setting when MessageWhiz is not configured
     running = active_job_for(session, KIND, "what", "unsubscribers")

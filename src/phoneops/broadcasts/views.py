@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from phoneops.broadcasts import analytics, costs, days, live, money
-from phoneops.broadcasts.service import is_configured, parse_day, today, yesterday
+from phoneops.broadcasts.provider import is_configured, parse_day, today, yesterday
 from phoneops.core.deps import DbSession, page_admin, page_operator, page_viewer
 from phoneops.core.errors import AppError
 from phoneops.core.security import Principal
@@ -34,7 +34,7 @@ def dashboard_cards(session: Session) -> list[Card]:
 
 def _overview(request: Request, session: Session, principal: Principal, *, error: str | None = None,
               status_code: int = 200) -> Response:
-    from phoneops.voluum.service import is_configured as voluum_configured
+    from phoneops.voluum.provider import is_configured as voluum_configured
 
     recent = days.recent_days(session, 60)
     return render(
@@ -70,7 +70,7 @@ def start_import(
 
 def _day_page(request: Request, session: Session, principal: Principal, day: dt.date, search: str, *,
               error: str | None = None, pushed: bool = False, status_code: int = 200) -> Response:
-    from phoneops.voluum.service import is_configured as voluum_configured
+    from phoneops.voluum.provider import is_configured as voluum_configured
 
     record = days.get_day(session, day)
     stats = days.day_stats(session, day, search)

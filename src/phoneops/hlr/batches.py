@@ -19,7 +19,7 @@ from phoneops.core.db import session_scope, utcnow
 from phoneops.hlr.client import HlrClient, HlrError, HlrInsufficientCredit, HlrRateLimited
 from phoneops.hlr.lookups import OPEN_BATCH_STATES
 from phoneops.hlr.models import PENDING, SENDING, HlrCall, HlrLookupItem
-from phoneops.hlr.service import describe
+from phoneops.hlr.provider import describe
 
 if TYPE_CHECKING:
     from phoneops.hlr.jobs import LookupRunner

@@ -32,7 +32,7 @@ from phoneops.core.models import Job
 from phoneops.core.security import Principal
 from phoneops.hlr.lookups import MAY_BE_MOBILE, PRIVATE_CACHE_DAYS, FileSource, _column, check_region
 from phoneops.hlr.models import REVIEW, HlrLookupItem, HlrResult
-from phoneops.hlr.service import CREDITS_PER_LOOKUP, confirm_above_credits, credits_text
+from phoneops.hlr.provider import CREDITS_PER_LOOKUP, confirm_above_credits, credits_text
 from phoneops.numbers.normalize import line_types, normalize_column
 from phoneops.numbers.optouts import active_indexes
 from phoneops.numbers.vault import get_vault

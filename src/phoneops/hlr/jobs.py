@@ -76,8 +76,8 @@ from phoneops.hlr.models import (
 )
 from phoneops.hlr.models import HlrResult as ResultRow
 from phoneops.hlr.outcomes import Decided, OutcomeMap, load_map, verdicts
-from phoneops.hlr.service import CREDITS_PER_LOOKUP, credits_text, describe
-from phoneops.hlr.service import client as make_client
+from phoneops.hlr.provider import CREDITS_PER_LOOKUP, credits_text, describe
+from phoneops.hlr.provider import client as make_client
 from phoneops.hlr.wire import e164
 from phoneops.numbers.lists import apply_verdicts
 from phoneops.numbers.vault import get_vault

@@ -49,7 +49,7 @@ from phoneops.hlr.models import (
     HlrLookupItem,
     HlrResult,
 )
-from phoneops.hlr.service import CREDITS_PER_LOOKUP, confirm_above_credits, credits_text, require_configured
+from phoneops.hlr.provider import CREDITS_PER_LOOKUP, confirm_above_credits, credits_text, require_configured
 from phoneops.numbers.lists import LISTS
 from phoneops.numbers.models import PhoneNumber
 from phoneops.numbers.normalize import line_types, normalize_column

@@ -23,8 +23,8 @@ from phoneops.core import storage
 from phoneops.core.csvio import neutralise
 from phoneops.core.security import Principal, Role
 from phoneops.hlr.models import CACHED, DONE, FAILED, PENDING, REVIEW, SENDING, HlrLookup, HlrLookupItem, HlrResult
+from phoneops.hlr.provider import credits_text
 from phoneops.hlr.risky import load_matcher
-from phoneops.hlr.service import credits_text
 from phoneops.numbers.vault import get_vault, mask
 
 RAW_HEADER = (

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from phoneops.core.db import session_scope, utcnow
 from phoneops.hlr.client import HlrClient, HlrError, HlrInsufficientCredit, HlrRateLimited
 from phoneops.hlr.models import SENDING, HlrCall
-from phoneops.hlr.service import describe
+from phoneops.hlr.provider import describe
 from phoneops.hlr.wire import MAX_NUMBERS_PER_REQUEST
 
 if TYPE_CHECKING:

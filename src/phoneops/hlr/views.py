@@ -21,7 +21,7 @@ from phoneops.core.security import Principal
 from phoneops.hlr import estimates, lookups, outcomes, outputs, risky
 from phoneops.hlr.lookups import FileSource, ListSource
 from phoneops.hlr.models import HlrResult
-from phoneops.hlr.service import confirm_above_credits, is_configured
+from phoneops.hlr.provider import confirm_above_credits, is_configured
 from phoneops.numbers.links import linked
 from phoneops.settings import get_settings
 from phoneops.ui.flash import redirect_with

@@ -30,7 +30,7 @@ from phoneops.core.errors import Conflict
 from phoneops.core.http import ProviderError
 from phoneops.core.security import SYSTEM, Principal
 from phoneops.imei.models import PLACED, ImeiBatch, ImeiOrder
-from phoneops.imei.service import (
+from phoneops.imei.provider import (
     BALANCE_NOT_AVAILABLE,
     SyncPool,
     account_title,

@@ -22,7 +22,7 @@ from phoneops.core.errors import NotFound, UpstreamError, ValidationFailed
 from phoneops.core.http import ProviderError
 from phoneops.imei.client import Service
 from phoneops.imei.models import ImeiService
-from phoneops.imei.service import GSM, accounts, as_app_error, describe, join_id, sync_pool
+from phoneops.imei.provider import GSM, accounts, as_app_error, describe, join_id, sync_pool
 from phoneops.settings import get_settings
 
 log = structlog.get_logger("phoneops.imei.catalogue")

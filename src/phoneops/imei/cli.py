@@ -65,7 +65,7 @@ def services(
     from phoneops.core.db import session_scope
     from phoneops.core.text import plain_text
     from phoneops.imei import catalogue
-    from phoneops.imei.service import require_configured
+    from phoneops.imei.provider import require_configured
 
     _boot()
     try:
@@ -186,7 +186,7 @@ def submit(
     from phoneops.core.db import session_scope
     from phoneops.imei import inputs, submission
     from phoneops.imei.models import ImeiOrder
-    from phoneops.imei.service import require_configured
+    from phoneops.imei.provider import require_configured
 
     _boot()
     console = _console()
@@ -233,7 +233,7 @@ def batch(
     from phoneops.core.commands import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import inputs, submission
-    from phoneops.imei.service import require_configured
+    from phoneops.imei.provider import require_configured
 
     _boot()
     console = _console()
@@ -290,7 +290,7 @@ def resume(
     from phoneops.core.commands import cli_actor
     from phoneops.core.db import session_scope
     from phoneops.imei import submission
-    from phoneops.imei.service import require_configured
+    from phoneops.imei.provider import require_configured
 
     _boot()
     try:
@@ -507,7 +507,7 @@ def sync() -> None:
     from phoneops.core.audit import audit
     from phoneops.core.commands import cli_actor
     from phoneops.core.db import session_scope
-    from phoneops.imei.service import require_configured
+    from phoneops.imei.provider import require_configured
     from phoneops.imei.sync import sync_open_orders
 
     _boot()

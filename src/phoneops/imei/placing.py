@@ -78,7 +78,7 @@ from phoneops.imei.models import (
     ImeiBatch,
     ImeiOrder,
 )
-from phoneops.imei.service import AsyncPool, account_title, async_pool, describe, split_id
+from phoneops.imei.provider import AsyncPool, account_title, async_pool, describe, split_id
 from phoneops.imei.submission import batch_counts, batch_spend, batch_summary, money_text
 from phoneops.settings import get_settings
 from phoneops.webhooks import service as webhooks

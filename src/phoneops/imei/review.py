@@ -25,7 +25,7 @@ from phoneops.core.db import utcnow
 from phoneops.core.errors import Conflict, NotFound, ValidationFailed
 from phoneops.core.security import Principal
 from phoneops.imei.models import NO_ORDER_ID, PLACED, REVIEW, WRITTEN_OFF, ImeiOrder
-from phoneops.imei.service import account_title, join_id, split_id
+from phoneops.imei.provider import account_title, join_id, split_id
 
 REASONS = {
     NO_ORDER_ID: "placed and paid, order id unknown",

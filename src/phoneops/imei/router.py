@@ -26,6 +26,7 @@ from phoneops.hlr.lookups import lookups_in_review
 from phoneops.imei import catalogue, history, imports, inputs, review, submission
 from phoneops.imei.balance import quote_balances
 from phoneops.imei.models import ImeiBatch
+from phoneops.imei.provider import BALANCE_NOT_AVAILABLE, require_configured
 from phoneops.imei.schemas import (
     BalanceOut,
     BatchDetail,
@@ -40,7 +41,6 @@ from phoneops.imei.schemas import (
     ServiceOut,
     ServicesOut,
 )
-from phoneops.imei.service import BALANCE_NOT_AVAILABLE, require_configured
 from phoneops.imei.sync import refresh_audited
 from phoneops.imei.tasks import SYNC_KIND
 from phoneops.settings import get_settings

@@ -49,7 +49,7 @@ from phoneops.imei.models import (
     ImeiOrder,
     ImeiService,
 )
-from phoneops.imei.service import BALANCE_NOT_AVAILABLE, account_title, split_id
+from phoneops.imei.provider import BALANCE_NOT_AVAILABLE, account_title, split_id
 from phoneops.imei.validation import check_imei
 from phoneops.settings import get_settings
 

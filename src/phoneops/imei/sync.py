@@ -22,8 +22,8 @@ from phoneops.core.security import Principal
 from phoneops.imei.client import OrderStatus
 from phoneops.imei.models import PLACED, ImeiOrder
 from phoneops.imei.parsing import FINAL_STATUSES, OPEN_STATUSES
+from phoneops.imei.provider import StatusSource, as_app_error, sync_pool
 from phoneops.imei.results import store_result
-from phoneops.imei.service import StatusSource, as_app_error, sync_pool
 
 log = structlog.get_logger("phoneops.imei.sync")
 

@@ -13,7 +13,7 @@ from phoneops.core.http import ProviderError, ProviderRateLimited, ProviderTimeo
 from phoneops.core.jobs import JobContext, RetryLater, job_handler, periodic
 from phoneops.imei.models import ImeiOrder
 from phoneops.imei.placing import run_batch
-from phoneops.imei.service import as_app_error, is_configured, provider_label
+from phoneops.imei.provider import as_app_error, is_configured, provider_label
 from phoneops.imei.submission import BATCH_KIND
 from phoneops.imei.sync import count_open, sync_open_orders
 from phoneops.settings import get_settings

@@ -27,10 +27,10 @@ from phoneops.core.security import Principal, Role
 from phoneops.hlr.lookups import lookups_in_review, release_review, write_off_review
 from phoneops.imei import catalogue, history, imports, inputs, review, submission
 from phoneops.imei.balance import balances_text
+from phoneops.imei.provider import is_configured, require_configured
 from phoneops.imei.results import result_table
 from phoneops.imei.router import export_response, filters_from, save_upload
 from phoneops.imei.schemas import OrderQuery
-from phoneops.imei.service import is_configured, require_configured
 from phoneops.imei.sync import refresh_audited
 from phoneops.imei.tasks import SYNC_KIND
 from phoneops.settings import get_settings

@@ -100,7 +100,7 @@ def _status() -> None:
 @app.command("status")
 def status() -> None:
     """Contacts per status and the recent sync runs."""
-    from phoneops.ongage.service import is_configured, sync_config
+    from phoneops.ongage.provider import is_configured, sync_config
 
     _boot()
     config = sync_config()

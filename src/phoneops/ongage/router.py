@@ -13,6 +13,7 @@ from phoneops.core.deps import DbSession, operator, viewer
 from phoneops.core.schemas import JobOut
 from phoneops.core.security import Principal
 from phoneops.ongage import service_csv, service_sync
+from phoneops.ongage.provider import is_configured, sync_config
 from phoneops.ongage.schemas import (
     CsvJobDetailOut,
     CsvJobOut,
@@ -24,7 +25,6 @@ from phoneops.ongage.schemas import (
     StatusOut,
     SyncRunOut,
 )
-from phoneops.ongage.service import is_configured, sync_config
 from phoneops.settings import get_settings
 from phoneops.sources.service import normalise_label
 

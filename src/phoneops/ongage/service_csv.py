@@ -47,7 +47,7 @@ from phoneops.core.storage import get_storage
 from phoneops.numbers.optouts import opted_out_raw
 from phoneops.ongage.client import DEFAULT_MAX_BATCH, ContactResult
 from phoneops.ongage.models import OngageCsvJob, OngageCsvRow
-from phoneops.ongage.service import account_limiter, credentials, get_client, job_actor
+from phoneops.ongage.provider import account_limiter, credentials, get_client, job_actor
 from phoneops.settings import get_settings
 from phoneops.sources import service as sources
 

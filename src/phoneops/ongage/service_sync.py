@@ -52,7 +52,7 @@ from phoneops.numbers.optouts import opted_out as _opted_out
 from phoneops.numbers.vault import get_vault, mask
 from phoneops.ongage.client import MAX_PARALLEL, ContactResult, OngageClient
 from phoneops.ongage.models import OngageConversion, OngageSyncRun
-from phoneops.ongage.service import (
+from phoneops.ongage.provider import (
     SyncConfig,
     backoff,
     country_name,

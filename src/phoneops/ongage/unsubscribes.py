@@ -24,7 +24,7 @@ from phoneops.core.models import Job
 from phoneops.core.security import Principal
 from phoneops.numbers.optouts import OptOutEntry, record_optouts
 from phoneops.numbers.vault import get_vault
-from phoneops.ongage.service import credentials, email_for, get_client, job_actor, sync_config
+from phoneops.ongage.provider import credentials, email_for, get_client, job_actor, sync_config
 from phoneops.ongage.service_sync import sent_count, sent_numbers
 
 KIND = "ongage.unsubscribes"

@@ -17,7 +17,7 @@ from phoneops.core.models import Job
 from phoneops.core.security import Principal
 from phoneops.numbers.links import linked
 from phoneops.ongage import service_csv, service_sync
-from phoneops.ongage.service import is_configured, sync_config
+from phoneops.ongage.provider import is_configured, sync_config
 from phoneops.settings import get_settings
 from phoneops.sources.service import normalise_label
 from phoneops.ui.flash import redirect_with

@@ -121,7 +121,7 @@ def sync_conversions(
     _boot()
     try:
         if date_from is None:
-            from phoneops.voluum.service import credentials
+            from phoneops.voluum.provider import credentials
 
             credentials()
             record = conversions.periodic_sync()
@@ -329,7 +329,7 @@ def find(number: str, region: Annotated[str | None, typer.Option()] = None) -> N
     """Everything known about a number: list status, traffic, conversions, live events."""
     from phoneops.core.db import session_scope
     from phoneops.voluum.find import find_number
-    from phoneops.voluum.service import region_or_default
+    from phoneops.voluum.provider import region_or_default
 
     _boot()
     try:

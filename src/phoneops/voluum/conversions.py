@@ -44,7 +44,7 @@ from phoneops.voluum import lookups
 from phoneops.voluum.client import VoluumClient
 from phoneops.voluum.facts import conversion_days, conversion_events
 from phoneops.voluum.models import Conversion, ConversionSync
-from phoneops.voluum.service import (
+from phoneops.voluum.provider import (
     ceil_hour,
     chunks,
     credentials,

@@ -27,7 +27,7 @@ from phoneops.core.security import Principal
 from phoneops.settings import get_settings
 from phoneops.voluum.client import VoluumClient
 from phoneops.voluum.models import CostPush
-from phoneops.voluum.service import day_start, get_client, parse_day
+from phoneops.voluum.provider import day_start, get_client, parse_day
 
 log = structlog.get_logger("phoneops.voluum.costs")
 

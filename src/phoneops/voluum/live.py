@@ -42,7 +42,7 @@ from phoneops.settings import Settings, get_settings
 from phoneops.voluum import lookups
 from phoneops.voluum.agents import click_verdict
 from phoneops.voluum.models import DeadLetter, LiveEvent, LiveRawEvent
-from phoneops.voluum.service import ERASED, PhoneReader, chunks, phone_reader, text
+from phoneops.voluum.provider import ERASED, PhoneReader, chunks, phone_reader, text
 from phoneops.voluum.wire import parse_time
 
 if TYPE_CHECKING:
@@ -264,13 +264,13 @@ def _apply_os_verdicts(
 
 
 def insert_raw(session: Session) -> Any:
-    from phoneops.voluum.service import insert_for
+    from phoneops.voluum.provider import insert_for
 
     return insert_for(session, LiveRawEvent)
 
 
 def insert_latest(session: Session) -> Any:
-    from phoneops.voluum.service import insert_for
+    from phoneops.voluum.provider import insert_for
 
     return insert_for(session, LiveEvent)
 

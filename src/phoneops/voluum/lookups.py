@@ -24,7 +24,7 @@ from phoneops.core.security import Principal
 from phoneops.settings import get_settings
 from phoneops.voluum.client import VoluumClient
 from phoneops.voluum.models import Campaign, Offer
-from phoneops.voluum.service import ceil_hour, get_client, insert_for, is_configured, text
+from phoneops.voluum.provider import ceil_hour, get_client, insert_for, is_configured, text
 
 log = structlog.get_logger("phoneops.voluum.lookups")
 

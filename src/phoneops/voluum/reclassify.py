@@ -29,7 +29,7 @@ from phoneops.numbers.rules import current_rules
 from phoneops.voluum.agents import click_verdict, latest_agents, names_no_os
 from phoneops.voluum.facts import traffic_indexes, traffic_os_versions
 from phoneops.voluum.models import LiveEvent
-from phoneops.voluum.service import job_actor
+from phoneops.voluum.provider import job_actor
 
 KIND = "voluum.reclassify"
 REASON, SOURCE = "OS_VERSION", "OS_RULES"

@@ -19,6 +19,7 @@ from phoneops.core.schemas import JobOut
 from phoneops.core.security import Principal
 from phoneops.settings import get_settings
 from phoneops.voluum import conversions, costs, find, live, lookups, runs, smart, traffic
+from phoneops.voluum.provider import is_configured, parse_day, region_or_default
 from phoneops.voluum.schemas import (
     CampaignOut,
     ConversionSyncOut,
@@ -37,7 +38,6 @@ from phoneops.voluum.schemas import (
     StatusOut,
     TrafficDayOut,
 )
-from phoneops.voluum.service import is_configured, parse_day, region_or_default
 
 router = APIRouter(prefix="/api/voluum", tags=["voluum"])
 

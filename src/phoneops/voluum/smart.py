@@ -45,7 +45,7 @@ from phoneops.settings import get_settings
 from phoneops.voluum.conversions import FTD, REG, UNKNOWN, country_filter
 from phoneops.voluum.facts import conversion_events
 from phoneops.voluum.models import LiveRawEvent, Offer
-from phoneops.voluum.service import (
+from phoneops.voluum.provider import (
     PhoneReader,
     PhoneValue,
     chunks,

@@ -22,7 +22,7 @@ from phoneops.core.models import Job
 from phoneops.core.security import SYSTEM
 from phoneops.voluum import conversions, reclassify, smart, traffic
 from phoneops.voluum.models import Conversion
-from phoneops.voluum.service import is_configured
+from phoneops.voluum.provider import is_configured
 
 log = structlog.get_logger("phoneops.voluum.tasks")
 

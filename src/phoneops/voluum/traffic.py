@@ -46,7 +46,7 @@ from phoneops.voluum.agents import click_verdict, latest_agents, names_no_os
 from phoneops.voluum.client import VoluumClient
 from phoneops.voluum.facts import click_days
 from phoneops.voluum.models import TrafficDay, TrafficRow
-from phoneops.voluum.service import (
+from phoneops.voluum.provider import (
     ERASED,
     PhoneReader,
     chunks,

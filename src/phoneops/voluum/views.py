@@ -23,7 +23,7 @@ from phoneops.ui.flash import redirect_with
 from phoneops.ui.render import render
 from phoneops.ui.views import Card
 from phoneops.voluum import conversions, costs, find, live, lookups, runs, smart, traffic
-from phoneops.voluum.service import is_configured, region_or_default
+from phoneops.voluum.provider import is_configured, region_or_default
 
 router = APIRouter(include_in_schema=False)
 CHART_ORDER = ("whitelist", "monitor", "blacklist", "unknown")  # the chart palette's blue, green, red, amber
