@@ -48,12 +48,6 @@ RULES = {
 
 KNOWN: dict[tuple[str, str, str], str] = {
     # (rule, importer, imported) -> why it is still there
-    ("domain-uses-services", "phoneops.cleaning.filters", "phoneops.numbers.models"):
-        "list filters join PhoneNumber in SQL; needs a numbers query service (issue 17 item 2)",
-    ("domain-uses-services", "phoneops.hlr.lookups", "phoneops.numbers.models"):
-        "needs a numbers query service (issue 17 item 2)",
-    ("domain-uses-services", "phoneops.hlr.outcomes", "phoneops.numbers.models"):
-        "needs a numbers query service (issue 17 item 2)",
     ("domain-uses-services", "phoneops.ongage.service_sync", "phoneops.numbers.models"):
         "needs a numbers query service (issue 17 item 2)",
     ("domain-uses-services", "phoneops.ongage.service_sync", "phoneops.voluum.models"):

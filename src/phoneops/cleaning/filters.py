@@ -31,7 +31,7 @@ from sqlalchemy import Engine, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from phoneops.core.errors import ValidationFailed
-from phoneops.numbers.models import NumberOptOut, PhoneNumber
+from phoneops.numbers.queries import list_key_columns, optout_key_columns
 
 PROBE_CHUNK = 5000
 SCAN_CHUNK = 1_000_000  # SQLite rows aggregated per scan query
@@ -90,8 +90,8 @@ def resolve(names: Sequence[str]) -> list[Filter]:
     return [f for f in registered() if f.required or f.name in chosen]
 
 
-_LISTS = KeyedSource("phone_numbers", PhoneNumber.__table__.c.blind_index, PhoneNumber.__table__.c.status)
-_OPTOUTS = KeyedSource("number_optouts", NumberOptOut.__table__.c.blind_index, NumberOptOut.__table__.c.state)
+_LISTS = KeyedSource(*list_key_columns())
+_OPTOUTS = KeyedSource(*optout_key_columns())
 
 
 def _builtins() -> None:

@@ -51,9 +51,9 @@ from phoneops.hlr.models import (
 )
 from phoneops.hlr.provider import CREDITS_PER_LOOKUP, confirm_above_credits, credits_text, require_configured
 from phoneops.numbers.lists import LISTS
-from phoneops.numbers.models import PhoneNumber
 from phoneops.numbers.normalize import line_types, normalize_column
 from phoneops.numbers.optouts import opted_out
+from phoneops.numbers.queries import list_members
 from phoneops.numbers.vault import get_vault
 from phoneops.settings import get_settings
 from phoneops.webhooks import service as webhooks
@@ -169,12 +169,7 @@ def collect_list(session: Session, source: ListSource) -> Collected:
     country = (source.country or "").strip().upper() or None
     if country is not None and country not in phonenumbers.SUPPORTED_REGIONS:
         raise ValidationFailed(f"unknown country code {country!r}")
-    query = select(PhoneNumber.blind_index, PhoneNumber.sealed, PhoneNumber.country).where(
-        PhoneNumber.status == source.status
-    )
-    if country:
-        query = query.where(PhoneNumber.country == country)
-    items = [(bytes(idx), bytes(sealed), c) for idx, sealed, c in session.execute(query.order_by(PhoneNumber.id))]
+    items = list_members(session, source.status, country)
     vault = get_vault()
     e164s = pl.Series([vault.open(sealed, idx) for idx, sealed, _ in items], dtype=pl.String)
     types = line_types(e164s, normalize_column(e164s, "GB")["country"]).to_list() if items else []

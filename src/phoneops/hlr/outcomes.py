@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -31,7 +31,7 @@ from phoneops.core.security import Principal
 from phoneops.hlr.models import HlrLookupItem, HlrOutcomeRule, HlrResult
 from phoneops.hlr.risky import RiskyMatcher, load_matcher
 from phoneops.numbers.lists import Authority, Verdict
-from phoneops.numbers.models import PhoneNumber
+from phoneops.numbers.queries import indexes_with_a_verdict
 
 CLEAN, BLACKLIST, MONITOR, IGNORE = "clean", "blacklist", "monitor", "ignore"
 ACTIONS = (CLEAN, BLACKLIST, MONITOR, IGNORE)
@@ -173,18 +173,9 @@ def verdicts(session: Session, decided: Sequence[Decided]) -> list[Verdict]:
             out.append(Verdict(item.e164, rule.action, Authority.hlr, rule.reason, SOURCE, item.evidence))
         elif rule.action == CLEAN:
             clean[item.blind_index] = item
-    keys = list(clean)
-    for start in range(0, len(keys), 5000):
-        chunk = keys[start : start + 5000]
-        listed = session.scalars(
-            select(PhoneNumber.blind_index).where(
-                PhoneNumber.blind_index.in_(chunk),
-                or_(PhoneNumber.status.is_not(None), PhoneNumber.hlr_status.is_not(None)),
-            )
-        )
-        for index in listed:
-            item = clean[index]
-            out.append(Verdict(item.e164, None, Authority.hlr, LIFT_REASON, SOURCE, item.evidence))
+    for index in sorted(indexes_with_a_verdict(session, list(clean))):
+        item = clean[index]
+        out.append(Verdict(item.e164, None, Authority.hlr, LIFT_REASON, SOURCE, item.evidence))
     return out
 
 

@@ -16,6 +16,7 @@ Modules:
 - optouts.py: Opt-outs that stick: a suppression kept per number, apart from its list status
 - osrules.py: OS rules: which list a device's operating system puts a number on
 - prefixes.py: How much of a digit string a pattern reads: the prefix beyond which only "any digit" tokens remain
+- queries.py: What other domains read of the numbers store, as functions: they never import `numbers.models`...
 - router.py: Numbers API: lookup, statuses, lists, OS rules, imports, exports, link tokens
 - rules.py: OS classification rules as data: the newest rule set in the database, else the original's table
 - schemas.py: API shapes of the numbers domain
