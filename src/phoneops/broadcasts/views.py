@@ -16,7 +16,7 @@ from phoneops.core.errors import AppError
 from phoneops.core.security import Principal
 from phoneops.settings import get_settings
 from phoneops.ui.flash import redirect_with
-from phoneops.ui.render import render
+from phoneops.ui.render import form_error, render
 from phoneops.ui.views import Card
 
 router = APIRouter(include_in_schema=False)
@@ -63,8 +63,7 @@ def start_import(
     try:
         job = days.start_import(session, principal, day, push_costs=push_costs)
     except AppError as exc:
-        session.rollback()
-        return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _overview, request, session, principal)
     return redirect_with("/broadcasts", f"Import of {day} started.", link=("Follow the job", f"/jobs/{job.id}"))
 
 
@@ -105,8 +104,7 @@ def push_costs(
     try:
         costs.push_day_costs(session, principal, when, force=force)
     except AppError as exc:
-        session.rollback()
-        return _day_page(request, session, principal, when, "", error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _day_page, request, session, principal, when, "")
     return redirect_with(f"/broadcasts/days/{when}?pushed=1#costs", f"Costs of {when} pushed to Voluum: each "
                          "campaign's outcome is in the table below.")
 
@@ -198,6 +196,5 @@ def delete_rate(request: Request, day: str, session: Session = DB,
     try:
         money.delete_rate(session, principal, day)
     except AppError as exc:
-        session.rollback()
-        return _rates_page(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _rates_page, request, session, principal)
     return redirect_with("/broadcasts/rates", f"Rate of {day} deleted.")

@@ -23,7 +23,7 @@ from phoneops.core.security import Principal
 from phoneops.numbers.links import linked
 from phoneops.settings import get_settings
 from phoneops.ui.flash import redirect_with
-from phoneops.ui.render import render
+from phoneops.ui.render import form_error, render
 from phoneops.ui.views import Card
 
 router = APIRouter(include_in_schema=False)
@@ -148,8 +148,7 @@ async def run_page(request: Request, file_id: int, session: Session = DbSession,
                                      phone_column=values.get("phone_column") or None,
                                      region=values.get("region") or None)
     except AppError as exc:
-        session.rollback()
-        return _render_file(request, session, principal, file_id, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _render_file, request, session, principal, file_id)
     return _committed(session, f"/cleaning/files/{file_id}", "Started: the run's progress shows below.")
 
 

@@ -25,7 +25,7 @@ from phoneops.hlr.provider import confirm_above_credits, is_configured
 from phoneops.numbers.links import linked
 from phoneops.settings import get_settings
 from phoneops.ui.flash import redirect_with
-from phoneops.ui.render import render
+from phoneops.ui.render import form_error, render
 from phoneops.ui.views import Card
 
 router = APIRouter(include_in_schema=False)
@@ -103,8 +103,7 @@ async def start_estimate(
                             region.strip() or None)
         job = estimates.start_estimate(session, principal, chosen, include_non_mobile=bool(include_non_mobile))
     except AppError as exc:
-        session.rollback()
-        return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _overview, request, session, principal)
     return redirect_with(f"/jobs/{job.id}", "Estimate started: it shows here when the file has been read.",
                          link=("Back to HLR", "/hlr"))
 
@@ -134,8 +133,7 @@ async def start_lookup(
         lookup = lookups.create_lookup(session, principal, chosen, mode=mode, confirm=bool(confirm),
                                        include_non_mobile=bool(include_non_mobile))
     except AppError as exc:
-        session.rollback()
-        return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _overview, request, session, principal)
     return redirect_with(f"/hlr/lookups/{lookup.id}", f"HLR lookup {lookup.id} created: its progress shows below.")
 
 
@@ -254,8 +252,7 @@ def risky_add(
     try:
         risky.add_operator(session, principal, name, mccmnc, note or None)
     except AppError as exc:
-        session.rollback()
-        return _risky_page(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _risky_page, request, session, principal)
     return redirect_with("/hlr/risky?" + urlencode({"q": name.strip()}),
                          f"Added {name.strip()} to the risky operators.")
 

@@ -25,7 +25,7 @@ from phoneops.numbers.story import story_for_key
 from phoneops.settings import get_settings
 from phoneops.sources.service import normalise_label
 from phoneops.ui.flash import flash, redirect_with
-from phoneops.ui.render import render
+from phoneops.ui.render import form_error, render
 from phoneops.ui.views import Card
 
 router = APIRouter(include_in_schema=False)
@@ -372,8 +372,7 @@ def import_action(
             raise NotFound(f"no action {action!r}")
         steps[action](session, principal, import_id)
     except AppError as exc:
-        session.rollback()
-        return _import_page(request, session, principal, import_id, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _import_page, request, session, principal, import_id)
     done = {"apply": "is being applied", "discard": "discarded", "undo": "is being undone"}
     return redirect_with(f"/numbers/imports/{import_id}", f"Import {import_id} {done[action]}.")
 
@@ -437,8 +436,7 @@ def optouts_feed(
             raise NotFound(f"no opt-out feed {feed!r}")
         job = starters[feed](session, principal)
     except AppError as exc:
-        session.rollback()
-        return _optouts_page(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _optouts_page, request, session, principal)
     return redirect_with(f"/jobs/{job.id}", f"Fetching {feed.capitalize()} opt-outs now.",
                          link=("Back to opt-outs", "/numbers/optouts"))
 

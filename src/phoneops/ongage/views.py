@@ -21,7 +21,7 @@ from phoneops.ongage.provider import is_configured, sync_config
 from phoneops.settings import get_settings
 from phoneops.sources.service import normalise_label
 from phoneops.ui.flash import redirect_with
-from phoneops.ui.render import render
+from phoneops.ui.render import form_error, render
 from phoneops.ui.views import Card
 
 router = APIRouter(include_in_schema=False)
@@ -71,8 +71,7 @@ def start_sync(request: Request, session: Session = DB, principal: Principal = D
     try:
         job = service_sync.start_sync(session, principal)
     except AppError as exc:
-        session.rollback()
-        return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _overview, request, session, principal)
     return redirect_with("/ongage", "Ongage sync started: converted numbers are sent to the list.",
                          link=("Follow the job", f"/jobs/{job.id}"))
 
@@ -125,8 +124,7 @@ async def upload(
         )
         job = service_csv.create_csv_job(session, principal, row, pace, source_label=label)
     except AppError as exc:
-        session.rollback()
-        return _jobs_page(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _jobs_page, request, session, principal)
     return redirect_with(f"/ongage/csv-jobs/{job.id}", f"CSV job {job.id} created from {file.filename}.")
 
 
@@ -164,8 +162,7 @@ def set_pace(
         service_csv.set_pace(session, principal, job_id, interval_seconds=interval_seconds, lower_limit=lower_limit,
                              upper_limit=upper_limit, batch_size=batch_size)
     except AppError as exc:
-        session.rollback()
-        return _job_page(request, session, principal, job_id, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _job_page, request, session, principal, job_id)
     return redirect_with(f"/ongage/csv-jobs/{job_id}", "Pace saved: the next batches follow it.")
 
 
@@ -175,6 +172,5 @@ def move(request: Request, job_id: int, action: str, session: Session = DB,
     try:
         job = service_csv.transition(session, principal, job_id, action)
     except AppError as exc:
-        session.rollback()
-        return _job_page(request, session, principal, job_id, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _job_page, request, session, principal, job_id)
     return redirect_with(f"/ongage/csv-jobs/{job_id}", f"CSV job {job_id} is now {job.status}.")

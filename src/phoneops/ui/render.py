@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
 from phoneops import __version__
+from phoneops.core.errors import AppError
 from phoneops.core.routes import iter_routes
 from phoneops.core.security import Principal, Role
 from phoneops.ui.charts import bar_chart, column_chart, cost_revenue_chart
@@ -118,3 +121,10 @@ def render(
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:
     principal = getattr(request.state, "principal", None)
     return render(request, "error.html", principal, status_code=status, status=status, message=message)
+
+
+def form_error(session: Session, exc: AppError, page: Callable[..., Response], *args: Any, **kwargs: Any) -> Response:
+    """A form's action failed as expected: undo its writes and show the form's page again with the error, at the
+    error's status (422, 409, ...). `page(*args, **kwargs)` is the handler's own page function."""
+    session.rollback()
+    return page(*args, error=exc.message, status_code=exc.status_code, **kwargs)

@@ -20,7 +20,7 @@ from phoneops.core.security import Principal
 from phoneops.numbers.links import key_of, linked
 from phoneops.settings import get_settings
 from phoneops.ui.flash import redirect_with
-from phoneops.ui.render import render
+from phoneops.ui.render import form_error, render
 from phoneops.ui.views import Card
 from phoneops.voluum import conversions, costs, find, live, lookups, runs, smart, traffic
 from phoneops.voluum.provider import is_configured, region_or_default
@@ -83,8 +83,7 @@ def start_traffic(
     try:
         job = traffic.start_sync(session, principal, date_from, date_to or None)
     except AppError as exc:
-        session.rollback()
-        return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _overview, request, session, principal)
     return redirect_with("/voluum", f"Traffic sync of {date_from}{' to ' + date_to if date_to else ''} started.",
                          link=("Follow the job", f"/jobs/{job.id}"))
 
@@ -100,8 +99,7 @@ def start_conversions(
     try:
         job = conversions.start_sync(session, principal, date_from, date_to or None)
     except AppError as exc:
-        session.rollback()
-        return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _overview, request, session, principal)
     return redirect_with("/voluum", f"Conversions sync of {date_from}{' to ' + date_to if date_to else ''} started.",
                          link=("Follow the job", f"/jobs/{job.id}"))
 
@@ -112,8 +110,7 @@ def refresh_lookups(request: Request, session: Session = DbSession,
     try:
         found = lookups.refresh(session, principal)
     except AppError as exc:
-        session.rollback()
-        return _overview(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _overview, request, session, principal)
     return redirect_with("/voluum", f"Refreshed from Voluum: {found.campaigns} campaigns ({found.new_campaigns} new), "
                          f"{found.offers} offers ({found.new_offers} new).")
 
@@ -210,8 +207,7 @@ async def smart_start(
             filter_live=filter_live,
         )
     except AppError as exc:
-        session.rollback()
-        return _smart(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _smart, request, session, principal)
     return redirect_with("/voluum/smart", "Smart cleaning started: its result file appears below when done.",
                          link=("Follow the job", f"/jobs/{job.id}"))
 
@@ -230,8 +226,7 @@ def reg_search_start(
         job = smart.start_reg_search(session, principal, country=country, date_from=date_from, date_to=date_to,
                                offers=offers)
     except AppError as exc:
-        session.rollback()
-        return _smart(request, session, principal, error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _smart, request, session, principal)
     return redirect_with("/voluum/smart", f"REG search of {country} started: its result appears below when done.",
                          link=("Follow the job", f"/jobs/{job.id}"))
 
@@ -310,8 +305,7 @@ def costs_push(
             pairs.append((campaign.strip(), cost.strip()))
         results = costs.push_costs(session, principal, day, pairs, force=force)
     except AppError as exc:
-        session.rollback()
-        return _costs(request, session, principal, error=exc.message, status_code=exc.status_code, lines=lines)
+        return form_error(session, exc, _costs, request, session, principal, lines=lines)
     return _costs(request, session, principal, results=results)
 
 
