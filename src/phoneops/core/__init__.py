@@ -23,6 +23,7 @@ Modules:
 - sample.py: The sample job `sample.count`: counts to N, one committed step at a time
 - schemas.py: API shapes of the core
 - security.py: Users, roles, passwords, API tokens, session cookies, CSRF and login throttling
+- sorting.py: Sorting a table by a column the user clicked: the key is looked up in the table's own map, never...
 - storage.py: Files: uploads streamed to a local temp file under a size limit, then stored under their id,...
 - storage_s3.py: Stored files in an S3-compatible bucket (AWS S3, MinIO, Ceph; moto's server in tests)
 - text.py: Provider text for people: HTML fragments (service descriptions, notes) as plain text for a terminal

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from phoneops.core.models import AuditEvent
+from phoneops.core.sorting import order_by
 
 if TYPE_CHECKING:
     from phoneops.core.security import Principal
@@ -74,12 +75,19 @@ def _event_filters(action: str | None, actor: str | None, since: datetime | None
     return where
 
 
+AUDIT_SORTS = {"at": AuditEvent.at, "actor": AuditEvent.actor, "action": AuditEvent.action,
+               "target": AuditEvent.target_type}
+AUDIT_DEFAULT_SORT = "-at"
+
+
 def search_events(
     session: Session, *, action: str | None = None, actor: str | None = None, since: datetime | None = None,
-    until: datetime | None = None, limit: int = 100, offset: int = 0,
+    until: datetime | None = None, limit: int = 100, offset: int = 0, sort: str = AUDIT_DEFAULT_SORT,
 ) -> list[AuditEvent]:
-    """Newest first, filtered; `offset` pages through them."""
-    query = (select(AuditEvent).where(*_event_filters(action, actor, since, until)).order_by(AuditEvent.id.desc())
+    """Filtered, newest first unless `sort` (a key of `AUDIT_SORTS`, "-" first for descending) says otherwise;
+    `offset` pages through them."""
+    query = (select(AuditEvent).where(*_event_filters(action, actor, since, until))
+             .order_by(*order_by(sort, AUDIT_SORTS, AuditEvent.id))
              .limit(max(1, min(limit, 10_000))).offset(max(0, offset)))
     return list(session.scalars(query))
 

@@ -30,6 +30,7 @@ from phoneops.core.errors import AppError, Conflict, NotFound
 from phoneops.core.http import ProviderRateLimited, ProviderTimeout, ProviderUnavailable
 from phoneops.core.models import AuditEvent, Job, PeriodicRun
 from phoneops.core.security import Principal, Role
+from phoneops.core.sorting import order_by
 
 log = structlog.get_logger("phoneops.jobs")
 
@@ -290,12 +291,19 @@ def _job_filters(kind: str | None, status: str | None, user_id: int | None = Non
     return where
 
 
+JOB_SORTS = {"title": Job.title, "status": Job.status, "kind": Job.kind, "created": Job.created_at,
+             "finished": Job.finished_at}
+JOB_DEFAULT_SORT = "-created"
+
+
 def list_jobs(
     session: Session, *, kind: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0,
     user_id: int | None = None, since: datetime | None = None, until: datetime | None = None,
+    sort: str = JOB_DEFAULT_SORT,
 ) -> list[Job]:
+    """Filtered jobs, sorted by a key of `JOB_SORTS` ("-" first for descending; ValidationFailed otherwise)."""
     query = (select(Job).where(*_job_filters(kind, status, user_id, since, until))
-             .order_by(Job.created_at.desc(), Job.id).limit(max(1, min(limit, 10_000))).offset(max(0, offset)))
+             .order_by(*order_by(sort, JOB_SORTS, Job.id)).limit(max(1, min(limit, 10_000))).offset(max(0, offset)))
     return list(session.scalars(query))
 
 

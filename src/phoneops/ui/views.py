@@ -23,6 +23,7 @@ from phoneops.core.deps import DbSession, client_ip, codec, optional_principal, 
 from phoneops.core.errors import AppError, ValidationFailed
 from phoneops.core.models import StoredFile, User
 from phoneops.core.security import SESSION_COOKIE, Principal, Role
+from phoneops.core.sorting import checked_sort
 from phoneops.registry import domain_modules
 from phoneops.settings import get_settings
 from phoneops.ui.flash import redirect_with
@@ -236,6 +237,7 @@ def jobs_page(
     request: Request,
     filters: JobFilter = Depends(_job_filter),
     page: int = Query(default=1, ge=1, le=100_000),
+    sort: str = Query(default="", max_length=32),
     session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
@@ -243,10 +245,17 @@ def jobs_page(
     total = jobs.count_jobs(session, **where)
     pages = max(1, -(-total // JOBS_PER_PAGE))
     page = min(page, pages)
-    rows = jobs.list_jobs(session, **where, limit=JOBS_PER_PAGE, offset=(page - 1) * JOBS_PER_PAGE)
+    sort, error = checked_sort(sort, jobs.JOB_SORTS, jobs.JOB_DEFAULT_SORT)
+    rows = jobs.list_jobs(session, **where, limit=JOBS_PER_PAGE, offset=(page - 1) * JOBS_PER_PAGE, sort=sort)
     usernames = list(session.scalars(select(User.username).order_by(User.username)))
-    return render(request, "jobs.html", principal, jobs=rows, filters=filters, total=total, page=page, pages=pages,
-                  qs=filters.qs(), kinds=jobs.job_kinds(session), usernames=usernames)
+    return render(request, "jobs.html", principal, status_code=422 if error else 200, error=error, jobs=rows,
+                  filters=filters, total=total, page=page, pages=pages, qs=_with_sort(filters.qs(), sort,
+                  jobs.JOB_DEFAULT_SORT), filters_qs=filters.qs(), sort=sort, kinds=jobs.job_kinds(session),
+                  usernames=usernames)
+
+
+def _with_sort(qs: str, sort: str, default: str) -> str:
+    return "&".join(part for part in (qs, "" if sort == default else urlencode({"sort": sort})) if part)
 
 
 @router.get("/jobs/export.csv")
@@ -443,20 +452,26 @@ def audit_page(
     filters: JobFilter = Depends(_job_filter),
     action: str = Query(default="", max_length=64),
     page: int = Query(default=1, ge=1, le=100_000),
+    sort: str = Query(default="", max_length=32),
     session: Session = DbSession,
     principal: Principal = Depends(page_admin),
 ) -> Response:
-    """The audit log, newest first: filters by action, user and dates; real pages with the total."""
+    """The audit log, newest first unless a column header says otherwise: filters by action, user and dates;
+    real pages with the total."""
     where = filters.query(session)
     query = {"action": action or None, "actor": filters.user or None, "since": where["since"], "until": where["until"]}
     total = audit_service.count_events(session, **query)
     pages = max(1, -(-total // AUDIT_PER_PAGE))
     page = min(page, pages)
-    events = audit_service.search_events(session, **query, limit=AUDIT_PER_PAGE, offset=(page - 1) * AUDIT_PER_PAGE)
-    qs = "&".join(part for part in (filters.qs(), urlencode({"action": action}) if action else "") if part)
+    sort, error = checked_sort(sort, audit_service.AUDIT_SORTS, audit_service.AUDIT_DEFAULT_SORT)
+    events = audit_service.search_events(session, **query, limit=AUDIT_PER_PAGE, offset=(page - 1) * AUDIT_PER_PAGE,
+                                         sort=sort)
+    filters_qs = "&".join(part for part in (filters.qs(), urlencode({"action": action}) if action else "") if part)
     usernames = list(session.scalars(select(User.username).order_by(User.username)))
-    return render(request, "audit.html", principal, events=events, action=action, filters=filters, total=total,
-                  page=page, pages=pages, qs=qs, actions=audit_service.event_actions(session),
+    return render(request, "audit.html", principal, status_code=422 if error else 200, error=error, events=events,
+                  action=action, filters=filters, total=total, page=page, pages=pages,
+                  qs=_with_sort(filters_qs, sort, audit_service.AUDIT_DEFAULT_SORT), filters_qs=filters_qs,
+                  sort=sort, actions=audit_service.event_actions(session),
                   usernames=[*usernames, "cli", "system"])
 
 
