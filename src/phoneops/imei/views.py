@@ -35,7 +35,7 @@ from phoneops.imei.sync import refresh_audited
 from phoneops.imei.tasks import SYNC_KIND
 from phoneops.settings import get_settings
 from phoneops.ui.flash import redirect_with
-from phoneops.ui.render import render
+from phoneops.ui.render import form_error, render
 from phoneops.ui.views import Card
 
 router = APIRouter(include_in_schema=False)
@@ -293,13 +293,18 @@ def history_page(
     session: Session = DbSession,
     principal: Principal = Depends(page_viewer),
 ) -> Response:
+    return _history(request, session, principal, query, page)
+
+
+def _history(request: Request, session: Session, principal: Principal, query: OrderQuery, page: int = 1,
+             **extra: Any) -> Response:
     filters = filters_from(query)
     found = history.search_orders(session, filters, page=page, per_page=100)
     params = {k: v for k, v in query.model_dump().items() if v not in (None, "")}
     qs = "&".join(f"{k}={quote_plus(str(v))}" for k, v in params.items())
     return _page(
         request, "imei/history.html", principal, found=found, query=query, qs=qs,
-        state_labels=history.STATE_LABELS, can_operate=principal.can(Role.operator),
+        state_labels=history.STATE_LABELS, can_operate=principal.can(Role.operator), **extra,
     )
 
 
@@ -315,20 +320,30 @@ def history_export(
 
 @router.post("/imei/history/import")
 async def history_import(
+    request: Request,
     file: UploadFile,
     session: Session = DbSession,
     principal: Principal = Depends(page_operator),
 ) -> Response:
     try:
         path = await save_upload(session, principal, file, "imei-import")
+    except AppError as exc:  # the upload itself was refused: the page again, at its status (413 too big, 422 empty)
+        return form_error(session, exc, _history_error, request, session, principal)
+    try:
         record = await run_in_threadpool(imports.import_provider_export, session, principal, path,
                                          storage.safe_name(file.filename))
-    except AppError as exc:
+    except AppError as exc:  # stored, but not an export we can read: say so after the redirect
         session.rollback()
         return redirect_with("/imei/history", f"Import failed: {exc.message}", "error")
     text = (f"Imported {record.file_name}: {record.rows_inserted} new, {record.rows_updated} updated, "
             f"{record.rows_skipped} skipped")
     return redirect_with("/imei/history", text)
+
+
+def _history_error(request: Request, session: Session, principal: Principal, *, error: str, status_code: int
+                   ) -> Response:
+    return _history(request, session, principal, OrderQuery(), status_code=status_code,
+                    flash={"kind": "error", "text": f"Import failed: {error}"})
 
 
 @router.get("/imei/orders/{row_id}", response_class=HTMLResponse)
