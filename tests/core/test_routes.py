@@ -335,6 +335,7 @@ DECISIONS: dict[tuple[str, str], str] = {
     ("POST", "/account/tokens"): VIEWER,
     ("POST", "/account/tokens/{token_id}/revoke"): VIEWER,
     ("GET", "/admin/audit"): ADMIN,
+    ("GET", "/admin/audit/export.csv"): ADMIN,
     ("GET", "/files/{file_id}/download"): VIEWER,  # then per-kind rules (core.router.FILE_ROLES)
 }
 

@@ -74,3 +74,27 @@ def test_the_audit_log_sorts_by_action_and_user(client: Any, users: Any) -> None
     page = client.get("/admin/audit?sort=-actor&user=amy", headers=HTML).text
     assert re.findall(r"<td>([abc]\.\w+)</td>", page) == ["c.third"]
     assert 'href="/admin/audit?user=amy&amp;sort=actor" data-sort="actor"' in page
+
+
+def test_the_audit_log_exports_what_the_table_shows(client: Any, users: Any) -> None:
+    users.create("admin", "ada")
+    users.create("operator", "olga")
+    login(client, "ada")
+    with session_scope() as session:
+        for actor, action in (("zoe", "b.second"), ("amy", "=c.third"), ("amy", "a.first")):
+            audit(session, Principal(user_id=None, username=actor, role=Role.operator, via="api"), action, None, None,
+                  {"note": "=HYPERLINK(1)"})
+    page = client.get("/admin/audit?user=amy&sort=action", headers=HTML).text
+    assert 'href="/admin/audit/export.csv?user=amy&amp;sort=action" data-export="csv"' in page
+    answer = client.get("/admin/audit/export.csv?user=amy&sort=action")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    rows = answer.text.splitlines()
+    assert rows[0] == "at,user,action,target_type,target_id,client_ip,detail"
+    actions = [row.split(",")[2] for row in rows[1:]]
+    assert actions == ["'=c.third", "a.first"]  # the filter and the sort hold; formulas are neutralised
+    assert all(row.split(",", 6)[6].startswith('"{') for row in rows[1:])  # the detail is one JSON cell
+    with session_scope() as session:
+        assert [e.detail["rows"] for e in search_events(session, action="audit.export")] == [2]
+    client.cookies.clear()
+    login(client, "olga")
+    assert client.get("/admin/audit/export.csv").status_code == 403

@@ -478,6 +478,34 @@ def audit_page(
 AUDIT_PER_PAGE = 100
 
 
+@router.get("/admin/audit/export.csv")
+def audit_export(
+    filters: JobFilter = Depends(_job_filter),
+    action: str = Query(default="", max_length=64),
+    sort: str = Query(default="", max_length=32),
+    session: Session = DbSession,
+    principal: Principal = Depends(page_admin),
+) -> Response:
+    """The filtered, sorted audit log as CSV (every page, at most 10,000 events); the export is itself audited."""
+    import json
+
+    from phoneops.core.csvio import csv_lines
+
+    where = filters.query(session)
+    query = {"action": action or None, "actor": filters.user or None, "since": where["since"], "until": where["until"]}
+    events = audit_service.search_events(session, **query, limit=10_000,
+                                         sort=sort or audit_service.AUDIT_DEFAULT_SORT)
+    lines = csv_lines(
+        ("at", "user", "action", "target_type", "target_id", "client_ip", "detail"),
+        ([e.at.isoformat(timespec="seconds"), e.actor, e.action, e.target_type or "", e.target_id or "",
+          e.client_ip or "", json.dumps(e.detail, sort_keys=True)] for e in events),
+    )
+    audit_service.audit(session, principal, "audit.export", None, None,
+                        {"rows": len(events), **{k: str(v) for k, v in query.items() if v}})
+    return Response("".join(lines), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
+
+
 @router.get("/files/{file_id}/download")
 def download_page(
     file_id: str, session: Session = DbSession, principal: Principal = Depends(page_viewer)
