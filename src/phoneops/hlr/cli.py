@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -11,6 +11,11 @@ from rich.table import Table
 from phoneops.core.commands import bootstrap as _bootstrap
 from phoneops.core.commands import cli_actor, console, err, fail, follow_job
 from phoneops.core.errors import AppError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from phoneops.core.security import Principal
 
 NAME = "hlr"
 app = typer.Typer(help="HLR live checks: batch lookups that never pay twice, risky operators.", no_args_is_help=True)
@@ -57,6 +62,22 @@ def _show(lookup_id: int) -> dict[str, Any]:
         return data
 
 
+def _check_path(path: Path | None) -> None:
+    if path is not None and not path.is_file():
+        err.print(f"[red]no such file: {path}[/red]")
+        raise typer.Exit(2)
+
+
+def _stored_file(session: Session, actor: Principal, path: Path | None, file_id: str | None) -> str:
+    """The stored file to read: PATH uploaded now, or the given --file-id."""
+    from phoneops.core.storage import get_storage
+
+    if path is not None:
+        return get_storage().save_bytes(session, actor, path.read_bytes(), kind="upload", original_name=path.name).id
+    assert file_id is not None
+    return file_id
+
+
 def _after_start(lookup_id: int, wait: bool) -> None:
     data = _show(lookup_id)
     _print(data)
@@ -89,16 +110,13 @@ def lookup(
 ) -> None:
     """Estimate, then look up the numbers of a file or a list (only those without a fresh result)."""
     from phoneops.core.db import session_scope
-    from phoneops.core.storage import get_storage
     from phoneops.hlr.lookups import FileSource, ListSource, create_lookup
 
     _bootstrap()
     if sum(x is not None for x in (path, file_id, list_status)) != 1:
         err.print("[red]give exactly one of: a PATH, --file-id or --list[/red]")
         raise typer.Exit(2)
-    if path is not None and not path.is_file():
-        err.print(f"[red]no such file: {path}[/red]")
-        raise typer.Exit(2)
+    _check_path(path)
     try:
         with session_scope() as session:
             actor = cli_actor()
@@ -106,11 +124,7 @@ def lookup(
             if list_status is not None:
                 source = ListSource(list_status, country)
             else:
-                if path is not None:
-                    file_id = get_storage().save_bytes(
-                        session, actor, path.read_bytes(), kind="upload", original_name=path.name).id
-                assert file_id is not None
-                source = FileSource(file_id, column, region)
+                source = FileSource(_stored_file(session, actor, path, file_id), column, region)
             lookup_id = create_lookup(session, actor, source, mode=mode, batch_size=batch_size, confirm=yes,
                                       start=not estimate_only, include_non_mobile=include_non_mobile).id
     except AppError as exc:
@@ -137,7 +151,6 @@ def estimate(
     from phoneops.core.commands import run_here_or_queue
     from phoneops.core.db import session_scope
     from phoneops.core.jobs import get_job
-    from phoneops.core.storage import get_storage
     from phoneops.hlr.estimates import start_estimate
     from phoneops.hlr.lookups import FileSource
 
@@ -145,17 +158,12 @@ def estimate(
     if (path is None) == (file_id is None):
         err.print("[red]give exactly one of: a PATH or --file-id[/red]")
         raise typer.Exit(2)
-    if path is not None and not path.is_file():
-        err.print(f"[red]no such file: {path}[/red]")
-        raise typer.Exit(2)
+    _check_path(path)
     try:
         with session_scope() as session:
             actor = cli_actor()
-            if path is not None:
-                file_id = get_storage().save_bytes(session, actor, path.read_bytes(), kind="upload",
-                                                   original_name=path.name).id
-            assert file_id is not None
-            job_id = start_estimate(session, actor, FileSource(file_id, column, region),
+            job_id = start_estimate(session, actor, FileSource(_stored_file(session, actor, path, file_id), column,
+                                                               region),
                                     include_non_mobile=include_non_mobile).id
     except AppError as exc:
         raise fail(exc) from None
