@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from phoneops.broadcasts.client import MessageWhizClient
+from phoneops.core.dates import parse_day as parse_day  # a day, as the domain's callers read it
 from phoneops.core.errors import ProviderNotConfigured, ValidationFailed
 from phoneops.core.http import (
     ClientCache,
@@ -67,17 +68,6 @@ def today() -> date:
 
 def yesterday() -> date:
     return today() - timedelta(days=1)
-
-
-def parse_day(value: str | date, field: str = "day") -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip()[:10])
-    except ValueError:
-        raise ValidationFailed(f"{field} must be a date like 2025-12-31 (got {value!r})") from None
 
 
 def past_day(value: str | date, field: str = "day") -> date:

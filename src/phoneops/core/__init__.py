@@ -5,6 +5,7 @@ Modules:
 - audit.py: The audit log: every service that changes data or exports it writes one event here
 - commands.py: What a domain's commands need from the `phoneops` command, below the domains...
 - csvio.py: CSV helpers shared by every export: formula-safe cells and a streaming writer
+- dates.py: Days as people and providers write them: one parser, one message for a bad one
 - db.py: Engine, sessions and the declarative base
 - demo.py: What `make demo` prepares: migrated database and an admin user whose password is shown once
 - deps.py: FastAPI dependencies: the request's session, who is calling, and what they may do

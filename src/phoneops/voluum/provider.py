@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from phoneops.core.dates import parse_day as parse_day  # a day, as the domain's callers read it
 from phoneops.core.errors import ProviderNotConfigured, ValidationFailed
 from phoneops.core.http import (
     ClientCache,
@@ -255,17 +256,6 @@ def region_or_default(region: str | None) -> str:
 
 
 # --- days and hours -----------------------------------------------------------------------------------
-
-
-def parse_day(value: str | date, field: str = "day") -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip()[:10])
-    except ValueError:
-        raise ValidationFailed(f"{field} must be a date like 2025-12-31 (got {value!r})") from None
 
 
 def parse_moment(value: str | datetime | date, field: str = "time") -> datetime:
