@@ -60,8 +60,28 @@ ranges meet numbers on one integer join, and the column rides the match keys' ex
   run varies by ±30%, so the CPU figures and the per-batch step are the steadier evidence. Outputs identical
   to the previous implementation.
 
-So the next step is the replica's validity test (one regex per region over each distinct candidate), not
-the HMAC, which the worker processes now take off the job's GIL.
+Issue 20, session 5 (2026-12-06), measured per stage on a quiet moment (CPU seconds of one process, a
+250,000-row batch of this bench's data, 215,209 distinct candidates): normalize_column 0.67 s CPU, of which
+_clean 0.09, the replica (_replica, first reading) 0.31, the second reading and the per-row rest
+(_decide/_resolve_many) 0.10, joins back to the rows ~0.1. The validity regexes themselves are NOT the cost:
+str.contains of GB's general pattern over 100,000 "LLL:nsn" keys takes 2.5 ms (literal pattern) to 4 ms (the
+per-row pattern column), GB's 2,121-character type pattern 3-14 ms. The time is spread over ~60 polars
+operations per batch on string columns of every distinct candidate (the costliest single one: the join of
+the rows to their answers on the key string in normalize_column, 0.066 s; then with_columns/joins of 10-40
+ms each in _replica, _strip and _clean). A profiler that samples the Python stack charges all of that to
+the line of _replica that is running, which is why the profile above names the regexes.
+
+Tried and not kept: one replica run per "range" of candidates (same length, same digits up to what the
+patterns read: numbers/prefixes.py on the walk, the national-prefix and IDD patterns, a reading's own
+count of the digits it read to keep the result exact). Outputs stayed identical, but GB's patterns read 7 of
+its 10 national digits, so on this data a 250,000-row batch makes ~73,000 ranges of ~3 candidates and the
+grouping cost what the replica saved (0.68 s vs 0.67 s CPU). What would pay: fewer passes over string
+columns per distinct candidate (e.g. the candidate as an integer with its length from _clean on, so joins
+and dedup run on integers), not a faster regex.
+
+Baseline of main (7c62627) at 1M rows vs 2M, load average 4.1 -> 5.7 (others' tests running): 17.6 s wall,
+8.5 CPU s, 56,966 rows/s, 117,265 rows per CPU-second, peak RSS 674 MB, naive 13,048 rows/s (ratio 4.4x);
+timings normalise 9.8 s, match 3.7 s, write 2.8 s. The 5M-vs-10M data set is built in /work/benchdata/clean.
 """
 
 from __future__ import annotations
