@@ -26,6 +26,7 @@ Modules:
 - security.py: Users, roles, passwords, API tokens, session cookies, CSRF and login throttling
 - sorting.py: Sorting a table by a column the user clicked: the key is looked up in the table's own map, never...
 - storage.py: Files: uploads streamed to a local temp file under a size limit, then stored under their id,...
+- storage_backend.py: The storage API every backend implements (`Storage`), with the name and id rules they share
 - storage_s3.py: Stored files in an S3-compatible bucket (AWS S3, MinIO, Ceph; moto's server in tests)
 - text.py: Provider text for people: HTML fragments (service descriptions, notes) as plain text for a terminal
 """

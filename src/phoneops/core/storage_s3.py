@@ -20,7 +20,7 @@ import structlog
 
 from phoneops.core.errors import AppError, NotFound, ProviderNotConfigured, UpstreamError
 from phoneops.core.models import StoredFile
-from phoneops.core.storage import CHUNK, Storage
+from phoneops.core.storage_backend import CHUNK, Storage
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
