@@ -9,12 +9,12 @@ import hmac
 import polars as pl
 import pytest
 
+from phoneops.cleaning.filters import match_keys
 from phoneops.cleaning.pipeline import (
     blind_index_digests,
     digest_series,
     hashing_pool,
     keys_of,
-    match_keys,
     prepare_numbers,
 )
 from phoneops.numbers.crypto import blind_index, blind_index_block, blind_index_many

@@ -209,10 +209,20 @@ class SourceLookup:
                 for row in conn.execute(select(*cols).where(column.in_(chunk), *self._where())):
                     found.append(bytes(row[0]))
                     tags.append(row[1] if tag is not None else None)
-        from phoneops.cleaning.pipeline import match_keys
-
         digests = pl.Series("bi", found, dtype=pl.Binary)
         return pl.DataFrame({**match_keys(digests), "tag": pl.Series(tags, dtype=pl.String)})
+
+
+def match_keys(digests: pl.Series) -> dict[str, pl.Series]:
+    """k1, k2: the first 128 bits of blind indexes as two integers, the key every match joins on.
+
+    Blind indexes are HMAC-SHA256 outputs (uniform); two different numbers share 128 bits with probability
+    2^-128 per pair, about 1e-25 for a 5M-row file against a 10M-number list. Integers join several times
+    faster than 32-byte strings and take a fifth of the memory."""
+    return {
+        "k1": digests.bin.slice(0, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big"),
+        "k2": digests.bin.slice(8, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big"),
+    }
 
 
 def _empty() -> pl.DataFrame:

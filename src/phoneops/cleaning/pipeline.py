@@ -49,23 +49,11 @@ POOL_MIN_ROWS = 300_000  # below this, a thread pool costs more than it saves
 IN_FLIGHT = 2  # batches queued per thread
 
 
-def match_keys(digests: pl.Series) -> dict[str, pl.Series]:
-    """k1, k2: the first 128 bits of blind indexes as two integers, the key every match joins on.
-
-    Blind indexes are HMAC-SHA256 outputs (uniform); two different numbers share 128 bits with probability
-    2^-128 per pair, about 1e-25 for a 5M-row file against a 10M-number list. Integers join several times
-    faster than 32-byte strings and take a fifth of the memory."""
-    return {
-        "k1": digests.bin.slice(0, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big"),
-        "k2": digests.bin.slice(8, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big"),
-    }
-
-
 HASH_SPLIT_MIN = 50_000  # distinct numbers of a batch from which its hashing is split over the workers
 
 
 def keys_of(digests: bytes) -> dict[str, pl.Series]:
-    """`match_keys` of concatenated 32-byte blind indexes, read as big-endian words without a per-row loop."""
+    """`filters.match_keys` of concatenated 32-byte blind indexes, read as big-endian words without a per-row loop."""
     words = np.frombuffer(digests, dtype=">u8").reshape(-1, 4)
     return {"k1": pl.Series("k1", words[:, 0].astype(np.uint64)), "k2": pl.Series("k2", words[:, 1].astype(np.uint64))}
 
