@@ -28,14 +28,14 @@ TIMEOUT_CAP = 0.8  # the clients' timeout: a held answer (timeout_s) really time
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Short waits everywhere (the production values are seconds to a minute)."""
-    from phoneops.hlr import jobs as hlr_jobs
+    from phoneops.hlr import engine as hlr_engine
     from phoneops.imei import placing
 
     monkeypatch.setattr(jobs, "OUTAGE_FIRST_DELAY_SECONDS", 0.2)
     monkeypatch.setattr(jobs, "OUTAGE_MAX_DELAY_SECONDS", 1.0)
     monkeypatch.setattr(http, "TIMEOUT_CAP_SECONDS", TIMEOUT_CAP)
     monkeypatch.setattr(placing, "RECONCILE_DELAY_SECONDS", 0.3)
-    monkeypatch.setattr(hlr_jobs, "PARK_SECONDS", 0.3)
+    monkeypatch.setattr(hlr_engine, "PARK_SECONDS", 0.3)
 
 
 class Worker:

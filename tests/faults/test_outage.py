@@ -98,7 +98,7 @@ def test_every_provider_down_for_minutes_jobs_wait_visibly_then_finish(
 ) -> None:
     from faults.test_paid_faults import _start_lookup
     from phoneops.broadcasts import days
-    from phoneops.hlr import jobs as hlr_jobs
+    from phoneops.hlr import engine as hlr_engine
     from phoneops.hlr import risky
     from phoneops.hlr.lookups import item_counts
     from phoneops.imei import inputs, submission
@@ -112,7 +112,7 @@ def test_every_provider_down_for_minutes_jobs_wait_visibly_then_finish(
     outage_seconds = OUTAGE_SECONDS["postgres" if db_url.startswith("postgresql") else "sqlite"]
     monkeypatch.setattr(jobs, "OUTAGE_FIRST_DELAY_SECONDS", FIRST)
     monkeypatch.setattr(jobs, "OUTAGE_MAX_DELAY_SECONDS", MAX)
-    monkeypatch.setattr(hlr_jobs, "PARK_SECONDS", MAX)
+    monkeypatch.setattr(hlr_engine, "PARK_SECONDS", MAX)
     sims = {"gsm": gsm, "hlr": hlr, "voluum": voluum, "mw": mw, "ongage": ongage}
     for _, admin in sims.values():
         admin.reset()

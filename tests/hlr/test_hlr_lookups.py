@@ -339,7 +339,7 @@ def test_a_5xx_after_paying_is_settled_through_the_private_cache(
 ) -> None:
     """The provider looked 80 numbers up (and charged them), then answered 500: asked again with the private
     cache on, they come back free; every number is charged exactly once and the spend counts all of them."""
-    monkeypatch.setattr("phoneops.hlr.jobs.PARK_SECONDS", 0.0)
+    monkeypatch.setattr("phoneops.hlr.engine.PARK_SECONDS", 0.0)
     hlr_env.configure(error_next=1, fault_after_commit=True)  # the first call is looked up, then answers 500
     numbers = uk(100, 900)
     lookup_id = start(numbers, mode="realtime")
@@ -400,7 +400,7 @@ def test_an_interrupted_realtime_call_is_charged_exactly_once(hlr_env: SimAdmin,
 def test_a_call_in_doubt_while_the_provider_is_down_stays_open_then_settles(
     hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("phoneops.hlr.jobs.PARK_SECONDS", 0.0)
+    monkeypatch.setattr("phoneops.hlr.engine.PARK_SECONDS", 0.0)
     numbers = uk(30, 1300)
     lookup_id = start(numbers, mode="realtime")
     _lost_call(lookup_id, 30)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from phoneops.hlr.jobs import backoff
+from phoneops.hlr.engine import backoff
 from phoneops.hlr.outcomes import DEFAULT_RULES, LIVE_RISKY, OTHER, OutcomeMap, Rule
 from phoneops.hlr.risky import SEED_NAMES, RiskyMatcher, normalize_mccmnc, normalize_name
 from phoneops.simulators.hlr_outcomes import normalized_name, risky_networks

@@ -10,26 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import select, update
 
 from phoneops.core.db import session_scope, utcnow
 from phoneops.hlr.client import HlrClient, HlrError, HlrInsufficientCredit, HlrRateLimited
+from phoneops.hlr.engine import Runner, Stop, throttled
 from phoneops.hlr.lookups import OPEN_BATCH_STATES
 from phoneops.hlr.models import PENDING, SENDING, HlrCall, HlrLookupItem
-from phoneops.hlr.provider import describe
-
-if TYPE_CHECKING:
-    from phoneops.hlr.jobs import LookupRunner
 
 T = TypeVar("T")
 log = structlog.get_logger("phoneops.hlr.batches")
 
 
 class BatchDriver:
-    def __init__(self, runner: LookupRunner, client: HlrClient) -> None:
+    def __init__(self, runner: Runner, client: HlrClient) -> None:
         self.runner = runner
         self.client = client
         self.lookup_id = runner.lookup_id
@@ -66,17 +63,13 @@ class BatchDriver:
 
     def _patiently(self, action: Callable[[], T]) -> T:
         """Run a batch call that is not charged when refused: 429s are backed off; other failures stop the run."""
-        from phoneops.hlr.jobs import PARK_SECONDS, RATE_LIMIT_TRIES, Stop, backoff
-
-        throttled = 0
+        attempt = 0
         while True:
             try:
                 return action()
             except HlrRateLimited as exc:
-                throttled += 1
-                if throttled >= RATE_LIMIT_TRIES:
-                    raise Stop("park", describe(exc), max(PARK_SECONDS, exc.retry_after or 0)) from None
-                self.runner.sleep(backoff(throttled, exc.retry_after))
+                attempt += 1
+                throttled(self.runner, attempt, exc)
             except HlrInsufficientCredit:
                 raise self.runner.no_credit() from None
             except HlrError as exc:
@@ -138,8 +131,6 @@ class BatchDriver:
             self.runner.step(session, message=reason)
 
     def _poll_and_settle(self, call_id: int, bid: str, *, confirm_start: bool = False) -> None:
-        from phoneops.hlr.jobs import Stop
-
         runner, client = self.runner, self.client
         call = self._call(call_id)
         deadline = (call.poll_since or utcnow()) + timedelta(seconds=runner.poll_max)

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -50,7 +49,8 @@ from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import AppError
 from phoneops.core.jobs import JobCancelled, JobContext, RetryLater
 from phoneops.core.security import Principal, Role, acting_for
-from phoneops.hlr import outputs
+from phoneops.hlr import engine, outputs
+from phoneops.hlr.batches import BatchDriver
 from phoneops.hlr.client import (
     INSUFFICIENT_CREDIT,
     HlrAuthError,
@@ -58,6 +58,7 @@ from phoneops.hlr.client import (
     HlrError,
     HlrResult,
 )
+from phoneops.hlr.engine import Settled, Stop, Work
 from phoneops.hlr.lookups import fresh_results, get_lookup, item_counts
 from phoneops.hlr.models import (
     CACHED,
@@ -78,6 +79,7 @@ from phoneops.hlr.models import HlrResult as ResultRow
 from phoneops.hlr.outcomes import Decided, OutcomeMap, load_map, verdicts
 from phoneops.hlr.provider import CREDITS_PER_LOOKUP, credits_text, describe
 from phoneops.hlr.provider import client as make_client
+from phoneops.hlr.realtime import RealtimeDriver
 from phoneops.hlr.wire import e164
 from phoneops.numbers.lists import apply_verdicts
 from phoneops.numbers.vault import get_vault
@@ -86,36 +88,7 @@ from phoneops.webhooks import service as webhooks
 
 log = structlog.get_logger("phoneops.hlr.jobs")
 
-RATE_LIMIT_TRIES = 6  # consecutive 429s backed off in the worker before the job is parked
-PARK_SECONDS = 30.0  # the longest a failing provider makes the job wait (and the least, for repeated 429s)
 _NUMBER_FIELDS = ("detected_telephone_number", "formatted_telephone_number")
-
-
-class Stop(Exception):
-    """The run stops early: `no_credit` and `fail` end it with `message`, `park` retries it later (after
-    `delay` seconds at least, the growing outage delay of `phoneops.core.jobs` otherwise)."""
-
-    def __init__(self, kind: str, message: str, delay: float | None = None) -> None:
-        super().__init__(message)
-        self.kind, self.message = kind, message
-        self.delay = delay
-
-
-@dataclass(frozen=True)
-class Work:
-    """The numbers of one intent: (item id, blind index, E.164)."""
-
-    call_id: int
-    items: list[tuple[int, bytes, str]]
-
-
-@dataclass
-class Settled:
-    done: int = 0
-    review: int = 0
-    failed: int = 0
-    unprocessed: int = 0
-    credits: Decimal = field(default_factory=lambda: Decimal(0))
 
 
 def _stored_raw(result: HlrResult) -> dict[str, Any]:
@@ -125,13 +98,6 @@ def _stored_raw(result: HlrResult) -> dict[str, Any]:
     if isinstance(params, dict):
         raw["request_parameters"] = {k: v for k, v in params.items() if k != "telephone_number"}
     return raw
-
-
-def backoff(attempt: int, retry_after: float | None) -> float:
-    """Seconds to wait after the `attempt`-th consecutive 429 (the provider's hint when it gives one)."""
-    if retry_after is not None:
-        return float(min(max(retry_after, 0.05), 60.0))
-    return float(min(0.25 * 2 ** (attempt - 1), 8.0))
 
 
 class LookupRunner:
@@ -183,9 +149,6 @@ class LookupRunner:
         try:
             if open_work:
                 with make_client() as client:
-                    from phoneops.hlr.batches import BatchDriver
-                    from phoneops.hlr.realtime import RealtimeDriver
-
                     (RealtimeDriver if self.mode == "realtime" else BatchDriver)(self, client).run()
         except Stop as stop:
             return self._stopped(stop)
@@ -201,7 +164,7 @@ class LookupRunner:
                 self._audit_run(session, get_lookup(session, self.lookup_id), "waiting", stop.message)
             later = RetryLater.outage(self.ctx, "hlrlookup.com", stop.message, stop.delay)
             if stop.delay is None:  # failing or in doubt: the growing delay, at most PARK_SECONDS
-                later.delay_seconds = min(later.delay_seconds, PARK_SECONDS)
+                later.delay_seconds = min(later.delay_seconds, engine.PARK_SECONDS)
             raise later
         status = NEEDS_CREDIT if stop.kind == "no_credit" else LOOKUP_FAILED
         self._end(status, error=stop.message)

@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import math
 from datetime import UTC
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
 from phoneops.core.db import session_scope, utcnow
 from phoneops.hlr.client import HlrClient, HlrError, HlrInsufficientCredit, HlrRateLimited
+from phoneops.hlr.engine import Runner, Stop, throttled
 from phoneops.hlr.models import SENDING, HlrCall
 from phoneops.hlr.provider import describe
 from phoneops.hlr.wire import MAX_NUMBERS_PER_REQUEST
-
-if TYPE_CHECKING:
-    from phoneops.hlr.jobs import LookupRunner
 
 INTERRUPTED = ("interrupted during its call more than the provider's private cache keeps (30 days): it may "
                "have been looked up and paid; not sent again — check it before looking it up again")
@@ -36,7 +33,7 @@ IN_DOUBT = ("sent, but the call's answer was lost ({why}); settled through the p
 
 
 class RealtimeDriver:
-    def __init__(self, runner: LookupRunner, client: HlrClient) -> None:
+    def __init__(self, runner: Runner, client: HlrClient) -> None:
         self.runner = runner
         self.client = client
 
@@ -48,8 +45,6 @@ class RealtimeDriver:
     def reconcile(self) -> None:
         """Settle every call in doubt (left `sending` by a dead worker, or `in_doubt` after a 5xx/timeout)
         through the provider's private cache; see the module's notes."""
-        from phoneops.hlr.jobs import Stop
-
         runner = self.runner
         with session_scope() as session:
             calls = list(session.execute(
@@ -90,11 +85,9 @@ class RealtimeDriver:
             session.execute(update(HlrCall).where(HlrCall.id == call_id).values(state="in_doubt", error=why[:500]))
 
     def run(self) -> None:
-        from phoneops.hlr.jobs import PARK_SECONDS, RATE_LIMIT_TRIES, Stop, backoff
-
         runner = self.runner
         self.reconcile()
-        throttled = 0
+        attempt = 0
         options = self.options()
         # After a call in doubt (the provider failing, or down), one number goes first: an outage costs
         # one number in review per try, not a full call's worth; a call that comes back restores the size.
@@ -107,10 +100,8 @@ class RealtimeDriver:
                 raise runner.no_credit() from None
             except HlrRateLimited as exc:  # not charged: back off, then send the same numbers again
                 runner.revert(work, "rate limited (HTTP 429), backing off")
-                throttled += 1
-                if throttled >= RATE_LIMIT_TRIES:
-                    raise Stop("park", describe(exc), max(PARK_SECONDS, exc.retry_after or 0)) from None
-                runner.sleep(backoff(throttled, exc.retry_after))
+                attempt += 1
+                throttled(runner, attempt, exc)
                 continue
             except HlrError as exc:
                 if exc.maybe_sent:  # 5xx, timeout, unreadable answer: in doubt, settled on the next try
@@ -119,7 +110,7 @@ class RealtimeDriver:
                     raise Stop("park", describe(exc)) from None
                 runner.revert(work, describe(exc))
                 raise runner.provider_stop(exc) from None
-            throttled = 0
+            attempt = 0
             runner.settle(work, results)
             size = MAX_NUMBERS_PER_REQUEST
 
