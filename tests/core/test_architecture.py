@@ -53,8 +53,6 @@ KNOWN: dict[tuple[str, str, str], str] = {
     ("domain-uses-services", "phoneops.ongage.service_sync", "phoneops.voluum.models"):
         "needs a voluum query service (issue 17 item 2)",
     ("layers", "phoneops.ui.views", "phoneops.registry"): "dashboard cards are found through the registry",
-    ("migrations-are-frozen", "phoneops.migrations.versions.0006_hlr", "phoneops.hlr.risky"):
-        "seeds the risky-prefix table from live code; existing migrations are never edited",
 }
 
 
@@ -240,9 +238,6 @@ def import_cycles(modules: set[str], imports: list[Import]) -> list[list[str]]:
 
 KNOWN_CYCLES: dict[str, str] = {
     # the cycle's first module (alphabetically) -> why it is still there
-    "phoneops.core.storage": "get_storage() builds S3Storage, which subclasses Storage; the factory is to move up",
-    "phoneops.cleaning.filters": "filters and the pipeline call each other (issue 20 reworks the pipeline)",
-    "phoneops.hlr.batches": "the lookup job and its batch/real-time engines call each other (issue 14 reworks them)",
 }
 
 

@@ -7,18 +7,83 @@ Create Date: 2026-11-23 06:22:44.694229
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
 
 import phoneops.core.db
-from phoneops.hlr.risky import seed_rows
 
 revision = '0006_hlr'
 down_revision = '0003_numbers'
 branch_labels = None
 depends_on = None
+
+# The original's 269 risky operator names as this migration seeded them (frozen: phoneops.hlr.risky.SEED_NAMES
+# may change later; this list never does). Each is already its own matching key (lower case, no spaces).
+SEED_NAMES = (
+    '1globaloperationsb.v.', '24sevencommunicationsltd', '3ss.a.', '888b.v.', 'a1slovenija,d.d.', 'acecallltd',
+    'adista', 'aero2sp.zo.o.', 'aero2', 'afoneparticipations', 'ahmessp.zo.o.', 'airenetworksdelmediterraneo,s.l.u.',
+    'airenetworksdelmediterraneo', 'airwavesolutionsltd', 'alaioperadordetelecomunicaciones',
+    'alaioperadordetelecomunicaciones,s.l.u.', 'alandstelekommunikationab', 'alphalink',
+    'altatechnologiaencomunicacions', 'andrews&arnoldltd', 'anywheresimlimited', 'apifons.a.',
+    'aspidersolutionsnederlandbv', 'atlasinvesto†', 'avatelmovils.l.unipersonal', 'bazile',
+    'bbphonelevantes.l.unipersonal', 'bebbicellag(nowrelarioag)', 'beeonecommunicationssa',
+    'bodytracenetherlandsb.v.', 'bsgestoniaou', 'btmobile', 'btmobile-mvno', 'call.comtelecomlimited', 'cat',
+    'cellmobilea.e.-greece', 'citrustelecommunicationsltd', 'claudeictpolandsp.zo.o.', 'cleverenableb.v.',
+    'cloud9mobilecommunicationsltd', 'cludospzo.o.', 'comfoneag', 'communications-electronicssecuritygroup(cesg)',
+    'companymobile', 'compatelltd', 'completel', 'completelsas', 'coopvoce', 'corecommunicationservicesltd',
+    'coretelecomlimited', 'coriolistelecomsas', 'cosmotemobiletelecommunicationss.a.', 'cpronetworks',
+    'crossmobilesp.zo.o.', 'cuumacommunicationsoy', 'cyfrowypolsats.a.', 'cytahellassa', 'digicommunicationsbelgium',
+    'digicommunicationsbelgiumnv', 'digicommunicationsn.v.', 'digiportugalsociedadeunipessoal',
+    'digiportugal,sociedadeunipessoallda', 'digispaintelecom', 'digispaintelecom,s.l.u.',
+    'dragonetcomunicacioness.l.', 'e-messagewirelessinfoservices', 'elephanttalkcommunicationscorp.', 'enelspa',
+    'euro-informationtelecom', 'euskaltel,s.a.', 'ezphonemobilesp.zo.o.', 'fastweb-fullmvnotim', 'febotelecomltd',
+    'flextellimited', 'foniatelecomsp.zo.o.', 'freemobiles.a.s.', 'fundacjanaszawizja', 'galenasp.zo.o.',
+    'gammatelecomholdingsltd', 'giancom', 'globalcarriertelecoms.l.', 'groupebfrbusiness', 'guernseyairtellimited',
+    'hanhaalimited', 'hotmobild.o.o.', 'hotmobil,telekomunikacijeinstoritved.o.o.', 'hutchisondreiaustriagmbh',
+    'i.m.consultingizabelamilosz', 'icronnetworklimited', 'iliaditalias.p.a.', 'ineas.a.', 'ipnordic',
+    'itelsolutionssp.zo.o.', 'itineovisions.a.', 'itineovisions.a.(operatingascanal+polskas.a.)',
+    'jerseyairtellimited', 'jmdijacekmaleszko', 'jt(guernsey)limited', 'jt(jersey)limited',
+    'klucztelekomunikacjasp.zo.o.', 'koninklijkekpnn.v.', 'l-mobimobilebv', 'lapostemobile', 'lapostetelecom',
+    'legos', 'linkmobilityuklimited', 'linkmobilityukltd(hsl)', 'linkt', 'manxtelecomlimited', 'manxtelecomltd.',
+    'marathontelecom(uk)ltd', 'massresponsegmbh', 'massresponseservicegmbh',
+    'meo-servicosdecomunicaťesemultimždia,s.a.ž', 'meoservicoscommsemultimedia', 'metroportsp.zo.o.', 'mint',
+    'mobiledatasp.zo.o.', 'mobilevalue', 'mtelaustriagmbh', 'mtelschweizgmbh', 'multimediapolskas.a.',
+    'mvne.plsp.zo.o.', 'nauprofitsp.zo.o.', 'navercas.r.l.', 'netcomgroupsas', 'netcomgroup', 'netcomgroup_f',
+    'netcomgroup_o', 'nethyssa', 'netias.a.', 'networthtelecom', 'nexphoneag', 'nextmobilep.s.a.',
+    'nextustelecoms.r.l.', 'nodemaxlimited', 'nordnet', 'noscomunicacoess.a.', 'noscomunicacoes,s.a.',
+    'nowatelefoniasp.zo.o.', 'nowocommunicationss.a.', 'nowocommunications,s.a.', 'odidonetherlandsb.v.',
+    'onitelecominfocomunicacoess.a.', 'onmovildivisiontelefoniamoviltysoncarrascoinversiones,s.l.', 'onofftelecom',
+    'onofftelecomsas', 'opencabletelecomunicaciones,s.l.', 'orangebelgium', 'orangebelgiums.a.',
+    'orangeespagne,s.a.u.', 'orangeespanavirtual', 'orangeespanavirtual,s.l.u.', 'oranges.a.', 'oteglobesa',
+    'otvartasp.zo.o.', 'p4sp.zo.o.', 'p4sp.zo.o.(play)', 'pareteumeuropeb.v.', 'pepemobiles.l.',
+    'plintronitalys.r.l.', 'plintronspa', 'polkomtelsp.zo.o.', 'polkomtelsp.zo.o.(plus)',
+    'polskiesiecicyfrowesp.zo.o.', 'postemobiles.p.a.', 'premiummobilesp.zo.o.', 'prixtel', 'prixtel_o', 'procono',
+    'proconos.a.', 'proximusnvvanpubliekrecht', 'quattre', 'quattreinternets.l.',
+    'rcableytelecabletelecomunicaciones,s.a.u.', 'rcableytelecomunicacionesgalicia', 'reteferroviariaitalianas.p.a.',
+    'rfi-reteferroviariaitaliana', 'saltmobilesa', 'satfilmsp.zo.o.iwspolnicysp.k.', 'seteracommunicationsoy',
+    'sewancommunications', 'sewanespanacomunicaciones,s.l.u.', 'sewansas', 'sgts.a.', 'sianetbalt',
+    'sierrawirelessfrancesas', 'silbo-telecomunicaciones,s.l.', 'silbotelecomunicaciones', 'simservice',
+    'simwoodesmslimited', 'sipgatewirelessgmbh', 'sisnetnuevastecnologiass.l.unipersonal', 'skyuklimited',
+    'societefrancaiseduradiotelephone-sfr', 'spaceteluklimited', 'stourmarinelimited', 'sudtelecom',
+    'sumaoperadordetelecomunicaciones', 'sumaoperadordetelecomunicaciones,s.l.u.', 'sumamovilportugal,s.a.',
+    'sunrisecommunicationsag', 'sunrisegmbh', 'suopmobiles.l.', 'sure(guernsey)limited', 'sure(jersey)limited',
+    'swisscom(schweiz)ag', 'swisscomschweizag', 'syma', 'symamobile', 'synectivlimited', 't-2d.o.o.mobile',
+    't-2d.o.o.', 't-mobileaustriagmbh', 't-mobilepolskas.a.', 'tangonetworksukltd.', 'tatacommunications(uk)limited',
+    'tatacommunications(uk)ltd', 'tatacommunicationsmovebv', 'tatacommunicationsmovenederlandb.v.', 'telavox',
+    'telcoleadersltd', 'telcovillagegmbh', 'telefonicamoviles(movistar)', 'telefonicauk(virginmediao2)',
+    'telegosp.zo.o.', 'telekomslovenije,d.d.', 'telemach', 'telemachd.o.o.mobile', 'telenableraps', 'telenetbvba',
+    'telenetgroupbvba', 'telenetgroupholdingnv', 'telenetgroupn.v.', 'telesignmobilelimited', 'telestradas.a.',
+    'telewaregroupplc', 'tglservices(uk)ltd', 'timtelecomitaliaspa', 'tismib.v.', 'tismibv', 'toyasp.zo.o.',
+    'transatel', 'truphonegmbh', 'truphonelimited', 'truphoneltd', 'truphonepolandsp.zo.o.', 'ukbroadbandlimited',
+    'uni-tel(tdc)', 'universityofstrathclyde', 'upcpolskasp.zo.o.', 'upcschweizgmbh(sunrise)', 'vcompolskasp.zo.o.',
+    'vectone/mundio-fullmvno', 'vectras.a.', 'ventocomgmbh', 'vikingcopolandsp.zo.o.', 'vmedo2uklimited',
+    'vodafone-panafonhellenictelecommunicationscompanys.a.', 'voicetecsystemsltd', 'voiceworksb.v.', 'voiceworksbv',
+    'voiptelecom', 'welcomes.p.a.', 'wirelesslogiclimited', 'xferamoviles', 'ziggobv', 'zinniatelecomunicaciones',
+    'zironlimited',
+)
 
 
 def upgrade() -> None:
@@ -165,7 +230,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_hlr_lookup_items_call_id'), ['call_id'], unique=False)
         batch_op.create_index('ix_hlr_lookup_items_lookup_id_state', ['lookup_id', 'state'], unique=False)
 
-    # The original's 269 risky operator names (phoneops.hlr.risky.SEED_NAMES).
+    # The risky operator names (SEED_NAMES above).
     risky = sa.table(
         "hlr_risky_operators",
         sa.column("name", sa.String), sa.column("normalized", sa.String), sa.column("mccmnc", sa.String),
@@ -173,7 +238,8 @@ def upgrade() -> None:
         sa.column("created_at", phoneops.core.db.UtcDateTime(timezone=True)),
     )
     now = datetime.now(UTC)
-    op.bulk_insert(risky, [{**row, "created_at": now} for row in seed_rows()])
+    op.bulk_insert(risky, [{"name": name, "normalized": re.sub(r"\s+", "", name).lower(), "source": "seed",
+                            "created_by": "system", "mccmnc": "", "created_at": now} for name in SEED_NAMES])
     # ### end Alembic commands ###
 
 
