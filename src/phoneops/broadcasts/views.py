@@ -184,9 +184,8 @@ def set_rate(request: Request, day: str = Form(""), rate: str = Form(""), sessio
     try:
         row = money.set_rate(session, principal, day, rate)
     except AppError as exc:
-        session.rollback()
-        return _rates_page(request, session, principal, error=exc.message, status_code=exc.status_code,
-                           form={"day": day[:20], "rate": rate[:40]})
+        return form_error(session, exc, _rates_page, request, session, principal,
+                          form={"day": day[:20], "rate": rate[:40]})
     return RedirectResponse(f"/broadcasts/rates?saved={row.day}", status_code=303)  # the page says it was saved
 
 

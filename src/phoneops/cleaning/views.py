@@ -116,9 +116,8 @@ async def upload_page(
             phone_column=phone_column or None, header=header, source_label=source_label,
         )
     except AppError as exc:
-        session.rollback()
-        return _list(request, session, principal, purpose if purpose in upload.PURPOSES else "clean",
-                     error=exc.message, status_code=exc.status_code)
+        return form_error(session, exc, _list, request, session, principal,
+                          purpose if purpose in upload.PURPOSES else "clean")
     return _committed(session, f"/cleaning/files/{record.id}", f"Uploaded {record.original_name}: choose how to "
                       f"{'clean' if record.purpose == 'clean' else 'encrypt or decrypt'} it below.")
 
