@@ -7,6 +7,7 @@ Modules:
 - cli.py: `phoneops numbers ...`: look up, set statuses, import, export, OS rules, link tokens
 - crypto.py: Link tokens, numbers at rest, and the blind index
 - exports.py: List exports to CSV as background jobs: plaintext numbers for admins only, every export audited
+- export_lines.py: The lines of a list export, one page at a time, in whichever process renders them
 - imports.py: List imports you can preview and undo (docs/imports.md)
 - links.py: Links to a number's story page (`/numbers/n/{key}`, `phoneops.numbers.story`) from every page...
 - lists.py: Whitelist / monitor / blacklist: one status per number, decided by one precedence table
