@@ -171,8 +171,9 @@ def main() -> None:
     print(json.dumps({
         "bench": "list_export", "rows": args.rows, "seconds": best["seconds"], "rows_per_s": round(rate),
         "cpu_seconds": best["cpu_seconds"], "rows_per_cpu_s": round(args.rows / max(best["cpu_seconds"], 1e-9)),
-        "naive_rows_per_s": round(naive_rate), "ratio_vs_naive": round(rate / naive_rate, 1), "runs": runs, "output": output,
-        "load_before": runs[0]["load_before"], "load_after": os.getloadavg()[0], "cores": os.cpu_count(),
+        "naive_rows_per_s": round(naive_rate), "ratio_vs_naive": round(rate / naive_rate, 1), "runs": runs,
+        "output": output, "load_before": runs[0]["load_before"], "load_after": os.getloadavg()[0],
+        "cores": os.cpu_count(),
     }))
 
 
