@@ -46,6 +46,7 @@ EXCLUSIVE = (
     "tests/hlr/test_hlr_kill.py",
     "tests/imei/test_batch_crash.py",
     "tests/ongage/test_og_csv_crash.py",
+    "tests/sources/test_sources_browser.py::test_the_demo_shows_three_sources_whose_roi_differ",
     "tests/voluum/test_traffic_sync.py::test_sigkilled_worker_mid_sync_resumes_to_the_clean_state",
     "tests/faults/test_outage.py::test_every_provider_down_for_minutes_jobs_wait_visibly_then_finish",
 )
