@@ -101,11 +101,13 @@ def test_three_sigkills_during_a_2000_imei_batch_place_each_imei_exactly_once(
             assert row.order_id is not None and provider_orders[row.order_id] == row.imei
         assert len({r.order_id for r in placed}) == len(placed)
         for row in review:  # left for a human only when the provider already had it (never resent blindly)
-            assert row.attempts == 2 and row.imei in stats["orders_per_imei"]
-        assert all(1 <= r.attempts <= 2 for r in rows)  # sent once, reconciled at most once
+            assert row.attempts >= 2 and row.imei in stats["orders_per_imei"]
+        # Sent once, and reconciled once more per kill at most: a kill in the middle of a reconciliation
+        # (two kills close together) leaves that row to be reconciled again by the next worker.
+        assert all(1 <= r.attempts <= 1 + KILLS for r in rows), (seed, max(r.attempts for r in rows))
         # Only what a worker held open when it died is reconciled: intents marked ahead (2 x 10 claimed,
         # 2 x 10 queued), 10 calls in flight and answers received but not yet settled (~0.1 s worth).
-        reconciled = sum(r.attempts == 2 for r in rows)
+        reconciled = sum(r.attempts >= 2 for r in rows)
         assert len(review) <= reconciled <= KILLS * 100, (len(review), reconciled)
     assert attempts >= KILLS + 1
     print(f"placed={len(placed)} review={len(review)} job_attempts={attempts}")
