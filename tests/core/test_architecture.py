@@ -50,10 +50,6 @@ RULES = {
 
 KNOWN: dict[tuple[str, str, str], str] = {
     # (rule, importer, imported) -> why it is still there
-    ("domain-uses-services", "phoneops.ongage.service_sync", "phoneops.numbers.models"):
-        "needs a numbers query service (issue 17 item 2)",
-    ("domain-uses-services", "phoneops.ongage.service_sync", "phoneops.voluum.models"):
-        "needs a voluum query service (issue 17 item 2)",
     ("layers", "phoneops.ui.views", "phoneops.registry"): "dashboard cards are found through the registry",
 }
 

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -32,6 +33,40 @@ def indexes_with_a_verdict(session: Session, indexes: Sequence[bytes]) -> set[by
             or_(PhoneNumber.status.is_not(None), PhoneNumber.hlr_status.is_not(None)),
         )))
     return found
+
+
+def sealed_by_index(session: Session, indexes: Sequence[bytes]) -> dict[bytes, bytes]:
+    """The sealed number of each of `indexes` the store holds (one not stored is absent), one query per `CHUNK`."""
+    unique = list(dict.fromkeys(indexes))
+    found: dict[bytes, bytes] = {}
+    for start in range(0, len(unique), CHUNK):
+        found.update((bytes(idx), bytes(sealed)) for idx, sealed in session.execute(
+            select(PhoneNumber.blind_index, PhoneNumber.sealed).where(
+                PhoneNumber.blind_index.in_(unique[start:start + CHUNK]))))
+    return found
+
+
+@dataclass(frozen=True)
+class StoredNumber:
+    id: int
+    blind_index: bytes
+    sealed: bytes
+
+
+def numbers_among(session: Session, indexes: Select[Any], after: int, limit: int) -> list[StoredNumber]:
+    """The stored numbers whose blind index the `indexes` subquery yields, by id, `limit` after id `after`
+    (one query: the subquery runs inside it)."""
+    rows = session.execute(
+        select(PhoneNumber.id, PhoneNumber.blind_index, PhoneNumber.sealed)
+        .where(PhoneNumber.id > after, PhoneNumber.blind_index.in_(indexes)).order_by(PhoneNumber.id).limit(limit)
+    ).all()
+    return [StoredNumber(r.id, bytes(r.blind_index), bytes(r.sealed)) for r in rows]
+
+
+def count_among(session: Session, indexes: Select[Any]) -> int:
+    """How many stored numbers have a blind index the `indexes` subquery yields."""
+    return int(session.scalar(select(func.count()).select_from(PhoneNumber)
+                              .where(PhoneNumber.blind_index.in_(indexes))) or 0)
 
 
 def list_key_columns() -> tuple[str, ColumnElement[Any], ColumnElement[Any]]:

@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy import Select, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -47,8 +47,8 @@ from phoneops.core.http import (
 from phoneops.core.jobs import JobContext, RetryLater, active_job_for, create_job
 from phoneops.core.models import Job
 from phoneops.core.security import Principal
-from phoneops.numbers.models import PhoneNumber
 from phoneops.numbers.optouts import opted_out as _opted_out
+from phoneops.numbers.queries import count_among, numbers_among, sealed_by_index
 from phoneops.numbers.vault import get_vault, mask
 from phoneops.ongage.client import MAX_PARALLEL, ContactResult, OngageClient
 from phoneops.ongage.models import OngageConversion, OngageSyncRun
@@ -63,7 +63,7 @@ from phoneops.ongage.provider import (
     sync_config,
 )
 from phoneops.settings import get_settings
-from phoneops.voluum.models import Conversion
+from phoneops.voluum.queries import ConversionRecord, blind_indexes_of, conversions_by_id, conversions_since
 
 log = structlog.get_logger("phoneops.ongage.sync")
 
@@ -99,12 +99,12 @@ def _stamp(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment is not None else ""
 
 
-def _raw(conversion: Conversion, key: str) -> str:
+def _raw(conversion: ConversionRecord, key: str) -> str:
     value = (conversion.raw or {}).get(key)
     return "" if value is None else str(value)
 
 
-def contact_fields(conversion: Conversion, phone: str, currency: str) -> dict[str, Any]:
+def contact_fields(conversion: ConversionRecord, phone: str, currency: str) -> dict[str, Any]:
     """The reference's field set for one conversion (`phone` = the number's digits, no `+`)."""
     ftd = conversion.kind == "FTD"
     country = conversion.country or ""
@@ -155,12 +155,11 @@ def enroll(session: Session, countries: Sequence[str], since: datetime, now: dat
     if not countries:
         return 0
     now = now or utcnow()
+    recent = conversions_since(countries, since).subquery()
     source = (
-        select(Conversion.id, Conversion.country, Conversion.kind, literal("pending"), literal(0), literal(now),
-               literal(now))
-        .outerjoin(OngageConversion, OngageConversion.conversion_id == Conversion.id)
-        .where(OngageConversion.id.is_(None), Conversion.country.in_(list(countries)),
-               or_(Conversion.postback_at >= since, Conversion.postback_at.is_(None) & (Conversion.synced_at >= since)))
+        select(recent.c.id, recent.c.country, recent.c.kind, literal("pending"), literal(0), literal(now), literal(now))
+        .outerjoin(OngageConversion, OngageConversion.conversion_id == recent.c.id)
+        .where(OngageConversion.id.is_(None))
     )
     statement = _insert(session).from_select(
         ["conversion_id", "country", "kind", "status", "attempts", "created_at", "updated_at"], source
@@ -203,18 +202,18 @@ def build_contacts(session: Session, ids: Sequence[int], config: SyncConfig, now
     a number are marked `invalid` here."""
     vault = get_vault()
     currency = get_settings().voluum_currency
-    found: list[tuple[OngageConversion, Conversion, bytes | None]] = []
-    for batch in _chunks(ids, CHUNK):
-        found.extend(session.execute(
-            select(OngageConversion, Conversion, PhoneNumber.sealed)
-            .join(Conversion, Conversion.id == OngageConversion.conversion_id)
-            .outerjoin(PhoneNumber, PhoneNumber.blind_index == Conversion.blind_index)
-            .where(OngageConversion.id.in_(batch))
-        ).all())
+    found: list[tuple[OngageConversion, ConversionRecord]] = []
+    for batch in _chunks(ids, CHUNK):  # a query for the sync rows and one for their conversions, per batch
+        syncs = list(session.scalars(select(OngageConversion).where(OngageConversion.id.in_(batch))))
+        conversions = conversions_by_id(session, [s.conversion_id for s in syncs])
+        found.extend((s, conversions[s.conversion_id]) for s in syncs if s.conversion_id in conversions)
     found.sort(key=lambda item: (item[1].postback_at or item[1].synced_at, item[1].id))
-    suppressed = _opted_out(session, [c.blind_index for _, c, _ in found if c.blind_index is not None])
+    indexes = [c.blind_index for _, c in found if c.blind_index is not None]
+    suppressed = _opted_out(session, indexes)
+    stored = sealed_by_index(session, indexes)
     contacts: dict[str, Contact] = {}
-    for sync, conversion, sealed in found:
+    for sync, conversion in found:
+        sealed = stored.get(conversion.blind_index) if conversion.blind_index is not None else None
         if conversion.blind_index is not None and conversion.blind_index in suppressed:
             # an opted-out number is never (re-)added to Ongage: shown as invalid, never retried
             sync.status, sync.last_error = "invalid", f"opted out ({suppressed[conversion.blind_index]}): not sent"
@@ -437,15 +436,18 @@ def problems(session: Session, statuses: Sequence[str] = ("failed", "gave_up", "
     if bad:
         raise ValidationFailed(f"unknown status {bad[0]!r}; one of {', '.join(STATUSES)}")
     vault = get_vault()
-    rows = session.execute(
-        select(OngageConversion, Conversion, PhoneNumber.sealed)
-        .join(Conversion, Conversion.id == OngageConversion.conversion_id)
-        .outerjoin(PhoneNumber, PhoneNumber.blind_index == Conversion.blind_index)
-        .where(OngageConversion.status.in_(list(statuses)))
+    syncs = list(session.scalars(
+        select(OngageConversion).where(OngageConversion.status.in_(list(statuses)))
         .order_by(OngageConversion.updated_at.desc(), OngageConversion.id.desc()).limit(max(1, min(limit, 5000)))
-    ).all()
+    ))
+    conversions = conversions_by_id(session, [s.conversion_id for s in syncs])
+    stored = sealed_by_index(session, [c.blind_index for c in conversions.values() if c.blind_index is not None])
     out = []
-    for sync, conversion, sealed in rows:
+    for sync in syncs:
+        conversion = conversions.get(sync.conversion_id)
+        if conversion is None:  # deleted since (its sync row goes with it: ON DELETE CASCADE)
+            continue
+        sealed = stored.get(conversion.blind_index) if conversion.blind_index is not None else None
         number = mask(vault.open(sealed, conversion.blind_index)) if sealed and conversion.blind_index else ""
         out.append(Problem(sync.id, sync.status, sync.attempts, sync.last_error, sync.next_attempt_at, sync.kind,
                            sync.country, conversion.click_id, conversion.campaign_name, conversion.postback_at,
@@ -468,23 +470,18 @@ def requeue(session: Session, actor: Principal, ids: Sequence[int] | None = None
 # --- numbers we sent (the unsubscribe check asks Ongage about them) ---------------------------------------
 
 
-def _sent() -> Any:
-    return PhoneNumber.blind_index.in_(
-        select(Conversion.blind_index).join(OngageConversion, OngageConversion.conversion_id == Conversion.id)
-        .where(OngageConversion.status == "sent"))
+def _sent() -> Select[Any]:
+    """The blind indexes of the conversions sent to Ongage, as a subquery (the queries below are one each)."""
+    return blind_indexes_of(select(OngageConversion.conversion_id).where(OngageConversion.status == "sent"))
 
 
 def sent_numbers(session: Session, after: int, limit: int) -> list[tuple[int, bytes, bytes]]:
     """(phone number id, blind index, sealed) of the numbers with a conversion sent to Ongage, by number id."""
-    rows = session.execute(
-        select(PhoneNumber.id, PhoneNumber.blind_index, PhoneNumber.sealed)
-        .where(PhoneNumber.id > after, _sent()).order_by(PhoneNumber.id).limit(limit)
-    ).all()
-    return [(r.id, r.blind_index, r.sealed) for r in rows]
+    return [(n.id, n.blind_index, n.sealed) for n in numbers_among(session, _sent(), after, limit)]
 
 
 def sent_count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(PhoneNumber).where(_sent())) or 0)
+    return count_among(session, _sent())
 
 
 def states_for_conversions(session: Session, conversion_ids: Sequence[int]) -> list[dict[str, Any]]:
