@@ -249,6 +249,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from phoneops.core.router import router as core_router
     from phoneops.ui.render import STATIC_DIR
+    from phoneops.ui.views import add_dashboard_cards
     from phoneops.ui.views import router as ui_router
 
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
@@ -259,6 +260,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ui_router)
     for module in domain_modules("views"):
         app.include_router(module.router)
+    add_dashboard_cards(app, [module.dashboard_cards for module in domain_modules("views")
+                              if hasattr(module, "dashboard_cards")])
     from phoneops.core.load import InflightLimit, default_limit
 
     # outermost: a request refused for load costs nothing but this answer

@@ -50,7 +50,6 @@ RULES = {
 
 KNOWN: dict[tuple[str, str, str], str] = {
     # (rule, importer, imported) -> why it is still there
-    ("layers", "phoneops.ui.views", "phoneops.registry"): "dashboard cards are found through the registry",
 }
 
 

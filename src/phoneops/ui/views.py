@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -24,7 +24,6 @@ from phoneops.core.errors import AppError, ValidationFailed
 from phoneops.core.models import StoredFile, User
 from phoneops.core.security import SESSION_COOKIE, Principal, Role
 from phoneops.core.sorting import checked_sort
-from phoneops.registry import domain_modules
 from phoneops.settings import get_settings
 from phoneops.ui.flash import redirect_with
 from phoneops.ui.render import render
@@ -40,6 +39,15 @@ class Card:
     value: str
     href: str | None = None
     chart: dict[str, float] | None = None
+
+
+CardSource = Callable[[Session], list[Card]]
+
+
+def add_dashboard_cards(app: FastAPI, sources: list[CardSource]) -> None:
+    """Give `app`'s dashboard the domains' card functions (`dashboard_cards(session)` in their views). The entry
+    point (`phoneops.app`) finds them through the registry and hands them in: ui sits below the registry."""
+    app.state.dashboard_cards = [*getattr(app.state, "dashboard_cards", []), *sources]
 
 
 def _safe_next(target: str | None) -> str:
@@ -188,10 +196,9 @@ def dashboard(
         ),
         Card("Active users", str(session.scalar(select(func.count(User.id)).where(User.is_active.is_(True))) or 0)),
     ]
-    for module in domain_modules("views"):
-        provider: Callable[[Session], list[Any]] | None = getattr(module, "dashboard_cards", None)
-        if provider is not None:
-            cards.extend(provider(session))
+    sources: list[CardSource] = getattr(request.app.state, "dashboard_cards", [])
+    for source in sources:
+        cards.extend(source(session))
     recent = jobs.list_jobs(session, limit=8)
     return render(request, "dashboard.html", principal, cards=cards, job_counts=counts, recent=recent)
 
