@@ -313,9 +313,7 @@ async def imports_upload(
             source_label=label,
         )
     except AppError as exc:
-        session.rollback()
-        return _imports_page(request, session, principal, error=exc.message, region=region,
-                             status_code=exc.status_code)
+        return form_error(session, exc, _imports_page, request, session, principal, region=region)
     return redirect_with(f"/numbers/imports/{record.id}", f"Uploaded {file.filename}: the preview is being made; "
                          "check it, then apply or discard it.")
 
@@ -415,9 +413,7 @@ def optouts_add(
         result = optouts.add(session, principal, number, reason, region=region_or_default(region or None),
                              source="ui", detail=detail or None)
     except AppError as exc:
-        session.rollback()
-        return _optouts_page(request, session, principal, error=exc.message, region=region,
-                             status_code=exc.status_code)
+        return form_error(session, exc, _optouts_page, request, session, principal, region=region)
     message = "Opted out." if result.recorded else "That number was already opted out."
     return redirect_with("/numbers/optouts", message, "ok" if result.recorded else "warn")
 
@@ -453,9 +449,7 @@ def optouts_lift(
     try:
         optouts.lift(session, principal, number, reason, region=region_or_default(region or None))
     except AppError as exc:
-        session.rollback()
-        return _optouts_page(request, session, principal, error=exc.message, region=region,
-                             status_code=exc.status_code)
+        return form_error(session, exc, _optouts_page, request, session, principal, region=region)
     return redirect_with("/numbers/optouts", "Opt-out lifted.")
 
 
