@@ -280,47 +280,43 @@ def _meta(region: str) -> dict[str, object] | None:
     }
 
 
-_REGION_SCHEMA = {"region": pl.String, "cc": pl.String, "plain": pl.String, "gen_k": pl.String,
-                  "types_k": pl.String, "prefix": pl.String, "transform": pl.Boolean, "leading": pl.String,
-                  "idd": pl.String, "verdicts": pl.String}
-_STRIP_COLS = ["region", "plain", "prefix", "transform", "verdicts"]
+Meta = dict[str, object]  # one region's row of `_meta`
 
 
 @lru_cache(maxsize=1)
-def _tables() -> tuple[dict[str, str | None], dict[str, str], pl.DataFrame, pl.DataFrame]:
+def _tables() -> tuple[dict[str, str | None], dict[str, str], dict[str, list[tuple[bool, Meta]]], dict[str, str]]:
     """_extract_country_code by first three digits; the main region of each geographic code;
-    region_code_for_number's walk as rows (C, k, single, region, patterns); is_possible_number's length
-    verdicts by calling code."""
+    region_code_for_number's walk by calling code ([(single, region's metadata)] in the code's order);
+    is_possible_number's length verdicts by calling code."""
     known = {str(code) for code in COUNTRY_CODE_TO_REGION_CODE}
     codes = {f"{n:03d}": next((p[:k] for k in (1, 2, 3) if (p := f"{n:03d}")[:k] in known), None) for n in range(1000)}
     main: dict[str, str] = {}
-    walk, why = [], []
+    walks: dict[str, list[tuple[bool, Meta]]] = {}
+    why: dict[str, str] = {}
     for code, regions in COUNTRY_CODE_TO_REGION_CODE.items():
         lead = phonenumbers.region_code_for_country_code(code)
         row = _meta(lead) if lead in phonenumbers.SUPPORTED_REGIONS else None
         if row is None or row["verdicts"] is None:
             continue  # non-geographic codes stay with the per-row path
         main[str(code)] = lead
-        why.append({"C": str(code), "why": row["verdicts"]})
-        rows = [m for r in regions if (m := _meta(r)) is not None]
-        walk += [{"C": str(code), "k": k, "single": len(regions) == 1, **m} for k, m in enumerate(rows)]
-    schema = {"C": pl.String, "k": pl.Int64, "single": pl.Boolean, **_REGION_SCHEMA}
-    plan = pl.DataFrame(walk, schema=schema).select("C", "k", "single", "region", "gen_k", "types_k", "leading")
-    return codes, main, plan.with_row_index("_pi"), pl.DataFrame(why, schema={"C": pl.String, "why": pl.String})
+        why[str(code)] = str(row["verdicts"])
+        walks[str(code)] = [(len(regions) == 1, m) for r in regions if (m := _meta(r)) is not None]
+    return codes, main, walks, why
 
 
-def _regions(names: list[str]) -> pl.DataFrame:
-    rows = [row for name in names if (row := _meta(name)) is not None]
-    return pl.DataFrame(rows, schema=_REGION_SCHEMA).select(_STRIP_COLS)
+# Every regex below is a literal pattern applied to the rows of one region (or one step of one calling
+# code's walk): the rows are split by region first. A pattern held in a column would make polars look up
+# its compiled regex by the pattern's text on every row (hashing up to 2 KB per row), and bringing the
+# patterns to the rows took a join and a sort of every candidate.
 
 
 def _size(column: str) -> pl.Expr:
     return pl.col(column).str.len_bytes().cast(pl.Int64)
 
 
-def _at(mask: str, size: pl.Expr) -> pl.Expr:
-    """The character of a per-length mask column at `size`."""
-    return pl.col(mask).str.slice(size, 1)
+def _at(mask: object, size: pl.Expr) -> pl.Expr:
+    """The character of a per-length mask string at `size`."""
+    return pl.lit(str(mask)).str.slice(size, 1)
 
 
 def _stage(df: pl.DataFrame, region: str) -> pl.DataFrame:
@@ -337,13 +333,13 @@ def _stage(df: pl.DataFrame, region: str) -> pl.DataFrame:
         bare = bare.with_columns(C=pl.lit(""), n=d, mreg=pl.lit(region), und=pl.lit(True))
     else:  # the region's IDD (left undecided), a leading copy of its calling code, or a national number
         code, starts = str(own["cc"]), d.str.starts_with(str(own["cc"]))
-        bare = bare.with_columns(C=pl.lit(code), pot=pl.when(starts).then(d.str.slice(len(code))), _r=pl.lit(region))
-        bare = bare.join(_regions([region]), left_on="_r", right_on="region")  # views, not copies of patterns
+        bare = bare.with_columns(C=pl.lit(code), pot=pl.when(starts).then(d.str.slice(len(code))))
         if own["idd"]:
             bare = bare.with_columns(und=d.str.contains(str(own["idd"])))
-        bare = _strip(bare, "pot", "pot2")
-        long_ = _at("verdicts", _size("d")) == str(ValidationResult.TOO_LONG)
-        moved = starts & ((~d.str.contains(pl.col("plain")) & pl.col("pot2").str.contains(pl.col("plain"))) | long_)
+        bare = _strip(bare, "pot", "pot2", own)
+        long_ = _at(own["verdicts"], _size("d")) == str(ValidationResult.TOO_LONG)
+        plain = str(own["plain"])
+        moved = starts & ((~d.str.contains(plain) & pl.col("pot2").str.contains(plain)) | long_)
         bare = bare.with_columns(
             n=pl.when(moved).then(pl.col("pot2")).otherwise(d),
             mreg=pl.when(moved).then(pl.lit(main[code])).otherwise(pl.lit(region)),
@@ -352,59 +348,67 @@ def _stage(df: pl.DataFrame, region: str) -> pl.DataFrame:
     return pl.concat([plus.select(cols), bare.select(cols)]).filter(~pl.col("und") & (_size("n") >= _MIN_NSN))
 
 
-def _strip(df: pl.DataFrame, src: str, dst: str) -> pl.DataFrame:
-    """_maybe_strip_national_prefix_carrier_code(src) into dst under the metadata columns of each row; a
-    transform rule that fires leaves the row undecided."""
-    parts = [  # polars does not cache per-row patterns in str.extract: one literal pattern per part
-        part.with_columns(
-            _hit=part[src].str.extract(key[0], 1).str.len_bytes().cast(pl.Int64).fill_null(0)
-            if key[0] else pl.lit(0, pl.Int64)
-        )
-        for key, part in df.partition_by("prefix", as_dict=True).items()
-    ]
-    if not parts:
-        return df.with_columns(pl.col(src).alias(dst))
-    number, hit = pl.col(src), pl.col("_hit")
+def _strip(df: pl.DataFrame, src: str, dst: str, meta: Meta) -> pl.DataFrame:
+    """_maybe_strip_national_prefix_carrier_code(src) into dst under one region's metadata; a transform
+    rule that fires leaves the row undecided."""
+    number, hit, plain = pl.col(src), pl.col("_hit"), str(meta["plain"])
+    found = number.str.extract(str(meta["prefix"]), 1).str.len_bytes().cast(pl.Int64).fill_null(0) \
+        if meta["prefix"] else pl.lit(0, pl.Int64)
     rest = number.str.slice(hit)
-    keep = number.str.contains(pl.col("plain")) & ~rest.str.contains(pl.col("plain"))
-    return pl.concat(parts).with_columns(
+    keep = number.str.contains(plain) & ~rest.str.contains(plain)
+    return df.with_columns(_hit=found).with_columns(
         pl.when((hit > 0) & ~keep).then(rest).otherwise(number).alias(dst),
-        und=pl.col("und") | (pl.col("transform") & (hit > 0)),
+        und=pl.col("und") | (pl.lit(bool(meta["transform"])) & (hit > 0)),
     ).drop("_hit")
+
+
+def _walk(todo: pl.DataFrame, code: str) -> list[pl.DataFrame]:
+    """_region_code_for_number_from_list over the calling code's regions for rows (i, C, nat, key) of one
+    code: (i, C, nat, valid, region) per row, region null (and not valid) when no region claims it."""
+    done = []
+    valid = pl.lit(False)
+    for single, meta in _tables()[2].get(code, []):
+        key = pl.col("key")
+        valid = key.str.contains(str(meta["gen_k"])) & key.str.contains(str(meta["types_k"]))
+        leading = meta["leading"]
+        hit = pl.lit(True) if single else valid if leading is None else pl.col("nat").str.contains(str(leading))
+        todo = todo.with_columns(valid=valid, hit=hit)
+        done.append(todo.filter("hit").select("i", "C", "nat", "valid", region=pl.lit(str(meta["region"]))))
+        todo = todo.filter(~pl.col("hit"))
+        if not todo.height:
+            return done
+    return [*done, todo.select("i", "C", "nat", valid=pl.lit(False), region=pl.lit(None, pl.String))]
 
 
 def _replica(candidates: pl.Series, region: str) -> pl.DataFrame:
     """cand, valid, e164, country, reason for each candidate whose reading parse(cand, region) the replica
     reproduces exactly; the others are left out."""
-    _, _, plan, why = _tables()
+    why = _tables()[3]
     df = pl.DataFrame({"cand": candidates}, schema={"cand": pl.String}).with_row_index("i")
     df = df.filter(_size("cand") <= _MAX_INPUT).select(
         "i", d=pl.col("cand").str.strip_prefix("+"), plus=pl.col("cand").str.starts_with("+"), und=pl.lit(False)
     )
-    staged = _stage(df, region)
-    meta = _regions(staged["mreg"].unique().to_list()).with_row_index("_ri")
-    staged = staged.join(meta, left_on="mreg", right_on="region").sort("_ri")  # runs of one pattern
-    staged = _strip(staged, "n", "_s").filter(~pl.col("und"))
-    kept = _at("verdicts", _size("_s")).is_in([str(v) for v in _STRIP_REFUSED]).not_()
-    todo = staged.select("i", "C", nat=pl.when(kept).then(pl.col("_s")).otherwise(pl.col("n")), k=pl.lit(0))
-    todo = todo.with_columns(key=pl.concat_str(_size("nat").cast(pl.String).str.zfill(3), pl.lit(":"), "nat"))
-    done = [todo.head(0).select("i", "C", "nat", valid=pl.lit(False), region=pl.lit(None, pl.String))]
-    while todo.height:  # _region_code_for_number_from_list: region k of the calling code's list
-        step = todo.join(plan, on=["C", "k"], how="left").sort("_pi")
-        valid = pl.col("key").str.contains(pl.col("gen_k")) & pl.col("key").str.contains(pl.col("types_k"))
-        step = step.with_columns(valid=valid.fill_null(False))
-        lead = pl.col("nat").str.contains(pl.col("leading")).fill_null(False)
-        hit = pl.col("single") | pl.when(pl.col("leading").is_null()).then("valid").otherwise(lead)
-        step = step.with_columns(hit=hit)
-        done.append(step.filter(pl.col("hit") | pl.col("region").is_null()).select("i", "C", "nat", "valid", "region"))
-        todo = step.filter(~pl.col("hit") & pl.col("region").is_not_null()).select(
-            "i", "C", "nat", k=pl.col("k") + 1, key=pl.col("key")
-        )
-    found = pl.concat(done).join(why, on="C", how="left")
+    staged = []
+    for (mreg,), part in _stage(df, region).partition_by("mreg", as_dict=True).items():
+        meta = _meta(str(mreg))
+        if meta is None:
+            continue
+        part = _strip(part, "n", "_s", meta).filter(~pl.col("und"))
+        kept = _at(meta["verdicts"], _size("_s")).is_in([str(v) for v in _STRIP_REFUSED]).not_()
+        staged.append(part.select("i", "C", nat=pl.when(kept).then(pl.col("_s")).otherwise(pl.col("n"))))
+    schema = {"i": pl.UInt32, "C": pl.String, "nat": pl.String}
+    todo = pl.concat([pl.DataFrame(schema=schema), *staged]).with_columns(
+        key=pl.concat_str(_size("nat").cast(pl.String).str.zfill(3), pl.lit(":"), "nat"))
+    done = [pl.DataFrame(schema={**schema, "valid": pl.Boolean, "region": pl.String, "w": pl.String})]
+    for (code,), part in todo.partition_by("C", as_dict=True).items():
+        verdicts = why.get(str(code))
+        mark = _at(verdicts, _size("nat")) if verdicts is not None else pl.lit(None, pl.String)
+        done += [found.with_columns(w=mark) for found in _walk(part, str(code))]
+    found = pl.concat(done)
     found = found.with_columns(cand=candidates.gather(found["i"]))
     too_long, short = _size("nat") > _MAX_NSN, _size("nat") < _MIN_NSN
     valid = pl.col("valid") & ~too_long & ~short
-    reason = _at("why", _size("nat")).replace_strict(
+    reason = pl.col("w").replace_strict(
         {str(k): v.value for k, v in _POSSIBLE_REASONS.items()}, default=None, return_dtype=pl.String
     )
     return found.select(
