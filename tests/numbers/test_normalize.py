@@ -347,6 +347,14 @@ def test_line_types_of_every_example_number_of_every_region_agree_with_phonenumb
     assert {"mobile", "fixed_line", "toll_free", "premium_rate", "voip", "uan", "pager"} <= found
 
 
+def test_rows_meet_their_answers_by_the_key_text_when_two_keys_share_a_hash(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoneops.numbers import normalize as module
+
+    monkeypatch.setattr(module, "_key_hash", lambda key: key.str.len_bytes().cast(pl.UInt64))  # collisions galore
+    assert_agrees(EVERY_WRITING[:3000], "GB")
+
+
 @pytest.mark.parametrize("region", HARD_REGIONS)
 def test_every_example_number_in_every_writing_agrees(region: str) -> None:
     assert_agrees(EVERY_WRITING, region)

@@ -565,13 +565,34 @@ def _text_column(values: pl.Series | Sequence[object]) -> tuple[pl.Series, pl.Se
     )
 
 
+def _key_hash(key: pl.Expr) -> pl.Expr:
+    return key.hash(7)
+
+
+def _answers(cleaned: pl.DataFrame, region: str) -> pl.DataFrame:
+    """The rows of `cleaned` with their key's answer (`_lookup`). Rows meet their distinct key by a 64-bit
+    hash of it (an integer join, then a gather, several times cheaper than a join on the key text); the
+    gathered key is compared with the row's own, and on any difference (two keys of one hash) the rows
+    are joined on the key text instead."""
+    key = pl.col("key")
+    hashed = cleaned.with_columns(_h=pl.when(key.is_not_null()).then(_key_hash(key)))
+    distinct = hashed.filter(key.is_not_null() & pl.col("_h").is_first_distinct())
+    found = _lookup(distinct["key"], region)
+    at = hashed.select("_h").join(found.select(_h=_key_hash(key)).with_row_index("_at"), on="_h", how="left",
+                                  maintain_order="left")["_at"]
+    answers = found.select(pl.all().gather(at))
+    if (answers["key"] == cleaned["key"]).all():  # nulls (no key) are ignored
+        return pl.concat([cleaned, answers.drop("key")], how="horizontal")
+    found = _lookup(cleaned["key"].drop_nulls().unique(), region)
+    return cleaned.join(found, on="key", how="left", maintain_order="left")
+
+
 def normalize_column(values: pl.Series | Sequence[object], region: str) -> pl.DataFrame:
     """A column to E.164, row by row equal to `normalize`: columns e164, reason, country, extension (Utf8)."""
     region = _check_region(region)
     text, early = _text_column(values)
     cleaned = _clean(text)
-    found = _lookup(cleaned["key"].drop_nulls().unique(), region)
-    out = cleaned.join(found, on="key", how="left", maintain_order="left")
+    out = _answers(cleaned, region)
     first_ok = pl.col("e164").is_not_null()
     second_ok = ~first_ok & pl.col("bare") & pl.col("e2").is_not_null()
     reasons = [pl.col("early"), pl.when(~second_ok).then("reason")]
