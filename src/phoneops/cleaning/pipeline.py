@@ -39,7 +39,7 @@ from sqlalchemy import Engine
 from phoneops.cleaning.filters import Filter, FilterSet
 from phoneops.cleaning.reading import Layout, column_names, iter_batches
 from phoneops.numbers.crypto import blind_index, blind_index_block
-from phoneops.numbers.normalize import line_types, normalize_column
+from phoneops.numbers.normalize import line_types, meet, normalize_column
 
 KEPT = "kept"
 INVALID = "invalid"
@@ -90,18 +90,18 @@ def prepare_numbers(phone: pl.Series, region: str, key: bytes, with_digest: bool
     norm = normalize_column(phone, region)
     if norm["extension"].null_count() == norm.height:
         norm = norm.drop("extension")  # the usual case: the column comes back (all null) when batches meet
-    if line_type:  # the distinct numbers with their country; the type travels with the match keys' join
-        typed = norm.select("e164", "country").filter(pl.col("e164").is_not_null()).unique(subset="e164")
-        distinct = typed["e164"]
-    else:
-        distinct = norm["e164"].drop_nulls().unique()
-    digests = blind_index_digests(distinct, key, pool)
-    keyed = pl.DataFrame({"e164": distinct, **keys_of(digests)})
-    if with_digest:
-        keyed = keyed.with_columns(bi=digest_series(digests))
-    if line_type:
-        keyed = keyed.with_columns(line_type=line_types(distinct, typed["country"]))
-    return norm.join(keyed, on="e164", how="left", maintain_order="left")
+
+    def keyed(distinct: pl.DataFrame) -> pl.DataFrame:  # the distinct numbers (with their country)
+        numbers = distinct["e164"]
+        digests = blind_index_digests(numbers, key, pool)
+        out = pl.DataFrame({"e164": numbers, **keys_of(digests)})
+        if with_digest:
+            out = out.with_columns(bi=digest_series(digests))
+        if line_type:  # the type travels with the match keys' join
+            out = out.with_columns(line_type=line_types(numbers, distinct["country"]))
+        return out
+
+    return meet(norm, "e164", keyed)
 
 
 def hashing_pool() -> ProcessPoolExecutor | None:

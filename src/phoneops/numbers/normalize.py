@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache, lru_cache
@@ -63,7 +63,7 @@ from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, _extract_p
 from phoneops.core.errors import ValidationFailed
 from phoneops.numbers.prefixes import significant_prefix
 
-__all__ = ["Normalized", "Rejection", "country_of", "normalize", "normalize_column"]
+__all__ = ["Normalized", "Rejection", "country_of", "meet", "normalize", "normalize_column"]
 
 
 class Rejection(StrEnum):
@@ -569,30 +569,30 @@ def _key_hash(key: pl.Expr) -> pl.Expr:
     return key.hash(7)
 
 
-def _answers(cleaned: pl.DataFrame, region: str) -> pl.DataFrame:
-    """The rows of `cleaned` with their key's answer (`_lookup`). Rows meet their distinct key by a 64-bit
-    hash of it (an integer join, then a gather, several times cheaper than a join on the key text); the
-    gathered key is compared with the row's own, and on any difference (two keys of one hash) the rows
-    are joined on the key text instead."""
-    key = pl.col("key")
-    hashed = cleaned.with_columns(_h=pl.when(key.is_not_null()).then(_key_hash(key)))
-    distinct = hashed.filter(key.is_not_null() & pl.col("_h").is_first_distinct())
-    found = _lookup(distinct["key"], region)
-    at = hashed.select("_h").join(found.select(_h=_key_hash(key)).with_row_index("_at"), on="_h", how="left",
-                                  maintain_order="left")["_at"]
+def meet(rows: pl.DataFrame, column: str, answer: Callable[[pl.DataFrame], pl.DataFrame]) -> pl.DataFrame:
+    """`rows` with the columns of `answer(distinct)`, where `distinct` holds one row of `rows` per distinct
+    non-null value of `column` and the answer one row per value (its `column` included): a left join on
+    `column`, in row order. Rows meet their value's answer by a 64-bit hash of the value (an integer join,
+    then a gather: several times cheaper than a join on text); the gathered value is compared with the
+    row's own, and on any difference (two values of one hash) the rows are joined on the text instead."""
+    value = pl.col(column)
+    hashed = rows.select(_h=pl.when(value.is_not_null()).then(_key_hash(value)))
+    first = hashed["_h"].is_first_distinct() & rows[column].is_not_null()
+    found = answer(rows.filter(first))
+    at = hashed.join(found.select(_h=_key_hash(value)).with_row_index("_at"), on="_h", how="left",
+                     maintain_order="left")["_at"]
     answers = found.select(pl.all().gather(at))
-    if (answers["key"] == cleaned["key"]).all():  # nulls (no key) are ignored
-        return pl.concat([cleaned, answers.drop("key")], how="horizontal")
-    found = _lookup(cleaned["key"].drop_nulls().unique(), region)
-    return cleaned.join(found, on="key", how="left", maintain_order="left")
+    if (answers[column] == rows[column]).all():  # nulls (no value) are ignored
+        return pl.concat([rows, answers.drop(column)], how="horizontal")
+    found = answer(rows.filter(value.is_not_null()).unique(subset=column))
+    return rows.join(found, on=column, how="left", maintain_order="left")
 
 
 def normalize_column(values: pl.Series | Sequence[object], region: str) -> pl.DataFrame:
     """A column to E.164, row by row equal to `normalize`: columns e164, reason, country, extension (Utf8)."""
     region = _check_region(region)
     text, early = _text_column(values)
-    cleaned = _clean(text)
-    out = _answers(cleaned, region)
+    out = meet(_clean(text), "key", lambda distinct: _lookup(distinct["key"], region))
     first_ok = pl.col("e164").is_not_null()
     second_ok = ~first_ok & pl.col("bare") & pl.col("e2").is_not_null()
     reasons = [pl.col("early"), pl.when(~second_ok).then("reason")]
