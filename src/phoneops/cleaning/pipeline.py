@@ -36,7 +36,7 @@ import numpy as np
 import polars as pl
 from sqlalchemy import Engine
 
-from phoneops.cleaning.filters import Filter, FilterSet
+from phoneops.cleaning.filters import Filter, FilterSet, outcome_of
 from phoneops.cleaning.reading import Layout, column_names, iter_batches
 from phoneops.numbers.crypto import blind_index, blind_index_block
 from phoneops.numbers.normalize import line_types, meet, normalize_column
@@ -176,7 +176,8 @@ def _outcomes(engine: Engine, rows: pl.DataFrame, filters: FilterSet,
     rows = rows.with_columns(first=valid & pl.col("e164").is_first_distinct())
     numbers = rows.filter("first").select("k1", "k2", "e164")
     removed = filters.outcomes(numbers).rename({"outcome": "hit"})
-    rows = rows.join(removed, on=["k1", "k2"], how="left", maintain_order="left")
+    hit = outcome_of(rows.select("k1", "k2"), removed)  # the keys alone: a join would copy the rows' strings
+    rows = rows.with_columns(hit=hit)
     return rows.select(
         pl.exclude("first", "hit", "k1", "k2"),
         outcome=pl.when(~valid).then(pl.lit(INVALID)).when(~pl.col("first")).then(pl.lit(DUPLICATE))
@@ -277,8 +278,9 @@ def clean_table(
     normalised_at = time.perf_counter()
 
     # 2. duplicates and filters over all rows
-    rows = _outcomes(engine, pl.concat(frames, how="diagonal_relaxed"), filters, options.sms_types)
-    del frames
+    rows = pl.concat(frames, how="diagonal_relaxed")
+    del frames  # the batches' own frames go before matching adds its columns
+    rows = _outcomes(engine, rows, filters, options.sms_types)
     matched_at = time.perf_counter()
 
     # 3. write the results in input order; an extension read from a kept number gets its own column, after
