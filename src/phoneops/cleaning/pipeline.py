@@ -101,7 +101,10 @@ def prepare_numbers(phone: pl.Series, region: str, key: bytes, with_digest: bool
             out = out.with_columns(line_type=line_types(numbers, distinct["country"]))
         return out
 
-    return meet(norm, "e164", keyed)
+    out = meet(norm, "e164", keyed)
+    # columns of a few distinct texts: categories (4 bytes a row, not 16) until they are written
+    return out.with_columns(pl.col(c).cast(pl.Categorical) for c in ("reason", "country", "line_type")
+                            if c in out.columns)
 
 
 def hashing_pool() -> ProcessPoolExecutor | None:
@@ -184,7 +187,7 @@ def _outcomes(engine: Engine, rows: pl.DataFrame, filters: FilterSet,
         .when(pl.col("hit").is_not_null()).then("hit")
         .when(~pl.col("line_type").is_in(list(sms_types)).fill_null(False) if sms_types is not None
               else pl.lit(False)).then(pl.lit(NOT_SMS))
-        .otherwise(pl.lit(KEPT)),
+        .otherwise(pl.lit(KEPT)).cast(pl.Categorical),
     )
 
 
@@ -306,13 +309,14 @@ def clean_table(
         clean = batch.with_columns(part["e164"].alias(phone))
         if added:
             names = clean.columns
-            clean = clean.with_columns(part[column].alias(name) for name, column in added).select(
+            clean = clean.with_columns(part[column].cast(pl.String).alias(name) for name, column in added).select(
                 *names[: options.phone_column + 1], *(name for name, _ in added), *names[options.phone_column + 1 :])
         clean = clean.filter(keep)
         write_rows(clean, clean_out, layout.delimiter)
         detail = part["reason"] if options.sms_types is None else part.select(
             pl.when(pl.col("outcome") == NOT_SMS).then(pl.col("line_type")).otherwise("reason")).to_series()
-        rejected = batch.with_columns(reason=part["outcome"], detail=detail).filter(~keep)
+        rejected = batch.with_columns(reason=part["outcome"].cast(pl.String), detail=detail.cast(pl.String))
+        rejected = rejected.filter(~keep)
         write_rows(rejected, rejected_out, layout.delimiter)
     written_at = time.perf_counter()
 
@@ -330,7 +334,8 @@ def clean_table(
                     if "line_type" in rows.columns else {}),
         distinct=(rows.filter(pl.col("e164").is_not_null() & (pl.col("outcome") != DUPLICATE))
                   .select("bi", kept=pl.col("outcome") == KEPT) if options.with_digest else pl.DataFrame()),
-        kept=(rows.filter(pl.col("outcome") == KEPT).select("bi", "country") if options.with_digest
+        kept=(rows.filter(pl.col("outcome") == KEPT).select("bi", pl.col("country").cast(pl.String))
+              if options.with_digest
               else pl.DataFrame(schema={"bi": pl.Binary, "country": pl.String})),
         timings={"normalise": round(normalised_at - started, 3), "match": round(matched_at - normalised_at, 3),
                  "write": round(written_at - matched_at, 3)},
