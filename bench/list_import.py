@@ -1,0 +1,256 @@
+"""A manual list import of millions of numbers (preview, then apply), against a naive per-row import.
+
+    python bench/list_import.py [--rows 1000000] [--naive-sample 20000] [--repeat 2] [--seed 7] [--workdir DIR]
+
+Data: a CSV of `--rows` rows (phone, reason, source): every row a different number in the writings real lists
+carry (bench/normalize.py's `build`, distinct), 2% junk, 3% random digits; imported into the monitor list.
+A fresh migrated SQLite database where every 10th valid number is already stored (blacklist/monitor/whitelist,
+manual or automatic: the plan's precedence rules all run), written once per work folder (cached) and copied
+for each run, so every run imports into the same state.
+
+Measured (the same process):
+- ours: what POST /api/numbers/imports and its apply do, through the service functions and the job handlers:
+  `numbers.imports.start_import` (header check, preview job queued), the preview job run by
+  `core.jobs.run_job` (read, normalise, blind indexes, stored states, plan, preview, per-row result file),
+  `numbers.imports.confirm` and the apply job (plan again, `lists.apply_verdicts` in batches of 5,000 with the
+  change records); the file is stored first (not timed). `--repeat` times, the better reported with every
+  run's time, CPU seconds and the load average before and after. The preview counts and the apply's changed
+  / new numbers are kept per data set (outcome-<rows>-<seed>.json in the work folder: run the previous
+  implementation first, PYTHONPATH=/path/to/old/src) and every later run prints "identical" or "DIFFERENT";
+- naive: per row on the first `--naive-sample` rows: phonenumbers parse + is_valid + format, a Python set for
+  duplicates, the blind index per row (numbers.crypto.blind_index), the stored status from a dict (loaded
+  before the clock starts), the number sealed when new, then the same rows written one statement each
+  (sqlite3 executemany: INSERT of the new numbers, UPDATE of the changed ones); its rate is extrapolated.
+The machine's load is printed: on a shared machine the wall clock is noisy; CPU seconds are less so.
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hlr_estimate import BENCH_ENV
+
+TARGET = "monitor"
+# (status, authority) of the numbers already stored, every 10th valid number in turn
+STORED = [("blacklist", "manual"), ("monitor", "auto"), ("whitelist", "manual"), ("blacklist", "auto"),
+          ("monitor", "manual")]
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def write_file(path: Path, rows: int, seed: int) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from normalize import build  # bench/normalize.py
+
+    values = build(rows, True, seed)
+    with path.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["phone", "reason", "source"])
+        out.writerows([v if v is not None else "", "fraud report", f"BENCH{i % 7}"] for i, v in enumerate(values))
+
+
+def _phones(path: Path, limit: int | None = None) -> list[str]:
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        return [row[0] for _, row in zip(range(limit if limit is not None else 1 << 62), reader, strict=False)]
+
+
+def seed(db_path: Path, csv_path: Path) -> None:
+    """Every 10th valid distinct number of the file stored with a status, as the platform stores it."""
+    from phoneops.core.migrate import upgrade
+    from phoneops.numbers.normalize import normalize_column
+    from phoneops.numbers.vault import get_vault
+
+    building = db_path.with_suffix(".building")
+    building.unlink(missing_ok=True)
+    upgrade(f"sqlite:///{building}")
+    frame = normalize_column(_phones(csv_path), "GB")
+    valid = list(dict.fromkeys(e for e in frame["e164"].to_list() if e is not None))[::10]
+    vault = get_vault()
+    indexes = vault.index_many(valid)
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    con = sqlite3.connect(building)
+    con.executemany(
+        "INSERT INTO phone_numbers (blind_index, sealed, country, status, authority, reason, source, listed_at, "
+        "first_seen_at, updated_at) VALUES (?, ?, 'GB', ?, ?, 'seed', 'BENCH', ?, ?, ?)",
+        ((idx, vault.seal(e164, idx), *STORED[i % len(STORED)], now, now, now)
+         for i, (e164, idx) in enumerate(zip(valid, indexes, strict=True))),
+    )
+    con.commit()
+    con.close()
+    building.replace(db_path)
+
+
+def ours(csv_path: Path) -> tuple[float, float, float, float, dict[str, Any]]:
+    """(seconds, CPU s, preview seconds, preview CPU s, outcome) of one import, preview and apply."""
+    from phoneops.core import jobs
+    from phoneops.core.db import session_scope
+    from phoneops.core.security import Principal, Role
+    from phoneops.core.storage import get_storage
+    from phoneops.numbers import imports
+
+    operator = Principal(None, "bench", Role.operator, via="cli")
+    with session_scope() as session:
+        stored = get_storage().save_bytes(session, operator, csv_path.read_bytes(), kind="import",
+                                          original_name=csv_path.name, content_type="text/csv")
+    started, cpu = time.perf_counter(), _cpu()
+    with session_scope() as session:
+        record = imports.start_import(session, operator, stored, kind="list", target=TARGET, region="GB")
+        import_id, job_id = record.id, record.job_id
+    status = jobs.run_job(job_id)
+    preview_seconds, preview_cpu = time.perf_counter() - started, _cpu() - cpu
+    if status != "succeeded":
+        raise SystemExit(f"the preview ended {status}")
+    with session_scope() as session:
+        job_id = imports.confirm(session, operator, import_id).job_id
+    status = jobs.run_job(job_id)
+    seconds, cpu = time.perf_counter() - started, _cpu() - cpu
+    with session_scope() as session:
+        record = imports.get_import(session, import_id)
+        if status != "succeeded" or record.status != "applied":
+            raise SystemExit(f"the apply ended {status} ({record.status}: {record.error})")
+        outcome = {"preview": record.preview["counts"], "transitions": record.preview["transitions"],
+                   "refused_reasons": record.preview["refused_reasons"], "changed": record.changed,
+                   "new_numbers": record.new_numbers}
+    return seconds, cpu, preview_seconds, preview_cpu, outcome
+
+
+def naive(csv_path: Path, db_path: Path, sample: int) -> float:
+    """Rows per second of a per-row import of the first `sample` rows (into a copy of the seeded database)."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat
+
+    from phoneops.numbers.crypto import blind_index
+    from phoneops.numbers.lists import SEVERITY
+    from phoneops.numbers.vault import get_vault
+    from phoneops.settings import get_settings
+
+    key, vault = get_settings().blind_key(), get_vault()
+    values = _phones(csv_path, sample)
+    copy = db_path.with_name("naive.db")
+    shutil.copyfile(db_path, copy)
+    con = sqlite3.connect(copy)
+    existing = {index: (status, authority) for index, status, authority in
+                con.execute("SELECT blind_index, status, authority FROM phone_numbers")}
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    started = time.perf_counter()
+    seen: set[str] = set()
+    new: list[tuple[Any, ...]] = []
+    changed: list[tuple[Any, ...]] = []
+    for value in values:
+        try:
+            parsed = phonenumbers.parse(value.strip(), "GB")
+        except phonenumbers.NumberParseException:
+            continue
+        if not phonenumbers.is_valid_number(parsed):
+            continue
+        e164 = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
+        if e164 in seen:
+            continue
+        seen.add(e164)
+        index = blind_index(e164, key)
+        state = existing.get(index)
+        if state is None:
+            new.append((index, vault.seal(e164, index), TARGET, now, now, now))
+        elif SEVERITY[state[0]] < SEVERITY[TARGET] or state[1] != "manual":
+            status = TARGET if SEVERITY[state[0]] < SEVERITY[TARGET] else state[0]
+            changed.append((status, now, index))
+    con.executemany(
+        "INSERT INTO phone_numbers (blind_index, sealed, country, status, authority, reason, source, listed_at, "
+        "first_seen_at, updated_at) VALUES (?, ?, 'GB', ?, 'manual', 'fraud report', 'BENCH', ?, ?, ?)", new)
+    con.executemany("UPDATE phone_numbers SET status = ?, authority = 'manual', updated_at = ? "
+                    "WHERE blind_index = ?", changed)
+    con.commit()
+    rate = len(values) / (time.perf_counter() - started)
+    con.close()
+    copy.unlink()
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--naive-sample", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="import-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.update(BENCH_ENV)
+    os.environ.update({"DATA_DIR": str(work / "data"), "STORAGE_ROOT": str(work / "files"),
+                       "MAX_UPLOAD_MB": "4096", "DATABASE_URL": f"sqlite:///{work / 'run-0.db'}"})
+    csv_path = work / f"numbers-{args.rows}-{args.seed}.csv"
+    db_path = work / f"seeded-{args.rows}-{args.seed}.db"
+    if not csv_path.exists():
+        write_file(csv_path, args.rows, args.seed)
+    if not db_path.exists():
+        seed(db_path, csv_path)
+    from phoneops.core import db, jobs
+    from phoneops.registry import load_domains
+
+    load_domains()
+    jobs.set_enqueue_hook(lambda job_id, delay: None)
+    print(f"list import of {args.rows:,} rows into the {TARGET} list ({csv_path})", flush=True)
+    runs: list[dict[str, Any]] = []
+    outcomes: list[dict[str, Any]] = []
+    for attempt in range(args.repeat):
+        run_db = work / f"run-{attempt}.db"
+        shutil.copyfile(db_path, run_db)  # every run imports into the same state
+        db.configure(f"sqlite:///{run_db}")
+        load_before = os.getloadavg()[0]
+        seconds, cpu, preview_seconds, preview_cpu, outcome = ours(csv_path)
+        load_after = os.getloadavg()[0]
+        outcomes.append(outcome)
+        runs.append({"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+                     "preview_seconds": round(preview_seconds, 2), "preview_cpu_seconds": round(preview_cpu, 2),
+                     "load_before": load_before, "load_after": load_after})
+        print(f"  ours run {attempt + 1}: {seconds:.2f}s wall, {cpu:.2f} CPU s (preview {preview_seconds:.2f}s, "
+              f"{preview_cpu:.2f} CPU s), {args.rows / seconds:,.0f} rows/s (load {load_before:.1f} -> "
+              f"{load_after:.1f})", flush=True)
+        db.get_engine().dispose()
+        run_db.unlink()
+    if any(o != outcomes[0] for o in outcomes):
+        raise SystemExit(f"two runs ended differently: {outcomes}")
+    outcome = outcomes[0]
+    record = work / f"outcome-{args.rows}-{args.seed}.json"  # the first run's outcome; later runs compare
+    if not record.exists():
+        record.write_text(json.dumps(outcome, sort_keys=True))
+    same = "identical" if json.loads(record.read_text()) == json.loads(json.dumps(outcome)) else "DIFFERENT"
+    print(f"  outcome: {outcome['preview']}, {outcome['changed']:,} changed ({outcome['new_numbers']:,} new): "
+          f"{same} to the first recorded run ({record})", flush=True)
+    best = min(runs, key=lambda r: r["seconds"])
+    load_before = os.getloadavg()[0]
+    naive_rate = naive(csv_path, db_path, min(args.naive_sample, args.rows))
+    print(f"  naive per-row: {naive_rate:,.0f} rows/s on {args.naive_sample:,} rows (load {load_before:.1f} -> "
+          f"{os.getloadavg()[0]:.1f})", flush=True)
+    rate = args.rows / best["seconds"]
+    print(json.dumps({
+        "bench": "list_import", "rows": args.rows, "seconds": best["seconds"], "rows_per_s": round(rate),
+        "cpu_seconds": best["cpu_seconds"], "rows_per_cpu_s": round(args.rows / max(best["cpu_seconds"], 1e-9)),
+        "preview_seconds": best["preview_seconds"], "preview_cpu_seconds": best["preview_cpu_seconds"],
+        "naive_rows_per_s": round(naive_rate), "ratio_vs_naive": round(rate / naive_rate, 1), "runs": runs,
+        "outcome": same, "load_before": runs[0]["load_before"], "load_after": os.getloadavg()[0],
+        "cores": os.cpu_count(),
+    }))
+
+
+if __name__ == "__main__":
+    main()
