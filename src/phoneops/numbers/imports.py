@@ -83,6 +83,7 @@ class Row:
     cells: list[str]
     fields: dict[str, str]
     e164: str | None = None
+    index: bytes | None = None  # the blind index of e164, computed once by plan()
     category: str = "refused"
     outcome: str = ""
     before: str | None = None
@@ -253,19 +254,17 @@ def plan(session: Session, record: ManualImport, path: Path) -> Plan:
     _normalise(rows, region, record.kind)
     result = Plan(header, rows)
     valid = [row for row in rows if row.e164]
-    vault = get_vault()
     if record.kind in ("list", "bulk"):
         target = _target(record)
+        indexes = _index(valid)
         state: dict[bytes, tuple[str | None, str | None]] = {}
-        for start in range(0, len(valid), BATCH):
-            indexes = vault.index_many([r.e164 for r in valid[start : start + BATCH] if r.e164])
+        for start in range(0, len(indexes), BATCH):
             for index, status, authority in session.execute(
                 select(PhoneNumber.blind_index, PhoneNumber.status, PhoneNumber.authority).where(
-                    PhoneNumber.blind_index.in_(indexes)
+                    PhoneNumber.blind_index.in_(indexes[start : start + BATCH])
                 )
             ):
                 state[index] = (status, authority)
-        indexes = vault.index_many([r.e164 for r in valid if r.e164])
         for row, index in zip(valid, indexes, strict=True):
             known = index in state
             status = state[index][0] if known else None
@@ -293,13 +292,13 @@ def plan(session: Session, record: ManualImport, path: Path) -> Plan:
                 row.outcome, row.e164 = "not a STOP reply (ignored)", None
                 continue
             candidates.append(row)
+        indexes = _index(candidates)
         stored: set[bytes] = set()
         active: dict[bytes, str] = {}
-        for start in range(0, len(candidates), BATCH):
-            indexes = vault.index_many([r.e164 for r in candidates[start : start + BATCH] if r.e164])
-            stored.update(session.scalars(select(PhoneNumber.blind_index).where(PhoneNumber.blind_index.in_(indexes))))
-            active.update(optouts.opted_out(session, indexes))
-        indexes = vault.index_many([r.e164 for r in candidates if r.e164])
+        for start in range(0, len(indexes), BATCH):
+            batch = indexes[start : start + BATCH]
+            stored.update(session.scalars(select(PhoneNumber.blind_index).where(PhoneNumber.blind_index.in_(batch))))
+            active.update(optouts.opted_out(session, batch))
         for row, index in zip(candidates, indexes, strict=True):
             reason = _optout_reason(record, row)
             row.after = f"{OPTOUT_TARGET} ({reason})"
@@ -313,6 +312,15 @@ def plan(session: Session, record: ManualImport, path: Path) -> Plan:
         if not row.e164:
             row.category = "refused"
     return result
+
+
+def _index(rows: list[Row]) -> list[bytes]:
+    """The blind indexes of rows with a number, in order, each kept on its row (preview, apply and the
+    sources page reuse them: an HMAC per number, computed once per plan)."""
+    indexes = get_vault().index_many([row.e164 for row in rows if row.e164])
+    for row, index in zip(rows, indexes, strict=True):
+        row.index = index
+    return indexes
 
 
 def _optout_reason(record: ManualImport, row: Row) -> str:
@@ -335,7 +343,7 @@ def _preview_of(plan_: Plan, reveal: bool) -> dict[str, Any]:
             value = row.e164 or row.fields.get("phone", "")
             samples[row.category].append({
                 "line": row.line, "number": value if reveal else mask(value), "from": row.before, "to": row.after,
-                "outcome": row.outcome, "key": get_vault().index(row.e164).hex() if row.e164 else "",
+                "outcome": row.outcome, "key": row.index.hex() if row.e164 and row.index else "",
             })
     return {"counts": counts, "transitions": dict(transitions), "refused_reasons": dict(refused), "samples": samples}
 
@@ -595,8 +603,7 @@ def _apply_batches(ctx: JobContext, import_id: int, actor: Principal, spec: _Spe
         audit(session, actor, "numbers.import.applied", "manual_import", import_id,
               {"kind": record.kind, "changed": changed, "new_numbers": created})
         if sources.label_of(session, "import", import_id):  # the list's valid numbers, by blind index only
-            valid = [row.e164 for row in plan_.rows if row.e164]
-            sources.record(session, "import", import_id, ((i, True) for i in get_vault().index_many(valid)))
+            sources.record(session, "import", import_id, ((r.index, True) for r in plan_.rows if r.e164 and r.index))
         webhooks.notify(session, "import.applied", {
             "import_id": import_id, "kind": record.kind, "name": record.original_name, "rows": record.rows,
             "refused": record.rejected, "changed": changed, "new_numbers": created, "by": actor.username})
@@ -610,8 +617,7 @@ _STATE = (PhoneNumber.id, PhoneNumber.blind_index, PhoneNumber.status, PhoneNumb
 
 
 def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row]) -> tuple[int, int]:
-    vault = get_vault()
-    indexes = vault.index_many([row.e164 for row in chunk if row.e164])
+    indexes = [row.index for row in chunk if row.index]
     before = {row.blind_index: row for row in session.execute(select(*_STATE).where(
         PhoneNumber.blind_index.in_(indexes)))}
     verdicts = []
