@@ -178,3 +178,17 @@ def test_reevaluation_may_loosen_the_trackers_verdict_only(session: Any) -> None
     assert lookup(session, SYSTEM, US, "US").status == "monitor"  # HLR's own verdict stays
     with pytest.raises(ValidationFailed, match="re-evaluation"):
         apply_verdicts(session, SYSTEM, [Verdict(UK, None, Authority.hlr, reevaluate=True)])
+
+
+def test_new_numbers_in_bulk_get_the_country_of_each(session: Any) -> None:
+    """From 500 new numbers in a batch their countries are read as a column: the same as country_of."""
+    from phoneops.numbers.normalize import country_of
+    from phoneops.numbers.vault import get_vault
+
+    numbers = [f"+4479111{n:05d}" for n in range(300)] + [f"+1415555{n:04d}" for n in range(200)]
+    numbers += [f"+33612{n:06d}" for n in range(100)] + ["+80012345678", "+16135550123"]
+    apply_verdicts(session, SYSTEM, [auto(e164, "monitor") for e164 in numbers])
+    stored = dict(session.execute(select(PhoneNumber.blind_index, PhoneNumber.country)).all())
+    assert len(stored) == len(numbers)
+    for e164, index in zip(numbers, get_vault().index_many(numbers), strict=True):
+        assert stored[index] == country_of(e164), e164

@@ -30,7 +30,7 @@ from phoneops.core.db import utcnow
 from phoneops.core.errors import NotFound, ValidationFailed
 from phoneops.core.security import Principal, Role
 from phoneops.numbers.models import NumberEvent, PhoneNumber
-from phoneops.numbers.normalize import country_of, normalize
+from phoneops.numbers.normalize import country_of, normalize, normalize_column
 from phoneops.numbers.vault import get_vault, mask
 
 LISTS = ("blacklist", "monitor", "whitelist")
@@ -158,6 +158,18 @@ def apply_verdicts(session: Session, actor: Principal, verdicts: Iterable[Verdic
     return result
 
 
+def _countries(e164s: list[str]) -> list[str | None]:
+    """`country_of` of each E.164 number, set-based: `normalize_column` reads a "+digits" value as
+    `country_of` does (parse, valid, region); a number it writes differently or refuses is asked to
+    `country_of` itself. Per number, `country_of` was the largest cost of storing many new numbers; under
+    ~500 numbers the column's fixed cost (~20 ms) is more than theirs."""
+    if len(e164s) < 500:
+        return [country_of(e164) for e164 in e164s]
+    frame = normalize_column(e164s, "GB")  # the region is never used: every value starts with "+"
+    return [country if read == e164 else country_of(e164)
+            for e164, read, country in zip(e164s, frame["e164"].to_list(), frame["country"].to_list(), strict=True)]
+
+
 def _signature(verdict: Verdict) -> str:
     parts = [verdict.authority.value, verdict.status or "-", verdict.reason or "", "R" * verdict.reevaluate]
     return "|".join(parts)[:160]
@@ -182,12 +194,15 @@ def _apply_batch(session: Session, actor: Principal, verdicts: list[Verdict], re
             fresh[index] = {
                 "blind_index": index,
                 "sealed": vault.seal(verdict.e164, index),
-                "country": country_of(verdict.e164),
+                "country": verdict.e164,  # its country below, for the batch at once
                 "first_seen_at": now,
                 "updated_at": now,
             }
     if fresh:
-        session.execute(insert(PhoneNumber), list(fresh.values()))
+        new_rows = list(fresh.values())
+        for new_row, country in zip(new_rows, _countries([r["country"] for r in new_rows]), strict=True):
+            new_row["country"] = country
+        session.execute(insert(PhoneNumber), new_rows)
         for row in session.execute(
             select(PhoneNumber.id, PhoneNumber.blind_index).where(PhoneNumber.blind_index.in_(list(fresh)))
         ):
