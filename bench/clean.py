@@ -86,25 +86,29 @@ end), load average 3.2 -> 5.0: 45.0 s, 111,194 rows/s, 38.0 CPU s (131,493 rows 
 2,229 MB (744 MB on the first 1M rows, against the same 10M list), naive 20,809 rows/s (ratio 5.3x); timings
 normalise 30.9 s, match 7.2 s, write 5.2 s. The targets (400,000 rows/s, 2,048 MB, 15x) are not met.
 
-Issue 20, session 6 (2026-12-06, a shared machine: load averages 10-18 on 2 cores, so CPU seconds are the
-figures to compare). `python bench/clean.py --rows 5000000 --workdir DIR --peak-rows 0 --repeat 1`, main
-(f14346c) then this branch, on the same data:
-- main: 221.7 s, 22,553 rows/s, CPU 46.9 s (106,595 rows per CPU-second), peak RSS 2,259 MB (2,340 MB with
-  the line_type column), load 18.7 -> 17.7;
-- now: 66.9 s, 74,698 rows/s, CPU 31.6 s (158,364 rows per CPU-second), peak RSS 1,637 MB (2,111 MB with the
-  line_type column), load 9.9 -> 12.5; naive 8,910 rows/s (ratio 8.4x); timings normalise 40.9 s, match
-  11.4 s, write 12.2 s (wall, at that load). Outputs identical.
+Issue 20, session 6 (2026-12-06, a shared machine: load averages 5-18 on 2 cores, so CPU seconds are the
+figures to compare). `python bench/clean.py --rows 5000000 --workdir DIR --peak-rows 0 --repeat 1`:
+- main before (f14346c), load 18.7 -> 17.7: 221.7 s, 22,553 rows/s, CPU 46.9 s (106,595 rows per CPU-second),
+  peak RSS 2,259 MB (2,340 MB with the line_type column), naive 6,936 rows/s (ratio 3.3x);
+- now (37eafc5), load 6.5 -> 6.2: 36.8 s, 135,820 rows/s, CPU 30.3 s (165,079 rows per CPU-second), peak RSS
+  1,463 MB (1,574 MB with the line_type column), naive 16,639 rows/s (ratio 8.2x); timings normalise 26.4 s,
+  match 5.2 s, write 4.4 s. Outputs identical (and with the line_type column: the same sha256 as f14346c's).
+- the job alone, before and now in turn at the same load (~6): f14346c 49.9 s, CPU 38.3 s, peak 2,320 MB
+  (2,388 MB with the line_type column, CPU 40.5 s); now 43.4 s / 35.8 s in two runs, CPU 33.0 s / 29.1 s,
+  peak 1,460 / 1,455 MB (1,531 MB with the line_type column).
 What changed: the SQLite list scan reads raw fixed-width records instead of hex text (~1 -> ~0.45 CPU-s per
 million list rows); the replica applies each region's patterns as literal regexes to that region's rows
 (no join of pattern columns to every candidate, no sort, no per-row regex-cache lookup by pattern text:
 _lookup of a 250k-row batch 0.50 -> 0.33 CPU-s); rows meet their distinct key's answer, and their number's
 match keys, on a 64-bit hash of the key (integer join + gather, checked against the text; `normalize.meet`);
 the list matching joins on k1 alone then compares k2 (a join on both columns encodes the pair per row:
-+1.1 GB of peak memory for 4.3M numbers against 10M), and the rows' outcomes join only their keys.
-Left: the peak with the line_type column (2,111 MB) is still over 2,048 MB; rows/s and the ratio to naive
-are far from 400,000 and 15x: per 250k-row batch, normalize_column is ~0.55 CPU-s (the validity regexes of
-the walk ~0.08, the gather of the answers ~0.05, _clean ~0.09), the blind indexes ~0.2 CPU-s in the hashing
-processes, and the file is read twice (stage 1 and the writing).
++1.1 GB of peak memory for 4.3M numbers against 10M); the rows' outcomes join only their keys; reason,
+country, line type and outcome are categories until written.
+Left: rows/s and the ratio to naive are far from 400,000 and 15x (peak memory is met). Per 250k-row batch,
+normalize_column is ~0.55 CPU-s (the walk's validity regexes ~0.07, the gather of the answers ~0.04, _clean
+~0.09, the anti-join and join on candidate text in _resolve_many/_decide ~0.04), the blind indexes ~0.2
+CPU-s in the hashing processes; the 10M-row list scan ~4.5 CPU-s; and the file is read twice (stage 1 and
+the writing).
 """
 
 from __future__ import annotations
