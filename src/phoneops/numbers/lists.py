@@ -20,9 +20,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
@@ -158,6 +158,11 @@ def apply_verdicts(session: Session, actor: Principal, verdicts: Iterable[Verdic
     return result
 
 
+def _core(model: type[Any]) -> Table:
+    """A model's Core table: batches are written with Core statements, without the ORM's per-row work."""
+    return cast(Table, model.__table__)
+
+
 def _countries(e164s: list[str]) -> list[str | None]:
     """`country_of` of each E.164 number, set-based: `normalize_column` reads a "+digits" value as
     `country_of` does (parse, valid, region); a number it writes differently or refuses is asked to
@@ -202,7 +207,7 @@ def _apply_batch(session: Session, actor: Principal, verdicts: list[Verdict], re
         new_rows = list(fresh.values())
         for new_row, country in zip(new_rows, _countries([r["country"] for r in new_rows]), strict=True):
             new_row["country"] = country
-        session.execute(insert(PhoneNumber), new_rows)
+        session.execute(insert(_core(PhoneNumber)), new_rows)
         for row in session.execute(
             select(PhoneNumber.id, PhoneNumber.blind_index).where(PhoneNumber.blind_index.in_(list(fresh)))
         ):
@@ -252,13 +257,18 @@ def _apply_batch(session: Session, actor: Principal, verdicts: list[Verdict], re
         )
         state[index] = (number_id, after, signature)
     result.events += len(events)
+    # Core statements, not the ORM's bulk paths: the same rows without the ORM's per-row work (~half the
+    # time of an import's apply went there).
     if updates:
+        table = _core(PhoneNumber)
         rows = list(updates.values())
         for keys in {tuple(sorted(r)) for r in rows}:
-            same = [r for r in rows if tuple(sorted(r)) == keys]
-            session.execute(update(PhoneNumber), same)
+            same = [{"number_id": r["id"], **{k: v for k, v in r.items() if k != "id"}}
+                    for r in rows if tuple(sorted(r)) == keys]
+            session.execute(update(table).where(table.c.id == bindparam("number_id")).values(
+                {key: bindparam(key) for key in keys if key != "id"}), same)
     if events:
-        session.execute(insert(NumberEvent), events)
+        session.execute(insert(_core(NumberEvent)), events)
 
 
 def set_status(
