@@ -23,6 +23,33 @@ Measured (the same process):
   (sqlite3 executemany: INSERT of the new numbers, UPDATE of the changed ones); its rate is extrapolated.
 The machine's load is printed: on a shared machine the wall clock is noisy; CPU seconds are less so.
 The last line is one JSON object.
+
+Measured 2026-12-06 on this machine (2 cores shared by ~8 engineers; load average 4.8-12.5 during the runs, so
+wall clocks are this process's share of a busy machine and CPU seconds are the figure to compare), with
+`python bench/list_import.py --rows 200000 --workdir /tmp/imp-bench-200k` and `--rows 1000000`:
+- before (cd647c5): 200k rows 134.9 s and 78.4 s wall, 37.5 and 37.5 CPU s (preview 4.4 / 4.6 CPU s), best
+  2,550 rows/s, load 12.5 -> 9.1 -> 5.6; 1M rows (one run) 577.6 s wall, 211.5 CPU s (preview 24.0), 1,731
+  rows/s, load 4.8 -> 6.1; naive 7,986 and 6,772 rows/s;
+- blind indexes once per plan (8e24a22) and new numbers' countries read as one column in lists.apply_verdicts
+  (a9b65e3; country_of per number was ~40% of apply_verdicts in the profile): 200k 99.8 / 91.2 s wall, 33.2 / 32.4
+  CPU s, load 6.1-6.4; 1M (one run) 463.0 s wall, 193.8 CPU s, load 6.2 -> 10.0;
+- and Core statements instead of the ORM's bulk paths for apply_verdicts' writes (c6245e0): 200k 72.9 / 71.3 s
+  wall, 30.8 / 31.2 CPU s (preview 5.1 / 5.0), best 2,807 rows/s (6,418 rows per CPU s), load 7.1-8.8;
+  naive 13,518 rows/s, ratio 0.2; 1M 560.0 / 379.6 s wall, 184.8 / 192.3 CPU s (preview 27.5 / 27.5),
+  best 2,634 rows/s, load 7.8 -> 7.4 -> 9.5, naive 14,720 rows/s, ratio 0.2. On SQLite the job's heartbeat
+  (its own transaction) may log "database is locked" while the preview writes: a warning, the job goes on.
+The outcome (preview counts, transitions, refusals, changed / new numbers) is identical in every run, and a 20k
+import's stored numbers, countries, events (but for the per-run file id) and change records were compared row for
+row before and after. CPU s down 17% (200k) and 9-13% (1M, within the runs' spread of the middle step): not the
+speed of the machine, and slower than the naive baseline. The baseline writes only the numbers' rows; the import
+also plans twice (the apply re-reads, re-normalises and re-decides the file against the numbers as they are then),
+writes one event per changed number (with its evidence as JSON), one undo record per change, a per-row result
+file, and checks every batch before and after. What is left, from a profile of the apply at 50k rows: SQLite's own
+work on the batch writes and their parameter processing (phone_numbers with three indexes, number_events with two;
+~55% of apply_verdicts' time), then the per-verdict Python in apply_verdicts (precedence through
+dataclasses.replace, the event dicts), the import's before/after reads of each batch through the ORM's result
+processing, a third blind index per number inside apply_verdicts (it could take the plan's), and the apply's
+second plan (~4 CPU s at 200k).
 """
 
 from __future__ import annotations
