@@ -29,7 +29,9 @@ from phoneops.voluum.wire import Conversion as WireConversion
 from support import login
 
 NOW = datetime.now(UTC)
-OLD = NOW - timedelta(days=40)  # past a 30-day retention
+# Past a 30-day retention; in the morning, so the events a few hours after OLD fall on OLD's day whenever the
+# test runs (from 21:00 UTC, OLD + 3 h was the next day and the day's revenue moved with it).
+OLD = (NOW - timedelta(days=40)).replace(hour=8, minute=0, second=0, microsecond=0)
 RECENT = NOW - timedelta(days=2)
 ADMIN = Principal(None, "amy", Role.admin, via="cli")
 GB = "Marketing Services 1 - United Kingdom - X"
