@@ -360,9 +360,14 @@ def test_every_example_number_in_every_writing_agrees(region: str) -> None:
     assert_agrees(EVERY_WRITING, region)
 
 
+# Every region as the default region: 245 regions x 23,000 writings, ~9 CPU-minutes (each column call applies
+# the patterns of every country it meets). CI runs every fourth region (a fixed share, so a failure
+# reproduces); PHONEOPS_SLOW_TESTS=1 runs all of them (docs/DEVELOPING.md).
+CI_REGIONS = REGIONS if os.environ.get("PHONEOPS_SLOW_TESTS") else REGIONS[::4]
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("PHONEOPS_SLOW_TESTS"), reason="about 5 minutes: set PHONEOPS_SLOW_TESTS=1")
-@pytest.mark.parametrize("region", REGIONS)
+@pytest.mark.parametrize("region", CI_REGIONS)
 def test_every_example_number_in_every_writing_agrees_for_every_region(region: str) -> None:
     assert_agrees(EVERY_WRITING, region)
 
