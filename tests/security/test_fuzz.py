@@ -45,7 +45,14 @@ def _fuzz(operation: Any, mode: GenerationMode, role: str, users: Any, problems:
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     def run(case: Any) -> None:
         try:
-            response = case.call(headers=users.headers(role))
+            try:
+                response = case.call(headers=users.headers(role))
+            except Exception as exc:
+                if "Timeout" not in type(exc).__name__:
+                    raise
+                # 10 s without an answer: seen once in CI on a loaded machine (a one-line route, passing when
+                # run alone). Asked again with a minute: a route that really hangs still fails here.
+                response = case.call(headers=users.headers(role), timeout=60)
         except Exception as exc:  # the in-process client re-raises what the app did not handle
             problems.append(f"unhandled {crash_site(exc)}: {case.method} {case.formatted_path} ({role}, {mode.value})")
             return
