@@ -123,20 +123,40 @@ def test_scan_and_probe_matching_agree(lists: None, monkeypatch: pytest.MonkeyPa
                               "already_used": 1}
 
 
-def test_thread_pool_gives_the_same_result(lists: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def _pooled_and_local(rows: list[list[str]], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
     from phoneops.cleaning import pipeline, reading
 
-    rows = [["name", "phone"]] + [[f"n{i}", number] for i in range(300)
-                                  for number in ("07400 123456", DE_1, f"+1415555{i % 10000:04d}", "x")]
     monkeypatch.setattr(reading, "BATCH_ROWS", 100)
+    monkeypatch.setattr(pipeline, "RANGE_BYTES", 2000)  # many byte ranges, cut wherever a line ends
     monkeypatch.setattr(pipeline, "POOL_MIN_ROWS", 0)
-    pooled = run_clean(upload(csv_bytes(rows), name="pooled.csv"))
+    pooled = run_clean(upload(csv_bytes(rows), name="pooled.csv"), line_type=True)
     monkeypatch.setattr(pipeline, "POOL_MIN_ROWS", 10**12)
-    local = run_clean(upload(csv_bytes(rows), name="local.csv"))
+    local = run_clean(upload(csv_bytes(rows), name="local.csv"), line_type=True)
+    assert local.stats["ranges"] == 0
     assert pooled.stats["outcomes"] == local.stats["outcomes"]
     assert stored_text(pooled.output_file_id) == stored_text(local.output_file_id)
     assert stored_text(pooled.rejected_file_id) == stored_text(local.rejected_file_id)
+    return pooled, local
+
+
+def test_worker_processes_give_the_same_result(lists: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [["name", "phone", "note"]] + [
+        [f"n{i}", number, '=HYPERLINK("http://x")' if i % 7 == 0 else "a, b"] for i in range(300)
+        for number in ("07400 123456", DE_1, f"+1415555{i % 10000:04d}", "x", f"07400 9{i:05d} x7")]
+    pooled, _ = _pooled_and_local(rows, monkeypatch)
+    assert pooled.stats["ranges"] > 10  # read, prepared and written by the workers range by range
     assert pooled.stats["outcomes"]["duplicate"] > 0
+    assert "extension" in stored_text(pooled.output_file_id).splitlines()[0]
+
+
+def test_a_file_with_line_breaks_in_cells_is_read_in_one_stream(lists: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quoted cell holding a line break may straddle a range's border: such a file is read as one stream
+    (still prepared by the workers), and the result is the same as without them."""
+    rows = [["name", "phone", "note"]] + [[f"n{i}", f"+1415555{i % 10000:04d}", "line one\nline two" if i % 50 == 0
+                                           else "plain"] for i in range(1200)]
+    pooled, _ = _pooled_and_local(rows, monkeypatch)
+    assert pooled.stats["ranges"] == 0
+    assert pooled.stats["rows"] == 1200
 
 
 def test_a_registered_filter_is_one_call(lists: None) -> None:

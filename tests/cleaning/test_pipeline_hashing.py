@@ -13,9 +13,9 @@ from phoneops.cleaning.filters import match_keys
 from phoneops.cleaning.pipeline import (
     blind_index_digests,
     digest_series,
-    hashing_pool,
     keys_of,
     prepare_numbers,
+    worker_pool,
 )
 from phoneops.numbers.crypto import blind_index, blind_index_block, blind_index_many
 
@@ -30,7 +30,7 @@ def _numbers(n: int) -> pl.Series:
 def test_pooled_indexes_equal_numbers_crypto_on_100k_values() -> None:
     numbers = _numbers(100_000)
     expected = [blind_index(v, KEY) for v in numbers.to_list()]
-    pool = hashing_pool()
+    pool = worker_pool()
     try:
         pooled = blind_index_digests(numbers, KEY, pool)
     finally:

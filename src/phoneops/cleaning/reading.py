@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -233,27 +234,91 @@ def _ragged_line(source: Path, delimiter: str, width: int) -> str:
     return "a row has more cells than the first row"
 
 
+def _options(layout: Layout, first: bool) -> dict[str, object]:
+    return {"has_header": False, "separator": layout.delimiter, "schema": dict.fromkeys(column_names(layout.width),
+            pl.String), "infer_schema": False, "skip_rows": 1 if first and layout.has_header else 0,
+            "empty_string_is_null": False, "quote_char": '"', "raise_if_empty": False}
+
+
+def _tidy(batch: pl.DataFrame, layout: Layout, first: bool) -> pl.DataFrame:
+    """Blank lines dropped; a BOM left on the first cell of a file without header removed."""
+    batch = batch.filter(~pl.all_horizontal(pl.all().is_null()))
+    if first and batch.height and not layout.has_header:
+        batch = batch.with_columns(pl.col("c0").str.strip_prefix("\ufeff"))
+    return batch
+
+
+def _refused(source: Path, layout: Layout, exc: Exception) -> ValidationFailed:
+    text = str(exc)
+    if "more fields" in text:
+        return ValidationFailed(f"ragged rows are refused: {_ragged_line(source, layout.delimiter, layout.width)}",
+                                code="ragged_rows")
+    reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return ValidationFailed(f"the file cannot be read as CSV: {reason[:200]}", code="unreadable_file")
+
+
 def iter_batches(source: Path, layout: Layout, batch_rows: int = BATCH_ROWS) -> Iterator[pl.DataFrame]:
     """The data rows (header skipped, blank lines dropped) as string frames c0..cN, in file order."""
-    names = column_names(layout.width)
-    frame = pl.scan_csv(
-        source, has_header=False, separator=layout.delimiter, schema=dict.fromkeys(names, pl.String),
-        infer_schema=False, skip_rows=1 if layout.has_header else 0, empty_string_is_null=False,
-        quote_char='"', raise_if_empty=False,
-    )
+    frame = pl.scan_csv(source, **_options(layout, True))  # type: ignore[arg-type]
     first = True
     try:
         for batch in frame.collect_batches(chunk_size=batch_rows):
-            batch = batch.filter(~pl.all_horizontal(pl.all().is_null()))
-            if first and batch.height and not layout.has_header:
-                batch = batch.with_columns(pl.col("c0").str.strip_prefix("\ufeff"))
+            batch = _tidy(batch, layout, first)
             first = False
             if batch.height:
                 yield batch
     except pl.exceptions.PolarsError as exc:
-        text = str(exc)
-        if "more fields" in text:
-            raise ValidationFailed(f"ragged rows are refused: {_ragged_line(source, layout.delimiter, layout.width)}",
-                                   code="ragged_rows") from None
-        reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        raise ValidationFailed(f"the file cannot be read as CSV: {reason[:200]}", code="unreadable_file") from None
+        raise _refused(source, layout, exc) from None
+
+
+# --- byte ranges, for reading one file in several processes at once ------------------------------------------
+
+
+class Unsplittable(Exception):
+    """A range's rows hold a line break inside a cell: the file's records may span the ranges' borders."""
+
+
+def byte_ranges(source: Path, size: int) -> list[tuple[int, int]]:
+    """The file cut into ranges of about `size` bytes, each ending just after a line break (the last at the
+    end of the file). A line break inside a quoted cell cannot be told from here: `read_range` refuses a
+    range whose cells hold one (`Unsplittable`), and the caller then reads the file in one stream."""
+    total = source.stat().st_size
+    cuts = [0]
+    with source.open("rb") as handle:
+        while cuts[-1] + size < total:
+            handle.seek(cuts[-1] + size)
+            at = cuts[-1] + size
+            while True:
+                block = handle.read(1 << 16)
+                if not block:
+                    at = total
+                    break
+                found = block.find(b"\n")
+                if found >= 0:
+                    at += found + 1
+                    break
+                at += len(block)
+            if at >= total:
+                break
+            cuts.append(at)
+    cuts.append(total)
+    return list(itertools.pairwise(cuts))
+
+
+def read_range(source: Path, layout: Layout, start: int, end: int) -> pl.DataFrame:
+    """The data rows of bytes [start, end) of the file, as `iter_batches` reads them (the header is skipped
+    in the range that starts the file). Raises `Unsplittable` when a cell holds a line break."""
+    with source.open("rb") as handle:
+        handle.seek(start)
+        data = handle.read(end - start)
+    first = start == 0
+    try:
+        batch = pl.read_csv(data, **_options(layout, first))  # type: ignore[arg-type]
+    except pl.exceptions.PolarsError as exc:
+        if start == 0 and end == source.stat().st_size:
+            raise _refused(source, layout, exc) from None
+        raise Unsplittable(str(exc)) from None  # e.g. a quote opened in another range
+    batch = _tidy(batch, layout, first)
+    if batch.height and batch.select(pl.any_horizontal(pl.all().str.contains("\n", literal=True)).any()).item():
+        raise Unsplittable("a cell holds a line break")
+    return batch
