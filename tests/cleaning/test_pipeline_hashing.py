@@ -13,6 +13,7 @@ from phoneops.cleaning.filters import match_keys
 from phoneops.cleaning.pipeline import (
     blind_index_digests,
     digest_series,
+    first_seen,
     keys_of,
     prepare_numbers,
     worker_pool,
@@ -65,3 +66,11 @@ def test_prepared_rows_carry_the_stored_index() -> None:
     assert frame["bi"].to_list() == [index, None, index, index]
     assert frame["extension"].to_list() == [None, None, None, "7"]
     assert frame["k1"][0] == int.from_bytes(index[:8], "big") and frame["k2"][0] == int.from_bytes(index[8:16], "big")
+
+
+def test_first_seen_is_decided_by_the_number_even_when_two_numbers_share_k1() -> None:
+    rows = pl.DataFrame({"e164": ["+441", None, "+442", "+441", "+443", "+442", None],
+                         "k1": [1, None, 2, 1, 3, 2, None]}, schema={"e164": pl.String, "k1": pl.UInt64})
+    assert first_seen(rows).to_list() == [True, False, True, False, True, False, False]
+    clash = rows.with_columns(k1=pl.Series([1, None, 1, 1, 3, 1, None], dtype=pl.UInt64))  # +441, +442 share k1
+    assert first_seen(clash).to_list() == [True, False, True, False, True, False, False]
