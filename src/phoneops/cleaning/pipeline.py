@@ -1,21 +1,24 @@
 """The cleaning computation: a table in, a cleaned table, a rejected table and stats out. No ORM here.
 
-Three passes, memory bounded by the batch size plus a few small columns per row:
+Three passes, memory bounded by the range size plus a few small columns per row:
 
-1. Read the file in batches (polars, every cell a string). Each batch's phone column is normalised to
-   E.164 and the distinct valid numbers get their blind index (HMAC, as the lists store them). On a big
-   file two batches are in work at once on a thread pool (polars releases the GIL, so one batch's
-   normalisation overlaps the other's hashing and the background scan of the lists), and the hashing runs
-   in worker processes (`hashing_pool`): HMAC over short values holds the GIL, so in threads it kept one
-   core busy while the other waited. A batch's distinct numbers travel to the workers as one bytes block
-   and come back as one block of 32-byte indexes (`numbers.crypto.blind_index_block`), read into the match
-   keys by numpy without a per-row loop.
-2. Over all rows at once (columns of a few bytes per row): in-file duplicates (first occurrence kept),
-   then the filters, matched on the distinct blind indexes with one join per source (`filters.FilterSet`).
-   Every row gets one outcome: kept, invalid, duplicate, or a filter's outcome.
-3. Read the file again in batches and write each row to the cleaned file (phone cell in E.164, every
-   other cell as it was) or to the rejected file (the original row + reason + detail), in input order,
-   every cell neutralised against spreadsheet formulas.
+1. The file is cut into byte ranges of ~16 MB at line ends (`reading.byte_ranges`). Worker processes
+   (`worker_pool`: as many as cores, up to 4, each running polars on one thread) read a range, normalise
+   its phone column to E.164 and give the distinct valid numbers their blind index (HMAC, as the lists
+   store them), and send back a few small columns per row. Meanwhile this process scans the lists in the
+   background (`filters.SourceLookup`). A file whose cells hold line breaks cannot be cut safely (a range
+   says so, `reading.Unsplittable`): it is read here in one stream and only the phone columns go to the
+   workers. Small files, or a one-core machine, run everything here.
+2. Over all rows at once (columns of a few bytes per row), in this process: in-file duplicates (first
+   occurrence kept), then the filters, matched on the distinct blind indexes with one join per source
+   (`filters.FilterSet`). Every row gets one outcome: kept, invalid, duplicate, or a filter's outcome.
+3. The workers read their range again and turn each row into a line of the cleaned file (phone cell in
+   E.164, every other cell as it was) or of the rejected file (the original row + reason + detail), every
+   cell neutralised against spreadsheet formulas; this process writes the ranges' lines in input order.
+
+Why processes and not threads: between polars' operations the Python code holds the GIL, and HMAC over
+short values holds it throughout, so threads kept about one of two cores busy (5M rows vs 10M: 62.6 s with
+threads and a hashing pool, 15.7 s with the ranges in worker processes; bench/clean.py).
 """
 
 from __future__ import annotations
