@@ -245,10 +245,20 @@ def present(keys: pl.DataFrame, source: pl.DataFrame) -> pl.DataFrame:
 def outcome_of(keys: pl.DataFrame, removed: pl.DataFrame) -> pl.Series:
     """The `hit` of `removed` (k1, k2, hit; each pair once) for each row of `keys` (k1, k2), null for none:
     a left join on k1 alone when k1 tells the removed numbers apart (see `present`), else on both."""
+    dtype = removed.schema["hit"]
+    out = pl.Series("hit", [None] * keys.height, dtype=dtype)
+    # the rows whose k1 is removed at all (a hash set: 5x cheaper than a left join of every row), then the join
+    # on those few rows only
+    at = keys.select(pl.col("k1").is_in(removed["k1"].implode()).fill_null(False)).to_series().arg_true()
+    if at.len() == 0:
+        return out
+    few = keys[at].with_row_index("_at")
     if removed["k1"].is_unique().all():
-        joined = keys.join(removed.rename({"k2": "_k2"}), on="k1", how="left", maintain_order="left")
-        return joined.select(pl.when(pl.col("k2") == pl.col("_k2")).then("hit"))["hit"]
-    return keys.join(removed, on=["k1", "k2"], how="left", maintain_order="left")["hit"]
+        joined = few.join(removed.rename({"k2": "_k2"}), on="k1", how="left")
+        joined = joined.select("_at", hit=pl.when(pl.col("k2") == pl.col("_k2")).then("hit"))
+    else:
+        joined = few.join(removed, on=["k1", "k2"], how="left").select("_at", "hit")
+    return out.scatter(at.gather(joined["_at"]), joined["hit"])
 
 
 def _empty() -> pl.DataFrame:

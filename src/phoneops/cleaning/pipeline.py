@@ -196,7 +196,12 @@ def first_seen(rows: pl.DataFrame) -> pl.Series:
     carry the number of its first row; two numbers sharing a k1 (p ~ 1e-6 for a 5M-row file) make the
     decision on the text instead."""
     valid = pl.col("e164").is_not_null()
-    first = rows.select(valid & pl.col("k1").is_first_distinct()).to_series()
+    # the first index of each k1 among the valid rows (arg_unique over a column without nulls: a third of
+    # is_first_distinct's time, which is itself three times slower when the column holds nulls)
+    at = rows.select(valid).to_series().arg_true()
+    mask = np.zeros(rows.height, dtype=bool)
+    mask[at.gather(rows["k1"].gather(at).arg_unique()).to_numpy()] = True
+    first = pl.Series("first", mask)
     later = rows.filter(valid & ~first).select("k1", "e164")
     if later.height:
         firsts = rows.filter(first).select("k1", e0="e164")
@@ -429,8 +434,8 @@ def clean_table(
                 offset += batch.height
         written_at = time.perf_counter()
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        if pool is not None:  # the workers exit (~0.5 s of freeing memory) while the run records its result
+            pool.shutdown(wait=False, cancel_futures=True)
 
     valid = rows.filter(pl.col("e164").is_not_null())
     countries: dict[str, dict[str, int]] = {}
