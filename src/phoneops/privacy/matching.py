@@ -15,6 +15,7 @@ from typing import Any
 
 import phonenumbers
 import polars as pl
+from phonenumbers import PhoneMetadata
 
 from phoneops.numbers.crypto import LOOKS_LIKE_TOKEN_MIN, InvalidToken, looks_like_token
 from phoneops.numbers.normalize import country_of, normalize, normalize_column
@@ -25,6 +26,42 @@ ERASED = "[erased]"
 _SPAN = re.compile(r"(?<![\w+])\+?\d[\d \t\-.()/]{4,30}\d(?!\w)")
 _RUN = re.compile(r"\+?\d{6,}")
 _TOKENISH = re.compile(r"[A-Za-z0-9_.-]{25,}")
+# Up to this many cells of a column to normalise are read one by one: the column path's fixed cost (tens of
+# polars steps per region, ~0.1 s) is that of hundreds of values.
+_FEW = 256
+_TEL = r"^[ \t]*[Tt][Ee][Ll]:"
+
+
+_RULE = re.compile(r"([0-9]+)\\1")  # a transform rule that puts digits before the first group
+_TAIL_GROUP = re.compile(r"\(([^()]*)\)\$(?:\|[^()]*)?")  # npfp "(group)$|...", no other group
+
+
+def _nsn_in_digits(nsn: str, code: int, regions: Iterable[str]) -> bool:
+    """Whether every writing of the number (national significant number `nsn`, calling code `code`) that
+    holds no letter and only ASCII holds `nsn` as a run of its digits (separators left out), when normalised
+    under any of `regions`. phonenumbers reads the national number by cutting the text's digits (a leading
+    IDD, calling code or national prefix, two national-prefix strips at most; an extension at the end):
+    what is left is a run of them. Letters can add digits (a vanity number, a tel: phone-context); a
+    national-prefix transform rule can too (JE "1534\\1": six local digits become 1534 and the six). The rules
+    that apply are those of the code's main region (a number written with its code) and of a default region
+    of the same code (a national writing). A rule is harmless when it is "digits\\1" on a pattern
+    "(group)$|..." (what it adds goes before a run of the text's digits that ends the number) and `nsn` does
+    not start with any end of those digits (a later cut can only take a run off the front)."""
+    main = phonenumbers.region_code_for_country_code(code)
+    rules = []
+    for region in dict.fromkeys([main, *regions]):
+        meta = PhoneMetadata.metadata_for_region_or_calling_code(code, region)
+        if meta is None:
+            if region == main:
+                return False
+            continue
+        if meta.country_code != code or not meta.national_prefix_transform_rule:
+            continue
+        rule = _RULE.fullmatch(meta.national_prefix_transform_rule)
+        if rule is None or not _TAIL_GROUP.fullmatch(meta.national_prefix_for_parsing or ""):
+            return False
+        rules.append(rule.group(1))
+    return not any(nsn.startswith(added[i:]) for added in rules for i in range(len(added)))
 
 
 class Matcher:
@@ -39,7 +76,11 @@ class Matcher:
         self._cipher = get_vault().cipher
         self._memo: dict[str, bool] = {}
         # the national significant number's digits: any writing of the number holds at least these
-        self._digits = len(phonenumbers.national_significant_number(phonenumbers.parse(e164)))
+        number = phonenumbers.parse(e164)
+        self._nsn = phonenumbers.national_significant_number(number)
+        self._digits = len(self._nsn)
+        self._nsn_in_digits = _nsn_in_digits(self._nsn, number.country_code or 0, self.regions)
+        self._run = "[^0-9]*".join(self._nsn)  # a text whose ASCII digits hold the national number as a run
 
     # --- single values ------------------------------------------------------------------------------
 
@@ -117,35 +158,62 @@ class Matcher:
 
     # --- table columns ------------------------------------------------------------------------------
 
-    def cells(self, values: Sequence[str]) -> list[bool]:
-        """Which cells of a column are the number. Set-based: only cells holding at least the number's national
-        digits can be it (its digits come from the text: letters standing for digits are refused), and only
-        those are normalised (vectorised); only cells of `LOOKS_LIKE_TOKEN_MIN` characters or more can be
-        link tokens, and those are opened one by one."""
-        hits = [False] * len(values)
-        if not values:
-            return hits
-        column = pl.Series(values, dtype=pl.String)
+    def _maybe(self, column: pl.Series) -> pl.Series:
+        """Positions of the cells that can be the number: those holding at least the number's national digits
+        (its digits come from the text: letters standing for digits are refused); and, when its national
+        number is a run of the digits of every writing without letters (`_nsn_in_digits`), those of the
+        ASCII cells without letters whose digits hold that run. The others cannot be it: they are not
+        normalised (in a column of distinct numbers, nearly every cell)."""
         maybe = (column.str.count_matches(r"\d").fill_null(0) >= self._digits).arg_true()
-        if maybe.len():
+        if not self._nsn_in_digits or not maybe.len():
+            return maybe
+        subset = column.gather(maybe)
+        # a tel: URI without parameters is read as the number it holds (numbers.normalize, step 2)
+        bare = pl.when(subset.str.contains(";", literal=True)).then(subset).otherwise(subset.str.replace(_TEL, ""))
+        other = pl.select(bare).to_series().str.contains(r"[^\x00-\x7F]|[A-Za-z]").fill_null(True)
+        holds = subset.str.contains(self._run).fill_null(True)
+        return maybe.filter(other | holds)
+
+    def _hits(self, values: Sequence[str]) -> list[int]:
+        """Positions of the cells of a column that are the number (see `cells`)."""
+        if not values:
+            return []
+        column = pl.Series(values, dtype=pl.String)
+        hits: set[int] = set()
+        maybe = self._maybe(column)
+        if 0 < maybe.len() <= _FEW:  # one by one: `normalize` gives what `normalize_column` gives, without
+            for position, value in zip(maybe.to_list(), column.gather(maybe).to_list(), strict=True):  # its setup
+                if value is not None and any(normalize(value, r).e164 == self.e164 for r in self.regions):
+                    hits.add(position)
+        elif maybe.len():
             subset = column.gather(maybe)
             for region in self.regions:
                 found = (normalize_column(subset, region)["e164"] == self.e164).fill_null(False).arg_true()
-                for position in maybe.gather(found).to_list():
-                    hits[position] = True
+                hits.update(maybe.gather(found).to_list())
         for position in (column.str.len_chars() >= LOOKS_LIKE_TOKEN_MIN).fill_null(False).arg_true().to_list():
             value = values[position]
-            if not hits[position] and value and looks_like_token(value) and self.is_number(value):
-                hits[position] = True
+            if position not in hits and value and looks_like_token(value) and self.is_number(value):
+                hits.add(position)
+        return sorted(hits)
+
+    def cells(self, values: Sequence[str]) -> list[bool]:
+        """Which cells of a column are the number. Set-based: only cells that can be the number (`_maybe`) are
+        normalised (vectorised, once per distinct value); only cells of `LOOKS_LIKE_TOKEN_MIN` characters or
+        more can be link tokens, and those are opened one by one."""
+        hits = [False] * len(values)
+        for position in self._hits(values):
+            hits[position] = True
         return hits
 
     def rows(self, rows: Sequence[Sequence[str]]) -> list[bool]:
         """Which rows have at least one cell that is the number."""
-        width = max((len(row) for row in rows), default=0)
+        try:  # rows of one width (a file's usual shape), split into columns in C
+            columns: list[Sequence[str]] = list(zip(*rows, strict=True))
+        except ValueError:
+            width = max(len(row) for row in rows)
+            columns = [[row[column] if column < len(row) else "" for row in rows] for column in range(width)]
         hit = [False] * len(rows)
-        for column in range(width):
-            values = [row[column] if column < len(row) else "" for row in rows]
-            for position, found in enumerate(self.cells(values)):
-                if found:
-                    hit[position] = True
+        for values in columns:
+            for position in self._hits(values):
+                hit[position] = True
         return hit
