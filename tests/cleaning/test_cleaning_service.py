@@ -123,15 +123,17 @@ def test_scan_and_probe_matching_agree(lists: None, monkeypatch: pytest.MonkeyPa
                               "already_used": 1}
 
 
-def _pooled_and_local(rows: list[list[str]], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+def _pooled_and_local(rows: list[list[str]] | bytes, monkeypatch: pytest.MonkeyPatch,
+                      **options: Any) -> tuple[Any, Any]:
     from phoneops.cleaning import pipeline, reading
 
+    data = rows if isinstance(rows, bytes) else csv_bytes(rows)
     monkeypatch.setattr(reading, "BATCH_ROWS", 100)
     monkeypatch.setattr(pipeline, "RANGE_BYTES", 2000)  # many byte ranges, cut wherever a line ends
     monkeypatch.setattr(pipeline, "POOL_MIN_ROWS", 0)
-    pooled = run_clean(upload(csv_bytes(rows), name="pooled.csv"), line_type=True)
+    pooled = run_clean(upload(data, name="pooled.csv", **options), line_type=True)
     monkeypatch.setattr(pipeline, "POOL_MIN_ROWS", 10**12)
-    local = run_clean(upload(csv_bytes(rows), name="local.csv"), line_type=True)
+    local = run_clean(upload(data, name="local.csv", **options), line_type=True)
     assert local.stats["ranges"] == 0
     assert pooled.stats["outcomes"] == local.stats["outcomes"]
     assert stored_text(pooled.output_file_id) == stored_text(local.output_file_id)
@@ -147,6 +149,17 @@ def test_worker_processes_give_the_same_result(lists: None, monkeypatch: pytest.
     assert pooled.stats["ranges"] > 10  # read, prepared and written by the workers range by range
     assert pooled.stats["outcomes"]["duplicate"] > 0
     assert "extension" in stored_text(pooled.output_file_id).splitlines()[0]
+
+
+def test_worker_processes_read_a_bom_crlf_semicolon_file_without_header_the_same(
+        lists: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = [f"n{i};{number};x" for i in range(400) for number in (f"07400 9{i:05d}", DE_1, "junk")]
+    lines[500:500] = ["", ";;", ""]  # blank lines and a row of empty cells
+    data = "\ufeff".encode() + "\r\n".join(lines).encode() + b"\r\n"
+    pooled, local = _pooled_and_local(data, monkeypatch, header=False)
+    assert pooled.stats["ranges"] > 5
+    assert pooled.stats["rows"] == local.stats["rows"] >= 1200
+    assert stored_text(pooled.output_file_id).startswith("n0;+447400900000;")  # the BOM is not in the first cell
 
 
 def test_a_file_with_line_breaks_in_cells_is_read_in_one_stream(lists: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -367,7 +367,7 @@ def clean_table(
 
         def took(frame: pl.DataFrame) -> None:
             frames.append(frame)
-            report(sum(f.height for f in frames), "normalising")
+            report(sum(f.height for f in frames), "step 1 of 3: reading and normalising")
 
         if pool is not None and len(ranges) > 1:
             try:
@@ -386,7 +386,7 @@ def clean_table(
             else:
                 _in_order(pool, ((prepare_numbers, (b[phone], options.region, key, options.with_digest, None, typed))
                                  for b in batches), took)
-        report(sum(f.height for f in frames), "matching")
+        report(sum(f.height for f in frames), "step 2 of 3: duplicates and lists")
         if not frames or not any(f.height for f in frames):
             from phoneops.core.errors import ValidationFailed
 
@@ -419,18 +419,24 @@ def clean_table(
         wanted = ["e164", "outcome", "reason", *(["line_type"] if typed else []), *(c for _, c in added)]
         part_of = rows.select(list(dict.fromkeys(wanted))).slice
 
-        def wrote(texts: tuple[bytes, bytes]) -> None:
+        written = [0]
+
+        def wrote(texts: tuple[bytes, bytes], rows_in: int) -> None:
             clean_out.write(texts[0])
             rejected_out.write(texts[1])
+            written[0] += rows_in
+            report(written[0], "step 3 of 3: writing the files")
 
         offsets = [sum(heights[:i]) for i in range(len(heights))]
         if pool is not None and ranges:
+            sizes = iter(heights)
             _in_order(pool, ((_write_range, (source, layout, *r, part_of(at, n), out))
-                             for r, at, n in zip(ranges, offsets, heights, strict=True)), wrote)
+                             for r, at, n in zip(ranges, offsets, heights, strict=True)),
+                      lambda texts: wrote(texts, next(sizes)))
         else:
             offset = 0
             for batch in iter_batches(source, layout):
-                wrote(_write_part(batch, part_of(offset, batch.height), out))
+                wrote(_write_part(batch, part_of(offset, batch.height), out), batch.height)
                 offset += batch.height
         written_at = time.perf_counter()
     finally:
