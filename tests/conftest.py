@@ -114,6 +114,38 @@ def _fresh_settings() -> Iterator[None]:
     reset_settings_cache()
 
 
+# --- password hashes ---------------------------------------------------------------------------
+
+_product_hasher: list[Any] = []  # the product's own hasher, for `product_password_hasher`
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Argon2id at its cheapest parameters (m=8 KiB, t=1, p=1) for the users the tests create. The product's
+    (RFC 9106 low-memory: 64 MiB, t=3, p=4) cost ~0.17 CPU-s per hash and again per login, which was a third
+    of the CPU of the API tests; a hash carries its parameters, so its logins (here or in a server process)
+    are cheap too. Every hashing and verifying path still runs; `product_password_hasher` restores the
+    product's hasher for the tests of the hash itself."""
+    from argon2 import PasswordHasher, profiles
+
+    from phoneops.core import security
+
+    _product_hasher.append(security._hasher)
+    security._hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
+    yield
+    security._hasher = _product_hasher.pop()
+
+
+@pytest.fixture
+def product_password_hasher(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The product's password hasher (and its cost) for this test."""
+    from phoneops.core import security
+
+    monkeypatch.setattr(security, "_hasher", _product_hasher[0])
+    monkeypatch.setattr(security, "_dummy_hash", None)
+    return _product_hasher[0]
+
+
 # --- database ----------------------------------------------------------------------------------
 
 _migrated: dict[str, str] = {}

@@ -95,6 +95,24 @@ def test_unknown_names_cost_the_same_work(client: Any, users: Any, monkeypatch: 
     assert len(calls) == 3 and all(c.startswith("$argon2") for c in calls)
 
 
+def test_passwords_are_hashed_with_the_products_argon2id_cost(
+    client: Any, users: Any, product_password_hasher: Any
+) -> None:
+    """The suite hashes its users' passwords at argon2's cheapest cost (tests/conftest.py); the product's own
+    hasher, used here, makes RFC 9106 low-memory argon2id hashes, and logins verify them."""
+    from phoneops.core.db import session_scope
+
+    users.create("viewer", "vera")
+    with session_scope() as s:
+        stored = s.scalar(select(User.password_hash).where(User.username == "vera"))
+    assert stored is not None and stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), stored
+    assert not product_password_hasher.check_needs_rehash(stored)
+    login(client, "vera")
+    form = login_form(client)
+    for name in ("vera", "nobody-here"):
+        assert client.post("/login", data={"username": name, "password": "wrong-wrong-1", **form}).status_code == 401
+
+
 def test_logout_ends_the_session_server_side(client: Any, users: Any) -> None:
     users.create("viewer", "vera")
     csrf = login(client, "vera")
