@@ -8,6 +8,7 @@ own, as tests do) `bootstrap` configures the database from the settings.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -71,8 +72,9 @@ def start_job(start: Callable[[Session, Principal], Any], queue: bool, run: Call
         raise typer.Exit(1)
 
 
-def follow_job(job_id: str, timeout: float = 24 * 3600) -> str:
-    """Show a Rich progress bar for a job until it ends; returns its final status."""
+def follow_job(job_id: str, timeout: float = 24 * 3600, runner: threading.Thread | None = None) -> str:
+    """Show a Rich progress bar for a job until it ends; returns its final status. `runner`: the thread running
+    the job in this process, if any: the bar looks again as soon as it ends instead of at the next half second."""
     from phoneops.core.db import session_scope
     from phoneops.core.jobs import TERMINAL, get_job
 
@@ -90,7 +92,10 @@ def follow_job(job_id: str, timeout: float = 24 * 3600) -> str:
                 status, error, message = job.status, job.error, job.message
             if status in TERMINAL or time.monotonic() > deadline:
                 break
-            time.sleep(0.5)
+            if runner is not None and runner.is_alive():
+                runner.join(0.5)
+            else:
+                time.sleep(0.5)
     if error:
         err.print(f"[red]{status}:[/red] {error}")
     elif message:
@@ -102,8 +107,6 @@ def follow_job(job_id: str, timeout: float = 24 * 3600) -> str:
 def run_here_or_queue(job_id: str, queue: bool) -> str:
     """Run a job in this process with a progress bar, or leave it to workers; returns its final status
     ("queued" when left to workers)."""
-    import threading
-
     from phoneops.core.jobs import run_job
 
     if queue:
@@ -111,6 +114,6 @@ def run_here_or_queue(job_id: str, queue: bool) -> str:
         return "queued"
     worker = threading.Thread(target=run_job, args=(job_id,), daemon=True, name="cli-job")
     worker.start()
-    status = follow_job(job_id)
+    status = follow_job(job_id, runner=worker)
     worker.join(timeout=5)
     return status
