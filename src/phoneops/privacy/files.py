@@ -71,27 +71,43 @@ def _holds_nul(path: Path) -> bool:
         return any(b"\x00" in chunk for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
-def _csv_pass(path: Path, encoding: str, delimiter: str, matcher: Matcher, out: Path | None) -> int:
-    """Count (and with `out`, write without) the rows holding the number."""
-    removed = 0
+def _csv_hits(path: Path, encoding: str, delimiter: str, matcher: Matcher) -> list[int]:
+    """The indexes of the rows (as csv.reader reads them) holding the number."""
+    hits: list[int] = []
     nul = _holds_nul(path)
+    with path.open("r", encoding=encoding, errors="strict", newline="") as handle, _gc_paused():
+        start = 0
+        for batch in _batches(iter(csv.reader(handle, delimiter=delimiter))):
+            found = matcher.rows([[cell.replace("\x00", "") for cell in row] for row in batch] if nul else batch)
+            hits += [start + i for i, hit in enumerate(found) if hit]
+            start += len(batch)
+    return hits
+
+
+def _csv_write(path: Path, encoding: str, delimiter: str, out: Path, hits: list[int]) -> None:
+    """Write the file to `out` without the rows `hits` (as `_csv_hits` found them: the same file, read the
+    same way, is not matched again); the rows between them are copied by csv in C."""
     with path.open("r", encoding=encoding, errors="strict", newline="") as handle:
         sample = handle.read(64 * 1024)
         terminator = "\r\n" if "\r\n" in sample else "\n"
         handle.seek(0)
-        writer_file = out.open("w", encoding=encoding, newline="") if out else None
-        try:
-            writer = csv.writer(writer_file, delimiter=delimiter, lineterminator=terminator) if writer_file else None
-            with _gc_paused():
-                for batch in _batches(iter(csv.reader(handle, delimiter=delimiter))):
-                    hits = matcher.rows([[cell.replace("\x00", "") for cell in row] for row in batch] if nul else batch)
-                    removed += sum(hits)
-                    if writer is not None:
-                        writer.writerows(row for row, hit in zip(batch, hits, strict=True) if not hit)
-        finally:
-            if writer_file is not None:
-                writer_file.close()
-    return removed
+        with out.open("w", encoding=encoding, newline="") as target:
+            reader = csv.reader(handle, delimiter=delimiter)
+            writer = csv.writer(target, delimiter=delimiter, lineterminator=terminator)
+            at = 0
+            for index in sorted(set(hits)):
+                writer.writerows(islice(reader, index - at))
+                next(reader, None)
+                at = index + 1
+            writer.writerows(reader)
+
+
+def _csv_pass(path: Path, encoding: str, delimiter: str, matcher: Matcher, out: Path | None) -> int:
+    """Count (and with `out`, write without) the rows holding the number."""
+    hits = _csv_hits(path, encoding, delimiter, matcher)
+    if out is not None:
+        _csv_write(path, encoding, delimiter, out, hits)
+    return len(hits)
 
 
 def _check_zip(path: Path) -> None:
@@ -134,11 +150,13 @@ def erase_from_file(session: Session, storage: Storage, row: StoredFile, matcher
             info = sniff_table(path)
         except TableError as exc:
             return FileOutcome("skipped", reason=str(exc))
+        hits: list[int] = []
         try:
             if info.kind == "xlsx":
                 removed = _xlsx_pass(path, matcher, None)
             else:
-                removed = _csv_pass(path, info.encoding, info.delimiter, matcher, None)
+                hits = _csv_hits(path, info.encoding, info.delimiter, matcher)
+                removed = len(hits)
         except (TableError, zipfile.BadZipFile, UnicodeDecodeError, csv.Error, OSError, KeyError, ValueError) as exc:
             return FileOutcome("skipped", reason=f"not readable as a table: {type(exc).__name__}")
         if not removed:
@@ -151,7 +169,7 @@ def erase_from_file(session: Session, storage: Storage, row: StoredFile, matcher
             if info.kind == "xlsx":
                 _xlsx_pass(path, matcher, out)
             else:
-                _csv_pass(path, info.encoding, info.delimiter, matcher, out)
+                _csv_write(path, info.encoding, info.delimiter, out, hits)
         except BaseException:
             out.unlink(missing_ok=True)
             raise

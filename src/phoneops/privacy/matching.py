@@ -29,7 +29,9 @@ _TOKENISH = re.compile(r"[A-Za-z0-9_.-]{25,}")
 # Up to this many cells of a column to normalise are read one by one: the column path's fixed cost (tens of
 # polars steps per region, ~0.1 s) is that of hundreds of values.
 _FEW = 256
-_TEL = r"^[ \t]*[Tt][Ee][Ll]:"
+# a tel: URI without parameters, no letter or other character in its number: read as the number it holds
+# (numbers.normalize, step 2); ASCII but letters and ";"
+_TEL_PLAIN = r"^[ \t]*[Tt][Ee][Ll]:[\x00-\x3A\x3C-\x40\x5B-\x60\x7B-\x7F]*$"
 
 
 _RULE = re.compile(r"([0-9]+)\\1")  # a transform rule that puts digits before the first group
@@ -80,6 +82,7 @@ class Matcher:
         self._nsn = phonenumbers.national_significant_number(number)
         self._digits = len(self._nsn)
         self._nsn_in_digits = _nsn_in_digits(self._nsn, number.country_code or 0, self.regions)
+        self._enough = rf"\d(?:\D*\d){{{self._digits - 1}}}"  # that many digits (a search: faster than counting)
         self._run = "[^0-9]*".join(self._nsn)  # a text whose ASCII digits hold the national number as a run
 
     # --- single values ------------------------------------------------------------------------------
@@ -164,15 +167,13 @@ class Matcher:
         number is a run of the digits of every writing without letters (`_nsn_in_digits`), those of the
         ASCII cells without letters whose digits hold that run. The others cannot be it: they are not
         normalised (in a column of distinct numbers, nearly every cell)."""
-        maybe = (column.str.count_matches(r"\d").fill_null(0) >= self._digits).arg_true()
+        maybe = column.str.contains(self._enough).fill_null(False).arg_true()
         if not self._nsn_in_digits or not maybe.len():
             return maybe
         subset = column.gather(maybe)
-        # a tel: URI without parameters is read as the number it holds (numbers.normalize, step 2)
-        bare = pl.when(subset.str.contains(";", literal=True)).then(subset).otherwise(subset.str.replace(_TEL, ""))
-        other = pl.select(bare).to_series().str.contains(r"[^\x00-\x7F]|[A-Za-z]").fill_null(True)
-        holds = subset.str.contains(self._run).fill_null(True)
-        return maybe.filter(other | holds)
+        other = subset.str.contains(r"[^\x00-\x7F]|[A-Za-z]") & ~subset.str.contains(_TEL_PLAIN)
+        holds = subset.str.contains(self._run)
+        return maybe.filter((other | holds).fill_null(True))
 
     def _hits(self, values: Sequence[str]) -> list[int]:
         """Positions of the cells of a column that are the number (see `cells`)."""
