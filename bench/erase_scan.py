@@ -7,8 +7,9 @@ lists carry (bench/normalize.py's `build`, distinct), and the number to erase in
 (E.164, national with spaces, int-converted). Stored through `core.storage` in a fresh migrated SQLite database.
 
 Measured (the same process):
-- ours: `privacy.files.erase_from_file` with the erasure's `Matcher` — the scan (polars normalisation of each
-  column, `Matcher.rows`) and, as the number is found, the rewrite of the file without its rows; a fresh copy
+- ours: `privacy.files.erase_from_file` with the erasure's `Matcher` — the scan (`Matcher.rows`: polars searches
+  per column, normalisation of the cells that can be the number) and, as the number is found, the rewrite of
+  the file without its rows; a fresh copy
   of the file per run, `--repeat` runs, the better reported with every run and the load before and after each;
 - naive: csv.reader and, per cell, the project's single-value normaliser (`numbers.normalize.normalize`)
   under each region the matcher tries, on the first `--naive-sample` rows (no memo: the values are distinct);
@@ -16,14 +17,40 @@ Measured (the same process):
 The machine's load is printed: on a shared machine the wall clock is noisy; CPU seconds are less so.
 The last line is one JSON object.
 
-Measured 2026-12-06 on this machine (2 cores shared by 8 engineers, load average 8.4-8.5: wall clocks are
-this process's share of a busy machine), 200,000 rows x 4 columns, one run (1M rows did not fit the time
-left): 25.93 s wall, 8.27 CPU s (the scan, then the rewrite without the 3 rows), 7,714 rows/s; naive per-cell
-1,590 rows/s; ratio 4.8. Before `Matcher.cells` skipped cells without the number's national digits, every
-name, e-mail and note went through the per-row phone parser (`normalize._parse_many`: 76% of a profile of
-50k rows, 47.8 s -> 12.4 s under cProfile after the change), and 20,000 rows ran at 2,638 rows/s against a
-naive 4,117 (ratio 0.6). What is left is the phone column's own normalisation falling back to per-row
-parsing for the bench's writings (numbers/normalize.py, not changed here).
+Measured 2026-12-06 on this machine (2 cores shared by 8 engineers: wall clocks are this process's share of a
+busy machine; CPU seconds are the figure to compare), best of the runs, both passes (the scan, then the
+rewrite without the 3 rows):
+
+  rows       before (main 12851aa)                         after                                     load
+  200,000    14.52 s wall, 11.28 CPU s, 13,778 rows/s      1.35 s wall, 0.59 CPU s, 148,666 rows/s   5.5-6.0 / 5.8
+             naive 3,058 rows/s, ratio 4.5                 naive 3,034 rows/s, ratio 48.8
+  1,000,000  54.82 s wall, 55.45 CPU s, 18,243 rows/s      2.54 s wall, 2.30 CPU s, 394,225 rows/s   6.3-4.4 / 7.1-6.7
+             naive 6,969 rows/s, ratio 2.6                 naive 6,823 rows/s, ratio 57.7
+
+Before, the phone column itself went through `normalize_column` (a profile of the scan of 200k rows under
+pyinstrument: 19.3 of 26.0 s in normalize_column, 6.6 s of it in per-row `_resolve` for candidates the
+replica leaves undecided, 10.7 s in the replica; the write pass did it all again). After (`privacy.matching`):
+a cell without letters (a plain tel: URI aside) and all ASCII is normalised only when its digits hold the
+number's national number as a run (`_nsn_in_digits` says when a national-prefix transform rule could add
+digits; then the previous filter, at least that many digits, stands), up to 256 cells left are read by
+`normalize` one by one, the file passes run with the collector paused (its full collections over the batch's
+rows cost 2-3x the reading), NUL cleaning only for a file with a NUL byte, and the write pass drops the rows
+the scan found instead of matching again. Profile of 1M rows after (2.74 s, pyinstrument):
+
+  2.550 erase_from_file
+  |- 1.243 _csv_hits          (the scan)
+  |  |- 0.666 Matcher.rows    (0.280 _maybe: polars regex searches; 0.205 pl.Series from the cells)
+  |  `- 0.404 _batches        (csv.reader)
+  |- 1.237 _csv_write         (csv.reader + csv.writer in C, 1M rows)
+  `- 0.069 replace_content
+
+What is left is csv itself: reading the file twice (scan, rewrite) and writing it once, about three quarters of
+the CPU. Copying the bytes between the removed rows instead of re-writing them would keep the file's own
+quoting (a change of output, not made here). Files of numbers written with letters or other scripts, and
+numbers of regions whose transform rule can add digits (AR, BR, JP, GA; GG / JE / IM / NANP islands for their
+own local ranges), still go through `normalize_column`. Not a speed matter, found on the way: a local writing
+that such a rule completes ("256789" under GG is +441481256789) has fewer digits than the number and is not
+looked at, before this change as after it.
 """
 
 from __future__ import annotations
