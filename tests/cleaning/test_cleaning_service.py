@@ -154,11 +154,11 @@ def test_worker_processes_give_the_same_result(lists: None, monkeypatch: pytest.
 def test_worker_processes_read_a_bom_crlf_semicolon_file_without_header_the_same(
         lists: None, monkeypatch: pytest.MonkeyPatch) -> None:
     lines = [f"n{i};{number};x" for i in range(400) for number in (f"07400 9{i:05d}", DE_1, "junk")]
-    lines[500:500] = ["", ";;", ""]  # blank lines and a row of empty cells
+    lines[500:500] = ["", ";;", " ; ;", ""]  # blank lines and rows of empty cells
     data = "\ufeff".encode() + "\r\n".join(lines).encode() + b"\r\n"
     pooled, local = _pooled_and_local(data, monkeypatch, header=False)
     assert pooled.stats["ranges"] > 5
-    assert pooled.stats["rows"] == local.stats["rows"] >= 1200
+    assert pooled.stats["rows"] == local.stats["rows"] == 1200  # blank lines and rows of blank cells are no rows
     assert stored_text(pooled.output_file_id).startswith("n0;+447400900000;")  # the BOM is not in the first cell
 
 

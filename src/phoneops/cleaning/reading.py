@@ -240,9 +240,15 @@ def _options(layout: Layout, first: bool) -> dict[str, object]:
             "empty_string_is_null": False, "quote_char": '"', "raise_if_empty": False}
 
 
+_BLANK = r"^\s*$"
+
+
 def _tidy(batch: pl.DataFrame, layout: Layout, first: bool) -> pl.DataFrame:
-    """Blank lines dropped; a BOM left on the first cell of a file without header removed."""
-    batch = batch.filter(~pl.all_horizontal(pl.all().is_null()))
+    """Blank lines and rows of blank cells dropped (as the upload's inspection skips them; polars reads a
+    blank line as a row of empty cells); a BOM left on the first cell of a file without header removed."""
+    blank = pl.col("c0").is_null() | pl.col("c0").str.contains(_BLANK)  # one column first: most rows stop here
+    if batch.select(blank.any()).item():
+        batch = batch.filter(~pl.all_horizontal(pl.all().is_null() | pl.all().str.contains(_BLANK)))
     if first and batch.height and not layout.has_header:
         batch = batch.with_columns(pl.col("c0").str.strip_prefix("\ufeff"))
     return batch
