@@ -35,6 +35,7 @@ from phoneops.core.http import (
     Redactor,
     RetryPolicy,
     SyncProviderAPI,
+    tls_context,
 )
 from phoneops.hlr.errors import (
     PROVIDER,
@@ -170,7 +171,8 @@ class HlrClient(SyncProviderAPI):
         self._http, self._batch_http = (
             ProviderClient(
                 dataclasses.replace(config, base_url=url),
-                transport=_ErrorBodyTransport(transport or httpx.HTTPTransport(), owned=transport is None),
+                transport=_ErrorBodyTransport(transport or httpx.HTTPTransport(verify=tls_context()),
+                                              owned=transport is None),
                 rate_limiter=limiter,
                 max_concurrency=concurrency,
             )

@@ -42,6 +42,7 @@ from phoneops.core.http import (
     Redactor,
     RetryPolicy,
     SyncProviderAPI,
+    tls_context,
 )
 
 log = structlog.get_logger("phoneops.ongage.client")
@@ -324,7 +325,7 @@ class OngageClient(_OngageBase, SyncProviderAPI):
     def _connect(self, transport: Any, rate_limiter: RateLimiter, max_parallel: int) -> None:
         self._http = ProviderClient(
             self._config,
-            transport=_KeepErrorBody(transport or httpx.HTTPTransport(limits=_POOL)),
+            transport=_KeepErrorBody(transport or httpx.HTTPTransport(verify=tls_context(), limits=_POOL)),
             rate_limiter=rate_limiter,
             max_concurrency=max_parallel,
         )
@@ -355,7 +356,7 @@ class AsyncOngageClient(_OngageBase, AsyncProviderAPI):
     def _connect(self, transport: Any, rate_limiter: RateLimiter, max_parallel: int) -> None:
         self._http = AsyncProviderClient(
             self._config,
-            transport=_AsyncKeepErrorBody(transport or httpx.AsyncHTTPTransport(limits=_POOL)),
+            transport=_AsyncKeepErrorBody(transport or httpx.AsyncHTTPTransport(verify=tls_context(), limits=_POOL)),
             rate_limiter=rate_limiter,
             max_concurrency=max_parallel,
         )

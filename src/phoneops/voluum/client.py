@@ -37,6 +37,7 @@ from phoneops.core.http import (
     Redactor,
     RetryPolicy,
     SyncProviderAPI,
+    tls_context,
 )
 from phoneops.voluum.wire import (
     AUTH_PATH,
@@ -152,7 +153,7 @@ class VoluumClient(SyncProviderAPI):
             rate_limiter = RateLimiter(requests_per_second, burst=1)
         pool = max(100, concurrency or 0)
         limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
-        self._answers = _LastErrorAnswer(transport or httpx.HTTPTransport(limits=limits))
+        self._answers = _LastErrorAnswer(transport or httpx.HTTPTransport(verify=tls_context(), limits=limits))
         self._http = ProviderClient(
             config, transport=self._answers, rate_limiter=rate_limiter, max_concurrency=concurrency
         )
