@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache, lru_cache
 
+import numpy as np
 import phonenumbers
 import polars as pl
 from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberFormat, ValidationResult
@@ -412,6 +413,7 @@ def _replica(candidates: pl.Series, region: str) -> pl.DataFrame:
         {str(k): v.value for k, v in _POSSIBLE_REASONS.items()}, default=None, return_dtype=pl.String
     )
     return found.select(
+        "i",
         "cand",
         valid=valid,
         e164=pl.when(valid).then(pl.concat_str(pl.lit("+"), "C", "nat")),
@@ -426,18 +428,19 @@ def _decide(candidates: pl.Series, region: str) -> pl.DataFrame:
     candidate without a plus whose first reading is invalid) for the distinct candidates the replica settles
     under step 3; the rows choose the second reading only when written as digits only."""
     first = _replica(candidates, region)
-    retry = first.filter(~pl.col("valid") & ~pl.col("cand").str.starts_with("+")).select("cand")
+    retry = first.filter(~pl.col("valid") & ~pl.col("cand").str.starts_with("+")).select("i", "cand")
     # Without a known calling code, "+digits" fails as INVALID_COUNTRY_CODE, and so does parse's retry
     # without the "+": the digits match neither the region's IDD (else undecided above) nor its own code.
     coded = pl.col("cand").str.slice(0, 3).replace_strict(_tables()[0], default=None, return_dtype=pl.String)
-    dead = retry.filter(coded.is_null()).with_columns(valid2=pl.lit(False), e2=pl.lit(None, pl.String),
-                                                       c2=pl.lit(None, pl.String))
-    second = _replica("+" + retry.filter(coded.is_not_null())["cand"], region).select(
-        cand=pl.col("cand").str.strip_prefix("+"), valid2="valid", e2="e164", c2="country"
-    )
-    both = first.join(pl.concat([second, dead]), on="cand", how="left")
+    dead = retry.filter(coded.is_null()).select("i", valid2=pl.lit(False), e2=pl.lit(None, pl.String),
+                                                c2=pl.lit(None, pl.String))
+    again = retry.filter(coded.is_not_null())
+    second = _replica("+" + again["cand"], region)  # its "i" is a position in `again`
+    second = second.select(i=again["i"].gather(second["i"]), valid2="valid", e2="e164", c2="country")
+    both = first.join(pl.concat([second, dead]), on="i", how="left")  # candidates met by position, not text
     valid, second_ok = pl.col("valid"), ~pl.col("valid") & pl.col("valid2").fill_null(False)
     return both.filter(valid | pl.col("cand").str.starts_with("+") | pl.col("valid2").is_not_null()).select(
+        "i",
         "cand",
         e164=pl.when(valid).then("e164"),
         reason=pl.when(valid).then(None).otherwise("reason"),
@@ -452,7 +455,10 @@ _RESOLVED = dict.fromkeys(("cand", "e164", "reason", "country", "e2", "c2"), pl.
 
 def _resolve_many(candidates: pl.Series, region: str) -> pl.DataFrame:
     fast = _decide(candidates, region)
-    rest = pl.DataFrame({"cand": candidates}).join(fast, on="cand", how="anti")["cand"]
+    settled = np.zeros(candidates.len(), dtype=bool)
+    settled[fast["i"].to_numpy()] = True
+    fast = fast.drop("i")
+    rest = candidates.filter(pl.Series(~settled))
     firsts = [_resolve(c, region, False) for c in rest]
     seconds = [_resolve(c, region, True) if not r.ok and not c.startswith("+") else r for c, r in zip(rest, firsts,
                                                                                                         strict=True)]
