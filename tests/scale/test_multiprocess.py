@@ -314,7 +314,6 @@ def run_workload(deployment: Cluster, engine: Engine, api: Api, workers: list[Pr
     # The periodic tasks: the schedulers' first check is the first every-minute slot; once the run has spanned
     # a minute boundary (and every minute before the current one has certainly been checked), each task must
     # have run exactly once in each slot of its schedule.
-    print(f"WORKLOAD DONE at {time.monotonic() - began:.0f} s, now {datetime.now(UTC):%H:%M:%S}, workers started {workers_started:%H:%M:%S}", flush=True)
     first = datetime.strptime(min(periodic_slots(engine)["ongage.conversions"]), SLOT)
     assert first >= minute_of(workers_started)
     last = max(first + timedelta(minutes=1), minute_of(datetime.now(UTC)) - timedelta(minutes=1))
