@@ -27,6 +27,9 @@ FIRST, MAX = 0.5, 4.0  # the outage back-off in this test: 0.5, 1, 2, 4, 4, ... 
 # the idle share asserted below are counted against this schedule; 2 -> 15 s and 170 s (PG) / 60 s (SQLite)
 # made the same tries wait 4x longer in real time (255 s of the serial "processes" group).
 OUTAGE_SECONDS = {"postgres": 11 * MAX, "sqlite": 6 * MAX}
+# Every job is seen waiting within this (~5 s on a loaded 2-core machine); should it take longer on a slow run,
+# the outage lasts until then and the tries and calls are counted for the outage measured.
+SEEN_WITHIN = 50.0
 UK = "Marketing Services 1 - United Kingdom - X"
 WAITING = re.compile(r"waiting — (.+?) unavailable: .+, next try at \d\d:\d\d:\d\d UTC")
 
@@ -150,7 +153,7 @@ def test_every_provider_down_for_minutes_jobs_wait_visibly_then_finish(
     users.create("viewer", "watcher")
     login(client, "watcher")
     seen: set[str] = set()
-    while seen != set(started) and time.monotonic() - outage_started < outage_seconds - 10:
+    while seen != set(started) and time.monotonic() - outage_started < SEEN_WITHIN:
         for name, job_id in started.items():
             data = client.get(f"/api/jobs/{job_id}", headers=viewer).json()
             assert data["status"] in ("queued", "running"), (name, data["status"], data["error"])
