@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from phoneops.core.audit import audit
 from phoneops.core.db import session_scope, utcnow
 from phoneops.core.errors import NotFound, ValidationFailed
+from phoneops.core.http import tls_context
 from phoneops.core.jobs import RetryLater, create_job
 from phoneops.core.security import SYSTEM, Principal
 from phoneops.settings import get_settings
@@ -236,7 +237,8 @@ def deliver(delivery_id: int) -> str:
                    SIGNATURE_HEADER: sign(secret, int(time.time()), body), "Phoneops-Event": event,
                    "Phoneops-Delivery": str(delivery_id)}
         try:
-            response = httpx.post(url, content=body, headers=headers, timeout=TIMEOUT_SECONDS, follow_redirects=False)
+            response = httpx.post(url, content=body, headers=headers, timeout=TIMEOUT_SECONDS, follow_redirects=False,
+                                  verify=tls_context())  # the process's TLS context, not a new one per delivery
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"answered HTTP {status_code}"
