@@ -42,7 +42,7 @@ from phoneops.core.models import StoredFile
 from phoneops.core.security import Principal, Role
 from phoneops.core.storage import get_storage
 from phoneops.numbers import optouts
-from phoneops.numbers.lists import SEVERITY, Authority, Verdict, apply_verdicts
+from phoneops.numbers.lists import SEVERITY, Authority, Touched, Verdict, apply_verdicts
 from phoneops.numbers.models import ImportChange, ManualImport, NumberEvent, NumberOptOut, PhoneNumber
 from phoneops.numbers.normalize import normalize_column
 from phoneops.numbers.optouts import core_table
@@ -612,17 +612,14 @@ def _apply_batches(ctx: JobContext, import_id: int, actor: Principal, spec: _Spe
     return {"import_id": import_id, "changed": changed, "new_numbers": created}
 
 
-_STATE = (PhoneNumber.id, PhoneNumber.blind_index, PhoneNumber.status, PhoneNumber.authority, PhoneNumber.reason,
-          PhoneNumber.source, PhoneNumber.listed_at, PhoneNumber.last_verdict)
-
-
 def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row]) -> tuple[int, int]:
-    indexes = [row.index for row in chunk if row.index]
-    before = {row.blind_index: row for row in session.execute(select(*_STATE).where(
-        PhoneNumber.blind_index.in_(indexes)))}
-    verdicts = []
+    """The chunk's verdicts, with the plan's blind indexes, and one change record per number whose status,
+    authority, reason or source they changed (or that they registered), from the states `apply_verdicts`
+    read and wrote (no reads of the chunk before and after)."""
+    verdicts, indexes = [], []
     for row in chunk:
         assert row.e164 is not None
+        assert row.index is not None
         evidence: dict[str, Any] = {}
         if spec.kind == "bulk":
             reason, source = str(spec.params.get("reason", "BULK")), "API"
@@ -632,25 +629,23 @@ def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row
         evidence.update(import_id=spec.id, import_file=spec.name[:255], file_id=spec.file_id)
         status = row.after if spec.kind == "list" else spec.target
         verdicts.append(Verdict(row.e164, status, Authority.manual, reason, source, evidence))
-    apply_verdicts(session, actor, verdicts)
-    after = {row.blind_index: row for row in session.execute(select(*_STATE).where(
-        PhoneNumber.blind_index.in_(indexes)))}
+        indexes.append(row.index)
+    touched: list[Touched] = []
+    apply_verdicts(session, actor, verdicts, indexes=indexes, touched=touched)
     changes = []
     created = 0
-    for index in indexes:
-        now_, was = after.get(index), before.get(index)
-        if now_ is None:
-            continue
+    for number in touched:
+        was, now_ = number.before, number.after
         if was is not None and (was.status, was.authority, was.reason, was.source) == (
             now_.status, now_.authority, now_.reason, now_.source
         ):
             continue
         changes.append({
-            "import_id": spec.id, "number_id": now_.id, "what": "list", "existed": was is not None,
+            "import_id": spec.id, "number_id": number.number_id, "what": "list", "existed": was is not None,
             "before_status": was.status if was else None, "before_authority": was.authority if was else None,
             "before_reason": was.reason if was else None, "before_source": was.source if was else None,
-            "before_listed_at": was.listed_at if was else None,
-            "before_last_verdict": was.last_verdict if was else None, "after_status": now_.status,
+            "before_listed_at": number.before_listed_at if was else None,
+            "before_last_verdict": number.before_last_verdict if was else None, "after_status": now_.status,
             "after_authority": now_.authority,
         })
         created += was is None
