@@ -38,18 +38,31 @@ wall clocks are this process's share of a busy machine and CPU seconds are the f
   naive 13,518 rows/s, ratio 0.2; 1M 560.0 / 379.6 s wall, 184.8 / 192.3 CPU s (preview 27.5 / 27.5),
   best 2,634 rows/s, load 7.8 -> 7.4 -> 9.5, naive 14,720 rows/s, ratio 0.2. On SQLite the job's heartbeat
   (its own transaction) may log "database is locked" while the preview writes: a warning, the job goes on.
+- and (this change) the apply written from what `lists.apply_verdicts` itself reads: the plan's blind indexes
+  passed in (no third HMAC per number), the change records from apply_verdicts' own before/after states (no
+  reads of each batch before and after), a new number inserted once with its state (not inserted empty and then
+  updated: one UPDATE and its index changes less per new number, 169,640 of the 180,950 changes here), a
+  manual verdict's state built without dataclasses.replace and the update groups built in one pass. Measured
+  2026-12-07 00:03-00:13 UTC, load 1.8-3.3 (a quieter machine: the figures above are not comparable with
+  these), old (273d40d) and new alternated, `--repeat 3` twice each plus one `--repeat 2` each: old CPU s
+  27.5 / 27.9 / 34.1 / 32.3 / 37.3 / 30.7 / 30.8 / 30.6 (median 30.7, preview ~5 of it), new 25.2 / 29.5 /
+  28.7 / 31.0 / 26.9 / 25.5 / 28.1 / 31.0 (median 28.4): ~8% less CPU, the apply alone ~10% (median 25.4 -> 22.9
+  CPU s); best wall 7,337 -> 8,098 rows/s, naive 19,759-31,055 rows/s on this quieter machine, ratio 0.3.
+  A profile at load ~6 had said 45.6 -> 32.6 CPU s: CPU seconds on a loaded 2-core machine grow with the load
+  (shared caches), so only alternated runs at one load compare.
 The outcome (preview counts, transitions, refusals, changed / new numbers) is identical in every run, and a 20k
-import's stored numbers, countries, events (but for the per-run file id) and change records were compared row for
-row before and after. CPU s down 17% (200k) and 9-13% (1M, within the runs' spread of the middle step): not the
-speed of the machine, and slower than the naive baseline. The baseline writes only the numbers' rows; the import
-also plans twice (the apply re-reads, re-normalises and re-decides the file against the numbers as they are then),
-writes one event per changed number (with its evidence as JSON), one undo record per change, a per-row result
-file, and checks every batch before and after. What is left, from a profile of the apply at 50k rows: SQLite's own
-work on the batch writes and their parameter processing (phone_numbers with three indexes, number_events with two;
-~55% of apply_verdicts' time), then the per-verdict Python in apply_verdicts (precedence through
-dataclasses.replace, the event dicts), the import's before/after reads of each batch through the ORM's result
-processing, a third blind index per number inside apply_verdicts (it could take the plan's), and the apply's
-second plan (~4 CPU s at 200k).
+import's stored numbers, events (but for the per-run file id) and change records (before_listed_at included)
+were compared row for row before and after each change. Not the speed of the machine: still ~0.3x the naive
+baseline, which writes only the numbers' rows; the import also plans twice (the apply re-reads, re-normalises
+and re-decides the file against the numbers as they are then), writes one event per changed number (with its
+evidence as JSON), one undo record per change, a per-row result file, and commits every batch. What is left,
+from a profile of the new code at 200k rows (wall, load ~6): apply_verdicts' SQL (~1/3 of the apply: the
+inserts into phone_numbers with three indexes and number_events with two, their parameter processing and
+JSON evidence, then the select of the new numbers' ids, which INSERT ... RETURNING could replace); the apply's
+second plan (~20% of the apply, ~4 CPU s: reading and normalising the file again; avoiding it needs the
+preview's plan stored, and the apply would then no longer re-read the file as it is); the countries of new
+numbers by a second `normalize_column` of their E.164 (~8%: the plan's own column has a country, not proven
+equal to `country_of`'s for every input, so it is not reused); the per-verdict Python of apply_verdicts.
 """
 
 from __future__ import annotations
