@@ -1,3 +1,4 @@
+# Over 400 lines: the three passes of a run, in this process and in the worker processes, share its types and outcomes.
 """The cleaning computation: a table in, a cleaned table, a rejected table and stats out. No ORM here.
 
 Three passes, memory bounded by the range size plus a few small columns per row:
