@@ -33,6 +33,9 @@ and rejected files is kept per data set (outputs-<tag>.json in the work folder):
 change of load hits both); `line_type_overhead` is the fraction of end-to-end time the column adds, better
 run against better run (`line_type_cpu_overhead` the same in CPU seconds).
 
+START HERE: the current profile and figures are in the last section ("Issue 20, session 7"); the sections
+before it are the history of how the pipeline got there.
+
 Profile (py-spy record --subprocesses, 300,000 rows against 600,000, this machine with a load average of
 ~25 on 2 cores, so shares, not times, are what to read; busy samples of the job, its threads and its
 hashing workers):
@@ -109,6 +112,41 @@ normalize_column is ~0.55 CPU-s (the walk's validity regexes ~0.07, the gather o
 ~0.09, the anti-join and join on candidate text in _resolve_many/_decide ~0.04), the blind indexes ~0.2
 CPU-s in the hashing processes; the 10M-row list scan ~4.5 CPU-s; and the file is read twice (stage 1 and
 the writing).
+
+Issue 20, session 7 (2026-12-06 23:00-01:30 UTC). The pipeline's shape changed: worker processes (one per
+core, polars on one thread each) read, prepare and later write byte ranges of the file; this process scans
+the lists and matches (cleaning/pipeline.py's docstring). Same data, outputs identical to the recorded
+sha256 in every run below.
+- main before (008ea77), load 3.8 -> 7.8: 62.6 s, 79,841 rows/s, CPU 36.5 s, peak RSS 1,309 MB, naive 36,885
+  rows/s (2.2x); timings normalise 44.7 s, match 8.8 s, write 7.3 s. The threads kept about one core busy.
+- worker processes for the ranges (b3e1a01), load 3.1 -> 3.2: 15.7 s, 319,426 rows/s, CPU 26.9 s (186,053
+  rows per CPU-second), peak RSS 1,464 MB, naive 33,129 rows/s (9.6x); timings normalise 10.1, match 2.0,
+  write 2.7 s.
+- final (this session's last commit), `python bench/clean.py --rows 5000000` at 00:41 UTC, load 0.5 -> 2.3:
+  best of 2 17.3 s, 289,044 rows/s (runs 249,376 and 289,044), CPU 31.4 s (159,441 rows per CPU-second),
+  peak RSS 1,387 MB (this process; a worker 359 MB; the job's processes summed, sampled every 50 ms: 1,710
+  MB), 564 MB at 1M rows; naive 37,566 rows/s: ratio 7.7x; line_type column +4.4% (CPU +4.1%). The machine
+  was slower than at 23:10: b3e1a01 (the ranges' first commit) run right after, same data, in turn with
+  the final code, load 1.5-1.9: 20.1 s / CPU 35.8 s against 17.3 s / CPU 31.7 s for the final code (it
+  was 15.7 s / CPU 26.9 s at 23:10). Targets: peak memory met (under 2 GB summed over the processes, and
+  it grows less than linearly: 1,124 MB summed at 1M rows); 400,000 rows/s and 15x NOT met.
+Profile of this state (start from here). CPU of one 255k-row range in a worker, polars on one thread:
+read 0.07 s, prepare 0.9 s = normalize_column 0.63 (_clean 0.09; _lookup 0.42: the replica's first reading
+0.22 and its second reading, for the ~18% of candidates written without "+" that fail as national numbers,
+0.07 of which ~0.055 is fixed cost per call; meet's hash/join/gather 0.10) + blind indexes 0.17 (a Python
+loop over hashlib states: ~0.8 us per number, SHA-NI makes the hashing itself ~0.14 us) + keys and
+categories 0.08; the write of a range 0.22 (read again 0.07, formula check + write_csv 0.15). Callgrind of
+the prepare (deterministic, 7.4G instructions): libcrypto ~20% (valgrind hides SHA-NI, so less in reality),
+polars' regex engine ~16% (the validity and cleaning patterns), the interpreter ~10%, then dozens of string
+column operations of 1-3% each. This process: the 10M-row SQLite list scan 3.8 CPU-s (in a thread, during
+step 1; reading the table's rows is 0.13 s per million of it, group_concat the rest), the match ~1.5 s
+(first occurrences, the list join, the rows' outcomes), the writes ~0.4 s.
+What would pay next: the replica with candidates as integers (fewer string columns per distinct
+candidate), a compiled batch HMAC (none on PyPI that we found: hashlib's per-call overhead is most of the
+0.17 s), and overlapping the match (~1.5 s during which the workers wait) with the last ranges' work.
+Tried and not kept: 32 MB ranges (fewer fixed costs per call, but no CPU gain measured: 15.0-19.3 s for
+the whole file either way at this load); a hash-set probe of the 10M-row list before its join (0.75 ->
+0.5 s in one micro-bench, 1.2 s in another at a higher load: not clearly better).
 """
 
 from __future__ import annotations
