@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import multiprocessing
 import os
 import time
@@ -54,8 +55,6 @@ IN_FLIGHT = 2  # ranges queued per worker process
 RANGE_BYTES = 16 << 20  # the file's share one worker reads, prepares and later writes at a time (~250k rows)
 
 
-HASH_SPLIT_MIN = 50_000  # distinct numbers of a batch from which its hashing is split over the workers
-
 
 def keys_of(digests: bytes) -> dict[str, pl.Series]:
     """`filters.match_keys` of concatenated 32-byte blind indexes, read as big-endian words without a per-row loop."""
@@ -67,29 +66,20 @@ def digest_series(digests: bytes) -> pl.Series:
     return pl.Series("bi", [digests[at : at + 32] for at in range(0, len(digests), 32)], dtype=pl.Binary)
 
 
-def blind_index_digests(numbers: pl.Series, key: bytes, pool: Executor | None = None) -> bytes:
-    """The blind indexes (`numbers.crypto.blind_index`) of E.164 numbers, concatenated in order: hashed in
-    the pool's worker processes when one is given (a big batch split over them), else here. The first index
-    is checked against the platform's own function, so a changed definition fails loudly."""
+def blind_index_digests(numbers: pl.Series, key: bytes) -> bytes:
+    """The blind indexes (`numbers.crypto.blind_index`) of E.164 numbers, concatenated in order, as one
+    bytes block hashed here (in a worker process on a big file). The first index is checked against the
+    platform's own function, so a changed definition fails loudly."""
     if numbers.len() == 0:
         return b""
-    if pool is None or numbers.len() < HASH_SPLIT_MIN:
-        pieces = [numbers]
-    else:
-        size = -(-numbers.len() // _workers())
-        pieces = [numbers.slice(at, size) for at in range(0, numbers.len(), size)]
-    blocks = [piece.str.join("\n").item().encode("ascii") for piece in pieces]
-    if pool is None:
-        out = b"".join(blind_index_block(block, key) for block in blocks)
-    else:
-        out = b"".join(future.result() for future in [pool.submit(blind_index_block, b, key) for b in blocks])
+    out = blind_index_block(numbers.str.join("\n").item().encode("ascii"), key)
     if out[:32] != blind_index(numbers[0], key):
         raise RuntimeError("bulk blind indexes disagree with numbers.crypto.blind_index")
     return out
 
 
 def prepare_numbers(phone: pl.Series, region: str, key: bytes, with_digest: bool = False,
-                    pool: Executor | None = None, line_type: bool = False) -> pl.DataFrame:
+                    line_type: bool = False) -> pl.DataFrame:
     """e164, reason, country (and extension when any) and the match keys k1, k2 (plus the blind index `bi`
     and the line type when asked) for every value of a phone column."""
     norm = normalize_column(phone, region)
@@ -98,7 +88,7 @@ def prepare_numbers(phone: pl.Series, region: str, key: bytes, with_digest: bool
 
     def keyed(distinct: pl.DataFrame) -> pl.DataFrame:  # the distinct numbers (with their country)
         numbers = distinct["e164"]
-        digests = blind_index_digests(numbers, key, pool)
+        digests = blind_index_digests(numbers, key)
         out = pl.DataFrame({"e164": numbers, **keys_of(digests)})
         if with_digest:
             out = out.with_columns(bi=digest_series(digests))
@@ -292,12 +282,12 @@ def _prepare_range(source: Path, layout: Layout, start: int, end: int, phone: st
                    with_digest: bool, line_type: bool) -> pl.DataFrame:
     """Stage 1 for one byte range, in a worker process: its rows read, normalised and keyed."""
     batch = read_range(source, layout, start, end)
-    return prepare_numbers(batch[phone], region, key, with_digest, None, line_type)
+    return prepare_numbers(batch[phone], region, key, with_digest, line_type)
 
 
-def _write_part(batch: pl.DataFrame, part: pl.DataFrame, out: _Output) -> tuple[bytes, bytes]:
+def _write_part(batch: pl.DataFrame, part: pl.DataFrame, out: _Output) -> tuple[bytes, bytes, int]:
     """Stage 3 for rows of the file (`batch`) and their prepared rows (`part`): the cleaned and the rejected
-    file's lines."""
+    file's lines, and how many rows they hold."""
     keep = part["outcome"] == KEPT
     clean = batch.with_columns(part["e164"].alias(out.phone))
     if out.added:
@@ -310,11 +300,11 @@ def _write_part(batch: pl.DataFrame, part: pl.DataFrame, out: _Output) -> tuple[
         pl.when(pl.col("outcome") == NOT_SMS).then(pl.col("line_type")).otherwise("reason")).to_series()
     rejected = batch.with_columns(reason=part["outcome"].cast(pl.String), detail=detail.cast(pl.String))
     write_rows(rejected.filter(~keep), rejected_text, out.delimiter)
-    return clean_text.getvalue(), rejected_text.getvalue()
+    return clean_text.getvalue(), rejected_text.getvalue(), batch.height
 
 
 def _write_range(source: Path, layout: Layout, start: int, end: int, part: pl.DataFrame,
-                 out: _Output) -> tuple[bytes, bytes]:
+                 out: _Output) -> tuple[bytes, bytes, int]:
     """Stage 3 for one byte range, in a worker process."""
     batch = read_range(source, layout, start, end)
     if batch.height != part.height:  # the same bytes read the same way: never, unless the file changed
@@ -383,9 +373,9 @@ def clean_table(
             batches = iter_batches(source, layout)
             if pool is None:
                 for batch in batches:
-                    took(prepare_numbers(batch[phone], options.region, key, options.with_digest, None, typed))
+                    took(prepare_numbers(batch[phone], options.region, key, options.with_digest, typed))
             else:
-                _in_order(pool, ((prepare_numbers, (b[phone], options.region, key, options.with_digest, None, typed))
+                _in_order(pool, ((prepare_numbers, (b[phone], options.region, key, options.with_digest, typed))
                                  for b in batches), took)
         report(sum(f.height for f in frames), "step 2 of 3: duplicates and lists")
         if not frames or not any(f.height for f in frames):
@@ -422,22 +412,20 @@ def clean_table(
 
         written = [0]
 
-        def wrote(texts: tuple[bytes, bytes], rows_in: int) -> None:
+        def wrote(texts: tuple[bytes, bytes, int]) -> None:
             clean_out.write(texts[0])
             rejected_out.write(texts[1])
-            written[0] += rows_in
+            written[0] += texts[2]
             report(written[0], "step 3 of 3: writing the files")
 
-        offsets = [sum(heights[:i]) for i in range(len(heights))]
         if pool is not None and ranges:
-            sizes = iter(heights)
+            offsets = itertools.accumulate(heights[:-1], initial=0)
             _in_order(pool, ((_write_range, (source, layout, *r, part_of(at, n), out))
-                             for r, at, n in zip(ranges, offsets, heights, strict=True)),
-                      lambda texts: wrote(texts, next(sizes)))
+                             for r, at, n in zip(ranges, offsets, heights, strict=True)), wrote)
         else:
             offset = 0
             for batch in iter_batches(source, layout):
-                wrote(_write_part(batch, part_of(offset, batch.height), out), batch.height)
+                wrote(_write_part(batch, part_of(offset, batch.height), out))
                 offset += batch.height
         written_at = time.perf_counter()
     finally:
