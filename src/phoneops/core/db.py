@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, MetaData, Table, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -31,6 +31,11 @@ def rowcount(result: Any) -> int:
     """Rows matched by an UPDATE/DELETE (`Session.execute` is typed as returning `Result`, which has no
     `rowcount`; the `CursorResult` it really returns for those statements has). 0 when the driver cannot tell."""
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def core_table(model: type[Any]) -> Table:
+    """A model's Core table (Core inserts/updates skip the ORM's per-row work on large batches)."""
+    return cast(Table, model.__table__)
 
 
 def utcnow() -> datetime:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
 from phoneops.core.csvio import TableError, iter_rows, neutralise, normalise_header, sniff_table
-from phoneops.core.db import session_scope, utcnow
+from phoneops.core.db import core_table, session_scope, utcnow
 from phoneops.core.errors import AppError, Conflict, Forbidden, NotFound, ValidationFailed
 from phoneops.core.jobs import JobContext, create_job, job_handler
 from phoneops.core.load import big_heap
@@ -45,7 +45,6 @@ from phoneops.numbers import optouts
 from phoneops.numbers.lists import SEVERITY, Authority, Touched, Verdict, apply_verdicts
 from phoneops.numbers.models import ImportChange, ManualImport, NumberEvent, NumberOptOut, PhoneNumber
 from phoneops.numbers.normalize import normalize_column
-from phoneops.numbers.optouts import core_table
 from phoneops.numbers.vault import get_vault, mask
 from phoneops.settings import get_settings
 from phoneops.sources import service as sources

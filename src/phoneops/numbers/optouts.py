@@ -19,13 +19,13 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
-from phoneops.core.db import utcnow
+from phoneops.core.db import core_table, utcnow
 from phoneops.core.errors import Forbidden, NotFound, ValidationFailed
 from phoneops.core.security import Principal, Role
 from phoneops.numbers.models import NumberEvent, NumberOptOut, PhoneNumber
@@ -56,11 +56,6 @@ STOP_KEYWORDS = frozenset({
     "arret", "arreter", "desabonner", "desabonnement", "desinscrire", "desinscription", "stop pub",
 })
 _MAX_WORDS = 4
-
-
-def core_table(model: type[Any]) -> Table:
-    """A model's Core table (Core inserts/updates skip the ORM's per-row work on large batches)."""
-    return cast(Table, model.__table__)
 
 
 def _fold(text: str) -> str:
