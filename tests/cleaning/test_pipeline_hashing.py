@@ -9,12 +9,11 @@ import hmac
 import polars as pl
 import pytest
 
-from phoneops.cleaning.filters import match_keys
+from phoneops.cleaning.filters import index_keys, match_keys
 from phoneops.cleaning.pipeline import (
     blind_index_digests,
     digest_series,
     first_seen,
-    keys_of,
     prepare_numbers,
     worker_pool,
 )
@@ -41,7 +40,7 @@ def test_pooled_indexes_equal_numbers_crypto_on_100k_values() -> None:
             pool.shutdown()
     assert blind_index_many(numbers.to_list(), KEY) == expected
     assert digest_series(pooled).to_list() == expected
-    keys, reference = keys_of(pooled), match_keys(pl.Series(expected, dtype=pl.Binary))
+    keys, reference = index_keys(pooled), match_keys(pl.Series(expected, dtype=pl.Binary))
     assert keys["k1"].equals(reference["k1"]) and keys["k2"].equals(reference["k2"])
 
 

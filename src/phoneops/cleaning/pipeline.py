@@ -41,7 +41,7 @@ import numpy as np
 import polars as pl
 from sqlalchemy import Engine
 
-from phoneops.cleaning.filters import Filter, FilterSet, outcome_of
+from phoneops.cleaning.filters import Filter, FilterSet, index_keys, outcome_of
 from phoneops.cleaning.reading import Layout, Unsplittable, byte_ranges, column_names, iter_batches, read_range
 from phoneops.numbers.crypto import blind_index, blind_index_block
 from phoneops.numbers.normalize import line_types, meet, normalize_column
@@ -54,12 +54,6 @@ POOL_MIN_ROWS = 300_000  # below this, worker processes cost more than they save
 IN_FLIGHT = 2  # ranges queued per worker process
 RANGE_BYTES = 16 << 20  # the file's share one worker reads, prepares and later writes at a time (~250k rows)
 
-
-
-def keys_of(digests: bytes) -> dict[str, pl.Series]:
-    """`filters.match_keys` of concatenated 32-byte blind indexes, read as big-endian words without a per-row loop."""
-    words = np.frombuffer(digests, dtype=">u8").reshape(-1, 4)
-    return {"k1": pl.Series("k1", words[:, 0].astype(np.uint64)), "k2": pl.Series("k2", words[:, 1].astype(np.uint64))}
 
 
 def digest_series(digests: bytes) -> pl.Series:
@@ -89,7 +83,7 @@ def prepare_numbers(phone: pl.Series, region: str, key: bytes, with_digest: bool
     def keyed(distinct: pl.DataFrame) -> pl.DataFrame:  # the distinct numbers (with their country)
         numbers = distinct["e164"]
         digests = blind_index_digests(numbers, key)
-        out = pl.DataFrame({"e164": numbers, **keys_of(digests)})
+        out = index_keys(digests).insert_column(0, numbers)
         if with_digest:
             out = out.with_columns(bi=digest_series(digests))
         if line_type:  # the type travels with the match keys' join
