@@ -180,6 +180,48 @@ def test_writer_save_bytes_and_delete(backend: Bucket | None, session: Any) -> N
     assert _stored_bytes(store, backend, small.id) is None
 
 
+@pytest.mark.parametrize("style", ["write", "writelines", "polars", "text", "copyfileobj", "seek back"])
+def test_a_written_file_is_stored_with_the_sha256_of_its_bytes(backend: Bucket | None, session: Any,
+                                                                style: str) -> None:
+    """However a producer writes (polars' writer, a text layer, lines, a copy; or going back to mend what it
+    wrote), the stored size and checksum are those of the bytes stored."""
+    import io
+    import shutil
+
+    import polars as pl
+
+    store = get_storage()
+    frame = pl.DataFrame({"phone": [f"+4474001{i:05d}" for i in range(5000)], "note": ["=1+2", "a,b"] * 2500})
+    with store.writer(session, SYSTEM, kind="result", original_name="out.csv") as (out, created):
+        if style == "write":
+            out.write(b"phone,note\n")
+            out.write(bytearray(b"+447400123456,x\n"))
+            out.write(memoryview(b"+447400123457,y\n"))
+        elif style == "writelines":
+            out.writelines([b"a\n", b"b\n"] * 1000)
+        elif style == "polars":
+            out.write(b"header\n")
+            frame.write_csv(out, include_header=False)
+        elif style == "text":
+            text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+            text.write("name,city\nZoë,Zürich\n" * 100)
+            text.detach()
+        elif style == "copyfileobj":
+            shutil.copyfileobj(io.BytesIO(b"x" * 3_000_000), out, 1 << 20)
+        else:
+            out.write(b"draft,line\n" * 10)
+            out.seek(0)
+            out.write(b"FINAL")
+    row = created[0]
+    stored = _stored_bytes(store, backend, row.id)
+    assert stored is not None and len(stored) > 0
+    assert (row.size, row.sha256) == (len(stored), hashlib.sha256(stored).hexdigest())
+    if style == "seek back":
+        assert stored.startswith(b"FINAL,line\n")
+    if style == "polars":
+        assert stored.count(b"\n") == 5001
+
+
 def test_missing_object_is_not_found(backend: Bucket | None, session: Any) -> None:
     store = get_storage()
     scratch = _scratch_files(store)

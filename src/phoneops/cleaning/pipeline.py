@@ -32,7 +32,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -216,6 +216,26 @@ def _outcomes(engine: Engine, rows: pl.DataFrame, filters: FilterSet,
               else pl.lit(False)).then(pl.lit(NOT_SMS))
         .otherwise(pl.lit(KEPT)).cast(pl.Categorical),
     )
+
+
+def _summary(rows: pl.DataFrame, with_digest: bool) -> dict[str, Any]:
+    """A run's counts (outcomes, per country, invalid reasons, line types) and, when asked, the blind
+    indexes of its kept and its distinct valid numbers."""
+    valid = rows.filter(pl.col("e164").is_not_null())
+    countries: dict[str, dict[str, int]] = {}
+    for country, outcome, count in valid.group_by("country", "outcome").len().iter_rows():
+        countries.setdefault(country or "other", {})[outcome] = int(count)
+    return {
+        "outcomes": _count(rows, "outcome"),
+        "countries": dict(sorted(countries.items(), key=lambda kv: -sum(kv[1].values()))),
+        "invalid_reasons": _count(rows.filter(pl.col("e164").is_null()), "reason"),
+        "line_types": (_count(rows.filter(pl.col("outcome") != DUPLICATE).drop_nulls("line_type"), "line_type")
+                       if "line_type" in rows.columns else {}),
+        "distinct": (valid.filter(pl.col("outcome") != DUPLICATE).select("bi", kept=pl.col("outcome") == KEPT)
+                     if with_digest else pl.DataFrame()),
+        "kept": (rows.filter(pl.col("outcome") == KEPT).select("bi", pl.col("country").cast(pl.String))
+                 if with_digest else pl.DataFrame(schema={"bi": pl.Binary, "country": pl.String})),
+    }
 
 
 def _count(frame: pl.DataFrame, column: str) -> dict[str, int]:
@@ -408,6 +428,10 @@ def clean_table(
         wanted = ["e164", "outcome", "reason", *(["line_type"] if typed else []), *(c for _, c in added)]
         part_of = rows.select(list(dict.fromkeys(wanted))).slice
 
+        # the run's counts are taken in a thread while the workers write (polars works without the GIL)
+        summing = ThreadPoolExecutor(1, thread_name_prefix="clean-summary")
+        summary_future = summing.submit(_summary, rows, options.with_digest)
+        summing.shutdown(wait=False)
         written = [0]
 
         def wrote(texts: tuple[bytes, bytes, int]) -> None:
@@ -430,23 +454,10 @@ def clean_table(
         if pool is not None:  # the workers exit (~0.5 s of freeing memory) while the run records its result
             pool.shutdown(wait=False, cancel_futures=True)
 
-    valid = rows.filter(pl.col("e164").is_not_null())
-    countries: dict[str, dict[str, int]] = {}
-    for country, outcome, count in valid.group_by("country", "outcome").len().iter_rows():
-        countries.setdefault(country or "other", {})[outcome] = int(count)
-    ordered = dict(sorted(countries.items(), key=lambda kv: -sum(kv[1].values())))
+    summary = summary_future.result()
     return CleanResult(
         rows=rows.height,
-        outcomes=_count(rows, "outcome"),
-        countries=ordered,
-        invalid_reasons=_count(rows.filter(pl.col("e164").is_null()), "reason"),
-        line_types=(_count(rows.filter(pl.col("outcome") != DUPLICATE).drop_nulls("line_type"), "line_type")
-                    if "line_type" in rows.columns else {}),
-        distinct=(rows.filter(pl.col("e164").is_not_null() & (pl.col("outcome") != DUPLICATE))
-                  .select("bi", kept=pl.col("outcome") == KEPT) if options.with_digest else pl.DataFrame()),
-        kept=(rows.filter(pl.col("outcome") == KEPT).select("bi", pl.col("country").cast(pl.String))
-              if options.with_digest
-              else pl.DataFrame(schema={"bi": pl.Binary, "country": pl.String})),
+        **summary,
         timings={"normalise": round(normalised_at - started, 3), "match": round(matched_at - normalised_at, 3),
                  "write": round(written_at - matched_at, 3)},
         match_modes=filters.modes,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
@@ -60,6 +61,45 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: f.read(CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class _Digesting:
+    """A produced file's handle whose SHA-256 follows what is written, so the file is not read again to store
+    it (a 300 MB cleaning output: ~0.2 s less at the end of the run). A writer that moves in the file (seek,
+    truncate) gets no digest here: the file is read at the end instead. No `fileno`: a library writing to the
+    descriptor directly would bypass the digest, so it is told to call `write` (as with a BytesIO)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._digest = hashlib.sha256()
+        self._moved = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        written = self._handle.write(data)
+        view = memoryview(data)
+        self._digest.update(view if written is None or written >= view.nbytes else view.cast("B")[:written])
+        return written if written is not None else view.nbytes
+
+    def writelines(self, lines: Iterable[bytes]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._moved = True
+        return self._handle.seek(offset, whence)
+
+    def truncate(self, size: int | None = None) -> int:
+        self._moved = True
+        return self._handle.truncate(size)
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("fileno")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def hexdigest(self) -> str | None:
+        return None if self._moved else self._digest.hexdigest()
 
 
 def _readable(row: StoredFile) -> None:
@@ -155,12 +195,12 @@ class Storage(ABC):
         tmp = self._tmp()
         created: list[StoredFile] = []
         try:
-            with tmp.open("w+b") as out:
-                yield out, created
+            with tmp.open("w+b") as handle:
+                out = _Digesting(handle)
+                yield cast(BinaryIO, out), created
+            sha = out.hexdigest() or file_digest(tmp)
             created.append(
-                self._register(
-                    session, actor, tmp, kind, original_name, content_type, tmp.stat().st_size, file_digest(tmp)
-                )
+                self._register(session, actor, tmp, kind, original_name, content_type, tmp.stat().st_size, sha)
             )
         finally:
             tmp.unlink(missing_ok=True)
