@@ -207,14 +207,17 @@ def _outcomes(engine: Engine, rows: pl.DataFrame, filters: FilterSet,
     numbers = rows.filter("first").select("k1", "k2", "e164")
     removed = filters.outcomes(numbers).rename({"outcome": "hit"})
     hit = outcome_of(rows.select("k1", "k2"), removed)  # the keys alone: a join would copy the rows' strings
-    rows = rows.with_columns(hit=hit)
+    # every outcome a row can have, as an Enum: the rows' outcomes are built as small integers, not as 5M
+    # strings cast afterwards (0.25 -> 0.05 s at 5M rows)
+    names = pl.Enum(list(dict.fromkeys([KEPT, INVALID, DUPLICATE, NOT_SMS, *(f.outcome for f in filters.filters)])))
+    rows = rows.with_columns(hit=hit.cast(names))
     return rows.select(
         pl.exclude("first", "hit", "k1", "k2"),
-        outcome=pl.when(~valid).then(pl.lit(INVALID)).when(~pl.col("first")).then(pl.lit(DUPLICATE))
+        outcome=pl.when(~valid).then(pl.lit(INVALID, names)).when(~pl.col("first")).then(pl.lit(DUPLICATE, names))
         .when(pl.col("hit").is_not_null()).then("hit")
         .when(~pl.col("line_type").is_in(list(sms_types)).fill_null(False) if sms_types is not None
-              else pl.lit(False)).then(pl.lit(NOT_SMS))
-        .otherwise(pl.lit(KEPT)).cast(pl.Categorical),
+              else pl.lit(False)).then(pl.lit(NOT_SMS, names))
+        .otherwise(pl.lit(KEPT, names)),
     )
 
 
