@@ -253,14 +253,15 @@ class SourceLookup:
             data = spool.read()
         return _parse(data, tag is not None) if data else _empty()
 
-    def find(self, numbers: pl.DataFrame) -> pl.DataFrame:
-        """(k1, k2, tag) of `numbers` (distinct numbers: e164 and match keys k1, k2) present in the source."""
+    def find(self, numbers: pl.DataFrame, carry: Sequence[str] = ()) -> pl.DataFrame:
+        """(k1, k2, the `carry` columns, tag) of `numbers` (distinct numbers: e164 and match keys k1, k2)
+        present in the source."""
         self._thread.join()
         if self._error is not None:
             raise self._error
+        keys = numbers.select("k1", "k2", *carry)
         if self.mode == "empty" or numbers.is_empty():
-            return _empty()
-        keys = numbers.select("k1", "k2")
+            return keys.clear().with_columns(tag=pl.lit(None, pl.String))
         if self._loaded is not None:
             return present(keys, self._loaded).with_columns(pl.col("tag").cast(pl.String))
         return present(keys, self._probe(numbers["e164"]))
@@ -377,17 +378,18 @@ class FilterSet:
         self.lookups = {name: SourceLookup(engine, source, tags, expected, key)
                         for name, (source, tags) in groups.items()}
 
-    def outcomes(self, numbers: pl.DataFrame) -> pl.DataFrame:
-        """(k1, k2, outcome) for the numbers (e164, k1, k2) some filter removes; the first filter wins."""
-        found = {key: lookup.find(numbers) for key, lookup in self.lookups.items()}
+    def outcomes(self, numbers: pl.DataFrame, carry: Sequence[str] = ()) -> pl.DataFrame:
+        """(k1, k2, the `carry` columns of `numbers`, outcome) for the numbers (e164, k1, k2, distinct) some
+        filter removes; the first filter wins."""
+        found = {key: lookup.find(numbers, carry) for key, lookup in self.lookups.items()}
         parts = []
         for flt in self.filters:
             hits = found[flt.source.key]
             if flt.tag is not None:
                 hits = hits.filter(pl.col("tag") == flt.tag)
-            parts.append(hits.select("k1", "k2", outcome=pl.lit(flt.outcome)))
+            parts.append(hits.select("k1", "k2", *carry, outcome=pl.lit(flt.outcome)))
         if not parts:
-            return pl.DataFrame(schema={"k1": pl.UInt64, "k2": pl.UInt64, "outcome": pl.String})
+            return numbers.select("k1", "k2", *carry).clear().with_columns(outcome=pl.lit(None, pl.String))
         return pl.concat(parts).unique(subset=["k1", "k2"], keep="first", maintain_order=True)
 
     @property
