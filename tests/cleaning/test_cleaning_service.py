@@ -188,7 +188,7 @@ def test_a_registered_filter_is_one_call(lists: None) -> None:
 
 
 def test_neutralise_matches_csvio() -> None:
-    from phoneops.cleaning.pipeline import neutralised
+    from phoneops.cleaning.ranges import neutralised
     from phoneops.core.csvio import neutralise
 
     cells = ["=1+2", "+447400123456", "+44 7400", "-12.5", "-1.", "-.5", "-", "-x", "@SUM(A1)", "\tx", "\rx",

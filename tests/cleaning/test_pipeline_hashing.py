@@ -9,14 +9,9 @@ import hmac
 import polars as pl
 import pytest
 
-from phoneops.cleaning.filters import index_keys, match_keys
-from phoneops.cleaning.pipeline import (
-    blind_index_digests,
-    digest_series,
-    first_seen,
-    prepare_numbers,
-    worker_pool,
-)
+from phoneops.cleaning.filters import match_keys
+from phoneops.cleaning.pipeline import first_seen, worker_pool
+from phoneops.cleaning.ranges import blind_index_digests, digest_series, index_keys, prepare_numbers
 from phoneops.numbers.crypto import blind_index, blind_index_block, blind_index_many
 
 KEY = bytes(range(32))

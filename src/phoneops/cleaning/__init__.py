@@ -7,6 +7,7 @@ Modules:
 - metrics.py: Prometheus gauges for list cleaning: files by status, runs by outcome, size of the main database
 - models.py: Tables of list cleaning: uploaded files, runs (one execution with its options and results), used...
 - pipeline.py: The cleaning computation: a table in, a cleaned table, a rejected table and stats out
+- ranges.py: What a cleaning run's worker processes do: a byte range of the file prepared, later written
 - reading.py: Reading uploaded tables: what a file looks like (inspection) and its rows in bounded batches
 - router.py: Cleaning API: upload files, start runs (409 while one runs), read stats, download results
 - schemas.py: API shapes of list cleaning

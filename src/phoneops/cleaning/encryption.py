@@ -15,7 +15,7 @@ from typing import IO
 
 import polars as pl
 
-from phoneops.cleaning.pipeline import header_line, write_rows
+from phoneops.cleaning.ranges import header_line, write_rows
 from phoneops.cleaning.reading import Layout, column_names, iter_batches
 from phoneops.core.csvio import normalise_header
 from phoneops.numbers.crypto import TokenCipher

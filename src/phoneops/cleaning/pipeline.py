@@ -1,10 +1,10 @@
-# Over 400 lines: the three passes of a run, in this process and in the worker processes, share its types and outcomes.
 """The cleaning computation: a table in, a cleaned table, a rejected table and stats out. No ORM here.
 
 Three passes, memory bounded by the range size plus a few small columns per row:
 
 1. The file is cut into byte ranges of ~16 MB at line ends (`reading.byte_ranges`). Worker processes
-   (`worker_pool`: as many as cores, up to 4, each running polars on one thread) read a range, normalise
+   (`worker_pool`: as many as cores, up to 4, each running polars on one thread; what they run is in
+   `ranges`, which does not import the database layer) read a range, normalise
    its phone column to E.164 and give the distinct valid numbers their blind index (HMAC, as the lists
    store them), and send back a few small columns per row. Meanwhile this process scans the lists in the
    background (`filters.SourceLookup`). A file whose cells hold line breaks cannot be cut safely (a range
@@ -24,8 +24,6 @@ threads and a hashing pool, 15.7 s with the ranges in worker processes; bench/cl
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import multiprocessing
 import os
@@ -41,59 +39,26 @@ import numpy as np
 import polars as pl
 from sqlalchemy import Engine
 
-from phoneops.cleaning.filters import Filter, FilterSet, index_keys
-from phoneops.cleaning.reading import Layout, Unsplittable, byte_ranges, column_names, iter_batches, read_range
-from phoneops.numbers.crypto import blind_index, blind_index_block
-from phoneops.numbers.normalize import line_types, meet, normalize_column
+from phoneops.cleaning.filters import Filter, FilterSet
+from phoneops.cleaning.ranges import (
+    KEPT,
+    NOT_SMS,
+    Output,
+    header_line,
+    prepare_numbers,
+    prepare_range,
+    warm,
+    write_part,
+    write_range,
+)
+from phoneops.cleaning.reading import Layout, Unsplittable, byte_ranges, column_names, iter_batches
 
-KEPT = "kept"
 INVALID = "invalid"
 DUPLICATE = "duplicate"
-NOT_SMS = "cannot_receive_sms"  # the rejected file's reason when the line-type filter removes a number
 POOL_MIN_ROWS = 300_000  # below this, worker processes cost more than they save
 IN_FLIGHT = 2  # ranges queued per worker process
 RANGE_BYTES = 16 << 20  # the file's share one worker reads, prepares and later writes at a time (~250k rows)
 
-
-
-def digest_series(digests: bytes) -> pl.Series:
-    return pl.Series("bi", [digests[at : at + 32] for at in range(0, len(digests), 32)], dtype=pl.Binary)
-
-
-def blind_index_digests(numbers: pl.Series, key: bytes) -> bytes:
-    """The blind indexes (`numbers.crypto.blind_index`) of E.164 numbers, concatenated in order, as one
-    bytes block hashed here (in a worker process on a big file). The first index is checked against the
-    platform's own function, so a changed definition fails loudly."""
-    if numbers.len() == 0:
-        return b""
-    out = blind_index_block(numbers.str.join("\n").item().encode("ascii"), key)
-    if out[:32] != blind_index(numbers[0], key):
-        raise RuntimeError("bulk blind indexes disagree with numbers.crypto.blind_index")
-    return out
-
-
-def prepare_numbers(phone: pl.Series, region: str, key: bytes, with_digest: bool = False,
-                    line_type: bool = False) -> pl.DataFrame:
-    """e164, reason, country (and extension when any) and the match keys k1, k2 (plus the blind index `bi`
-    and the line type when asked) for every value of a phone column."""
-    norm = normalize_column(phone, region)
-    if norm["extension"].null_count() == norm.height:
-        norm = norm.drop("extension")  # the usual case: the column comes back (all null) when batches meet
-
-    def keyed(distinct: pl.DataFrame) -> pl.DataFrame:  # the distinct numbers (with their country)
-        numbers = distinct["e164"]
-        digests = blind_index_digests(numbers, key)
-        out = index_keys(digests).insert_column(0, numbers)
-        if with_digest:
-            out = out.with_columns(bi=digest_series(digests))
-        if line_type:  # the type travels with the match keys' join
-            out = out.with_columns(line_type=line_types(numbers, distinct["country"]))
-        return out
-
-    out = meet(norm, "e164", keyed)
-    # columns of a few distinct texts: categories (4 bytes a row, not 16) until they are written
-    return out.with_columns(pl.col(c).cast(pl.Categorical) for c in ("reason", "country", "line_type")
-                            if c in out.columns)
 
 
 def worker_pool() -> ProcessPoolExecutor | None:
@@ -110,7 +75,7 @@ def worker_pool() -> ProcessPoolExecutor | None:
     before = {name: os.environ.get(name) for name in one_thread}
     os.environ.update(one_thread)
     try:
-        warm = [pool.submit(blind_index_block, b"", b"\0" * 32) for _ in range(_workers())]
+        warm_up = [pool.submit(warm) for _ in range(_workers())]
     finally:
         for name, value in before.items():
             if value is None:
@@ -118,7 +83,7 @@ def worker_pool() -> ProcessPoolExecutor | None:
             else:
                 os.environ[name] = value
     try:
-        for future in warm:
+        for future in warm_up:
             future.result(timeout=60)
     except Exception:
         pool.shutdown(cancel_futures=True)
@@ -248,25 +213,6 @@ def _count(frame: pl.DataFrame, column: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in counted.iter_rows()}
 
 
-_FORMULA = r"^[=+\-@\t\r\x00]"
-_SAFE_NUMBER = r"^(?:\+[0-9]+|-(?:[0-9]+\.?[0-9]*|\.[0-9]+))$"
-
-
-def neutralised(frame: pl.DataFrame, safe: tuple[str, ...] = ()) -> pl.DataFrame:
-    """`core.csvio.neutralise` on every cell, vectorised (it agrees with it on ASCII text). Columns with no
-    cell starting like a formula are left as they are without further work, and so are the `safe` ones
-    (written by us: E.164 numbers, extensions, line types)."""
-    checked = [c for c in frame.columns if c not in safe]
-    if not checked:
-        return frame
-    risky = frame.select(pl.col(c).str.contains(_FORMULA).any() for c in checked).row(0)
-    return frame.with_columns(
-        pl.when(pl.col(c).str.contains(_FORMULA) & ~pl.col(c).str.contains(_SAFE_NUMBER))
-        .then(pl.concat_str(pl.lit("'"), pl.col(c))).otherwise(pl.col(c)).alias(c)
-        for c, flagged in zip(checked, risky, strict=True) if flagged
-    )
-
-
 def free_name(names: list[str], base: str) -> str:
     """A column the cleaned file adds: `base`, or a free variant ("extension_2") when the file has one."""
     name, n = base, 1
@@ -274,65 +220,6 @@ def free_name(names: list[str], base: str) -> str:
         n += 1
         name = f"{base}_{n}"
     return name
-
-
-def header_line(names: list[str], delimiter: str) -> bytes:
-    from phoneops.core.csvio import neutralise
-
-    buffer = io.StringIO()
-    csv.writer(buffer, delimiter=delimiter, lineterminator="\n").writerow([neutralise(n) for n in names])
-    return buffer.getvalue().encode("utf-8")
-
-
-def write_rows(frame: pl.DataFrame, out: IO[bytes], delimiter: str, safe: tuple[str, ...] = ()) -> None:
-    neutralised(frame, safe).write_csv(out, include_header=False, separator=delimiter, null_value="",
-                                 line_terminator="\n")
-
-
-@dataclass(frozen=True)
-class _Output:
-    """What the writing of one range needs besides its rows: the phone column's name, the columns the
-    cleaned file adds after it ((internal name, prepared column) pairs), the delimiter and the filter."""
-
-    phone: str
-    phone_column: int
-    added: tuple[tuple[str, str], ...]
-    delimiter: str
-    sms_types: tuple[str, ...] | None
-
-
-def _prepare_range(source: Path, layout: Layout, start: int, end: int, phone: str, region: str, key: bytes,
-                   with_digest: bool, line_type: bool) -> pl.DataFrame:
-    """Stage 1 for one byte range, in a worker process: its rows read, normalised and keyed."""
-    batch = read_range(source, layout, start, end)
-    return prepare_numbers(batch[phone], region, key, with_digest, line_type)
-
-
-def _write_part(batch: pl.DataFrame, part: pl.DataFrame, out: _Output) -> tuple[bytes, bytes, int]:
-    """Stage 3 for rows of the file (`batch`) and their prepared rows (`part`): the cleaned and the rejected
-    file's lines, and how many rows they hold."""
-    keep = part["outcome"] == KEPT
-    clean = batch.with_columns(part["e164"].alias(out.phone))
-    if out.added:
-        names = clean.columns
-        clean = clean.with_columns(part[column].cast(pl.String).alias(name) for name, column in out.added).select(
-            *names[: out.phone_column + 1], *(name for name, _ in out.added), *names[out.phone_column + 1 :])
-    clean_text, rejected_text = io.BytesIO(), io.BytesIO()
-    write_rows(clean.filter(keep), clean_text, out.delimiter, (out.phone, *(name for name, _ in out.added)))
-    detail = part["reason"] if out.sms_types is None else part.select(
-        pl.when(pl.col("outcome") == NOT_SMS).then(pl.col("line_type")).otherwise("reason")).to_series()
-    rejected = batch.with_columns(reason=part["outcome"].cast(pl.String), detail=detail.cast(pl.String))
-    write_rows(rejected.filter(~keep), rejected_text, out.delimiter)
-    return clean_text.getvalue(), rejected_text.getvalue(), batch.height
-
-
-def _write_range(source: Path, layout: Layout, start: int, end: int, part: pl.DataFrame,
-                 out: _Output) -> tuple[bytes, bytes, int]:
-    """Stage 3 for one byte range, in a worker process."""
-    batch = read_range(source, layout, start, end)
-    if batch.height != part.height:  # the same bytes read the same way: never, unless the file changed
-        raise RuntimeError(f"range {start}-{end} read {batch.height} rows, then {part.height}")
-    return _write_part(batch, part, out)
 
 
 def _in_order(pool: Executor, tasks: Iterable[tuple[Callable[..., Any], tuple[Any, ...]]],
@@ -385,7 +272,7 @@ def clean_table(
 
         if pool is not None and len(ranges) > 1:
             try:
-                _in_order(pool, ((_prepare_range, (source, layout, *r, phone, options.region, key,
+                _in_order(pool, ((prepare_range, (source, layout, *r, phone, options.region, key,
                                                    options.with_digest, typed)) for r in ranges), took)
             except Unsplittable:
                 frames.clear()  # cells hold line breaks: the file is read in one stream below
@@ -429,7 +316,7 @@ def clean_table(
         if layout.has_header:
             clean_out.write(header_line(out_names, layout.delimiter))
             rejected_out.write(header_line([*out_names, "reason", "detail"], layout.delimiter))
-        out = _Output(phone, options.phone_column, tuple(added), layout.delimiter, options.sms_types)
+        out = Output(phone, options.phone_column, tuple(added), layout.delimiter, options.sms_types)
         wanted = ["e164", "outcome", "reason", *(["line_type"] if typed else []), *(c for _, c in added)]
         part_of = rows.select(list(dict.fromkeys(wanted))).slice
 
@@ -447,12 +334,12 @@ def clean_table(
 
         if pool is not None and ranges:
             offsets = itertools.accumulate(heights[:-1], initial=0)
-            _in_order(pool, ((_write_range, (source, layout, *r, part_of(at, n), out))
+            _in_order(pool, ((write_range, (source, layout, *r, part_of(at, n), out))
                              for r, at, n in zip(ranges, offsets, heights, strict=True)), wrote)
         else:
             offset = 0
             for batch in iter_batches(source, layout):
-                wrote(_write_part(batch, part_of(offset, batch.height), out))
+                wrote(write_part(batch, part_of(offset, batch.height), out))
                 offset += batch.height
         written_at = time.perf_counter()
     finally:
