@@ -39,12 +39,20 @@ def test_pooled_indexes_equal_numbers_crypto_on_100k_values() -> None:
     assert keys["k1"].equals(reference["k1"]) and keys["k2"].equals(reference["k2"])
 
 
-def test_block_hashing_is_hmac_sha256_and_refuses_what_is_not_e164() -> None:
+@pytest.mark.parametrize("implementation", ["interpreter's", "openssl"])
+def test_block_hashing_is_hmac_sha256_and_refuses_what_is_not_e164(implementation: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from phoneops.numbers import crypto
+
+    if implementation == "openssl":  # an interpreter without its own SHA-256: hashlib's is used
+        monkeypatch.setattr(crypto, "_sha256_for_short_messages", lambda: hashlib.sha256)
     values = [b"+447400123456", b"+12125550101", b"+80012345678"]
     long_key = b"k" * 100  # longer than SHA-256's block: RFC 2104 hashes it first
     for key in (KEY, long_key):
         block = blind_index_block(b"\n".join(values), key)
         assert block == b"".join(hmac.new(key, v, hashlib.sha256).digest() for v in values)
+        assert blind_index_many([v.decode() for v in values], key) == [hmac.new(key, v, hashlib.sha256).digest()
+                                                                      for v in values]
     assert blind_index_block(b"", KEY) == b""
     for bad in (b"+447400123456\n", b"447400123456", b"+447400123456\n\n+12125550101", b"+44 7400"):
         with pytest.raises(ValueError, match=r"not a block of E\.164 numbers"):

@@ -34,9 +34,11 @@ import base64
 import binascii
 import hashlib
 import hmac
+import importlib
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache
 from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidTag
@@ -298,11 +300,27 @@ def blind_index(e164: str, key: bytes) -> bytes:
     return hmac.new(_index_key(key), e164.encode("ascii"), hashlib.sha256).digest()
 
 
+@cache
+def _sha256_for_short_messages() -> Callable[[bytes], Any]:
+    """A SHA-256 constructor for hashing millions of short messages: CPython's own implementation when the
+    interpreter has it (`_sha2` from 3.12, `_sha256` before), else hashlib's (OpenSSL). The digests are the
+    same; CPython's copy/update/digest calls cost less than OpenSSL 3's per-call context handling (215,000
+    blind indexes: 0.146 -> 0.112 CPU-s, though OpenSSL hashes each block faster)."""
+    for module in ("_sha2", "_sha256"):
+        try:
+            constructor: Callable[[bytes], Any] = importlib.import_module(module).sha256
+        except (ImportError, AttributeError):
+            continue
+        return constructor
+    return hashlib.sha256
+
+
 def _pads(key: bytes) -> tuple[Any, Any]:
     """The keyed inner and outer SHA-256 states of HMAC (RFC 2104), to be copied for each message."""
     block = _index_key(key)
     block = (block if len(block) <= 64 else hashlib.sha256(block).digest()).ljust(64, b"\0")
-    return hashlib.sha256(bytes(b ^ 0x36 for b in block)), hashlib.sha256(bytes(b ^ 0x5C for b in block))
+    sha256 = _sha256_for_short_messages()
+    return sha256(bytes(b ^ 0x36 for b in block)), sha256(bytes(b ^ 0x5C for b in block))
 
 
 def blind_index_many(values: Iterable[str], key: bytes) -> list[bytes]:
