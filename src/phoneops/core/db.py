@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, Table, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, Insert, MetaData, Table, Update, bindparam, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -36,6 +36,47 @@ def rowcount(result: Any) -> int:
 def core_table(model: type[Any]) -> Table:
     """A model's Core table (Core inserts/updates skip the ORM's per-row work on large batches)."""
     return cast(Table, model.__table__)
+
+
+def execute_many(session: Session, statement: Insert | Update, rows: Sequence[Mapping[str, Any]]) -> None:
+    """`session.execute(statement, rows)` for many rows of one shape, without SQLAlchemy's per-row parameter
+    work (an import's apply spent ~45% of its time there): the statement is compiled once, each bound value
+    is converted column by column with the very processors the dialect gives its type (`dialect_impl(...)
+    .bind_processor`: what SQLAlchemy applies row by row), and the rows go to the driver's executemany in
+    the session's transaction. Every row must carry the same keys; an INSERT's table columns missing from
+    them get their scalar default, as SQLAlchemy would give them, and a column whose default is computed
+    (a callable or SQL) must be given."""
+    if not rows:
+        return
+    keys = list(rows[0])
+    if any(len(row) != len(keys) or any(k not in row for k in keys) for row in rows):
+        raise ValueError("execute_many needs rows of one shape (the same keys)")
+    extra: dict[str, Any] = {}
+    if isinstance(statement, Insert):
+        for column in statement.table.columns:
+            if column.key in keys or column.primary_key:
+                continue
+            default = column.default
+            if default is None:
+                continue
+            if not default.is_scalar:
+                raise ValueError(f"execute_many: give {column.key!r} (its default is computed per row)")
+            extra[column.key] = default.arg  # type: ignore[attr-defined]
+        statement = statement.values({k: bindparam(k) for k in [*keys, *extra]})
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect, for_executemany=True)  # no RETURNING (as executemany)
+    names = list(compiled.positiontup or []) if compiled.positional else list(compiled.binds)
+    columns: dict[str, list[Any]] = {}
+    for name in dict.fromkeys(names):
+        values = [row[name] for row in rows] if name in rows[0] else [extra[name]] * len(rows)
+        process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        columns[name] = values if process is None else [process(v) for v in values]
+    if compiled.positional:
+        params: list[Any] = list(zip(*(columns[name] for name in names), strict=True))
+    else:
+        params = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    connection.exec_driver_sql(str(compiled), params)
 
 
 def utcnow() -> datetime:

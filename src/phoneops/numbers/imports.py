@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
 from phoneops.core.csvio import TableError, iter_rows, neutralise, normalise_header, sniff_table
-from phoneops.core.db import core_table, session_scope, utcnow
+from phoneops.core.db import core_table, execute_many, session_scope, utcnow
 from phoneops.core.errors import AppError, Conflict, Forbidden, NotFound, ValidationFailed
 from phoneops.core.jobs import JobContext, create_job, job_handler
 from phoneops.core.load import big_heap
@@ -649,7 +649,7 @@ def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row
         })
         created += was is None
     if changes:
-        session.execute(insert(core_table(ImportChange)), changes)
+        execute_many(session, insert(core_table(ImportChange)), changes)
     return len(changes), created
 
 
