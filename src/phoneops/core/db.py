@@ -71,12 +71,25 @@ def execute_many(session: Session, statement: Insert | Update, rows: Sequence[Ma
     for name in dict.fromkeys(names):
         values = [row[name] for row in rows] if name in rows[0] else [extra[name]] * len(rows)
         process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-        columns[name] = values if process is None else [process(v) for v in values]
+        columns[name] = values if process is None else _processed(values, process)
     if compiled.positional:
         params: list[Any] = list(zip(*(columns[name] for name in names), strict=True))
     else:
         params = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
     connection.exec_driver_sql(str(compiled), params)
+
+
+def _processed(values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
+    """`process` of each value, once per distinct object: a batch's rows often share one value (its `now`),
+    and converting a timestamp is most of SQLAlchemy's per-value work."""
+    done: dict[int, Any] = {}
+    out = []
+    for value in values:
+        key = id(value)
+        if key not in done:
+            done[key] = process(value)
+        out.append(done[key])
+    return out
 
 
 def utcnow() -> datetime:
