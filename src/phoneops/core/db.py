@@ -48,8 +48,9 @@ def execute_many(session: Session, statement: Insert | Update, rows: Sequence[Ma
     (a callable or SQL) must be given."""
     if not rows:
         return
-    keys = list(rows[0])
-    if any(len(row) != len(keys) or any(k not in row for k in keys) for row in rows):
+    shape = rows[0].keys()
+    keys = list(shape)
+    if any(row.keys() != shape for row in rows):
         raise ValueError("execute_many needs rows of one shape (the same keys)")
     extra: dict[str, Any] = {}
     if isinstance(statement, Insert):
