@@ -248,3 +248,18 @@ def test_undo_of_a_large_import_restores_every_row_exactly(session: Any, inline_
         assert after[number_id] == state, number_id
     assert all(state[:6] == (None,) * 6 for number_id, state in after.items() if number_id not in before)
     assert len(after) == size
+
+
+def test_an_import_stores_each_new_number_with_its_country(session: Any, inline_jobs: list[str]) -> None:
+    """New numbers carry the region their number belongs to, national and international writings alike
+    (Jersey and Guernsey numbers share +44 with Great Britain; +1 is shared by the US and Canada)."""
+    from phoneops.numbers.normalize import country_of
+
+    written = ["07400 123456", "+44 7797 712345", "07781 123456", "+1 212 555 0101", "+1 604 555 0101",
+               "0049 1512 3456789", "+33 6 12 34 56 78", "+800 1234 5678"]
+    _import(written, "monitor")
+    stored = {get_vault().open(bytes(n.sealed), bytes(n.blind_index)): n.country
+              for n in session.scalars(select(PhoneNumber))}
+    assert len(stored) == len(written)
+    assert stored == {e164: country_of(e164) for e164 in stored}
+    assert {"GB", "JE", "GG", "US", "CA", "DE", "FR", None} == set(stored.values())

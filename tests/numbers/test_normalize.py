@@ -402,3 +402,13 @@ def test_line_types_agree_with_phonenumbers_when_many_numbers_share_a_prefix_ran
     wrong = [(e, t, x) for e, t, x in zip(frame["e164"], types, expected, strict=True) if t != x]
     assert not wrong, wrong[:5]
     assert len(set(types)) >= 8
+
+
+@pytest.mark.parametrize("region", HARD_REGIONS[:6])
+def test_a_numbers_country_is_the_country_of_its_e164(region: str) -> None:
+    """The country `normalize` gives with a number is `country_of` its E.164 (what a new number is stored
+    with): an import hands the plan's countries to the lists instead of reading them again."""
+    frame = normalize_column(EVERY_WRITING, region).filter(pl.col("e164").is_not_null())
+    assert frame.height > 10_000
+    again = {e164: country_of(e164) for e164 in frame["e164"].unique().to_list()}
+    assert [again[e] for e in frame["e164"].to_list()] == frame["country"].to_list()

@@ -83,6 +83,7 @@ class Row:
     fields: dict[str, str]
     e164: str | None = None
     index: bytes | None = None  # the blind index of e164, computed once by plan()
+    country: str | None = None  # its region (`normalize`'s, which is `country_of(e164)`)
     category: str = "refused"
     outcome: str = ""
     before: str | None = None
@@ -226,11 +227,12 @@ def _normalise(rows: list[Row], region: str, kind: str) -> None:
     for start in range(0, len(todo), 50_000):
         chunk = todo[start : start + 50_000]
         frame = normalize_column([row.fields["phone"] for row in chunk], region)
-        for row, e164, reason in zip(chunk, frame["e164"].to_list(), frame["reason"].to_list(), strict=True):
+        for row, e164, reason, country in zip(chunk, frame["e164"].to_list(), frame["reason"].to_list(),
+                                              frame["country"].to_list(), strict=True):
             if e164 is None:
                 row.outcome = f"invalid: {reason}"
             else:
-                row.e164 = e164
+                row.e164, row.country = e164, country
     seen: dict[str, int] = {}
     for row in rows:
         if row.e164 is None:
@@ -615,7 +617,7 @@ def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row
     """The chunk's verdicts, with the plan's blind indexes, and one change record per number whose status,
     authority, reason or source they changed (or that they registered), from the states `apply_verdicts`
     read and wrote (no reads of the chunk before and after)."""
-    verdicts, indexes = [], []
+    verdicts, indexes, countries = [], [], []
     for row in chunk:
         assert row.e164 is not None
         assert row.index is not None
@@ -629,8 +631,9 @@ def _apply_list(session: Session, actor: Principal, spec: _Spec, chunk: list[Row
         status = row.after if spec.kind == "list" else spec.target
         verdicts.append(Verdict(row.e164, status, Authority.manual, reason, source, evidence))
         indexes.append(row.index)
+        countries.append(row.country)
     touched: list[Touched] = []
-    apply_verdicts(session, actor, verdicts, indexes=indexes, touched=touched)
+    apply_verdicts(session, actor, verdicts, indexes=indexes, countries=countries, touched=touched)
     changes = []
     created = 0
     for number in touched:

@@ -162,16 +162,22 @@ def apply_verdicts(
     verdicts: Iterable[Verdict],
     *,
     indexes: Sequence[bytes] | None = None,
+    countries: Sequence[str | None] | None = None,
     touched: list[Touched] | None = None,
 ) -> ApplyResult:
     """Apply many verdicts set-based (batches of 5,000 matched by blind index), in order.
 
     `indexes`: the verdicts' blind indexes, in order, when the caller has them already (an import's plan);
+    `countries`: likewise their regions, as `normalize` gives them with the E.164 (a new number's country);
     `touched`: filled with every number met, once each in order of first appearance, before and after."""
+    if indexes is not None and countries is not None and len(countries) != len(indexes):
+        raise ValueError("as many countries as blind indexes are needed")
     result = ApplyResult()
     batch: list[Verdict] = []
     known = iter(indexes) if indexes is not None else None
+    regions = iter(countries) if countries is not None else None
     batch_indexes: list[bytes] = []
+    batch_countries: list[str | None] = []
     for verdict in verdicts:
         _check(verdict)
         batch.append(verdict)
@@ -180,13 +186,17 @@ def apply_verdicts(
             if index is None:
                 raise ValueError("fewer blind indexes than verdicts")
             batch_indexes.append(index)
+        if regions is not None:
+            batch_countries.append(next(regions, None))
         if len(batch) >= BATCH:
-            _apply_batch(session, actor, batch, result, batch_indexes if known is not None else None, touched)
-            batch, batch_indexes = [], []
+            _apply_batch(session, actor, batch, result, batch_indexes if known is not None else None, touched,
+                         batch_countries if regions is not None else None)
+            batch, batch_indexes, batch_countries = [], [], []
     if known is not None and next(known, None) is not None:
         raise ValueError("more blind indexes than verdicts")
     if batch:
-        _apply_batch(session, actor, batch, result, batch_indexes if known is not None else None, touched)
+        _apply_batch(session, actor, batch, result, batch_indexes if known is not None else None, touched,
+                     batch_countries if regions is not None else None)
     return result
 
 
@@ -218,6 +228,7 @@ def _apply_batch(
     result: ApplyResult,
     known: list[bytes] | None = None,
     touched: list[Touched] | None = None,
+    countries: list[str | None] | None = None,
 ) -> None:
     vault = get_vault()
     indexes = known if known is not None else vault.index_many([v.e164 for v in verdicts])
@@ -233,7 +244,8 @@ def _apply_batch(
     original = dict(state) if touched is not None else {}
     now = utcnow()
     fresh: dict[bytes, dict[str, Any]] = {}
-    for verdict, index in zip(verdicts, indexes, strict=True):
+    region_of: dict[bytes, str | None] = {}
+    for at, (verdict, index) in enumerate(zip(verdicts, indexes, strict=True)):
         if index not in state and index not in fresh:
             fresh[index] = {
                 "blind_index": index,
@@ -242,6 +254,8 @@ def _apply_batch(
                 "first_seen_at": now,
                 "updated_at": now,
             }
+            if countries is not None:
+                region_of[index] = countries[at]
             state[index] = (0, ListState(), None)  # its id once it is inserted, below
     updates: dict[bytes, dict[str, Any]] = {}
     events: list[tuple[bytes, dict[str, Any]]] = []
@@ -288,7 +302,9 @@ def _apply_batch(
         # A new number is inserted once, with its state after the batch, not inserted empty and then
         # updated: one UPDATE (and its index changes) less per new number, most of an import's rows.
         new_rows = list(fresh.values())
-        for new_row, country in zip(new_rows, _countries([r["country"] for r in new_rows]), strict=True):
+        known_regions = [region_of[r["blind_index"]] for r in new_rows] if countries is not None else \
+            _countries([r["country"] for r in new_rows])
+        for new_row, country in zip(new_rows, known_regions, strict=True):
             new_row["country"] = country
             new_row.update(_UNSET)
             new_row.update(updates.pop(new_row["blind_index"], {}))
