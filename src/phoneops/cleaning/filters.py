@@ -274,7 +274,7 @@ class SourceLookup:
         cols = [column] if tag is None else [column, tag]
         found: list[bytes] = []
         tags: list[str | None] = []
-        values = numbers.unique().to_list()  # a number of many rows is probed once
+        values = numbers.to_list()
         with self.engine.connect() as conn:
             for start in range(0, len(values), PROBE_CHUNK):
                 chunk = blind_index_many(values[start:start + PROBE_CHUNK], self.key)
@@ -371,9 +371,8 @@ class FilterSet:
                         for name, (source, tags) in groups.items()}
 
     def outcomes(self, numbers: pl.DataFrame, carry: Sequence[str] = ()) -> pl.DataFrame:
-        """(k1, k2, the `carry` columns of `numbers`, outcome) for the numbers (e164, k1, k2) some filter
-        removes; the first filter wins. `numbers` holds each number once, or as many times as it has rows
-        when `carry` tells its rows apart (an outcome per row then)."""
+        """(k1, k2, the `carry` columns of `numbers`, outcome) for the numbers (e164, k1, k2, distinct) some
+        filter removes; the first filter wins."""
         found = {key: lookup.find(numbers, carry) for key, lookup in self.lookups.items()}
         parts = []
         for flt in self.filters:
@@ -383,7 +382,7 @@ class FilterSet:
             parts.append(hits.select("k1", "k2", *carry, outcome=pl.lit(flt.outcome)))
         if not parts:
             return numbers.select("k1", "k2", *carry).clear().with_columns(outcome=pl.lit(None, pl.String))
-        return pl.concat(parts).unique(subset=list(carry) or ["k1", "k2"], keep="first", maintain_order=True)
+        return pl.concat(parts).unique(subset=["k1", "k2"], keep="first", maintain_order=True)
 
     @property
     def modes(self) -> dict[str, str]:
