@@ -33,7 +33,7 @@ and rejected files is kept per data set (outputs-<tag>.json in the work folder):
 change of load hits both); `line_type_overhead` is the fraction of end-to-end time the column adds, better
 run against better run (`line_type_cpu_overhead` the same in CPU seconds).
 
-START HERE: the current profile and figures are in the last section ("Issue 20, session 7"); the sections
+START HERE: the current profile and figures are in the last section ("Issue 20, session 8"); the sections
 before it are the history of how the pipeline got there.
 
 Profile (py-spy record --subprocesses, 300,000 rows against 600,000, this machine with a load average of
@@ -147,6 +147,49 @@ candidate), a compiled batch HMAC (none on PyPI that we found: hashlib's per-cal
 Tried and not kept: 32 MB ranges (fewer fixed costs per call, but no CPU gain measured: 15.0-19.3 s for
 the whole file either way at this load); a hash-set probe of the 10M-row list before its join (0.75 ->
 0.5 s in one micro-bench, 1.2 s in another at a higher load: not clearly better).
+
+Issue 20, session 8 (2026-12-07 01:48-04:45 UTC; a faster machine than in session 7: session 7's last code
+measured 13.3 s / CPU 24.5 s here at 01:51, load 1.2 -> 1.4, 376,449 rows/s, naive 35,349: 10.6x). What
+changed, each checked against the recorded sha256 (outputs identical in every run):
+- list scan (SQLite), 3.5 -> 1.65 CPU-s for 10M rows: group_concat's separator written in the statement (bound,
+  SQLite reads it again per row: 2.1 -> 1.45 s); whole 32-byte indexes, no per-row substr/CASE/concat; the rarer
+  tag (monitor) read apart through the status index and given only to the numbers a run finds; no count of
+  the whole list when max(rowid) already says to scan;
+- matching 1.26 -> 0.8 s: first_seen checks only the repeated k1s' first rows (peak +296 -> +127 MB); a
+  number's list outcome goes back to its first row by position (no second probe of the 5M rows); outcomes
+  built as an Enum (0.25 -> 0.05 s);
+- worker processes: what they run is in cleaning/ranges.py, without the database layer (start 0.46 -> 0.2
+  CPU-s each), warm-up builds the normalisation tables; no OpenBLAS idle threads; ranges sized to a
+  multiple of the workers;
+- blind indexes: the interpreter's own SHA-256 (lower per-call cost than OpenSSL 3's context handling):
+  215k indexes 0.146 -> 0.112 CPU-s;
+- normalisation: a calling code's region walk leaves its last few unclaimed candidates to the per-row path
+  (+1's walk of 25 regions for ~20 invalid numbers: 82 -> 28 steps per range); a national prefix's validity
+  tests run only on rows it starts; "LLL:" keys from a length lookup; candidates told from texts by _clean:
+  normalize_column per 255k-row range 0.356 -> 0.296 CPU-s, old and new in turn;
+- the output files' sha256 follows the writes (no second read) and the run's counts are taken in a thread
+  while the workers write.
+Final, `python bench/clean.py --rows 5000000` at 03:00 UTC, load 1.6 -> 2.4: better of 2 10.4 s, 480,451
+rows/s (runs 480,428 and 480,451), CPU 19.1 s (262,001 rows per CPU-second); peak RSS 1,429 MB in the job's
+process, a worker 371 MB, the job's processes together 1,911 MB; 535 MB at 1M rows (1,115 MB together; the 1M
+run is 6.9 s as the 10M-row list scan does not shrink with the file); naive 35,047 rows/s: ratio 13.7x;
+line_type column +8.8% (CPU +9.2%; its runs peak at 2,135-2,142 MB summed over the processes). Earlier runs
+this session: 494,694 rows/s (13.9x) with the final code, 483,380 just before its last change. Targets:
+400,000 rows/s met, peak <= 2 GB met (also summed, without the line_type column), 15x NOT met (~535,000
+rows/s: 9.4 s, ~17.5 CPU-s on 2 cores).
+Profile of this state (start from here), CPU of one 255k-row range in a worker: read 0.06, normalize_column
+0.30 (_clean 0.07, the replica's first reading ~0.14 and second ~0.035, meet and the rest ~0.05), blind
+indexes and their meet 0.15, write 0.17 (read again 0.06). This process: scan 1.65 (during step 1), match
+~1.2 (0.8 s wall, the workers idle), counts 0.3 and digests 0.2 (during step 3). The passes: step 1 7.0 s,
+match 0.8 s, step 3 2.3 s; the cores are busy ~93% of the run, so only less CPU makes it faster.
+What would pay next: fewer string columns per candidate in the replica (the candidate as an integer with
+its length), one meet for the normalisation and the blind indexes (two string joins cost what the second meet
+does, tried on paper), the write without a second parse of the range.
+Tried and not kept: the lists met in a thread while first_seen runs (match 0.86 -> 0.71 s, but the peak rose
+over 2 GB summed and the run was no faster); ADBC for the scan (2.4-3.2 CPU-s against 1.45 for group_concat);
+a covering (status, blind_index) index (SQLite's per-row work, not the pages, is the cost: 2.36 vs 2.58 s);
+neutralising each range's cells once for both files (0.11 -> 0.13 s: the phone cell of every row is then
+checked); map() over hash objects instead of the loop (slower); gc.freeze in the workers (no change).
 """
 
 from __future__ import annotations
