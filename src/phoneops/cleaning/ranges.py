@@ -18,7 +18,7 @@ import polars as pl
 
 from phoneops.cleaning.reading import Layout, read_range
 from phoneops.numbers.crypto import blind_index, blind_index_block
-from phoneops.numbers.normalize import line_types, meet, normalize_column
+from phoneops.numbers.normalize import line_types, normalize_column
 
 KEPT = "kept"
 NOT_SMS = "cannot_receive_sms"  # the rejected file's reason when the line-type filter removes a number
@@ -61,18 +61,19 @@ def prepare_numbers(phone: pl.Series, region: str, key: bytes, with_digest: bool
     norm = normalize_column(phone, region)
     if norm["extension"].null_count() == norm.height:
         norm = norm.drop("extension")  # the usual case: the column comes back (all null) when batches meet
-
-    def keyed(distinct: pl.DataFrame) -> pl.DataFrame:  # the distinct numbers (with their country)
-        numbers = distinct["e164"]
-        digests = blind_index_digests(numbers, key)
-        out = index_keys(digests).insert_column(0, numbers)
-        if with_digest:
-            out = out.with_columns(bi=digest_series(digests))
-        if line_type:  # the type travels with the match keys' join
-            out = out.with_columns(line_type=line_types(numbers, distinct["country"]))
-        return out
-
-    out = meet(norm, "e164", keyed)
+    # Every valid row is keyed, repeats included: a range repeats few of its own numbers (1.7% on the bench's
+    # data), and hashing them costs less than meeting the rows with their distinct numbers (0.160 -> 0.143
+    # CPU-s per 255k rows).
+    at = norm["e164"].is_not_null().arg_true()
+    numbers = norm["e164"].gather(at)
+    digests = blind_index_digests(numbers, key)
+    columns = dict(index_keys(digests).to_dict())
+    if with_digest:
+        columns["bi"] = digest_series(digests)
+    if line_type:
+        columns["line_type"] = line_types(numbers, norm["country"].gather(at))
+    out = norm.with_columns(pl.repeat(None, norm.height, dtype=values.dtype, eager=True).scatter(at, values)
+                            .alias(name) for name, values in columns.items())
     # columns of a few distinct texts: categories (4 bytes a row, not 16) until they are written
     return out.with_columns(pl.col(c).cast(pl.Categorical) for c in ("reason", "country", "line_type")
                             if c in out.columns)
