@@ -344,17 +344,19 @@ def _stage(df: pl.DataFrame, region: str) -> pl.DataFrame:
         bare = bare.with_columns(C=pl.lit(""), n=d, mreg=pl.lit(region), und=pl.lit(True))
     else:  # the region's IDD (left undecided), a leading copy of its calling code, or a national number
         code, starts = str(own["cc"]), d.str.starts_with(str(own["cc"]))
-        bare = bare.with_columns(C=pl.lit(code), pot=pl.when(starts).then(d.str.slice(len(code))))
+        bare = bare.with_columns(C=pl.lit(code))
         if own["idd"]:
             bare = bare.with_columns(und=d.str.contains(str(own["idd"])))
-        bare = _strip(bare, "pot", "pot2", own)
+        # only the digits that start with the region's own code may be that code and a number after it
+        lead = _strip(bare.filter(starts).with_columns(pot=d.str.slice(len(code))), "pot", "pot2", own)
         long_ = _at(own["verdicts"], _size("d")) == str(ValidationResult.TOO_LONG)
         plain = str(own["plain"])
-        moved = starts & ((~d.str.contains(plain) & pl.col("pot2").str.contains(plain)) | long_)
-        bare = bare.with_columns(
-            n=pl.when(moved).then(pl.col("pot2")).otherwise(d),
-            mreg=pl.when(moved).then(pl.lit(main[code])).otherwise(pl.lit(region)),
-        )
+        moved = (~d.str.contains(plain) & pl.col("pot2").str.contains(plain)) | long_
+        bare = pl.concat([
+            lead.select(pl.exclude("pot", "pot2"), n=pl.when(moved).then(pl.col("pot2")).otherwise(d),
+                        mreg=pl.when(moved).then(pl.lit(main[code])).otherwise(pl.lit(region))),
+            bare.filter(~starts).with_columns(n=d, mreg=pl.lit(region)),
+        ])
     cols = ["i", "C", "n", "mreg", "und"]
     return pl.concat([plus.select(cols), bare.select(cols)]).filter(~pl.col("und") & (_size("n") >= _MIN_NSN))
 
