@@ -162,26 +162,28 @@ changed, each checked against the recorded sha256 (outputs identical in every ru
   CPU-s each), warm-up builds the normalisation tables; no OpenBLAS idle threads; ranges sized to a
   multiple of the workers;
 - blind indexes: the interpreter's own SHA-256 (lower per-call cost than OpenSSL 3's context handling):
-  215k indexes 0.146 -> 0.112 CPU-s;
+  215k indexes 0.146 -> 0.112 CPU-s; every valid row hashed instead of a meet with its distinct numbers;
 - normalisation: a calling code's region walk leaves its last few unclaimed candidates to the per-row path
   (+1's walk of 25 regions for ~20 invalid numbers: 82 -> 28 steps per range); a national prefix's validity
-  tests run only on rows it starts; "LLL:" keys from a length lookup; candidates told from texts by _clean:
-  normalize_column per 255k-row range 0.356 -> 0.296 CPU-s, old and new in turn;
+  tests run only on rows it starts, a region's own calling code only on bare digits that start with it;
+  "LLL:" keys from a length lookup; candidates told from texts by _clean: normalize_column per 255k-row range
+  0.356 -> 0.285 CPU-s, old and new in turn;
 - the output files' sha256 follows the writes (no second read) and the run's counts are taken in a thread
   while the workers write.
-Final, `python bench/clean.py --rows 5000000` at 03:00 UTC, load 1.6 -> 2.4: better of 2 10.4 s, 480,451
-rows/s (runs 480,428 and 480,451), CPU 19.1 s (262,001 rows per CPU-second); peak RSS 1,429 MB in the job's
-process, a worker 371 MB, the job's processes together 1,911 MB; 535 MB at 1M rows (1,115 MB together; the 1M
-run is 6.9 s as the 10M-row list scan does not shrink with the file); naive 35,047 rows/s: ratio 13.7x;
-line_type column +8.8% (CPU +9.2%; its runs peak at 2,135-2,142 MB summed over the processes). Earlier runs
-this session: 494,694 rows/s (13.9x) with the final code, 483,380 just before its last change. Targets:
-400,000 rows/s met, peak <= 2 GB met (also summed, without the line_type column), 15x NOT met (~535,000
-rows/s: 9.4 s, ~17.5 CPU-s on 2 cores).
+Final (the session's last code), `python bench/clean.py --rows 5000000` at 03:10 UTC, load 1.8 -> 2.4: better
+of 2 10.4 s, 482,913 rows/s (runs 469,807 and 482,913), CPU 19.2 s (260,335 rows per CPU-second); peak RSS
+1,438 MB in the job's process, a worker 375 MB, the job's processes together 1,997 MB; 542 MB at 1M rows (1,115
+MB together; the 1M run takes 7.6 s as the 10M-row list scan does not shrink with the file); naive 34,335
+rows/s: ratio 14.1x; line_type column +8.3% (CPU +8.8%; its runs peak at 2,076-2,160 MB summed over the
+processes). Other runs of the same code: 489,495 / 490,997 rows/s (14.0x), and 499,198 / 502,019 (14.1x) one
+commit before. Targets: 400,000 rows/s met, peak <= 2 GB met (also summed, without the line_type column), 15x
+NOT met (~520,000-535,000 rows/s depending on the naive run: ~9.5 s, ~17.5 CPU-s on 2 cores).
 Profile of this state (start from here), CPU of one 255k-row range in a worker: read 0.06, normalize_column
-0.30 (_clean 0.07, the replica's first reading ~0.14 and second ~0.035, meet and the rest ~0.05), blind
-indexes and their meet 0.15, write 0.17 (read again 0.06). This process: scan 1.65 (during step 1), match
-~1.2 (0.8 s wall, the workers idle), counts 0.3 and digests 0.2 (during step 3). The passes: step 1 7.0 s,
-match 0.8 s, step 3 2.3 s; the cores are busy ~93% of the run, so only less CPU makes it faster.
+0.29 (_clean 0.07, the replica's first reading ~0.13 and second ~0.035, meet and the rest ~0.05), blind
+indexes 0.14 (the hashing loop ~0.1, its regex check 0.01), write 0.17 (read again 0.06). This process:
+scan 1.65 (during step 1), match ~1.2 (0.8 s wall, the workers idle), counts 0.3 and digests 0.2 (during
+step 3). The passes: step 1 6.9 s, match 0.85 s, step 3 2.4 s; the cores are busy ~93% of the run, so only
+less CPU makes it faster.
 What would pay next: fewer string columns per candidate in the replica (the candidate as an integer with
 its length), the write without a second parse of the range. (The blind indexes' own meet of the rows with their
 distinct numbers is gone: every valid row is hashed, 0.160 -> 0.143 CPU-s per range.)
