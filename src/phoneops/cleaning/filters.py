@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,7 +178,7 @@ class SourceLookup:
         row's tag is read in the scan instead (`_scan_tagged`)."""
         table, column, tag = self.source.column.table, self.source.column, self.source.tag
         if tag is None or not self.tags:
-            return self._scan_chunks(conn, table, column).with_columns(tag=pl.lit(None, pl.String))
+            return self._scan_keys(conn, table, column).with_columns(tag=pl.lit(None, pl.String))
         cap = size // RARE_SHARE + 1  # counted through the tag's index, up to what decides the way (`size`
         # may be an upper bound: `_size`)
         counts = {t: conn.execute(select(func.count()).select_from(
@@ -189,7 +189,7 @@ class SourceLookup:
         if sum(counts[t] for t in rare) >= cap:
             return self._scan_tagged(conn)
         names = pl.Enum(self.tags)  # one byte per row; a String after the join
-        keys = self._scan_chunks(conn, table, column)
+        keys = self._scan_keys(conn, table, column)
         if not rare:
             return keys.with_columns(tag=pl.lit(common, names))
         apart = []
@@ -202,18 +202,25 @@ class SourceLookup:
             self._rare = pl.concat(apart)
         return keys.with_columns(tag=pl.lit(common, names))
 
-    def _scan_chunks(self, conn: Any, table: Any, column: ColumnElement[Any]) -> pl.DataFrame:
-        """(k1, k2) of the source's rows (those of `tags`, when tagged), whole indexes a chunk at a time."""
+    def _scan_chunks(self, conn: Any, table: Any, value: ColumnElement[Any],
+                     parse: Callable[[bytes], pl.DataFrame]) -> list[pl.DataFrame]:
+        """`value` of the source's rows (those of `tags`, when tagged) concatenated by SQLite a chunk of rows
+        at a time, each chunk's bytes parsed by `parse`."""
         rowid: ColumnElement[int] = literal_column("rowid")
         top = conn.execute(select(func.max(rowid)).select_from(table)).scalar() or 0
         frames = []
         for lo in range(0, int(top), SCAN_CHUNK):
             data = conn.execute(
-                select(cast(func.group_concat(column, _NO_SEPARATOR), LargeBinary)).select_from(table)
+                select(cast(func.group_concat(value, _NO_SEPARATOR), LargeBinary)).select_from(table)
                 .where(rowid > lo, rowid <= lo + SCAN_CHUNK, *self._where())
             ).scalar()
             if data:
-                frames.append(index_keys(bytes(data)))
+                frames.append(parse(bytes(data)))
+        return frames
+
+    def _scan_keys(self, conn: Any, table: Any, column: ColumnElement[Any]) -> pl.DataFrame:
+        """(k1, k2) of the source's rows (those of `tags`, when tagged), whole indexes a chunk at a time."""
+        frames = self._scan_chunks(conn, table, column, index_keys)
         return pl.concat(frames) if frames else _empty().drop("tag")
 
     def _scan_tagged(self, conn: Any) -> pl.DataFrame:
@@ -226,16 +233,7 @@ class SourceLookup:
         none = literal(b"\0", LargeBinary)
         code = [(tag == t, literal(bytes([i + 1]), LargeBinary)) for i, t in enumerate(self.tags)]
         value = func.substr(column, 1, 16).concat(case(*code, else_=none))
-        rowid: ColumnElement[int] = literal_column("rowid")
-        top = conn.execute(select(func.max(rowid)).select_from(table)).scalar() or 0
-        frames = []
-        for lo in range(0, int(top), SCAN_CHUNK):
-            data = conn.execute(
-                select(cast(func.group_concat(value, _NO_SEPARATOR), LargeBinary)).select_from(table)
-                .where(rowid > lo, rowid <= lo + SCAN_CHUNK, *self._where())
-            ).scalar()
-            if data:
-                frames.append(_records(bytes(data), 17, self.tags))
+        frames = self._scan_chunks(conn, table, value, lambda data: _records(data, 17, self.tags))
         return pl.concat(frames) if frames else _empty()
 
     def _scan_postgres(self, conn: Any) -> pl.DataFrame:
