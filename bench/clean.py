@@ -178,6 +178,10 @@ rows/s: ratio 14.1x; line_type column +8.3% (CPU +8.8%; its runs peak at 2,076-2
 processes). Other runs of the same code: 489,495 / 490,997 rows/s (14.0x), and 499,198 / 502,019 (14.1x) one
 commit before. Targets: 400,000 rows/s met, peak <= 2 GB met (also summed, without the line_type column), 15x
 NOT met (~520,000-535,000 rows/s depending on the naive run: ~9.5 s, ~17.5 CPU-s on 2 cores).
+After that run, SCAN_FACTOR 4 -> 25 (cleaning/filters.py): the 1M-row run had probed the 10M-row list (860k
+numbers, 4.8 s in the match step) instead of scanning it (0.2 s, the scan overlapped with reading): 1M rows
+7.6 -> 3.2 s (309,535 rows/s), peak 542 -> 682 MB in the job's process (1,253 MB together); 5M unchanged (it
+already scanned; 473,448 rows/s in one run, outputs identical).
 Profile of this state (start from here), CPU of one 255k-row range in a worker: read 0.06, normalize_column
 0.29 (_clean 0.07, the replica's first reading ~0.13 and second ~0.035, meet and the rest ~0.05), blind
 indexes 0.14 (the hashing loop ~0.1, its regex check 0.01), write 0.17 (read again 0.06). This process:
