@@ -75,10 +75,9 @@ class _Digesting:
         self._moved = False
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        written = self._handle.write(data)
-        view = memoryview(data)
-        self._digest.update(view if written is None or written >= view.nbytes else view.cast("B")[:written])
-        return written if written is not None else view.nbytes
+        written = self._handle.write(data)  # a buffered file: all of `data`, or an error
+        self._digest.update(data)
+        return written
 
     def writelines(self, lines: Iterable[bytes]) -> None:
         for line in lines:
