@@ -192,3 +192,13 @@ def test_new_numbers_in_bulk_get_the_country_of_each(session: Any) -> None:
     assert len(stored) == len(numbers)
     for e164, index in zip(numbers, get_vault().index_many(numbers), strict=True):
         assert stored[index] == country_of(e164), e164
+
+
+@pytest.mark.parametrize("given", [1, 3])
+def test_countries_must_match_the_verdicts_one_for_one(session: Any, given: int) -> None:
+    """Countries handed in with the verdicts (an import's plan) are one per verdict: too few or too many is
+    a caller's mistake, refused before anything is stored (a missing one must not become a null country)."""
+    verdicts = [auto("+447911100001", "monitor"), auto("+447911100002", "monitor")]
+    with pytest.raises(ValueError, match="countries than verdicts"):
+        apply_verdicts(session, SYSTEM, verdicts, countries=["GB"] * given)
+    assert session.scalar(select(func.count()).select_from(PhoneNumber)) == 0

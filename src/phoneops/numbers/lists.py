@@ -170,8 +170,6 @@ def apply_verdicts(
     `indexes`: the verdicts' blind indexes, in order, when the caller has them already (an import's plan);
     `countries`: likewise their regions, as `normalize` gives them with the E.164 (a new number's country);
     `touched`: filled with every number met, once each in order of first appearance, before and after."""
-    if indexes is not None and countries is not None and len(countries) != len(indexes):
-        raise ValueError("as many countries as blind indexes are needed")
     result = ApplyResult()
     batch: list[Verdict] = []
     known = iter(indexes) if indexes is not None else None
@@ -187,13 +185,18 @@ def apply_verdicts(
                 raise ValueError("fewer blind indexes than verdicts")
             batch_indexes.append(index)
         if regions is not None:
-            batch_countries.append(next(regions, None))
+            region = next(regions, _NONE_LEFT)
+            if region is not None and not isinstance(region, str):  # _NONE_LEFT
+                raise ValueError("fewer countries than verdicts")
+            batch_countries.append(region)
         if len(batch) >= BATCH:
             _apply_batch(session, actor, batch, result, batch_indexes if known is not None else None, touched,
                          batch_countries if regions is not None else None)
             batch, batch_indexes, batch_countries = [], [], []
     if known is not None and next(known, None) is not None:
         raise ValueError("more blind indexes than verdicts")
+    if regions is not None and next(regions, _NONE_LEFT) is not _NONE_LEFT:
+        raise ValueError("more countries than verdicts")
     if batch:
         _apply_batch(session, actor, batch, result, batch_indexes if known is not None else None, touched,
                      batch_countries if regions is not None else None)
@@ -210,6 +213,9 @@ def _countries(e164s: list[str]) -> list[str | None]:
     frame = normalize_column(e164s, "GB")  # the region is never used: every value starts with "+"
     return [country if read == e164 else country_of(e164)
             for e164, read, country in zip(e164s, frame["e164"].to_list(), frame["country"].to_list(), strict=True)]
+
+
+_NONE_LEFT = object()  # a sequence handed to apply_verdicts ran out (a country may itself be None)
 
 
 # what a new number's row holds where no verdict of its batch wrote (every new row has the same columns)
