@@ -5,8 +5,8 @@ Three passes, memory bounded by the range size plus a few small columns per row:
 1. The file is cut into byte ranges of ~16 MB at line ends (`reading.byte_ranges`). Worker processes
    (`worker_pool`: as many as cores, up to 4, each running polars on one thread; what they run is in
    `ranges`, which does not import the database layer) read a range, normalise
-   its phone column to E.164 and give the distinct valid numbers their blind index (HMAC, as the lists
-   store them), and send back a few small columns per row. Meanwhile this process scans the lists in the
+   its phone column to E.164 and give each valid number its blind index (HMAC, as the lists store them),
+   and send back a few small columns per row. Meanwhile this process scans the lists in the
    background (`filters.SourceLookup`). A file whose cells hold line breaks cannot be cut safely (a range
    says so, `reading.Unsplittable`): it is read here in one stream and only the phone columns go to the
    workers. Small files, or a one-core machine, run everything here.

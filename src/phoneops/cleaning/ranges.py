@@ -33,7 +33,7 @@ def index_keys(data: bytes) -> pl.DataFrame:
     """(k1, k2) of concatenated 32-byte blind indexes (`match_keys`), read as big-endian words without a
     per-row loop."""
     if len(data) % 32:
-        raise ValueError(f"a scan chunk of {len(data)} bytes is not made of 32-byte blind indexes")
+        raise ValueError(f"a block of {len(data)} bytes is not made of 32-byte blind indexes")
     words = np.frombuffer(data, dtype=">u8").reshape(-1, 4)
     return pl.DataFrame({"k1": words[:, 0].astype(np.uint64), "k2": words[:, 1].astype(np.uint64)})
 
