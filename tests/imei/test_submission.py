@@ -15,7 +15,7 @@ from phoneops.core.db import session_scope
 from phoneops.core.errors import Conflict, Forbidden, NotFound, ProviderNotConfigured, ValidationFailed
 from phoneops.core.models import AuditEvent
 from phoneops.core.security import SYSTEM, Principal, Role
-from phoneops.imei import catalogue, inputs, submission
+from phoneops.imei import balance, catalogue, inputs, submission
 from phoneops.imei.models import ImeiOrder, ImeiService
 from phoneops.simulators._server import SimAdmin
 from phoneops.simulators.gsm_fusion import DEFAULT_API_KEY, DEFAULT_USER
@@ -184,6 +184,47 @@ def test_history_duplicates_are_skipped_unless_forced_and_audited(gsm_env: SimAd
         assert row is not None and row.forced
     [event] = audits("imei.force_recheck")
     assert event.actor == "olga" and event.detail["imeis"] == [imei(1)]
+
+
+def test_an_order_placed_between_the_plan_and_the_insert_is_not_queued_again(
+    gsm_env: SimAdmin, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race a CI run caught: another submission of the same IMEI commits, is placed and leaves the active
+    states after this submission read the history but before it inserted its rows. Nothing conflicts on the
+    one-active-intent index then, so only a second look after the insert keeps the IMEI from being paid twice;
+    the other rows of the batch go on, and a forced submission still re-orders."""
+    real_check = balance.check_quote
+    raced = [imei(70), imei(72)]
+
+    def other_submission_gets_there_first(balances: object) -> None:
+        with session_scope() as other:  # its own connection and commit, as another request's
+            for value in raced:
+                other.add(ImeiOrder(imei=value, service_id=SERVICE, state="placed", order_id=value[-4:], fields={}))
+        real_check(balances)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(submission, "check_quote", other_submission_gets_there_first)
+    rows = [inputs.InputRow(imei(i)) for i in (70, 71, 72)]
+    with session_scope() as session:
+        batch, plan = submission.create_batch(session, OPERATOR, rows, SERVICE)
+        batch_id = batch.id
+        assert [p.imei for p in plan.rows] == [imei(71)]
+        assert batch.to_send == 1 and batch.duplicates_in_history == 2 and batch.job_id is not None
+        reasons = {s["value"]: s["reason"] for s in batch.skipped}
+        assert reasons == dict.fromkeys(raced, f"already ordered for service {SERVICE} (by another submission a moment ago)")
+    with session_scope() as session:
+        queued = session.scalars(select(ImeiOrder.imei).where(ImeiOrder.batch_id == batch_id)).all()
+        assert queued == [imei(71)]
+        per_imei = dict(session.execute(select(ImeiOrder.imei, func.count()).group_by(ImeiOrder.imei)).all())
+        assert per_imei == {imei(70): 1, imei(71): 1, imei(72): 1}
+    monkeypatch.setattr(submission, "check_quote", real_check)
+    with session_scope() as session:  # everything raced away: the batch is done, no job
+        batch, plan = submission.create_batch(session, OPERATOR, rows[:1], SERVICE)
+        assert batch.to_send == 0 and batch.status == "done" and batch.job_id is None
+    raced = [imei(73)]
+    monkeypatch.setattr(submission, "check_quote", other_submission_gets_there_first)
+    with session_scope() as session:  # forced: the user asked for a second order, audited
+        batch, plan = submission.create_batch(session, OPERATOR, [inputs.InputRow(imei(73))], SERVICE, force=True)
+        assert batch.to_send == 1 and [p.imei for p in plan.rows] == [imei(73)]
 
 
 # --- cost guard -----------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, text
+from sqlalchemy import delete, func, insert, or_, select, text, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -211,16 +211,21 @@ def _insert_orders(session: Session, values: list[dict[str, Any]]) -> None:
             session.execute(insert(ImeiOrder), chunk)
 
 
-def history_duplicates(session: Session, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str | None]]:
-    """(imei, service) pairs that already have an order (or may have one) in our history."""
+def history_duplicates(
+    session: Session, pairs: Iterable[tuple[str, str]], *, besides_batch: int | None = None
+) -> set[tuple[str, str | None]]:
+    """(imei, service) pairs that already have an order (or may have one) in our history; `besides_batch`
+    leaves that batch's own rows out."""
     wanted = set(pairs)
     found: set[tuple[str, str | None]] = set()
     imeis = sorted({imei for imei, _ in wanted})
     states = (*ORDER_LIKE_STATES, DUPLICATE)
+    others = true() if besides_batch is None else or_(ImeiOrder.batch_id.is_(None), ImeiOrder.batch_id != besides_batch)
     for start in range(0, len(imeis), _CHUNK):
         chunk = imeis[start : start + _CHUNK]
         rows = session.execute(
-            select(ImeiOrder.imei, ImeiOrder.service_id).where(ImeiOrder.imei.in_(chunk), ImeiOrder.state.in_(states))
+            select(ImeiOrder.imei, ImeiOrder.service_id)
+            .where(ImeiOrder.imei.in_(chunk), ImeiOrder.state.in_(states), others)
         )
         found.update((imei, service) for imei, service in rows if (imei, service) in wanted)
     return found
@@ -362,14 +367,9 @@ def create_batch(
         for r in result.rows
     ]
     _insert_orders(session, values)
-    if values:  # rows another submission queued a moment ago were left out: say so
-        inserted = set(session.scalars(select(ImeiOrder.imei).where(ImeiOrder.batch_id == batch.id)))
-        raced = [r for r in result.rows if r.imei not in inserted]
-        if raced:
-            result.rows = [r for r in result.rows if r.imei in inserted]
-            result.duplicates_in_history += len(raced)
-            result.skipped.extend({"value": r.imei, "line": None, "reason": f"being ordered for service "
-                                   f"{r.service.package_id} right now (another submission)"} for r in raced)
+    if values:
+        _drop_raced(session, batch.id, result, force=force)
+        if result.duplicates_in_history != batch.duplicates_in_history:
             batch.to_send, batch.duplicates_in_history = len(result.rows), result.duplicates_in_history
             batch.skipped = result.skipped[:MAX_SKIPPED_KEPT]
             if not result.rows:
@@ -387,6 +387,38 @@ def create_batch(
         batch.job_id = job.id
     session.flush()
     return batch, result
+
+
+def _drop_raced(session: Session, batch_id: int, result: Plan, *, force: bool) -> None:
+    """Leave out the rows another submission got to between `plan`'s reads and our insert, and say so.
+
+    Two ways to lose that race: the other intent is still active (queued or sending), so the unique index
+    left our row out; or it went all the way to placed before our insert, so nothing conflicted and only a
+    second look at the history, made after our insert (it sees every commit before it: SQLite's write lock
+    is ours, PostgreSQL reads the latest commit per statement), finds it. A forced submission re-orders on
+    purpose, so it skips that look."""
+    inserted = set(session.scalars(select(ImeiOrder.imei).where(ImeiOrder.batch_id == batch_id)))
+    queued = set() if force else {(r.imei, r.service.package_id) for r in result.rows if r.imei in inserted}
+    late = history_duplicates(session, queued, besides_batch=batch_id) if queued else set()
+    if late:
+        gone = sorted(imei for imei, _ in late)
+        for start in range(0, len(gone), _CHUNK):
+            session.execute(delete(ImeiOrder).where(
+                ImeiOrder.batch_id == batch_id, ImeiOrder.imei.in_(gone[start : start + _CHUNK])))
+    kept, skipped = [], []
+    for r in result.rows:
+        if r.imei not in inserted:
+            skipped.append({"value": r.imei, "line": None, "reason": f"being ordered for service "
+                            f"{r.service.package_id} right now (another submission)"})
+        elif (r.imei, r.service.package_id) in late:
+            skipped.append({"value": r.imei, "line": None, "reason": f"already ordered for service "
+                            f"{r.service.package_id} (by another submission a moment ago)"})
+        else:
+            kept.append(r)
+    if skipped:
+        result.rows = kept
+        result.duplicates_in_history += len(skipped)
+        result.skipped.extend(skipped)
 
 
 def resume_batch(session: Session, actor: Principal, batch_id: int) -> ImeiBatch:
