@@ -275,7 +275,7 @@ def jobs_export(
     from phoneops.core.csvio import csv_lines
 
     rows = jobs.list_jobs(session, **filters.query(session), limit=10_000)
-    users: dict[int | None, str] = dict(session.execute(select(User.id, User.username)).tuples().all())
+    users: dict[int | None, str] = dict(session.execute(select(User.id, User.username)).all())
 
     def when(moment: datetime | None) -> str:
         return moment.isoformat(timespec="seconds") if moment else ""
