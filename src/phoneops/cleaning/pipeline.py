@@ -201,25 +201,28 @@ def _outcomes(engine: Engine, rows: pl.DataFrame, filters: FilterSet,
 def _summary(rows: pl.DataFrame, with_digest: bool) -> dict[str, Any]:
     """A run's counts (outcomes, per country, invalid reasons, line types) and, when asked, the blind
     indexes of its kept and its distinct valid numbers."""
-    valid = rows.filter(pl.col("e164").is_not_null())
+    # lazy frames: each count reads only its columns (an eager filter of the valid rows copied all of them,
+    # the E.164 texts included: ~0.2 CPU-s at 5M rows)
+    lazy = rows.lazy()
+    valid = lazy.filter(pl.col("e164").is_not_null())
     countries: dict[str, dict[str, int]] = {}
-    for country, outcome, count in valid.group_by("country", "outcome").len().iter_rows():
+    for country, outcome, count in valid.group_by("country", "outcome").len().collect().iter_rows():
         countries.setdefault(country or "other", {})[outcome] = int(count)
     return {
-        "outcomes": _count(rows, "outcome"),
+        "outcomes": _count(lazy, "outcome"),
         "countries": dict(sorted(countries.items(), key=lambda kv: -sum(kv[1].values()))),
-        "invalid_reasons": _count(rows.filter(pl.col("e164").is_null()), "reason"),
-        "line_types": (_count(rows.filter(pl.col("outcome") != DUPLICATE).drop_nulls("line_type"), "line_type")
+        "invalid_reasons": _count(lazy.filter(pl.col("e164").is_null()), "reason"),
+        "line_types": (_count(lazy.filter(pl.col("outcome") != DUPLICATE).drop_nulls("line_type"), "line_type")
                        if "line_type" in rows.columns else {}),
         "distinct": (valid.filter(pl.col("outcome") != DUPLICATE).select("bi", kept=pl.col("outcome") == KEPT)
-                     if with_digest else pl.DataFrame()),
-        "kept": (rows.filter(pl.col("outcome") == KEPT).select("bi", pl.col("country").cast(pl.String))
+                     .collect() if with_digest else pl.DataFrame()),
+        "kept": (lazy.filter(pl.col("outcome") == KEPT).select("bi", pl.col("country").cast(pl.String)).collect()
                  if with_digest else pl.DataFrame(schema={"bi": pl.Binary, "country": pl.String})),
     }
 
 
-def _count(frame: pl.DataFrame, column: str) -> dict[str, int]:
-    counted = frame.group_by(column).len().sort("len", descending=True)
+def _count(frame: pl.LazyFrame, column: str) -> dict[str, int]:
+    counted = frame.group_by(column).len().sort("len", descending=True).collect()
     return {str(k): int(v) for k, v in counted.iter_rows()}
 
 
