@@ -18,7 +18,7 @@ from phoneops.hlr import lookups, risky
 from phoneops.hlr.lookups import FileSource, ListSource, create_lookup, get_lookup, item_counts
 from phoneops.hlr.models import HlrCall, HlrLookupItem, HlrResult
 from phoneops.numbers.lists import Authority, Verdict, apply_verdicts, lookup, set_status
-from phoneops.settings import reset_settings_cache
+from phoneops.settings import get_settings, reset_settings_cache
 from phoneops.simulators._server import SimAdmin
 from phoneops.simulators.hlr_lookup import DEFAULT_API_KEY, DEFAULT_API_SECRET
 
@@ -149,6 +149,44 @@ def test_above_the_budget_nothing_is_paid_until_confirmed(hlr_env: SimAdmin, mon
         with pytest.raises(Conflict):
             lookups.confirm_lookup(session, SYSTEM, lookup_id)
     assert hlr_env.stats()["total_paid_lookups"] == 5
+
+
+@pytest.mark.parametrize("action", ["confirm", "resume"])
+def test_a_lookup_started_twice_at_once_gets_one_job(
+    hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    """Two requests start the same lookup (two clicks on Confirm, Resume from two pages): the rival's start
+    commits after this request read the lookup and checked it could start, before it wrote. Both used to
+    start a job, and two jobs of one lookup claim and pay the same numbers; now the second start is refused
+    and nothing is paid twice."""
+    numbers = uk(20, 1500)
+    with session_scope() as session:
+        lookup_id = create_lookup(session, SYSTEM, FileSource(stored_csv(numbers), "phone", "GB"), start=False).id
+        if action == "resume":  # stopped before it ran: resumable
+            lookups.cancel_lookup(session, SYSTEM, lookup_id)
+    start_it = lookups.confirm_lookup if action == "confirm" else lookups.resume_lookup
+    real_get = lookups.get_lookup
+    raced: list[int] = []
+
+    def rival_starts_it_after_our_read(session: Any, wanted: int) -> Any:
+        found = real_get(session, wanted)  # what this request's checks look at
+        if not raced:
+            raced.append(wanted)
+            with session_scope() as other:  # another request: its own connection and commit
+                start_it(other, SYSTEM, wanted)
+        return found
+
+    monkeypatch.setattr(lookups, "get_lookup", rival_starts_it_after_our_read)
+    with pytest.raises(Conflict, match="just started by another request"), session_scope() as session:
+        start_it(session, SYSTEM, lookup_id)
+    monkeypatch.setattr(lookups, "get_lookup", real_get)
+    assert raced == [lookup_id]
+    with session_scope() as session:
+        started = [j.id for j in session.scalars(select(Job).where(Job.kind == lookups.KIND))
+                   if j.params.get("lookup_id") == lookup_id]
+        assert len(started) == 1 and get_lookup(session, lookup_id).job_id == started[0]
+    assert run(lookup_id).status == "succeeded"
+    assert paid(hlr_env) == {digits(n): 1 for n in numbers}
 
 
 def test_sources_and_their_errors(hlr_env: SimAdmin) -> None:
@@ -395,6 +433,53 @@ def test_an_interrupted_realtime_call_is_charged_exactly_once(hlr_env: SimAdmin,
         assert float(get_lookup(session, lookup_id).credits_spent) == stats["credits_spent"] > 80
     with session_scope() as session, pytest.raises(Conflict, match="no number in review"):
         lookups.release_review(session, SYSTEM, lookup_id)
+
+
+def test_a_run_cancelled_during_its_call_is_not_resumed_over_it(
+    hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real-time lookup is cancelled while its call is at the provider, then resumed at once. Cancelling
+    ends the job at once, but its worker is still in the call and settles it when the answer comes back. A
+    new run started meanwhile re-asks the same numbers (the intent is still `sending`) and settles the same
+    call too: every number and credit counted twice (charged twice if the provider handles both at once).
+    A resume waits until the cancelled run's lease would have run out, as after a killed worker."""
+    from phoneops.hlr.client import HlrClient
+
+    numbers = uk(10, 1600)
+    lookup_id = start(numbers, mode="realtime")
+    real_call = HlrClient.lookup_call
+    resumed: list[str] = []
+
+    def cancelled_and_resumed_meanwhile(self: HlrClient, *args: Any, **kwargs: Any) -> Any:
+        answer = real_call(self, *args, **kwargs)  # the provider looked them up; the answer is on its way
+        if not resumed:
+            resumed.append("resumed")
+            with session_scope() as session:
+                lookups.cancel_lookup(session, SYSTEM, lookup_id)
+            try:
+                with session_scope() as session:
+                    lookups.resume_lookup(session, SYSTEM, lookup_id)
+            except Conflict as exc:
+                resumed[0] = exc.message
+            else:
+                run(lookup_id)  # the new run, on another worker, while the first is still in its call
+        return answer
+
+    monkeypatch.setattr(HlrClient, "lookup_call", cancelled_and_resumed_meanwhile)
+    assert run(lookup_id).status == "cancelled"  # the first run: its paid answer is still kept
+    assert "may still be in a paid call" in resumed[0]
+    stats = hlr_env.stats()
+    assert stats["lookups_per_number"] == {digits(n): 1 for n in numbers} and stats["max_charges_per_number"] == 1
+    with session_scope() as session:
+        done = get_lookup(session, lookup_id)
+        assert done.looked_up == 10 and float(done.credits_spent) == stats["credits_spent"]
+        assert session.scalar(select(func.count(HlrResult.id)).where(HlrResult.lookup_id == lookup_id)) == 10
+        session.execute(update(Job).where(Job.id == done.job_id).values(  # the cancelled run's lease is over
+            finished_at=utcnow() - timedelta(seconds=get_settings().job_lease_seconds + 1)))
+    with session_scope() as session:
+        lookups.resume_lookup(session, SYSTEM, lookup_id)
+    assert run(lookup_id).status == "succeeded"
+    assert counts(lookup_id) == {"done": 10} and hlr_env.stats()["credits_spent"] == stats["credits_spent"]
 
 
 def test_a_call_in_doubt_while_the_provider_is_down_stays_open_then_settles(

@@ -17,6 +17,7 @@ or when either count is not zero, nothing is paid until an operator confirms.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -44,6 +45,7 @@ from phoneops.hlr.models import (
     RESUMABLE,
     REVIEW,
     RUNNING,
+    SENDING,
     HlrCall,
     HlrLookup,
     HlrLookupItem,
@@ -348,6 +350,10 @@ def estimate(lookup: HlrLookup) -> dict[str, Any]:
 
 
 def _start(session: Session, actor: Principal, lookup: HlrLookup, *, confirmed: bool) -> None:
+    """Give the lookup a new job: once (`_claim_start`), and never over a cancelled run still in its call
+    (`_check_cancelled_run`)."""
+    _check_cancelled_run(session, lookup)
+    _claim_start(session, lookup)
     remaining = session.scalar(
         select(func.count(HlrLookupItem.id)).where(
             HlrLookupItem.lookup_id == lookup.id, HlrLookupItem.state.in_((PENDING, "sending"))
@@ -364,6 +370,48 @@ def _start(session: Session, actor: Principal, lookup: HlrLookup, *, confirmed: 
     lookup.message = None
     lookup.started_at = lookup.started_at or utcnow()
     lookup.finished_at = None
+
+
+def _check_cancelled_run(session: Session, lookup: HlrLookup) -> None:
+    """Refuse to start while the lookup's cancelled run may still be inside a paid call.
+
+    Cancelling ends the job at once, but its worker learns it only at its next step: a call already at the
+    provider is still answered to it, and it settles that call (`LookupRunner.settle`). A new run started
+    meanwhile would find the call's intent still open and ask its numbers again, and both runs would settle
+    the one call: its numbers and credits counted twice, charged twice if the provider handles both at
+    once. So a lookup with an open intent waits, after a cancel, as long as a killed worker's would: until
+    the cancelled run's lease (`JOB_LEASE_SECONDS`) would have run out."""
+    job = lookup_job(session, lookup)
+    if job is None or job.status != "cancelled" or job.finished_at is None:  # only a cancel ends a job early
+        return
+    until = job.finished_at + timedelta(seconds=get_settings().job_lease_seconds)
+    if utcnow() >= until:
+        return
+    open_calls = session.scalar(select(func.count(HlrCall.id)).where(
+        HlrCall.lookup_id == lookup.id, HlrCall.state.in_((SENDING, "settling", *OPEN_BATCH_STATES))))
+    if open_calls:
+        wait = max(1, math.ceil((until - utcnow()).total_seconds()))
+        raise Conflict(f"HLR lookup {lookup.id} was cancelled a moment ago and its run may still be in a paid "
+                       f"call: start it again in {wait} s", retry_after=wait)
+
+
+def _claim_start(session: Session, lookup: HlrLookup) -> None:
+    """Start only if nobody started the lookup since the caller read it (its status and job as checked).
+
+    Confirm, resume and release-review read the lookup, check it may start, then start a job: two requests
+    at once (two clicks, two pages) could both pass the checks, and two jobs of one lookup claim and pay the
+    same numbers. This conditional UPDATE, on the values the checks saw, lets exactly one of them through:
+    it sees every commit before it (SQLite: the write lock is ours from that statement on; PostgreSQL: it
+    waits for a rival's row lock and re-checks its condition on the committed row)."""
+    seen_job = HlrLookup.job_id.is_(None) if lookup.job_id is None else HlrLookup.job_id == lookup.job_id
+    claimed = rowcount(session.execute(
+        update(HlrLookup)
+        .where(HlrLookup.id == lookup.id, HlrLookup.status == lookup.status, seen_job)
+        .values(status=RUNNING)
+        .execution_options(synchronize_session=False)
+    ))
+    if claimed != 1:
+        raise Conflict(f"HLR lookup {lookup.id} was just started by another request; reload it")
 
 
 def get_lookup(session: Session, lookup_id: int) -> HlrLookup:
