@@ -257,3 +257,70 @@ def test_periodic_status_sync_is_registered_every_five_minutes() -> None:
     spec = jobs.registered_periodic()["imei.status_sync"]
     assert spec.minute == "*/5"
     assert "imei.batch" in jobs.registered_jobs()
+
+
+def _stopped(values: list[str]) -> tuple[int, str]:
+    """A batch whose job was cancelled before it ran."""
+    batch_id, job_id = start(values)
+    assert job_id is not None
+    with session_scope() as session:
+        jobs.cancel_job(session, SYSTEM, job_id)
+    return batch_id, job_id
+
+
+def _imei_jobs() -> int:
+    with session_scope() as session:
+        return len(session.scalars(select(Job.id).where(Job.kind == submission.BATCH_KIND)).all())
+
+
+def test_two_resumes_at_once_start_one_job(gsm_env: SimAdmin, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two operators press Resume together: both read a stopped batch; the second to write finds its job
+    changed and is told so, and no second job (a second sender of the same orders) is created."""
+    from phoneops.core.errors import Conflict
+
+    batch_id, _ = _stopped([imei(i) for i in range(300, 303)])
+    real_get_job, rival = jobs.get_job, []
+
+    def rival_resumes_first(session: Any, job_id: str) -> Job:
+        if not rival:
+            rival.append(True)
+            with session_scope() as other:  # another request, committed while ours has only read
+                rival.append(submission.resume_batch(other, SYSTEM, batch_id).job_id)
+        return real_get_job(session, job_id)
+
+    monkeypatch.setattr(jobs, "get_job", rival_resumes_first)
+    with pytest.raises(Conflict, match="just resumed by another request"), session_scope() as session:
+        submission.resume_batch(session, SYSTEM, batch_id)  # as a request: the error rolls its transaction back
+    monkeypatch.setattr(jobs, "get_job", real_get_job)
+    assert _imei_jobs() == 2  # the batch's first job and the rival's, not ours
+    with session_scope() as session:
+        batch = session.get(ImeiBatch, batch_id)
+        assert batch is not None and batch.job_id == rival[1] and batch.status == "queued"
+
+
+def test_a_resume_waits_while_the_cancelled_run_may_be_in_its_call(gsm_env: SimAdmin) -> None:
+    """A cancel ends the job at once, but its worker may still be waiting for the provider's answer to an
+    order it sent: a resume then would place that order once more. While an order is `sending`, a resume is
+    refused with a Retry-After until the cancelled run's lease would have run out; then it goes ahead."""
+    from datetime import timedelta
+
+    from phoneops.core.errors import Conflict
+    from phoneops.settings import get_settings
+
+    batch_id, job_id = _stopped([imei(i) for i in range(310, 313)])
+    with session_scope() as session:  # the cancelled run had sent one order and waits for its answer
+        session.execute(update(ImeiOrder).where(ImeiOrder.batch_id == batch_id, ImeiOrder.imei == imei(310))
+                        .values(state="sending", attempts=1, sent_at=utcnow()))
+    with pytest.raises(Conflict, match="may still be at the provider") as refused, session_scope() as session:
+        submission.resume_batch(session, SYSTEM, batch_id)
+    lease = get_settings().job_lease_seconds
+    assert refused.value.retry_after is not None and 0 < refused.value.retry_after <= lease
+    assert _imei_jobs() == 1
+    assert {r.state for r in orders(batch_id).values()} == {"queued", "sending"}  # nothing changed
+    with session_scope() as session:  # the run's lease has run out: its worker is gone or has settled
+        session.execute(update(Job).where(Job.id == job_id)
+                        .values(finished_at=utcnow() - timedelta(seconds=lease + 1)))
+    with session_scope() as session:
+        resumed = submission.resume_batch(session, SYSTEM, batch_id)
+        assert resumed.job_id != job_id and resumed.status == "queued"
+    assert _imei_jobs() == 2

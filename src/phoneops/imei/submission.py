@@ -17,18 +17,19 @@ here: every check that can save money happens first —
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, text, true
+from sqlalchemy import delete, func, insert, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from phoneops.core.audit import audit
-from phoneops.core.db import release, utcnow
+from phoneops.core.db import release, rowcount, utcnow
 from phoneops.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from phoneops.core.jobs import create_job
 from phoneops.core.security import Principal, Role
@@ -426,18 +427,49 @@ def resume_batch(session: Session, actor: Principal, batch_id: int) -> ImeiBatch
     from phoneops.core.jobs import ACTIVE, get_job
 
     batch = get_batch(session, batch_id)
-    if batch.job_id is not None and get_job(session, batch.job_id).status in ACTIVE:
+    previous = get_job(session, batch.job_id) if batch.job_id is not None else None
+    if previous is not None and previous.status in ACTIVE:
         raise Conflict(f"batch {batch_id} is already running")
     left = session.scalar(
         select(func.count(ImeiOrder.id)).where(ImeiOrder.batch_id == batch_id, ImeiOrder.state.in_((QUEUED, SENDING)))
     )
     if not left:
         raise Conflict(f"batch {batch_id} has nothing left to send")
+    if previous is not None and previous.status == "cancelled" and previous.finished_at is not None:
+        _wait_for_cancelled_run(session, batch_id, previous.finished_at)
     job = create_job(session, actor, BATCH_KIND, {"batch_id": batch.id},
                      title=f"IMEI batch #{batch.id} (resumed)", total=batch.to_send)
+    # one job per resume: of two requests at once, the second finds the job changed and gets a 409 (its
+    # transaction, the job it created included, rolls back); it sees every commit before it (SQLite: the
+    # write lock is ours from here on; PostgreSQL: it waits for the rival's row lock, then re-checks)
+    seen = ImeiBatch.job_id.is_(None) if batch.job_id is None else ImeiBatch.job_id == batch.job_id
+    claimed = rowcount(session.execute(update(ImeiBatch).where(ImeiBatch.id == batch_id, seen)
+                                       .values(job_id=job.id).execution_options(synchronize_session=False)))
+    if claimed != 1:
+        raise Conflict(f"batch {batch_id} was just resumed by another request; reload it")
     batch.job_id, batch.status, batch.error, batch.finished_at = job.id, "queued", None, None
     audit(session, actor, "imei.batch.resume", "imei_batch", batch.id, {"left": left})
     return batch
+
+
+def _wait_for_cancelled_run(session: Session, batch_id: int, cancelled_at: datetime) -> None:
+    """Refuse a resume while the batch's cancelled run may still be inside a paid call.
+
+    A cancel ends the job at once; its worker learns it at its next step, and an order already sent is
+    still answered to it. A new run started meanwhile would find that order `sending` and place it once
+    more (reconciling): paid twice by a provider that accepts repeats, and the first answer's order id lost
+    (its settle no longer matches the order's attempt). So, while orders are `sending`, a resume waits as
+    long as a killed worker's would: until the cancelled run's lease (`JOB_LEASE_SECONDS`) would have run
+    out."""
+    until = cancelled_at + timedelta(seconds=get_settings().job_lease_seconds)
+    if utcnow() >= until:
+        return
+    sending = session.scalar(select(func.count(ImeiOrder.id)).where(
+        ImeiOrder.batch_id == batch_id, ImeiOrder.state == SENDING))
+    if sending:
+        wait = max(1, math.ceil((until - utcnow()).total_seconds()))
+        raise Conflict(f"batch {batch_id} was cancelled a moment ago and {sending} of its orders may still be "
+                       f"at the provider: resume it in {wait} s", retry_after=wait)
 
 
 def get_batch(session: Session, batch_id: int) -> ImeiBatch:
