@@ -107,32 +107,3 @@ def test_the_estimate_job_from_the_cli(
     assert runner.invoke(app, ["estimate", str(tmp_path / "missing.csv")]).exit_code == 2
     assert runner.invoke(app, ["estimate"]).exit_code == 2
     assert hlr_env.stats()["total_paid_lookups"] == 0
-
-
-def test_the_estimate_is_the_same_from_the_worker_processes(
-    client: Any, users: Any, hlr_env: SimAdmin, inline_jobs: list[str]
-) -> None:
-    """A big file is normalised, typed and hashed in worker processes (`workers` forces it for a small one):
-    the estimate must be the one this process computes, fact for fact, whatever the writing of the numbers."""
-    from phoneops.hlr.estimates import compute_estimate
-    from phoneops.hlr.lookups import FileSource
-
-    op = users.headers("operator")
-    assert client.post("/api/numbers/optouts", json={"number": NUMBERS[5], "reason": "sms_stop"},
-                       headers=op).status_code == 201
-    assert client.post("/api/hlr/lookups", json={"file_id": upload(client, op, NUMBERS[:2]), "region": "GB",
-                                                 "mode": "realtime"}, headers=op).status_code == 201
-    writings = [*NUMBERS, FIXED, FREEPHONE, "07911 003001", "+44 (0) 7911 003002", "0044 7911 003003",
-                "tel:+447911003004", "(415) 555-2671", "+1 415 555 2671", "+49 151 23456789", "0151 23456789",
-                "not a number", "12", "", "+", "447911003005", "07911003099"]
-    file_id = upload(client, op, writings * 3)
-    before = stored()
-    with session_scope() as session:
-        here = compute_estimate(session, FileSource(file_id, None, "GB"), workers=False)
-        there = compute_estimate(session, FileSource(file_id, None, "GB"), workers=True)
-        typed = compute_estimate(session, FileSource(file_id, None, "GB"), workers=True, include_non_mobile=True)
-    assert there == here
-    assert (here["fresh"], here["opted_out"], here["not_mobile"]) == (2, 1, 2)
-    assert here["rows"] == 3 * len(writings) and here["duplicates"] > 2 * here["numbers"]
-    assert typed["not_mobile"] == 0 and typed["numbers"] == here["numbers"] + 2
-    assert stored() == before  # nothing but reading

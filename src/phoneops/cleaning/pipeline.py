@@ -67,16 +67,16 @@ def worker_pool() -> ProcessPoolExecutor | None:
     None when this machine has one core or cannot start them. Each worker runs polars on one thread: the
     workers already keep the cores busy, and polars' own threads on ~60 small operations per range cost
     half as much CPU again in synchronisation (measured: 1.36 -> 0.88 CPU-s per 250k-row range)."""
-    if worker_count() < 2:
+    if _workers() < 2:
         return None
-    pool = ProcessPoolExecutor(max_workers=worker_count(), mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=_workers(), mp_context=multiprocessing.get_context("spawn"))
     # read by each worker at its start (they all start in these submits): polars on one thread, and numpy's
     # OpenBLAS without its idle threads (we run no BLAS; they cost ~1.5% of a worker's CPU)
     one_thread = {"POLARS_MAX_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     before = {name: os.environ.get(name) for name in one_thread}
     os.environ.update(one_thread)
     try:
-        warm_up = [pool.submit(warm) for _ in range(worker_count())]
+        warm_up = [pool.submit(warm) for _ in range(_workers())]
     finally:
         for name, value in before.items():
             if value is None:
@@ -92,8 +92,7 @@ def worker_pool() -> ProcessPoolExecutor | None:
     return pool
 
 
-def worker_count() -> int:
-    """Worker processes a run starts: one per core, at most four."""
+def _workers() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
@@ -101,8 +100,8 @@ def range_bytes(size: int) -> int:
     """The byte range for a file of `size` bytes: at most RANGE_BYTES, and as many ranges as a multiple of
     the workers, so they finish together (21 ranges on 2 workers left one of them idle for a range's time
     at the end of each pass)."""
-    per_worker = max(1, math.ceil(size / (RANGE_BYTES * worker_count())))
-    return max(1, math.ceil(size / (per_worker * worker_count())))
+    per_worker = max(1, math.ceil(size / (RANGE_BYTES * _workers())))
+    return max(1, math.ceil(size / (per_worker * _workers())))
 
 
 def estimate_rows(path: Path) -> int:
@@ -244,7 +243,7 @@ def _in_order(pool: Executor, tasks: Iterable[tuple[Callable[..., Any], tuple[An
     try:
         for fn, args in tasks:
             pending.append(pool.submit(fn, *args))
-            while len(pending) >= IN_FLIGHT * worker_count():
+            while len(pending) >= IN_FLIGHT * _workers():
                 done(pending.popleft().result())
         while pending:
             done(pending.popleft().result())
@@ -271,7 +270,7 @@ def clean_table(
     phone = column_names(layout.width)[options.phone_column]
     expected = estimate_rows(source)
     filters = FilterSet(engine, options.filters, expected, key)  # scans start now, in the background
-    use_pool = options.workers if options.workers is not None else (expected >= POOL_MIN_ROWS and worker_count() > 1)
+    use_pool = options.workers if options.workers is not None else (expected >= POOL_MIN_ROWS and _workers() > 1)
     typed = options.line_type or options.sms_types is not None
     pool = worker_pool() if use_pool else None
     try:

@@ -7,8 +7,7 @@ cost; for a file of millions that is slow. `start_estimate` checks the source an
 normalisation to E.164, de-duplication and line types are polars expressions (`numbers.normalize`), the
 blind indexes one batch call per chunk (`numbers.vault.index_many`), the stored facts (fresh results,
 opt-outs, numbers in review or recently paid) one scan each (`stored_facts`) met on polars `is_in`, and the
-counts polars aggregations. A big file's normalisation, line types and blind indexes run in worker processes
-(`_prepared_in_workers`). The result has the keys of `lookups.estimate` with the same rules: opted-out numbers and
+counts polars aggregations. The result has the keys of `lookups.estimate` with the same rules: opted-out numbers and
 numbers of a line type known not to be mobile (unless `include_non_mobile`) are left out with the credits
 that saves. Measured by `bench/hlr_estimate.py`.
 """
@@ -16,18 +15,14 @@ that saves. Measured by `bench/hlr_estimate.py`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Executor
 from datetime import timedelta
 from decimal import Decimal
-from itertools import repeat
 from typing import Any
 
 import polars as pl
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from phoneops.cleaning.pipeline import POOL_MIN_ROWS, worker_count, worker_pool
-from phoneops.cleaning.ranges import prepare_numbers
 from phoneops.core import jobs, storage
 from phoneops.core.audit import audit
 from phoneops.core.csvio import TableError, iter_rows, sniff_table
@@ -45,7 +40,6 @@ from phoneops.settings import get_settings
 
 ESTIMATE_KIND = "hlr.estimate"
 HASH_CHUNK = 100_000  # numbers hashed between two progress reports
-CHUNKS_PER_WORKER = 4  # a big file's rows go to each worker process in this many chunks (progress, balance)
 STAGES = ("reading", "normalising", "hashing", "checking stored results", "counting")
 
 Report = Callable[[int, str], None]  # (stage index, message)
@@ -109,53 +103,21 @@ def stored_facts(session: Session, ttl_days: int) -> dict[str, pl.Series]:
     }
 
 
-def _prepared_in_workers(pool: Executor, values: list[str], region: str,
-                         report: Report) -> tuple[pl.DataFrame, int]:
-    """The valid rows of `values` (e164, line_type, bi: the blind index), and how many rows are invalid,
-    normalised, typed and hashed a chunk at a time in the worker processes (`cleaning.ranges.prepare_numbers`,
-    what a cleaning run's workers do); chunks come back in order."""
-    key = get_settings().blind_key()
-    size = max(1, -(-len(values) // (CHUNKS_PER_WORKER * worker_count())))
-    chunks = [pl.Series(values[start : start + size], dtype=pl.String) for start in range(0, len(values), size)]
-    report(1, f"normalising and hashing {len(values):,} rows in {worker_count()} processes")
-    valid, invalid, done = [], 0, 0
-    for frame in pool.map(prepare_numbers, chunks, repeat(region), repeat(key), repeat(True), repeat(True)):
-        done += frame.height
-        kept = frame.filter(pl.col("e164").is_not_null()).select("e164", "line_type", "bi")
-        invalid += frame.height - kept.height
-        valid.append(kept)
-        report(1, f"normalising and hashing: {done:,} of {len(values):,} rows")
-    return pl.concat(valid), invalid
-
-
 def compute_estimate(session: Session, source: FileSource, *, include_non_mobile: bool = False,
-                     report: Report = _quiet, workers: bool | None = None) -> dict[str, Any]:
-    """The estimate of a lookup of `source`, computed on columns; nothing is stored. A file of
-    `POOL_MIN_ROWS` rows or more (or any, with `workers`) is normalised, typed and hashed in the cleaning
-    runs' worker processes, one per core (1M rows: half the time on two cores); `workers=False` keeps it
-    in this process."""
+                     report: Report = _quiet) -> dict[str, Any]:
+    """The estimate of a lookup of `source`, computed on columns; nothing is stored."""
     report(0, "reading the file")
     values, described = read_column(session, source)
-    pool = worker_pool() if (len(values) >= POOL_MIN_ROWS if workers is None else workers) else None
-    if pool is not None:
-        try:
-            valid, invalid = _prepared_in_workers(pool, values, described["region"], report)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-        distinct = valid.unique(subset="e164", keep="first", maintain_order=True)
-        kinds, idx = distinct["line_type"].cast(pl.String).alias("kind"), distinct["bi"].alias("idx")
-    else:
-        report(1, f"normalising {len(values):,} rows")
-        frame = normalize_column(pl.Series(values, dtype=pl.String), described["region"])
-        valid = frame.filter(pl.col("e164").is_not_null())
-        invalid = frame.height - valid.height
-        distinct = valid.unique(subset="e164", keep="first", maintain_order=True).select("e164", "country")
+    report(1, f"normalising {len(values):,} rows")
+    frame = normalize_column(pl.Series(values, dtype=pl.String), described["region"])
+    valid = frame.filter(pl.col("e164").is_not_null())
+    invalid = frame.height - valid.height
+    distinct = valid.unique(subset="e164", keep="first", maintain_order=True).select("e164", "country")
     if distinct.is_empty():
         raise ValidationFailed("no valid phone number in the source", details={"rows": len(values),
                                                                                "invalid": invalid})
-    if pool is None:
-        kinds = line_types(distinct["e164"], distinct["country"]).alias("kind")
-        idx = _hash(distinct["e164"], report)
+    kinds = line_types(distinct["e164"], distinct["country"]).alias("kind")
+    idx = _hash(distinct["e164"], report)
     report(3, f"checking {idx.len():,} numbers against stored results and opt-outs")
     ttl = get_settings().hlr_cache_ttl_days
     facts = stored_facts(session, ttl)
