@@ -20,11 +20,13 @@ from phoneops.hlr.provider import describe
 
 RATE_LIMIT_TRIES = 6  # consecutive 429s backed off in the worker before the job is parked
 PARK_SECONDS = 30.0  # the longest a failing provider makes the job wait (and the least, for repeated 429s)
+WAIT_SECONDS = 5.0  # the least a job waits for numbers another lookup has in flight
 
 
 class Stop(Exception):
     """The run stops early: `no_credit` and `fail` end it with `message`, `park` retries it later (after
-    `delay` seconds at least, the growing outage delay of `phoneops.core.jobs` otherwise)."""
+    `delay` seconds at least, the growing outage delay of `phoneops.core.jobs` otherwise), `wait` retries it
+    after `delay` seconds (numbers in flight in another lookup: no outage)."""
 
     def __init__(self, kind: str, message: str, delay: float | None = None) -> None:
         super().__init__(message)

@@ -29,6 +29,12 @@ before the request left are not charged: the numbers go back to `pending` and th
 in `review` (a failed batch, a call older than the private cache) are sent again only by an operator's
 explicit decision (`lookups.release_review`) or written off.
 
+One number is in flight in one lookup at a time (`LookupRunner.claim`): a number another lookup has
+`sending` is not claimed; the job claims the rest, then waits, parked with the reason ("waiting for N
+numbers being looked up by lookup #X"), until that lookup settles it, and then takes its fresh result for
+free. A number held by a stopped lookup (failed, cancelled: nobody settles it until it is resumed) goes to
+`review` with a note naming that lookup, so a run never ends with numbers left pending.
+
 `INSUFFICIENT_CREDIT` keeps every paid result, puts the numbers without one back to `pending` and stops
 the job with a clear message; resuming after a top-up looks up only those.
 """
@@ -37,17 +43,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, insert, literal_column, select, true, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnClause
 
 from phoneops.core.audit import audit, first_actor
-from phoneops.core.db import session_scope, utcnow
+from phoneops.core.db import rowcount, session_scope, utcnow
 from phoneops.core.errors import AppError
+from phoneops.core.jobs import ACTIVE as ACTIVE_JOBS
 from phoneops.core.jobs import JobCancelled, JobContext, RetryLater
+from phoneops.core.models import Job
 from phoneops.core.security import Principal, Role, acting_for
 from phoneops.hlr import engine, outputs
 from phoneops.hlr.batches import BatchDriver
@@ -64,6 +75,7 @@ from phoneops.hlr.models import (
     CACHED,
     DONE,
     FAILED,
+    IN_FLIGHT_INDEX,
     LOOKUP_FAILED,
     NEEDS_CREDIT,
     PENDING,
@@ -158,6 +170,13 @@ class LookupRunner:
         return self.finish()
 
     def _stopped(self, stop: Stop) -> dict[str, Any]:
+        if stop.kind == "wait":  # for other lookups' calls: no outage, the job comes back after the delay
+            self._set_lookup(message=f"waiting {stop.message}")
+            with session_scope() as session:
+                lookup = get_lookup(session, self.lookup_id)
+                if lookup.credits_spent != self.start_credits:  # this run's paid calls, before the job waits
+                    self._audit_run(session, lookup, "waiting", stop.message)
+            raise RetryLater(stop.message, stop.delay if stop.delay is not None else engine.WAIT_SECONDS)
         if stop.kind == "park":
             self._set_lookup(message=f"waiting: {stop.message}")
             with session_scope() as session:  # this step's paid calls, before the job waits
@@ -248,40 +267,128 @@ class LookupRunner:
     # --- claiming (the intents) ------------------------------------------------------------------------
 
     def claim(self, kind: str, limit: int) -> Work | None:
-        """Commit the intent for the next `limit` pending numbers (None when none is left)."""
+        """Commit the intent for the next `limit` pending numbers (None when none is left).
+
+        One number is in flight in one lookup at a time: a number another lookup has `sending` (at the
+        provider, or in doubt) is left pending here, and the job waits for that lookup (`Stop("wait")`),
+        whose fresh result then answers it for free. The intent is a conditional UPDATE (pending, not in flight
+        elsewhere, no fresh result) that must take every selected item, else the claim starts again: what
+        a rival committed since the SELECT is then seen. Two claims passing that condition at once
+        (PostgreSQL, READ COMMITTED) are stopped by the partial unique index `IN_FLIGHT_INDEX`: the loser
+        rolls back and starts again too."""
+        races = 0
         while True:
-            with session_scope() as session:
-                rows = session.execute(
-                    select(HlrLookupItem.id, HlrLookupItem.blind_index, HlrLookupItem.sealed)
-                    .where(HlrLookupItem.lookup_id == self.lookup_id, HlrLookupItem.state == PENDING)
-                    .order_by(HlrLookupItem.id)
-                    .limit(limit)
-                ).all()
+            try:
+                claimed = self._claim_once(kind, limit)
+            except (_Raced, DBAPIError) as exc:
+                if isinstance(exc, DBAPIError) and not _lost_race(exc):
+                    raise
+                races += 1
+                log.info("hlr.claim_raced", lookup_id=self.lookup_id, races=races)
+                if races >= CLAIM_RACES:
+                    raise Stop("wait", "for other lookups claiming the same numbers at the same moment",
+                               engine.WAIT_SECONDS) from None
+                continue
+            if claimed is not _AGAIN:
+                return claimed if isinstance(claimed, Work) else None
+
+    def _claim_once(self, kind: str, limit: int) -> Work | object | None:
+        with session_scope() as session:
+            rows = session.execute(
+                select(HlrLookupItem.id, HlrLookupItem.blind_index, HlrLookupItem.sealed)
+                .where(HlrLookupItem.lookup_id == self.lookup_id, HlrLookupItem.state == PENDING,
+                       not_in_flight_elsewhere())
+                .order_by(HlrLookupItem.id)
+                .limit(limit)
+            ).all()
+            if not rows:
+                return self._none_claimable(session)
+            # Looked up since the estimate (another lookup, a resumed one): not paid again.
+            fresh = fresh_results(session, [bytes(r.blind_index) for r in rows], self.ttl_days)
+            if fresh:
+                session.execute(update(HlrLookupItem), [
+                    {"id": r.id, "state": CACHED, "result_id": fresh[bytes(r.blind_index)]}
+                    for r in rows if bytes(r.blind_index) in fresh
+                ])
+                rows = [r for r in rows if bytes(r.blind_index) not in fresh]
                 if not rows:
-                    return None
-                # Looked up since the estimate (another lookup, a resumed one): not paid again.
-                fresh = fresh_results(session, [bytes(r.blind_index) for r in rows], self.ttl_days)
-                if fresh:
-                    session.execute(update(HlrLookupItem), [
-                        {"id": r.id, "state": CACHED, "result_id": fresh[bytes(r.blind_index)]}
-                        for r in rows if bytes(r.blind_index) in fresh
-                    ])
-                    rows = [r for r in rows if bytes(r.blind_index) not in fresh]
-                    if not rows:
-                        self.step(session)
-                        continue
-                call = HlrCall(lookup_id=self.lookup_id, kind=kind, state=SENDING if kind == "realtime" else "new",
-                               numbers=len(rows))
-                session.add(call)
-                session.flush()
-                session.execute(
-                    update(HlrLookupItem),
-                    [{"id": r.id, "state": SENDING, "call_id": call.id} for r in rows],
-                )
-                self.step(session, message=f"{kind} call {call.id}: {len(rows)} numbers")
-                call_id = call.id
-            vault = get_vault()
-            return Work(call_id, [(r.id, bytes(r.blind_index), vault.open(r.sealed, r.blind_index)) for r in rows])
+                    self.step(session)
+                    return _AGAIN
+            call = HlrCall(lookup_id=self.lookup_id, kind=kind, state=SENDING if kind == "realtime" else "new",
+                           numbers=len(rows))
+            session.add(call)
+            session.flush()
+            taken = 0
+            ids = [r.id for r in rows]
+            for begin in range(0, len(ids), CLAIM_CHUNK):
+                taken += rowcount(session.execute(
+                    update(HlrLookupItem)
+                    .where(HlrLookupItem.id.in_(ids[begin : begin + CLAIM_CHUNK]), HlrLookupItem.state == PENDING,
+                           not_in_flight_elsewhere(), self._no_fresh_result())
+                    .values(state=SENDING, call_id=call.id)
+                    .execution_options(synchronize_session=False)
+                ))
+            if taken != len(rows):  # a rival claimed or settled some of them since the SELECT
+                raise _Raced
+            self.step(session, message=f"{kind} call {call.id}: {len(rows)} numbers")
+            call_id = call.id
+        vault = get_vault()
+        return Work(call_id, [(r.id, bytes(r.blind_index), vault.open(r.sealed, r.blind_index)) for r in rows])
+
+    def _no_fresh_result(self) -> Any:
+        """No result younger than the TTL for the item's number (settled by a rival since our SELECT)."""
+        if self.ttl_days <= 0:
+            return true()
+        cutoff = utcnow() - timedelta(days=self.ttl_days)
+        return ~exists().where(ResultRow.blind_index == HlrLookupItem.blind_index, ResultRow.looked_up_at >= cutoff)
+
+    def _none_claimable(self, session: Session) -> object | None:
+        """Nothing claimable: done (None), or numbers in flight in other lookups. A live lookup's (its job
+        queued or running) are waited for; a stopped lookup's stay open until someone resumes it, so they
+        go to review here, with a note naming it (released later, they are answered by its result)."""
+        rival, blocked = aliased(HlrLookupItem), aliased(HlrLookupItem)
+        found = session.execute(
+            select(rival.lookup_id, func.count(blocked.id), Job.status)
+            .select_from(blocked)
+            .join(rival, (rival.blind_index == blocked.blind_index) & (rival.state == _SENDING_LITERAL))
+            .join(HlrLookup, HlrLookup.id == rival.lookup_id)
+            .outerjoin(Job, Job.id == HlrLookup.job_id)
+            .where(blocked.lookup_id == self.lookup_id, blocked.state == PENDING)
+            .group_by(rival.lookup_id, Job.status)
+            .order_by(rival.lookup_id)
+        ).all()
+        if not found:
+            left = session.scalar(select(func.count(HlrLookupItem.id)).where(
+                HlrLookupItem.lookup_id == self.lookup_id, HlrLookupItem.state == PENDING))
+            return _AGAIN if left else None  # left: the rival settled since the SELECT; claim them now
+        live = [(int(lookup_id), int(n)) for lookup_id, n, status in found if status in ACTIVE_JOBS]
+        stopped = [int(lookup_id) for lookup_id, _n, status in found if status not in ACTIVE_JOBS]
+        if stopped:
+            self._review_blocked(session, stopped)
+            return _AGAIN
+        numbers = sum(n for _, n in live)
+        names = ", ".join(f"#{lookup_id}" for lookup_id, _ in live)
+        reason = (f"for {numbers:,} number{'s' if numbers != 1 else ''} being looked up by "
+                  f"lookup{'s' if len(live) > 1 else ''} {names} (not paid twice: their results answer this "
+                  "lookup for free)")
+        raise Stop("wait", reason, max(engine.WAIT_SECONDS, min(self.poll_every, engine.PARK_SECONDS)))
+
+    def _review_blocked(self, session: Session, stopped: list[int]) -> None:
+        for rival_id in stopped:
+            rival = aliased(HlrLookupItem)
+            moved = rowcount(session.execute(
+                update(HlrLookupItem)
+                .where(HlrLookupItem.lookup_id == self.lookup_id, HlrLookupItem.state == PENDING,
+                       exists().where(rival.blind_index == HlrLookupItem.blind_index, rival.lookup_id == rival_id,
+                                      rival.state == _SENDING_LITERAL))
+                .values(state=REVIEW, note=STOPPED_RIVAL.format(lookup=rival_id)[:200])
+                .execution_options(synchronize_session=False)
+            ))
+            session.execute(update(HlrLookup).where(HlrLookup.id == self.lookup_id)
+                            .values(review=HlrLookup.review + moved))
+            log.info("hlr.blocked_by_stopped_lookup", lookup_id=self.lookup_id, rival=rival_id, numbers=moved)
+        self.step(session, message=f"numbers in flight in stopped lookup(s) {', '.join(f'#{i}' for i in stopped)}: "
+                  "in review")
 
     def work_of(self, session: Session, call_id: int) -> Work:
         rows = session.execute(
@@ -451,3 +558,30 @@ def _bulk_update(session: Session, rows: list[dict[str, Any]]) -> None:
         groups.setdefault(tuple(sorted(row)), []).append(row)
     for same in groups.values():
         session.execute(update(HlrLookupItem), same)
+
+
+class _Raced(Exception):
+    """A rival lookup claimed (or settled) some of the selected numbers between the SELECT and the UPDATE."""
+
+
+_AGAIN = object()  # `_claim_once`: look again (numbers answered from fresh results, a rival settled, ...)
+CLAIM_RACES = 20  # claims lost in a row to rivals before the job waits a moment
+CLAIM_CHUNK = 5000  # ids per conditional UPDATE
+# A literal (not a bound parameter), so PostgreSQL matches the partial index's predicate in every plan.
+_SENDING_LITERAL: ColumnClause[Any] = literal_column(f"'{SENDING}'")
+STOPPED_RIVAL = ("in flight in lookup #{lookup}, which stopped before settling it (it may have been paid there): "
+                 "resume lookup #{lookup}, then release this number (answered free from its result)")
+
+
+def not_in_flight_elsewhere() -> Any:
+    """The item's number is not `sending` in another lookup (the claim's condition; see `LookupRunner.claim`)."""
+    rival = aliased(HlrLookupItem)
+    return ~exists().where(rival.blind_index == HlrLookupItem.blind_index, rival.state == _SENDING_LITERAL)
+
+
+def _lost_race(exc: DBAPIError) -> bool:
+    """The claim's UPDATE hit the one-number-in-flight index (another claim won) or a deadlock between two
+    such claims (PostgreSQL aborts one of them): it rolled back and may start again."""
+    text = str(exc.orig)
+    return (IN_FLIGHT_INDEX in text or "hlr_lookup_items.blind_index" in text
+            or getattr(exc.orig, "sqlstate", None) == "40P01")

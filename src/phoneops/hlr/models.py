@@ -5,7 +5,9 @@
 - `HlrLookupItem` is one distinct number of a run (blind index + the number sealed at rest, as in the
   number core). Its `state` says where it is: `cached` (a result younger than the TTL exists, not paid
   again), `pending`, `sending` (part of an open intent), `done`, `review` (its call is in doubt: it may
-  have been looked up and paid, so it is reported and never resent) or `failed`.
+  have been looked up and paid, so it is reported and never resent) or `failed`. At most one item per
+  number is `sending` across all lookups (`IN_FLIGHT_INDEX`, a partial unique index): two lookups never
+  have one number at the provider at once (`phoneops.hlr.jobs`, `LookupRunner.claim`).
 - `HlrCall` is the intent of one paid provider call: a real-time call (<= 80 numbers) or a batch. It is
   committed before the call and settled after it (see `phoneops.hlr.jobs`).
 - `HlrResult` is one number's answer, kept per number (also the cache that spares paying twice within
@@ -31,6 +33,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -50,6 +53,10 @@ NEEDS_CREDIT = "needs_credit"  # stopped: the account ran out of credit; resume 
 LOOKUP_FAILED = "failed"
 CANCELLED = "cancelled"
 RESUMABLE = (NEEDS_CREDIT, LOOKUP_FAILED, CANCELLED)
+# At most one item per number in flight (`sending`) across every lookup; the claim's conditional UPDATE keeps to
+# it, this partial unique index is the backstop when two claims pass that condition at once (PostgreSQL)
+IN_FLIGHT_INDEX = "uq_hlr_lookup_items_in_flight"
+_IN_FLIGHT = text("state = 'sending'")
 
 
 class HlrLookup(Base):
@@ -156,6 +163,7 @@ class HlrLookupItem(Base):
     __table_args__ = (
         UniqueConstraint("lookup_id", "blind_index"),
         Index("ix_hlr_lookup_items_lookup_id_state", "lookup_id", "state"),
+        Index(IN_FLIGHT_INDEX, "blind_index", unique=True, sqlite_where=_IN_FLIGHT, postgresql_where=_IN_FLIGHT),
     )
 
     id: Mapped[int] = mapped_column(BIGINT, primary_key=True)
