@@ -18,11 +18,13 @@ CELL = st.text(alphabet=['a', '7', '+', ' ', ',', '"', '\n', '\r', ';', '='], ma
 
 
 def reference(data: bytes, layout: Layout) -> pl.DataFrame | None:
-    """What read_range returned before: the rows tidied, None when a cell holds a line break."""
-    batch = _tidy(pl.read_csv(data, **_options(layout, False)), layout, False)  # type: ignore[arg-type]
-    if batch.height and batch.select(pl.any_horizontal(pl.all().str.contains("\n", literal=True)).any()).item():
+    """The rows tidied, or None when a cell of any record holds a line break: looked for in every cell,
+    before blank rows are dropped (a row of blank cells can hold a quoted line break too, and straddle a
+    range's border like any other)."""
+    raw = pl.read_csv(data, **_options(layout, False))  # type: ignore[arg-type]
+    if raw.height and raw.select(pl.any_horizontal(pl.all().str.contains("\n", literal=True)).any()).item():
         return None
-    return batch
+    return _tidy(raw, layout, False)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
