@@ -196,6 +196,24 @@ over 2 GB summed and the run was no faster); ADBC for the scan (2.4-3.2 CPU-s ag
 a covering (status, blind_index) index (SQLite's per-row work, not the pages, is the cost: 2.36 vs 2.58 s);
 neutralising each range's cells once for both files (0.11 -> 0.13 s: the phone cell of every row is then
 checked); map() over hash objects instead of the loop (slower); gc.freeze in the workers (no change).
+
+Issue 20, session 9 (2026-12-07 04:16-07:00 UTC). A slower machine than session 8's: a pure-Python loop
+(`sum(i*i for i in range(10**6))`) takes 102 ms, the naive pipeline ran at 12,139-14,172 rows/s (34,335 in
+session 8), and CPU seconds of one run varied by 30% between identical runs. Polars 2.1 (1.44.2 measured in
+turn: the same within the noise). Per 198k-row range in a worker (best of 5, CPU-s): read 0.065 (+0.03 for the
+line-break check, now ~0.005), normalize_column 0.63 (a fixed ~0.12 s per call: ~415 polars operations at
+~0.27 ms each, then ~3.5 us a row), blind indexes 0.12, write 0.15 (+0.07 for reading the range again).
+What changed: a range's line breaks in cells are told by counting lines against records (only when it holds
+a quote character), and the writing pass does not check again (the first pass read the same bytes); the
+run's counts on a lazy frame (each count reads its columns only). Tried and not kept: the HLR estimate's
+normalisation in these worker processes (1M varied rows: 7.0 s against 7.9 s wall, 12.5 against 9.8 CPU-s:
+normalisation costs ~1 s per call on many countries, and the main process already runs polars on both
+cores); 32 MB ranges (normalisation ~6% cheaper per row, but a worker's memory doubles).
+`python bench/clean.py --rows 5000000` at 06:06 UTC, load 2.2 -> 2.6: better of 2 24.8 s, 201,647 rows/s
+(runs 165,044 and 201,647), CPU 45.5 s; peak RSS 1,153 MB in the job's process, 1,476 MB over its processes
+(611 MB at 1M rows); naive 12,139 rows/s: ratio 16.6x; line_type column +8.0%; outputs identical. At the
+session's start (before these changes), on the same machine: 216,788 / 175,201 rows/s, 15.3x, CPU 43.4 s.
+On this machine 400,000 rows/s would need about twice the throughput; the ratio to naive holds above 15x.
 """
 
 from __future__ import annotations
