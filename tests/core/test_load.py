@@ -179,4 +179,6 @@ def test_a_numbers_import_leaves_health_answering(app: Any, users: Any) -> None:
     slowest = max(seconds for _, seconds in health)
     print(f"import of {IMPORT_ROWS:,} rows: {took:.1f} s, /health asked {len(health)} times, slowest {slowest:.3f} s")
     assert len(health) > 10 and {status for status, _ in health} == {200}, health
-    assert slowest < 1.0, sorted(seconds for _, seconds in health)[-5:]
+    # never blocked for the import (which takes far longer); the bound leaves room for a loaded 2-core CI
+    # machine starving the probe of CPU for a few seconds (4.2 s seen there with three test workers and browsers)
+    assert slowest < min(8.0, max(1.0, took / 4)), (took, sorted(seconds for _, seconds in health)[-5:])

@@ -363,6 +363,8 @@ def test_archive_restore_delete_from_the_page(seeded: None, browser: Any, live_s
     page.wait_for_load_state()
     assert "Run archived." in page.inner_text("main") and page.locator(f"tr[data-job-id='{job_id}']").count() == 0
     page.click("[data-link=archived-runs]")
+    page.wait_for_url("**archived=true**")
+    page.wait_for_selector(f"tr[data-job-id='{job_id}']", timeout=30_000)
     assert page.locator(f"tr[data-job-id='{job_id}']").count() == 1
     page.screenshot(path=str(shots / "smart-archived.png"), full_page=True)
     page.click(f"tr[data-job-id='{job_id}'] [data-action=restore]")
