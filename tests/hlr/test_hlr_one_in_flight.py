@@ -4,47 +4,32 @@ number at once. The rival's work is injected, deterministically, in the window o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select, true, update
 from sqlalchemy.exc import IntegrityError
+from tests.hlr.test_hlr_lookups import hlr_env
 
 from phoneops.core import jobs, storage
 from phoneops.core.db import session_scope
 from phoneops.core.models import Job
 from phoneops.core.security import SYSTEM
 from phoneops.hlr import jobs as hlr_jobs
-from phoneops.hlr import lookups, risky
+from phoneops.hlr import lookups
 from phoneops.hlr.client import HlrClient
 from phoneops.hlr.lookups import FileSource, create_lookup, get_lookup, item_counts
 from phoneops.hlr.models import HlrLookupItem
 from phoneops.settings import get_settings
 from phoneops.simulators._server import SimAdmin
-from phoneops.simulators.hlr_lookup import DEFAULT_API_KEY, DEFAULT_API_SECRET
 
 pytestmark = pytest.mark.usefixtures("db_url")
+__all__ = ["hlr_env"]  # settings pointing at the simulator (tests/hlr/test_hlr_lookups.py)
 
 SHARED = [f"+447911{n:06d}" for n in range(6000, 6006)]
 A_ONLY = [f"+447911{n:06d}" for n in range(6100, 6103)]
 B_ONLY = [f"+447911{n:06d}" for n in range(6200, 6204)]
-
-
-@pytest.fixture
-def hlr_env(hlr_sim: SimAdmin, hlr_sim_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimAdmin]:
-    from phoneops.settings import reset_settings_cache
-
-    for name, value in {"HLR_BASE_URL": hlr_sim_url, "HLR_BATCH_BASE_URL": hlr_sim_url,
-                        "HLR_API_KEY": DEFAULT_API_KEY, "HLR_API_SECRET": DEFAULT_API_SECRET,
-                        "HLR_POLL_EVERY_SECONDS": "0.02", "HLR_POLL_MAX_SECONDS": "20"}.items():
-        monkeypatch.setenv(name, value)
-    reset_settings_cache()
-    with session_scope() as session:
-        risky.restore_seed(session, SYSTEM)
-    yield hlr_sim
-    reset_settings_cache()
 
 
 def lookup_of(numbers: list[str], mode: str) -> int:

@@ -9,6 +9,7 @@ the handler resumes from the checkpoint it committed with its last effects.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -273,6 +274,21 @@ def get_job(session: Session, job_id: str) -> Job:
     if job is None:
         raise NotFound(f"no job {job_id}")
     return job
+
+
+def cancelled_run_seconds_left(job: Job | None) -> int | None:
+    """Seconds during which a cancelled job's worker may still be inside a call, or None when none is left.
+
+    A cancel ends the job at once, but its worker learns it only at its next step: a provider call already
+    made is still answered to it, and it settles it. Until the run's lease (`JOB_LEASE_SECONDS`) would have
+    run out, as long as a killed worker's wait, a new run of the same work could act on that call's intent
+    too: callers refuse to start one meanwhile."""
+    from phoneops.settings import get_settings
+
+    if job is None or job.status != "cancelled" or job.finished_at is None:
+        return None
+    left = (job.finished_at + timedelta(seconds=get_settings().job_lease_seconds) - utcnow()).total_seconds()
+    return max(1, math.ceil(left)) if left > 0 else None
 
 
 def _job_filters(kind: str | None, status: str | None, user_id: int | None = None,

@@ -17,7 +17,6 @@ or when either count is not zero, nothing is paid until an operator confirms.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -373,24 +372,16 @@ def _start(session: Session, actor: Principal, lookup: HlrLookup, *, confirmed: 
 
 
 def _check_cancelled_run(session: Session, lookup: HlrLookup) -> None:
-    """Refuse to start while the lookup's cancelled run may still be inside a paid call.
-
-    Cancelling ends the job at once, but its worker learns it only at its next step: a call already at the
-    provider is still answered to it, and it settles that call (`LookupRunner.settle`). A new run started
-    meanwhile would find the call's intent still open and ask its numbers again, and both runs would settle
-    the one call: its numbers and credits counted twice, charged twice if the provider handles both at
-    once. So a lookup with an open intent waits, after a cancel, as long as a killed worker's would: until
-    the cancelled run's lease (`JOB_LEASE_SECONDS`) would have run out."""
-    job = lookup_job(session, lookup)
-    if job is None or job.status != "cancelled" or job.finished_at is None:  # only a cancel ends a job early
-        return
-    until = job.finished_at + timedelta(seconds=get_settings().job_lease_seconds)
-    if utcnow() >= until:
+    """Refuse to start while the lookup's cancelled run may still be inside a paid call
+    (`core.jobs.cancelled_run_seconds_left`): it settles that call when the answer comes, and a new run
+    would find the call's intent still open and ask its numbers again; both runs would then settle the one
+    call, its numbers and credits counted twice, charged twice if the provider handles both at once."""
+    wait = jobs.cancelled_run_seconds_left(lookup_job(session, lookup))
+    if wait is None:
         return
     open_calls = session.scalar(select(func.count(HlrCall.id)).where(
         HlrCall.lookup_id == lookup.id, HlrCall.state.in_((SENDING, "settling", *OPEN_BATCH_STATES))))
     if open_calls:
-        wait = max(1, math.ceil((until - utcnow()).total_seconds()))
         raise Conflict(f"HLR lookup {lookup.id} was cancelled a moment ago and its run may still be in a paid "
                        f"call: start it again in {wait} s", retry_after=wait)
 

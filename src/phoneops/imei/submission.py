@@ -17,10 +17,9 @@ here: every check that can save money happens first —
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -424,7 +423,7 @@ def _drop_raced(session: Session, batch_id: int, result: Plan, *, force: bool) -
 
 def resume_batch(session: Session, actor: Principal, batch_id: int) -> ImeiBatch:
     """Start a new job for a stopped batch (e.g. after an invalid key or missing credit was fixed)."""
-    from phoneops.core.jobs import ACTIVE, get_job
+    from phoneops.core.jobs import ACTIVE, cancelled_run_seconds_left, get_job
 
     batch = get_batch(session, batch_id)
     previous = get_job(session, batch.job_id) if batch.job_id is not None else None
@@ -435,8 +434,9 @@ def resume_batch(session: Session, actor: Principal, batch_id: int) -> ImeiBatch
     )
     if not left:
         raise Conflict(f"batch {batch_id} has nothing left to send")
-    if previous is not None and previous.status == "cancelled" and previous.finished_at is not None:
-        _wait_for_cancelled_run(session, batch_id, previous.finished_at)
+    wait = cancelled_run_seconds_left(previous)
+    if wait is not None:
+        _wait_for_cancelled_run(session, batch_id, wait)
     job = create_job(session, actor, BATCH_KIND, {"batch_id": batch.id},
                      title=f"IMEI batch #{batch.id} (resumed)", total=batch.to_send)
     # one job per resume: of two requests at once, the second finds the job changed and gets a 409 (its
@@ -452,22 +452,15 @@ def resume_batch(session: Session, actor: Principal, batch_id: int) -> ImeiBatch
     return batch
 
 
-def _wait_for_cancelled_run(session: Session, batch_id: int, cancelled_at: datetime) -> None:
-    """Refuse a resume while the batch's cancelled run may still be inside a paid call.
-
-    A cancel ends the job at once; its worker learns it at its next step, and an order already sent is
-    still answered to it. A new run started meanwhile would find that order `sending` and place it once
-    more (reconciling): paid twice by a provider that accepts repeats, and the first answer's order id lost
-    (its settle no longer matches the order's attempt). So, while orders are `sending`, a resume waits as
-    long as a killed worker's would: until the cancelled run's lease (`JOB_LEASE_SECONDS`) would have run
-    out."""
-    until = cancelled_at + timedelta(seconds=get_settings().job_lease_seconds)
-    if utcnow() >= until:
-        return
+def _wait_for_cancelled_run(session: Session, batch_id: int, wait: int) -> None:
+    """Refuse a resume while the batch's cancelled run may still be inside a paid call (`wait` seconds,
+    `core.jobs.cancelled_run_seconds_left`): an order already sent is still answered to it, and a new run
+    would find that order `sending` and place it once more (reconciling): paid twice by a provider that
+    accepts repeats, and the first answer's order id lost (its settle no longer matches the order's
+    attempt)."""
     sending = session.scalar(select(func.count(ImeiOrder.id)).where(
         ImeiOrder.batch_id == batch_id, ImeiOrder.state == SENDING))
     if sending:
-        wait = max(1, math.ceil((until - utcnow()).total_seconds()))
         raise Conflict(f"batch {batch_id} was cancelled a moment ago and {sending} of its orders may still be "
                        f"at the provider: resume it in {wait} s", retry_after=wait)
 
