@@ -76,3 +76,30 @@ def test_first_seen_is_decided_by_the_number_even_when_two_numbers_share_k1() ->
     assert first_seen(rows).to_list() == [True, False, True, False, True, False, False]
     clash = rows.with_columns(k1=pl.Series([1, None, 1, 1, 3, 1, None], dtype=pl.UInt64))  # +441, +442 share k1
     assert first_seen(clash).to_list() == [True, False, True, False, True, False, False]
+
+
+def _worker_settings() -> tuple[str | None, str | None]:
+    import os
+
+    return os.environ.get("POLARS_MAX_THREADS"), os.environ.get("_RJEM_MALLOC_CONF")
+
+
+def test_worker_processes_keep_freed_memory_and_leave_this_process_as_it_was() -> None:
+    """A worker runs polars on one thread, with the allocator keeping what a range freed (the worker setting
+    comes last, after polars' own defaults, so it wins); this process's environment is left untouched."""
+    import os
+
+    from phoneops.cleaning.pipeline import WORKER_MALLOC_CONF
+
+    before = dict(os.environ)
+    pool = worker_pool()
+    if pool is None:
+        pytest.skip("one core: no worker processes")
+    try:
+        threads, conf = pool.submit(_worker_settings).result()
+    finally:
+        pool.shutdown()
+    assert threads == "1"
+    assert conf is not None and conf.endswith(WORKER_MALLOC_CONF)
+    assert "dirty_decay_ms:-1" in WORKER_MALLOC_CONF
+    assert dict(os.environ) == before

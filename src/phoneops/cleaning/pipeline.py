@@ -58,6 +58,15 @@ INVALID = "invalid"
 DUPLICATE = "duplicate"
 POOL_MIN_ROWS = 300_000  # below this, worker processes cost more than they save
 IN_FLIGHT = 2  # ranges queued per worker process
+# polars' jemalloc in a worker process. polars sets it up at import from _RJEM_MALLOC_CONF (tikv-jemallocator's
+# name for MALLOC_CONF): its own defaults give freed pages back to the system within 0.5-1 s, then what the
+# variable held is added (later options win). A worker allocates and frees ~350 MB per range, so with the
+# defaults each range faulted its memory in again: 5M rows took ~680,000 page faults and 2-3 s of kernel time
+# in the workers, ~220,000 and 1.3 s with freed pages kept for the next range (bench/clean.py, "Issue 20,
+# session 10"; huge pages, POLARS_THP=1, cut the faults further but not the time, and cost time in the job's
+# own process). A worker's peak stays the same (its ranges are alike); what it kept goes when it exits at
+# the end of the run.
+WORKER_MALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
 RANGE_BYTES = 16 << 20  # the file's share one worker reads, prepares and later writes at a time (~250k rows)
 
 
@@ -70,9 +79,11 @@ def worker_pool() -> ProcessPoolExecutor | None:
     if _workers() < 2:
         return None
     pool = ProcessPoolExecutor(max_workers=_workers(), mp_context=multiprocessing.get_context("spawn"))
-    # read by each worker at its start (they all start in these submits): polars on one thread, and numpy's
-    # OpenBLAS without its idle threads (we run no BLAS; they cost ~1.5% of a worker's CPU)
-    one_thread = {"POLARS_MAX_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    # read by each worker at its start (they all start in these submits): polars on one thread, numpy's
+    # OpenBLAS without its idle threads (we run no BLAS; they cost ~1.5% of a worker's CPU), and polars'
+    # allocator keeping what a range freed for the next one (WORKER_MALLOC_CONF)
+    one_thread = {"POLARS_MAX_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                  "_RJEM_MALLOC_CONF": WORKER_MALLOC_CONF}
     before = {name: os.environ.get(name) for name in one_thread}
     os.environ.update(one_thread)
     try:
