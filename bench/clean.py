@@ -517,6 +517,7 @@ def measure(csv_path: Path, db_path: Path, work: Path, workers: str, line_type: 
         Path(f"{run_db}{suffix}").unlink(missing_ok=True)
     with sqlite3.connect(db_path) as src, sqlite3.connect(run_db) as dest:
         src.backup(dest)  # every run starts from the same lists, with no earlier run's files
+    os.sync()  # the copy written out before the run starts: its write-back is not the run's time
     shutil.rmtree(work / "files", ignore_errors=True)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager:

@@ -60,13 +60,13 @@ POOL_MIN_ROWS = 300_000  # below this, worker processes cost more than they save
 IN_FLIGHT = 2  # ranges queued per worker process
 # polars' jemalloc in a worker process. polars sets it up at import from _RJEM_MALLOC_CONF (tikv-jemallocator's
 # name for MALLOC_CONF): its own defaults give freed pages back to the system within 0.5-1 s, then what the
-# variable held is added (later options win). A worker allocates and frees ~350 MB per range, so with the
-# defaults each range faulted its memory in again: 5M rows took ~680,000 page faults and 2-3 s of kernel time
-# in the workers, ~220,000 and 1.3 s with freed pages kept for the next range (bench/clean.py, "Issue 20,
-# session 10"; huge pages, POLARS_THP=1, cut the faults further but not the time, and cost time in the job's
-# own process). A worker's peak stays the same (its ranges are alike); what it kept goes when it exits at
-# the end of the run.
-WORKER_MALLOC_CONF = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+# variable held is added (later options win). A worker allocates and frees ~350 MB per range, a range every
+# ~0.5 s, so with the defaults each range faulted much of its memory in again: 5M rows took ~680,000 page
+# faults and 2-3 s of kernel time in the workers. Kept for 3 s, freed pages serve the next range and go back
+# while the workers wait for the match: ~480,000 faults and ~1.5 s (kept for good: ~220,000 and 1.3 s, but
+# the job's processes together then peaked at 1.9-2.04 GB instead of 1.7-1.87; bench/clean.py, "Issue 20,
+# session 10"; huge pages, POLARS_THP=1, cut the faults further but not the time).
+WORKER_MALLOC_CONF = "dirty_decay_ms:3000,muzzy_decay_ms:0"
 RANGE_BYTES = 16 << 20  # the file's share one worker reads, prepares and later writes at a time (~250k rows)
 
 
