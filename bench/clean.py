@@ -33,7 +33,7 @@ and rejected files is kept per data set (outputs-<tag>.json in the work folder):
 change of load hits both); `line_type_overhead` is the fraction of end-to-end time the column adds, better
 run against better run (`line_type_cpu_overhead` the same in CPU seconds).
 
-START HERE: the current profile and figures are in the last section ("Issue 20, session 8"); the sections
+START HERE: the current profile and figures are in the last section ("Issue 20, session 10"); the sections
 before it are the history of how the pipeline got there.
 
 Profile (py-spy record --subprocesses, 300,000 rows against 600,000, this machine with a load average of
@@ -214,6 +214,38 @@ cores); 32 MB ranges (normalisation ~6% cheaper per row, but a worker's memory d
 (611 MB at 1M rows); naive 12,139 rows/s: ratio 16.6x; line_type column +8.0%; outputs identical. At the
 session's start (before these changes), on the same machine: 216,788 / 175,201 rows/s, 15.3x, CPU 43.4 s.
 On this machine 400,000 rows/s would need about twice the throughput; the ratio to naive holds above 15x.
+
+Issue 20, session 10 (2026-12-07 11:08-13:00 UTC). A fast machine again (the pure-Python loop 41 ms, naive
+34,600-34,800 rows/s), yet session 9's code took 24-26 CPU-s here (19.2 in session 8): `perf record` showed
+37% of the samples in the kernel, ~9.5% zeroing fresh pages (clear_page_erms under page faults). Measured with
+the job run in one process and the kernel's share (now printed as "system"): the workers faulted ~680,000
+pages (2.3-3.0 s of kernel time), the job's own process ~430,000 (2.4-3.5 s, part of it SQLite's reads of the
+3.2 GB list database). The cause in the workers: polars sets jemalloc to give freed pages back within 0.5-1 s
+(`_RJEM_MALLOC_CONF`, its defaults first, ours appended and winning), and a worker allocates and frees ~350
+MB per range. Workers now keep freed pages 3 s (pipeline.WORKER_MALLOC_CONF): ~480,000 faults, ~1.5 s.
+Per 251k-row range in a worker (CPU-s, best of 5, this machine): read 0.047, normalize_column 0.367 (_clean
+0.079, _lookup 0.228 = replica 0.158 + second reading 0.058, meet's hash/join/gather ~0.06-0.08), blind
+indexes 0.162 (0.137 of it the hashing loop: CPython's SHA-256 and OpenSSL's cost the same here), write 0.103
++ reading again 0.034. The job's process: scan ~2.1-2.5 CPU-s (a thread, during step 1), match ~2 CPU-s in
+1.2-1.7 s (the workers wait), writing ~1 CPU-s.
+Tried and not kept: huge pages (POLARS_THP=1; in the workers the faults fell to ~136,000 but not the time, in
+the job's process the kernel time rose 2.5 -> 4 s); freed pages kept for good in the workers (~220,000 faults,
+1.3 s, but the processes together peaked at 1.9-2.04 GB); 100,000-row scan chunks (the scan thread 3.0 -> 2.45
+CPU-s and 120,000 -> 46,000 faults, but the job's process faulted 200,000 pages more afterwards: 100 frames
+instead of 10); polars-hash's vectorised SHA-256 composed into HMAC (hex in and out: 0.27-0.44 s per 225k
+numbers against 0.17 s for our loop); a larger malloc mmap threshold in the job's process (no change).
+Kernel time is the noisy part on this machine: the bench's measured runs show 4.3-7.2 s of it for the same job
+(runs after the first in one bench invocation mostly 6.3-7.2 s; the job run directly in one process: ~4.1 s;
+no reclaim or compaction in /proc/vmstat), so the wall clock moves with it. `python bench/clean.py --rows
+5000000 --repeat 3` at 12:25 UTC, load 1.3 -> 2.2: better of 3 13.0 s, 383,755 rows/s (runs 356,700,
+359,836, 383,755), CPU 23.1 s (system 4.3 s), peak RSS 1,234 MB in the job's process, 1,696 MB over its
+processes (673 MB at 1M rows), naive 34,830 rows/s: 11.0x; line_type column +1.4% (CPU +4.6%); outputs
+identical. Before the change, the same bench: 355,969 / 350,228 rows/s (10.3x), CPU 25.7 s. Its best run
+here reached 428,638 rows/s (CPU 21.8 s, system 3.4 s; 12.8x). Targets on this machine: peak met; 400,000
+rows/s reached in some runs, not as the better of every invocation; 15x NOT met (it needs ~520,000 rows/s,
+~17.5 CPU-s: the kernel's 4-7 s and the hashing's 3.3 s are the largest parts left besides normalisation's 7.3).
+What would pay next: the job's own page faults (its polars allocator is set up before the run; only the
+workers' can be chosen), a compiled batch HMAC with SHA-NI, meet's string gathers in normalize_column.
 """
 
 from __future__ import annotations
