@@ -215,7 +215,7 @@ cores); 32 MB ranges (normalisation ~6% cheaper per row, but a worker's memory d
 session's start (before these changes), on the same machine: 216,788 / 175,201 rows/s, 15.3x, CPU 43.4 s.
 On this machine 400,000 rows/s would need about twice the throughput; the ratio to naive holds above 15x.
 
-Issue 20, session 10 (2026-12-07 11:08-13:00 UTC). A fast machine again (the pure-Python loop 41 ms, naive
+Issue 20, session 10 (2026-12-07 11:08-12:10 UTC). A fast machine again (the pure-Python loop 41 ms, naive
 34,600-34,800 rows/s), yet session 9's code took 24-26 CPU-s here (19.2 in session 8): `perf record` showed
 37% of the samples in the kernel, ~9.5% zeroing fresh pages (clear_page_erms under page faults). Measured with
 the job run in one process and the kernel's share (now printed as "system"): the workers faulted ~680,000
