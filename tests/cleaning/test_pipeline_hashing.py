@@ -78,12 +78,6 @@ def test_first_seen_is_decided_by_the_number_even_when_two_numbers_share_k1() ->
     assert first_seen(clash).to_list() == [True, False, True, False, True, False, False]
 
 
-def _worker_settings() -> tuple[str | None, str | None]:
-    import os
-
-    return os.environ.get("POLARS_MAX_THREADS"), os.environ.get("_RJEM_MALLOC_CONF")
-
-
 def test_worker_processes_keep_freed_memory_and_leave_this_process_as_it_was() -> None:
     """A worker runs polars on one thread, with the allocator keeping what a range freed (the worker setting
     comes last, after polars' own defaults, so it wins); this process's environment is left untouched."""
@@ -95,8 +89,9 @@ def test_worker_processes_keep_freed_memory_and_leave_this_process_as_it_was() -
     pool = worker_pool()
     if pool is None:
         pytest.skip("one core: no worker processes")
-    try:
-        threads, conf = pool.submit(_worker_settings).result()
+    try:  # os.getenv runs in the worker (a function of this test module could not be imported there)
+        threads = pool.submit(os.getenv, "POLARS_MAX_THREADS").result()
+        conf = pool.submit(os.getenv, "_RJEM_MALLOC_CONF").result()
     finally:
         pool.shutdown()
     assert threads == "1"
