@@ -215,7 +215,7 @@ cores); 32 MB ranges (normalisation ~6% cheaper per row, but a worker's memory d
 session's start (before these changes), on the same machine: 216,788 / 175,201 rows/s, 15.3x, CPU 43.4 s.
 On this machine 400,000 rows/s would need about twice the throughput; the ratio to naive holds above 15x.
 
-Issue 20, session 10 (2026-12-07 11:08-12:10 UTC). A fast machine again (the pure-Python loop 41 ms, naive
+Issue 20, session 10 (2026-12-07 11:08-12:20 UTC). A fast machine again (the pure-Python loop 41 ms, naive
 34,600-34,800 rows/s), yet session 9's code took 24-26 CPU-s here (19.2 in session 8): `perf record` showed
 37% of the samples in the kernel, ~9.5% zeroing fresh pages (clear_page_erms under page faults). Measured with
 the job run in one process and the kernel's share (now printed as "system"): the workers faulted ~680,000
@@ -237,7 +237,7 @@ numbers against 0.17 s for our loop); a larger malloc mmap threshold in the job'
 Kernel time is the noisy part on this machine: the bench's measured runs show 4.3-7.2 s of it for the same job
 (runs after the first in one bench invocation mostly 6.3-7.2 s; the job run directly in one process: ~4.1 s;
 no reclaim or compaction in /proc/vmstat), so the wall clock moves with it. `python bench/clean.py --rows
-5000000 --repeat 3` at 12:25 UTC, load 1.3 -> 2.2: better of 3 13.0 s, 383,755 rows/s (runs 356,700,
+5000000 --repeat 3` at 11:53 UTC, load 1.3 -> 2.2: better of 3 13.0 s, 383,755 rows/s (runs 356,700,
 359,836, 383,755), CPU 23.1 s (system 4.3 s), peak RSS 1,234 MB in the job's process, 1,696 MB over its
 processes (673 MB at 1M rows), naive 34,830 rows/s: 11.0x; line_type column +1.4% (CPU +4.6%); outputs
 identical. Before the change, the same bench: 355,969 / 350,228 rows/s (10.3x), CPU 25.7 s. Its best run
