@@ -236,7 +236,11 @@ instead of 10); polars-hash's vectorised SHA-256 composed into HMAC (hex in and 
 numbers against 0.17 s for our loop); a larger malloc mmap threshold in the job's process (no change).
 Kernel time is the noisy part on this machine: the bench's measured runs show 4.3-7.2 s of it for the same job
 (runs after the first in one bench invocation mostly 6.3-7.2 s; the job run directly in one process: ~4.1 s;
-no reclaim or compaction in /proc/vmstat), so the wall clock moves with it. `python bench/clean.py --rows
+no reclaim or compaction in /proc/vmstat), so the wall clock moves with it. A likely cause: the machine is a VM
+whose balloon device has free page reporting on (virtio0's feature bit 5; /sys/module/page_reporting/
+parameters/reported_kib ~93 GB), so memory the guest freed (an earlier run's processes, the 3.2 GB database
+copy's page cache) goes back to the host and costs more to fault in again; it is also why keeping freed pages
+inside a process pays here. `python bench/clean.py --rows
 5000000 --repeat 3` at 11:53 UTC, load 1.3 -> 2.2: better of 3 13.0 s, 383,755 rows/s (runs 356,700,
 359,836, 383,755), CPU 23.1 s (system 4.3 s), peak RSS 1,234 MB in the job's process, 1,696 MB over its
 processes (673 MB at 1M rows), naive 34,830 rows/s: 11.0x; line_type column +1.4% (CPU +4.6%); outputs
