@@ -231,9 +231,11 @@ indexes 0.162 (0.137 of it the hashing loop: CPython's SHA-256 and OpenSSL's cos
 Tried and not kept: huge pages (POLARS_THP=1; in the workers the faults fell to ~136,000 but not the time, in
 the job's process the kernel time rose 2.5 -> 4 s); freed pages kept for good in the workers (~220,000 faults,
 1.3 s, but the processes together peaked at 1.9-2.04 GB); 100,000-row scan chunks (the scan thread 3.0 -> 2.45
-CPU-s and 120,000 -> 46,000 faults, but the job's process faulted 200,000 pages more afterwards: 100 frames
-instead of 10); polars-hash's vectorised SHA-256 composed into HMAC (hex in and out: 0.27-0.44 s per 225k
-numbers against 0.17 s for our loop); a larger malloc mmap threshold in the job's process (no change).
+CPU-s and 120,000 -> 46,000 faults, but the job's process faulted 250,000 pages more in all, rechunked once or
+not: SQLite grows each chunk's group_concat buffer by doubling, and glibc hands 3 MB blocks of a thread's arena
+back to the system between chunks where it kept 32 MB ones); polars-hash's vectorised SHA-256 composed into
+HMAC (hex in and out: 0.27-0.44 s per 225k numbers against 0.17 s for our loop); a larger malloc mmap
+threshold in the job's process (no change).
 Kernel time is the noisy part on this machine: the bench's measured runs show 4.3-7.2 s of it for the same job
 (runs after the first in one bench invocation mostly 6.3-7.2 s; the job run directly in one process: ~4.1 s;
 no reclaim or compaction in /proc/vmstat), so the wall clock moves with it. A likely cause: the machine is a VM
