@@ -475,14 +475,12 @@ def _hwm_mb(pid: int | str = "self") -> float:
     return 0.0
 
 
-def _cpu() -> float:
+def _cpu() -> tuple[float, float]:
+    """CPU seconds of this process and its reaped children, and the kernel's part of them (page faults of fresh
+    memory, reads and writes)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def _sys() -> float:
-    """The kernel's part of `_cpu` (page faults of fresh memory, reads and writes)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_stime + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
+    kernel = own.ru_stime + children.ru_stime
+    return own.ru_utime + children.ru_utime + kernel, kernel
 
 
 def _sha256(path: Path) -> str:
@@ -519,14 +517,15 @@ def run_ours(csv_path: Path, workers: str, line_type: bool = False) -> dict[str,
         run = service.start_clean(session, SYSTEM, file_id, filters=["monitor", "used"], **extra)
         job_id, run_id = run.job_id, run.id
     assert job_id is not None
-    cpu, kernel = _cpu(), _sys()
+    cpu, kernel = _cpu()
     with TreePeak() as tree:
         status = jobs.run_job(job_id)
     finished = time.perf_counter()
     for child in multiprocessing.active_children():  # the job's workers exit after it; their CPU time counts
         child.join()
     workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    cpu, kernel = _cpu() - cpu, _sys() - kernel
+    cpu_after, kernel_after = _cpu()
+    cpu, kernel = cpu_after - cpu, kernel_after - kernel
     peak = _hwm_mb()
     with db.session_scope() as session:
         done = service.get_run(session, run_id)

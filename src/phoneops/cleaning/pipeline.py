@@ -58,14 +58,10 @@ INVALID = "invalid"
 DUPLICATE = "duplicate"
 POOL_MIN_ROWS = 300_000  # below this, worker processes cost more than they save
 IN_FLIGHT = 2  # ranges queued per worker process
-# polars' jemalloc in a worker process. polars sets it up at import from _RJEM_MALLOC_CONF (tikv-jemallocator's
-# name for MALLOC_CONF): its own defaults give freed pages back to the system within 0.5-1 s, then what the
-# variable held is added (later options win). A worker allocates and frees ~350 MB per range, a range every
-# ~0.5 s, so with the defaults each range faulted much of its memory in again: 5M rows took ~680,000 page
-# faults and 2-3 s of kernel time in the workers. Kept for 3 s, freed pages serve the next range and go back
-# while the workers wait for the match: ~480,000 faults and ~1.5 s (kept for good: ~220,000 and 1.3 s, but
-# the job's processes together then peaked at 1.9-2.04 GB instead of 1.7-1.87; bench/clean.py, "Issue 20,
-# session 10"; huge pages, POLARS_THP=1, cut the faults further but not the time).
+# polars' jemalloc in a worker process, read by polars at import from _RJEM_MALLOC_CONF (tikv-jemallocator's
+# name for MALLOC_CONF; polars puts its own defaults first, so these win): freed pages kept 3 s instead of
+# 0.5-1 s, so a range reuses what the previous one freed instead of faulting ~350 MB in again (the
+# measurements and the settings tried: bench/clean.py, "Issue 20, session 10").
 WORKER_MALLOC_CONF = "dirty_decay_ms:3000,muzzy_decay_ms:0"
 RANGE_BYTES = 16 << 20  # the file's share one worker reads, prepares and later writes at a time (~250k rows)
 
@@ -82,10 +78,10 @@ def worker_pool() -> ProcessPoolExecutor | None:
     # read by each worker at its start (they all start in these submits): polars on one thread, numpy's
     # OpenBLAS without its idle threads (we run no BLAS; they cost ~1.5% of a worker's CPU), and polars'
     # allocator keeping what a range freed for the next one (WORKER_MALLOC_CONF)
-    one_thread = {"POLARS_MAX_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+    worker_env = {"POLARS_MAX_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                   "_RJEM_MALLOC_CONF": WORKER_MALLOC_CONF}
-    before = {name: os.environ.get(name) for name in one_thread}
-    os.environ.update(one_thread)
+    before = {name: os.environ.get(name) for name in worker_env}
+    os.environ.update(worker_env)
     try:
         warm_up = [pool.submit(warm) for _ in range(_workers())]
     finally:
