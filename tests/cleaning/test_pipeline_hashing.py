@@ -8,10 +8,12 @@ import hmac
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from phoneops.cleaning.filters import match_keys
 from phoneops.cleaning.pipeline import first_seen, worker_pool
-from phoneops.cleaning.ranges import blind_index_digests, digest_series, index_keys, prepare_numbers
+from phoneops.cleaning.ranges import blind_index_digests, digest_series, index_keys, numbers_column, prepare_numbers
 from phoneops.numbers.crypto import blind_index, blind_index_block, blind_index_many
 
 KEY = bytes(range(32))
@@ -25,12 +27,13 @@ def _numbers(n: int) -> pl.Series:
 def test_pooled_indexes_equal_numbers_crypto_on_100k_values() -> None:
     numbers = _numbers(100_000)
     expected = [blind_index(v, KEY) for v in numbers.to_list()]
-    pooled = blind_index_digests(numbers, KEY)
+    block = "\n".join(numbers.to_list()).encode("ascii")
+    pooled = blind_index_digests(block, KEY)
     assert pooled == b"".join(expected)
     pool = worker_pool()  # None on a one-core machine, where the run hashes in its own process
     if pool is not None:
         try:  # in a worker process too, as a big file's ranges are hashed
-            assert pool.submit(blind_index_digests, numbers, KEY).result() == pooled
+            assert pool.submit(blind_index_digests, block, KEY).result() == pooled
         finally:
             pool.shutdown()
     assert blind_index_many(numbers.to_list(), KEY) == expected
@@ -61,20 +64,39 @@ def test_block_hashing_is_hmac_sha256_and_refuses_what_is_not_e164(implementatio
         blind_index_block(b"+447400123456", b"short")
 
 
-def test_prepared_rows_carry_the_stored_index() -> None:
-    frame = prepare_numbers(pl.Series(["07400 123456", "junk", "+447400123456", "07400 123456 x7"]), "GB", KEY,
-                            with_digest=True)
-    index = blind_index("+447400123456", KEY)
-    assert frame["bi"].to_list() == [index, None, index, index]
+def test_prepared_rows_carry_the_stored_index_and_their_numbers_as_one_block() -> None:
+    prepared = prepare_numbers(pl.Series(["07400 123456", "junk", "+447400123457", "07400 123456 x7"]), "GB", KEY,
+                               with_digest=True)
+    frame = prepared.rows
+    index, other = blind_index("+447400123456", KEY), blind_index("+447400123457", KEY)
+    assert frame["bi"].to_list() == [index, None, other, index]
     assert frame["extension"].to_list() == [None, None, None, "7"]
     assert frame["k1"][0] == int.from_bytes(index[:8], "big") and frame["k2"][0] == int.from_bytes(index[8:16], "big")
+    assert frame["k1"][1] is None and "e164" not in frame.columns  # the numbers travel as one block
+    assert prepared.numbers == b"+447400123456\n+447400123457\n+447400123456"
+    assert numbers_column(prepared.numbers, frame["k1"].is_not_null()).to_list() == [
+        "+447400123456", None, "+447400123457", "+447400123456"]
+    nothing = prepare_numbers(pl.Series(["junk", ""]), "GB", KEY)
+    assert nothing.numbers == b"" and nothing.rows["k1"].null_count() == 2
+    assert numbers_column(nothing.numbers, nothing.rows["k1"].is_not_null()).to_list() == [None, None]
 
 
-def test_first_seen_is_decided_by_the_number_even_when_two_numbers_share_k1() -> None:
-    rows = pl.DataFrame({"e164": ["+441", None, "+442", "+441", "+443", "+442", None],
-                         "k1": [1, None, 2, 1, 3, 2, None]}, schema={"e164": pl.String, "k1": pl.UInt64})
+@given(st.lists(st.one_of(st.none(), st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True)), max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_a_block_of_numbers_goes_back_to_exactly_its_valid_rows(cells: list[str | None]) -> None:
+    valid = pl.Series([c is not None for c in cells], dtype=pl.Boolean)
+    block = "\n".join(c for c in cells if c is not None).encode("ascii")
+    assert numbers_column(block, valid).to_list() == cells
+    if any(cells):  # a block that does not fit the rows is refused, never shifted onto other rows
+        with pytest.raises(RuntimeError, match="valid rows"):
+            numbers_column(block + b"\n+15550100", valid)
+
+
+def test_first_seen_is_decided_by_both_keys_even_when_two_numbers_share_k1() -> None:
+    rows = pl.DataFrame({"k1": [1, None, 2, 1, 3, 2, None], "k2": [10, None, 20, 10, 30, 20, None]},
+                        schema={"k1": pl.UInt64, "k2": pl.UInt64})
     assert first_seen(rows).to_list() == [True, False, True, False, True, False, False]
-    clash = rows.with_columns(k1=pl.Series([1, None, 1, 1, 3, 1, None], dtype=pl.UInt64))  # +441, +442 share k1
+    clash = rows.with_columns(k1=pl.Series([1, None, 1, 1, 3, 1, None], dtype=pl.UInt64))  # two numbers share k1
     assert first_seen(clash).to_list() == [True, False, True, False, True, False, False]
 
 

@@ -45,7 +45,9 @@ from phoneops.cleaning.ranges import (
     KEPT,
     NOT_SMS,
     Output,
+    Prepared,
     header_line,
+    numbers_column,
     prepare_numbers,
     prepare_range,
     warm,
@@ -161,33 +163,40 @@ Progress = Callable[[int, str], None]
 
 
 def first_seen(rows: pl.DataFrame) -> pl.Series:
-    """True for the first row of each valid number (e164, k1), in row order. Decided on k1 (an integer:
-    ten times cheaper than the text over millions of rows), then checked: every later row of a k1 must
-    carry the number of its first row; two numbers sharing a k1 (p ~ 1e-6 for a 5M-row file) make the
-    decision on the text instead."""
-    valid = pl.col("e164").is_not_null()
+    """True for the first row of each valid number (a row with match keys k1, k2), in row order. Decided on
+    k1 (one integer: ten times cheaper than the text over millions of rows), then checked: every later row of
+    a k1 must carry the k2 of its first row; two numbers sharing a k1 (p ~ 1e-6 for a 5M-row file) make the
+    decision on both keys instead. A number is its 128 bits of blind index here as in the list matching
+    (`filters.match_keys`: two numbers share them with probability ~1e-25 for a 5M-row file)."""
+    valid = pl.col("k1").is_not_null()
     # the first index of each k1 among the valid rows (arg_unique over a column without nulls: a third of
     # is_first_distinct's time, which is itself three times slower when the column holds nulls)
     at = rows.select(valid).to_series().arg_true()
     mask = np.zeros(rows.height, dtype=bool)
     mask[at.gather(rows["k1"].gather(at).arg_unique()).to_numpy()] = True
     first = pl.Series("first", mask)
-    later = rows.filter(valid & ~first).select("k1", "e164")
-    if later.height:  # the first rows of the repeated k1s only (all first rows' numbers: +300 MB at 5M rows)
-        firsts = rows.filter(first & pl.col("k1").is_in(later["k1"].implode())).select("k1", e0="e164")
+    later = rows.select("k1", "k2").filter(valid & ~first)
+    if later.height:  # the first rows of the repeated k1s only (all first rows' keys: +70 MB at 5M rows)
+        firsts = rows.select("k1", k0="k2").filter(first & pl.col("k1").is_in(later["k1"].implode()))
         joined = later.join(firsts, on="k1", how="left")
-        if not joined["e0"].eq_missing(joined["e164"]).all():
-            first = rows.select(valid & pl.col("e164").is_first_distinct()).to_series()
+        if not joined["k0"].eq_missing(joined["k2"]).all():
+            first = rows.select(valid & pl.struct("k1", "k2").is_first_distinct()).to_series()
     return first.alias("first")
 
 
-def _outcomes(engine: Engine, rows: pl.DataFrame, filters: FilterSet,
+def _outcomes(engine: Engine, rows: pl.DataFrame, filters: FilterSet, blocks: list[bytes],
               sms_types: tuple[str, ...] | None = None) -> pl.DataFrame:
-    valid = pl.col("e164").is_not_null()
+    """Each row's outcome (`rows`: the prepared rows of the whole file, in order; `blocks`: their numbers,
+    `Prepared.numbers` of each part in the same order, read only when a filter looks numbers up by their
+    text)."""
+    valid = pl.col("k1").is_not_null()
     rows = rows.with_columns(first=first_seen(rows))
-    # the first rows' numbers, with their position: a number's filter outcome goes back to its first row by
+    # the first rows' keys, with their position: a number's filter outcome goes back to its first row by
     # position (the later rows are duplicates, whatever the lists say)
-    numbers = rows.with_row_index("_at").filter("first").select("k1", "k2", "e164", "_at")
+    numbers = rows.select("k1", "k2", "first").with_row_index("_at").filter("first").drop("first")
+    if filters.needs_text():
+        texts = numbers_column(b"\n".join(b for b in blocks if b), rows["k1"].is_not_null())
+        numbers = numbers.with_columns(e164=texts.gather(numbers["_at"]))
     removed = filters.outcomes(numbers, carry=("_at",))
     # every outcome a row can have, as an Enum: the rows' outcomes are built as small integers, not as 5M
     # strings cast afterwards (0.25 -> 0.05 s at 5M rows)
@@ -196,6 +205,7 @@ def _outcomes(engine: Engine, rows: pl.DataFrame, filters: FilterSet,
     rows = rows.with_columns(hit=hit)
     return rows.select(
         pl.exclude("first", "hit", "k1", "k2"),
+        valid=valid,
         outcome=pl.when(~valid).then(pl.lit(INVALID, names)).when(~pl.col("first")).then(pl.lit(DUPLICATE, names))
         .when(pl.col("hit").is_not_null()).then("hit")
         .when(~pl.col("line_type").is_in(list(sms_types)).fill_null(False) if sms_types is not None
@@ -210,14 +220,14 @@ def _summary(rows: pl.DataFrame, with_digest: bool) -> dict[str, Any]:
     # lazy frames: each count reads only its columns (an eager filter of the valid rows copied all of them,
     # the E.164 texts included: ~0.2 CPU-s at 5M rows)
     lazy = rows.lazy()
-    valid = lazy.filter(pl.col("e164").is_not_null())
+    valid = lazy.filter("valid")
     countries: dict[str, dict[str, int]] = {}
     for country, outcome, count in valid.group_by("country", "outcome").len().collect().iter_rows():
         countries.setdefault(country or "other", {})[outcome] = int(count)
     return {
         "outcomes": _count(lazy, "outcome"),
         "countries": dict(sorted(countries.items(), key=lambda kv: -sum(kv[1].values()))),
-        "invalid_reasons": _count(lazy.filter(pl.col("e164").is_null()), "reason"),
+        "invalid_reasons": _count(lazy.filter(~pl.col("valid")), "reason"),
         "line_types": (_count(lazy.filter(pl.col("outcome") != DUPLICATE).drop_nulls("line_type"), "line_type")
                        if "line_type" in rows.columns else {}),
         "distinct": (valid.filter(pl.col("outcome") != DUPLICATE).select("bi", kept=pl.col("outcome") == KEPT)
@@ -283,10 +293,12 @@ def clean_table(
     try:
         # 1. normalise + blind index, range by range (or batch by batch)
         frames: list[pl.DataFrame] = []
+        blocks: list[bytes] = []  # each part's valid numbers (`Prepared.numbers`), in the frames' order
         ranges = byte_ranges(source, range_bytes(source.stat().st_size)) if pool is not None else []
 
-        def took(frame: pl.DataFrame) -> None:
-            frames.append(frame)
+        def took(prepared: Prepared) -> None:
+            frames.append(prepared.rows)
+            blocks.append(prepared.numbers)
             report(sum(f.height for f in frames), "step 1 of 3: reading and normalising")
 
         if pool is not None and len(ranges) > 1:
@@ -294,7 +306,8 @@ def clean_table(
                 _in_order(pool, ((prepare_range, (source, layout, *r, phone, options.region, key,
                                                    options.with_digest, typed)) for r in ranges), took)
             except Unsplittable:
-                frames.clear()  # cells hold line breaks: the file is read in one stream below
+                frames.clear()
+                blocks.clear()  # cells hold line breaks: the file is read in one stream below
                 ranges = []
         else:
             ranges = []
@@ -317,7 +330,7 @@ def clean_table(
         # 2. duplicates and filters over all rows
         rows = pl.concat(frames, how="diagonal_relaxed")
         frames.clear()  # the batches' own frames go before matching adds its columns
-        rows = _outcomes(engine, rows, filters, options.sms_types)
+        rows = _outcomes(engine, rows, filters, blocks, options.sms_types)
         matched_at = time.perf_counter()
 
         # 3. write the results in input order; an extension read from a kept number gets its own column, after
@@ -336,7 +349,7 @@ def clean_table(
             clean_out.write(header_line(out_names, layout.delimiter))
             rejected_out.write(header_line([*out_names, "reason", "detail"], layout.delimiter))
         out = Output(phone, options.phone_column, tuple(added), layout.delimiter, options.sms_types)
-        wanted = ["e164", "outcome", "reason", *(["line_type"] if typed else []), *(c for _, c in added)]
+        wanted = ["valid", "outcome", "reason", *(["line_type"] if typed else []), *(c for _, c in added)]
         part_of = rows.select(list(dict.fromkeys(wanted))).slice
 
         # the run's counts are taken in a thread while the workers write (polars works without the GIL)
@@ -353,12 +366,12 @@ def clean_table(
 
         if pool is not None and ranges:
             offsets = itertools.accumulate(heights[:-1], initial=0)
-            _in_order(pool, ((write_range, (source, layout, *r, part_of(at, n), out))
-                             for r, at, n in zip(ranges, offsets, heights, strict=True)), wrote)
+            _in_order(pool, ((write_range, (source, layout, *r, part_of(at, n), numbers, out))
+                             for r, at, n, numbers in zip(ranges, offsets, heights, blocks, strict=True)), wrote)
         else:
             offset = 0
-            for batch in iter_batches(source, layout):
-                wrote(write_part(batch, part_of(offset, batch.height), out))
+            for batch, numbers in zip(iter_batches(source, layout), blocks, strict=True):
+                wrote(write_part(batch, part_of(offset, batch.height), numbers, out))
                 offset += batch.height
         written_at = time.perf_counter()
     finally:
