@@ -33,7 +33,7 @@ and rejected files is kept per data set (outputs-<tag>.json in the work folder):
 change of load hits both); `line_type_overhead` is the fraction of end-to-end time the column adds, better
 run against better run (`line_type_cpu_overhead` the same in CPU seconds).
 
-START HERE: the current profile and figures are in the last section ("Issue 20, session 10"); the sections
+START HERE: the current profile and figures are in the last section ("Issue 20, session 11"); the sections
 before it are the history of how the pipeline got there.
 
 Profile (py-spy record --subprocesses, 300,000 rows against 600,000, this machine with a load average of
@@ -252,6 +252,48 @@ rows/s reached in some runs, not as the better of every invocation; 15x NOT met 
 ~17.5 CPU-s: the kernel's 4-7 s and the hashing's 3.3 s are the largest parts left besides normalisation's 7.3).
 What would pay next: the job's own page faults (its polars allocator is set up before the run; only the
 workers' can be chosen), a compiled batch HMAC with SHA-NI, meet's string gathers in normalize_column.
+
+Issue 20, session 11 (2026-12-07 13:33-16:30 UTC; a fast machine again: the pure-Python loop 41-47 ms, naive
+30,600-34,100 rows/s; the same code took 11.9 to 18.4 s between runs minutes apart, user CPU 19-26 s, so only
+alternated runs compare). At the start (952d8ef), `python bench/clean.py --rows 5000000` at 13:38: 325,377 and
+356,427 rows/s, CPU 28.1 / 25.5 s (system 7.3 / 6.1), peak 1,205-1,213 MB (1,659-1,668 together), 11.6x.
+The job's own process, per pass (getrusage around each, two runs): step 1 user 1.9-2.3 s, system 1.1-2.3 s,
+~193,000 page faults (the list scan ~137,000: SQLite's 32 MB group_concat buffers and their bytes copies are
+mapped fresh per chunk); match 2.0-2.6 s wall, user 1.7-2.1, system 1.0-1.7, ~196,000 faults (first_seen alone
+~72,000); step 3 user 0.7, system 0.7-0.9, 31,000-40,000 faults. A fault costs ~8-10 us of kernel time here
+(~426,000 for 3.3-4.3 s), so memory touched for the first time is what the kernel time measures. One finding:
+a 250k-row range's prepared frame pickled in ~35 ms with its E.164 column and ~5 ms without (its columns one by
+one: 6.5 ms in all; the 13.5 MB pickle buffer, faulted in fresh, is the cost), and the job pickled the E.164
+texts again for every range it handed back to be written.
+What changed: the numbers go between the job and its workers as one bytes block per range (`ranges.Prepared`:
+the valid rows' E.164 numbers joined by newlines, the very block the blind indexes were hashed from), handed
+back with the range to write; the job matches and dedups on k1, k2 alone (first_seen's check of a repeated k1
+compares k2: 128 bits, as the list matching does) and builds the texts only when a lookup probes the database
+(`FilterSet.needs_text`; a small file against a big list). Alternated with 952d8ef, same data, outputs
+identical: the match 1.48-2.6 s (952d8ef's runs today) -> 0.94-1.6 s (most runs 1.0-1.2), its faults
+~196,000 -> ~154,000; step 3's faults in the job ~35,000 -> ~16,000; peak 1,202-1,241 -> 1,041-1,122 MB; CPU
+in pairs 22.4 -> 21.6, 26.0 -> 22.1, 27.2 -> 27.1 s.
+`python bench/clean.py --rows 5000000 --repeat 3` at 14:13 UTC, load 1.2 -> 2.6 (a slow spell): better of 3
+13.7 s, 365,408 rows/s (runs 284,681, 361,474, 365,408), CPU 25.0 s (system 4.7), peak 1,067 MB in the job's
+process (1,560 MB together), 565 MB at 1M rows, naive 34,104 rows/s: 10.7x; line_type +5.3%; outputs identical.
+Single runs of the same code at 14:20 in a fast spell: 11.87 s (421,236 rows/s, CPU 21.8, system 3.2) and
+13.14 s, with the workers' allocator variants below in between.
+Tried and not kept: the scan through SQLite's mmap (system 0.9 -> 0.7 s, user +0.4 s: the same CPU); 16 KB
+pages (a 10M-row scan 2.3-2.5 -> 1.6-2.3 s, system -0.4 s: only a new database would get them, and a random
+write then logs 16 KB pages instead of 4: not changed); mallopt in the job's process (a fixed 32 MB mmap
+threshold, 2 GB trim threshold) with 500,000-row scan chunks (step 1's faults 193,000 -> 145,000, the run time
+within the noise, and a process-wide setting for a long-lived worker process); 250,000-row scan chunks alone
+(faults +86,000 in step 1 and +150,000 in step 3); GLIBC_TUNABLES for the workers (their kernel time
+unchanged); the workers' jemalloc keeping dirty or muzzy pages for good (system 2.8-3.5 s either way, the
+processes together 1.8-1.92 GB); first_seen over 8-64 partitions of k1 (0.51-0.60 s against arg_unique's 0.26 s);
+an is_in filter of the list before its join (0.53 against 0.30 s); the formula check by starts_with (36 against
+25 ms per range). A batch HMAC with SHA-NI is still the largest single saving in sight (sha_transform is the
+hottest symbol in the workers, ~2 CPU-s; OpenSSL's per-call cost is higher than the builtin's, 1.19 against
+0.74 us a number measured here); no maintained package offers one.
+Per 252k-row range now (one process, polars on one thread, best of 5): normalize_column 374 ms (_clean 82,
+meet's own work 64, the replica's first and second readings 213 of which the region walk 49, the national
+prefix 34, the calling code 31), blind indexes ~165, the write 166 (reading again 33, the numbers block back
+to a column 9, neutralise and write_csv of both files ~120).
 """
 
 from __future__ import annotations

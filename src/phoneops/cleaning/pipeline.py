@@ -4,18 +4,19 @@ Three passes, memory bounded by the range size plus a few small columns per row:
 
 1. The file is cut into byte ranges of ~16 MB at line ends (`reading.byte_ranges`). Worker processes
    (`worker_pool`: as many as cores, up to 4, each running polars on one thread; what they run is in
-   `ranges`, which does not import the database layer) read a range, normalise
-   its phone column to E.164 and give each valid number its blind index (HMAC, as the lists store them),
-   and send back a few small columns per row. Meanwhile this process scans the lists in the
-   background (`filters.SourceLookup`). A file whose cells hold line breaks cannot be cut safely (a range
-   says so, `reading.Unsplittable`): it is read here in one stream and only the phone columns go to the
-   workers. Small files, or a one-core machine, run everything here.
+   `ranges`, which does not import the database layer) read a range, normalise its phone column to E.164
+   and give each valid number its blind index (HMAC, as the lists store them), and send back a few small
+   columns per row and the valid numbers as one bytes block (`ranges.Prepared`). Meanwhile this process
+   scans the lists in the background (`filters.SourceLookup`). A file whose cells hold line breaks cannot be
+   cut safely (a range says so, `reading.Unsplittable`): it is read here in one stream and only the phone
+   columns go to the workers. Small files, or a one-core machine, run everything here.
 2. Over all rows at once (columns of a few bytes per row), in this process: in-file duplicates (first
    occurrence kept), then the filters, matched on the distinct blind indexes with one join per source
    (`filters.FilterSet`). Every row gets one outcome: kept, invalid, duplicate, or a filter's outcome.
-3. The workers read their range again and turn each row into a line of the cleaned file (phone cell in
-   E.164, every other cell as it was) or of the rejected file (the original row + reason + detail), every
-   cell neutralised against spreadsheet formulas; this process writes the ranges' lines in input order.
+3. The workers read their range again (its numbers' block comes back with its outcomes) and turn each row
+   into a line of the cleaned file (phone cell in E.164, every other cell as it was) or of the rejected file
+   (the original row + reason + detail), every cell neutralised against spreadsheet formulas; this process
+   writes the ranges' lines in input order.
 
 Why processes and not threads: between polars' operations the Python code holds the GIL, and HMAC over
 short values holds it throughout, so threads kept about one of two cores busy (5M rows vs 10M: 62.6 s with
