@@ -189,6 +189,45 @@ def test_a_lookup_started_twice_at_once_gets_one_job(
     assert paid(hlr_env) == {digits(n): 1 for n in numbers}
 
 
+def test_a_cancel_racing_a_confirm_stops_the_run_the_confirm_started(
+    hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancel and Confirm at once (two pages, two users): the confirm commits after the cancel read the lookup
+    (waiting, no job) and before it wrote. The cancel used to write "cancelled" over the confirm's start and
+    leave the confirm's job to run and pay; now it sees the change, cancels that job too, and nothing is
+    paid."""
+    numbers = uk(12, 1700)
+    with session_scope() as session:
+        lookup_id = create_lookup(session, SYSTEM, FileSource(stored_csv(numbers), "phone", "GB"), start=False).id
+    real_get = lookups.get_lookup
+    raced: list[int] = []
+
+    def rival_confirms_after_our_read(session: Any, wanted: int) -> Any:
+        found = real_get(session, wanted)  # what the cancel's checks look at
+        if not raced:
+            raced.append(wanted)
+            with session_scope() as other:  # another request: its own connection and commit
+                lookups.confirm_lookup(other, SYSTEM, wanted)
+        return found
+
+    monkeypatch.setattr(lookups, "get_lookup", rival_confirms_after_our_read)
+    with session_scope() as session:
+        assert lookups.cancel_lookup(session, SYSTEM, lookup_id).status == "cancelled"
+    monkeypatch.setattr(lookups, "get_lookup", real_get)
+    assert raced == [lookup_id]
+    with session_scope() as session:
+        lookup = get_lookup(session, lookup_id)
+        job = lookups.lookup_job(session, lookup)
+        assert lookup.status == "cancelled" and job is not None and job.status == "cancelled"
+        assert lookups.effective_status(lookup, job) == "cancelled"
+    assert run(lookup_id).status == "cancelled"
+    assert paid(hlr_env) == {}  # the confirm's run never called the provider
+    with session_scope() as session:  # and the user can still start it again on purpose
+        lookups.resume_lookup(session, SYSTEM, lookup_id)
+    assert run(lookup_id).status == "succeeded"
+    assert paid(hlr_env) == {digits(n): 1 for n in numbers}
+
+
 def test_sources_and_their_errors(hlr_env: SimAdmin) -> None:
     with session_scope() as session:
         with pytest.raises(ValidationFailed, match="no column 'msisdn'"):

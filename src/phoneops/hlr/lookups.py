@@ -25,7 +25,7 @@ from typing import Any
 
 import phonenumbers
 import polars as pl
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from phoneops.core import jobs, storage
@@ -64,6 +64,7 @@ MODES = ("batch", "realtime")
 DEFAULT_BATCH_SIZE = 10_000
 MAX_BATCH_SIZE = 100_000
 CHUNK = 5000
+CANCEL_ATTEMPTS = 3  # reads of a lookup that other requests keep starting before a cancel gives up (Conflict)
 PHONE_HEADERS = {"phone", "phonenumber", "number", "msisdn", "mobile", "tel", "telephone", "e164",
                  "customvariable1", "telephonenumber"}
 OPEN_BATCH_STATES = ("new", "created", "uploaded", "starting", "started")
@@ -394,15 +395,21 @@ def _claim_start(session: Session, lookup: HlrLookup) -> None:
     same numbers. This conditional UPDATE, on the values the checks saw, lets exactly one of them through:
     it sees every commit before it (SQLite: the write lock is ours from that statement on; PostgreSQL: it
     waits for a rival's row lock and re-checks its condition on the committed row)."""
-    seen_job = HlrLookup.job_id.is_(None) if lookup.job_id is None else HlrLookup.job_id == lookup.job_id
     claimed = rowcount(session.execute(
         update(HlrLookup)
-        .where(HlrLookup.id == lookup.id, HlrLookup.status == lookup.status, seen_job)
+        .where(*_as_seen(lookup))
         .values(status=RUNNING)
         .execution_options(synchronize_session=False)
     ))
     if claimed != 1:
         raise Conflict(f"HLR lookup {lookup.id} was just started by another request; reload it")
+
+
+def _as_seen(lookup: HlrLookup) -> list[ColumnElement[bool]]:
+    """The lookup's row as the caller read it (its status and its job): the condition of a write that must not
+    land over a change committed since."""
+    seen_job = HlrLookup.job_id.is_(None) if lookup.job_id is None else HlrLookup.job_id == lookup.job_id
+    return [HlrLookup.id == lookup.id, HlrLookup.status == lookup.status, seen_job]
 
 
 def get_lookup(session: Session, lookup_id: int) -> HlrLookup:
@@ -521,18 +528,30 @@ def write_off_review(session: Session, actor: Principal, lookup_id: int, reason:
 
 
 def cancel_lookup(session: Session, actor: Principal, lookup_id: int) -> HlrLookup:
-    """Stop a lookup: its job stops at its next step; an open intent stays open for reconciliation."""
-    lookup = get_lookup(session, lookup_id)
-    jobs.check_cancel(actor, lookup.created_by, "hlr.lookup")  # who started it, or an admin
-    job = lookup_job(session, lookup)
-    if job is not None and job.status in jobs.ACTIVE:
-        jobs.cancel_job(session, actor, job.id)
-    elif lookup.status not in (AWAITING_CONFIRMATION, READY, RUNNING):
-        raise Conflict(f"HLR lookup {lookup_id} is {lookup.status}")
-    lookup.status = CANCELLED
-    lookup.finished_at = utcnow()
-    audit(session, actor, "hlr.lookup_cancel", "hlr_lookup", lookup.id, {})
-    return lookup
+    """Stop a lookup: its job stops at its next step; an open intent stays open for reconciliation.
+
+    "Cancelled" is written only over the lookup as this request read it (`_as_seen`). A confirm, resume or
+    release committed in between has given it a job this request did not see: the cancel used to write over
+    that start and leave its job to run and pay. Now the lookup is read again and that job cancelled too."""
+    for _ in range(CANCEL_ATTEMPTS):
+        lookup = get_lookup(session, lookup_id)
+        jobs.check_cancel(actor, lookup.created_by, "hlr.lookup")  # who started it, or an admin
+        job = lookup_job(session, lookup)
+        if job is not None and job.status in jobs.ACTIVE:
+            jobs.cancel_job(session, actor, job.id)
+        elif lookup.status not in (AWAITING_CONFIRMATION, READY, RUNNING):
+            raise Conflict(f"HLR lookup {lookup_id} is {lookup.status}")
+        cancelled = rowcount(session.execute(
+            update(HlrLookup).where(*_as_seen(lookup)).values(status=CANCELLED, finished_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ))
+        session.expire(lookup)  # read again: as written, or as changed by the request that came first
+        if cancelled == 1:
+            audit(session, actor, "hlr.lookup_cancel", "hlr_lookup", lookup.id, {})
+            return lookup
+        if job is not None:
+            session.expire(job)
+    raise Conflict(f"HLR lookup {lookup_id} kept changing while it was being cancelled; reload it and cancel again")
 
 
 def item_counts(session: Session, lookup_id: int) -> dict[str, int]:
