@@ -255,23 +255,17 @@ class SourceLookup:
             data = spool.read()
         return _parse(data, tag is not None) if data else _empty()
 
-    def probes(self) -> bool:
-        """Whether `find` looks the numbers up in the database (by their E.164 text) rather than in the
-        scanned rows (by their match keys alone); known once the scan has ended (waits for it)."""
-        self._wait()
-        return self.mode == "probe"
-
-    def _wait(self) -> None:
+    def ready(self) -> str:
+        """The mode once the scan has ended (waits; re-raises its error): "scan", "empty" or "probe" (by text)."""
         self._thread.join()
         if self._error is not None:
             raise self._error
+        return self.mode
 
     def find(self, numbers: pl.DataFrame, carry: Sequence[str] = ()) -> pl.DataFrame:
-        """(k1, k2, the `carry` columns, tag) of `numbers` (distinct numbers: match keys k1, k2, and e164 when
-        the lookup `probes`) present in the source."""
-        self._wait()
+        """(k1, k2, the `carry` columns, tag) of `numbers` (distinct: k1, k2; e164 too to probe) in the source."""
         keys = numbers.select("k1", "k2", *carry)
-        if self.mode == "empty" or numbers.is_empty():
+        if self.ready() == "empty" or numbers.is_empty():
             return keys.clear().with_columns(tag=pl.lit(None, pl.String))
         if self._loaded is not None:
             found = present(keys, self._loaded)
@@ -385,14 +379,11 @@ class FilterSet:
                         for name, (source, tags) in groups.items()}
 
     def needs_text(self) -> bool:
-        """Whether `outcomes` needs the numbers' E.164 text (a lookup probes the database), not only their
-        match keys: a 5M-row run's 4M distinct numbers' texts are ~120 MB to copy for nothing when every
-        source was scanned. Waits for the scans."""
-        return any(lookup.probes() for lookup in self.lookups.values())
+        """Whether `outcomes` needs the numbers' E.164 texts (a lookup probes), not only their keys (waits)."""
+        return any(lookup.ready() == "probe" for lookup in self.lookups.values())
 
     def outcomes(self, numbers: pl.DataFrame, carry: Sequence[str] = ()) -> pl.DataFrame:
-        """(k1, k2, the `carry` columns of `numbers`, outcome) for the numbers (k1, k2, distinct; and e164
-        when `needs_text`) some filter removes; the first filter wins."""
+        """(k1, k2, `carry`, outcome) of the numbers some filter removes (the first wins); e164 if `needs_text`."""
         found = {key: lookup.find(numbers, carry) for key, lookup in self.lookups.items()}
         parts = []
         for flt in self.filters:
