@@ -331,7 +331,7 @@ class _KitBase:
             "follow_redirects": False,
         }
 
-    def _retry_decision(self, exc: Exception) -> bool | float:
+    def _retry_decision(self, exc: BaseException) -> bool | float:
         """stamina backoff hook: retry transport errors, timeouts, 429 and 5xx; obey Retry-After."""
         if not isinstance(exc, _RETRYABLE):
             return False
