@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -151,6 +151,24 @@ def test_above_the_budget_nothing_is_paid_until_confirmed(hlr_env: SimAdmin, mon
     assert hlr_env.stats()["total_paid_lookups"] == 5
 
 
+def rival_after_our_read(monkeypatch: pytest.MonkeyPatch, rival: Callable[[Any, Any, int], Any]) -> list[int]:
+    """Another request (its own session and commit) runs `rival` on the lookup once, right after this request's
+    `lookups.get_lookup` read it: between what this request checks and what it writes. Returns the ids raced
+    (the real `get_lookup` is put back by the test)."""
+    raced: list[int] = []
+
+    def racing(session: Any, wanted: int) -> Any:
+        found = get_lookup(session, wanted)  # what this request's checks look at
+        if not raced:
+            raced.append(wanted)
+            with session_scope() as other:
+                rival(other, SYSTEM, wanted)
+        return found
+
+    monkeypatch.setattr(lookups, "get_lookup", racing)
+    return raced
+
+
 @pytest.mark.parametrize("action", ["confirm", "resume"])
 def test_a_lookup_started_twice_at_once_gets_one_job(
     hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch, action: str
@@ -165,21 +183,10 @@ def test_a_lookup_started_twice_at_once_gets_one_job(
         if action == "resume":  # stopped before it ran: resumable
             lookups.cancel_lookup(session, SYSTEM, lookup_id)
     start_it = lookups.confirm_lookup if action == "confirm" else lookups.resume_lookup
-    real_get = lookups.get_lookup
-    raced: list[int] = []
-
-    def rival_starts_it_after_our_read(session: Any, wanted: int) -> Any:
-        found = real_get(session, wanted)  # what this request's checks look at
-        if not raced:
-            raced.append(wanted)
-            with session_scope() as other:  # another request: its own connection and commit
-                start_it(other, SYSTEM, wanted)
-        return found
-
-    monkeypatch.setattr(lookups, "get_lookup", rival_starts_it_after_our_read)
+    raced = rival_after_our_read(monkeypatch, start_it)
     with pytest.raises(Conflict, match="just started by another request"), session_scope() as session:
         start_it(session, SYSTEM, lookup_id)
-    monkeypatch.setattr(lookups, "get_lookup", real_get)
+    monkeypatch.setattr(lookups, "get_lookup", get_lookup)
     assert raced == [lookup_id]
     with session_scope() as session:
         started = [j.id for j in session.scalars(select(Job).where(Job.kind == lookups.KIND))
@@ -199,21 +206,10 @@ def test_a_cancel_racing_a_confirm_stops_the_run_the_confirm_started(
     numbers = uk(12, 1700)
     with session_scope() as session:
         lookup_id = create_lookup(session, SYSTEM, FileSource(stored_csv(numbers), "phone", "GB"), start=False).id
-    real_get = lookups.get_lookup
-    raced: list[int] = []
-
-    def rival_confirms_after_our_read(session: Any, wanted: int) -> Any:
-        found = real_get(session, wanted)  # what the cancel's checks look at
-        if not raced:
-            raced.append(wanted)
-            with session_scope() as other:  # another request: its own connection and commit
-                lookups.confirm_lookup(other, SYSTEM, wanted)
-        return found
-
-    monkeypatch.setattr(lookups, "get_lookup", rival_confirms_after_our_read)
+    raced = rival_after_our_read(monkeypatch, lookups.confirm_lookup)
     with session_scope() as session:
         assert lookups.cancel_lookup(session, SYSTEM, lookup_id).status == "cancelled"
-    monkeypatch.setattr(lookups, "get_lookup", real_get)
+    monkeypatch.setattr(lookups, "get_lookup", get_lookup)
     assert raced == [lookup_id]
     with session_scope() as session:
         lookup = get_lookup(session, lookup_id)
