@@ -96,6 +96,55 @@ def test_cancel(client: Any, users: Any, session: Any) -> None:
         jobs.cancel_job(s, SYSTEM, job_id)
 
 
+@pytest.mark.parametrize("ending", ["succeeded", "failed"])
+def test_a_cancel_racing_the_job_s_end_keeps_the_end(db_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                     ending: str) -> None:
+    """The job ends (its worker's own conditional write) after a cancel read it running and before the cancel
+    wrote: the cancel used to write "cancelled" over the end, so a job whose work was done showed as
+    cancelled. Now the end stays and the cancel is refused as for any ended job."""
+    with session_scope() as session:
+        job_id = start_sample(session, SYSTEM, 3, 0).id
+        session.execute(update(Job).where(Job.id == job_id).values(status="running", lease_owner="w1"))
+    real_get = jobs.get_job
+
+    def job_ends_after_our_read(session: Any, wanted: str) -> Job:
+        found = real_get(session, wanted)
+        with session_scope() as other:  # the worker, in its own transaction
+            other.execute(update(Job).where(Job.id == wanted, Job.status == "running")
+                          .values(status=ending, lease_owner=None, finished_at=utcnow()))
+        return found
+
+    monkeypatch.setattr(jobs, "get_job", job_ends_after_our_read)
+    with pytest.raises(Conflict, match=f"already {ending}"), session_scope() as session:
+        jobs.cancel_job(session, SYSTEM, job_id)
+    monkeypatch.setattr(jobs, "get_job", real_get)
+    with session_scope() as session:
+        assert session.get(Job, job_id).status == ending  # type: ignore[union-attr]
+
+
+def test_a_job_claimed_while_it_is_cancelled_is_still_cancelled(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker claims the queued job between the cancel's read and its write: the cancel still wins (the
+    worker stops at its next step), it is not refused."""
+    with session_scope() as session:
+        job_id = start_sample(session, SYSTEM, 3, 0).id
+    real_get = jobs.get_job
+
+    def claimed_after_our_read(session: Any, wanted: str) -> Job:
+        found = real_get(session, wanted)
+        with session_scope() as other:
+            other.execute(update(Job).where(Job.id == wanted, Job.status == "queued")
+                          .values(status="running", lease_owner="w1"))
+        return found
+
+    monkeypatch.setattr(jobs, "get_job", claimed_after_our_read)
+    with session_scope() as session:
+        assert jobs.cancel_job(session, SYSTEM, job_id).status == "cancelled"
+    monkeypatch.setattr(jobs, "get_job", real_get)
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.status == "cancelled" and job.lease_owner is None
+
+
 def test_periodic_runs_once_per_slot(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jobs, "_periodic", dict(jobs.registered_periodic()))  # the test's tick leaves with it
     calls: list[int] = []

@@ -341,15 +341,24 @@ def job_counts(session: Session) -> dict[str, int]:
 
 
 def cancel_job(session: Session, actor: Principal, job_id: str) -> Job:
+    """Cancel a queued or running job; its handler stops at its next step (`JobContext.step`). Written only
+    while the job has not ended: a job that ended after this request read it (its worker's own conditional
+    write) keeps its end and the cancel is refused, as for any ended job; one a worker claimed meanwhile is
+    cancelled all the same (lease included)."""
     from phoneops.core.audit import audit
 
     job = get_job(session, job_id)
     check_cancel(actor, job.created_by, job.kind)
     if job.status in TERMINAL:
         raise Conflict(f"job {job_id} is already {job.status}")
-    job.status = "cancelled"
-    job.finished_at = utcnow()
-    job.lease_owner = None
+    cancelled = rowcount(session.execute(
+        update(Job).where(Job.id == job.id, Job.status.in_(ACTIVE))
+        .values(status="cancelled", finished_at=utcnow(), lease_owner=None)
+        .execution_options(synchronize_session=False)
+    ))
+    session.expire(job)  # read again: as written, or as the job ended
+    if cancelled != 1:
+        raise Conflict(f"job {job_id} is already {job.status}")
     audit(session, actor, "job.cancel", "job", job.id, {"kind": job.kind})
     return job
 
