@@ -96,6 +96,24 @@ def test_cancel(client: Any, users: Any, session: Any) -> None:
         jobs.cancel_job(s, SYSTEM, job_id)
 
 
+_real_get_job = jobs.get_job
+
+
+def _worker_writes_after_our_read(monkeypatch: pytest.MonkeyPatch, where: dict[str, Any],
+                                  values: dict[str, Any]) -> None:
+    """A worker's conditional write (`values` where the job's columns equal `where`), in its own transaction,
+    right after this request's `jobs.get_job` read the job (the test puts the real `get_job` back)."""
+
+    def racing(session: Any, wanted: str) -> Job:
+        found = _real_get_job(session, wanted)
+        with session_scope() as other:
+            other.execute(update(Job).where(Job.id == wanted, *(getattr(Job, k) == v for k, v in where.items()))
+                          .values(**values))
+        return found
+
+    monkeypatch.setattr(jobs, "get_job", racing)
+
+
 @pytest.mark.parametrize("ending", ["succeeded", "failed"])
 def test_a_cancel_racing_the_job_s_end_keeps_the_end(db_url: str, monkeypatch: pytest.MonkeyPatch,
                                                      ending: str) -> None:
@@ -105,19 +123,11 @@ def test_a_cancel_racing_the_job_s_end_keeps_the_end(db_url: str, monkeypatch: p
     with session_scope() as session:
         job_id = start_sample(session, SYSTEM, 3, 0).id
         session.execute(update(Job).where(Job.id == job_id).values(status="running", lease_owner="w1"))
-    real_get = jobs.get_job
-
-    def job_ends_after_our_read(session: Any, wanted: str) -> Job:
-        found = real_get(session, wanted)
-        with session_scope() as other:  # the worker, in its own transaction
-            other.execute(update(Job).where(Job.id == wanted, Job.status == "running")
-                          .values(status=ending, lease_owner=None, finished_at=utcnow()))
-        return found
-
-    monkeypatch.setattr(jobs, "get_job", job_ends_after_our_read)
+    _worker_writes_after_our_read(monkeypatch, {"status": "running"},
+                                  {"status": ending, "lease_owner": None, "finished_at": utcnow()})
     with pytest.raises(Conflict, match=f"already {ending}"), session_scope() as session:
         jobs.cancel_job(session, SYSTEM, job_id)
-    monkeypatch.setattr(jobs, "get_job", real_get)
+    monkeypatch.setattr(jobs, "get_job", _real_get_job)
     with session_scope() as session:
         assert session.get(Job, job_id).status == ending  # type: ignore[union-attr]
 
@@ -127,19 +137,10 @@ def test_a_job_claimed_while_it_is_cancelled_is_still_cancelled(db_url: str, mon
     worker stops at its next step), it is not refused."""
     with session_scope() as session:
         job_id = start_sample(session, SYSTEM, 3, 0).id
-    real_get = jobs.get_job
-
-    def claimed_after_our_read(session: Any, wanted: str) -> Job:
-        found = real_get(session, wanted)
-        with session_scope() as other:
-            other.execute(update(Job).where(Job.id == wanted, Job.status == "queued")
-                          .values(status="running", lease_owner="w1"))
-        return found
-
-    monkeypatch.setattr(jobs, "get_job", claimed_after_our_read)
+    _worker_writes_after_our_read(monkeypatch, {"status": "queued"}, {"status": "running", "lease_owner": "w1"})
     with session_scope() as session:
         assert jobs.cancel_job(session, SYSTEM, job_id).status == "cancelled"
-    monkeypatch.setattr(jobs, "get_job", real_get)
+    monkeypatch.setattr(jobs, "get_job", _real_get_job)
     with session_scope() as session:
         job = session.get(Job, job_id)
         assert job is not None and job.status == "cancelled" and job.lease_owner is None
