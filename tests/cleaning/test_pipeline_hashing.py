@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 
 import polars as pl
 import pytest
@@ -42,26 +43,72 @@ def test_pooled_indexes_equal_numbers_crypto_on_100k_values() -> None:
     assert keys["k1"].equals(reference["k1"]) and keys["k2"].equals(reference["k2"])
 
 
-@pytest.mark.parametrize("implementation", ["interpreter's", "openssl"])
-def test_block_hashing_is_hmac_sha256_and_refuses_what_is_not_e164(implementation: str,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def _use(implementation: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hash with one of the three paths: the native module, or the Python loop over the interpreter's own
+    SHA-256 or over hashlib's (an interpreter without its own)."""
     from phoneops.numbers import crypto
 
-    if implementation == "openssl":  # an interpreter without its own SHA-256: hashlib's is used
+    if implementation == "native":
+        if crypto.blind_index_backend() != "native":
+            if os.environ.get("PHONEOPS_TEST_REQUIRE_NATIVE"):
+                pytest.fail("the native blind-index module was not built (setup.py, _blindhash.c)")
+            pytest.skip("the native blind-index module was not built here (no C compiler or OpenSSL headers)")
+        return
+    monkeypatch.setattr(crypto, "_native", lambda: None)
+    assert crypto.blind_index_backend() == "python"
+    if implementation == "openssl":
         monkeypatch.setattr(crypto, "_sha256_for_short_messages", lambda: hashlib.sha256)
+
+
+IMPLEMENTATIONS = ["native", "interpreter's", "openssl"]
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_block_hashing_is_hmac_sha256_and_refuses_what_is_not_e164(implementation: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _use(implementation, monkeypatch)
     values = [b"+447400123456", b"+12125550101", b"+80012345678"]
     long_key = b"k" * 100  # longer than SHA-256's block: RFC 2104 hashes it first
-    for key in (KEY, long_key):
+    for key in (KEY, long_key, b"\xff" * 64):
         block = blind_index_block(b"\n".join(values), key)
         assert block == b"".join(hmac.new(key, v, hashlib.sha256).digest() for v in values)
         assert blind_index_many([v.decode() for v in values], key) == [hmac.new(key, v, hashlib.sha256).digest()
                                                                       for v in values]
     assert blind_index_block(b"", KEY) == b""
+    assert blind_index_many([], KEY) == []
     for bad in (b"+447400123456\n", b"447400123456", b"+447400123456\n\n+12125550101", b"+44 7400"):
         with pytest.raises(ValueError, match=r"not a block of E\.164 numbers"):
             blind_index_block(bad, KEY)
+    for text in ("+447400123456\n+12125550101", "+44740012345\u0666", ""):  # a value is one number, ASCII
+        with pytest.raises(ValueError, match=r"not an E\.164 number"):
+            blind_index_many(["+447400123456", text], KEY)
     with pytest.raises(ValueError, match="at least 32 bytes"):
         blind_index_block(b"+447400123456", b"short")
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@settings(max_examples=60, deadline=None)
+@given(key=st.binary(min_size=32, max_size=130),
+       numbers=st.lists(st.from_regex(r"\+[1-9][0-9]{1,19}", fullmatch=True), min_size=1, max_size=40))
+def test_every_path_is_hmac_sha256_for_any_key_and_numbers(implementation: str, key: bytes, numbers: list[str]) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _use(implementation, monkeypatch)
+        expected = [hmac.new(key, n.encode("ascii"), hashlib.sha256).digest() for n in numbers]
+        assert blind_index_block("\n".join(numbers).encode("ascii"), key) == b"".join(expected)
+        assert blind_index_many(numbers, key) == expected
+
+
+def test_the_native_module_refuses_a_key_block_of_the_wrong_size() -> None:
+    from phoneops.numbers import crypto
+
+    if crypto.blind_index_backend() != "native":
+        pytest.skip("the native blind-index module was not built here")
+    from phoneops.numbers import _blindhash
+
+    for size in (0, 32, 63, 65):
+        with pytest.raises(ValueError, match="64 bytes"):
+            _blindhash.hmac_sha256_lines(b"k" * size, b"+447400123456")
+    assert _blindhash.hmac_sha256_lines(b"k" * 64, b"") == b""
 
 
 def test_prepared_rows_carry_the_stored_index_and_their_numbers_as_one_block() -> None:
