@@ -566,6 +566,7 @@ def run_ours(csv_path: Path, workers: str, line_type: bool = False) -> dict[str,
         job_id, run_id = run.job_id, run.id
     assert job_id is not None
     cpu, kernel = _cpu()
+    own_before = resource.getrusage(resource.RUSAGE_SELF)
     with TreePeak() as tree:
         status = jobs.run_job(job_id)
     finished = time.perf_counter()
@@ -574,6 +575,8 @@ def run_ours(csv_path: Path, workers: str, line_type: bool = False) -> dict[str,
     workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     cpu_after, kernel_after = _cpu()
     cpu, kernel = cpu_after - cpu, kernel_after - kernel
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    job_user, job_sys = own.ru_utime - own_before.ru_utime, own.ru_stime - own_before.ru_stime
     peak = _hwm_mb()
     with db.session_scope() as session:
         done = service.get_run(session, run_id)
@@ -585,6 +588,7 @@ def run_ours(csv_path: Path, workers: str, line_type: bool = False) -> dict[str,
                   (("cleaned", done.output_file_id), ("rejected", done.rejected_file_id)) if stored}
     return {"seconds": finished - uploaded, "upload_seconds": uploaded - started, "stats": stats, "peak": peak,
             "cpu": cpu, "sys": kernel, "hashes": hashes, "workers_peak": workers_peak,
+            "job_user": job_user, "job_sys": job_sys,
             "tree_peak": tree.peak}
 
 
@@ -720,7 +724,8 @@ def main() -> None:
     def line(name: str, run: dict[str, Any]) -> str:
         rows = int(run["stats"]["rows"])
         return (f"{name}: {run['seconds']:7.1f}s {rows / run['seconds']:>10,.0f} rows/s, CPU {run['cpu']:.1f}s "
-                f"(system {run['sys']:.1f}s; {rows / run['cpu']:,.0f} rows per CPU-second), "
+                f"(system {run['sys']:.1f}s; {rows / run['cpu']:,.0f} rows per CPU-second; the job's own process user "
+                f"{run['job_user']:.1f}s, system {run['job_sys']:.1f}s, its workers the rest), "
                 f"peak RSS {run['peak']:,.0f} MB (a worker process "
                 f"{run['workers_peak']:,.0f} MB; the job's processes together {run['tree_peak']:,.0f} MB), "
                 f"load average {run['load_before']:.1f} -> {run['load_after']:.1f}")
