@@ -18,9 +18,10 @@ Three passes, memory bounded by the range size plus a few small columns per row:
    (the original row + reason + detail), every cell neutralised against spreadsheet formulas; this process
    writes the ranges' lines in input order.
 
-Why processes and not threads: between polars' operations the Python code holds the GIL, and HMAC over
-short values holds it throughout, so threads kept about one of two cores busy (5M rows vs 10M: 62.6 s with
-threads and a hashing pool, 15.7 s with the ranges in worker processes; bench/clean.py).
+Why processes and not threads: between polars' operations the Python code holds the GIL (and the
+interpreter's HMAC held it throughout, before the native module), so threads kept about one of two cores busy
+(5M rows vs 10M: 62.6 s with threads and a hashing pool, 15.7 s with the ranges in worker processes;
+bench/clean.py).
 """
 
 from __future__ import annotations
