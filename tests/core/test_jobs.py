@@ -125,7 +125,8 @@ def test_a_cancel_racing_the_job_s_end_keeps_the_end(db_url: str, monkeypatch: p
         session.execute(update(Job).where(Job.id == job_id).values(status="running", lease_owner="w1"))
     _worker_writes_after_our_read(monkeypatch, {"status": "running"},
                                   {"status": ending, "lease_owner": None, "finished_at": utcnow()})
-    with pytest.raises(Conflict, match=f"already {ending}"), session_scope() as session:
+    with pytest.raises(Conflict, match=rf"already ended \({ending}\): there is nothing to cancel"), \
+            session_scope() as session:
         jobs.cancel_job(session, SYSTEM, job_id)
     monkeypatch.setattr(jobs, "get_job", _real_get_job)
     with session_scope() as session:

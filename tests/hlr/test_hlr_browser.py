@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from phoneops.core import storage
 from phoneops.core.db import session_scope
 from phoneops.core.security import SYSTEM
 from phoneops.hlr import risky
@@ -129,3 +130,54 @@ def test_the_background_estimate_from_the_form_shows_its_progress_then_the_estim
     assert "the background estimate reads a file" in page.inner_text("[role=alert]")
     if os.environ.get("PHONEOPS_SCREENSHOTS"):
         page.screenshot(path=os.path.join(os.environ["PHONEOPS_SCREENSHOTS"], "hlr-estimate-form.png"), full_page=True)
+
+
+def test_cancel_on_a_page_left_open_says_the_lookup_had_already_ended(
+    browser: Any, live_server: str, users: Any, hlr_sim: SimAdmin, hlr_sim_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Olga's page of a lookup not yet started still offers Cancel; meanwhile an admin starts it and it runs to
+    the end. Her click says the lookup had already ended, and changes nothing."""
+    from sqlalchemy import select
+
+    from phoneops.core import jobs
+    from phoneops.core.models import User
+    from phoneops.core.security import principal_for
+    from phoneops.hlr import lookups
+    from phoneops.settings import reset_settings_cache
+    from support import TMP
+
+    for name, value in {"HLR_BASE_URL": hlr_sim_url, "HLR_BATCH_BASE_URL": hlr_sim_url, "HLR_API_KEY": DEFAULT_API_KEY,
+                        "HLR_API_SECRET": DEFAULT_API_SECRET, "HLR_POLL_EVERY_SECONDS": "0.05"}.items():
+        monkeypatch.setenv(name, value)  # for the admin's side, run in this process
+    reset_settings_cache()
+    users.create("operator", "olga")
+    with session_scope() as session:  # Olga's lookup, estimated, not started yet
+        risky.restore_seed(session, SYSTEM)
+        olga = principal_for(session.scalars(select(User).where(User.username == "olga")).one(), "session")
+        stored = storage.get_storage().save_bytes(session, olga, b"phone\n+447911004200\n+447911004201\n",
+                                                  kind="upload", original_name="two.csv").id
+        lookup_id = lookups.create_lookup(session, olga, lookups.FileSource(stored, "phone", "GB"), mode="realtime",
+                                          start=False).id
+    page = browser.new_page()
+    page.goto(live_server + f"/login?next=/hlr/lookups/{lookup_id}")
+    page.fill("input[name=username]", "olga")
+    page.fill("input[name=password]", "correct-horse-battery")
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-hlr-lookup]")
+    assert page.locator("button:text-is('Cancel')").count() == 1
+    with session_scope() as session:  # the admin's start, and its job run to the end
+        job_id = lookups.confirm_lookup(session, SYSTEM, lookup_id).job_id
+    assert job_id is not None
+    jobs.run_job(job_id)
+    with session_scope() as session:
+        assert lookups.get_lookup(session, lookup_id).status == "succeeded"
+    page.click("button:text-is('Cancel')")  # Olga's page still offers it
+    page.wait_for_selector("[data-flash]")
+    page.screenshot(path=str(TMP / "hlr-cancel-after-end.png"), full_page=True)
+    assert page.inner_text("[data-flash]") == (f"Not done: HLR lookup {lookup_id} already ended (succeeded): there "
+                                               "is nothing to cancel")
+    assert "error" in (page.get_attribute("[data-flash]", "class") or "")
+    assert page.inner_text("[data-field=lookup-status]") == "succeeded"
+    assert page.locator("button:text-is('Cancel')").count() == 0
+    assert hlr_sim.stats()["total_paid_lookups"] == 2
+    reset_settings_cache()

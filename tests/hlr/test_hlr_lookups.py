@@ -224,6 +224,33 @@ def test_a_cancel_racing_a_confirm_stops_the_run_the_confirm_started(
     assert paid(hlr_env) == {digits(n): 1 for n in numbers}
 
 
+def test_a_cancel_that_loses_the_race_to_the_lookups_end_says_it_had_already_ended(
+    hlr_env: SimAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancel clicked as the lookup finishes: its job runs to the end after the cancel read the lookup (job
+    queued) and before the cancel reached the job. The cancel used to answer with the job's own conflict ("job
+    N is already succeeded", a job the user never saw); now it reads the lookup again and says the lookup had
+    already ended, and the finished lookup, its results and its payments stay as they were."""
+    numbers = uk(6, 1900)
+    with session_scope() as session:
+        lookup_id = create_lookup(session, SYSTEM, FileSource(stored_csv(numbers), "phone", "GB")).id
+    raced = rival_after_our_read(monkeypatch, lambda session, actor, wanted: run(wanted))
+    with pytest.raises(Conflict, match=r"already ended \(succeeded\): there is nothing to cancel"), \
+            session_scope() as session:
+        lookups.cancel_lookup(session, SYSTEM, lookup_id)
+    monkeypatch.setattr(lookups, "get_lookup", get_lookup)
+    assert raced == [lookup_id]
+    with session_scope() as session:
+        lookup = get_lookup(session, lookup_id)
+        job = lookups.lookup_job(session, lookup)
+        assert lookup.status == "succeeded" and job is not None and job.status == "succeeded"
+    assert paid(hlr_env) == {digits(n): 1 for n in numbers}
+    with session_scope() as session:  # asked again later: the same answer, nothing written
+        with pytest.raises(Conflict, match=r"already ended \(succeeded\)"):
+            lookups.cancel_lookup(session, SYSTEM, lookup_id)
+        assert get_lookup(session, lookup_id).status == "succeeded"
+
+
 def test_sources_and_their_errors(hlr_env: SimAdmin) -> None:
     with session_scope() as session:
         with pytest.raises(ValidationFailed, match="no column 'msisdn'"):

@@ -81,6 +81,34 @@ def test_confirmation_on_the_status_page(
     assert hlr_env.stats()["total_paid_lookups"] == 4
 
 
+def test_cancel_clicked_on_a_page_left_open_after_the_lookup_ended(
+    client: Any, users: Any, hlr_env: SimAdmin, inline_jobs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Olga's page still shows Cancel (the lookup awaited confirmation); meanwhile an admin confirmed it and it
+    ran to the end. Her click answers what happened, in the page's words, and changes nothing."""
+    monkeypatch.setenv("HLR_CONFIRM_ABOVE_CREDITS", "2")
+    reset_settings_cache()
+    users.create("operator", "olga")
+    csrf = login(client, "olga")
+    body = ("phone\n" + "\n".join(NUMBERS[:4]) + "\n").encode()
+    started = client.post("/hlr/lookups", data={"csrf_token": csrf, "source": "file"},
+                          files={"file": ("four.csv", body, "text/csv")}, follow_redirects=False)
+    where = started.headers["location"]
+    assert f'action="{where}/cancel"' in client.get(where).text  # what her open page offers
+    from phoneops.hlr import lookups
+
+    lookup_id = int(where.rsplit("/", 1)[1])
+    with session_scope() as session:  # someone else confirms; the embedded worker runs it to the end
+        lookups.confirm_lookup(session, SYSTEM, lookup_id)
+    assert 'data-field="lookup-status">succeeded' in client.get(where).text
+    clicked = client.post(where + "/cancel", data={"csrf_token": csrf}, follow_redirects=True)
+    assert clicked.status_code == 200
+    assert (f"Not done: HLR lookup {lookup_id} already ended (succeeded): there is nothing to cancel"
+            in clicked.text.replace("&#39;", "'"))
+    assert 'data-field="lookup-status">succeeded' in clicked.text and f'action="{where}/cancel"' not in clicked.text
+    assert hlr_env.stats()["total_paid_lookups"] == 4
+
+
 def test_risky_and_outcome_pages(client: Any, users: Any, hlr_env: SimAdmin) -> None:
     users.create("admin", "ada")
     csrf = login(client, "ada")

@@ -350,7 +350,7 @@ def cancel_job(session: Session, actor: Principal, job_id: str) -> Job:
     job = get_job(session, job_id)
     check_cancel(actor, job.created_by, job.kind)
     if job.status in TERMINAL:
-        raise Conflict(f"job {job_id} is already {job.status}")
+        raise Conflict(f"job {job_id} already ended ({job.status}): there is nothing to cancel")
     cancelled = rowcount(session.execute(
         update(Job).where(Job.id == job.id, Job.status.in_(ACTIVE))
         .values(status="cancelled", finished_at=utcnow(), lease_owner=None)
@@ -358,7 +358,7 @@ def cancel_job(session: Session, actor: Principal, job_id: str) -> Job:
     ))
     session.expire(job)  # read again: as written, or as the job ended
     if cancelled != 1:
-        raise Conflict(f"job {job_id} is already {job.status}")
+        raise Conflict(f"job {job_id} already ended ({job.status}): there is nothing to cancel")
     audit(session, actor, "job.cancel", "job", job.id, {"kind": job.kind})
     return job
 

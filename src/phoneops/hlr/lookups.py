@@ -39,6 +39,7 @@ from phoneops.hlr.models import (
     AWAITING_CONFIRMATION,
     CACHED,
     CANCELLED,
+    NEEDS_CREDIT,
     PENDING,
     READY,
     RESUMABLE,
@@ -527,6 +528,13 @@ def write_off_review(session: Session, actor: Principal, lookup_id: int, reason:
     return lookup
 
 
+def _not_cancellable(lookup: HlrLookup) -> str:
+    if lookup.status == NEEDS_CREDIT:
+        return (f"HLR lookup {lookup.id} is stopped until the account has credit: nothing runs to cancel "
+                "(resume it after a top-up, or leave it)")
+    return f"HLR lookup {lookup.id} already ended ({lookup.status}): there is nothing to cancel"
+
+
 def cancel_lookup(session: Session, actor: Principal, lookup_id: int) -> HlrLookup:
     """Stop a lookup: its job stops at its next step; an open intent stays open for reconciliation.
 
@@ -538,9 +546,13 @@ def cancel_lookup(session: Session, actor: Principal, lookup_id: int) -> HlrLook
         jobs.check_cancel(actor, lookup.created_by, "hlr.lookup")  # who started it, or an admin
         job = lookup_job(session, lookup)
         if job is not None and job.status in jobs.ACTIVE:
-            jobs.cancel_job(session, actor, job.id)
+            try:
+                jobs.cancel_job(session, actor, job.id)
+            except Conflict:  # the job ended after this request read it: read the lookup again
+                session.rollback()
+                continue
         elif lookup.status not in (AWAITING_CONFIRMATION, READY, RUNNING):
-            raise Conflict(f"HLR lookup {lookup_id} is {lookup.status}")
+            raise Conflict(_not_cancellable(lookup))
         cancelled = rowcount(session.execute(
             update(HlrLookup).where(*_as_seen(lookup)).values(status=CANCELLED, finished_at=utcnow())
             .execution_options(synchronize_session=False)
