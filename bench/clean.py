@@ -33,7 +33,7 @@ and rejected files is kept per data set (outputs-<tag>.json in the work folder):
 change of load hits both); `line_type_overhead` is the fraction of end-to-end time the column adds, better
 run against better run (`line_type_cpu_overhead` the same in CPU seconds).
 
-START HERE: the current profile and figures are in the last section ("Issue 20, session 11"); the sections
+START HERE: the current profile and figures are in the last section ("Issue 20, session 12"); the sections
 before it are the history of how the pipeline got there.
 
 Profile (py-spy record --subprocesses, 300,000 rows against 600,000, this machine with a load average of
@@ -300,6 +300,32 @@ Per 252k-row range now (one process, polars on one thread, best of 5): normalize
 meet's own work 64, the replica's first and second readings 213 of which the region walk 49, the national
 prefix 34, the calling code 31), blind indexes ~165, the write 166 (reading again 33, the numbers block back
 to a column 9, neutralise and write_csv of both files ~120).
+
+Issue 20, session 12 (2026-12-07 16:25-19:25 UTC; a slower machine than session 11's fast spell: naive 25,600-
+34,500 rows/s between invocations, the same code 12.1-16.0 s). What changed: blind indexes in bulk come from
+a native module, `phoneops.numbers._blindhash` (C, built by setup.py; OpenSSL's SHA-256, which uses the CPU's
+SHA instructions here, from the keyed inner and outer states prepared once, the GIL released): 252,000
+numbers in 28 ms against 194 ms for the interpreter's loop (~0.11 against ~0.77 us a number), the same bytes
+(tests: every path against `hmac`, hypothesis over random keys). Per range, prepare_numbers is now
+normalize_column (349 ms) plus ~12 ms; the block's shape check (a regex over it) is 10 ms of the 38 ms that
+hashing a block costs in all. Measured and not kept (the same numbers, this machine): HMAC composed in polars
+from polars-hash's vectorised SHA-256 (its hex output decoded and fed back: ~0.9 us a number; its own
+hmac_sha256 takes the key as a text, which a random 32-byte key is not), OpenSSL one call per number
+(`hmac.digest`: 1.7 us; `_hashlib.hmac_digest` through `map`: 1.4 us).
+Old (73d7476, PYTHONPATH at its src) and new alternated on the same data, `--repeat 1 --no-line-type`, outputs
+identical: old 14.4 s and 14.2 s (CPU 26.1, 25.7 s), new 14.0 s and 12.5 s (CPU 25.3, 22.5 s). The bench now
+prints the job's own process's user and system CPU beside the total: in a 12.1 s run, 3.2 s user and 3.6 s
+system in the job's process (its ~1 GB peak faulted in at ~9 us a page), the workers the rest (15.7 s).
+`python bench/clean.py --rows 5000000 --repeat 3` at 16:45 UTC (load 1.1 -> 2.7): better of 3 12.2 s,
+408,467 rows/s (runs 311,979, 358,482, 408,467), CPU 22.0 s (system 4.4), peak 1,075 MB (1,497 MB together),
+558 MB at 1M rows, naive 25,643 rows/s: 15.9x, outputs identical. Every "done when" figure held in that
+invocation, but its naive rate was the lowest measured here (a slow spell while the naive ran), so the ratio
+owes part of its size to the machine. The next invocation at 16:51 (load 0.5 -> 1.9): better of 3 12.8 s,
+392,014 rows/s (runs 392,014, 317,024, 381,826), CPU 23.1 s, peak 1,014 MB, naive 32,437 rows/s: 12.1x.
+Where the CPU goes now (a 5M-row run of ~22-23 CPU-s): worker ranges ~12 CPU-s (normalize_column ~7, the
+write ~3.3, reading ~1.7), the job's process ~6.5 (scan ~2, match ~1.3, the rest receiving and sending the
+ranges' frames), and 4-7 s of it kernel time, mostly first touches of fresh memory. The next large saving
+is normalize_column (the replica's region walk and readings, ~250 ms a range).
 """
 
 from __future__ import annotations
