@@ -151,6 +151,14 @@ def test_above_the_budget_nothing_is_paid_until_confirmed(hlr_env: SimAdmin, mon
     assert hlr_env.stats()["total_paid_lookups"] == 5
 
 
+def statuses(lookup_id: int) -> tuple[str, str | None, str]:
+    """The lookup's own status, its job's (None without one) and the status the pages show."""
+    with session_scope() as session:
+        lookup = get_lookup(session, lookup_id)
+        job = lookups.lookup_job(session, lookup)
+        return lookup.status, job.status if job is not None else None, lookups.effective_status(lookup, job)
+
+
 def rival_after_our_read(monkeypatch: pytest.MonkeyPatch, rival: Callable[[Any, Any, int], Any]) -> list[int]:
     """Another request (its own session and commit) runs `rival` on the lookup once, right after this request's
     `lookups.get_lookup` read it: between what this request checks and what it writes. Returns the ids raced
@@ -211,11 +219,7 @@ def test_a_cancel_racing_a_confirm_stops_the_run_the_confirm_started(
         assert lookups.cancel_lookup(session, SYSTEM, lookup_id).status == "cancelled"
     monkeypatch.setattr(lookups, "get_lookup", get_lookup)
     assert raced == [lookup_id]
-    with session_scope() as session:
-        lookup = get_lookup(session, lookup_id)
-        job = lookups.lookup_job(session, lookup)
-        assert lookup.status == "cancelled" and job is not None and job.status == "cancelled"
-        assert lookups.effective_status(lookup, job) == "cancelled"
+    assert statuses(lookup_id) == ("cancelled", "cancelled", "cancelled")
     assert run(lookup_id).status == "cancelled"
     assert paid(hlr_env) == {}  # the confirm's run never called the provider
     with session_scope() as session:  # and the user can still start it again on purpose
@@ -240,10 +244,7 @@ def test_a_cancel_that_loses_the_race_to_the_lookups_end_says_it_had_already_end
         lookups.cancel_lookup(session, SYSTEM, lookup_id)
     monkeypatch.setattr(lookups, "get_lookup", get_lookup)
     assert raced == [lookup_id]
-    with session_scope() as session:
-        lookup = get_lookup(session, lookup_id)
-        job = lookups.lookup_job(session, lookup)
-        assert lookup.status == "succeeded" and job is not None and job.status == "succeeded"
+    assert statuses(lookup_id) == ("succeeded", "succeeded", "succeeded")
     assert paid(hlr_env) == {digits(n): 1 for n in numbers}
     with session_scope() as session:  # asked again later: the same answer, nothing written
         with pytest.raises(Conflict, match=r"already ended \(succeeded\)"):

@@ -62,9 +62,8 @@ def test_start_a_lookup_from_the_page(client: Any, users: Any, hlr_env: SimAdmin
     assert no_csrf.status_code == 403
 
 
-def test_confirmation_on_the_status_page(
-    client: Any, users: Any, hlr_env: SimAdmin, inline_jobs: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _four_awaiting_confirmation(client: Any, users: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """Olga (operator) uploads four numbers above a budget of 2 credits: (her CSRF token, the lookup's page)."""
     monkeypatch.setenv("HLR_CONFIRM_ABOVE_CREDITS", "2")
     reset_settings_cache()
     users.create("operator", "olga")
@@ -72,11 +71,17 @@ def test_confirmation_on_the_status_page(
     body = ("phone\n" + "\n".join(NUMBERS[:4]) + "\n").encode()
     started = client.post("/hlr/lookups", data={"csrf_token": csrf, "source": "file"},
                           files={"file": ("four.csv", body, "text/csv")}, follow_redirects=False)
-    page = client.get(started.headers["location"]).text
+    return csrf, started.headers["location"]
+
+
+def test_confirmation_on_the_status_page(
+    client: Any, users: Any, hlr_env: SimAdmin, inline_jobs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    csrf, where = _four_awaiting_confirmation(client, users, monkeypatch)
+    page = client.get(where).text
     assert "awaiting confirmation" in page and "Confirm: spend up to 4 credits" in page
     assert hlr_env.stats()["total_paid_lookups"] == 0
-    confirmed = client.post(started.headers["location"] + "/confirm", data={"csrf_token": csrf},
-                            follow_redirects=True)
+    confirmed = client.post(where + "/confirm", data={"csrf_token": csrf}, follow_redirects=True)
     assert confirmed.status_code == 200 and 'data-field="lookup-status">succeeded' in confirmed.text
     assert hlr_env.stats()["total_paid_lookups"] == 4
 
@@ -86,14 +91,7 @@ def test_cancel_clicked_on_a_page_left_open_after_the_lookup_ended(
 ) -> None:
     """Olga's page still shows Cancel (the lookup awaited confirmation); meanwhile an admin confirmed it and it
     ran to the end. Her click answers what happened, in the page's words, and changes nothing."""
-    monkeypatch.setenv("HLR_CONFIRM_ABOVE_CREDITS", "2")
-    reset_settings_cache()
-    users.create("operator", "olga")
-    csrf = login(client, "olga")
-    body = ("phone\n" + "\n".join(NUMBERS[:4]) + "\n").encode()
-    started = client.post("/hlr/lookups", data={"csrf_token": csrf, "source": "file"},
-                          files={"file": ("four.csv", body, "text/csv")}, follow_redirects=False)
-    where = started.headers["location"]
+    csrf, where = _four_awaiting_confirmation(client, users, monkeypatch)
     assert f'action="{where}/cancel"' in client.get(where).text  # what her open page offers
     from phoneops.hlr import lookups
 
