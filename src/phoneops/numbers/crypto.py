@@ -28,8 +28,8 @@ interpreter's loop on the bench machine), with the keyed inner and outer SHA-256
 (RFC 2104). The module is built by the install where a C compiler and OpenSSL's headers exist; without it
 the same bytes come from a Python loop over the same prepared states (`blind_index_backend` says which
 runs). `blind_index_block` takes and returns one bytes object so that a process pool can hash millions of
-numbers with nothing per number crossing the process boundary. tests/numbers/test_crypto.py checks every
-form and both paths against `hmac` byte for byte.
+numbers with nothing per number crossing the process boundary. tests/numbers/test_crypto.py and
+tests/cleaning/test_pipeline_hashing.py check every form and every path against `hmac` byte for byte.
 """
 
 from __future__ import annotations
