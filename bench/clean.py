@@ -322,10 +322,19 @@ system in the job's process (its ~1 GB peak faulted in at ~9 us a page), the wor
 invocation, but its naive rate was the lowest measured here (a slow spell while the naive ran), so the ratio
 owes part of its size to the machine. The next invocation at 16:51 (load 0.5 -> 1.9): better of 3 12.8 s,
 392,014 rows/s (runs 392,014, 317,024, 381,826), CPU 23.1 s, peak 1,014 MB, naive 32,437 rows/s: 12.1x.
-Where the CPU goes now (a 5M-row run of ~22-23 CPU-s): worker ranges ~12 CPU-s (normalize_column ~7, the
-write ~3.3, reading ~1.7), the job's process ~6.5 (scan ~2, match ~1.3, the rest receiving and sending the
-ranges' frames), and 4-7 s of it kernel time, mostly first touches of fresh memory. The next large saving
-is normalize_column (the replica's region walk and readings, ~250 ms a range).
+Where the CPU goes now (a 5M-row run of ~22-23 CPU-s): the workers ~15.7 CPU-s, i.e. ~800 ms a 252k-row
+range with polars on one thread as they run it (prepare_range 635: reading 58, normalize_column ~560, the
+hashing ~40; write_range 164), the job's process ~6.5 (scan ~2, match ~1.3, the rest receiving and sending
+the ranges' frames and writing the files), 4-7 s of all of it kernel time, mostly first touches of fresh
+memory. (Measured on two polars threads, as an earlier section's profile was, normalize_column takes ~350 ms
+of wall time for about the same CPU.) normalize_column at one thread, line by line (line_profiler, best of
+4): _clean 92 ms, meet's hash join and gather ~97, the first reading (_replica over 227k distinct
+candidates) ~233 of which the calling code and region staging ~46, the national prefix ~39, the region walk
+~65 (its two validity regexes per step ~51), the final columns ~20; the second reading of the 40k candidates
+written as digits without "+" ~56-84. Reading both readings in one _replica call (the second speculatively
+for the 52k bare candidates not starting with 0) measured 208 ms against 167 + 56: ~15 ms a range, not
+done. The next large saving is in the replica's per-row regex work and its many small polars steps; it
+must keep agreeing with phonenumbers (tests/numbers).
 """
 
 from __future__ import annotations
