@@ -183,3 +183,16 @@ def test_import_from_xlsx(client: Any, users: Any, inline_jobs: list[str]) -> No
     assert response.status_code == 202, response.text
     shown = client.get(f"/api/numbers/imports/{response.json()['id']}", headers=users.headers("operator")).json()
     assert shown["status"] == "preview" and shown["preview"]["counts"]["new"] == 2
+
+
+def test_metrics_say_whether_bulk_blind_indexes_run_natively(client: Any, users: Any, monkeypatch: Any) -> None:
+    """An operator can tell from /metrics that an install fell back to the slow Python path."""
+    from phoneops.numbers import crypto
+
+    users.create("viewer")
+    native = 1 if crypto.blind_index_backend() == "native" else 0
+    text = client.get("/metrics", headers=users.headers("viewer")).text
+    assert f"phoneops_blind_index_native {native}.0" in text
+    monkeypatch.setattr(crypto, "_native", lambda: None)  # an install without a C compiler
+    text = client.get("/metrics", headers=users.headers("viewer")).text
+    assert "phoneops_blind_index_native 0.0" in text
