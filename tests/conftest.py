@@ -7,12 +7,15 @@ mandatory in CI (`PHONEOPS_TEST_REQUIRE_SERVICES=1` turns those skips into failu
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
 from support import (
     CHROMIUM,
@@ -319,6 +322,21 @@ def users(db_url: str) -> Users:
     return Users()
 
 
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def logs() -> Iterator[list[dict[str, Any]]]:
+    """Every structlog event, whatever level the suite configured."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with capture_logs() as captured:
+            yield captured
+    finally:
+        structlog.configure(**saved)
 
 
 # --- browser ---------------------------------------------------------------------------------

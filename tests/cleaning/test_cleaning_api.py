@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from cleaning_kit import GB_1, SAMPLE, US_1, csv_bytes, read_csv
 
 
@@ -172,3 +173,31 @@ def test_line_type_and_sms_filter_through_the_api(client: Any, users: Any, lists
                                        ["cat", US_1, "fixed_line_or_mobile"]]
     rejected = client.get(f"/api/cleaning/runs/{run['id']}/download/rejected", headers=users.headers("operator"))
     assert read_csv(rejected.content)[1] == ["bob", "020 7946 0000", "cannot_receive_sms", "fixed_line"]
+
+
+def test_without_the_native_module_a_run_cleans_the_same_and_the_log_says_it_is_slower(
+    client: Any, users: Any, lists: None, inline_jobs: list[str], logs: list[dict[str, Any]], monkeypatch: Any
+) -> None:
+    """An install that could not build the native blind-index module (no C compiler) gives the same files, and
+    every run says in the log why it is slower."""
+    from phoneops.numbers import crypto
+
+    if crypto.blind_index_backend() != "native":
+        pytest.skip("the native blind-index module was not built here")
+    files = {}
+    for backend in ("native", "python"):
+        if backend == "python":
+            monkeypatch.setattr(crypto, "_native", lambda: None)
+        up = _upload(client, users, csv_bytes(SAMPLE), region="gb")
+        started = client.post(f"/api/cleaning/files/{up.json()['id']}/runs", headers=users.headers("operator"),
+                              json={"filters": ["monitor", "used"]})
+        run_id = started.json()["id"]
+        assert client.get(f"/api/cleaning/runs/{run_id}", headers=users.headers("viewer")).json()["status"] == (
+            "succeeded")
+        files[backend] = [client.get(f"/api/cleaning/runs/{run_id}/download/{kind}",
+                                     headers=users.headers("operator")).content for kind in ("clean", "rejected")]
+        warned = [e for e in logs if e["event"] == "cleaning.slow_blind_indexes"]
+        assert [e["run_id"] for e in warned] == ([run_id] if backend == "python" else [])
+    assert files["python"] == files["native"]
+    assert read_csv(files["python"][0])[1] == ["ann", GB_1, "London"]
+    assert "OpenSSL" in warned[0]["detail"] and warned[0]["log_level"] == "warning"

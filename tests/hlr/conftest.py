@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import capture_logs
 
 from phoneops.core.http import RetryPolicy
 from phoneops.hlr.client import HlrClient
@@ -37,13 +33,3 @@ def hlr_client(hlr_sim: SimAdmin, hlr_sim_url: str) -> Iterator[HlrClient]:
         yield client
 
 
-@pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
-    """Every structlog event, whatever level the suite configured."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with capture_logs() as captured:
-            yield captured
-    finally:
-        structlog.configure(**saved)

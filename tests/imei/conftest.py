@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import capture_logs
 
 from phoneops.core.http import RetryPolicy
 from phoneops.imei.client import GsmFusionClient
@@ -38,13 +34,3 @@ def gsm_client(gsm_sim: SimAdmin, gsm_sim_url: str) -> Iterator[GsmFusionClient]
         yield c
 
 
-@pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
-    """Every structlog event, whatever level the suite configured."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with capture_logs() as captured:
-            yield captured
-    finally:
-        structlog.configure(**saved)

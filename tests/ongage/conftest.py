@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import capture_logs
 
 from phoneops.simulators._server import SimAdmin, serve_in_thread
 from phoneops.simulators.ongage import OngageSimConfig, create_app
@@ -27,13 +23,3 @@ def ongage_sim(ongage_sim_url: str) -> Iterator[SimAdmin]:
         yield admin
 
 
-@pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
-    """Every structlog event, whatever level the suite configured."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with capture_logs() as captured:
-            yield captured
-    finally:
-        structlog.configure(**saved)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import structlog
-from structlog.testing import capture_logs
 
 from phoneops.core.http import RetryPolicy
 from phoneops.simulators._server import SimAdmin, serve_in_thread
@@ -70,13 +67,3 @@ def load_data(voluum_sim: SimAdmin, voluum_sim_url: str) -> Callable[..., dict[s
     return load
 
 
-@pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
-    """Every structlog event, whatever level the suite configured."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with capture_logs() as captured:
-            yield captured
-    finally:
-        structlog.configure(**saved)

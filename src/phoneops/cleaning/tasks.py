@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from phoneops.cleaning.encryption import transform_table
 from phoneops.cleaning.filters import resolve
 from phoneops.cleaning.models import CleaningFile, CleaningRun
@@ -29,8 +31,11 @@ from phoneops.core.jobs import JobCancelled, JobContext, LeaseLost, job_handler
 from phoneops.core.models import StoredFile
 from phoneops.core.security import Principal, Role
 from phoneops.core.storage import get_file, get_storage
+from phoneops.numbers.crypto import blind_index_backend
 from phoneops.settings import get_settings
 from phoneops.sources import service as sources
+
+log = structlog.get_logger("phoneops.cleaning.tasks")
 
 PROGRESS_EVERY = 0.5  # seconds between progress writes
 
@@ -140,6 +145,11 @@ def _forget(created: list[list[StoredFile]]) -> None:
 def _clean(ctx: JobContext, spec: RunSpec, source: Path) -> dict[str, Any]:
     options = spec.options
     total = estimate_rows(source)
+    if blind_index_backend() != "native":  # said at every run: the operator may not read /metrics
+        log.warning("cleaning.slow_blind_indexes", run_id=spec.run_id,
+                    detail="the native blind-index module was not built at install (no C compiler or OpenSSL "
+                           "headers; docs/operations.md, 'Blind indexes'): hashing runs in Python, several "
+                           "times slower")
     ctx.progress(done=0, total=total, message="reading")
     storage = get_storage()
     with session_scope() as session:
