@@ -133,7 +133,8 @@ def test_the_background_estimate_from_the_form_shows_its_progress_then_the_estim
 
 
 def test_cancel_on_a_page_left_open_says_the_lookup_had_already_ended(
-    browser: Any, live_server: str, users: Any, hlr_sim: SimAdmin, hlr_sim_url: str, monkeypatch: pytest.MonkeyPatch
+    browser: Any, live_server: str, live_env: dict[str, str], users: Any, hlr_sim: SimAdmin,
+    monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Olga's page of a lookup not yet started still offers Cancel; meanwhile an admin starts it and it runs to
     the end. Her click says the lookup had already ended, and changes nothing."""
@@ -143,13 +144,10 @@ def test_cancel_on_a_page_left_open_says_the_lookup_had_already_ended(
     from phoneops.core.models import User
     from phoneops.core.security import principal_for
     from phoneops.hlr import lookups
-    from phoneops.settings import reset_settings_cache
     from support import TMP
 
-    for name, value in {"HLR_BASE_URL": hlr_sim_url, "HLR_BATCH_BASE_URL": hlr_sim_url, "HLR_API_KEY": DEFAULT_API_KEY,
-                        "HLR_API_SECRET": DEFAULT_API_SECRET, "HLR_POLL_EVERY_SECONDS": "0.05"}.items():
-        monkeypatch.setenv(name, value)  # for the admin's side, run in this process
-    reset_settings_cache()
+    for name, value in live_env.items():
+        monkeypatch.setenv(name, value)  # the server's HLR settings, for the admin's side run in this process
     users.create("operator", "olga")
     with session_scope() as session:  # Olga's lookup, estimated, not started yet
         risky.restore_seed(session, SYSTEM)
@@ -180,4 +178,3 @@ def test_cancel_on_a_page_left_open_says_the_lookup_had_already_ended(
     assert page.inner_text("[data-field=lookup-status]") == "succeeded"
     assert page.locator("button:text-is('Cancel')").count() == 0
     assert hlr_sim.stats()["total_paid_lookups"] == 2
-    reset_settings_cache()

@@ -340,6 +340,10 @@ def job_counts(session: Session) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
+def _already_ended(job: Job) -> Conflict:
+    return Conflict(f"job {job.id} already ended ({job.status}): there is nothing to cancel")
+
+
 def cancel_job(session: Session, actor: Principal, job_id: str) -> Job:
     """Cancel a queued or running job; its handler stops at its next step (`JobContext.step`). Written only
     while the job has not ended: a job that ended after this request read it (its worker's own conditional
@@ -350,7 +354,7 @@ def cancel_job(session: Session, actor: Principal, job_id: str) -> Job:
     job = get_job(session, job_id)
     check_cancel(actor, job.created_by, job.kind)
     if job.status in TERMINAL:
-        raise Conflict(f"job {job_id} already ended ({job.status}): there is nothing to cancel")
+        raise _already_ended(job)
     cancelled = rowcount(session.execute(
         update(Job).where(Job.id == job.id, Job.status.in_(ACTIVE))
         .values(status="cancelled", finished_at=utcnow(), lease_owner=None)
@@ -358,7 +362,7 @@ def cancel_job(session: Session, actor: Principal, job_id: str) -> Job:
     ))
     session.expire(job)  # read again: as written, or as the job ended
     if cancelled != 1:
-        raise Conflict(f"job {job_id} already ended ({job.status}): there is nothing to cancel")
+        raise _already_ended(job)
     audit(session, actor, "job.cancel", "job", job.id, {"kind": job.kind})
     return job
 
