@@ -396,7 +396,7 @@ def generate(rows: int, seed: int):  # type: ignore[no-untyped-def]
     for code, prefixes, digits, weight in COUNTRIES:
         cond = (bucket >= lo) & (bucket < lo + weight)
         lo += weight
-        pick = pl.lit(pl.Series(prefixes)).get(h(2) % len(prefixes))
+        pick = pl.lit(pl.Series(prefixes)).gather(h(2) % len(prefixes))
         cc = (pl.when(cond) if cc is None else cc.when(cond)).then(pl.lit(code))
         pre = (pl.when(cond) if pre is None else pre.when(cond)).then(pick)
         nd = (pl.when(cond) if nd is None else nd.when(cond)).then(pl.lit(digits))
@@ -423,19 +423,19 @@ def generate(rows: int, seed: int):  # type: ignore[no-untyped-def]
     earlier = pl.col("r") % pl.max_horizontal(pl.col("i"), pl.lit(1, pl.UInt64))
     df = df.with_columns(
         phone=pl.when(kind < 50).then(pl.col("written").gather(earlier))
-        .when(kind < 100).then(pl.lit(pl.Series(JUNK)).get(pl.col("r") % len(JUNK)))
+        .when(kind < 100).then(pl.lit(pl.Series(JUNK)).gather(pl.col("r") % len(JUNK)))
         .when(kind < 150).then(pl.col("written").str.slice(0, 6))
         .otherwise("written"),
         e164=pl.when(kind < 50).then(pl.col("e164").gather(earlier)).when(kind < 150).then(None)
         .otherwise("e164"),
     )
     return df.select(
-        name=pl.lit(pl.Series(NAMES)).get(h(7) % len(NAMES)),
+        name=pl.lit(pl.Series(NAMES)).gather(h(7) % len(NAMES)),
         phone="phone",
         email=pl.concat_str(pl.lit("user"), pl.col("i").cast(pl.String), pl.lit("@example.com")),
         signup_date=pl.concat_str(pl.lit("2024-"), ((pl.col("d") % 12) + 1).cast(pl.String).str.zfill(2),
                                   pl.lit("-"), ((pl.col("d") % 28) + 1).cast(pl.String).str.zfill(2)),
-        source=pl.lit(pl.Series(SOURCES)).get(h(8) % len(SOURCES)),
+        source=pl.lit(pl.Series(SOURCES)).gather(h(8) % len(SOURCES)),
         e164="e164",
     )
 
