@@ -12,9 +12,10 @@ WORKDIR /src
 # libcrypto, which the Python image already has.
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
-COPY pyproject.toml setup.py README.md ./
+COPY pyproject.toml setup.py README.md constraints.txt ./
 COPY src ./src
-RUN pip wheel --wheel-dir /wheels .
+# constraints.txt: the versions CI tested (`make lock`)
+RUN pip wheel --wheel-dir /wheels -c constraints.txt .
 
 # --- run -------------------------------------------------------------------------------------------------
 FROM python:3.11-slim

@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8800
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench lock clean
 
-$(STAMP): pyproject.toml setup.py src/phoneops/numbers/_blindhash.c
+# Installs pin every package to constraints.txt: the versions the suite last passed with (`make lock` renews it).
+$(STAMP): pyproject.toml setup.py src/phoneops/numbers/_blindhash.c constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,8 +32,20 @@ lint: $(STAMP)
 	@! grep -rn "fmt: \(skip\|off\|on\)" src tests $(wildcard bench) $(wildcard deploy) || (echo "lint: remove the formatter markers above"; false)
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# The newest versions pyproject.toml allows, resolved in a throwaway venv and written to constraints.txt (its
+# header kept). Then run `make test` and the benches before committing it (docs/operations.md, "Dependencies").
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e '.[dev,bench]'
+	{ grep '^#' constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e '; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .lock-venv
+	@echo "constraints.txt renewed: run make test and the benches, then commit it"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

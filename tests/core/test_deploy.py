@@ -225,7 +225,7 @@ def test_no_secret_reaches_the_image() -> None:
     # ... while everything the image is built from stays in the build context.
     copied = [src for line in re.findall(r"^COPY\s+(?!--from)(.*)$", text, re.M)
               for src in [w for w in line.split() if not w.startswith("--")][:-1]]
-    assert {"pyproject.toml", "README.md", "src", "deploy/healthcheck.py"} <= set(copied)
+    assert {"pyproject.toml", "constraints.txt", "README.md", "src", "deploy/healthcheck.py"} <= set(copied)
     for source in copied:
         assert (ROOT / source).exists(), source
         assert source not in ignored and source.split("/")[0] not in ignored, f"{source} is excluded by .dockerignore"
