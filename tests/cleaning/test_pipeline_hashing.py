@@ -144,6 +144,26 @@ def test_first_seen_is_decided_by_both_keys_even_when_two_numbers_share_k1() -> 
     assert first_seen(clash).to_list() == [True, False, True, False, True, False, False]
 
 
+# A row's keys: none (an invalid row), or (k1, k2) from small ranges, so that numbers repeat and two numbers
+# share a k1 with different k2s (which 128-bit blind indexes make rare, not impossible).
+_KEYS = st.one_of(st.none(), st.tuples(st.integers(0, 6), st.integers(0, 2)))
+
+
+@given(st.lists(_KEYS, max_size=80))
+@settings(max_examples=300, deadline=None)
+def test_first_seen_marks_exactly_the_first_row_of_each_number(keys: list[tuple[int, int] | None]) -> None:
+    rows = pl.DataFrame({"k1": [None if k is None else k[0] * 2**61 + 5 for k in keys],
+                         "k2": [None if k is None else k[1] for k in keys]},
+                        schema={"k1": pl.UInt64, "k2": pl.UInt64})
+    seen: set[tuple[int, int]] = set()
+    expected = []
+    for k in keys:  # the rule, row by row: a valid row is first when its number was not in an earlier row
+        expected.append(k is not None and k not in seen)
+        if k is not None:
+            seen.add(k)
+    assert first_seen(rows).to_list() == expected
+
+
 def test_worker_processes_keep_freed_memory_and_leave_this_process_as_it_was() -> None:
     """A worker runs polars on one thread, with the allocator keeping what a range freed (the worker setting
     comes last, after polars' own defaults, so it wins); this process's environment is left untouched."""

@@ -165,25 +165,26 @@ Progress = Callable[[int, str], None]
 
 
 def first_seen(rows: pl.DataFrame) -> pl.Series:
-    """True for the first row of each valid number (a row with match keys k1, k2), in row order. Decided on
-    k1 (one integer: ten times cheaper than the text over millions of rows), then checked: every later row of
-    a k1 must carry the k2 of its first row; two numbers sharing a k1 (p ~ 1e-6 for a 5M-row file) make the
-    decision on both keys instead. A number is its 128 bits of blind index here as in the list matching
-    (`filters.match_keys`: two numbers share them with probability ~1e-25 for a 5M-row file)."""
-    valid = pl.col("k1").is_not_null()
-    # the first index of each k1 among the valid rows (arg_unique over a column without nulls: a third of
-    # is_first_distinct's time, which is itself three times slower when the column holds nulls)
-    at = rows.select(valid).to_series().arg_true()
+    """True for the first row of each valid number (a row with match keys k1, k2), in row order. A number is
+    its 128 bits of blind index (k1, k2) here as in the list matching (`filters.match_keys`: two numbers share
+    them with probability ~1e-25 for a 5M-row file).
+
+    Most rows hold a k1 no other row holds: they are first. The k1s that repeat are found by sorting the
+    valid rows' k1 (numpy's sort of 4.5M integers: ~0.08 s here), and only the rows holding one of them are
+    told apart on both keys. A hash of every k1 (`arg_unique`) took ~0.35 s on one core and a check of k2
+    after it ~0.15 s more (bench/clean.py, "Issue 20, session 13")."""
+    at = rows.select(pl.col("k1").is_not_null()).to_series().arg_true()
     mask = np.zeros(rows.height, dtype=bool)
-    mask[at.gather(rows["k1"].gather(at).arg_unique()).to_numpy()] = True
-    first = pl.Series("first", mask)
-    later = rows.select("k1", "k2").filter(valid & ~first)
-    if later.height:  # the first rows of the repeated k1s only (all first rows' keys: +70 MB at 5M rows)
-        firsts = rows.select("k1", k0="k2").filter(first & pl.col("k1").is_in(later["k1"].implode()))
-        joined = later.join(firsts, on="k1", how="left")
-        if not joined["k0"].eq_missing(joined["k2"]).all():
-            first = rows.select(valid & pl.struct("k1", "k2").is_first_distinct()).to_series()
-    return first.alias("first")
+    mask[at.to_numpy()] = True
+    k1 = rows["k1"].gather(at)
+    ordered = np.sort(k1.to_numpy())
+    again = ordered[1:][ordered[1:] == ordered[:-1]]  # each k1 once per row after its first, sorted
+    if again.size:
+        repeated = again[np.concatenate(([True], again[1:] != again[:-1]))]
+        shared = at.filter(k1.is_in(pl.Series(repeated, dtype=pl.UInt64).implode()))  # rows of repeated k1s
+        first = rows.select("k1", "k2").gather(shared).select(pl.struct("k1", "k2").is_first_distinct())
+        mask[shared.filter(~first.to_series()).to_numpy()] = False
+    return pl.Series("first", mask)
 
 
 def _outcomes(engine: Engine, rows: pl.DataFrame, filters: FilterSet, blocks: list[bytes],
