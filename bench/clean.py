@@ -33,7 +33,7 @@ and rejected files is kept per data set (outputs-<tag>.json in the work folder):
 change of load hits both); `line_type_overhead` is the fraction of end-to-end time the column adds, better
 run against better run (`line_type_cpu_overhead` the same in CPU seconds).
 
-START HERE: the current profile and figures are in the last section ("Issue 20, session 12"); the sections
+START HERE: the current profile and figures are in the last section ("Issue 20, session 13"); the sections
 before it are the history of how the pipeline got there.
 
 Profile (py-spy record --subprocesses, 300,000 rows against 600,000, this machine with a load average of
@@ -335,6 +335,30 @@ written as digits without "+" ~56-84. Reading both readings in one _replica call
 for the 52k bare candidates not starting with 0) measured 208 ms against 167 + 56: ~15 ms a range, not
 done. The next large saving is in the replica's per-row regex work and its many small polars steps; it
 must keep agreeing with phonenumbers (tests/numbers).
+
+Issue 20, session 13 (2026-12-07 19:14-22:14 UTC, a fresh machine of the same kind). A fresh install pulled
+polars 2.2.0 (a major release; every install was unpinned) and this bench's data generator failed on
+`Expr.get` with a column index (now `Expr.gather`); installs are now pinned (constraints.txt). On the data the
+fixed generator makes (outputs recorded by the main of the session's start, 6323855, and identical in every
+run since): `--repeat 3` at 19:47 UTC, load 1.6 -> 2.1: better of 3 14.2 s, 351,721 rows/s (runs 339,998,
+323,377, 351,721), CPU 25.7 s (system 6.4), peak 1,040 MB (1,505 MB together; 583 MB at 1M rows), naive
+18,422 rows/s: 19.1x. The naive per-row pipeline runs at 17,700-18,700 rows/s here (25,600-34,800 on the
+machines of sessions 10-12), so the ratio holds; rows/s does not. Single runs of the same code that hour:
+13.0-16.7 s. The second and later runs of an invocation are mostly the slower ones (CPU 27-35 s against
+23.5-26 s, system 6.9-9.4 s against 3.5-4.7 s): the same work costs more once earlier runs have freed their
+memory (see session 10 on the VM's free page reporting; this kernel also runs a DAMON thread, kdamond).
+Tried, not kept: polars' jemalloc with `thp:always` in the job's process (system time 3.3 vs 2.1-4.0 s,
+inside the noise), freed pages kept 5 s in the job's process (3.7 vs 3.8 s of system time). The match step,
+1.46 s of wall time (2.06 CPU-s), was first_seen 0.66 s (one core: a hash of the 4.5M valid rows' k1,
+`arg_unique`, then the k2 check) and the list joins 0.70 s (1.19 CPU-s); first_seen now sorts the k1s with
+numpy (0.08 s for 4.5M) and tells apart on both keys only the rows of repeated k1s: 0.63 -> 0.30-0.42 s alone.
+End to end that is inside the noise (old and new alternated, `--repeat 1`: old 14.4 and 13.2 s, new 14.2 and
+14.6 s; match 1.52/1.26 against 1.25/1.58 s). Per range at one polars thread (255k rows): read 49 ms,
+normalize_column 480-590 ms, joining and hashing the block 63 ms, writing 132 ms. The lists' scan in SQLite
+(10M rows, `status IN (...)`, a chunk of 1M rowids per query) costs ~3.9 CPU-s alone (2.95 user, 1.0
+system); without the status test 2.75, and through the blind-index index (471 MB against the table's 2.17 GB)
+2.4: a covering index on (status, blind_index) would cut ~1.5 CPU-s from the step where the processes
+compete (a migration, and a second copy of every blind index in the database), not done.
 """
 
 from __future__ import annotations
