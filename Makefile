@@ -42,7 +42,7 @@ lock:
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
 	.lock-venv/bin/pip install --quiet -e '.[dev,bench]'
-	{ grep '^#' constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e '; } > constraints.txt.new
+	{ grep '^#' constraints.txt; .lock-venv/bin/pip freeze --exclude-editable; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 	rm -rf .lock-venv
 	@echo "constraints.txt renewed: run make test and the benches, then commit it"

@@ -29,16 +29,17 @@ def pins() -> dict[str, str]:
     return found
 
 
-def requirements() -> list[Requirement]:
+def requirements(*extras: str) -> list[Requirement]:
+    """pyproject.toml's runtime dependencies, and those of the given extras."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    extras = project.get("optional-dependencies", {})
-    return [Requirement(text) for text in [*project["dependencies"], *extras.get("dev", []), *extras.get("bench", [])]]
+    optional = project.get("optional-dependencies", {})
+    return [Requirement(text) for text in [*project["dependencies"], *(t for e in extras for t in optional[e])]]
 
 
 def test_every_dependency_is_pinned_inside_its_range() -> None:
     pinned = pins()
     assert "polars" in pinned and "pytest" in pinned  # the file is the real one
-    for requirement in requirements():
+    for requirement in requirements("dev", "bench"):
         name = canonicalize_name(requirement.name)
         assert name in pinned, f"{requirement} is not pinned in constraints.txt (make lock)"
         assert requirement.specifier.contains(pinned[name], prereleases=True), (
@@ -47,9 +48,7 @@ def test_every_dependency_is_pinned_inside_its_range() -> None:
 
 def test_the_suite_runs_on_the_pinned_versions() -> None:
     pinned = pins()
-    runtime = [canonicalize_name(Requirement(text).name) for text in
-               tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
-    for name in runtime:
+    for name in (canonicalize_name(requirement.name) for requirement in requirements()):
         installed = metadata.version(name)
         assert installed == pinned[name], (
             f"{name} {installed} is installed but constraints.txt pins {pinned[name]}: reinstall with "
