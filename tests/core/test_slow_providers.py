@@ -95,10 +95,18 @@ def _live_event(campaign: str) -> dict[str, Any]:
             "os": "iOS", "countryCode": "GB"}
 
 
+@pytest.mark.parametrize("services_ttl", ["0", "3600"], ids=["catalogue-refreshed", "catalogue-cached"])
 def test_no_handler_holds_a_connection_during_a_provider_call(
-    client: Any, users: Any, providers: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch
+    client: Any, users: Any, providers: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch, services_ttl: str
 ) -> None:
+    """Both ways a handler can meet the IMEI service list: refreshed from the providers within the request
+    (a TTL of 0) and served from the cache. A 1 s TTL left the choice to the clock, so CI once met the
+    refresh inside an order placement, whose balance check then held the connection the refresh wrote with."""
+    from phoneops.settings import reset_settings_cache
     from phoneops.voluum import lookups
+
+    monkeypatch.setenv("IMEI_SERVICES_TTL_SECONDS", services_ttl)
+    reset_settings_cache()
 
     headers = users.headers("admin")
     users.create("operator", username="pager")

@@ -145,7 +145,7 @@ def ensure_fresh(session: Session, *, force: bool = False) -> str | None:
     ttl = timedelta(seconds=settings.imei_services_ttl_seconds)
     if not force and oldest is not None and utcnow() - oldest < ttl:
         return None
-    release(session)  # the provider calls below hold no pooled connection (issue 21)
+    released = release(session)  # the provider calls below hold no pooled connection (issue 21)
     try:
         fetched = _fetch()
         with session.begin_nested():
@@ -155,8 +155,14 @@ def ensure_fresh(session: Session, *, force: bool = False) -> str | None:
             raise
         message = describe(exc) if isinstance(exc, ProviderError) else getattr(exc, "message", str(exc))
         log.warning("imei.services_stale", error=message)
-        return f"showing the list fetched at {last:%Y-%m-%d %H:%M} UTC: {message}"
-    return None
+        warning: str | None = f"showing the list fetched at {last:%Y-%m-%d %H:%M} UTC: {message}"
+    else:
+        warning = None
+    if released:
+        # The refresh is a unit of work of its own: committed now, the connection goes back to the pool, so the
+        # caller's next provider call (an order's balance check) does not wait holding it (issue 21).
+        session.commit()
+    return warning
 
 
 def catalogue(
