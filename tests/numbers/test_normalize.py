@@ -108,6 +108,25 @@ def test_the_drama_range_is_rejected_the_same_way_in_every_writing() -> None:
     assert results == {Normalized(None, Rejection.INVALID_FOR_REGION, None)}
 
 
+def test_the_column_drops_exactly_the_separators_a_single_value_drops() -> None:
+    """The column removes separators one character at a time (`_SEPARATOR_CHARS`), a single value with the
+    class `_SEP_RE`: over every code point, the two name the same characters, and each of them between the
+    digits of a number reads the same either way."""
+    from phoneops.numbers.normalize import _SEP_RE, _SEPARATOR_CHARS
+
+    matched = {chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and _SEP_RE.fullmatch(chr(c))}
+    assert matched == set(_SEPARATOR_CHARS) and len(_SEPARATOR_CHARS) == len(matched)
+    assert_agrees([f"07400{sep}123{sep}{sep}456" for sep in sorted(matched)], "GB")
+
+
+@pytest.mark.parametrize("region", ["GB", "US", "DE"])
+def test_tel_uris_in_every_case_read_as_single_values_do(region: str) -> None:
+    values = [f"{tel}{number}{tail}" for tel in ("tel:", "TEL:", "Tel:", "tEl:", "tel;", "tel", "xtel:", " tel:")
+              for number in ("+447400123456", "+1-202-555-0143", "07400 123456", "+4930123456", "")
+              for tail in ("", ";ext=7", ";phone-context=example.com", ";")]
+    assert_agrees(values, region)
+
+
 def test_bare_digits_read_nationally_first_then_international() -> None:
     assert normalize("(212) 555-0101", "US").e164 == "+12125550101"
     assert normalize("12125550101", "GB").e164 == "+12125550101"  # tracker id of a US number, GB default

@@ -8,6 +8,7 @@ worker starts by importing it (0.2 s of CPU, against 0.46 s for the whole pipeli
 from __future__ import annotations
 
 import csv
+import gc
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,12 @@ NOT_SMS = "cannot_receive_sms"  # the rejected file's reason when the line-type 
 
 
 def warm() -> None:
-    """A new worker's first task: the imports, and the normalisation tables built, before the first range."""
+    """A new worker's first task: the imports, and the normalisation tables built, before the first range.
+    What exists then lives as long as the worker, so the collector stops walking it (`gc.freeze`): a full
+    collection during a range walked every module's objects (~80 ms of each worker's CPU in a 5M-row run)."""
     normalize_column(["+447400123456", "07400 123456"], "GB")
+    gc.collect()
+    gc.freeze()
 
 
 def index_keys(data: bytes) -> pl.DataFrame:
