@@ -537,7 +537,7 @@ def _clean(text: pl.Series) -> pl.DataFrame:
     tel = pl.when(~s.str.contains(";", literal=True) & (s.str.slice(0, 4).str.to_lowercase() == "tel:")).then(
         s.str.slice(4)).otherwise(s)
     out = (
-        df.with_columns(s=raw.str.replace_many(_SEPARATOR_CHARS, [""] * len(_SEPARATOR_CHARS)))
+        df.with_columns(s=raw.str.replace_many(dict.fromkeys(_SEPARATOR_CHARS, "")))
         .with_columns(empty=s.str.len_bytes() == 0, s=tel)
         .with_columns(s=pl.when(s.str.starts_with("00")).then(pl.concat_str(pl.lit("+"), s.str.slice(2))).otherwise(s))
         .with_columns(cand=pl.when(~pl.col("empty") & s.str.contains(_CANDIDATE)).then(s))
