@@ -476,6 +476,22 @@ def _seal_chunk(values: list[str]) -> list[tuple[bytes, bytes]]:
     return [(index, vault.seal(value, index)) for value, index in zip(values, indexes, strict=True)]
 
 
+def migrate(db_path: Path) -> None:
+    """Bring a database prepared by an earlier version of the code to the current migrations (a new index is
+    built once here, not in a measured run)."""
+    from phoneops.core.migrate import upgrade
+
+    def applied() -> set[str]:
+        with sqlite3.connect(db_path) as con:
+            return {row[0] for row in con.execute("SELECT version_num FROM alembic_version")}
+
+    before = applied()
+    started = time.perf_counter()
+    upgrade(f"sqlite:///{db_path}")
+    if applied() != before:
+        print(f"  migrated {db_path.name} to the current schema ({time.perf_counter() - started:.1f}s)", flush=True)
+
+
 def prepare(args: argparse.Namespace, csv_path: Path, db_path: Path, lists_path: Path) -> None:
     """Write the CSV and a migrated SQLite database with the lists (run in a separate process)."""
     import polars as pl
@@ -781,6 +797,11 @@ def main() -> None:
         process.join()
         if process.exitcode != 0:
             raise SystemExit("preparing the data failed")
+    process = multiprocessing.get_context("spawn").Process(target=migrate, args=(db_path,))
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        raise SystemExit("migrating the prepared database failed")
     reference_path = work / f"outputs-{tag}.json"
     reference = json.loads(reference_path.read_text()) if reference_path.exists() else None
 

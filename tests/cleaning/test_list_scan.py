@@ -4,10 +4,14 @@ scan (lists of similar size), one list alone; and it agrees with probing the sam
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from phoneops.cleaning.filters import FilterSet, resolve
 from phoneops.core.db import get_engine, session_scope
@@ -77,3 +81,54 @@ def test_scan_sees_a_number_moved_to_another_list(db_url: str, monkeypatch: pyte
     after = _found(numbers, ["monitor"], monkeypatch, "scan")
     assert after[numbers[101]] == "blacklisted" and after[numbers[5]] == "monitored"
     assert len(after) == 103 and numbers[110] not in after
+
+
+def test_the_lists_are_scanned_through_their_index_in_key_ranges(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite every query of the scan reads the index of (status, blind_index), never the table's rows:
+    the chunks are ranges of keys. (Chunks of rowids were planned through that index too, reading all of it
+    for each chunk.)"""
+    from sqlalchemy import event
+
+    engine = get_engine()
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL copies the lists out in one statement")
+    numbers = _numbers(300, seed=4)
+    with session_scope() as session:
+        bulk_set_status(session, SYSTEM, numbers[:250], "blacklist", "test", region="GB")
+        bulk_set_status(session, SYSTEM, numbers[250:260], "monitor", "test", region="GB")
+    statements: list[tuple[str, object]] = []
+
+    def seen(conn: object, cursor: object, statement: str, parameters: object, *_: object) -> None:
+        if "group_concat" in statement and "phone_numbers" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        found = _found(numbers, ["monitor"], monkeypatch, "scan")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(found) == 260
+    assert len(statements) > 3  # SCAN_CHUNK is 37 here: several ranges
+    with engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = " ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+            assert "COVERING INDEX ix_phone_numbers_status_blind_index" in plan, (statement, plan)
+            assert "SCAN" not in plan, (statement, plan)
+    ranged = [s for s, _ in statements if "blind_index >=" in s]
+    assert len(ranged) >= len(statements) - 1  # all but the rare list's own query, read by its status
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.integers(0, 10**9), chunk=st.integers(1, 10**7), keys=st.lists(st.binary(min_size=32, max_size=32)))
+def test_key_ranges_hold_every_key_exactly_once(rows: int, chunk: int, keys: list[bytes]) -> None:
+    from phoneops.cleaning.keys import key_ranges
+
+    ranges = key_ranges(rows, chunk)
+    lows = [lo for lo, _ in ranges]
+    assert len(ranges) == min(65536, max(1, -(-rows // chunk)))
+    assert lows[0] == b"\0\0" and ranges[-1][1] is None and lows == sorted(set(lows))  # increasing: disjoint
+    assert all(hi == nxt for (_, hi), (nxt, _) in itertools.pairwise(ranges))  # contiguous
+    for key in [*keys, b"\0" * 32, b"\xff" * 32]:
+        holding = [(lo, hi) for lo, hi in ranges[max(0, bisect.bisect_right(lows, key) - 2):][:3]
+                   if key >= lo and (hi is None or key < hi)]
+        assert len(holding) == 1, key

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from phoneops.cleaning.filters import outcome_of, present
+from phoneops.cleaning.keys import outcome_of, present
 
 U64 = pl.UInt64
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phoneops.cleaning.filters import match_keys
+from phoneops.cleaning.keys import match_keys
 from phoneops.cleaning.pipeline import first_seen, worker_pool
 from phoneops.cleaning.ranges import blind_index_digests, digest_series, index_keys, numbers_column, prepare_numbers
 from phoneops.numbers.crypto import blind_index, blind_index_block, blind_index_many

@@ -166,7 +166,7 @@ Progress = Callable[[int, str], None]
 
 def first_seen(rows: pl.DataFrame) -> pl.Series:
     """True for the first row of each valid number (a row with match keys k1, k2), in row order. A number is
-    its 128 bits of blind index (k1, k2) here as in the list matching (`filters.match_keys`: two numbers share
+    its 128 bits of blind index (k1, k2) here as in the list matching (`keys.match_keys`: two numbers share
     them with probability ~1e-25 for a 5M-row file).
 
     Most rows hold a k1 no other row holds: they are first. The k1s that repeat are found by sorting the

@@ -15,7 +15,10 @@ class PhoneNumber(Base):
     """A number stored once: `blind_index` = HMAC-SHA256(E.164), `sealed` = AES-256-GCM of it (key id inside)."""
 
     __tablename__ = "phone_numbers"
-    __table_args__ = (Index("ix_phone_numbers_status_listed_at", "status", "listed_at"),)
+    # (status, blind_index): a cleaning run's scan of the lists reads this index in key ranges, not the
+    # table's whole rows (migration 0017_i20_list_scan_index; `queries.list_key_columns`)
+    __table_args__ = (Index("ix_phone_numbers_status_listed_at", "status", "listed_at"),
+                      Index("ix_phone_numbers_status_blind_index", "status", "blind_index"))
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     blind_index: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
