@@ -33,7 +33,7 @@ and rejected files is kept per data set (outputs-<tag>.json in the work folder):
 change of load hits both); `line_type_overhead` is the fraction of end-to-end time the column adds, better
 run against better run (`line_type_cpu_overhead` the same in CPU seconds).
 
-START HERE: the current profile and figures are in the last section ("Issue 20, session 13"); the sections
+START HERE: the current profile and figures are in the last section ("Issue 20, session 14"); the sections
 before it are the history of how the pipeline got there.
 
 Profile (py-spy record --subprocesses, 300,000 rows against 600,000, this machine with a load average of
@@ -363,6 +363,30 @@ scan took 2.2-2.8 CPU-s user and 0.2-0.35 system against 2.95 and 1.0, i.e. ~1-1
 where the processes compete (~0.6 s of wall time). Beware: with that index present, today's rowid-chunk query
 is planned through it (its `status IN (...)`) and took 11.7 s instead of 4; the index needs its own query.
 Not done: a migration, a second copy of every blind index, and upkeep on every status change, for ~4%.
+
+Issue 20, session 14 (2026-12-07 22:27 UTC-, the same machine kind; naive 16,400-20,800 rows/s). At the
+start (93a21ec) `--repeat 3` at 22:39 UTC: better of 3 13.3 s, 374,802 rows/s (runs 372,568, 364,822,
+374,802), CPU 24.6 s (system 6.7), 18.0x. perf (`perf record -a -g` over one run, the samples of the job's
+window): the job's process 7.6 CPU-s, 3.0 of them in the kernel: the scan thread 2.9 s (SQLite 1.3 s user;
+copying the table's pages out of the page cache, pread, 0.33 s), the main thread 2.0 s (writing the outputs
+into the page cache 0.64 s, their SHA-256 0.24 s, Python's collector 0.16 s), polars' threads 1.2 s (the
+match's joins). A worker 8.5 CPU-s, 1.0 in the kernel; its regexes ~1.5 s (the replica's walk and national
+prefix, `_clean`'s separator class), the collector 80 ms.
+What changed: (1) the lists are scanned from a new index of (status, blind_index) (migration 0017), a range
+of keys per chunk (`keys.key_ranges`; a 32-byte index compares above a two-byte bound it starts with), never
+from the table's rows: 2.4 CPU-s against 3.1-3.6 for 10M listed numbers (session 13's trap is tested: every
+scan query's plan reads that index, none cuts by rowid); its upkeep costs manual list imports ~3-5%
+(`bench/list_import.py --rows 200000`, alternated: 25.3/25.7 s -> 26.4/26.9 s). (2) `_clean` drops the
+separators with `str.replace_many` (17.5 against 31 ms a range) and reads "tel:" without a regex (21 against
+24 ms). (3) The workers freeze what exists after their warm-up (`gc.freeze`), so a full collection stops
+walking every module's objects.
+Old (93a21ec) and new alternated, `--repeat 1 --no-line-type`, outputs identical: old 13.8 and 13.1 s (CPU
+25.1, 23.5), new 12.9 and 12.6 s (CPU 23.1, 22.5); step 1 9.3/9.05 -> 8.5/8.3 s.
+`python bench/clean.py --rows 5000000 --repeat 3` at 23:02 UTC on 3a5f0da, load 1.2 -> 2.7 over its runs:
+better of 3 11.6 s, 430,609 rows/s (runs 424,672, 430,609, 417,662: each over 400,000), CPU 20.9 s (system
+4.2), peak 1,059 MB (1,543 MB together), 553 MB at 1M rows, naive 20,508 rows/s: 21.0x; line_type +11%;
+outputs identical. The same invocation on 55f9503 (before the index) at 22:52: 370,977, 384,828 and
+402,166 rows/s. `bench/hlr_estimate.py --rows 1000000` at 23:06: 4.85 s, 11.6x naive.
 """
 
 from __future__ import annotations
