@@ -4,6 +4,7 @@ Modules:
 - cli.py: `phoneops cleaning ...`: upload, clean (with a progress bar), stats, download, encrypt, archive,...
 - encryption.py: Encryption files: a table's phone column turned into link tokens, or tokens back into numbers
 - filters.py: Filters of a cleaning run: which valid, first-seen numbers to remove, and under which outcome
+- keys.py: Match keys: how a run's numbers meet the numbers of a source (`filters`) by their blind indexes
 - metrics.py: Prometheus gauges for list cleaning: files by status, runs by outcome, size of the main database
 - models.py: Tables of list cleaning: uploaded files, runs (one execution with its options and results), used...
 - pipeline.py: The cleaning computation: a table in, a cleaned table, a rejected table and stats out

@@ -2,7 +2,7 @@
 
 A run against big lists reads every listed number's blind index. Through the table SQLite reads every whole
 row (the sealed number, the dates, the reasons); through this index it reads ~45 bytes a number, in key
-ranges (`cleaning.filters`, docs/cleaning.md, "Matching against the lists"). Measured on 10M listed numbers:
+ranges (`cleaning.filters`; docs/operations.md, the cleaning run). Measured on 10M listed numbers:
 ~2.4 CPU-s against ~3.1-3.6 for the table, in the step where the run's processes compete for the cores.
 Building it takes ~12 s per 10M numbers; a downgrade drops it.
 
