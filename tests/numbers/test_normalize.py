@@ -379,6 +379,19 @@ def test_every_example_number_in_every_writing_agrees(region: str) -> None:
     assert_agrees(EVERY_WRITING, region)
 
 
+@pytest.mark.parametrize("small_part", [0, 10**9], ids=["split", "one-pass"])
+@pytest.mark.parametrize("region", ["GB", "BR", "US"])
+def test_both_ways_of_stripping_the_national_prefix_agree(region: str, small_part: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A region's rows are stripped in one pass when few (`_SMALL_PART`), split by whether the prefix starts
+    them when many (a big file): each way alone, every writing of every example number reads as it does
+    one by one."""
+    from phoneops.numbers import normalize as module
+
+    monkeypatch.setattr(module, "_SMALL_PART", small_part)
+    assert_agrees(EVERY_WRITING[::7], region)
+
+
 # Every region as the default region: 245 regions x 23,000 writings, ~9 CPU-minutes (each column call applies
 # the patterns of every country it meets). CI runs every fourth region (a fixed share, so a failure
 # reproduces); PHONEOPS_SLOW_TESTS=1 runs all of them (docs/DEVELOPING.md).
