@@ -105,15 +105,15 @@ _POSSIBLE_REASONS = {
     ValidationResult.TOO_LONG: Rejection.TOO_LONG,
 }
 
-# Cleaning patterns, used verbatim by Python `re` (per row) and polars (columns, ASCII values only).
-_SEPARATORS = "[ \t\n\r\f\v.()/\\[\\]\\-\u00a0\u2007\u200b\u202f\u2010-\u2015\u2212\u3000\ufeff]"
-# the same characters one by one: a column drops them with one multi-pattern pass (`str.replace_many`, about
-# half the time of the class's `replace_all` on a range of a file; bench/clean.py, "Issue 20, session 14")
+# Cleaning patterns. The separators: a single value drops them with one class (`_SEP_RE`), a column one by one
+# in a multi-pattern pass (`str.replace_many`: about half the time of the class's `replace_all` on a range of a
+# file; bench/clean.py, "Issue 20, session 14"). _CANDIDATE and _BARE are used verbatim by Python `re` (per row)
+# and polars (columns, ASCII values only).
 _SEPARATOR_CHARS = tuple(" \t\n\r\f\v.()/[]-\u00a0\u2007\u200b\u202f\u2212\u3000\ufeff") + tuple(
     chr(c) for c in range(0x2010, 0x2016))
 _TEL = "^[Tt][Ee][Ll]:([^;]*)"
 _CANDIDATE = "^\\+?[0-9]+$"
-_SEP_RE = re.compile(_SEPARATORS)
+_SEP_RE = re.compile("[" + "".join(re.escape(c) for c in _SEPARATOR_CHARS) + "]")
 _TEL_RE = re.compile(_TEL)
 _CANDIDATE_RE = re.compile(r"\+?[0-9]+")
 _BARE = "^[ \t]*[0-9]+[ \t]*$"  # written as nothing but digits: may be an international number without its +
@@ -380,15 +380,12 @@ def _strip(df: pl.DataFrame, src: str, dst: str, meta: Meta) -> pl.DataFrame:
     number, hit, plain = pl.col(src), pl.col("_hit"), str(meta["plain"])
     found = number.str.extract(str(meta["prefix"]), 1).str.len_bytes().cast(pl.Int64).fill_null(0)
     df = df.with_columns(_hit=found)
-    started = hit > 0
+    started, rest = hit > 0, number.str.slice(hit)
+    keep = number.str.contains(plain) & ~rest.str.contains(plain)
     if df.height <= _SMALL_PART:  # the same rule in one pass: cheaper than splitting a few rows in two
-        rest = number.str.slice(hit)
-        keep = number.str.contains(plain) & ~rest.str.contains(plain)
         return df.with_columns(pl.when(started & ~keep).then(rest).otherwise(number).alias(dst),
                                und=pl.col("und") | (started & pl.lit(bool(meta["transform"])))).drop("_hit")
     untouched = df.filter(~started).with_columns(pl.col(src).alias(dst)).drop("_hit")
-    rest = number.str.slice(hit)
-    keep = number.str.contains(plain) & ~rest.str.contains(plain)
     stripped = df.filter(started).with_columns(
         pl.when(~keep).then(rest).otherwise(number).alias(dst),
         und=pl.col("und") | pl.lit(bool(meta["transform"])),
@@ -415,7 +412,7 @@ def _walk(todo: pl.DataFrame, code: str) -> list[pl.DataFrame]:
         if single:  # the code's one region claims every row
             return [*done, todo.select("i", "C", "nat", valid=valid, region=pl.lit(str(meta["region"])))]
         leading = meta["leading"]
-        hit = pl.lit(True) if single else valid if leading is None else pl.col("nat").str.contains(str(leading))
+        hit = valid if leading is None else pl.col("nat").str.contains(str(leading))
         todo = todo.with_columns(valid=valid, hit=hit)
         done.append(todo.filter("hit").select("i", "C", "nat", "valid", region=pl.lit(str(meta["region"]))))
         todo = todo.filter(~pl.col("hit"))
